@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the system packages Basin needs on Debian/Ubuntu (run as root):
+# a Vulkan driver (Mesa lavapipe when there is no GPU), and for the test tiers Chromium and libkrb5-dev
+# (code-server's native modules). Idempotent: skips what is already there.
+set -euo pipefail
+want_tests=0
+[ "${1:-}" = "--tests" ] && want_tests=1
+
+need_apt_update=1
+apt_update() { if [ $need_apt_update = 1 ]; then apt-get update -qq; need_apt_update=0; fi; }
+export DEBIAN_FRONTEND=noninteractive
+
+lavapipe_ok() {
+  # Dawn needs Mesa >= 23 lavapipe (Debian 12's 22.3 is rejected); any vendor ICD is fine too.
+  ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || return 1
+  if ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 && ! ls /usr/share/vulkan/icd.d/ | grep -qv lvp; then
+    local v; v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)
+    dpkg --compare-versions "$v" ge 23 || return 1
+  fi
+  ldconfig -p | grep -q 'libvulkan.so.1'
+}
+
+if ! lavapipe_ok; then
+  . /etc/os-release
+  if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/basin-backports.list
+    apt_update
+    apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    apt_update
+    apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+  fi
+fi
+
+if [ $want_tests = 1 ]; then
+  pk=()
+  [ -x /usr/lib/chromium/chromium ] || pk+=(chromium)
+  dpkg -s libkrb5-dev >/dev/null 2>&1 || pk+=(libkrb5-dev)
+  dpkg -s xauth >/dev/null 2>&1 || true
+  if [ ${#pk[@]} -gt 0 ]; then apt_update; apt-get install -y -qq "${pk[@]}" >/dev/null; fi
+fi
+echo "system packages ready"

@@ -1,0 +1,92 @@
+// Reverse-mode autograd. Every op that has an input requiring grad attaches a GradFn to its output (the tape is
+// the graph of GradFns); backward() walks it in reverse topological order. Leaf gradients accumulate into
+// `tensor.grad`, which for parameters is a view into the flat gradient buffer (optim/ reads it from there).
+import { axpbyInPlace, clone, ones } from '../ops/basic';
+import { GradFn, ShapeError, Tensor, fmtShape, gradEnabled, keep, noGrad } from '../tensor/tensor';
+
+/** True when an op over these inputs must record its backward. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  return gradEnabled() && inputs.some((t) => t?.requiresGrad);
+}
+
+/**
+ * Attach the backward of an op to its output. `backward` receives the output's gradient and returns one
+ * gradient per input, or null for inputs that take none (integer indices, constants).
+ */
+export function record(out: Tensor, name: string, inputs: readonly Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+  if (!needsGrad(...inputs)) return out;
+  out.requiresGrad = true;
+  out.gradFn = { name, inputs, backward } satisfies GradFn;
+  return out;
+}
+
+/** Backpropagate from `root` (a scalar loss, or any tensor with `grad` of its shape). */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) throw new Error('backward(): the tensor does not require grad (did you run inside noGrad, or freeze every parameter?)');
+  if (!grad && root.size !== 1) throw new ShapeError(`backward() without a gradient needs a scalar, got ${fmtShape(root.shape)}`);
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  // Backward functions may pass one gradient tensor on to several inputs (add, reshape): accumulate in place
+  // only into tensors made here for that purpose, never into one another node may still hold.
+  const owned = new Set<Tensor>();
+  noGrad(() => {
+    grads.set(root, grad ?? ones(root.rt, root.shape));
+    for (const t of order) {
+      const g = grads.get(t);
+      if (!g) continue;
+      const fn = t.gradFn;
+      if (!fn) {
+        accumulateLeaf(t, g);
+        continue;
+      }
+      const inGrads = fn.backward(g);
+      fn.inputs.forEach((input, i) => {
+        const gi = inGrads[i];
+        if (!gi || !input.requiresGrad) return;
+        if (gi.size !== input.size) {
+          throw new ShapeError(`${fn.name} backward: gradient ${fmtShape(gi.shape)} for input ${fmtShape(input.shape)}`);
+        }
+        const prev = grads.get(input);
+        if (prev) {
+          if (owned.has(prev)) axpbyInPlace(prev, gi, 1, 1);
+          else {
+            const sum = axpbyInPlace(clone(prev), gi, 1, 1);
+            owned.add(sum);
+            grads.set(input, sum);
+          }
+        } else grads.set(input, gi.shape.length === input.shape.length ? gi : gi.reshape(input.shape));
+      });
+    }
+  });
+}
+
+function accumulateLeaf(t: Tensor, g: Tensor): void {
+  if (t.frozen) return;
+  if (t.grad) axpbyInPlace(t.grad, g, 1, 1);
+  else t.grad = keep(clone(g.reshape(t.shape)));
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  // Iterative DFS (deep transformer graphs would overflow a recursive one); result is reverse post-order.
+  const post: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i];
+      if (next.requiresGrad && !seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      post.push(t);
+    }
+  }
+  return post.reverse();
+}
