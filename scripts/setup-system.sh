@@ -36,6 +36,9 @@ if [ $want_tests = 1 ]; then
   pk=()
   [ -x /usr/lib/chromium/chromium ] || pk+=(chromium)
   dpkg -s libkrb5-dev >/dev/null 2>&1 || pk+=(libkrb5-dev)
+  # code-server's native modules compile with node-gyp (scripts/setup-vscode-test.sh)
+  { command -v make && command -v g++; } >/dev/null 2>&1 || pk+=(build-essential)
+  command -v python3 >/dev/null 2>&1 || pk+=(python3)
   dpkg -s xauth >/dev/null 2>&1 || true
   if [ ${#pk[@]} -gt 0 ]; then apt_update; apt-get install -y -qq "${pk[@]}" >/dev/null; fi
 fi

@@ -1,0 +1,168 @@
+// Layer normalisation over the last axis (rows of length d): y = (x - mean) * rstd * w + b.
+// Forward saves mean and rstd per row; backward recomputes x̂ = (x - mean) * rstd from them.
+//   *_small: one invocation per row (short rows: no workgroup memory, no barriers).
+//   *_rows:  one workgroup per row.
+//   layernorm_backward_params: dw, db as column sums over row chunks, written as [nchunks, d] partials
+//   (the host sums the chunks with the reduce kernels when nchunks > 1).
+
+struct Params {
+  rows: u32,
+  d: u32,
+  eps: f32,
+  chunk: u32,   // rows per chunk (params kernel)
+  nchunks: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+override WG: u32 = 256u;
+
+// ---- forward ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (row >= p.rows) { return; }
+  let base = row * p.d;
+  let inv_d = 1.0 / f32(p.d);
+  // Short rows stay in cache, so the exact two-pass variance costs little.
+  var s = 0.0;
+  for (var j = 0u; j < p.d; j++) { s += x[base + j]; }
+  let mean = s * inv_d;
+  var q = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    let c = x[base + j] - mean;
+    q += c * c;
+  }
+  let rstd = inverseSqrt(q * inv_d + p.eps);
+  for (var j = 0u; j < p.d; j++) { y[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j]; }
+  mean_out[row] = mean;
+  rstd_out[row] = rstd;
+}
+
+var<workgroup> sh: array<vec2f, WG>;
+
+// Sum of v over the workgroup, returned to every invocation. Must be called from uniform control flow.
+fn wg_sum2(lid: u32, v: vec2f) -> vec2f {
+  sh[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sh[lid] += sh[lid + s]; }
+    workgroupBarrier();
+  }
+  return sh[0];
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; } // uniform per workgroup
+  let base = row * p.d;
+  let inv_d = 1.0 / f32(p.d);
+  // One tree for both moments: sums of (x - k) and (x - k)² with the shift k = the row's first element, which
+  // keeps E[(x-k)²] - E[x-k]² from cancelling catastrophically when the mean is large against the spread.
+  let k = x[base];
+  var acc = vec2f(0.0);
+  for (var j = lid; j < p.d; j += WG) {
+    let c = x[base + j] - k;
+    acc += vec2f(c, c * c);
+  }
+  let tot = wg_sum2(lid, acc);
+  let m = tot.x * inv_d;
+  let mean = k + m;
+  let rstd = inverseSqrt(max(tot.y * inv_d - m * m, 0.0) + p.eps);
+  for (var j = lid; j < p.d; j += WG) { y[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j]; }
+  if (lid == 0u) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+}
+
+// ---- backward: dx ----------------------------------------------------------------------------------------
+// With ĝ = g·w and x̂ = (x - mean)·rstd:  dx = rstd · (ĝ - mean(ĝ) - x̂ · mean(ĝ·x̂)).
+@group(0) @binding(1) var<storage, read> bg: array<f32>;
+@group(0) @binding(2) var<storage, read> bx: array<f32>;
+@group(0) @binding(3) var<storage, read> bw: array<f32>;
+@group(0) @binding(4) var<storage, read> bmean: array<f32>;
+@group(0) @binding(5) var<storage, read> brstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> bdx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (row >= p.rows) { return; }
+  let base = row * p.d;
+  let mean = bmean[row];
+  let rstd = brstd[row];
+  var acc = vec2f(0.0);
+  for (var j = 0u; j < p.d; j++) {
+    let gw = bg[base + j] * bw[j];
+    acc += vec2f(gw, gw * (bx[base + j] - mean) * rstd);
+  }
+  let inv_d = 1.0 / f32(p.d);
+  let mg = acc.x * inv_d;
+  let mgx = acc.y * inv_d;
+  for (var j = 0u; j < p.d; j++) {
+    let xh = (bx[base + j] - mean) * rstd;
+    bdx[base + j] = rstd * (bg[base + j] * bw[j] - mg - xh * mgx);
+  }
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.d;
+  let mean = bmean[row];
+  let rstd = brstd[row];
+  var acc = vec2f(0.0);
+  for (var j = lid; j < p.d; j += WG) {
+    let gw = bg[base + j] * bw[j];
+    acc += vec2f(gw, gw * (bx[base + j] - mean) * rstd);
+  }
+  let tot = wg_sum2(lid, acc);
+  let inv_d = 1.0 / f32(p.d);
+  let mg = tot.x * inv_d;
+  let mgx = tot.y * inv_d;
+  for (var j = lid; j < p.d; j += WG) {
+    let xh = (bx[base + j] - mean) * rstd;
+    bdx[base + j] = rstd * (bg[base + j] * bw[j] - mg - xh * mgx);
+  }
+}
+
+// ---- backward: dw = Σ_rows g·x̂, db = Σ_rows g ---------------------------------------------------------------
+// One invocation per (row chunk, column): neighbouring invocations read neighbouring columns.
+@group(0) @binding(1) var<storage, read> pg: array<f32>;
+@group(0) @binding(2) var<storage, read> px: array<f32>;
+@group(0) @binding(3) var<storage, read> pmean: array<f32>;
+@group(0) @binding(4) var<storage, read> prstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dw_part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> db_part: array<f32>;
+
+@compute @workgroup_size(WG)
+fn layernorm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (t >= p.nchunks * p.d) { return; }
+  let j = t % p.d;
+  let c = t / p.d;
+  let start = c * p.chunk;
+  let end = min(start + p.chunk, p.rows);
+  var dw = 0.0;
+  var db = 0.0;
+  for (var r = start; r < end; r++) {
+    let g = pg[r * p.d + j];
+    dw += g * (px[r * p.d + j] - pmean[r]) * prstd[r];
+    db += g;
+  }
+  dw_part[t] = dw;
+  db_part[t] = db;
+}

@@ -1,0 +1,62 @@
+// `basin <verb>`: the command line on the same engine the extension's worker uses.
+import { Command, InvalidArgumentError } from 'commander';
+import { gpuInfoCommand } from './gpu-info';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('basin')
+    .description('Basin: train, fine-tune, merge and prune models on any GPU (WebGPU).')
+    .showHelpAfterError();
+
+  program
+    .command('gpu-info')
+    .description('show the WebGPU adapter, backend, limits and features')
+    .option('--json', 'print one JSON object')
+    .action((o) => gpuInfoCommand(o));
+
+  program
+    .command('train')
+    .description('train from a config file (*.basin.yaml or *.basin.json); writes a run folder')
+    .argument('<config>', 'config file')
+    .option('--resume <runDir>', 'continue a run from its last checkpoint')
+    .option('--output <dir>', 'parent folder of run folders (overrides the config)')
+    .option('--steps <n>', 'override train.steps', positiveInt)
+    .option('--profile', 'print per-kernel dispatch counts and timings')
+    .option('--json', 'print metrics as JSON lines on stdout')
+    .action(async (config: string, o) => (await import('./train')).trainCommand(config, o));
+
+  program
+    .command('demo')
+    .description('train a small transformer on generated sequences and show what it learned')
+    .option('--output <dir>', 'parent folder of the run folder', 'runs')
+    .option('--steps <n>', 'training steps', positiveInt)
+    .action(async (o) => (await import('./demo')).demoCommand(o));
+
+  program
+    .command('bench')
+    .description('run a benchmark with a peer side by side (matmul | train-step | editor)')
+    .argument('<name>', 'benchmark name')
+    .option('--json', 'print the report as one JSON object on the last line')
+    .option('--quick', 'fewer cases and repetitions')
+    .action(async (name: string, o) => (await import('./bench')).benchCommand(name, o));
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`basin: ${err.message}\n`);
+    if (process.env.BASIN_DEBUG) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,147 @@
+// The building blocks: Linear, Embedding, LayerNorm, Dropout, MLP, causal MultiHeadAttention, TransformerBlock.
+import { add, biasAct } from '../ops/elementwise';
+import { causalSelfAttention } from '../ops/attention';
+import { dropout } from '../ops/dropout';
+import { embedding } from '../ops/embedding';
+import { layerNorm } from '../ops/layernorm';
+import { linear } from '../ops/matmul';
+import type { Tensor } from '../tensor/tensor';
+import { constant, normal, uniform } from './init';
+import { Module, Param } from './module';
+
+export type Activation = 'relu' | 'gelu';
+
+export class Linear extends Module {
+  readonly weight: Param;
+  readonly bias: Param | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, rand: () => number, opts: { bias?: boolean; std?: number } = {}) {
+    super();
+    // Default: PyTorch's U(−1/√in, 1/√in); transformers pass a small normal std instead (GPT-2 style).
+    const init = opts.std !== undefined ? normal(inFeatures * outFeatures, opts.std, rand) : uniform(inFeatures * outFeatures, 1 / Math.sqrt(inFeatures), rand);
+    this.weight = this.param('weight', [outFeatures, inFeatures], init);
+    this.bias = opts.bias === false ? null : this.param('bias', [outFeatures], constant(outFeatures, 0), false);
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight.t, this.bias?.t);
+  }
+
+  /** x·Wᵀ + b followed by an activation, with bias and activation fused into one kernel. */
+  forwardAct(x: Tensor, act: Activation): Tensor {
+    if (!this.bias) throw new Error('forwardAct needs a bias');
+    return biasAct(linear(x, this.weight.t), this.bias.t, act);
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Param;
+
+  constructor(readonly count: number, readonly dim: number, rand: () => number, std = 0.02) {
+    super();
+    this.weight = this.param('weight', [count, dim], normal(count * dim, std, rand), false);
+  }
+
+  forward(indices: Tensor): Tensor {
+    return embedding(this.weight.t, indices);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Param;
+  readonly bias: Param;
+
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = this.param('weight', [dim], constant(dim, 1), false);
+    this.bias = this.param('bias', [dim], constant(dim, 0), false);
+  }
+
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.t, this.bias.t, this.eps);
+  }
+}
+
+/** Dropout with a seed per call from a counter, so a run is reproducible and backward regenerates the mask. */
+export class Dropout extends Module {
+  private calls = 0;
+
+  constructor(readonly p: number, private readonly seed: number) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.training || this.p === 0) return x;
+    return dropout(x, this.p, (this.seed * 1_000_003 + this.calls++) >>> 0);
+  }
+
+  /** Resume: continue the mask sequence where a run stopped. */
+  setCallCount(n: number): void {
+    this.calls = n;
+  }
+}
+
+export class MLP extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(dim: number, hidden: number, readonly act: Activation, rand: () => number, std?: number, outStd?: number) {
+    super();
+    this.fc1 = this.child('fc1', new Linear(dim, hidden, rand, { std }));
+    this.fc2 = this.child('fc2', new Linear(hidden, dim, rand, { std: outStd ?? std }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(this.fc1.forwardAct(x, this.act));
+  }
+}
+
+export class MultiHeadAttention extends Module {
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+
+  constructor(readonly dim: number, readonly heads: number, rand: () => number, std: number, outStd: number) {
+    super();
+    if (dim % heads !== 0) throw new Error(`attention: dModel ${dim} is not divisible by heads ${heads}`);
+    this.q = this.child('q', new Linear(dim, dim, rand, { std }));
+    this.k = this.child('k', new Linear(dim, dim, rand, { std }));
+    this.v = this.child('v', new Linear(dim, dim, rand, { std }));
+    this.o = this.child('o', new Linear(dim, dim, rand, { std: outStd }));
+  }
+
+  /** x: [B, T, D] → [B, T, D], causal. */
+  forward(x: Tensor): Tensor {
+    const y = causalSelfAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), this.heads);
+    return this.o.forward(y);
+  }
+}
+
+/** Pre-LayerNorm block: x + attn(ln1(x)), then x + mlp(ln2(x)). */
+export class TransformerBlock extends Module {
+  readonly ln1: LayerNorm;
+  readonly attn: MultiHeadAttention;
+  readonly ln2: LayerNorm;
+  readonly mlp: MLP;
+  readonly drop1: Dropout;
+  readonly drop2: Dropout;
+
+  constructor(dim: number, heads: number, mlpRatio: number, dropoutP: number, rand: () => number, seed: number, layers: number) {
+    super();
+    const std = 0.02;
+    // Residual projections scaled by 1/√(2·layers) (GPT-2) so the residual stream's variance stays bounded.
+    const outStd = std / Math.sqrt(2 * layers);
+    this.ln1 = this.child('ln1', new LayerNorm(dim));
+    this.attn = this.child('attn', new MultiHeadAttention(dim, heads, rand, std, outStd));
+    this.ln2 = this.child('ln2', new LayerNorm(dim));
+    this.mlp = this.child('mlp', new MLP(dim, dim * mlpRatio, 'gelu', rand, std, outStd));
+    this.drop1 = this.child('drop1', new Dropout(dropoutP, seed * 2 + 1));
+    this.drop2 = this.child('drop2', new Dropout(dropoutP, seed * 2 + 2));
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x))));
+    return add(h, this.drop2.forward(this.mlp.forward(this.ln2.forward(h))));
+  }
+}

@@ -1,0 +1,142 @@
+// The optimizer interface and the shared machinery of flat optimizers. An optimizer is an object over a
+// ParameterStore: step(lr) records GPU work and returns at once (the learning-rate schedule lives on the host);
+// its state is a set of named flat buffers with the store's layout, so checkpoints, resume and the statistics
+// panels (sliceOf) treat every optimizer alike — AdamW, SGD, and later the momentum-aware optimizer, whose
+// factored states will be further named flat buffers or small per-tensor buffers beside them.
+import type { KernelSpec } from '../gpu/kernels';
+import type { BufferBinding } from '../gpu/runtime';
+import { GradNorms } from './clip';
+import { FLAT_BLOCK, FlatBuffer, FlatChunk, ParameterStore } from './params';
+
+/** What a checkpoint holds of an optimizer: its step count and each state buffer, by parameter name. */
+export interface OptimizerSnapshot {
+  optimizer: string;
+  step: number;
+  /** State name (m, v, momentum, …) → parameter name → values. */
+  buffers: Record<string, Map<string, Float32Array>>;
+}
+
+/** State to resume from: per state name, a map by parameter name or a whole flat array (store.totalElements). */
+export interface OptimizerStateInput {
+  step: number;
+  buffers: Record<string, ReadonlyMap<string, Float32Array> | Float32Array>;
+}
+
+export interface Optimizer {
+  readonly name: string;
+  /** Steps taken (calls to step(), skipped non-finite steps included: the host cannot know without a readback). */
+  readonly stepCount: number;
+  /** The gradient norms the last step() computed (clipping, non-finite guard); read them with readAsync(). */
+  readonly gradNorms?: GradNorms;
+  /** Record one update of every non-frozen parameter from the gradients in store.grads. */
+  step(lr: number): void;
+  /** State buffers by name (flat, the store's layout): for checkpoints and for sliceOf in the statistics panels. */
+  state(): Record<string, FlatBuffer>;
+  /** Read the state back (checkpoint). */
+  snapshot(): Promise<OptimizerSnapshot>;
+  /** Restore a snapshot (resume); the next step() is step number `step + 1`. */
+  loadState(input: OptimizerStateInput): void;
+  destroy(): void;
+}
+
+export interface FlatOptimizerOptions {
+  /** Clip the global gradient norm to this value (0 or undefined: no clipping). */
+  maxGradNorm?: number;
+  /** Skip the whole update when any non-frozen gradient is NaN or ±Inf (default true). */
+  skipNonFinite?: boolean;
+  /** Share a GradNorms (e.g. the trainer's) instead of making one. */
+  gradNorms?: GradNorms;
+}
+
+// mode bits of kernels/optim.wgsl
+const USE_SKIP = 1;
+const USE_CLIP = 2;
+
+/**
+ * Base of optimizers whose update is one elementwise kernel over the flat layout. A subclass names its kernel,
+ * its state buffers (bound after params and grads, in order) and its hyperparameter uniforms.
+ */
+export abstract class FlatOptimizer implements Optimizer {
+  abstract readonly name: string;
+  /** Grad norms of the last step (when clipping or the guard is on): readAsync() whenever convenient. */
+  readonly gradNorms: GradNorms;
+  readonly maxGradNorm: number;
+  readonly skipNonFinite: boolean;
+  private steps = 0;
+  private ownsNorms: boolean;
+  protected destroyed = false;
+
+  constructor(readonly store: ParameterStore, opts: FlatOptimizerOptions) {
+    if (!store.isMaterialized) throw new Error('materialize the parameter store before making an optimizer');
+    const maxNorm = opts.maxGradNorm ?? 0;
+    if (!(maxNorm >= 0) || !Number.isFinite(maxNorm)) throw new Error(`maxGradNorm must be a finite number ≥ 0, got ${maxNorm}`);
+    this.maxGradNorm = maxNorm;
+    this.skipNonFinite = opts.skipNonFinite ?? true;
+    if (opts.gradNorms && opts.gradNorms.store !== store) throw new Error('gradNorms belongs to another parameter store');
+    this.ownsNorms = !opts.gradNorms;
+    this.gradNorms = opts.gradNorms ?? new GradNorms(store);
+  }
+
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Whether step() computes gradient norms first (clipping or the non-finite guard is on). */
+  get usesNorms(): boolean {
+    return this.maxGradNorm > 0 || this.skipNonFinite;
+  }
+
+  protected abstract kernel(): KernelSpec;
+  /** State buffers bound after params and grads, in binding order. */
+  protected abstract stateBindings(chunk: FlatChunk): BufferBinding[];
+  /** Uniform values after the common prefix (and their format letters), for step number t. */
+  protected abstract hyper(t: number, lr: number): { values: number[]; format: string };
+
+  step(lr: number): void {
+    if (this.destroyed) throw new Error(`${this.name}: step() after destroy()`);
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`${this.name}: learning rate must be a finite number ≥ 0, got ${lr}`);
+    const t = ++this.steps;
+    const s = this.store;
+    const rt = s.runtime;
+    const mode = (this.skipNonFinite ? USE_SKIP : 0) | (this.maxGradNorm > 0 ? USE_CLIP : 0);
+    if (mode) this.gradNorms.compute();
+    const h = this.hyper(t, lr);
+    const spec = this.kernel();
+    const n = s.entries.length;
+    for (const c of s.chunks) {
+      rt.dispatch(
+        spec,
+        [s.params.chunkBinding(c), s.grads.chunkBinding(c), ...this.stateBindings(c), s.segments, s.blocks, this.gradNorms.binding()],
+        { values: [c.blockBase, c.numBlocks, c.elemBase, n, mode, this.maxGradNorm, ...h.values], format: 'uuuuuf' + h.format },
+        c.numBlocks,
+      );
+    }
+  }
+
+  abstract state(): Record<string, FlatBuffer>;
+
+  async snapshot(): Promise<OptimizerSnapshot> {
+    const buffers: Record<string, Map<string, Float32Array>> = {};
+    for (const [k, b] of Object.entries(this.state())) buffers[k] = await b.readAll();
+    return { optimizer: this.name, step: this.steps, buffers };
+  }
+
+  loadState(input: OptimizerStateInput): void {
+    if (!Number.isInteger(input.step) || input.step < 0) throw new Error(`${this.name}: bad step count ${input.step}`);
+    const st = this.state();
+    const want = Object.keys(st).sort().join(', ');
+    const got = Object.keys(input.buffers).sort().join(', ');
+    if (want !== got) throw new Error(`${this.name}: state has buffers [${want}], the snapshot has [${got}]`);
+    for (const [k, b] of Object.entries(st)) b.loadAll(input.buffers[k]);
+    this.steps = input.step;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of Object.values(this.state())) b.destroy();
+    if (this.ownsNorms) this.gradNorms.destroy();
+  }
+}
+
+export const OPTIM_OVERRIDES = { WG: 256, BLOCK: FLAT_BLOCK } as const;

@@ -1,0 +1,256 @@
+// The training loop shared by the CLI and the worker: forward, loss, backward, clip, optimizer step — recorded
+// on the GPU with no readback inside the step; loss and gradient norms are read back every `logEvery` steps.
+// Checkpoints (weights + optimizer state) are written atomically so a cancelled or killed job resumes from the
+// last one with the same next batch.
+import * as path from 'node:path';
+import { backward } from '../autograd/tape';
+import type { Runtime } from '../gpu/runtime';
+import { crossEntropy } from '../ops/loss';
+import { buildModel, Model, ModelSpec } from '../nn/models';
+import { AdamW } from '../optim/adamw';
+import { SGD } from '../optim/sgd';
+import type { Optimizer } from '../optim/optimizer';
+import { ParameterStore } from '../optim/params';
+import { LrSchedule, constant, warmupCosine } from '../optim/schedule';
+import { readSafetensorsHeader, readTensor, writeSafetensors } from '../io/safetensors';
+import { Tensor, fromArray, noGrad, tidy } from '../tensor/tensor';
+import type { TrainConfig } from '../config/schema';
+import { RunFolder, openRun } from './run-record';
+import { Batch, TrainingData, buildTrainingData } from './data-source';
+import { evaluate, EvalMetrics } from './evaluate';
+
+export interface StepLog {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Steps per second over the last logging interval. */
+  stepsPerSec: number;
+  time: number;
+}
+
+export interface TrainEvents {
+  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec }): void;
+  onLog?(log: StepLog): void;
+  onEval?(step: number, metrics: EvalMetrics): void;
+  onCheckpoint?(step: number, file: string): void;
+}
+
+export interface TrainOptions {
+  rt: Runtime;
+  config: TrainConfig;
+  configPath?: string;
+  /** Parent folder of run folders (default: config.output resolved against the config's folder). */
+  outputDir?: string;
+  /** Resume this run folder from its latest checkpoint. */
+  resume?: string;
+  signal?: AbortSignal;
+  events?: TrainEvents;
+}
+
+export interface TrainResult {
+  runDir: string;
+  status: 'completed' | 'cancelled';
+  steps: number;
+  lastLoss: number;
+  eval: EvalMetrics | null;
+  chance: EvalMetrics | null;
+  checkpoint: string | null;
+}
+
+export class NonFiniteError extends Error {
+  constructor(readonly step: number, readonly layer: string | null, what: string) {
+    super(`training stopped: ${what} is not finite at step ${step}${layer ? ` (first non-finite gradient: ${layer})` : ''}. ` +
+      'Lower the learning rate or enable gradient clipping; the last checkpoint is intact.');
+    this.name = 'NonFiniteError';
+  }
+}
+
+export function makeOptimizer(config: TrainConfig, store: ParameterStore): Optimizer {
+  const o = config.train.optimizer;
+  const maxGradNorm = config.train.gradClip ?? 0;
+  if (o.type === 'sgd') {
+    return new SGD(store, { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? 0, maxGradNorm });
+  }
+  return new AdamW(store, { betas: [o.betas?.[0] ?? 0.9, o.betas?.[1] ?? 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.01, maxGradNorm });
+}
+
+export function makeSchedule(config: TrainConfig): LrSchedule {
+  const s = config.train.schedule;
+  const lr = config.train.optimizer.lr;
+  const warmupSteps = Math.min(s?.warmup ?? 0, config.train.steps);
+  return s?.type === 'constant' ? constant(lr, warmupSteps) : warmupCosine(lr, { warmupSteps, totalSteps: config.train.steps, minLrRatio: s?.minLrRatio ?? 0.1 });
+}
+
+export function modelSpec(config: TrainConfig): ModelSpec {
+  const m = config.model;
+  if (m.type === 'mlp') {
+    return { type: 'mlp', inputs: m.inputs, hidden: m.hidden, classes: m.classes, activation: m.activation ?? 'relu', dropout: m.dropout ?? 0 };
+  }
+  return { type: 'transformer', vocab: m.vocab, dModel: m.dModel, layers: m.layers, heads: m.heads, seqLen: m.seqLen, mlpRatio: m.mlpRatio ?? 4, dropout: m.dropout ?? 0 };
+}
+
+/** Build a model and its flat parameter store on the GPU. */
+export function materializeModel(rt: Runtime, spec: ModelSpec, seed: number): { model: Model; store: ParameterStore } {
+  const model = buildModel(spec, seed);
+  const store = new ParameterStore();
+  for (const d of model.declarations()) store.add(d.name, d.shape, d.init, { decay: d.decay });
+  store.materialize(rt);
+  model.bindParameters((n) => store.get(n));
+  return { model, store };
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { rt, config } = opts;
+  const t = config.train;
+  const data = await buildTrainingData(config, opts.configPath);
+  const spec = modelSpec(config);
+  const { model, store } = materializeModel(rt, spec, config.seed);
+  const optimizer = makeOptimizer(config, store);
+  const schedule = makeSchedule(config);
+  const totalSteps = t.steps;
+
+  let run: RunFolder;
+  let startStep = 0;
+  if (opts.resume) {
+    run = await openRun(opts.resume);
+    const ck = run.latestCheckpoint();
+    if (ck) {
+      startStep = ck.step;
+      await loadCheckpoint(path.join(run.dir, ck.path), store, optimizer);
+    }
+    await run.update({ status: 'running' });
+  } else {
+    const outputDir = opts.outputDir ?? path.resolve(opts.configPath ? path.dirname(opts.configPath) : process.cwd(), config.output ?? 'runs');
+    run = await RunFolder.create(outputDir, config.name, { config, configPath: opts.configPath, device: rt.gpu.info });
+  }
+  model.train();
+  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec });
+
+  let lastLoss = NaN;
+  let lastEval: EvalMetrics | null = null;
+  let lastCheckpoint: string | null = run.latestCheckpoint()?.path ?? null;
+  let lastCheckpointStep = startStep;
+  let done = startStep;
+  let intervalStart = performance.now();
+  let intervalSteps = 0;
+  const logEvery = Math.max(1, t.logEvery ?? 10);
+  let status: TrainResult['status'] = 'completed';
+
+  const checkpoint = async (step: number) => {
+    const file = await saveCheckpoint(run, step, store, optimizer, lastEval);
+    lastCheckpoint = file;
+    lastCheckpointStep = step;
+    opts.events?.onCheckpoint?.(step, path.join(run.dir, file));
+  };
+
+  try {
+    for (let step = startStep + 1; step <= totalSteps; step++) {
+      if (opts.signal?.aborted) {
+        status = 'cancelled';
+        break;
+      }
+      const lr = schedule(step);
+      const batch = data.trainBatch(step);
+      const wantLog = step % logEvery === 0 || step === totalSteps;
+      let lossRead: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
+      tidy(() => {
+        const { loss } = forwardBatch(rt, model, batch);
+        backward(loss);
+        if (wantLog) lossRead = loss.toArray();
+      });
+      optimizer.step(lr);
+      const normsRead = wantLog ? (optimizer as { gradNorms?: { readAsync(): Promise<{ total: number; finite: boolean; firstNonFinite(): string | null }> } }).gradNorms?.readAsync() : undefined;
+      store.zeroGrads();
+      done = step;
+      intervalSteps++;
+      if (wantLog) {
+        const [lossArr, norms] = await Promise.all([lossRead!, normsRead]);
+        const loss = lossArr[0];
+        if (norms && !norms.finite) throw new NonFiniteError(step, norms.firstNonFinite(), 'the gradient');
+        if (!Number.isFinite(loss)) throw new NonFiniteError(step, null, 'the loss');
+        lastLoss = loss;
+        const now = performance.now();
+        const log: StepLog = { step, totalSteps, loss, lr, gradNorm: norms?.total ?? NaN, stepsPerSec: (intervalSteps * 1000) / (now - intervalStart), time: Date.now() };
+        intervalStart = now;
+        intervalSteps = 0;
+        await run.appendMetrics({ step, time: log.time, loss, lr, gradNorm: log.gradNorm, stepsPerSec: log.stepsPerSec });
+        opts.events?.onLog?.(log);
+      }
+      if ((t.evalEvery && step % t.evalEvery === 0) || step === totalSteps) {
+        lastEval = await evaluate(rt, model, data);
+        await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval) });
+        opts.events?.onEval?.(step, lastEval);
+      }
+      if ((t.checkpointEvery && step % t.checkpointEvery === 0) || step === totalSteps) await checkpoint(step);
+      if (step % 50 === 0) await new Promise((r) => setImmediate(r)); // let cancellation and IPC through
+    }
+    // A cancelled job keeps what it trained: one more checkpoint at the step it reached (small models write it
+    // in well under a second; the previous checkpoint stays intact until the rename).
+    if (status === 'cancelled' && done > lastCheckpointStep) await checkpoint(done);
+    await rt.sync();
+    await run.update({ status, lastMetrics: { loss: lastLoss, ...(lastEval ? prefixed('val', lastEval) : {}) } });
+    return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint };
+  } catch (e) {
+    await run.update({ status: 'failed', error: (e as Error).message }).catch(() => undefined);
+    throw e;
+  } finally {
+    optimizer.destroy();
+    store.destroy();
+    data.dispose?.();
+  }
+}
+
+/** Logits and mean cross-entropy of a batch (records autograd when parameters require grad). */
+export function forwardBatch(rt: Runtime, model: Model, batch: Batch): { logits: Tensor; loss: Tensor } {
+  const inputs = batch.features
+    ? fromArray(rt, batch.features, [batch.rows, batch.features.length / batch.rows])
+    : fromArray(rt, batch.inputs!, [batch.rows / batch.seqLen!, batch.seqLen!], 'i32');
+  const targets = fromArray(rt, batch.targets, [batch.targets.length], 'i32');
+  const logits = model.logits(inputs);
+  return { logits, loss: crossEntropy(logits, targets, { ignoreIndex: -1 }) };
+}
+
+function prefixed(prefix: string, m: EvalMetrics): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) out[`${prefix}_${k}`] = v;
+  return out;
+}
+
+async function saveCheckpoint(run: RunFolder, step: number, store: ParameterStore, optimizer: Optimizer, evalMetrics: EvalMetrics | null): Promise<string> {
+  const weights = await store.readAll();
+  const snap = await optimizer.snapshot();
+  const rel = run.checkpointPath(step);
+  const abs = path.join(run.dir, rel);
+  const meta = { step: String(step), format: 'basin-1' };
+  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), meta);
+  const optTensors: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
+  for (const [stateName, byParam] of Object.entries(snap.buffers)) {
+    for (const [name, data] of byParam) optTensors.push({ name: `${stateName}.${name}`, dtype: 'F32', shape: store.entry(name).shape as number[], data });
+  }
+  await writeSafetensors(abs.replace(/\.safetensors$/, '.opt.safetensors'), optTensors, { ...meta, optimizer: snap.optimizer, optimizerStep: String(snap.step) });
+  await run.addCheckpoint({ step, path: rel, time: Date.now(), ...(evalMetrics ? { metrics: prefixed('val', evalMetrics) } : {}) });
+  return rel;
+}
+
+async function loadCheckpoint(file: string, store: ParameterStore, optimizer: Optimizer): Promise<void> {
+  const header = await readSafetensorsHeader(file);
+  for (const e of store.entries) {
+    if (!header.tensors[e.name]) throw new Error(`checkpoint ${file} has no tensor ${e.name}: it was written by another model`);
+    const t = await readTensor(file, e.name, header);
+    store.load(e.name, t.data as Float32Array);
+  }
+  const optFile = file.replace(/\.safetensors$/, '.opt.safetensors');
+  const oh = await readSafetensorsHeader(optFile);
+  const buffers: Record<string, Map<string, Float32Array>> = {};
+  for (const name of Object.keys(oh.tensors)) {
+    const dot = name.indexOf('.');
+    const stateName = name.slice(0, dot);
+    (buffers[stateName] ??= new Map()).set(name.slice(dot + 1), (await readTensor(optFile, name, oh)).data as Float32Array);
+  }
+  optimizer.loadState({ step: Number(oh.metadata?.optimizerStep ?? 0), buffers });
+}
+
+export { noGrad };
+export type { TrainingData };

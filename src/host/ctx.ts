@@ -1,0 +1,90 @@
+// The extension's context: owns the disposables, the output channel and the (lazily started) worker client.
+// Commands are factories `(ctx) => handler`, so a handler always sees the live state (e.g. a worker restarted
+// after a crash), never a value captured at activation.
+import * as vscode from 'vscode';
+import { WorkerClient } from './jobs/worker-client';
+import { describeExit, type WorkerExit } from './jobs/worker-process';
+import type { LogLevel } from '../protocol/worker';
+
+export type Cmd = (...args: any[]) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type CommandFactory = (ctx: Ctx) => Cmd;
+
+export class Ctx implements vscode.Disposable {
+  readonly log: vscode.LogOutputChannel;
+  private readonly subscriptions: vscode.Disposable[] = [];
+  private workerClient: WorkerClient | undefined;
+  private readonly workerExitEmitter = new vscode.EventEmitter<WorkerExit>();
+  /** Every end of a worker process (crash or not). */
+  readonly onDidWorkerExit = this.workerExitEmitter.event;
+
+  constructor(readonly extCtx: vscode.ExtensionContext) {
+    this.log = vscode.window.createOutputChannel('Basin', { log: true });
+    this.push(this.log, this.workerExitEmitter);
+  }
+
+  push(...ds: vscode.Disposable[]): void {
+    this.subscriptions.push(...ds);
+  }
+
+  registerCommand(name: string, factory: CommandFactory): void {
+    this.push(vscode.commands.registerCommand(`basin.${name}`, factory(this)));
+  }
+
+  /** The worker client. Creating it starts nothing: the process starts with the first request. */
+  get worker(): WorkerClient {
+    if (!this.workerClient) {
+      const client = new WorkerClient({
+        workerPath: vscode.Uri.joinPath(this.extCtx.extensionUri, 'dist', 'worker.js').fsPath,
+        nodePath: () => vscode.workspace.getConfiguration('basin').get<string>('worker.nodePath')?.trim() || undefined,
+        cwd: this.extCtx.extensionUri.fsPath,
+        log: (level, message) => this.write(level, message),
+      });
+      client.onDidExit((exit) => this.onWorkerExit(exit));
+      this.workerClient = client;
+    }
+    return this.workerClient;
+  }
+
+  /** Pid of the running worker process, if any (for tests and diagnostics). */
+  get workerPid(): number | undefined {
+    return this.workerClient?.pid;
+  }
+
+  private write(level: LogLevel, message: string): void {
+    this.log[level](message);
+  }
+
+  private onWorkerExit(exit: WorkerExit): void {
+    this.workerExitEmitter.fire(exit);
+    if (exit.expected) {
+      this.log.info(describeExit(exit));
+      return;
+    }
+    // A crash: say so, with the exit code or signal and the tail of stderr. The next request starts a fresh worker.
+    this.log.error(`${describeExit(exit, { withStderr: true })}\nThe next request starts a fresh worker.`);
+    const tail = exit.stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+    void vscode.window
+      .showErrorMessage(`${describeExit(exit)}${tail ? ` stderr: ${tail.slice(0, 300)}` : ''} The next request starts a fresh worker.`, 'Show Output')
+      .then((choice) => {
+        if (choice) this.log.show(true);
+      });
+  }
+
+  /** Ends the worker process, if one runs, and waits until it is gone (a few seconds at most). */
+  async stopWorker(): Promise<void> {
+    await this.workerClient?.stop();
+  }
+
+  dispose(): void {
+    // The worker gets SIGTERM now and SIGKILL after a short cap; VS Code does not wait for the promise.
+    void this.workerClient?.dispose();
+    this.workerClient = undefined;
+    for (const d of this.subscriptions.splice(0).reverse()) {
+      try {
+        d.dispose();
+      } catch (e) {
+        console.error('basin: dispose failed', e);
+      }
+    }
+  }
+}
