@@ -1,7 +1,8 @@
 // Layer normalisation over the last axis (rows of length d): y = (x - mean) * rstd * w + b.
 // Forward saves mean and rstd per row; backward recomputes x̂ = (x - mean) * rstd from them.
-//   *_small: one invocation per row (short rows: no workgroup memory, no barriers).
+//   *_small: one invocation per row (no workgroup memory, no barriers).
 //   *_rows:  one workgroup per row.
+//   (rowLayout in ops/reduce.ts picks one by adapter and shape.)
 //   layernorm_backward_params: dw, db as column sums over row chunks, written as [nchunks, d] partials
 //   (the host sums the chunks with the reduce kernels when nchunks > 1).
 
@@ -34,15 +35,31 @@ fn layernorm_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   if (row >= p.rows) { return; }
   let base = row * p.d;
   let inv_d = 1.0 / f32(p.d);
-  // Short rows stay in cache, so the exact two-pass variance costs little.
+  // A row read by one invocation stays in its cache, so the two-pass variance costs little. The mean is summed
+  // relative to the row's first element (a large mean would otherwise swamp the spread in f32), and sums go in
+  // blocks of 64 so that long rows keep their precision.
+  let k = x[base];
   var s = 0.0;
-  for (var j = 0u; j < p.d; j++) { s += x[base + j]; }
-  let mean = s * inv_d;
+  var part = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    part += x[base + j] - k;
+    if ((j & 63u) == 63u) {
+      s += part;
+      part = 0.0;
+    }
+  }
+  let mean = k + (s + part) * inv_d;
   var q = 0.0;
+  part = 0.0;
   for (var j = 0u; j < p.d; j++) {
     let c = x[base + j] - mean;
-    q += c * c;
+    part += c * c;
+    if ((j & 63u) == 63u) {
+      q += part;
+      part = 0.0;
+    }
   }
+  q += part;
   let rstd = inverseSqrt(q * inv_d + p.eps);
   for (var j = 0u; j < p.d; j++) { y[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j]; }
   mean_out[row] = mean;
@@ -104,10 +121,16 @@ fn layernorm_backward_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_work
   let mean = bmean[row];
   let rstd = brstd[row];
   var acc = vec2f(0.0);
+  var part = vec2f(0.0);
   for (var j = 0u; j < p.d; j++) {
     let gw = bg[base + j] * bw[j];
-    acc += vec2f(gw, gw * (bx[base + j] - mean) * rstd);
+    part += vec2f(gw, gw * (bx[base + j] - mean) * rstd);
+    if ((j & 63u) == 63u) {
+      acc += part;
+      part = vec2f(0.0);
+    }
   }
+  acc += part;
   let inv_d = 1.0 / f32(p.d);
   let mg = acc.x * inv_d;
   let mgx = acc.y * inv_d;
@@ -156,13 +179,17 @@ fn layernorm_backward_params(@builtin(workgroup_id) wid: vec3u, @builtin(num_wor
   let c = t / p.d;
   let start = c * p.chunk;
   let end = min(start + p.chunk, p.rows);
-  var dw = 0.0;
-  var db = 0.0;
+  var acc = vec2f(0.0); // (dw, db)
+  var part = vec2f(0.0);
   for (var r = start; r < end; r++) {
     let g = pg[r * p.d + j];
-    dw += g * (px[r * p.d + j] - pmean[r]) * prstd[r];
-    db += g;
+    part += vec2f(g * (px[r * p.d + j] - pmean[r]) * prstd[r], g);
+    if (((r - start) & 63u) == 63u) {
+      acc += part;
+      part = vec2f(0.0);
+    }
   }
-  dw_part[t] = dw;
-  db_part[t] = db;
+  acc += part;
+  dw_part[t] = acc.x;
+  db_part[t] = acc.y;
 }

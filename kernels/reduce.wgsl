@@ -4,9 +4,12 @@
 // [outer, nchunks, inner] and the host reduces those again until one chunk remains (a tree over passes), so no
 // single invocation walks a million elements.
 //   reduce_cols: one invocation per (outer, chunk, inner) column, looping over its chunk. Neighbouring
-//                invocations read neighbouring addresses when inner > 1; also used for short rows (inner = 1).
-//   reduce_rows: inner = 1 and a long axis: one workgroup per (row, chunk), strided loads then a tree in
-//                workgroup memory.
+//                invocations read neighbouring addresses when inner > 1; also rows (inner = 1) where rowLayout
+//                (ops/reduce.ts) picks an invocation per row.
+//   reduce_rows: rows (inner = 1) where rowLayout picks a workgroup per row: one workgroup per (row, chunk),
+//                strided loads then a tree in workgroup memory.
+// Sequential loops add in blocks of 64 (a partial per block, then the partials): one f32 accumulator over
+// thousands of terms would lose about log2(len) bits more.
 // OP: 0 sum (times `scale`, which makes mean), 1 max. argmax_* carry (value, index) pairs; in later passes the
 // index comes from the previous pass (`has_idx`).
 
@@ -50,11 +53,16 @@ fn reduce_cols(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let end = min(start + p.chunk, p.len);
   var k = (o * p.len + start) * p.inner + i;
   var acc = p.identity;
+  var part = p.identity;
   for (var l = start; l < end; l++) {
-    acc = combine(acc, x[k]);
+    part = combine(part, x[k]);
     k += p.inner;
+    if (((l - start) & 63u) == 63u) {
+      acc = combine(acc, part);
+      part = p.identity;
+    }
   }
-  y[t] = acc * p.scale;
+  y[t] = combine(acc, part) * p.scale;
 }
 
 var<workgroup> sh: array<f32, WG>;

@@ -1,6 +1,7 @@
 // Softmax and log-softmax over the last axis (rows of length d), forward and backward.
-//   *_small: one invocation per row (short rows: no workgroup memory, no barriers).
-//   *_rows:  one workgroup per row (long rows, e.g. a 50k vocabulary).
+//   *_small: one invocation per row (no workgroup memory, no barriers).
+//   *_rows:  one workgroup per row (long rows on GPUs, e.g. a 50k vocabulary).
+// rowLayout in ops/reduce.ts picks one by adapter and shape.
 // Forward keeps a running (max, sum of exp(x - max)) per invocation ("online softmax", Milakov & Gimelshein
 // 2018), merges those pairs across the workgroup, then writes: two reads of x instead of three.
 // LOG selects log-softmax.
@@ -45,8 +46,18 @@ fn softmax_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let row = (wid.x + wid.y * nwg.x) * WG + lid;
   if (row >= p.rows) { return; }
   let base = row * p.d;
+  // Blocks of 64 merged into the total: one running sum over a 50k row would lose precision that log-softmax
+  // and its backward then expose.
   var ms = vec2f(LOWEST, 0.0);
-  for (var j = 0u; j < p.d; j++) { ms = online(ms, x[base + j]); }
+  var part = vec2f(LOWEST, 0.0);
+  for (var j = 0u; j < p.d; j++) {
+    part = online(part, x[base + j]);
+    if ((j & 63u) == 63u) {
+      ms = merge(ms, part);
+      part = vec2f(LOWEST, 0.0);
+    }
+  }
+  ms = merge(ms, part);
   let inv_sum = 1.0 / ms.y;
   let log_sum = log(ms.y);
   for (var j = 0u; j < p.d; j++) { y[base + j] = finish(x[base + j], ms, inv_sum, log_sum); }
@@ -102,7 +113,15 @@ fn softmax_backward_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgr
   if (row >= p.rows) { return; }
   let base = row * p.d;
   var total = 0.0;
-  for (var j = 0u; j < p.d; j++) { total += row_term(b_g[base + j], b_y[base + j]); }
+  var part = 0.0;
+  for (var j = 0u; j < p.d; j++) {
+    part += row_term(b_g[base + j], b_y[base + j]);
+    if ((j & 63u) == 63u) {
+      total += part;
+      part = 0.0;
+    }
+  }
+  total += part;
   for (var j = 0u; j < p.d; j++) { b_dx[base + j] = grad(b_g[base + j], b_y[base + j], total); }
 }
 

@@ -17,6 +17,13 @@ mkdir -p "$base"
 
 log() { printf '[setup-vscode-test] %s\n' "$*"; }
 
+# Under `npm test` the outer npm (Node 20) exports npm_* variables; the inner npm would take them as its own config
+# (npm_config_user_agent says "node/v20", and code-server's postinstall refuses to run on that). Start clean.
+for name in $(compgen -e); do
+  case "$name" in npm_* | NPM_*) unset "$name" ;; esac
+done
+unset NODE INIT_CWD
+
 # The `node` package installs `node-<platform>-<arch>` next to it; that folder is a whole Node distribution
 # (bin/node, bin/npm, include/node for node-gyp).
 find_node_pkg() {

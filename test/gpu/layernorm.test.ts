@@ -4,6 +4,7 @@ import { Runtime } from '../../src/engine/gpu/runtime';
 import { ShapeError, fromArray, numel, tidy } from '../../src/engine/tensor/tensor';
 import { backward } from '../../src/engine/autograd/tape';
 import { layerNorm } from '../../src/engine/ops/layernorm';
+import { RowLayoutMode, setRowLayout } from '../../src/engine/ops/reduce';
 import { layerNormGradRef, layerNormRef } from '../../src/engine/cpu/layernorm';
 
 describe('layerNorm', () => {
@@ -12,12 +13,21 @@ describe('layerNorm', () => {
     rt = await runtime();
   });
 
-  // d = 1 (variance 0), either side of the per-invocation/per-workgroup switch (32), primes, a 50,000-wide row,
-  // many rows of 3 (dweight/dbias summed over chunks of rows), and over 1M elements.
-  const shapes = [[1, 1], [7, 5], [3, 32], [3, 33], [13, 97], [2, 3, 64], [1, 50_000], [5003, 3], [4099, 257]];
+  afterEach(() => {
+    setRowLayout('auto');
+  });
 
-  it('forward and backward (dx, dweight, dbias) match the CPU reference', async () => {
-    for (const shape of shapes) {
+  // d = 1 (variance 0), either side of the per-invocation/per-workgroup switch on GPUs (32), primes, a
+  // 50,000-wide row, many rows of 3 (dweight/dbias summed over chunks of rows), and over 1M elements. 'auto'
+  // picks the kernel by adapter and shape; forcing each layout runs both kernels on any adapter.
+  const shapes = [[1, 1], [7, 5], [3, 32], [3, 33], [13, 97], [2, 3, 64], [1, 50_000], [5003, 3], [4099, 257]];
+  const forced = [[1, 1], [7, 5], [3, 33], [300, 97], [2, 3, 64], [2, 50_000], [5003, 3]];
+  const layouts: [RowLayoutMode, number[][]][] = [['auto', shapes], ['invocation', forced], ['workgroup', forced]];
+
+  for (const [layout, cases] of layouts) {
+  it(`forward and backward (dx, dweight, dbias) match the CPU reference (${layout} rows)`, async () => {
+    setRowLayout(layout);
+    for (const shape of cases) {
       const d = shape[shape.length - 1];
       const n = numel(shape);
       const x = randn(n, d, 2).map((v, i) => v + ((i * 7) % 5) - 2);
@@ -45,21 +55,35 @@ describe('layerNorm', () => {
       for (const t of [xt, wt, bt, out, gT]) t.dispose();
     }
   });
+  }
+
+  it('a workgroup per row past 65,535 rows (grid folded into y)', async () => {
+    setRowLayout('workgroup');
+    const x = randn(65_537 * 3, 10);
+    const w = Float32Array.of(1, 2, 3);
+    const b = Float32Array.of(0.5, 0, -0.5);
+    const out = tidy(() => layerNorm(fromArray(rt, x, [65_537, 3]), fromArray(rt, w, [3]), fromArray(rt, b, [3])));
+    assertClose(await out.toFloat32(), layerNormRef(x, w, b).y, { what: 'layerNorm of 65,537 rows', atol: 1e-4 });
+    out.dispose();
+  });
 
   it('a large mean against a small spread does not lose the variance', async () => {
-    for (const d of [17, 1000]) {
+    for (const [d, layout] of [[17, 'invocation'], [17, 'workgroup'], [1000, 'invocation'], [1000, 'workgroup']] as const) {
+      setRowLayout(layout);
       const x = randn(4 * d, 6, 0.01).map((v) => v + 1000);
       const w = new Float32Array(d).fill(1);
       const b = new Float32Array(d);
       const out = tidy(() => layerNorm(fromArray(rt, x, [4, d]), fromArray(rt, w, [d]), fromArray(rt, b, [d])));
-      // x itself is only known to ±6e-5 (f32 near 1000) against a spread of 0.01: 1e-2 is what f32 inputs allow.
-      assertClose(await out.toFloat32(), layerNormRef(x, w, b).y, { what: `offset rows d=${d}`, atol: 1e-2, rtol: 1e-2 });
+      // The mean itself rounds to an f32 near 1000 (half an ulp is 3e-5, 3e-3 of the spread); summing x without a
+      // shift loses about ten times that.
+      assertClose(await out.toFloat32(), layerNormRef(x, w, b).y, { what: `offset rows d=${d} ${layout}`, atol: 1e-2, rtol: 1e-2 });
       out.dispose();
     }
   });
 
-  it('finite-difference gradient check for x, weight and bias (short and long rows)', async () => {
-    for (const [rows, d] of [[3, 5], [2, 40]]) {
+  it('finite-difference gradient check for x, weight and bias (both row layouts)', async () => {
+    for (const [rows, d, layout] of [[3, 5, 'invocation'], [2, 40, 'workgroup']] as const) {
+      setRowLayout(layout);
       await gradCheck(rt, (x, w, b) => layerNorm(x, w, b), [
         { data: randn(rows * d, 7), shape: [rows, d] },
         { data: randn(d, 8).map((v) => 1 + 0.3 * v), shape: [d] },

@@ -12,6 +12,7 @@ import {
 } from '../../src/engine/config/load';
 import {
   schemaFileText,
+  totalSteps,
   trainConfigSchema,
   type AdamWConfig,
   type ConstantScheduleConfig,
@@ -268,6 +269,12 @@ describe('loadConfig', () => {
 
   it('a missing file is a ConfigError', () => {
     assert.match(loadError(path.join(dir, 'nope.basin.yaml')).message, /nope\.basin\.yaml:1:1: cannot read the config \(ENOENT\)/);
+  });
+
+  it('totalSteps resolves epochs once the batch count is known', () => {
+    assert.equal(totalSteps({ steps: 600 }, 10), 600);
+    assert.equal(totalSteps({ epochs: 2.5 }, 10), 25);
+    assert.equal(totalSteps({ epochs: 0.01 }, 10), 1);
   });
 
   it('nameFromFile', () => {

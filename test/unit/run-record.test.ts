@@ -18,8 +18,8 @@ const config = { name: 'demo', seed: 1, model: { type: 'transformer', vocab: 64 
 const when = new Date(2024, 0, 2, 3, 4, 5); // local time 2024-01-02 03:04:05
 
 async function writeCkpt(run: RunFolder, step: number, withOpt = true): Promise<void> {
-  await writeSafetensors(run.checkpointPath(step), [{ name: 'w', dtype: 'F32', shape: [2], data: new Float32Array([step, step]) }]);
-  if (withOpt) await writeSafetensors(run.optimizerStatePath(step), [{ name: 'w.m', dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
+  await writeSafetensors(path.join(run.dir, run.checkpointPath(step)), [{ name: 'w', dtype: 'F32', shape: [2], data: new Float32Array([step, step]) }]);
+  if (withOpt) await writeSafetensors(run.resolve(run.optimizerStatePath(step)), [{ name: 'w.m', dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
 }
 
 describe('run record', () => {
@@ -56,9 +56,10 @@ describe('run record', () => {
     assert.deepEqual(rec.checkpoints, []);
     assert.equal(rec.lastMetrics, null);
     assert.equal(rec.process.pid, process.pid);
-    assert.equal(run.checkpointPath(200), path.join(run.dir, 'checkpoints', 'step-200.safetensors'));
-    assert.equal(run.optimizerStatePath(200), path.join(run.dir, 'checkpoints', 'step-200.opt.safetensors'));
-    assert.equal(run.statsPath(50), path.join(run.dir, 'stats', 'step-50.safetensors'));
+    assert.equal(run.checkpointPath(200), 'checkpoints/step-200.safetensors');
+    assert.equal(run.optimizerStatePath(200), 'checkpoints/step-200.opt.safetensors');
+    assert.equal(run.statsPath(50), 'stats/step-50.safetensors');
+    assert.equal(run.resolve(run.checkpointPath(200)), path.join(run.dir, 'checkpoints', 'step-200.safetensors'));
 
     const again = await RunFolder.create(out, 'demo', { config, now: when });
     assert.equal(again.dir, path.join(out, 'demo-20240102-030405-2'));
@@ -82,7 +83,7 @@ describe('run record', () => {
     await writeCkpt(run, 40, false);
     const e20 = await run.addCheckpoint(20, { valMetric: 0.4 });
     assert.deepEqual({ ...e20, time: 'T' }, { step: 20, path: 'checkpoints/step-20.safetensors', optimizerPath: 'checkpoints/step-20.opt.safetensors', time: 'T', valMetric: 0.4 });
-    await run.addCheckpoint(40);
+    await run.addCheckpoint({ step: 40, path: run.checkpointPath(40), time: Date.parse('2024-05-01T00:00:00Z'), metrics: { val_hr10: 0.8 } });
     await assert.rejects(run.addCheckpoint(60), /checkpoint file missing/);
     await run.finish('completed');
     rec = JSON.parse(fs.readFileSync(run.runJsonPath, 'utf8'));
@@ -94,6 +95,9 @@ describe('run record', () => {
         [40, 'checkpoints/step-40.safetensors'],
       ],
     );
+    assert.equal(rec.checkpoints[1].time, '2024-05-01T00:00:00.000Z');
+    assert.deepEqual(rec.checkpoints[1].metrics, { val_hr10: 0.8 });
+    assert.equal(rec.checkpoints[1].optimizerPath, undefined);
     assert.deepEqual(rec.lineage, { parentRun: 'runs/base-1', dataWindow: { from: 0, to: 1000 } });
     assert.ok(rec.updatedAt >= rec.createdAt);
     // No temporary files left beside run.json.
@@ -111,6 +115,11 @@ describe('run record', () => {
     run2.finishSync('cancelled');
     rec = (await openRun(run2.dir)).record;
     assert.equal(rec.status, 'cancelled');
+    const run3 = await RunFolder.create(out, 'str', { config });
+    await run3.update({ status: 'failed', error: 'out of memory', lastMetrics: { loss: 3.2 } });
+    rec = (await openRun(run3.dir)).record;
+    assert.deepEqual(rec.error, { message: 'out of memory' });
+    assert.deepEqual(rec.lastMetrics, { loss: 3.2 });
   });
 
   it('openRun reads it back and finds the latest checkpoint for resume (even one a crash kept out of run.json)', async () => {
@@ -123,16 +132,18 @@ describe('run record', () => {
     await writeCkpt(run, 200);
     fs.appendFileSync(run.metricsPath, '{"step": 160, "lo');
     fs.writeFileSync(path.join(run.checkpointsDir, '.step-300.safetensors.123.abc.tmp'), 'partial');
+    fs.writeFileSync(path.join(run.checkpointsDir, 'step-250.opt.safetensors'), 'an optimizer file alone is not a checkpoint');
 
     const reopened = await openRun(run.dir);
     assert.equal(reopened.record.status, 'running');
     assert.equal(reopened.record.configHash, configHash(config));
     assert.deepEqual(reopened.record.checkpoints.map((c) => c.step), [100]);
-    const latest = await reopened.latestCheckpoint();
+    const latest = reopened.latestCheckpoint();
     assert.ok(latest);
     assert.equal(latest.step, 200);
-    assert.equal(latest.absPath, run.checkpointPath(200));
-    assert.equal(latest.optimizerAbsPath, run.optimizerStatePath(200));
+    assert.equal(latest.path, 'checkpoints/step-200.safetensors');
+    assert.equal(latest.absPath, path.join(run.dir, 'checkpoints', 'step-200.safetensors'));
+    assert.equal(latest.optimizerAbsPath, path.join(run.dir, 'checkpoints', 'step-200.opt.safetensors'));
     const rows = await reopened.readMetrics();
     assert.equal(rows.length, 15); // the torn line is skipped
     await reopened.truncateMetricsAfter(100);
@@ -146,7 +157,7 @@ describe('run record', () => {
     assert.equal(final.lastMetrics?.step, 110);
 
     const empty = await RunFolder.create(out, 'empty', { config });
-    assert.equal(await empty.latestCheckpoint(), null);
+    assert.equal(empty.latestCheckpoint(), null);
   });
 
   it('openRun rejects what is not a run record', async () => {

@@ -177,7 +177,7 @@ describe('safetensors', () => {
     assert.equal(h.dataStart % 8, 0);
     assert.deepEqual(h.metadata, { format: 'pt', step: '12' });
     assert.deepEqual(
-      h.tensors.map((t) => [t.name, t.dtype, t.shape]),
+      h.list.map((t) => [t.name, t.dtype, t.shape]),
       [
         ['a.f32', 'F32', [15]],
         ['b.f16', 'F16', [15]],
@@ -263,8 +263,8 @@ describe('safetensors', () => {
     try {
       const h = await readSafetensorsHeader(p);
       assert.equal(bytesRead, 8 + json.length);
-      assert.deepEqual(h.tensors[0].shape, [1 << 20, 1 << 10]);
-      assert.equal(h.tensors[0].byteLength, n * 4);
+      assert.deepEqual(h.tensors['emb.weight'].shape, [1 << 20, 1 << 10]);
+      assert.equal(h.list[0].byteLength, n * 4);
       assert.equal(h.fileSize, 8 + json.length + n * 4);
       assert.equal(h.metadata.note, 'sparse');
     } finally {
@@ -286,7 +286,7 @@ describe('safetensors', () => {
       { name: 'C', dtype: 'F32', shape: [5000], data: C },
     ]);
     const h = await readSafetensorsHeader(p);
-    const tb = h.byName.get('B')!;
+    const tb = h.tensors.B;
     assert.equal(tb.byteOffset, h.dataStart + 4000);
     assert.equal(tb.byteLength, 77 * 4);
 
@@ -364,7 +364,7 @@ describe('safetensors', () => {
         await assert.rejects(
           (async () => {
             const h = await readSafetensorsHeader(p);
-            for (const t of h.tensors) await readTensor(p, t.name, h);
+            for (const t of h.list) await readTensor(p, t.name, h);
           })(),
           (e: unknown) => {
             assert.ok(e instanceof SafetensorsError, `not a SafetensorsError: ${String(e)}`);
@@ -492,7 +492,7 @@ describe('safetensors', () => {
         const h = await readSafetensorsHeader(p);
         const r = await SafetensorsReader.open(p, h);
         try {
-          for (const t of h.tensors) {
+          for (const t of h.list) {
             let numel = 1;
             for (const d of t.shape) numel *= d;
             assert.equal(t.byteLength, numel * DTYPE_SIZES[t.dtype as SafetensorsDType]);

@@ -281,6 +281,9 @@ async function main() {
     log('no --extensionTestsPath: the window stays open until the time limit or Ctrl+C');
   }
   const code = await exitCode;
+  // Let the last console messages (mocha's summary) print first.
+  await sleep(100);
+  await Promise.race([printed, sleep(2000)]);
   await exit(code, `tests finished with exit code ${code}`);
 }
 

@@ -381,7 +381,7 @@ function parseAndValidate(text: string, fileName: string): Parsed {
 
   let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
+    data = doc.toJS() ?? {}; // the default maxAliasCount (100) stops "billion laughs" alias bombs
   } catch (e) {
     return { diagnostics: [pos.diag(0, 1, '', `YAML error: ${(e as Error).message}`)] };
   }

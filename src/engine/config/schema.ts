@@ -450,3 +450,13 @@ export interface TrainConfig {
 
 /** Default of train.steps when neither steps nor epochs is set. */
 export const DEFAULT_STEPS = 600;
+
+/**
+ * The number of optimizer steps a config asks for: `train.steps`, or `ceil(train.epochs × batchesPerEpoch)` when
+ * the config counts in epochs (the batch count is only known once the data is built).
+ */
+export function totalSteps(train: Pick<TrainSectionConfig, 'steps' | 'epochs'>, batchesPerEpoch: number): number {
+  if (train.steps !== undefined) return train.steps;
+  if (train.epochs !== undefined) return Math.max(1, Math.ceil(train.epochs * batchesPerEpoch));
+  return DEFAULT_STEPS;
+}

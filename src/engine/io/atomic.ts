@@ -26,7 +26,7 @@ export interface AtomicWriter {
 
 function tempPathFor(target: string): string {
   const dir = path.dirname(target);
-  const base = path.basename(target);
+  const base = path.basename(target).slice(0, 200); // stay under NAME_MAX (255) with the suffix
   return path.join(dir, `.${base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 

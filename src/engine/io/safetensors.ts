@@ -67,9 +67,10 @@ export interface SafetensorsHeader {
   dataStart: number;
   fileSize: number;
   metadata: Record<string, string>;
-  /** In file order (by data offset). */
-  tensors: TensorInfo[];
-  byName: Map<string, TensorInfo>;
+  /** By name (a null-prototype object, so any tensor name is safe as a key). */
+  tensors: Record<string, TensorInfo>;
+  /** The same tensors in file order (by data offset): the order to stream them in. */
+  list: TensorInfo[];
 }
 
 export interface DecodedTensor {
@@ -209,9 +210,9 @@ export function parseSafetensorsHeader(jsonBytes: Uint8Array, fileSize: number, 
   if (cursor !== bufferSize) {
     fail(`the tensors cover ${cursor} bytes of the ${bufferSize}-byte buffer (${bufferSize - cursor} bytes unaccounted for)`);
   }
-  const byName = new Map<string, TensorInfo>();
-  for (const t of tensors) byName.set(t.name, t);
-  return { file, headerLength, dataStart, fileSize, metadata, tensors, byName };
+  const byName = Object.create(null) as Record<string, TensorInfo>;
+  for (const t of tensors) byName[t.name] = t;
+  return { file, headerLength, dataStart, fileSize, metadata, tensors: byName, list: tensors };
 }
 
 async function readFully(h: fs.promises.FileHandle, into: Uint8Array, position: number, file: string, what: string, tensor?: string): Promise<void> {
@@ -341,14 +342,15 @@ export class SafetensorsReader {
     }
   }
 
+  /** The tensors in file order. */
   get tensors(): TensorInfo[] {
-    return this.header.tensors;
+    return this.header.list;
   }
 
   info(name: string): TensorInfo {
-    const t = this.header.byName.get(name);
+    const t = this.header.tensors[name];
     if (!t) {
-      const names = this.header.tensors.map((x) => x.name);
+      const names = this.header.list.map((x) => x.name);
       const shown = names.slice(0, 8).join(', ') + (names.length > 8 ? `, … (${names.length} in all)` : '');
       throw new SafetensorsError(`${this.file}: tensor "${name}": not in the file (it has: ${shown || 'no tensors'})`, this.file, name);
     }

@@ -17,8 +17,6 @@ const ROW_SPLIT_BELOW = 512;
 const COL_CHUNK_MIN = 64;
 const COL_TARGET = 32768;
 
-/** Uniform layout of kernels/reduce.wgsl: outer, len, inner, chunk, nchunks, scale, has_idx, identity. */
-const FORMAT = 'uuuuufuf';
 // ---- row layout (shared with softmax and layerNorm) -------------------------------------------------------
 
 /** On GPUs, rows up to this long get an invocation each; longer rows a workgroup each. */
@@ -29,8 +27,10 @@ const SOFT_MIN_ROWS = 256;
 export type RowLayoutMode = 'auto' | 'invocation' | 'workgroup';
 let rowLayoutMode: RowLayoutMode = 'auto';
 
-/** Force one row layout ('auto' restores the choice by adapter and shape); returns the previous mode. Tests use
- * it to run both kernel variants on any adapter. */
+/**
+ * Force one row layout ('auto' restores the choice by adapter and shape); returns the previous mode. Tests use
+ * it to run both kernel variants on any adapter.
+ */
 export function setRowLayout(mode: RowLayoutMode): RowLayoutMode {
   const prev = rowLayoutMode;
   rowLayoutMode = mode;
@@ -67,6 +67,8 @@ function rowWorkgroupSize(rt: Runtime, d: number): number {
 
 // ---- reductions ----------------------------------------------------------------------------------------------
 
+/** Uniform layout of kernels/reduce.wgsl: outer, len, inner, chunk, nchunks, scale, has_idx, identity. */
+const FORMAT = 'uuuuufuf';
 const OP_SUM = 0;
 const OP_MAX = 1;
 

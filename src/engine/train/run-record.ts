@@ -7,7 +7,9 @@
 //     checkpoints/step-<n>.opt.safetensors       optimizer state at step n
 //     stats/step-<n>.safetensors                 training statistics (tensor names = weight names)
 //
-// Paths inside run.json are relative to the run folder (the folder can be moved or copied as a whole).
+// Paths inside run.json, and those checkpointPath()/optimizerStatePath()/statsPath() return, are relative to the
+// run folder (POSIX separators), so the folder can be moved or copied as a whole: join them with `run.dir` (or
+// use `run.resolve()`). runJsonPath, metricsPath, checkpointsDir and statsDir are absolute.
 // Checkpoint files are written atomically BEFORE they are recorded, so every recorded checkpoint is complete;
 // a checkpoint file on disk that a crash kept out of run.json is complete too, and `latestCheckpoint()` finds it.
 import * as fs from 'node:fs';
@@ -35,6 +37,21 @@ export interface CheckpointEntry {
   time: string;
   /** Validation metric at this step (the trainer's main one), when evaluated. */
   valMetric?: number;
+  /** Any metrics to keep with the checkpoint (e.g. every validation metric). */
+  metrics?: Record<string, number>;
+}
+
+/** What addCheckpoint takes: the step, and optionally the rest (paths default to the standard names). */
+export interface CheckpointInput {
+  step: number;
+  /** Run-relative weights path; default checkpointPath(step). */
+  path?: string;
+  /** Run-relative optimizer-state path; default optimizerStatePath(step) when that file exists. */
+  optimizerPath?: string;
+  /** Unix ms or ISO string; default now. */
+  time?: number | string;
+  valMetric?: number;
+  metrics?: Record<string, number>;
 }
 
 export interface RunLineage {
@@ -65,6 +82,18 @@ export interface MetricsRow {
   [key: string]: unknown;
 }
 
+/** Metrics as kept in run.json's lastMetrics: usually a MetricsRow, possibly a summary without step/time. */
+export type MetricsSnapshot = { step?: number; time?: number; [key: string]: unknown };
+
+/** What update() takes. `error` may be an Error, a string, or {message, stack}. */
+export interface RunUpdate {
+  status?: RunStatus;
+  device?: object | null;
+  lineage?: RunLineage;
+  lastMetrics?: MetricsSnapshot | null;
+  error?: unknown;
+}
+
 /** A row as handed to appendMetrics: `time` may be left out. */
 export interface MetricsInput {
   step: number;
@@ -90,7 +119,8 @@ export interface RunRecord {
   device: RunDevice | null;
   lineage: RunLineage;
   checkpoints: CheckpointEntry[];
-  lastMetrics: MetricsRow | null;
+  /** The latest metrics row (or a summary the trainer wrote at the end). */
+  lastMetrics: MetricsSnapshot | null;
   error?: { message: string; stack?: string };
   /** Who is (or was) writing it: a 'running' record whose process is gone was interrupted. */
   process?: { pid: number; host: string };
@@ -136,7 +166,8 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export interface CreateRunOptions {
   config: unknown;
   configPath?: string | null;
-  device?: RunDevice | null;
+  /** Any JSON-able description of the device (the GPU layer's `info`). */
+  device?: object | null;
   lineage?: RunLineage;
   /** For tests: the creation time. */
   now?: Date;
@@ -190,7 +221,7 @@ export class RunFolder {
       configHash: configHash(options.config),
       createdAt: iso,
       updatedAt: iso,
-      device: options.device ?? null,
+      device: (options.device ?? null) as RunDevice | null,
       lineage: options.lineage ?? {},
       checkpoints: [],
       lastMetrics: null,
@@ -226,15 +257,17 @@ export class RunFolder {
   get statsDir(): string {
     return path.join(this.dir, STATS_DIR);
   }
-  /** Absolute path of the weights checkpoint for a step. */
+  /** Run-relative path of the weights checkpoint for a step: `checkpoints/step-<n>.safetensors`. */
   checkpointPath(step: number): string {
-    return path.join(this.checkpointsDir, `step-${step}.safetensors`);
+    return `${CHECKPOINTS_DIR}/step-${step}.safetensors`;
   }
+  /** Run-relative path of the optimizer state for a step: `checkpoints/step-<n>.opt.safetensors`. */
   optimizerStatePath(step: number): string {
-    return path.join(this.checkpointsDir, `step-${step}.opt.safetensors`);
+    return `${CHECKPOINTS_DIR}/step-${step}.opt.safetensors`;
   }
+  /** Run-relative path of the training statistics for a step: `stats/step-<n>.safetensors`. */
   statsPath(step: number): string {
-    return path.join(this.statsDir, `step-${step}.safetensors`);
+    return `${STATS_DIR}/step-${step}.safetensors`;
   }
   /** A path inside the run folder, as stored in run.json (relative, with forward slashes). */
   relative(p: string): string {
@@ -260,9 +293,15 @@ export class RunFolder {
   }
 
   /** Changes fields of the record and writes run.json atomically. */
-  async update(patch: Partial<Pick<RunRecord, 'status' | 'device' | 'lineage' | 'lastMetrics' | 'error'>>): Promise<void> {
+  async update(patch: RunUpdate): Promise<void> {
     if (patch.status !== undefined && !STATUSES.includes(patch.status)) throw new RunRecordError(`unknown run status ${JSON.stringify(patch.status)}`);
-    this.rec = { ...this.rec, ...patch, updatedAt: new Date().toISOString() };
+    const next: RunRecord = { ...this.rec, updatedAt: new Date().toISOString() };
+    if (patch.status !== undefined) next.status = patch.status;
+    if (patch.device !== undefined) next.device = patch.device as RunDevice | null;
+    if (patch.lineage !== undefined) next.lineage = patch.lineage;
+    if (patch.lastMetrics !== undefined) next.lastMetrics = patch.lastMetrics;
+    if (patch.error !== undefined) next.error = errorInfo(patch.error);
+    this.rec = next;
     await this.write();
   }
 
@@ -287,16 +326,24 @@ export class RunFolder {
   }
 
   /**
-   * Records a checkpoint whose files are already written (checkpointPath(step), and optimizerStatePath(step) if
-   * it exists). A re-recorded step replaces its entry.
+   * Records a checkpoint whose files are already written (by default checkpointPath(step), and
+   * optimizerStatePath(step) if it exists). A re-recorded step replaces its entry.
+   * `addCheckpoint(200)`, `addCheckpoint(200, { valMetric })` or `addCheckpoint({ step: 200, path, metrics… })`.
    */
-  async addCheckpoint(step: number, extra: { valMetric?: number } = {}): Promise<CheckpointEntry> {
-    const weights = this.checkpointPath(step);
-    if (!fs.existsSync(weights)) throw new RunRecordError(`${weights}: checkpoint file missing; write it before recording it`);
-    const entry: CheckpointEntry = { step, path: this.relative(weights), time: new Date().toISOString() };
-    const opt = this.optimizerStatePath(step);
-    if (fs.existsSync(opt)) entry.optimizerPath = this.relative(opt);
-    if (extra.valMetric !== undefined) entry.valMetric = extra.valMetric;
+  async addCheckpoint(stepOrEntry: number | CheckpointInput, extra: Omit<CheckpointInput, 'step'> = {}): Promise<CheckpointEntry> {
+    const input: CheckpointInput = typeof stepOrEntry === 'number' ? { ...extra, step: stepOrEntry } : stepOrEntry;
+    const step = input.step;
+    if (!Number.isInteger(step) || step < 0) throw new RunRecordError(`checkpoint step must be a non-negative integer, got ${String(step)}`);
+    const weights = this.relative(input.path ?? this.checkpointPath(step));
+    if (!fs.existsSync(this.resolve(weights))) {
+      throw new RunRecordError(`${this.resolve(weights)}: checkpoint file missing; write it before recording it`);
+    }
+    const time = input.time === undefined ? new Date() : new Date(input.time);
+    const entry: CheckpointEntry = { step, path: weights, time: Number.isNaN(time.getTime()) ? new Date().toISOString() : time.toISOString() };
+    const opt = this.relative(input.optimizerPath ?? this.optimizerStatePath(step));
+    if (fs.existsSync(this.resolve(opt))) entry.optimizerPath = opt;
+    if (input.valMetric !== undefined) entry.valMetric = input.valMetric;
+    if (input.metrics !== undefined) entry.metrics = input.metrics;
     const checkpoints = this.rec.checkpoints.filter((c) => c.step !== step);
     checkpoints.push(entry);
     checkpoints.sort((a, b) => a.step - b.step);
@@ -328,12 +375,12 @@ export class RunFolder {
    * `checkpoints/step-<n>.safetensors` files on disk (written atomically, so a file there is whole even if a crash
    * kept it out of run.json). Null when there is none.
    */
-  async latestCheckpoint(): Promise<(CheckpointEntry & { absPath: string; optimizerAbsPath?: string }) | null> {
+  latestCheckpoint(): (CheckpointEntry & { absPath: string; optimizerAbsPath?: string }) | null {
     const byStep = new Map<number, CheckpointEntry>();
     for (const c of this.rec.checkpoints) if (fs.existsSync(this.resolve(c.path))) byStep.set(c.step, c);
     let names: string[] = [];
     try {
-      names = await fs.promises.readdir(this.checkpointsDir);
+      names = fs.readdirSync(this.checkpointsDir);
     } catch {
       /* no checkpoints folder */
     }
@@ -342,14 +389,16 @@ export class RunFolder {
       if (!m) continue;
       const step = Number(m[1]);
       if (!byStep.has(step)) {
-        const st = await fs.promises.stat(path.join(this.checkpointsDir, f));
+        const st = fs.statSync(path.join(this.checkpointsDir, f));
         byStep.set(step, { step, path: `${CHECKPOINTS_DIR}/${f}`, time: st.mtime.toISOString() });
       }
     }
     if (byStep.size === 0) return null;
-    const best = byStep.get(Math.max(...byStep.keys()))!;
+    let bestStep = -1;
+    for (const k of byStep.keys()) bestStep = Math.max(bestStep, k);
+    const best = byStep.get(bestStep)!;
     const entry: CheckpointEntry & { absPath: string; optimizerAbsPath?: string } = { ...best, absPath: this.resolve(best.path) };
-    const opt = best.optimizerPath ? this.resolve(best.optimizerPath) : this.optimizerStatePath(best.step);
+    const opt = this.resolve(best.optimizerPath ?? this.optimizerStatePath(best.step));
     if (fs.existsSync(opt)) {
       entry.optimizerPath = this.relative(opt);
       entry.optimizerAbsPath = opt;
@@ -376,6 +425,10 @@ export class RunFolder {
 
 function errorInfo(e: unknown): { message: string; stack?: string } {
   if (e instanceof Error) return e.stack ? { message: e.message, stack: e.stack } : { message: e.message };
+  if (e !== null && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string') {
+    const { message, stack } = e as { message: string; stack?: unknown };
+    return typeof stack === 'string' ? { message, stack } : { message };
+  }
   return { message: String(e) };
 }
 
@@ -437,7 +490,7 @@ async function readRecord(dir: string): Promise<RunRecord> {
     configPath: typeof rec.configPath === 'string' ? rec.configPath : null,
     device: (rec.device as RunDevice | null | undefined) ?? null,
     lineage: (rec.lineage as RunLineage | undefined) ?? {},
-    lastMetrics: (rec.lastMetrics as MetricsRow | null | undefined) ?? null,
+    lastMetrics: (rec.lastMetrics as MetricsSnapshot | null | undefined) ?? null,
   };
 }
 
