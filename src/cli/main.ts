@@ -1,6 +1,9 @@
 // `basin <verb>`: the command line on the same engine the extension's worker uses.
 import { Command, InvalidArgumentError } from 'commander';
+import { benchCommand } from './bench';
+import { demoCommand } from './demo';
 import { gpuInfoCommand } from './gpu-info';
+import { trainCommand } from './train';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -28,14 +31,14 @@ export function buildProgram(): Command {
     .option('--steps <n>', 'override train.steps', positiveInt)
     .option('--profile', 'print per-kernel dispatch counts and timings')
     .option('--json', 'print metrics as JSON lines on stdout')
-    .action(async (config: string, o) => (await import('./train')).trainCommand(config, o));
+    .action((config: string, o) => trainCommand(config, o));
 
   program
     .command('demo')
     .description('train a small transformer on generated sequences and show what it learned')
     .option('--output <dir>', 'parent folder of the run folder', 'runs')
     .option('--steps <n>', 'training steps', positiveInt)
-    .action(async (o) => (await import('./demo')).demoCommand(o));
+    .action((o) => demoCommand(o));
 
   program
     .command('bench')
@@ -43,7 +46,7 @@ export function buildProgram(): Command {
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')
-    .action(async (name: string, o) => (await import('./bench')).benchCommand(name, o));
+    .action((name: string, o) => benchCommand(name, o));
 
   return program;
 }

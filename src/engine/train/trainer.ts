@@ -76,11 +76,11 @@ export function makeOptimizer(config: TrainConfig, store: ParameterStore): Optim
   return new AdamW(store, { betas: [o.betas?.[0] ?? 0.9, o.betas?.[1] ?? 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.01, maxGradNorm });
 }
 
-export function makeSchedule(config: TrainConfig): LrSchedule {
+export function makeSchedule(config: TrainConfig, totalSteps: number): LrSchedule {
   const s = config.train.schedule;
   const lr = config.train.optimizer.lr;
-  const warmupSteps = Math.min(s?.warmup ?? 0, config.train.steps);
-  return s?.type === 'constant' ? constant(lr, warmupSteps) : warmupCosine(lr, { warmupSteps, totalSteps: config.train.steps, minLrRatio: s?.minLrRatio ?? 0.1 });
+  const warmupSteps = Math.min(s?.warmup ?? 0, totalSteps);
+  return s?.type === 'constant' ? constant(lr, warmupSteps) : warmupCosine(lr, { warmupSteps, totalSteps, minLrRatio: s?.minLrRatio ?? 0.1 });
 }
 
 export function modelSpec(config: TrainConfig): ModelSpec {
@@ -108,8 +108,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const spec = modelSpec(config);
   const { model, store } = materializeModel(rt, spec, config.seed);
   const optimizer = makeOptimizer(config, store);
-  const schedule = makeSchedule(config);
-  const totalSteps = t.steps;
+  const totalSteps = data.totalSteps;
+  const schedule = makeSchedule(config, totalSteps);
 
   let run: RunFolder;
   let startStep = 0;
@@ -198,7 +198,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } finally {
     optimizer.destroy();
     store.destroy();
-    data.dispose?.();
   }
 }
 

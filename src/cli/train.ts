@@ -1,0 +1,97 @@
+// `basin train <config>`: a progress bar on stderr, metrics at each evaluation, the run folder at the end.
+import * as path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import { loadConfig } from '../engine/config/load';
+import { GpuDevice } from '../engine/gpu/device';
+import { Runtime } from '../engine/gpu/runtime';
+import { train, TrainResult } from '../engine/train/trainer';
+import type { TrainConfig } from '../engine/config/schema';
+import type { EvalMetrics } from '../engine/train/evaluate';
+
+export interface TrainCommandOptions {
+  resume?: string;
+  output?: string;
+  steps?: number;
+  json?: boolean;
+  profile?: boolean;
+  /** Called with the result (demo prints what the model learned). */
+  quiet?: boolean;
+}
+
+export function fmtMetrics(m: EvalMetrics): string {
+  return `loss ${m.loss.toFixed(4)}  acc ${(100 * m.accuracy).toFixed(1)}%  HR@10 ${(100 * m.hr10).toFixed(1)}%`;
+}
+
+export async function runTrain(config: TrainConfig, configPath: string | undefined, opts: TrainCommandOptions): Promise<TrainResult> {
+  if (opts.steps) config.train = { ...config.train, steps: opts.steps, epochs: undefined };
+  const gpu = await GpuDevice.create();
+  const rt = new Runtime(gpu);
+  const err = process.stderr;
+  const bar = new SingleBar(
+    { format: ' {bar} {percentage}% | step {value}/{total} | loss {loss} | {rate} step/s | eta {eta_formatted}', hideCursor: true, stream: err, clearOnComplete: true, noTTYOutput: false, notTTYSchedule: 5000 },
+    Presets.shades_classic,
+  );
+  const cancel = new AbortController();
+  const onSigint = () => {
+    if (cancel.signal.aborted) process.exit(130);
+    err.write('\nbasin: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)\n');
+    cancel.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const log = (s: string) => {
+    if (err.isTTY) bar.stop();
+    err.write(s + '\n');
+  };
+  try {
+    const result = await train({
+      rt,
+      config,
+      configPath,
+      outputDir: opts.output ? path.resolve(opts.output) : undefined,
+      resume: opts.resume,
+      signal: cancel.signal,
+      events: {
+        onStart: (i) => {
+          err.write(`basin: ${config.name} — ${i.model.type}, ${i.parameters.toLocaleString('en-US')} parameters on ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})\n`);
+          err.write(`basin: run folder ${i.runDir}${i.startStep ? ` (resuming at step ${i.startStep})` : ''}\n`);
+          bar.start(i.totalSteps, i.startStep, { loss: '-', rate: '-' });
+        },
+        onLog: (l) => {
+          bar.update(l.step, { loss: l.loss.toFixed(4), rate: l.stepsPerSec.toFixed(1) });
+          if (opts.json) process.stdout.write(JSON.stringify({ type: 'log', ...l }) + '\n');
+        },
+        onEval: (step, m) => {
+          const wasTty = err.isTTY;
+          log(`step ${String(step).padStart(6)}  validation: ${fmtMetrics(m)}`);
+          if (wasTty) bar.start(bar.getTotal(), step, {});
+          if (opts.json) process.stdout.write(JSON.stringify({ type: 'eval', step, ...m }) + '\n');
+        },
+        onCheckpoint: (step, file) => {
+          if (opts.json) process.stdout.write(JSON.stringify({ type: 'checkpoint', step, file }) + '\n');
+        },
+      },
+    });
+    bar.stop();
+    if (result.status === 'cancelled') err.write(`basin: cancelled at step ${result.steps}; resume with --resume ${result.runDir}\n`);
+    if (opts.profile) printProfile(rt, result.steps);
+    return result;
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+    gpu.destroy();
+  }
+}
+
+function printProfile(rt: Runtime, steps: number): void {
+  const c = rt.counters;
+  const rows = [...c.byKernel.entries()].sort((a, b) => b[1] - a[1]);
+  process.stderr.write(`\nprofile: ${c.dispatches.toLocaleString('en-US')} dispatches, ${c.submits.toLocaleString('en-US')} submits over ${steps} steps (${(c.dispatches / Math.max(1, steps)).toFixed(1)} dispatches/step)\n`);
+  for (const [k, n] of rows) process.stderr.write(`  ${k.padEnd(36)} ${String(n).padStart(9)}  ${(n / Math.max(1, steps)).toFixed(1)}/step\n`);
+}
+
+export async function trainCommand(configFile: string, opts: TrainCommandOptions): Promise<void> {
+  const { config, path: file } = loadConfig(configFile);
+  const result = await runTrain(config, file, opts);
+  if (result.eval) process.stderr.write(`basin: final validation: ${fmtMetrics(result.eval)} (chance: ${fmtMetrics(result.chance!)})\n`);
+  process.stdout.write(`${result.checkpoint ? path.join(result.runDir, result.checkpoint) : result.runDir}\n`);
+}
