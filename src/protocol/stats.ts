@@ -1,0 +1,195 @@
+// Per-layer training statistics: ONE binary frame format, shared by the engine (which writes frames to
+// `<run>/stats.bin` and hands them to the worker), the host (which streams them from the worker and reads the
+// file of a finished run) and the statistics webview (which decodes them). Pure TypeScript: no Node, no DOM,
+// no vscode, so every side imports it.
+//
+// A frame is one sample of every parameter tensor at one step:
+//   u32 magic 'BST1' | u32 headerBytes | header (UTF-8 JSON, padded with spaces to a multiple of 4)
+//   | f32 payload: for each tensor in header order: scalars[SCALAR_KEYS.length] | hist[HIST_BINS] | vRow[rows] | vCol[cols]
+// All little-endian. `stats.bin` is a plain concatenation of frames (append-only); a truncated last frame (a
+// killed job) is ignored by the reader.
+//
+// The curvature profile of a tensor viewed as a matrix [rows, cols] (rows = shape[0], cols = the product of the
+// rest; a vector [n] is [n, 1]): vRow[i] = Σ_j v[i, j], vCol[j] = Σ_i v[i, j], where v is AdamW's second moment
+// (bias-uncorrected, as stored). These are exactly the factors a factored (Adafactor-style) optimizer keeps.
+// The histogram counts log10(v) in HIST_BINS equal bins over [HIST_LO, HIST_HI); values below go to bin 0
+// (zeros included), above to the last bin.
+
+export const STATS_MAGIC = 0x31545342; // 'BST1' read as little-endian u32
+export const STATS_FILE = 'stats.bin';
+
+/** Per-tensor scalars, in payload order. One source of truth for names, order and meaning. */
+export const SCALAR_KEYS = [
+  'gradNorm', //     ‖g‖₂ of the gradient used by the step (after clipping scale, before the update)
+  'weightNorm', //   ‖w‖₂ after the step
+  'updateRatio', //  ‖Δw‖₂ / ‖w‖₂ of this step's update (0 when ‖w‖ = 0)
+  'momentumNorm', // ‖m‖₂, AdamW's first moment
+  'vMean', //        mean of v, AdamW's second moment (curvature proxy: the diagonal empirical Fisher's EMA)
+  'vMax', //         max of v
+  'vP50', //         quantiles of v, from the log-histogram (bin upper edges)
+  'vP90',
+  'vP99',
+] as const;
+export type ScalarKey = (typeof SCALAR_KEYS)[number];
+
+export const HIST_BINS = 32;
+/** log10 range of the v histogram. */
+export const HIST_LO = -16;
+export const HIST_HI = 0;
+
+export interface StatsTensorInfo {
+  name: string;
+  shape: number[];
+  rows: number;
+  cols: number;
+}
+
+export interface StatsFrameHeader {
+  step: number;
+  /** ms since the epoch when the sample was taken. */
+  time: number;
+  tensors: StatsTensorInfo[];
+}
+
+export interface TensorStats extends StatsTensorInfo {
+  scalars: Record<ScalarKey, number>;
+  hist: Float32Array;
+  vRow: Float32Array;
+  vCol: Float32Array;
+}
+
+export interface StatsFrame {
+  step: number;
+  time: number;
+  tensors: TensorStats[];
+}
+
+/** The [rows, cols] matrix view of a tensor shape. */
+export function matrixView(shape: readonly number[]): { rows: number; cols: number } {
+  if (shape.length === 0) return { rows: 1, cols: 1 };
+  const rows = shape[0];
+  let cols = 1;
+  for (let i = 1; i < shape.length; i++) cols *= shape[i];
+  return { rows, cols };
+}
+
+/** f32 count of one tensor's record in the payload. */
+export function recordFloats(t: { rows: number; cols: number }): number {
+  return SCALAR_KEYS.length + HIST_BINS + t.rows + t.cols;
+}
+
+export function frameFloats(tensors: readonly { rows: number; cols: number }[]): number {
+  let n = 0;
+  for (const t of tensors) n += recordFloats(t);
+  return n;
+}
+
+/** Encode a frame; `payload` must hold frameFloats(header.tensors) floats in record order. */
+export function encodeStatsFrame(header: StatsFrameHeader, payload: Float32Array): Uint8Array {
+  const want = frameFloats(header.tensors);
+  if (payload.length !== want) throw new Error(`stats frame: payload has ${payload.length} floats, the header describes ${want}`);
+  let json = JSON.stringify(header);
+  const enc = new TextEncoder();
+  let hbytes = enc.encode(json);
+  const pad = (4 - (hbytes.length % 4)) % 4;
+  if (pad) {
+    json += ' '.repeat(pad);
+    hbytes = enc.encode(json);
+  }
+  const out = new Uint8Array(8 + hbytes.length + payload.byteLength);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, STATS_MAGIC, true);
+  dv.setUint32(4, hbytes.length, true);
+  out.set(hbytes, 8);
+  out.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength), 8 + hbytes.length);
+  return out;
+}
+
+export class StatsFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StatsFormatError';
+  }
+}
+
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Decode the frame at `offset` of `bytes`. Returns null when the bytes end before the frame does (a frame still
+ * being written); throws StatsFormatError on anything malformed. Every length is bounds-checked.
+ */
+export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsFrame; next: number } | null {
+  if (bytes.length - offset < 8) return null;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = dv.getUint32(offset, true);
+  if (magic !== STATS_MAGIC) throw new StatsFormatError(`stats frame at byte ${offset}: bad magic 0x${magic.toString(16)}`);
+  const hlen = dv.getUint32(offset + 4, true);
+  if (hlen > MAX_HEADER_BYTES || hlen % 4 !== 0) throw new StatsFormatError(`stats frame at byte ${offset}: header length ${hlen} is invalid`);
+  if (bytes.length - offset - 8 < hlen) return null;
+  let header: StatsFrameHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(offset + 8, offset + 8 + hlen))) as StatsFrameHeader;
+  } catch (e) {
+    throw new StatsFormatError(`stats frame at byte ${offset}: header is not JSON (${(e as Error).message})`);
+  }
+  if (!header || typeof header.step !== 'number' || !Array.isArray(header.tensors)) {
+    throw new StatsFormatError(`stats frame at byte ${offset}: header lacks step or tensors`);
+  }
+  for (const t of header.tensors) {
+    if (!t || typeof t.name !== 'string' || !Number.isInteger(t.rows) || !Number.isInteger(t.cols) || t.rows < 0 || t.cols < 0 || !Array.isArray(t.shape)) {
+      throw new StatsFormatError(`stats frame at byte ${offset}: a tensor entry is malformed`);
+    }
+  }
+  const floats = frameFloats(header.tensors);
+  const start = offset + 8 + hlen;
+  if (bytes.length - start < floats * 4) return null;
+  // Copy so the payload is aligned whatever the input's offset.
+  const payload = new Float32Array(floats);
+  new Uint8Array(payload.buffer).set(bytes.subarray(start, start + floats * 4));
+  const tensors: TensorStats[] = [];
+  let p = 0;
+  for (const t of header.tensors) {
+    const scalars = {} as Record<ScalarKey, number>;
+    SCALAR_KEYS.forEach((k, i) => (scalars[k] = payload[p + i]));
+    p += SCALAR_KEYS.length;
+    const hist = payload.subarray(p, p + HIST_BINS);
+    p += HIST_BINS;
+    const vRow = payload.subarray(p, p + t.rows);
+    p += t.rows;
+    const vCol = payload.subarray(p, p + t.cols);
+    p += t.cols;
+    tensors.push({ name: t.name, shape: t.shape, rows: t.rows, cols: t.cols, scalars, hist, vRow, vCol });
+  }
+  return { frame: { step: header.step, time: header.time, tensors }, next: start + floats * 4 };
+}
+
+/** Every complete frame in `bytes` (a whole stats.bin); a truncated tail is ignored. */
+export function decodeStatsFrames(bytes: Uint8Array): StatsFrame[] {
+  const out: StatsFrame[] = [];
+  let off = 0;
+  for (;;) {
+    const r = decodeStatsFrame(bytes, off);
+    if (!r) break;
+    out.push(r.frame);
+    off = r.next;
+  }
+  return out;
+}
+
+/** Upper edge (value, not log) of histogram bin i. */
+export function histUpperEdge(i: number): number {
+  return 10 ** (HIST_LO + ((i + 1) * (HIST_HI - HIST_LO)) / HIST_BINS);
+}
+
+/** Quantile q ∈ (0, 1] of v from its histogram: the upper edge of the bin where the cumulative count reaches q. */
+export function histQuantile(hist: ArrayLike<number>, q: number): number {
+  let total = 0;
+  for (let i = 0; i < hist.length; i++) total += hist[i];
+  if (total <= 0) return 0;
+  let acc = 0;
+  for (let i = 0; i < hist.length; i++) {
+    acc += hist[i];
+    if (acc >= q * total) return histUpperEdge(i);
+  }
+  return histUpperEdge(hist.length - 1);
+}
