@@ -3,12 +3,26 @@
 import * as vscode from 'vscode';
 import { Ctx, type CommandFactory } from './host/ctx';
 import * as commands from './host/commands';
+import * as jobCommands from './host/jobs/job-commands';
+import type { JobManager } from './host/jobs/jobs';
 import type { WorkerClient } from './host/jobs/worker-client';
 import type { WorkerExit } from './host/jobs/worker-process';
+import * as runCommands from './host/views/run-commands';
+import { registerRunsView, type RunsTreeProvider } from './host/views/runs-tree';
+import { registerGpuView } from './host/views/gpu-tree';
+import { registerConfigLenses } from './host/lenses/config-lenses';
+import { registerConfigDiagnostics } from './host/config/config-diagnostics';
 
 /** Command name (after `basin.`) → factory. Each is also declared in package.json's contributes.commands. */
 const COMMANDS: Record<string, CommandFactory> = {
   showGpuInfo: commands.showGpuInfo,
+  trainFromConfig: jobCommands.trainFromConfig,
+  resumeRun: jobCommands.resumeRun,
+  cancelJob: jobCommands.cancelJob,
+  showLog: jobCommands.showLog,
+  refreshRuns: runCommands.refreshRuns,
+  revealRun: runCommands.revealRun,
+  deleteRun: runCommands.deleteRun,
 };
 
 /** What activate() returns: a small handle for tests and diagnostics. Not a stable API. */
@@ -19,6 +33,10 @@ export interface BasinApi {
   onDidWorkerExit: vscode.Event<WorkerExit>;
   /** The worker client (GPU info, jobs); getting it starts no process. */
   readonly worker: WorkerClient;
+  /** Training jobs: events (onDidStart, onDidProgress, onDidEnd, onStats), `active`, cancel. */
+  readonly jobs: JobManager;
+  /** The Runs view's data (tests walk it: runs → checkpoints → tensors). */
+  readonly runsView: RunsTreeProvider;
 }
 
 let ctx: Ctx | undefined;
@@ -28,11 +46,21 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
   ctx = c;
   context.subscriptions.push(c);
   for (const [name, factory] of Object.entries(COMMANDS)) c.registerCommand(name, factory);
+  // Side bar, code lenses and diagnostics: registration only; runs are scanned when a view or a config needs them,
+  // and the config validator (yaml + ajv) loads with the first config opened.
+  const runsView = registerRunsView(c);
+  registerGpuView(c);
+  registerConfigLenses(c);
+  registerConfigDiagnostics(c);
   return {
+    runsView,
     workerPid: () => c.workerPid,
     onDidWorkerExit: c.onDidWorkerExit,
     get worker() {
       return c.worker;
+    },
+    get jobs() {
+      return c.jobs;
     },
   };
 }

@@ -4,6 +4,8 @@
 import * as vscode from 'vscode';
 import { WorkerClient } from './jobs/worker-client';
 import { describeExit, type WorkerExit } from './jobs/worker-process';
+import { JobManager } from './jobs/jobs';
+import { RunIndex } from './views/run-index';
 import type { LogLevel } from '../protocol/worker';
 
 export type Cmd = (...args: any[]) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -13,6 +15,8 @@ export class Ctx implements vscode.Disposable {
   readonly log: vscode.LogOutputChannel;
   private readonly subscriptions: vscode.Disposable[] = [];
   private workerClient: WorkerClient | undefined;
+  private runIndex: RunIndex | undefined;
+  private jobManager: JobManager | undefined;
   private readonly workerExitEmitter = new vscode.EventEmitter<WorkerExit>();
   /** Every end of a worker process (crash or not). */
   readonly onDidWorkerExit = this.workerExitEmitter.event;
@@ -45,6 +49,24 @@ export class Ctx implements vscode.Disposable {
     return this.workerClient;
   }
 
+  /** The workspace's run folders (`basin.runs.include`): scanned on first use, then kept current by file watchers. */
+  get runs(): RunIndex {
+    if (!this.runIndex) {
+      this.runIndex = new RunIndex(this.log);
+      this.push(this.runIndex);
+    }
+    return this.runIndex;
+  }
+
+  /** Training jobs: start, cancel, and the events (onDidStart, onDidProgress, onDidEnd, onStats) and `active`. */
+  get jobs(): JobManager {
+    if (!this.jobManager) {
+      this.jobManager = new JobManager(this);
+      this.push(this.jobManager);
+    }
+    return this.jobManager;
+  }
+
   /** Pid of the running worker process, if any (for tests and diagnostics). */
   get workerPid(): number | undefined {
     return this.workerClient?.pid;
@@ -62,6 +84,8 @@ export class Ctx implements vscode.Disposable {
     }
     // A crash: say so, with the exit code or signal and the tail of stderr. The next request starts a fresh worker.
     this.log.error(`${describeExit(exit, { withStderr: true })}\nThe next request starts a fresh worker.`);
+    // Jobs that were running report the crash themselves (with the same exit and stderr): one message, not two.
+    if (this.jobManager?.active.length) return;
     const tail = exit.stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
     void vscode.window
       .showErrorMessage(`${describeExit(exit)}${tail ? ` stderr: ${tail.slice(0, 300)}` : ''} The next request starts a fresh worker.`, 'Show Output')

@@ -13,7 +13,14 @@
 // rest; a vector [n] is [n, 1]): vRow[i] = Σ_j v[i, j], vCol[j] = Σ_i v[i, j], where v is AdamW's second moment
 // (bias-uncorrected, as stored). These are exactly the factors a factored (Adafactor-style) optimizer keeps.
 // The histogram counts log10(v) in HIST_BINS equal bins over [HIST_LO, HIST_HI); values below go to bin 0
-// (zeros included), above to the last bin.
+// (zeros included), above to the last bin (+Inf and NaN too).
+//
+// Optimizers without a second moment (SGD): momentumNorm is ‖·‖ of SGD's momentum buffer (0 without momentum);
+// vMean, vMax and the quantiles are 0, the histogram is all zeros and vRow/vCol are zeros. updateRatio is NaN in a
+// frame sampled without the pre-step weights (the engine always has them; see src/engine/stats/layer-stats.ts).
+// The engine samples every `train.statsEvery` steps, at every checkpoint step and at the last step; it also writes
+// the sample of each checkpoint step to `stats/step-<n>.safetensors` (tensors `<weight>.scalars` in SCALAR_KEYS
+// order, `<weight>.v_hist`, `<weight>.v_row`, `<weight>.v_col`).
 
 export const STATS_MAGIC = 0x31545342; // 'BST1' read as little-endian u32
 export const STATS_FILE = 'stats.bin';
@@ -132,12 +139,17 @@ export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsF
   } catch (e) {
     throw new StatsFormatError(`stats frame at byte ${offset}: header is not JSON (${(e as Error).message})`);
   }
-  if (!header || typeof header.step !== 'number' || !Array.isArray(header.tensors)) {
-    throw new StatsFormatError(`stats frame at byte ${offset}: header lacks step or tensors`);
+  if (!header || typeof header !== 'object' || typeof header.step !== 'number' || typeof header.time !== 'number' || !Array.isArray(header.tensors)) {
+    throw new StatsFormatError(`stats frame at byte ${offset}: header lacks step, time or tensors`);
   }
   for (const t of header.tensors) {
-    if (!t || typeof t.name !== 'string' || !Number.isInteger(t.rows) || !Number.isInteger(t.cols) || t.rows < 0 || t.cols < 0 || !Array.isArray(t.shape)) {
+    if (!t || typeof t !== 'object' || typeof t.name !== 'string' || !Number.isSafeInteger(t.rows) || !Number.isSafeInteger(t.cols) || t.rows < 0 || t.cols < 0 || !Array.isArray(t.shape)) {
       throw new StatsFormatError(`stats frame at byte ${offset}: a tensor entry is malformed`);
+    }
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new StatsFormatError(`stats frame at byte ${offset}: tensor '${t.name}' has a malformed shape`);
+    const mv = matrixView(t.shape);
+    if (mv.rows !== t.rows || mv.cols !== t.cols) {
+      throw new StatsFormatError(`stats frame at byte ${offset}: tensor '${t.name}' is [${t.rows}, ${t.cols}], its shape [${t.shape.join(', ')}] gives [${mv.rows}, ${mv.cols}]`);
     }
   }
   const floats = frameFloats(header.tensors);

@@ -70,13 +70,89 @@ export interface JobKinds {
     progress: { step: number };
     result: { steps: number };
   };
+  /** Trains a model from a config (or resumes a run folder) with the engine's `train()`. */
+  train: {
+    params: TrainJobParams;
+    progress: TrainJobProgress;
+    result: TrainJobResult;
+  };
   // To come, in the same shape:
-  // train:  { params: TrainJobParams;  progress: TrainProgress;  result: TrainResult };
   // merge:  { params: MergeJobParams;  progress: MergeProgress;  result: MergeResult };
   // eval:   { params: EvalJobParams;   progress: EvalProgress;   result: EvalResult };
   // export: { params: ExportJobParams; progress: ExportProgress; result: ExportResult };
 }
 export type JobKind = keyof JobKinds;
+
+// ---- train
+
+/**
+ * A training job. Either a fresh run from `configPath`, or `resume` of a run folder from its latest checkpoint.
+ * When resuming without `configPath`, the config is the one recorded in the run's run.json (so the run continues
+ * exactly what it started); with `configPath`, that file is loaded (as `basin train <config> --resume <dir>` does).
+ */
+export interface TrainJobParams {
+  /** Absolute path of a `*.basin.yaml` / `*.basin.json` config. Required unless `resume` is given. */
+  configPath?: string;
+  /** Absolute path of a run folder to resume from its latest checkpoint. */
+  resume?: string;
+  /** Parent folder for the new run folder; default: the config's `output`, resolved against the config's folder. */
+  outputDir?: string;
+}
+
+/**
+ * `data` of a train job's progress notifications. The first one (`phase: 'started'`) comes as soon as the run
+ * folder exists; then at most ~10 per second (`phase: 'step'`; log, evaluation and checkpoint events are never
+ * dropped, only merged into the next notification when they come faster).
+ */
+export interface TrainJobProgress {
+  /** What this notification reports: the run started, a logged step, an evaluation, a checkpoint written. */
+  phase: 'started' | 'step' | 'eval' | 'checkpoint';
+  /** Absolute path of the run folder. */
+  runDir: string;
+  /** The run's name (run.json `name`). */
+  name: string;
+  /** Last step done (1-based; the start step when `phase` is 'started': 0, or the resumed checkpoint's step). */
+  step: number;
+  totalSteps: number;
+  /** The step the job started at (0 for a fresh run). */
+  startStep: number;
+  /** Training loss at the latest logged step (read back every `train.logEvery` steps). */
+  loss?: number;
+  /** Learning rate at the latest logged step. */
+  lr?: number;
+  /** Global gradient L2 norm at the latest logged step (before clipping). */
+  gradNorm?: number;
+  /** Training throughput over the latest logging interval. */
+  stepsPerSec?: number;
+  /** Latest validation metrics, e.g. { loss, accuracy, hr10 } (no `val_` prefix). */
+  val?: Record<string, number>;
+  /** Step of the latest validation metrics. */
+  valStep?: number;
+  /** Absolute path of the latest checkpoint written by this job (weights .safetensors). */
+  checkpoint?: string;
+  /** Step of `checkpoint`. */
+  checkpointStep?: number;
+  /** Trainable parameter count (sent with 'started'). */
+  parameters?: number;
+}
+
+export interface TrainJobResult {
+  /** Absolute path of the run folder. */
+  runDir: string;
+  /** 'cancelled' when the job's request was cancelled: a checkpoint at the step reached was written. */
+  status: 'completed' | 'cancelled';
+  /** The last step done. */
+  steps: number;
+  totalSteps: number;
+  /** Training loss at the last logged step (null if none was logged). */
+  lastLoss: number | null;
+  /** Latest validation metrics (null if none ran). */
+  eval: Record<string, number> | null;
+  /** The same metrics for a chance-level predictor, when the data defines one. */
+  chance: Record<string, number> | null;
+  /** Absolute path of the latest checkpoint (weights .safetensors), null if none was written. */
+  checkpoint: string | null;
+}
 export type JobParams<K extends JobKind> = JobKinds[K]['params'];
 export type JobProgressData<K extends JobKind> = JobKinds[K]['progress'];
 export type JobResult<K extends JobKind> = JobKinds[K]['result'];
@@ -120,3 +196,191 @@ export interface LogParams {
   message: string;
 }
 export const LogNotification = new NotificationType<LogParams>('basin/log');
+
+// ---------------------------------------------------------------------------------------------------------------
+// Binary side channel (worker → host)
+//
+// JSON-RPC over the IPC channel serializes JSON, which would turn a statistics frame (src/protocol/stats.ts) into
+// an array of numbers. Binary data therefore travels on a side channel: the host forks the worker with a fifth
+// stdio entry, a pipe that is fd 4 in the worker (`stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe']`, and
+// `BASIN_SIDE_FD=4` in its environment so the worker knows it may write there). The pipe carries records:
+//
+//   offset  size  field
+//   0       4     magic 0x31435342 ('BSC1' read as little-endian u32)
+//   4       4     bodyBytes: the length of what follows (≤ SIDE_MAX_BODY_BYTES)
+//   8       2     kind (SideRecordKind; 1 = statistics frame)
+//   10      2     jobIdBytes (≤ SIDE_MAX_ID_BYTES)
+//   12      4     runDirBytes (≤ SIDE_MAX_PATH_BYTES)
+//   16      4     step
+//   20      …     jobId (UTF-8) | runDir (UTF-8) | payload (the rest of the body: for kind 1, one stats frame)
+//
+// All little-endian. 20 + jobIdBytes + runDirBytes ≤ 8 + bodyBytes. A record that breaks any bound means the
+// stream is out of step: the reader reports it and drops the rest of the stream (nothing else is trustworthy).
+// Records of one job arrive in order; they are NOT ordered against JSON-RPC messages (another pipe).
+
+export const SIDE_MAGIC = 0x31435342;
+/** fd of the side channel in the worker. */
+export const SIDE_FD = 4;
+/** Environment variable that tells the worker the side channel exists (its value is the fd). */
+export const SIDE_FD_ENV = 'BASIN_SIDE_FD';
+export const SIDE_MAX_BODY_BYTES = 256 * 1024 * 1024;
+export const SIDE_MAX_ID_BYTES = 1024;
+export const SIDE_MAX_PATH_BYTES = 16 * 1024;
+const SIDE_PREFIX_BYTES = 8;
+const SIDE_BODY_HEADER_BYTES = 12;
+
+export const SideRecordKind = {
+  /** One statistics frame (src/protocol/stats.ts) of a training job. */
+  Stats: 1,
+} as const;
+export type SideRecordKind = (typeof SideRecordKind)[keyof typeof SideRecordKind];
+
+export interface SideRecord {
+  kind: number;
+  jobId: string;
+  /** Absolute path of the job's run folder. */
+  runDir: string;
+  step: number;
+  /** The payload (a copy: it owns its buffer). */
+  bytes: Uint8Array;
+}
+
+export class SideChannelError extends Error {
+  constructor(message: string) {
+    super(`side channel: ${message}`);
+    this.name = 'SideChannelError';
+  }
+}
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** One record as bytes (prefix included). Throws SideChannelError when a bound is broken. */
+export function encodeSideRecord(r: { kind: number; jobId: string; runDir: string; step: number; bytes: Uint8Array }): Uint8Array {
+  const id = utf8Encoder.encode(r.jobId);
+  const dir = utf8Encoder.encode(r.runDir);
+  if (id.length > SIDE_MAX_ID_BYTES) throw new SideChannelError(`job id is ${id.length} bytes (at most ${SIDE_MAX_ID_BYTES})`);
+  if (dir.length > SIDE_MAX_PATH_BYTES) throw new SideChannelError(`run folder path is ${dir.length} bytes (at most ${SIDE_MAX_PATH_BYTES})`);
+  if (!Number.isInteger(r.kind) || r.kind < 0 || r.kind > 0xffff) throw new SideChannelError(`kind ${r.kind} is not a u16`);
+  const step = Number.isInteger(r.step) && r.step >= 0 && r.step <= 0xffffffff ? r.step : 0;
+  const body = SIDE_BODY_HEADER_BYTES + id.length + dir.length + r.bytes.length;
+  if (body > SIDE_MAX_BODY_BYTES) throw new SideChannelError(`record is ${body} bytes (at most ${SIDE_MAX_BODY_BYTES})`);
+  const out = new Uint8Array(SIDE_PREFIX_BYTES + body);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, SIDE_MAGIC, true);
+  dv.setUint32(4, body, true);
+  dv.setUint16(8, r.kind, true);
+  dv.setUint16(10, id.length, true);
+  dv.setUint32(12, dir.length, true);
+  dv.setUint32(16, step, true);
+  let o = SIDE_PREFIX_BYTES + SIDE_BODY_HEADER_BYTES;
+  out.set(id, o);
+  o += id.length;
+  out.set(dir, o);
+  o += dir.length;
+  out.set(r.bytes, o);
+  return out;
+}
+
+/**
+ * Incremental reader of the side channel: feed it the chunks as they come (any split), get whole records back.
+ * Throws SideChannelError on a malformed record; after that it refuses more input.
+ */
+export class SideChannelDecoder {
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  private broken: SideChannelError | undefined;
+
+  /** Bytes held waiting for the rest of a record. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Uint8Array): SideRecord[] {
+    if (this.broken) throw this.broken;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const out: SideRecord[] = [];
+    while (this.buffered >= SIDE_PREFIX_BYTES) {
+      const prefix = this.peek(SIDE_PREFIX_BYTES);
+      const dv = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+      const magic = dv.getUint32(0, true);
+      const body = dv.getUint32(4, true);
+      if (magic !== SIDE_MAGIC) this.fail(`bad magic 0x${magic.toString(16)}`);
+      if (body < SIDE_BODY_HEADER_BYTES || body > SIDE_MAX_BODY_BYTES) this.fail(`record body of ${body} bytes is out of bounds`);
+      if (this.buffered < SIDE_PREFIX_BYTES + body) break;
+      const rec = this.take(SIDE_PREFIX_BYTES + body);
+      out.push(this.parse(rec, body));
+    }
+    return out;
+  }
+
+  private parse(rec: Uint8Array, body: number): SideRecord {
+    const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
+    const kind = dv.getUint16(8, true);
+    const idLen = dv.getUint16(10, true);
+    const dirLen = dv.getUint32(12, true);
+    const step = dv.getUint32(16, true);
+    if (idLen > SIDE_MAX_ID_BYTES) this.fail(`job id of ${idLen} bytes is out of bounds`);
+    if (dirLen > SIDE_MAX_PATH_BYTES) this.fail(`run folder path of ${dirLen} bytes is out of bounds`);
+    if (SIDE_BODY_HEADER_BYTES + idLen + dirLen > body) this.fail(`strings (${idLen} + ${dirLen} bytes) overrun the ${body}-byte record`);
+    let o = SIDE_PREFIX_BYTES + SIDE_BODY_HEADER_BYTES;
+    let jobId: string;
+    let runDir: string;
+    try {
+      jobId = utf8Decoder.decode(rec.subarray(o, o + idLen));
+      runDir = utf8Decoder.decode(rec.subarray(o + idLen, o + idLen + dirLen));
+    } catch {
+      this.fail('a string is not valid UTF-8');
+    }
+    o += idLen + dirLen;
+    return { kind, jobId: jobId!, runDir: runDir!, step, bytes: rec.slice(o) };
+  }
+
+  private fail(message: string): never {
+    this.broken = new SideChannelError(message);
+    this.chunks = [];
+    this.buffered = 0;
+    throw this.broken;
+  }
+
+  /** The first n buffered bytes (n ≤ buffered), without consuming them. */
+  private peek(n: number): Uint8Array {
+    if (this.chunks[0].length >= n) return this.chunks[0].subarray(0, n);
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const c of this.chunks) {
+      const k = Math.min(c.length, n - o);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      if (o === n) break;
+    }
+    return out;
+  }
+
+  /** Consumes the first n buffered bytes (n ≤ buffered), as one contiguous array. */
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0];
+    let out: Uint8Array;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = new Uint8Array(n);
+      let o = 0;
+      while (o < n) {
+        const c = this.chunks[0];
+        const k = Math.min(c.length, n - o);
+        out.set(c.subarray(0, k), o);
+        o += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}

@@ -18,7 +18,8 @@ import {
   type RunJobResult,
   type WorkerErrorData,
 } from '../protocol/worker';
-import { JobCancelledError, jobHandlers, type JobContext, type JobHandler } from './jobs';
+import { InvalidJobParamsError, JobCancelledError, jobHandlers, type JobContext, type JobHandler } from './jobs';
+import { SideChannelWriter } from './side-channel';
 
 /** The one GPU device of this process, made on first use and kept (a second Dawn instance costs memory). */
 let gpuPromise: Promise<GpuDevice> | null = null;
@@ -47,6 +48,9 @@ export function toResponseError(e: unknown): ResponseError<WorkerErrorData> {
   const err = e instanceof Error ? e : new Error(String(e));
   const code =
     err instanceof JobCancelledError ? WorkerErrorCodes.Cancelled
+    // A config that does not validate (its message is `<file>:<line>:<col>: <field>: <problem>` lines), a run
+    // folder that cannot be resumed, parameters that make no sense.
+    : err instanceof InvalidJobParamsError || err.name === 'ConfigError' || err.name === 'RunRecordError' ? WorkerErrorCodes.InvalidParams
     : err.name === 'NoAdapterError' ? WorkerErrorCodes.NoAdapter
     : err.name === 'DeviceLostError' ? WorkerErrorCodes.DeviceLost
     : WorkerErrorCodes.Failed;
@@ -57,6 +61,7 @@ function serve(connection: MessageConnection): void {
   const log = (level: LogLevel, message: string): void => {
     void connection.sendNotification(LogNotification, { level, message }).catch(() => undefined);
   };
+  const side = SideChannelWriter.fromEnv((m) => log('warn', m));
 
   connection.onRequest(HelloRequest, () => ({
     protocolVersion: PROTOCOL_VERSION,
@@ -92,12 +97,19 @@ function serve(connection: MessageConnection): void {
           .catch(() => undefined);
       },
       log,
+      gpu: getGpu,
+      sendBinary: (kind, runDir, step, bytes) => side.send(kind, req.jobId, runDir, step, bytes),
     };
     try {
       const result = await handler(req.params, ctx);
       return { jobId: req.jobId, kind: req.kind, result, elapsedMs: performance.now() - t0 };
     } catch (e) {
-      if (!(e instanceof JobCancelledError)) log('error', `job ${req.jobId} (${req.kind}) failed: ${(e as Error).stack ?? e}`);
+      if (!(e instanceof JobCancelledError)) {
+        const err = e as Error;
+        // Expected failures (bad config, non-finite loss) need no stack.
+        const plain = err instanceof InvalidJobParamsError || ['ConfigError', 'RunRecordError', 'NonFiniteError'].includes(err?.name);
+        log('error', `job ${req.jobId} (${req.kind}) failed: ${plain ? err.message : (err?.stack ?? String(e))}`);
+      }
       return toResponseError(e);
     }
   });

@@ -2,6 +2,7 @@
 // on the GPU with no readback inside the step; loss and gradient norms are read back every `logEvery` steps.
 // Checkpoints (weights + optimizer state) are written atomically so a cancelled or killed job resumes from the
 // last one with the same next batch.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward } from '../autograd/tape';
 import type { Runtime } from '../gpu/runtime';
@@ -16,6 +17,8 @@ import { readSafetensorsHeader, readTensor, writeSafetensors } from '../io/safet
 import { Tensor, fromArray, noGrad, tidy } from '../tensor/tensor';
 import type { TrainConfig } from '../config/schema';
 import { RunFolder, openRun } from './run-record';
+import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
+import { STATS_FILE } from '../../protocol/stats';
 import { Batch, TrainingData, buildTrainingData } from './data-source';
 import { evaluate, EvalMetrics } from './evaluate';
 
@@ -35,6 +38,8 @@ export interface TrainEvents {
   onLog?(log: StepLog): void;
   onEval?(step: number, metrics: EvalMetrics): void;
   onCheckpoint?(step: number, file: string): void;
+  /** A per-layer statistics frame (src/protocol/stats.ts), already appended to `<run>/stats.bin`; in step order. */
+  onStats?(step: number, frame: Uint8Array): void;
 }
 
 export interface TrainOptions {
@@ -125,6 +130,31 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const outputDir = opts.outputDir ?? path.resolve(opts.configPath ? path.dirname(opts.configPath) : process.cwd(), config.output ?? 'runs');
     run = await RunFolder.create(outputDir, config.name, { config, configPath: opts.configPath, device: rt.gpu.info });
   }
+  // Per-layer statistics (src/engine/stats/layer-stats.ts): sampled on the GPU every statsEvery steps, at each
+  // checkpoint step and at the last step; frames are read back asynchronously and appended to stats.bin in order.
+  const statsFile = path.join(run.dir, STATS_FILE);
+  if (opts.resume) await truncateStatsFile(statsFile, startStep); // drop frames past the checkpoint and a torn tail
+  const statsEvery = t.statsEvery ?? 0;
+  const stats = statsEvery > 0 && (optimizer instanceof AdamW || optimizer instanceof SGD) ? new LayerStatsCollector(rt, store, optimizer) : null;
+  let statsChain: Promise<void> = Promise.resolve();
+  let statsError: unknown = null;
+  const queueStats = (step: number, frame: Promise<Uint8Array>) => {
+    frame.catch(() => undefined); // handled below, in order; this only keeps Node from calling it unhandled meanwhile
+    statsChain = statsChain
+      .then(async () => {
+        const bytes = await frame;
+        if (statsError) return;
+        await fs.promises.appendFile(statsFile, bytes);
+        opts.events?.onStats?.(step, bytes);
+      })
+      .catch((e) => {
+        statsError ??= e;
+      });
+  };
+  const drainStats = async () => {
+    await statsChain;
+    if (statsError) throw statsError;
+  };
   model.train();
   opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec });
 
@@ -140,6 +170,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const checkpoint = async (step: number) => {
     const file = await saveCheckpoint(run, step, store, optimizer, lastEval);
+    if (stats) {
+      await drainStats();
+      if (stats.latest) {
+        const { tensors, metadata } = statsCheckpoint(stats.latest);
+        await fs.promises.mkdir(run.statsDir, { recursive: true });
+        await writeSafetensors(path.join(run.dir, run.statsPath(step)), tensors, metadata);
+      }
+    }
     lastCheckpoint = file;
     lastCheckpointStep = step;
     opts.events?.onCheckpoint?.(step, path.join(run.dir, file));
@@ -154,15 +192,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const lr = schedule(step);
       const batch = data.trainBatch(step);
       const wantLog = step % logEvery === 0 || step === totalSteps;
+      const wantCheckpoint = (t.checkpointEvery && step % t.checkpointEvery === 0) || step === totalSteps;
+      const wantStats = stats !== null && (step % statsEvery === 0 || step === totalSteps || !!wantCheckpoint);
       let lossRead: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
       tidy(() => {
         const { loss } = forwardBatch(rt, model, batch);
         backward(loss);
         if (wantLog) lossRead = loss.toArray();
       });
+      if (wantStats) stats!.beforeStep();
       optimizer.step(lr);
       const normsRead = wantLog ? (optimizer as { gradNorms?: { readAsync(): Promise<{ total: number; finite: boolean; firstNonFinite(): string | null }> } }).gradNorms?.readAsync() : undefined;
+      if (wantStats) queueStats(step, stats!.sample(step)); // reads the gradients: before they are zeroed
       store.zeroGrads();
+      if (statsError) throw statsError;
       done = step;
       intervalSteps++;
       if (wantLog) {
@@ -183,12 +226,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval) });
         opts.events?.onEval?.(step, lastEval);
       }
-      if ((t.checkpointEvery && step % t.checkpointEvery === 0) || step === totalSteps) await checkpoint(step);
+      if (wantCheckpoint) await checkpoint(step);
       if (step % 50 === 0) await new Promise((r) => setImmediate(r)); // let cancellation and IPC through
     }
     // A cancelled job keeps what it trained: one more checkpoint at the step it reached (small models write it
     // in well under a second; the previous checkpoint stays intact until the rename).
     if (status === 'cancelled' && done > lastCheckpointStep) await checkpoint(done);
+    await drainStats();
     await rt.sync();
     await run.update({ status, lastMetrics: { loss: lastLoss, ...(lastEval ? prefixed('val', lastEval) : {}) } });
     return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint };
@@ -196,6 +240,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await run.update({ status: 'failed', error: (e as Error).message }).catch(() => undefined);
     throw e;
   } finally {
+    await statsChain; // never rejects (errors land in statsError); no frame is written after train() returns
+    stats?.destroy();
     optimizer.destroy();
     store.destroy();
   }

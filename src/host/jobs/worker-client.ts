@@ -17,6 +17,7 @@ import {
   type JobResult,
   type LogLevel,
   type RunJobResult,
+  type SideRecord,
 } from '../../protocol/worker';
 import { WorkerProcess, type WorkerExit } from './worker-process';
 
@@ -46,6 +47,9 @@ export class WorkerClient {
   private readonly onExitEmitter = new Emitter<WorkerExit>();
   /** Every end of a worker process, expected (dispose/restart) or not (crash: `expected` is false). */
   readonly onDidExit: Event<WorkerExit> = this.onExitEmitter.event;
+  private readonly onSideRecordEmitter = new Emitter<SideRecord>();
+  /** Each record of any worker's binary side channel (statistics frames of training jobs…). */
+  readonly onSideRecord: Event<SideRecord> = this.onSideRecordEmitter.event;
   private readonly onStartEmitter = new Emitter<HelloResult>();
   /** A fresh worker answered its hello. */
   readonly onDidStart: Event<HelloResult> = this.onStartEmitter.event;
@@ -92,6 +96,7 @@ export class WorkerClient {
     await this.stop();
     this.onExitEmitter.dispose();
     this.onStartEmitter.dispose();
+    this.onSideRecordEmitter.dispose();
   }
 
   /** The live worker, started (and greeted) on first use or after the previous one ended. */
@@ -115,6 +120,8 @@ export class WorkerClient {
       env: this.opts.env,
       cwd: this.opts.cwd,
       onOutput: (stream, line) => this.opts.log(stream === 'stderr' ? 'warn' : 'info', `[worker ${stream}] ${line}`),
+      onSideRecord: (r) => this.onSideRecordEmitter.fire(r),
+      onSideError: (m) => this.opts.log('error', `${m}; binary records (statistics) from this worker are dropped until it restarts`),
     });
     this.opts.log('info', `starting the worker${nodePath ? ` with ${nodePath}` : ''} (pid ${w.pid ?? '?'})`);
     w.connection.onNotification(JobProgressNotification, (p) => this.progressListeners.get(p.jobId)?.(p));

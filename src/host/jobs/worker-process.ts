@@ -1,5 +1,6 @@
-// One worker process: fork() of dist/worker.js with an IPC channel carrying JSON-RPC (vscode-jsonrpc), its
-// stderr kept as a tail for crash reports, and an `exited` event with the exit code or signal.
+// One worker process: fork() of dist/worker.js with an IPC channel carrying JSON-RPC (vscode-jsonrpc), a binary
+// side channel (fd 4, records framed as in src/protocol/worker.ts), its stderr kept as a tail for crash reports,
+// and an `exited` event with the exit code or signal.
 // No `vscode` import: the process handling is testable under plain Node.
 import { fork, type ChildProcess } from 'node:child_process';
 import {
@@ -10,6 +11,7 @@ import {
   type Event,
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
+import { SIDE_FD, SIDE_FD_ENV, SideChannelDecoder, type SideRecord } from '../../protocol/worker';
 
 /** How a worker process ended. */
 export interface WorkerExit {
@@ -54,6 +56,10 @@ export interface WorkerProcessOptions {
   cwd?: string;
   /** Each line the worker writes to stdout or stderr. */
   onOutput?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** Each record of the binary side channel (statistics frames…). */
+  onSideRecord?: (record: SideRecord) => void;
+  /** The side channel broke (a malformed record): the rest of its stream is dropped. */
+  onSideError?: (message: string) => void;
   /** How many stderr lines to keep for the crash report. Default 50. */
   stderrTailLines?: number;
   /** After SIGTERM on dispose, SIGKILL follows after this many ms. Default 2000. */
@@ -85,13 +91,18 @@ export class WorkerProcess {
       // Not the extension host's flags (inspector ports, heap flags…).
       execArgv: ['--enable-source-maps'],
       cwd: opts.cwd,
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', BASIN_WORKER: '1', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', BASIN_WORKER: '1', [SIDE_FD_ENV]: String(SIDE_FD), ...opts.env },
+      // fd 4: the binary side channel (see src/protocol/worker.ts), its index in this array is SIDE_FD.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'],
       serialization: 'json',
     });
     this.pid = this.child.pid;
 
-    const drained = Promise.all([this.lines(this.child.stdout, 'stdout'), this.lines(this.child.stderr, 'stderr')]);
+    const drained = Promise.all([
+      this.lines(this.child.stdout, 'stdout'),
+      this.lines(this.child.stderr, 'stderr'),
+      this.side(this.child.stdio[SIDE_FD] as NodeJS.ReadableStream | null | undefined),
+    ]);
 
     let resolveExited!: (e: WorkerExit) => void;
     this.exited = new Promise((r) => (resolveExited = r));
@@ -172,6 +183,36 @@ export class WorkerProcess {
       void this.exited.then(() => clearTimeout(timer));
     }
     return this.exited;
+  }
+
+  /** Reads the side channel's records; resolves when the stream has ended. */
+  private side(stream: NodeJS.ReadableStream | null | undefined): Promise<void> {
+    if (!stream) return Promise.resolve();
+    const decoder = new SideChannelDecoder();
+    let broken = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (broken) return;
+      let records: SideRecord[];
+      try {
+        records = decoder.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      } catch (e) {
+        broken = true;
+        this.opts.onSideError?.((e as Error).message);
+        return;
+      }
+      for (const r of records) {
+        try {
+          this.opts.onSideRecord?.(r);
+        } catch (e) {
+          this.opts.onOutput?.('stderr', `side channel listener failed: ${(e as Error).message}`);
+        }
+      }
+    });
+    return new Promise((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    });
   }
 
   /** Splits a stream into lines; resolves when it has ended. */

@@ -1,0 +1,199 @@
+// Matrix multiply family: matmul (2-D and batched, operands transposed in place) and linear (x·Wᵀ + b with the
+// bias fused into the kernel's epilogue), each with its backward. Kernel: kernels/matmul.wgsl.
+//
+// Every product goes through gemm(): C[b] = op(A[b]) · op(B[b]) (+ bias), where a batch stride of 0 shares a
+// 2-D operand across the batch and `sumBatch` makes the batch part of the contraction (the gradient of a shared
+// operand). gemm folds the batch into M or K where the memory layout allows, so the kernel sees one large
+// matrix instead of many small ones.
+import type { KernelSpec } from '../gpu/kernels';
+import type { Runtime } from '../gpu/runtime';
+import { record } from '../autograd/tape';
+import { ShapeError, Tensor, empty, fmtShape, numel } from '../tensor/tensor';
+import { sum } from './reduce';
+
+export interface MatmulOptions {
+  /** Read a as its transpose: a is stored [..., K, M]. */
+  transA?: boolean;
+  /** Read b as its transpose: b is stored [..., N, K]. */
+  transB?: boolean;
+}
+
+/** Tile shape of the register-blocked kernel: invocations per workgroup and the block of C each computes. */
+export interface MatmulTiles {
+  wgx: number;
+  wgy: number;
+  /** Rows per invocation, 1..8. */
+  tm: number;
+  /** vec4 column groups per invocation, 1..2. */
+  tn4: number;
+}
+
+const SOFT_TILES: MatmulTiles = { wgx: 8, wgy: 8, tm: 8, tn4: 2 };
+const GPU_TILES: MatmulTiles = { wgx: 16, wgy: 16, tm: 4, tn4: 1 };
+let tileOverride: MatmulTiles | null = null;
+
+/** Force a tile shape (benchmarks and tests); null restores the choice by adapter. Returns the previous one. */
+export function setMatmulTiles(t: MatmulTiles | null): MatmulTiles | null {
+  const prev = tileOverride;
+  tileOverride = t;
+  return prev;
+}
+
+function tilesFor(rt: Runtime): MatmulTiles {
+  return tileOverride ?? (rt.gpu.info.fallback ? SOFT_TILES : GPU_TILES);
+}
+
+interface Gemm {
+  a: Tensor;
+  b: Tensor;
+  transA: boolean;
+  transB: boolean;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  /** Batch strides in elements; 0 shares the operand across the batch. */
+  sa: number;
+  sb: number;
+  /** Σ over the batch into one [m, n] result. */
+  sumBatch: boolean;
+  bias?: Tensor;
+  outShape: readonly number[];
+}
+
+/** Record one matmul dispatch (no autograd). */
+function gemm(q: Gemm): Tensor {
+  let { batch, m, k, sumBatch } = q;
+  const { n } = q;
+  let { sa, sb } = q;
+  // Σ_b A[b]ᵀ·B[b] with A stored [K, M] and B [K, N] per batch: the batches stack along K.
+  if (sumBatch && batch > 1 && q.transA && !q.transB && sa === k * m && sb === k * n) {
+    k *= batch;
+    batch = 1;
+  }
+  // A batched [batch, M, K] against a shared B: one [batch·M, K] matrix, and C's layout is the same.
+  if (!sumBatch && batch > 1 && sb === 0 && !q.transA && sa === m * k) {
+    m *= batch;
+    batch = 1;
+  }
+  if (batch === 1) {
+    sumBatch = false;
+    sa = 0;
+    sb = 0;
+  }
+  const rt = q.a.rt;
+  const out = empty(rt, q.outShape);
+  if (out.size === 0) return out;
+  const t = tilesFor(rt);
+  const tilesX = Math.ceil(n / (t.wgx * t.tn4 * 4));
+  const tilesY = Math.ceil(m / (t.wgy * t.tm));
+  const outBatches = sumBatch ? 1 : batch;
+  const spec: KernelSpec = {
+    file: 'matmul',
+    entry: process.env.MMV4 ?? 'matmul_reg',
+    bindings: ['read', 'read', 'read', 'rw'],
+    overrides: { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy },
+  };
+  // Without a bias its binding is unused; a stands in (two read-only bindings may alias).
+  const bufs = [q.a.binding(), q.b.binding(), (q.bias ?? q.a).binding(), out.binding()];
+  const values = [m, n, k, batch, sa, sb, sumBatch ? 0 : m * n, sumBatch ? 1 : 0, tilesX, tilesY, 0, 0];
+  rt.dispatch(spec, bufs, { values }, process.env.MMV4 === 'matmul_x' ? [tilesX, tilesY] : tilesX * tilesY * outBatches);
+  return out;
+}
+
+function assertF32(x: Tensor, op: string): void {
+  if (x.dtype !== 'f32') throw new TypeError(`${op}: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
+}
+
+/**
+ * Matrix product of the last two dims. a is [..., M, K] (transA: [..., K, M]) and b is [..., K, N]
+ * (transB: [..., N, K]); the leading (batch) dims must be equal, or one operand is 2-D and shared across the
+ * other's batch. Transposed operands are read in place. Result: [..., M, N].
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  assertF32(a, 'matmul');
+  assertF32(b, 'matmul');
+  const transA = Boolean(opts.transA);
+  const transB = Boolean(opts.transB);
+  const desc = () => `${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} × ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`;
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: both operands need at least 2 dims, got ${desc()}`);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) throw new ShapeError(`matmul: inner dims differ (${k} vs ${kb}) in ${desc()}`);
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  let batchShape: readonly number[];
+  if (a.rank === 2) batchShape = bBatch;
+  else if (b.rank === 2) batchShape = aBatch;
+  else if (aBatch.length === bBatch.length && aBatch.every((d, i) => d === bBatch[i])) batchShape = aBatch;
+  else throw new ShapeError(`matmul: batch dims must match or one operand must be 2-D, got ${desc()}`);
+  const batch = numel(batchShape);
+  const sa = a.rank === 2 ? 0 : m * k;
+  const sb = b.rank === 2 ? 0 : k * n;
+  const out = gemm({ a, b, transA, transB, batch, m, n, k, sa, sb, sumBatch: false, outShape: [...batchShape, m, n] });
+
+  return record(out, 'matmul', [a, b], (g) => {
+    const sg = m * n;
+    let da: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (a.requiresGrad) {
+      // op(A)' = g · op(B)ᵀ; stored transposed, A' = op(B) · gᵀ. A shared A sums over the batch.
+      const shared = a.rank === 2 && batch > 1 && sb !== 0;
+      const base = { batch, sumBatch: shared, outShape: a.shape };
+      da = transA
+        ? gemm({ ...base, a: b, b: g, transA: transB, transB: true, m: k, n: m, k: n, sa: sb, sb: sg })
+        : gemm({ ...base, a: g, b, transA: false, transB: !transB, m, n: k, k: n, sa: sg, sb });
+    }
+    if (b.requiresGrad) {
+      // op(B)' = op(A)ᵀ · g; stored transposed, B' = gᵀ · op(A).
+      const shared = b.rank === 2 && batch > 1 && sa !== 0;
+      const base = { batch, sumBatch: shared, outShape: b.shape };
+      db = transB
+        ? gemm({ ...base, a: g, b: a, transA: true, transB: transA, m: n, n: k, k: m, sa: sg, sb: sa })
+        : gemm({ ...base, a, b: g, transA: !transA, transB: false, m: k, n, k: m, sa, sb: sg });
+    }
+    return [da, db];
+  });
+}
+
+/**
+ * y = x·Wᵀ + b for x [..., in], weight [out, in] (PyTorch layout) and bias [out]; the bias is added in the
+ * matmul's epilogue. Result: [..., out].
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  assertF32(x, 'linear');
+  assertF32(weight, 'linear');
+  if (weight.rank !== 2) throw new ShapeError(`linear: weight must be [out, in], got ${fmtShape(weight.shape)} for input ${fmtShape(x.shape)}`);
+  const [outF, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not end in ${inF}, the in-features of weight ${fmtShape(weight.shape)}`);
+  }
+  if (bias) {
+    assertF32(bias, 'linear');
+    if (bias.rank !== 1 || bias.shape[0] !== outF) throw new ShapeError(`linear: bias ${fmtShape(bias.shape)} does not match weight ${fmtShape(weight.shape)}`);
+  }
+  const rows = numel(x.shape.slice(0, -1));
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const y = gemm({ a: x, b: weight, transA: false, transB: true, batch: 1, m: rows, n: outF, k: inF, sa: 0, sb: 0, sumBatch: false, bias, outShape });
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(y, 'linear', inputs, (g) => {
+    const one = { batch: 1, sa: 0, sb: 0, sumBatch: false };
+    // dx = g · W ([rows, out] × [out, in]); dW = gᵀ · x ([out, rows] × [rows, in]); db = Σ_rows g.
+    const dx = x.requiresGrad ? gemm({ ...one, a: g, b: weight, transA: false, transB: false, m: rows, n: inF, k: outF, outShape: x.shape }) : null;
+    const dw = weight.requiresGrad ? gemm({ ...one, a: g, b: x, transA: true, transB: false, m: outF, n: inF, k: rows, outShape: weight.shape }) : null;
+    const grads: (Tensor | null)[] = [dx, dw];
+    if (bias) {
+      if (!bias.requiresGrad) grads.push(null);
+      else {
+        const g2 = g.reshape([rows, outF]);
+        grads.push(sum(g2, 0));
+        g2.dispose();
+      }
+    }
+    return grads;
+  });
+}

@@ -1,0 +1,323 @@
+// Per-layer training statistics, computed on the GPU over the flat layout of src/engine/optim/params.ts and read
+// back as ONE compact payload per sample, already in the frame format of src/protocol/stats.ts.
+//
+// Per sample (kernels/stats.wgsl), whatever the number of tensors:
+//   beforeStep()  one buffer copy of the parameters (w_prev, for ‖Δw‖), recorded only on sampled steps
+//   sample(step)  stats_blocks (one dispatch per binding-sized chunk of the layout), stats_tensors (one dispatch),
+//                 stats_profile (one per chunk), then one copy of the payload to a mapped buffer.
+// Nothing waits: sample() records the work and returns a promise that resolves once the GPU gets there, so the
+// trainer keeps recording steps and writes the frame when it arrives (in order: the promises resolve in the
+// order the copies were submitted).
+//
+// Call order within a training step: backward → [beforeStep()] → optimizer.step(lr) → [sample(step)] →
+// store.zeroGrads(). sample() reads the gradients the step used, so it must come before they are zeroed.
+//
+// Optimizers: the state buffer named `m` (AdamW) or `momentum` (SGD) is the "momentum"; `v` (AdamW) the
+// curvature. Without momentum, momentumNorm is 0; without v, every v-derived field is 0 and the histogram empty
+// (see the header of src/protocol/stats.ts).
+import * as fs from 'node:fs';
+import type { KernelSpec } from '../gpu/kernels';
+import type { BufferBinding, Runtime } from '../gpu/runtime';
+import type { Optimizer } from '../optim/optimizer';
+import { FLAT_BLOCK, FlatBuffer, ParameterStore } from '../optim/params';
+import type { WriteTensor } from '../io/safetensors';
+import { writeFileAtomic } from '../io/atomic';
+import {
+  HIST_BINS,
+  HIST_HI,
+  HIST_LO,
+  SCALAR_KEYS,
+  StatsFrame,
+  StatsFrameHeader,
+  StatsFormatError,
+  StatsTensorInfo,
+  decodeStatsFrame,
+  encodeStatsFrame,
+  histQuantile,
+  matrixView,
+  recordFloats,
+} from '../../protocol/stats';
+
+const WG = 256;
+const PWG = 64;
+/** u32 words per block partial (kernels/stats.wgsl PART). */
+const PART = 6 + HIST_BINS;
+const OVERRIDES = { WG, BLOCK: FLAT_BLOCK, PWG };
+const BLOCKS: KernelSpec = {
+  file: 'stats',
+  entry: 'stats_blocks',
+  bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
+  overrides: OVERRIDES,
+};
+const TENSORS: KernelSpec = { file: 'stats', entry: 'stats_tensors', bindings: ['read', 'read', 'read', 'read', 'rw'], overrides: OVERRIDES };
+const PROFILE: KernelSpec = { file: 'stats', entry: 'stats_profile', bindings: ['read', 'read', 'read', 'read', 'rw'], overrides: OVERRIDES };
+
+const USAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
+const Q_INDEX = { vP50: SCALAR_KEYS.indexOf('vP50'), vP90: SCALAR_KEYS.indexOf('vP90'), vP99: SCALAR_KEYS.indexOf('vP99') };
+const UPDATE_RATIO = SCALAR_KEYS.indexOf('updateRatio');
+
+interface ChunkPlan {
+  blockBase: number;
+  numBlocks: number;
+  elemBase: number;
+  elems: number;
+  groupBase: number;
+  numGroups: number;
+}
+
+export class LayerStatsCollector {
+  /** Tensor descriptions in frame order (= the store's layout order). */
+  readonly tensors: readonly StatsTensorInfo[];
+  /** Floats of one frame's payload. */
+  readonly payloadFloats: number;
+  private readonly rt: Runtime;
+  private readonly table: GPUBuffer;
+  private readonly groups: GPUBuffer;
+  private readonly partials: GPUBuffer;
+  private readonly payload: GPUBuffer;
+  /** Stands in for the gradient norms when the optimizer has none (never read: maxNorm is 0 then). */
+  private readonly normsPlaceholder: GPUBuffer | null;
+  private prev: FlatBuffer | null = null;
+  private prevValid = false;
+  private readonly plan: ChunkPlan[];
+  private last: StatsFrame | null = null;
+  private destroyed = false;
+
+  constructor(
+    rt: Runtime,
+    readonly store: ParameterStore,
+    readonly optimizer: Optimizer,
+  ) {
+    if (store.runtime !== rt) throw new Error('LayerStatsCollector: the parameter store lives on another runtime');
+    this.rt = rt;
+    const entries = store.entries;
+    const n = entries.length;
+    const tableData = new Uint32Array(Math.max(4, n * 4));
+    const infos: StatsTensorInfo[] = [];
+    let p = 0;
+    const groupWords: number[] = [];
+    const firstGroup: number[] = [];
+    const endGroup: number[] = [];
+    for (const e of entries) {
+      const { rows, cols } = matrixView(e.shape);
+      infos.push({ name: e.name, shape: [...e.shape], rows, cols });
+      tableData[e.index * 4] = p;
+      tableData[e.index * 4 + 1] = rows;
+      tableData[e.index * 4 + 2] = cols;
+      p += recordFloats({ rows, cols });
+      firstGroup.push(groupWords.length / 2);
+      // Empty tensors get no groups: their profile slots keep the zeros of the fresh payload buffer.
+      if (e.size > 0) {
+        for (let r = 0; r < rows; r += PWG) groupWords.push(e.index, r);
+        for (let c = 0; c < cols; c += PWG) groupWords.push((e.index | 0x80000000) >>> 0, c);
+      }
+      endGroup.push(groupWords.length / 2);
+    }
+    if (p >= 2 ** 32 / 4) throw new Error(`LayerStatsCollector: a frame of ${p} floats is too large`);
+    this.tensors = infos;
+    this.payloadFloats = p;
+
+    // Per chunk, the profile groups of the tensors it overlaps (a contiguous range: groups follow the layout).
+    this.plan = store.chunks.map((c) => {
+      const lo = c.elemBase;
+      const hi = c.elemBase + c.elems;
+      let gFirst = -1;
+      let gEnd = -1;
+      for (const e of entries) {
+        if (e.size === 0 || e.offset >= hi || e.offset + e.size <= lo) continue;
+        if (gFirst < 0) gFirst = firstGroup[e.index];
+        gEnd = endGroup[e.index];
+      }
+      return { ...c, groupBase: Math.max(0, gFirst), numGroups: gFirst < 0 ? 0 : gEnd - gFirst };
+    });
+
+    const dev = rt.device;
+    const mk = (bytes: number, label: string) => dev.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: USAGE, label });
+    this.table = mk(tableData.byteLength, 'stats-table');
+    this.groups = mk(Math.max(8, groupWords.length * 4), 'stats-groups');
+    this.partials = mk(Math.max(1, store.numBlocks) * PART * 4, 'stats-partials');
+    this.payload = mk(p * 4, 'stats-payload');
+    dev.queue.writeBuffer(this.table, 0, tableData);
+    if (groupWords.length) dev.queue.writeBuffer(this.groups, 0, new Uint32Array(groupWords));
+    this.normsPlaceholder = optimizer.gradNorms ? null : mk(16, 'stats-no-norms');
+    rt.pool.trackExternal(this.externalBytes());
+  }
+
+  /** The optimizer's momentum (`m` or `momentum`) and second moment (`v`) buffers, if it keeps them. */
+  private stateBuffers(): { m: FlatBuffer | null; v: FlatBuffer | null } {
+    const st = this.optimizer.state();
+    return { m: st.m ?? st.momentum ?? null, v: st.v ?? null };
+  }
+
+  /**
+   * Record a copy of the parameters as they are before the optimizer step, for the update ratio of the next
+   * sample(). Call it only on steps that will be sampled (it costs one copy of the parameters).
+   */
+  beforeStep(): void {
+    this.assertAlive();
+    if (!this.prev) this.prev = this.store.allocLike('stats-prev');
+    const bytes = this.store.bytes;
+    if (bytes > 0) this.rt.copy({ buffer: this.store.params.buffer, offset: 0, size: bytes }, { buffer: this.prev.buffer, offset: 0, size: bytes }, bytes);
+    this.prevValid = true;
+  }
+
+  /**
+   * Record the statistics of the current state (right after optimizer.step(), before the gradients are zeroed)
+   * and return the encoded frame once the GPU has computed it. Records its work synchronously, before the first
+   * await: later steps recorded meanwhile do not change what it reads.
+   */
+  sample(step: number): Promise<Uint8Array> {
+    this.assertAlive();
+    const time = Date.now();
+    const hasPrev = this.prevValid;
+    this.prevValid = false;
+    this.record(hasPrev);
+    const read = this.payloadFloats > 0 ? this.rt.readBytes({ buffer: this.payload, offset: 0, size: this.payloadFloats * 4 }) : Promise.resolve(new ArrayBuffer(0));
+    return read.then((bytes) => {
+      const payload = new Float32Array(bytes);
+      this.finishPayload(payload, hasPrev);
+      const header: StatsFrameHeader = { step, time, tensors: this.tensors as StatsTensorInfo[] };
+      const frame = encodeStatsFrame(header, payload);
+      const decoded = decodeStatsFrame(frame);
+      if (decoded) this.last = decoded.frame;
+      return frame;
+    });
+  }
+
+  /** The last frame sample() resolved, decoded (null before the first). */
+  get latest(): StatsFrame | null {
+    return this.last;
+  }
+
+  /** Dispatches one sample records (for budgets and tests). */
+  get dispatchesPerSample(): number {
+    return 1 + this.plan.length + this.plan.filter((c) => c.numGroups > 0).length;
+  }
+
+  private record(hasPrev: boolean): void {
+    const s = this.store;
+    const rt = this.rt;
+    const { m, v } = this.stateBuffers();
+    const n = s.entries.length;
+    const partials: BufferBinding = { buffer: this.partials, offset: 0, size: this.partials.size };
+    const payload: BufferBinding = { buffer: this.payload, offset: 0, size: this.payload.size };
+    const table: BufferBinding = { buffer: this.table, offset: 0, size: this.table.size };
+    for (const c of this.plan) {
+      const params = s.params.chunkBinding(c);
+      rt.dispatch(
+        BLOCKS,
+        [
+          s.grads.chunkBinding(c),
+          params,
+          hasPrev && this.prev ? this.prev.chunkBinding(c) : params,
+          m ? m.chunkBinding(c) : params,
+          v ? v.chunkBinding(c) : params,
+          s.segments,
+          s.blocks,
+          partials,
+        ],
+        { values: [c.blockBase, c.numBlocks, c.elemBase, hasPrev ? 1 : 0, m ? 1 : 0, v ? 1 : 0] },
+        c.numBlocks,
+      );
+    }
+    const gn = this.optimizer.gradNorms;
+    const norms = gn ? gn.binding() : { buffer: this.normsPlaceholder!, offset: 0, size: 16 };
+    const maxNorm = gn ? ((this.optimizer as { maxGradNorm?: number }).maxGradNorm ?? 0) : 0;
+    rt.dispatch(TENSORS, [partials, s.segments, table, norms, payload], { values: [n, maxNorm], format: 'uf' }, n);
+    if (!v) return; // the profile slots stay 0 (fresh buffer, never written)
+    const groups: BufferBinding = { buffer: this.groups, offset: 0, size: this.groups.size };
+    for (const c of this.plan) {
+      if (!c.numGroups) continue;
+      rt.dispatch(PROFILE, [v.chunkBinding(c), s.segments, table, groups, payload], { values: [c.groupBase, c.numGroups, c.elemBase, c.elemBase + c.elems, c.blockBase] }, c.numGroups);
+    }
+  }
+
+  /** Host part: the quantiles from each histogram, and NaN update ratios when no pre-step copy was taken. */
+  private finishPayload(payload: Float32Array, hasPrev: boolean): void {
+    let p = 0;
+    for (const t of this.tensors) {
+      const hist = payload.subarray(p + SCALAR_KEYS.length, p + SCALAR_KEYS.length + HIST_BINS);
+      payload[p + Q_INDEX.vP50] = histQuantile(hist, 0.5);
+      payload[p + Q_INDEX.vP90] = histQuantile(hist, 0.9);
+      payload[p + Q_INDEX.vP99] = histQuantile(hist, 0.99);
+      if (!hasPrev) payload[p + UPDATE_RATIO] = NaN;
+      p += recordFloats(t);
+    }
+  }
+
+  private externalBytes(): number {
+    return this.table.size + this.groups.size + this.partials.size + this.payload.size + (this.normsPlaceholder?.size ?? 0);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.rt.flush();
+    this.rt.pool.trackExternal(-this.externalBytes());
+    for (const b of [this.table, this.groups, this.partials, this.payload, this.normsPlaceholder]) {
+      if (!b) continue;
+      this.rt.pool.onDestroy?.(b);
+      b.destroy();
+    }
+    this.prev?.destroy();
+    this.prev = null;
+  }
+
+  private assertAlive(): void {
+    if (this.destroyed) throw new Error('LayerStatsCollector was used after destroy()');
+  }
+}
+
+/**
+ * The tensors of `stats/step-<n>.safetensors` for a frame: per weight `<name>.scalars` [SCALAR_KEYS.length]
+ * (SCALAR_KEYS order), `<name>.v_hist` [HIST_BINS], `<name>.v_row` [rows], `<name>.v_col` [cols]; metadata names
+ * the step, the scalar keys and the histogram range.
+ */
+export function statsCheckpoint(frame: StatsFrame): { tensors: WriteTensor[]; metadata: Record<string, string> } {
+  const tensors: WriteTensor[] = [];
+  for (const t of frame.tensors) {
+    const scalars = new Float32Array(SCALAR_KEYS.map((k) => t.scalars[k]));
+    tensors.push({ name: `${t.name}.scalars`, dtype: 'F32', shape: [SCALAR_KEYS.length], data: scalars });
+    tensors.push({ name: `${t.name}.v_hist`, dtype: 'F32', shape: [HIST_BINS], data: t.hist });
+    tensors.push({ name: `${t.name}.v_row`, dtype: 'F32', shape: [t.rows], data: t.vRow });
+    tensors.push({ name: `${t.name}.v_col`, dtype: 'F32', shape: [t.cols], data: t.vCol });
+  }
+  const metadata = {
+    format: 'basin-stats-1',
+    step: String(frame.step),
+    time: String(frame.time),
+    scalarKeys: SCALAR_KEYS.join(','),
+    histBins: String(HIST_BINS),
+    histLo: String(HIST_LO),
+    histHi: String(HIST_HI),
+  };
+  return { tensors, metadata };
+}
+
+/**
+ * Make a stats.bin safe to append to after resuming from `keepThroughStep`: keep the leading complete frames with
+ * step ≤ keepThroughStep, drop the rest (frames a killed job wrote past its checkpoint, a torn tail, or anything
+ * malformed from there on). Rewrites the file atomically only when something is dropped.
+ */
+export async function truncateStatsFile(file: string, keepThroughStep: number): Promise<void> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.promises.readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  let off = 0;
+  for (;;) {
+    let r: ReturnType<typeof decodeStatsFrame>;
+    try {
+      r = decodeStatsFrame(bytes, off);
+    } catch (e) {
+      if (e instanceof StatsFormatError) break;
+      throw e;
+    }
+    if (!r || r.frame.step > keepThroughStep) break;
+    off = r.next;
+  }
+  if (off < bytes.length) await writeFileAtomic(file, bytes.subarray(0, off));
+}

@@ -1,0 +1,175 @@
+// The job commands: Basin: Train from Config, Resume Run, Cancel Job, Show Log. Factories (ctx) => handler, as in
+// src/host/commands.ts; the work is in JobManager (ctx.jobs). Each job command resolves when its job has ended,
+// with the JobOutcome (undefined when no job started), so tests and other commands can await it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { Cmd, Ctx } from '../ctx';
+import type { JobInfo, JobOutcome } from './jobs';
+import { openRun } from '../../engine/train/run-record';
+
+export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
+const CONFIG_GLOB = '**/*.basin.{yaml,yml,json}';
+const EXCLUDE_GLOB = '**/{node_modules,.git,.vscode-test}/**';
+
+/** A file path from a command argument: a Uri, a path string, or an object with `resourceUri`/`uri`/`fsPath`. */
+function fileOf(arg: unknown): string | undefined {
+  if (arg instanceof vscode.Uri) return arg.scheme === 'file' ? arg.fsPath : undefined;
+  if (typeof arg === 'string' && arg) return path.resolve(arg);
+  if (arg && typeof arg === 'object') {
+    const o = arg as { resourceUri?: unknown; uri?: unknown; fsPath?: unknown; scheme?: unknown };
+    if (o.resourceUri) return fileOf(o.resourceUri);
+    if (o.uri) return fileOf(o.uri);
+    if (typeof o.fsPath === 'string' && (o.scheme === undefined || o.scheme === 'file')) return o.fsPath;
+  }
+  return undefined;
+}
+
+/** A run folder from a command argument: a path or Uri (of the folder or its run.json), or an object with `runDir`. */
+export function runDirArg(arg: unknown): string | undefined {
+  if (arg && typeof arg === 'object' && !(arg instanceof vscode.Uri)) {
+    const d = (arg as { runDir?: unknown }).runDir;
+    if (typeof d === 'string' && d) return path.resolve(d);
+  }
+  const f = fileOf(arg);
+  if (!f) return undefined;
+  return path.basename(f) === 'run.json' ? path.dirname(f) : f;
+}
+
+async function pickConfig(): Promise<string | undefined> {
+  const files = await vscode.workspace.findFiles(CONFIG_GLOB, EXCLUDE_GLOB, 500);
+  if (files.length === 0) {
+    void vscode.window.showInformationMessage('Basin: no training config (*.basin.yaml, *.basin.json) in this workspace.');
+    return undefined;
+  }
+  files.sort((a, b) => a.fsPath.localeCompare(b.fsPath));
+  const pick = await vscode.window.showQuickPick(
+    files.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(path.dirname(u.fsPath)), file: u.fsPath })),
+    { placeHolder: 'Config to train', matchOnDescription: true },
+  );
+  return pick?.file;
+}
+
+/**
+ * Basin: Train from Config. Argument: the config's Uri (editor title button, code lens, Explorer); default: the
+ * active editor's config; else a quick pick of the workspace's configs. An unsaved config is saved first.
+ */
+export function trainFromConfig(ctx: Ctx): Cmd {
+  return async (arg?: unknown): Promise<JobOutcome | undefined> => {
+    if (!ctx.jobs.checkTrust('training')) return undefined;
+    let file = fileOf(arg);
+    if (!file) {
+      const doc = vscode.window.activeTextEditor?.document;
+      if (doc && doc.uri.scheme === 'file' && CONFIG_RE.test(doc.uri.fsPath)) file = doc.uri.fsPath;
+    }
+    file ??= await pickConfig();
+    if (!file) return undefined;
+    if (!CONFIG_RE.test(file)) {
+      void vscode.window.showErrorMessage(`Basin: ${path.basename(file)} is not a training config (*.basin.yaml, *.basin.yml or *.basin.json).`);
+      return undefined;
+    }
+    const open = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && path.resolve(d.uri.fsPath) === path.resolve(file!));
+    if (open?.isDirty && !(await open.save())) {
+      void vscode.window.showWarningMessage(`Basin: ${path.basename(file)} has unsaved changes that could not be saved; not training.`);
+      return undefined;
+    }
+    return ctx.jobs.train({ configPath: path.resolve(file) });
+  };
+}
+
+interface RunPick extends vscode.QuickPickItem {
+  dir: string;
+}
+
+/** Run folders of the workspace that have a checkpoint and that no job of this window holds. */
+async function resumableRuns(ctx: Ctx): Promise<RunPick[]> {
+  const files = await vscode.workspace.findFiles('**/run.json', EXCLUDE_GLOB, 2000);
+  const picks: (RunPick & { time: string })[] = [];
+  await Promise.all(
+    files.map(async (u) => {
+      const dir = path.dirname(u.fsPath);
+      if (ctx.jobs.jobOfRun(dir)) return;
+      try {
+        const run = await openRun(dir);
+        const ck = run.latestCheckpoint();
+        if (!ck) return;
+        const r = run.record;
+        const total = (r.config as { train?: { steps?: number } } | null)?.train?.steps;
+        picks.push({
+          label: path.basename(dir),
+          description: `${r.status} · checkpoint at step ${ck.step}${total ? ` of ${total}` : ''}`,
+          detail: vscode.workspace.asRelativePath(dir),
+          dir,
+          time: r.updatedAt,
+        });
+      } catch {
+        /* not a readable run: not offered */
+      }
+    }),
+  );
+  picks.sort((a, b) => b.time.localeCompare(a.time));
+  return picks;
+}
+
+/**
+ * Basin: Resume Run. Argument: the run folder (path, Uri, its run.json, or a Runs-view item with `runDir`);
+ * default: a quick pick of the runs that have a checkpoint. Continues from the latest checkpoint with the config
+ * recorded in the run.
+ */
+export function resumeRun(ctx: Ctx): Cmd {
+  return async (arg?: unknown): Promise<JobOutcome | undefined> => {
+    if (!ctx.jobs.checkTrust('resuming a run')) return undefined;
+    let dir = runDirArg(arg);
+    if (!dir) {
+      const picks = await resumableRuns(ctx);
+      if (picks.length === 0) {
+        void vscode.window.showInformationMessage('Basin: no run with a checkpoint to resume in this workspace.');
+        return undefined;
+      }
+      dir = (await vscode.window.showQuickPick(picks, { placeHolder: 'Run to resume from its latest checkpoint', matchOnDetail: true }))?.dir;
+      if (!dir) return undefined;
+    }
+    if (!fs.existsSync(path.join(dir, 'run.json'))) {
+      void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
+      return undefined;
+    }
+    return ctx.jobs.train({ resume: dir });
+  };
+}
+
+/**
+ * Basin: Cancel Job. Argument: a job id or run folder (optional); one running job is cancelled at once, among
+ * several a quick pick asks which. Returns how many jobs were asked to stop.
+ */
+export function cancelJob(ctx: Ctx): Cmd {
+  return async (arg?: unknown): Promise<number> => {
+    const jobs = ctx.jobs.active;
+    if (typeof arg === 'string' && arg) return ctx.jobs.cancel(arg) || ctx.jobs.cancel(path.resolve(arg));
+    const dir = runDirArg(arg);
+    if (dir) return ctx.jobs.cancel(dir);
+    if (jobs.length === 0) {
+      void vscode.window.showInformationMessage('Basin: no job is running.');
+      return 0;
+    }
+    if (jobs.length === 1) return ctx.jobs.cancel(jobs[0].id);
+    const pick = await vscode.window.showQuickPick(
+      [
+        ...jobs.map((j: JobInfo) => ({
+          label: j.name,
+          description: j.progress?.totalSteps ? `step ${j.progress.step}/${j.progress.totalSteps}` : 'starting',
+          detail: j.runDir,
+          id: j.id as string | undefined,
+        })),
+        { label: 'All jobs', description: `${jobs.length} jobs`, detail: undefined, id: undefined },
+      ],
+      { placeHolder: 'Job to cancel' },
+    );
+    if (!pick) return 0;
+    return ctx.jobs.cancel(pick.id);
+  };
+}
+
+/** Basin: Show Log. The "Basin" output channel. */
+export function showLog(ctx: Ctx): Cmd {
+  return (): void => ctx.log.show(true);
+}

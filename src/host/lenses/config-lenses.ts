@@ -1,0 +1,80 @@
+// Code lenses on training configs (`*.basin.yaml`, `*.basin.yml`, `*.basin.json`) and on nothing else:
+//   ▶ Train                       basin.trainFromConfig(<document Uri>)
+//   ↻ Resume <run> from step n    basin.resumeRun({ runDir })      when a run of this config has a checkpoint
+//   Open last run's statistics    basin.openStatistics({ runDir }) when this config has a run
+// on the `model:` line (the first line when there is none). "A run of this config" is a run folder whose
+// run.json `configPath` is this file. The lenses follow the run index, which file watchers keep current.
+import * as vscode from 'vscode';
+import type { Ctx } from '../ctx';
+import type { RunIndex } from '../views/run-index';
+
+export const CONFIG_PATTERN = '**/*.basin.{yaml,yml,json}';
+/** Training configs on disk (untitled documents have no file name to match, and no runs). */
+export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: CONFIG_PATTERN }];
+
+/** The line to put the lenses on: the top-level `model` key, else the first line. */
+export function lensLine(document: vscode.TextDocument): number {
+  const json = /\.json$/i.test(document.fileName);
+  const re = json ? /^\s*"model"\s*:/ : /^model\s*:/;
+  const n = Math.min(document.lineCount, 5000);
+  for (let i = 0; i < n; i++) if (re.test(document.lineAt(i).text)) return i;
+  return 0;
+}
+
+export class ConfigLensProvider implements vscode.CodeLensProvider, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.emitter.event;
+  private readonly sub: vscode.Disposable;
+
+  constructor(private readonly runs: RunIndex) {
+    this.sub = runs.onDidChange(() => this.emitter.fire());
+  }
+
+  async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
+    const range = new vscode.Range(lensLine(document), 0, lensLine(document), 0);
+    const lenses = [
+      new vscode.CodeLens(range, {
+        title: '▶ Train',
+        tooltip: 'Train a model with this config (Basin: Train from Config)',
+        command: 'basin.trainFromConfig',
+        arguments: [document.uri],
+      }),
+    ];
+    const runs = await this.runs.runsOfConfig(document.uri.fsPath); // newest first
+    const resumable = runs.find((r) => r.record && r.record.status !== 'running' && r.checkpoints.some((c) => c.exists));
+    if (resumable) {
+      const step = Math.max(...resumable.checkpoints.filter((c) => c.exists).map((c) => c.step));
+      lenses.push(
+        new vscode.CodeLens(range, {
+          title: `↻ Resume ${resumable.name} from step ${step}`,
+          tooltip: `Resume ${resumable.dir} from its last checkpoint`,
+          command: 'basin.resumeRun',
+          arguments: [{ runDir: resumable.dir }],
+        }),
+      );
+    }
+    const last = runs[0];
+    if (last) {
+      lenses.push(
+        new vscode.CodeLens(range, {
+          title: "Open last run's statistics",
+          tooltip: `Training statistics of ${last.dir}`,
+          command: 'basin.openStatistics',
+          arguments: [{ runDir: last.dir }],
+        }),
+      );
+    }
+    return lenses;
+  }
+
+  dispose(): void {
+    this.sub.dispose();
+    this.emitter.dispose();
+  }
+}
+
+export function registerConfigLenses(ctx: Ctx): ConfigLensProvider {
+  const provider = new ConfigLensProvider(ctx.runs);
+  ctx.push(provider, vscode.languages.registerCodeLensProvider(CONFIG_SELECTOR, provider));
+  return provider;
+}

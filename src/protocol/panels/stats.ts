@@ -1,0 +1,429 @@
+// The statistics panel's messages (webview ⇄ extension host), GitLens-style: three kinds, each a typed union.
+//   commands       webview → host, no reply            ready, uiState, perf, log, revealRunFolder
+//   requests       webview → host, one typed reply     layerHistory, refresh
+//   notifications  host → webview                      snapshot, frames, metrics, run, select, error
+// The webview says `ready` (also after every reload: it keeps no data, only UI state in vscode.setState); the host
+// answers with a full `snapshot`, then sends `frames`/`metrics`/`run` updates while the panel is visible. A panel
+// that was hidden gets a fresh snapshot when it shows again, never deltas it may have missed.
+//
+// Statistics frames travel as ArrayBuffers holding encoded frames (src/protocol/stats.ts), one per buffer:
+// webview.postMessage moves ArrayBuffers without JSON-encoding them, and the webview decodes with decodeStatsFrame.
+//
+// Every message that crosses the boundary is checked on arrival (parseWebviewMessage on the host,
+// parseHostMessage in the webview); a message that fails is dropped and logged, never half-handled.
+// Pure TypeScript: no Node, no DOM, no vscode.
+
+import { SCALAR_KEYS, type ScalarKey } from '../stats';
+
+export const STATS_VIEW_TYPE = 'basin.stats';
+/** Bumped when a message changes shape; the webview sends it with `ready`. */
+export const STATS_PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------- shared shapes
+
+/** run.json's status, plus `interrupted` (says running, but its process is gone) and `unknown` (unreadable). */
+export type RunStatusView = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted' | 'unknown';
+const RUN_STATUSES: readonly RunStatusView[] = ['running', 'completed', 'failed', 'cancelled', 'interrupted', 'unknown'];
+
+export interface RunInfo {
+  /** Absolute path of the run folder. */
+  dir: string;
+  name: string;
+  status: RunStatusView;
+  /** Latest step known (metrics or statistics), null before the first. */
+  step: number | null;
+  /** Total steps planned, when the config says. */
+  totalSteps: number | null;
+  /** Statistics are sampled every N steps (config train.statsEvery); null when unknown; 0 when disabled. */
+  statsEvery: number | null;
+  /** Steps of the saved checkpoints. */
+  checkpoints: number[];
+  device: string | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+  /** The run's error message (failed runs), or why the folder could not be read. */
+  error: string | null;
+}
+
+/** One metrics.jsonl row reduced to its finite numbers (strings and nested values dropped). */
+export interface MetricRow {
+  step: number;
+  [key: string]: number;
+}
+
+/** A checkpoint the panel was opened on: its statistics are the frame at (or last before) that step. */
+export interface PinnedCheckpoint {
+  step: number;
+  /** Step of the frame shown for it, null when no frame at or before the step exists. */
+  frameStep: number | null;
+}
+
+export const TABS = ['overview', 'layers', 'curvature'] as const;
+export type StatsTab = (typeof TABS)[number];
+
+export const COLUMN_KEYS = ['name', 'shape', ...SCALAR_KEYS] as const;
+export type ColumnKey = (typeof COLUMN_KEYS)[number];
+
+/** What the webview persists with vscode.setState and reports to the host (for tests and restores). */
+export interface StatsUiState {
+  tab: StatsTab;
+  sortKey: ColumnKey;
+  sortDir: 'asc' | 'desc';
+  /** Selected tensor name. */
+  selected: string | null;
+  /** Scroll offset of the layer table, px. */
+  scrollTop: number;
+  /** The scalar shown over steps in the overview's per-layer charts. */
+  historyKey: ScalarKey;
+}
+
+export const DEFAULT_UI_STATE: StatsUiState = {
+  tab: 'overview',
+  sortKey: 'updateRatio',
+  sortDir: 'desc',
+  selected: null,
+  scrollTop: 0,
+  historyKey: 'updateRatio',
+};
+
+/** Scalars of one tensor over steps (the host's full-resolution history, decimated only past its cap). */
+export interface LayerHistory {
+  tensor: string;
+  steps: number[];
+  /** Per scalar, one value per step; null where the value was not finite (NaN/±Infinity do not survive JSON). */
+  scalars: Record<ScalarKey, (number | null)[]>;
+}
+
+export interface PerfReport {
+  /**
+   * firstPaint: `ms` = script start → first paint of header, table and charts with data (the ready → snapshot
+   * round trip included), `renderMs` = snapshot received → painted. update: one frames update, `ms` = `renderMs` =
+   * received → painted.
+   */
+  phase: 'firstPaint' | 'update';
+  ms: number;
+  renderMs: number;
+  layers: number;
+  frames: number;
+}
+
+/**
+ * Per-tensor scalars over steps, compact: `data` is Float32 [point][tensor][scalar] with tensors in `names` order
+ * and scalars in SCALAR_KEYS order (NaN where a point lacks the tensor).
+ */
+export interface ScalarHistoryPayload {
+  steps: number[];
+  names: string[];
+  data: ArrayBuffer;
+}
+
+// ------------------------------------------------------------------------------------- webview → host: commands
+
+export interface StatsCommandParams {
+  ready: { protocol: number };
+  uiState: StatsUiState;
+  perf: PerfReport;
+  log: { level: 'info' | 'warn' | 'error'; message: string };
+  revealRunFolder: Record<string, never>;
+}
+export type StatsCommandType = keyof StatsCommandParams;
+export type StatsCommand = { [K in StatsCommandType]: { kind: 'command'; type: K; params: StatsCommandParams[K] } }[StatsCommandType];
+
+// ------------------------------------------------------------------------------------- webview → host: requests
+
+export interface StatsRequestTypes {
+  layerHistory: { params: { tensor: string }; result: LayerHistory | null };
+  /** Re-read the run folder from disk; a snapshot follows. */
+  refresh: { params: Record<string, never>; result: { frames: number } };
+}
+export type StatsRequestType = keyof StatsRequestTypes;
+export type StatsRequest = {
+  [K in StatsRequestType]: { kind: 'request'; id: number; type: K; params: StatsRequestTypes[K]['params'] };
+}[StatsRequestType];
+export type StatsResponse = {
+  [K in StatsRequestType]:
+    | { kind: 'response'; id: number; type: K; ok: true; result: StatsRequestTypes[K]['result'] }
+    | { kind: 'response'; id: number; type: K; ok: false; error: string };
+}[StatsRequestType];
+
+export type WebviewToHost = StatsCommand | StatsRequest;
+
+// --------------------------------------------------------------------------------- host → webview: notifications
+
+export interface StatsNotificationParams {
+  /** Everything: what the webview shows after `ready`, a reload, or becoming visible again. */
+  snapshot: {
+    run: RunInfo;
+    metrics: MetricRow[];
+    /** Encoded frames, oldest first: the latest, and the pinned checkpoint's when that is another. */
+    frames: ArrayBuffer[];
+    /** Frames in the run's statistics so far. */
+    framesTotal: number;
+    /** Every tensor's scalars over steps (thinned to a few hundred points). */
+    history: ScalarHistoryPayload;
+    pinned: PinnedCheckpoint | null;
+    live: boolean;
+  };
+  /** New frames, oldest first, after the snapshot's. */
+  frames: { frames: ArrayBuffer[]; framesTotal: number };
+  /** New metrics rows after the snapshot's. */
+  metrics: { rows: MetricRow[] };
+  /** The run record changed (status, step, checkpoints) or the live feed started/stopped. */
+  run: { run: RunInfo; live: boolean };
+  /** Select a tensor (the host was asked to open the panel on it). */
+  select: { tensor: string };
+  /** The run folder cannot be read. */
+  error: { message: string };
+}
+export type StatsNotificationType = keyof StatsNotificationParams;
+export type StatsNotification = {
+  [K in StatsNotificationType]: { kind: 'notification'; type: K; params: StatsNotificationParams[K] };
+}[StatsNotificationType];
+
+export type HostToWebview = StatsNotification | StatsResponse;
+
+// ------------------------------------------------------------------------------------------------- validators
+
+type Guard<T> = (x: unknown) => x is T;
+
+export const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isString = (x: unknown): x is string => typeof x === 'string';
+const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const isNonNegInt = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0;
+const isNullable =
+  <T>(g: Guard<T>): Guard<T | null> =>
+  (x: unknown): x is T | null =>
+    x === null || g(x);
+const isOneOf =
+  <T extends string>(values: readonly T[]): Guard<T> =>
+  (x: unknown): x is T =>
+    typeof x === 'string' && (values as readonly string[]).includes(x);
+const isArrayOf =
+  <T>(g: Guard<T>, max = Infinity): Guard<T[]> =>
+  (x: unknown): x is T[] =>
+    Array.isArray(x) && x.length <= max && x.every(g);
+const isEmptyObject = (x: unknown): x is Record<string, never> => isObject(x);
+
+/** ArrayBuffer from any realm (a webview's structured clone, the extension host's deserializer). */
+export function isArrayBuffer(x: unknown): x is ArrayBuffer {
+  return x instanceof ArrayBuffer || Object.prototype.toString.call(x) === '[object ArrayBuffer]';
+}
+
+const MAX_NAME = 4096;
+const MAX_MESSAGE = 64 * 1024;
+
+export const isStatsTab = isOneOf(TABS);
+export const isColumnKey = isOneOf(COLUMN_KEYS);
+export const isScalarKey = isOneOf(SCALAR_KEYS);
+
+export function isUiState(x: unknown): x is StatsUiState {
+  return (
+    isObject(x) &&
+    isStatsTab(x.tab) &&
+    isColumnKey(x.sortKey) &&
+    (x.sortDir === 'asc' || x.sortDir === 'desc') &&
+    (x.selected === null || (isString(x.selected) && x.selected.length <= MAX_NAME)) &&
+    isFiniteNumber(x.scrollTop) &&
+    x.scrollTop >= 0 &&
+    isScalarKey(x.historyKey)
+  );
+}
+
+/** A saved UI state (possibly from an older version): the valid fields kept, defaults for the rest. */
+export function coerceUiState(x: unknown): StatsUiState {
+  const s = { ...DEFAULT_UI_STATE };
+  if (!isObject(x)) return s;
+  if (isStatsTab(x.tab)) s.tab = x.tab;
+  if (isColumnKey(x.sortKey)) s.sortKey = x.sortKey;
+  if (x.sortDir === 'asc' || x.sortDir === 'desc') s.sortDir = x.sortDir;
+  if (isString(x.selected) && x.selected.length <= MAX_NAME) s.selected = x.selected;
+  if (isFiniteNumber(x.scrollTop) && x.scrollTop >= 0) s.scrollTop = x.scrollTop;
+  if (isScalarKey(x.historyKey)) s.historyKey = x.historyKey;
+  return s;
+}
+
+function isPerfReport(x: unknown): x is PerfReport {
+  return (
+    isObject(x) &&
+    (x.phase === 'firstPaint' || x.phase === 'update') &&
+    isFiniteNumber(x.ms) &&
+    x.ms >= 0 &&
+    isFiniteNumber(x.renderMs) &&
+    x.renderMs >= 0 &&
+    isNonNegInt(x.layers) &&
+    isNonNegInt(x.frames)
+  );
+}
+
+export function isRunInfo(x: unknown): x is RunInfo {
+  return (
+    isObject(x) &&
+    isString(x.dir) &&
+    isString(x.name) &&
+    isOneOf(RUN_STATUSES)(x.status) &&
+    isNullable(isFiniteNumber)(x.step) &&
+    isNullable(isFiniteNumber)(x.totalSteps) &&
+    isNullable(isFiniteNumber)(x.statsEvery) &&
+    isArrayOf(isFiniteNumber)(x.checkpoints) &&
+    isNullable(isString)(x.device) &&
+    isNullable(isString)(x.createdAt) &&
+    isNullable(isString)(x.updatedAt) &&
+    isNullable(isString)(x.error)
+  );
+}
+
+export function isMetricRow(x: unknown): x is MetricRow {
+  if (!isObject(x) || !isFiniteNumber(x.step)) return false;
+  for (const k in x) if (!isFiniteNumber(x[k])) return false;
+  return true;
+}
+
+function isPinned(x: unknown): x is PinnedCheckpoint {
+  return isObject(x) && isFiniteNumber(x.step) && isNullable(isFiniteNumber)(x.frameStep);
+}
+
+function isLayerHistory(x: unknown): x is LayerHistory {
+  if (!isObject(x) || !isString(x.tensor) || !isArrayOf(isFiniteNumber)(x.steps) || !isObject(x.scalars)) return false;
+  const n = (x.steps as number[]).length;
+  const sc = x.scalars as Record<string, unknown>;
+  // Non-finite values (a diverged run's NaN/Infinity) travel as null in JSON-ish transports: allow numbers or null.
+  return SCALAR_KEYS.every((k) => Array.isArray(sc[k]) && (sc[k] as unknown[]).length === n && (sc[k] as unknown[]).every((v) => typeof v === 'number' || v === null));
+}
+
+export function isHistoryPayload(x: unknown): x is ScalarHistoryPayload {
+  if (!isObject(x) || !isArrayOf(isFiniteNumber)(x.steps) || !isArrayOf(isString)(x.names) || !isArrayBuffer(x.data)) return false;
+  return x.data.byteLength === (x.steps as number[]).length * (x.names as string[]).length * SCALAR_KEYS.length * 4;
+}
+
+const commandGuards: { [K in StatsCommandType]: Guard<StatsCommandParams[K]> } = {
+  ready: (x): x is StatsCommandParams['ready'] => isObject(x) && isNonNegInt(x.protocol),
+  uiState: isUiState,
+  perf: isPerfReport,
+  log: (x): x is StatsCommandParams['log'] =>
+    isObject(x) && isOneOf(['info', 'warn', 'error'] as const)(x.level) && isString(x.message) && x.message.length <= MAX_MESSAGE,
+  revealRunFolder: isEmptyObject,
+};
+
+const requestGuards: { [K in StatsRequestType]: Guard<StatsRequestTypes[K]['params']> } = {
+  layerHistory: (x): x is StatsRequestTypes['layerHistory']['params'] => isObject(x) && isString(x.tensor) && x.tensor.length <= MAX_NAME,
+  refresh: isEmptyObject,
+};
+
+const resultGuards: { [K in StatsRequestType]: Guard<StatsRequestTypes[K]['result']> } = {
+  layerHistory: isNullable(isLayerHistory),
+  refresh: (x): x is StatsRequestTypes['refresh']['result'] => isObject(x) && isNonNegInt(x.frames),
+};
+
+const notificationGuards: { [K in StatsNotificationType]: Guard<StatsNotificationParams[K]> } = {
+  snapshot: (x): x is StatsNotificationParams['snapshot'] =>
+    isObject(x) &&
+    isRunInfo(x.run) &&
+    isArrayOf(isMetricRow)(x.metrics) &&
+    isArrayOf(isArrayBuffer)(x.frames) &&
+    isNonNegInt(x.framesTotal) &&
+    isHistoryPayload(x.history) &&
+    (x.pinned === null || isPinned(x.pinned)) &&
+    typeof x.live === 'boolean',
+  frames: (x): x is StatsNotificationParams['frames'] => isObject(x) && isArrayOf(isArrayBuffer)(x.frames) && isNonNegInt(x.framesTotal),
+  metrics: (x): x is StatsNotificationParams['metrics'] => isObject(x) && isArrayOf(isMetricRow)(x.rows),
+  run: (x): x is StatsNotificationParams['run'] => isObject(x) && isRunInfo(x.run) && typeof x.live === 'boolean',
+  select: (x): x is StatsNotificationParams['select'] => isObject(x) && isString(x.tensor) && x.tensor.length <= MAX_NAME,
+  error: (x): x is StatsNotificationParams['error'] => isObject(x) && isString(x.message),
+};
+
+const hasKey = <T extends object>(o: T, k: unknown): k is keyof T => typeof k === 'string' && Object.prototype.hasOwnProperty.call(o, k);
+
+/** Why a message was refused (for the log); undefined when it is valid. */
+export type ParseResult<T> = { ok: true; message: T } | { ok: false; reason: string };
+
+/** Checks a message the host received from the webview. */
+export function parseWebviewMessage(x: unknown): ParseResult<WebviewToHost> {
+  if (!isObject(x)) return { ok: false, reason: 'not an object' };
+  if (x.kind === 'command') {
+    if (!hasKey(commandGuards, x.type)) return { ok: false, reason: `unknown command ${JSON.stringify(x.type)}` };
+    const guard = commandGuards[x.type] as Guard<unknown>;
+    if (!guard(x.params)) return { ok: false, reason: `command ${x.type}: invalid params` };
+    return { ok: true, message: x as unknown as StatsCommand };
+  }
+  if (x.kind === 'request') {
+    if (!isNonNegInt(x.id)) return { ok: false, reason: 'request without an integer id' };
+    if (!hasKey(requestGuards, x.type)) return { ok: false, reason: `unknown request ${JSON.stringify(x.type)}` };
+    const guard = requestGuards[x.type] as Guard<unknown>;
+    if (!guard(x.params)) return { ok: false, reason: `request ${x.type}: invalid params` };
+    return { ok: true, message: x as unknown as StatsRequest };
+  }
+  return { ok: false, reason: `unknown kind ${JSON.stringify(x.kind)}` };
+}
+
+/** Checks a message the webview received from the host. */
+export function parseHostMessage(x: unknown): ParseResult<HostToWebview> {
+  if (!isObject(x)) return { ok: false, reason: 'not an object' };
+  if (x.kind === 'notification') {
+    if (!hasKey(notificationGuards, x.type)) return { ok: false, reason: `unknown notification ${JSON.stringify(x.type)}` };
+    const guard = notificationGuards[x.type] as Guard<unknown>;
+    if (!guard(x.params)) return { ok: false, reason: `notification ${x.type}: invalid params` };
+    return { ok: true, message: x as unknown as StatsNotification };
+  }
+  if (x.kind === 'response') {
+    if (!isNonNegInt(x.id)) return { ok: false, reason: 'response without an integer id' };
+    if (!hasKey(resultGuards, x.type)) return { ok: false, reason: `response to unknown request ${JSON.stringify(x.type)}` };
+    if (x.ok === true) {
+      const guard = resultGuards[x.type] as Guard<unknown>;
+      if (!guard(x.result)) return { ok: false, reason: `response ${x.type}: invalid result` };
+    } else if (x.ok !== false || !isString(x.error)) return { ok: false, reason: `response ${x.type}: neither a result nor an error` };
+    return { ok: true, message: x as unknown as StatsResponse };
+  }
+  return { ok: false, reason: `unknown kind ${JSON.stringify(x.kind)}` };
+}
+
+// -------------------------------------------------------------------------------------------------- builders
+
+export function command<K extends StatsCommandType>(type: K, params: StatsCommandParams[K]): StatsCommand {
+  return { kind: 'command', type, params } as StatsCommand;
+}
+
+export function request<K extends StatsRequestType>(id: number, type: K, params: StatsRequestTypes[K]['params']): StatsRequest {
+  return { kind: 'request', id, type, params } as StatsRequest;
+}
+
+export function notification<K extends StatsNotificationType>(type: K, params: StatsNotificationParams[K]): StatsNotification {
+  return { kind: 'notification', type, params } as StatsNotification;
+}
+
+/** Handlers keyed by message type: a missing or extra one is a compile error, so nothing goes unhandled. */
+export type CommandHandlers = { [K in StatsCommandType]: (params: StatsCommandParams[K]) => void };
+export type RequestHandlers = {
+  [K in StatsRequestType]: (params: StatsRequestTypes[K]['params']) => Promise<StatsRequestTypes[K]['result']> | StatsRequestTypes[K]['result'];
+};
+export type NotificationHandlers = { [K in StatsNotificationType]: (params: StatsNotificationParams[K]) => void };
+
+/** Calls the handler of a validated command. */
+export function dispatchCommand(handlers: CommandHandlers, msg: StatsCommand): void {
+  (handlers[msg.type] as (p: unknown) => void)(msg.params);
+}
+
+/** Calls the handler of a validated notification. */
+export function dispatchNotification(handlers: NotificationHandlers, msg: StatsNotification): void {
+  (handlers[msg.type] as (p: unknown) => void)(msg.params);
+}
+
+/** Runs a validated request's handler and builds its response (a thrown error becomes `ok: false`). */
+export async function answerRequest(handlers: RequestHandlers, msg: StatsRequest): Promise<StatsResponse> {
+  try {
+    const result = await (handlers[msg.type] as (p: unknown) => unknown)(msg.params);
+    return { kind: 'response', id: msg.id, type: msg.type, ok: true, result } as StatsResponse;
+  } catch (e) {
+    return { kind: 'response', id: msg.id, type: msg.type, ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** A metrics.jsonl object reduced to a MetricRow: finite numbers only; null when it has no finite `step`. */
+export function toMetricRow(x: unknown): MetricRow | null {
+  if (!isObject(x) || !isFiniteNumber(x.step)) return null;
+  const row: MetricRow = { step: x.step };
+  for (const k in x) {
+    const v = x[k];
+    if (k !== 'step' && isFiniteNumber(v) && k.length <= 200) row[k] = v;
+  }
+  return row;
+}
