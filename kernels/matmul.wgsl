@@ -37,8 +37,8 @@ override BIAS: bool = false;
 override WGX: u32 = 8u;
 override WGY: u32 = 8u;
 /** Rows of C per invocation (≤ MAX_TM) and vec4 column groups per invocation (≤ MAX_TN4). */
-const TM: u32 = 8u;
-const TN4: u32 = 2u;
+override TM: u32 = 8u;
+override TN4: u32 = 2u;
 
 const MAX_TM: u32 = 8u;
 const MAX_TN4: u32 = 2u;
@@ -136,7 +136,11 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   }
 }
 
-// ---- vec4 variant: M, N and K multiples of 4 -------------------------------------------------------------
+// ---- matmul_vec4: the same product with vec4 loads and stores ----------------------------------------------
+// For K and N multiples of 4 (and M too when TRANS_A). Each invocation computes an 8 × 8 block of C (two vec4 per
+// row); per step of 4 along k it loads 8 vec4 of A and 8 of B, whatever the transposes: an operand is read along
+// its contiguous dim and the fragments are rearranged in registers (free on a SIMD-lane machine). Strides and
+// offsets in the uniform are in elements, as for matmul_reg.
 @group(0) @binding(1) var<storage, read> a4: array<vec4f>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> c4: array<vec4f>;
@@ -144,10 +148,17 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WGX, WGY)
 fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let tiles = p.tiles_x * p.tiles_y;
-  let total = tiles * p.batch;
-  let grid = nwg.x * nwg.y;
+  var out_batches = p.batch;
+  var inner_batches = 1u;
+  if (p.sum_batch != 0u) {
+    out_batches = 1u;
+    inner_batches = p.batch;
+  }
   let k4 = p.k / 4u;
   let n4 = p.n / 4u;
+  let m4 = p.m / 4u;
+  let total = tiles * out_batches;
+  let grid = nwg.x * nwg.y;
   for (var g = wid.x + wid.y * nwg.x; g < total; g += grid) {
     let ob = g / tiles;
     let t = g - ob * tiles;
@@ -155,116 +166,87 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     let tx = t - ty * p.tiles_x;
     let row0 = (ty * WGY + lid.y) * 8u;
     let col4 = (tx * WGX + lid.x) * 2u; // in vec4 units
+
+    // Clamped load offsets (vec4 units). Not transposed, A rows start at row·k4; transposed, row vec4 h is at
+    // column row0/4 + h of each k row. B likewise.
     var ra: array<u32, 8>;
-    for (var i = 0u; i < 8u; i++) { ra[i] = min(row0 + i, p.m - 1u) * k4; }
-    let cb0 = min(col4, n4 - 1u);
-    let cb1 = min(col4 + 1u, n4 - 1u);
+    for (var i = 0u; i < 8u; i++) {
+      if (TRANS_A) {
+        ra[i] = min(row0 / 4u + i, m4 - 1u); // only 0..1 used
+      } else {
+        ra[i] = min(row0 + i, p.m - 1u) * k4;
+      }
+    }
+    var cb: array<u32, 8>;
+    for (var j = 0u; j < 8u; j++) {
+      if (TRANS_B) {
+        cb[j] = min(col4 * 4u + j, p.n - 1u) * k4;
+      } else {
+        cb[j] = min(col4 + j, n4 - 1u); // only 0..1 used
+      }
+    }
+
     var acc: array<vec4f, 16>;
     for (var i = 0u; i < 16u; i++) { acc[i] = vec4f(0.0); }
-    var bo = 0u;
-    for (var kk = 0u; kk < k4; kk++) {
-      var bq: array<vec4f, 8>;
-      for (var q = 0u; q < 4u; q++) {
-        bq[2u * q] = b4[bo + q * n4 + cb0];
-        bq[2u * q + 1u] = b4[bo + q * n4 + cb1];
-      }
-      for (var i = 0u; i < 8u; i++) {
-        let av = a4[ra[i] + kk];
-        for (var q = 0u; q < 4u; q++) {
-          acc[2u * i] = fma(vec4f(av[q]), bq[2u * q], acc[2u * i]);
-          acc[2u * i + 1u] = fma(vec4f(av[q]), bq[2u * q + 1u], acc[2u * i + 1u]);
+
+    for (var ib = 0u; ib < inner_batches; ib++) {
+      let bt = ob + ib; // one of them is 0
+      let ao = bt * (p.stride_a / 4u);
+      let bo = bt * (p.stride_b / 4u);
+      for (var kk = 0u; kk < k4; kk++) {
+        // af[i]: row i of the A block over the 4 k; bf[2q + j]: k row q of the B block, column vec4 j.
+        var af: array<vec4f, 8>;
+        if (TRANS_A) {
+          var at: array<vec4f, 8>;
+          for (var q = 0u; q < 4u; q++) {
+            for (var h = 0u; h < 2u; h++) { at[2u * q + h] = a4[ao + (4u * kk + q) * m4 + ra[h]]; }
+          }
+          for (var h = 0u; h < 2u; h++) {
+            for (var r = 0u; r < 4u; r++) {
+              af[4u * h + r] = vec4f(at[h][r], at[2u + h][r], at[4u + h][r], at[6u + h][r]);
+            }
+          }
+        } else {
+          for (var i = 0u; i < 8u; i++) { af[i] = a4[ao + ra[i] + kk]; }
+        }
+        var bf: array<vec4f, 8>;
+        if (TRANS_B) {
+          var bt4: array<vec4f, 8>;
+          for (var j = 0u; j < 8u; j++) { bt4[j] = b4[bo + cb[j] + kk]; }
+          for (var q = 0u; q < 4u; q++) {
+            for (var j = 0u; j < 2u; j++) {
+              bf[2u * q + j] = vec4f(bt4[4u * j][q], bt4[4u * j + 1u][q], bt4[4u * j + 2u][q], bt4[4u * j + 3u][q]);
+            }
+          }
+        } else {
+          for (var q = 0u; q < 4u; q++) {
+            for (var j = 0u; j < 2u; j++) { bf[2u * q + j] = b4[bo + (4u * kk + q) * n4 + cb[j]]; }
+          }
+        }
+        for (var i = 0u; i < 8u; i++) {
+          for (var q = 0u; q < 4u; q++) {
+            let av = vec4f(af[i][q]);
+            acc[2u * i] = fma(av, bf[2u * q], acc[2u * i]);
+            acc[2u * i + 1u] = fma(av, bf[2u * q + 1u], acc[2u * i + 1u]);
+          }
         }
       }
-      bo += 4u * n4;
     }
-    for (var i = 0u; i < 8u; i++) {
-      let row = row0 + i;
-      if (row < p.m) {
-        if (col4 < n4) { c4[row * n4 + col4] = acc[2u * i]; }
-        if (col4 + 1u < n4) { c4[row * n4 + col4 + 1u] = acc[2u * i + 1u]; }
+
+    let co = ob * (p.stride_c / 4u);
+    for (var j = 0u; j < 2u; j++) {
+      let cv = col4 + j;
+      if (cv >= n4) { break; }
+      var bj = vec4f(0.0);
+      if (BIAS) {
+        let c0 = cv * 4u;
+        bj = vec4f(bias[c0], bias[c0 + 1u], bias[c0 + 2u], bias[c0 + 3u]);
+      }
+      for (var i = 0u; i < 8u; i++) {
+        let row = row0 + i;
+        if (row >= p.m) { break; }
+        c4[co + row * n4 + cv] = acc[2u * i + j] + bj;
       }
     }
   }
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_x(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let k4 = p.k / 4u;
-  let n4 = p.n / 4u;
-  let row0 = (wid.y * WGY + lid.y) * 8u;
-  let col4 = (wid.x * WGX + lid.x) * 2u;
-  let cb0 = min(col4, n4 - 1u);
-  let cb1 = min(col4 + 1u, n4 - 1u);
-  let ra0 = min(row0 + 0u, p.m - 1u) * k4;
-  let ra1 = min(row0 + 1u, p.m - 1u) * k4;
-  let ra2 = min(row0 + 2u, p.m - 1u) * k4;
-  let ra3 = min(row0 + 3u, p.m - 1u) * k4;
-  let ra4 = min(row0 + 4u, p.m - 1u) * k4;
-  let ra5 = min(row0 + 5u, p.m - 1u) * k4;
-  let ra6 = min(row0 + 6u, p.m - 1u) * k4;
-  let ra7 = min(row0 + 7u, p.m - 1u) * k4;
-  var c00 = vec4f(0.0); var c01 = vec4f(0.0);
-  var c10 = vec4f(0.0); var c11 = vec4f(0.0);
-  var c20 = vec4f(0.0); var c21 = vec4f(0.0);
-  var c30 = vec4f(0.0); var c31 = vec4f(0.0);
-  var c40 = vec4f(0.0); var c41 = vec4f(0.0);
-  var c50 = vec4f(0.0); var c51 = vec4f(0.0);
-  var c60 = vec4f(0.0); var c61 = vec4f(0.0);
-  var c70 = vec4f(0.0); var c71 = vec4f(0.0);
-  var bo = 0u;
-  for (var kk = 0u; kk < k4; kk++) {
-    let b00 = b4[bo + 0u * n4 + cb0]; let b01 = b4[bo + 0u * n4 + cb1];
-    let b10 = b4[bo + 1u * n4 + cb0]; let b11 = b4[bo + 1u * n4 + cb1];
-    let b20 = b4[bo + 2u * n4 + cb0]; let b21 = b4[bo + 2u * n4 + cb1];
-    let b30 = b4[bo + 3u * n4 + cb0]; let b31 = b4[bo + 3u * n4 + cb1];
-    let av0 = a4[ra0 + kk];
-    c00 = fma(vec4f(av0[0]), b00, c00); c01 = fma(vec4f(av0[0]), b01, c01);
-    c00 = fma(vec4f(av0[1]), b10, c00); c01 = fma(vec4f(av0[1]), b11, c01);
-    c00 = fma(vec4f(av0[2]), b20, c00); c01 = fma(vec4f(av0[2]), b21, c01);
-    c00 = fma(vec4f(av0[3]), b30, c00); c01 = fma(vec4f(av0[3]), b31, c01);
-    let av1 = a4[ra1 + kk];
-    c10 = fma(vec4f(av1[0]), b00, c10); c11 = fma(vec4f(av1[0]), b01, c11);
-    c10 = fma(vec4f(av1[1]), b10, c10); c11 = fma(vec4f(av1[1]), b11, c11);
-    c10 = fma(vec4f(av1[2]), b20, c10); c11 = fma(vec4f(av1[2]), b21, c11);
-    c10 = fma(vec4f(av1[3]), b30, c10); c11 = fma(vec4f(av1[3]), b31, c11);
-    let av2 = a4[ra2 + kk];
-    c20 = fma(vec4f(av2[0]), b00, c20); c21 = fma(vec4f(av2[0]), b01, c21);
-    c20 = fma(vec4f(av2[1]), b10, c20); c21 = fma(vec4f(av2[1]), b11, c21);
-    c20 = fma(vec4f(av2[2]), b20, c20); c21 = fma(vec4f(av2[2]), b21, c21);
-    c20 = fma(vec4f(av2[3]), b30, c20); c21 = fma(vec4f(av2[3]), b31, c21);
-    let av3 = a4[ra3 + kk];
-    c30 = fma(vec4f(av3[0]), b00, c30); c31 = fma(vec4f(av3[0]), b01, c31);
-    c30 = fma(vec4f(av3[1]), b10, c30); c31 = fma(vec4f(av3[1]), b11, c31);
-    c30 = fma(vec4f(av3[2]), b20, c30); c31 = fma(vec4f(av3[2]), b21, c31);
-    c30 = fma(vec4f(av3[3]), b30, c30); c31 = fma(vec4f(av3[3]), b31, c31);
-    let av4 = a4[ra4 + kk];
-    c40 = fma(vec4f(av4[0]), b00, c40); c41 = fma(vec4f(av4[0]), b01, c41);
-    c40 = fma(vec4f(av4[1]), b10, c40); c41 = fma(vec4f(av4[1]), b11, c41);
-    c40 = fma(vec4f(av4[2]), b20, c40); c41 = fma(vec4f(av4[2]), b21, c41);
-    c40 = fma(vec4f(av4[3]), b30, c40); c41 = fma(vec4f(av4[3]), b31, c41);
-    let av5 = a4[ra5 + kk];
-    c50 = fma(vec4f(av5[0]), b00, c50); c51 = fma(vec4f(av5[0]), b01, c51);
-    c50 = fma(vec4f(av5[1]), b10, c50); c51 = fma(vec4f(av5[1]), b11, c51);
-    c50 = fma(vec4f(av5[2]), b20, c50); c51 = fma(vec4f(av5[2]), b21, c51);
-    c50 = fma(vec4f(av5[3]), b30, c50); c51 = fma(vec4f(av5[3]), b31, c51);
-    let av6 = a4[ra6 + kk];
-    c60 = fma(vec4f(av6[0]), b00, c60); c61 = fma(vec4f(av6[0]), b01, c61);
-    c60 = fma(vec4f(av6[1]), b10, c60); c61 = fma(vec4f(av6[1]), b11, c61);
-    c60 = fma(vec4f(av6[2]), b20, c60); c61 = fma(vec4f(av6[2]), b21, c61);
-    c60 = fma(vec4f(av6[3]), b30, c60); c61 = fma(vec4f(av6[3]), b31, c61);
-    let av7 = a4[ra7 + kk];
-    c70 = fma(vec4f(av7[0]), b00, c70); c71 = fma(vec4f(av7[0]), b01, c71);
-    c70 = fma(vec4f(av7[1]), b10, c70); c71 = fma(vec4f(av7[1]), b11, c71);
-    c70 = fma(vec4f(av7[2]), b20, c70); c71 = fma(vec4f(av7[2]), b21, c71);
-    c70 = fma(vec4f(av7[3]), b30, c70); c71 = fma(vec4f(av7[3]), b31, c71);
-    bo += 4u * n4;
-  }
-  if (row0 + 0u < p.m) { let o = (row0 + 0u) * n4 + col4; if (col4 < n4) { c4[o] = c00; } if (col4 + 1u < n4) { c4[o + 1u] = c01; } }
-  if (row0 + 1u < p.m) { let o = (row0 + 1u) * n4 + col4; if (col4 < n4) { c4[o] = c10; } if (col4 + 1u < n4) { c4[o + 1u] = c11; } }
-  if (row0 + 2u < p.m) { let o = (row0 + 2u) * n4 + col4; if (col4 < n4) { c4[o] = c20; } if (col4 + 1u < n4) { c4[o + 1u] = c21; } }
-  if (row0 + 3u < p.m) { let o = (row0 + 3u) * n4 + col4; if (col4 < n4) { c4[o] = c30; } if (col4 + 1u < n4) { c4[o + 1u] = c31; } }
-  if (row0 + 4u < p.m) { let o = (row0 + 4u) * n4 + col4; if (col4 < n4) { c4[o] = c40; } if (col4 + 1u < n4) { c4[o + 1u] = c41; } }
-  if (row0 + 5u < p.m) { let o = (row0 + 5u) * n4 + col4; if (col4 < n4) { c4[o] = c50; } if (col4 + 1u < n4) { c4[o + 1u] = c51; } }
-  if (row0 + 6u < p.m) { let o = (row0 + 6u) * n4 + col4; if (col4 < n4) { c4[o] = c60; } if (col4 + 1u < n4) { c4[o + 1u] = c61; } }
-  if (row0 + 7u < p.m) { let o = (row0 + 7u) * n4 + col4; if (col4 < n4) { c4[o] = c70; } if (col4 + 1u < n4) { c4[o + 1u] = c71; } }
 }

@@ -12,6 +12,7 @@ import { registerRunsView, type RunsTreeProvider } from './host/views/runs-tree'
 import { registerGpuView } from './host/views/gpu-tree';
 import { registerConfigLenses } from './host/lenses/config-lenses';
 import { registerConfigDiagnostics } from './host/config/config-diagnostics';
+import { registerStatsPanel } from './host/panels/stats-panel';
 
 /** Command name (after `basin.`) → factory. Each is also declared in package.json's contributes.commands. */
 const COMMANDS: Record<string, CommandFactory> = {
@@ -52,6 +53,8 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
   registerGpuView(c);
   registerConfigLenses(c);
   registerConfigDiagnostics(c);
+  // basin.openStatistics, basin.statsPanelState and the `basin.stats` panel serializer (restores after reloads).
+  registerStatsPanel(c);
   return {
     runsView,
     workerPid: () => c.workerPid,

@@ -1,16 +1,25 @@
-import { runMatmulBench } from '../../bench/matmul';
+import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
+import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
 // `basin bench <name>`: a table for people, or with --json the report object on the last stdout line.
+// Progress goes to stderr either way.
 export async function benchCommand(name: string, opts: { json?: boolean; quick?: boolean }): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
   let report: object;
+  let table: string;
   switch (name) {
     case 'matmul': {
       report = await runMatmulBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatMatmulReport(report);
+      break;
+    }
+    case 'train-step': {
+      report = await runTrainStepBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatTrainStepReport(report);
       break;
     }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step)`);
   }
-  if (opts.json) process.stdout.write(JSON.stringify(report) + '\n');
+  process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

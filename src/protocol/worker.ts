@@ -6,8 +6,10 @@
 //   - jobs (train | merge | eval | export …): ONE request type, `basin/job/run`, whose reply is the job's result.
 //     While it runs the worker sends `basin/job/progress` notifications tagged with the job id; cancelling the
 //     request's CancellationToken (JSON-RPC `$/cancelRequest`) cancels the job, which then fails with
-//     `WorkerErrorCodes.Cancelled`;
+//     `WorkerErrorCodes.Cancelled` — except `train`, which stops after the current step, writes a checkpoint and
+//     answers normally with `status: 'cancelled'` (so the run can be resumed);
 //   - worker → host log lines (`basin/log`), shown in the "Basin" output channel.
+// Binary data (statistics frames) does not go through JSON: see "Binary side channel" at the end of this file.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { GpuInfo } from '../engine/gpu/device';
 
@@ -100,14 +102,15 @@ export interface TrainJobParams {
 }
 
 /**
- * `data` of a train job's progress notifications. The first one (`phase: 'started'`) comes as soon as the run
- * folder exists; then at most ~10 per second (`phase: 'step'`; log, evaluation and checkpoint events are never
- * dropped, only merged into the next notification when they come faster).
+ * `data` of a train job's progress notifications. `phase: 'queued'` (no run folder yet: `runDir` is '') when the
+ * job waits for another GPU job of the worker to end; `phase: 'started'` as soon as the run folder exists; then at
+ * most ~10 per second. Log, evaluation and checkpoint events are never lost: one that comes within the interval is
+ * merged into the next notification (`phase` then names the latest event, the fields hold the latest values).
  */
 export interface TrainJobProgress {
-  /** What this notification reports: the run started, a logged step, an evaluation, a checkpoint written. */
-  phase: 'started' | 'step' | 'eval' | 'checkpoint';
-  /** Absolute path of the run folder. */
+  /** What this notification reports: waiting, the run started, a logged step, an evaluation, a checkpoint written. */
+  phase: 'queued' | 'started' | 'step' | 'eval' | 'checkpoint';
+  /** Absolute path of the run folder ('' while queued). */
   runDir: string;
   /** The run's name (run.json `name`). */
   name: string;
@@ -216,7 +219,9 @@ export const LogNotification = new NotificationType<LogParams>('basin/log');
 //
 // All little-endian. 20 + jobIdBytes + runDirBytes ≤ 8 + bodyBytes. A record that breaks any bound means the
 // stream is out of step: the reader reports it and drops the rest of the stream (nothing else is trustworthy).
-// Records of one job arrive in order; they are NOT ordered against JSON-RPC messages (another pipe).
+// Records of one job arrive in order. They are not ordered against JSON-RPC messages (another pipe) except at the
+// end: a job's JobEnd record is written before its reply, and WorkerClient.runJob resolves only once it has read
+// it (or after a short cap), so a job's records all reach the host before its result does.
 
 export const SIDE_MAGIC = 0x31435342;
 /** fd of the side channel in the worker. */
@@ -232,6 +237,11 @@ const SIDE_BODY_HEADER_BYTES = 12;
 export const SideRecordKind = {
   /** One statistics frame (src/protocol/stats.ts) of a training job. */
   Stats: 1,
+  /**
+   * The job's last record (empty runDir and payload), written after its handler ended and before its reply is
+   * sent: the host resolves the job only once it has read this, so every record of a job is delivered first.
+   */
+  JobEnd: 2,
 } as const;
 export type SideRecordKind = (typeof SideRecordKind)[keyof typeof SideRecordKind];
 
@@ -371,14 +381,17 @@ export class SideChannelDecoder {
     } else {
       out = new Uint8Array(n);
       let o = 0;
+      let i = 0;
       while (o < n) {
-        const c = this.chunks[0];
+        const c = this.chunks[i];
         const k = Math.min(c.length, n - o);
         out.set(c.subarray(0, k), o);
         o += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
+        if (k === c.length) i++;
+        else this.chunks[i] = c.subarray(k);
       }
+      // One splice, not a shift per chunk: a record that came in many small pieces stays linear.
+      this.chunks.splice(0, i);
     }
     this.buffered -= n;
     return out;

@@ -173,7 +173,7 @@ async function trainJob(params: JobParams<'train'>, ctx: JobContext<'train'>): P
   const { config, configPath } = await trainConfigFor(params);
   const outputDir = params.outputDir ? path.resolve(params.outputDir) : undefined;
 
-  return exclusiveGpu(ctx, () => ctx.progress(emptyProgress(config), { message: 'waiting for another job to finish' }), async () => {
+  return exclusiveGpu(ctx, () => ctx.progress({ ...emptyProgress(config), phase: 'queued' }, { message: 'waiting for another job to finish' }), async () => {
     const gpu = await ctx.gpu();
     const rt = runtimeFor(gpu);
     const abort = new AbortController();

@@ -11,6 +11,7 @@ import {
   LogNotification,
   PROTOCOL_VERSION,
   RunJobRequest,
+  SideRecordKind,
   WorkerErrorCodes,
   type JobKind,
   type LogLevel,
@@ -100,10 +101,14 @@ function serve(connection: MessageConnection): void {
       gpu: getGpu,
       sendBinary: (kind, runDir, step, bytes) => side.send(kind, req.jobId, runDir, step, bytes),
     };
+    // Written before the reply: the host waits for it, so the job's side-channel records all arrive first.
+    const sideEnd = (): void => void side.send(SideRecordKind.JobEnd, req.jobId, '', 0, new Uint8Array(0));
     try {
       const result = await handler(req.params, ctx);
+      sideEnd();
       return { jobId: req.jobId, kind: req.kind, result, elapsedMs: performance.now() - t0 };
     } catch (e) {
+      sideEnd();
       if (!(e instanceof JobCancelledError)) {
         const err = e as Error;
         // Expected failures (bad config, non-finite loss) need no stack.

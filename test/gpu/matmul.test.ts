@@ -3,7 +3,7 @@ import { runtime, assertClose, gradCheck, randn } from './helpers';
 import { Runtime } from '../../src/engine/gpu/runtime';
 import { ShapeError, Tensor, fromArray, numel } from '../../src/engine/tensor/tensor';
 import { backward } from '../../src/engine/autograd/tape';
-import { MatmulTiles, linear, matmul, setMatmulTiles } from '../../src/engine/ops/matmul';
+import { MatmulTiles, linear, matmul, setMatmulTiles, setMatmulVec4 } from '../../src/engine/ops/matmul';
 import { matmulRef, linearRef } from '../../src/engine/cpu/matmul';
 
 const TRANS = [
@@ -37,10 +37,16 @@ describe('matmul and linear', () => {
   });
   afterEach(() => {
     setMatmulTiles(null);
+    setMatmulVec4('auto');
   });
 
-  // 1, primes, either side of the 64-row / 64-column workgroup block, K not a multiple of 4, and a larger one.
+  // 1, primes, either side of the 64-row / 64-column workgroup block, K not a multiple of 4, and a larger one
+  // (scalar-load kernel); then K and N multiples of 4 with ragged M and N edges (vec4 kernel, M % 4 decides it
+  // for transposed A).
   const shapes = [
+    [12, 8, 20],
+    [65, 4, 68],
+    [100, 36, 132],
     [1, 1, 1],
     [1, 5, 3],
     [4, 1, 9],
@@ -64,15 +70,29 @@ describe('matmul and linear', () => {
     });
   }
 
+  it('the scalar-load kernel on shapes the vec4 kernel would take', async () => {
+    setMatmulVec4('scalar');
+    for (const [ta, tb] of TRANS) {
+      for (const [m, k, n] of [[64, 64, 64], [12, 8, 20]]) {
+        const a = randn(m * k, 1);
+        const b = randn(k * n, 2);
+        const out = matmul(fromArray(rt, a, stored(m, k, ta)), fromArray(rt, b, stored(k, n, tb)), { transA: ta, transB: tb });
+        assertClose(await read(out), matmulRef(a, b, m, k, n, { transA: ta, transB: tb }), { what: `scalar [${m},${k},${n}] ${ta} ${tb}` });
+      }
+    }
+  });
+
   it('other tile shapes (as a GPU adapter would use) give the same results', async () => {
     const tiles: MatmulTiles[] = [
       { wgx: 16, wgy: 16, tm: 4, tn4: 1 },
       { wgx: 4, wgy: 8, tm: 3, tn4: 2 },
     ];
-    for (const t of tiles) {
+    for (const [ti, t] of tiles.entries()) {
       setMatmulTiles(t);
       for (const [ta, tb] of TRANS) {
-        for (const [m, k, n] of [[7, 13, 5], [65, 3, 127]]) {
+        // The vec4 kernel (only its workgroup shape changes) once per transpose: each variant compiles for seconds.
+        const cases = ti === 1 ? [[7, 13, 5], [65, 3, 127], [20, 8, 132]] : [[7, 13, 5], [65, 3, 127]];
+        for (const [m, k, n] of cases) {
           const a = randn(m * k, 3);
           const b = randn(k * n, 4);
           const out = matmul(fromArray(rt, a, stored(m, k, ta)), fromArray(rt, b, stored(k, n, tb)), { transA: ta, transB: tb });
@@ -83,9 +103,9 @@ describe('matmul and linear', () => {
   });
 
   it('batched: equal batch dims, and a 2-D operand shared across the batch', async () => {
-    const [m, k, n] = [19, 11, 37];
     const batchShape = [2, 3];
     const batch = numel(batchShape);
+    for (const [m, k, n] of [[19, 11, 37], [12, 8, 36]])
     for (const [ta, tb] of TRANS) {
       const a = randn(batch * m * k, 5);
       const b = randn(batch * k * n, 6);
@@ -93,7 +113,7 @@ describe('matmul and linear', () => {
       const bT = fromArray(rt, b, [...batchShape, ...stored(k, n, tb)]);
       const a2 = fromArray(rt, a.subarray(0, m * k), stored(m, k, ta));
       const b2 = fromArray(rt, b.subarray(0, k * n), stored(k, n, tb));
-      const what = `ta=${ta} tb=${tb}`;
+      const what = `[${m},${k},${n}] ta=${ta} tb=${tb}`;
       const both = matmul(aT, bT, { transA: ta, transB: tb });
       assert.deepEqual(both.shape, [...batchShape, m, n]);
       assertClose(await read(both), matmulRef(a, b, m, k, n, { transA: ta, transB: tb, batch }), { what: `batched ${what}` });
@@ -148,8 +168,8 @@ describe('matmul and linear', () => {
   });
 
   it('matmul backward matches the CPU reference (batched and shared, all transposes)', async () => {
-    const [m, k, n] = [9, 14, 6];
     const batch = 3;
+    for (const [m, k, n] of [[9, 14, 6], [12, 16, 8]])
     for (const [ta, tb] of TRANS) {
       for (const mode of ['both', 'aShared', 'bShared'] as const) {
         const aB = mode === 'aShared' ? 1 : batch;
@@ -177,7 +197,7 @@ describe('matmul and linear', () => {
         if (bB === 1) dOpB = sumBatch(dOpB, k * n);
         const wantA = ta ? transpose(dOpA, aB, m, k) : dOpA;
         const wantB = tb ? transpose(dOpB, bB, k, n) : dOpB;
-        const what = `${mode} ta=${ta} tb=${tb}`;
+        const what = `[${m},${k},${n}] ${mode} ta=${ta} tb=${tb}`;
         assertClose(await aT.grad!.toFloat32(), wantA, { what: `dA ${what}`, atol: 1e-4 });
         assertClose(await bT.grad!.toFloat32(), wantB, { what: `dB ${what}`, atol: 1e-4 });
         for (const t of [aT.grad!, bT.grad!, aT, bT, out]) t.dispose();

@@ -49,8 +49,15 @@ export class Runtime {
   private uniformSlot = 0;
   private nextKernelId = 1;
   readonly counters: DispatchCounters = { dispatches: 0, submits: 0, byKernel: new Map() };
-  /** When set, every dispatch gets its own pass with timestamp writes (see profiler). */
-  profiler: { beginDispatch(key: string): GPUComputePassTimestampWrites | undefined } | null = null;
+  /**
+   * When set, every dispatch gets its own pass with timestamp writes (see profiler); `beforeSubmit` lets it
+   * record its query resolves into the command buffer flush() is about to submit, `afterSubmit` read them back.
+   */
+  profiler: {
+    beginDispatch(key: string): GPUComputePassTimestampWrites | undefined;
+    beforeSubmit?(encoder: GPUCommandEncoder): void;
+    afterSubmit?(): void;
+  } | null = null;
 
   constructor(readonly gpu: GpuDevice) {
     this.pool = new BufferPool(gpu.device);
@@ -226,9 +233,11 @@ export class Runtime {
     const enc = this.encoder ?? this.device.createCommandEncoder();
     this.encoder = null;
     this.uniformSlot = 0;
+    this.profiler?.beforeSubmit?.(enc);
     this.device.queue.submit([enc.finish()]);
     this.counters.submits++;
     this.pool.onSubmit();
+    this.profiler?.afterSubmit?.();
   }
 
   /** Copy a range back to the host. Flushes recorded work; rejects if the device is lost. */

@@ -39,6 +39,18 @@ export function setMatmulTiles(t: MatmulTiles | null): MatmulTiles | null {
   return prev;
 }
 
+let vecMode: 'auto' | 'scalar' = 'auto';
+
+/**
+ * 'scalar' forces the scalar-load kernel (matmul_reg) for every shape; 'auto' uses matmul_vec4 where the dims
+ * allow. Tests use it to run both kernels on the same shapes. Returns the previous mode.
+ */
+export function setMatmulVec4(mode: 'auto' | 'scalar'): 'auto' | 'scalar' {
+  const prev = vecMode;
+  vecMode = mode;
+  return prev;
+}
+
 function tilesFor(rt: Runtime): MatmulTiles {
   return tileOverride ?? (rt.gpu.info.fallback ? SOFT_TILES : GPU_TILES);
 }
@@ -85,19 +97,19 @@ function gemm(q: Gemm): Tensor {
   const out = empty(rt, q.outShape);
   if (out.size === 0) return out;
   const t = tilesFor(rt);
-  const tilesX = Math.ceil(n / (t.wgx * t.tn4 * 4));
-  const tilesY = Math.ceil(m / (t.wgy * t.tm));
+  const overrides = { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy };
+  // vec4 loads and stores need K and N (and M when A is transposed) to be multiples of 4.
+  const vec4 = vecMode !== 'scalar' && k % 4 === 0 && n % 4 === 0 && (!q.transA || m % 4 === 0);
+  const tilesX = vec4 ? Math.ceil(n / (t.wgx * 8)) : Math.ceil(n / (t.wgx * t.tn4 * 4));
+  const tilesY = vec4 ? Math.ceil(m / (t.wgy * 8)) : Math.ceil(m / (t.wgy * t.tm));
   const outBatches = sumBatch ? 1 : batch;
-  const spec: KernelSpec = {
-    file: 'matmul',
-    entry: process.env.MMV4 ?? 'matmul_reg',
-    bindings: ['read', 'read', 'read', 'rw'],
-    overrides: { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy },
-  };
+  const spec: KernelSpec = vec4
+    ? { file: 'matmul', entry: 'matmul_vec4', bindings: ['read', 'read', 'read', 'rw'], overrides }
+    : { file: 'matmul', entry: 'matmul_reg', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } };
   // Without a bias its binding is unused; a stands in (two read-only bindings may alias).
   const bufs = [q.a.binding(), q.b.binding(), (q.bias ?? q.a).binding(), out.binding()];
   const values = [m, n, k, batch, sa, sb, sumBatch ? 0 : m * n, sumBatch ? 1 : 0, tilesX, tilesY, 0, 0];
-  rt.dispatch(spec, bufs, { values }, process.env.MMV4 === 'matmul_x' ? [tilesX, tilesY] : tilesX * tilesY * outBatches);
+  rt.dispatch(spec, bufs, { values }, tilesX * tilesY * outBatches);
   return out;
 }
 

@@ -125,7 +125,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       startStep = ck.step;
       await loadCheckpoint(path.join(run.dir, ck.path), store, optimizer);
     }
-    await run.update({ status: 'running' });
+    await run.resume();
   } else {
     const outputDir = opts.outputDir ?? path.resolve(opts.configPath ? path.dirname(opts.configPath) : process.cwd(), config.output ?? 'runs');
     run = await RunFolder.create(outputDir, config.name, { config, configPath: opts.configPath, device: rt.gpu.info });

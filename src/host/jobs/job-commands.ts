@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Cmd, Ctx } from '../ctx';
-import type { JobInfo, JobOutcome } from './jobs';
+import { writerAlive, type JobInfo, type JobOutcome } from './jobs';
 import { openRun } from '../../engine/train/run-record';
 
 export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
@@ -132,6 +132,15 @@ export function resumeRun(ctx: Ctx): Cmd {
     if (!fs.existsSync(path.join(dir, 'run.json'))) {
       void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
       return undefined;
+    }
+    try {
+      const rec = (await openRun(dir)).record;
+      if (rec.status === 'running' && writerAlive(rec.process) && !ctx.jobs.jobOfRun(dir)) {
+        void vscode.window.showWarningMessage(`Basin: ${path.basename(dir)} is still being trained by process ${rec.process!.pid}; stop it before resuming.`);
+        return undefined;
+      }
+    } catch {
+      /* unreadable: the worker reports why */
     }
     return ctx.jobs.train({ resume: dir });
   };

@@ -11,6 +11,7 @@
 //              the tail of its stderr); run.json is marked failed by the host when the worker could not; the next
 //              job starts a fresh worker.
 // Jobs run one at a time on the GPU: a second one waits in the worker until the first ends.
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc/node';
@@ -160,7 +161,8 @@ export class JobManager implements vscode.Disposable {
     }
     this.listenToSideChannel();
     const cts = new vscode.CancellationTokenSource();
-    const id = `train-${this.nextId++}`;
+    // Unique per host session; distinct from WorkerClient's own ids (`<kind>-<pid>-<n>`).
+    const id = `train-job-${this.nextId++}`;
     const fileName = params.configPath ? path.basename(params.configPath).replace(/\.basin\.(ya?ml|json)$/i, '') : undefined;
     const info: JobInfo = {
       id,
@@ -229,6 +231,7 @@ export class JobManager implements vscode.Disposable {
     try {
       const result = await this.ctx.worker.job('train', params, {
         token,
+        jobId: info.id,
         onProgress: (p) => {
           const prog = p.data;
           // A 'waiting for the GPU' notification has no run folder yet.
@@ -262,6 +265,9 @@ export class JobManager implements vscode.Disposable {
     try {
       const run = await openRun(runDir);
       if (run.record.status !== 'running') return;
+      // Another live process (a CLI run) writes it: not ours to mark. (Our own live worker may be named there:
+      // the trainer keeps the creator's pid on resume.)
+      if (writerAlive(run.record.process) && run.record.process?.pid !== this.ctx.workerPid) return;
       const status = end.status === 'cancelled' ? 'cancelled' : 'failed';
       await run.finish(status, end.error ? { message: end.error.message } : undefined);
       this.ctx.log.info(`${runDir}: run.json marked ${status} (the worker could not)`);
@@ -356,7 +362,7 @@ export class JobManager implements vscode.Disposable {
     const p = j.progress;
     const more = jobs.length > 1 ? ` (+${jobs.length - 1})` : '';
     const icon = j.cancelRequested ? '$(debug-stop)' : '$(loading~spin)';
-    this.statusItem.text = `${icon} ${j.name}${p && p.totalSteps ? ` ${progressLine(p)}` : ''}${more}`;
+    this.statusItem.text = `${icon} ${j.name}${p && p.totalSteps ? ` ${progressLine(p)}` : p?.phase === 'queued' ? ' (queued)' : ''}${more}`;
     const tip = new vscode.MarkdownString(undefined, true);
     for (const job of jobs) {
       const q = job.progress;
@@ -370,12 +376,24 @@ export class JobManager implements vscode.Disposable {
   }
 }
 
+/** Whether the process recorded as a run's writer is alive on this machine. */
+export function writerAlive(proc: { pid: number; host: string } | undefined): boolean {
+  if (!proc || proc.host !== os.hostname() || proc.pid === process.pid) return false;
+  try {
+    process.kill(proc.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function fmt(v: number): string {
   return Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(4);
 }
 
 /** "step 120/500 · loss 0.4120 · 35.2 steps/s" */
 export function progressLine(p: TrainJobProgress): string {
+  if (p.phase === 'queued') return 'waiting for another job to finish';
   const parts = [`step ${p.step}/${p.totalSteps}`];
   if (p.loss !== undefined && Number.isFinite(p.loss)) parts.push(`loss ${p.loss.toFixed(4)}`);
   if (p.stepsPerSec !== undefined && Number.isFinite(p.stepsPerSec)) parts.push(`${p.stepsPerSec.toFixed(1)} steps/s`);

@@ -17,9 +17,13 @@ import {
   type JobResult,
   type LogLevel,
   type RunJobResult,
+  SideRecordKind,
   type SideRecord,
 } from '../../protocol/worker';
 import { WorkerProcess, type WorkerExit } from './worker-process';
+
+/** How long a finished job waits for its side channel's JobEnd record (normally well under a millisecond). */
+const SIDE_END_WAIT_MS = 1000;
 
 export interface WorkerClientOptions {
   workerPath: string;
@@ -34,6 +38,8 @@ export interface WorkerClientOptions {
 
 export interface RunJobOptions<K extends JobKind> {
   token?: CancellationToken;
+  /** The job's id (progress notifications and side-channel records carry it); default: a fresh one. Must be unique. */
+  jobId?: string;
   onProgress?: (p: JobProgress<K>) => void;
 }
 
@@ -43,6 +49,8 @@ export class WorkerClient {
   private disposed = false;
   private nextJob = 1;
   private readonly progressListeners = new Map<string, (p: JobProgress) => void>();
+  /** Jobs waiting for their side channel's JobEnd record. */
+  private readonly sideEndWaiters = new Map<string, () => void>();
 
   private readonly onExitEmitter = new Emitter<WorkerExit>();
   /** Every end of a worker process, expected (dispose/restart) or not (crash: `expected` is false). */
@@ -69,13 +77,28 @@ export class WorkerClient {
   /** Runs a job in the worker to its end; cancel it with `token`. */
   async runJob<K extends JobKind>(kind: K, params: JobParams<K>, opts: RunJobOptions<K> = {}): Promise<RunJobResult<K>> {
     const w = await this.worker();
-    const jobId = `${kind}-${process.pid}-${this.nextJob++}`;
+    const jobId = opts.jobId ?? `${kind}-${process.pid}-${this.nextJob++}`;
     if (opts.onProgress) this.progressListeners.set(jobId, opts.onProgress as (p: JobProgress) => void);
+    let sideEndSeen!: () => void;
+    const sideEnd = new Promise<void>((r) => (sideEndSeen = r));
+    this.sideEndWaiters.set(jobId, sideEndSeen);
+    // Once the reply (or an error reply) came: wait for the job's last side-channel record, at most a short cap.
+    const drainSide = async (): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([sideEnd, new Promise((r) => (timer = setTimeout(r, SIDE_END_WAIT_MS))), w.exited]);
+      clearTimeout(timer);
+    };
     try {
       const r = await w.request((c) => c.sendRequest(RunJobRequest, { jobId, kind, params }, opts.token));
+      await drainSide();
       return r as RunJobResult<K>;
+    } catch (e) {
+      // A worker that died has delivered what it wrote already (its exit waits for the pipes to drain).
+      if (w.isRunning) await drainSide();
+      throw e;
     } finally {
       this.progressListeners.delete(jobId);
+      this.sideEndWaiters.delete(jobId);
     }
   }
 
@@ -120,7 +143,10 @@ export class WorkerClient {
       env: this.opts.env,
       cwd: this.opts.cwd,
       onOutput: (stream, line) => this.opts.log(stream === 'stderr' ? 'warn' : 'info', `[worker ${stream}] ${line}`),
-      onSideRecord: (r) => this.onSideRecordEmitter.fire(r),
+      onSideRecord: (r) => {
+        if (r.kind === SideRecordKind.JobEnd) this.sideEndWaiters.get(r.jobId)?.();
+        else this.onSideRecordEmitter.fire(r);
+      },
       onSideError: (m) => this.opts.log('error', `${m}; binary records (statistics) from this worker are dropped until it restarts`),
     });
     this.opts.log('info', `starting the worker${nodePath ? ` with ${nodePath}` : ''} (pid ${w.pid ?? '?'})`);

@@ -1,6 +1,6 @@
 // Code lenses on training configs (`*.basin.yaml`, `*.basin.yml`, `*.basin.json`) and on nothing else:
 //   ▶ Train                       basin.trainFromConfig(<document Uri>)
-//   ↻ Resume <run> from step n    basin.resumeRun({ runDir })      when a run of this config has a checkpoint
+//   ↻ Resume from step n          basin.resumeRun({ runDir })      the newest finished run of this config with a checkpoint
 //   Open last run's statistics    basin.openStatistics({ runDir }) when this config has a run
 // on the `model:` line (the first line when there is none). "A run of this config" is a run folder whose
 // run.json `configPath` is this file. The lenses follow the run index, which file watchers keep current.
@@ -41,13 +41,14 @@ export class ConfigLensProvider implements vscode.CodeLensProvider, vscode.Dispo
       }),
     ];
     const runs = await this.runs.runsOfConfig(document.uri.fsPath); // newest first
-    const resumable = runs.find((r) => r.record && r.record.status !== 'running' && r.checkpoints.some((c) => c.exists));
+    // Not a run that is still being written; an interrupted one ('running' but its process is gone) is resumable.
+    const resumable = runs.find((r) => r.record && (r.record.status !== 'running' || r.interrupted) && r.checkpoints.some((c) => c.exists));
     if (resumable) {
       const step = Math.max(...resumable.checkpoints.filter((c) => c.exists).map((c) => c.step));
       lenses.push(
         new vscode.CodeLens(range, {
-          title: `↻ Resume ${resumable.name} from step ${step}`,
-          tooltip: `Resume ${resumable.dir} from its last checkpoint`,
+          title: `↻ Resume from step ${step}`,
+          tooltip: `Resume run ${resumable.name} (${resumable.dir}) from its last checkpoint, step ${step}`,
           command: 'basin.resumeRun',
           arguments: [{ runDir: resumable.dir }],
         }),

@@ -37,20 +37,9 @@ async function pickRun(ctx: Ctx, placeHolder: string): Promise<string | undefine
   return pick?.dir;
 }
 
-/**
- * Whether a job of this extension holds the run. Reads `ctx.jobs.active` when the job manager provides it (an
- * array, Set or Map of jobs, or a function returning one, each job with a `runDir`).
- */
+/** Whether a job of this window (queued or running) holds the run folder. */
 export function jobHoldsRun(ctx: Ctx, dir: string): boolean {
-  const jobs = (ctx as unknown as { jobs?: { active?: unknown } }).jobs;
-  let active: unknown = jobs?.active;
-  if (typeof active === 'function') active = (active as () => unknown).call(jobs);
-  if (!active || typeof active !== 'object') return false;
-  const items: unknown[] = active instanceof Map ? [...active.values()] : Symbol.iterator in active ? [...(active as Iterable<unknown>)] : [active];
-  return items.some((j) => {
-    const d = j && typeof j === 'object' ? (j as { runDir?: unknown }).runDir : undefined;
-    return typeof d === 'string' && samePath(d, dir);
-  });
+  return ctx.jobs.active.some((j) => j.runDir !== undefined && samePath(j.runDir, dir));
 }
 
 /** Basin: Refresh Runs. Finds the run folders again; returns how many there are. */

@@ -55,7 +55,7 @@ export interface RunInfo {
   checkpoints: CheckpointInfo[];
   /** Status 'running' but its process (on this host) is gone: a crash or a kill. */
   interrupted: boolean;
-  /** Display name: the record's name and the folder name. */
+  /** Display name: the folder's name (`<run name>-<yyyymmdd-hhmmss>`, unique where the run name is not). */
   name: string;
 }
 
@@ -176,7 +176,7 @@ export async function readRun(dir: string): Promise<RunInfo> {
     lastMetrics = tail as MetricsSnapshot;
   }
   const interrupted = record.status === 'running' && !!record.process && record.process.host === os.hostname() && !processAlive(record.process.pid);
-  return { ...base, record, lastMetrics, checkpoints, interrupted, name: record.name || base.name };
+  return { ...base, record, lastMetrics, checkpoints, interrupted };
 }
 
 /** The run folder an event's file belongs to: `<run>/run.json`, `<run>/metrics.jsonl`, `<run>/checkpoints/x`… */
@@ -279,6 +279,8 @@ export class RunIndex implements vscode.Disposable {
     this.runs.clear();
     for (const info of infos) this.runs.set(path.resolve(info.dir), info);
     this.log?.debug(`Runs: ${infos.length} run folder(s) matching ${this.include} in ${Date.now() - t0} ms`);
+    // The Runs view's welcome content ("no runs yet") waits for this, so it does not flash while scanning.
+    void vscode.commands.executeCommand('setContext', 'basin.runsScanned', true);
     this.emitter.fire(undefined);
   }
 

@@ -144,7 +144,7 @@ export function runContextValue(info: RunInfo): string {
 
 function runTooltip(info: RunInfo): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
-  md.appendMarkdown(`**${escapeMd(info.name)}** — ${statusWord(info)}\n\n`);
+  md.appendMarkdown(`**${escapeMd(info.record?.name ?? info.name)}** — ${statusWord(info)}\n\n`);
   md.appendMarkdown(`Folder: \`${info.dir}\`\n\n`);
   const r = info.record;
   if (!r) {
@@ -388,7 +388,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
         item.description = parts.join(' · ');
         item.iconPath = new vscode.ThemeIcon(c.exists ? 'save' : 'warning');
         item.tooltip = [c.file, c.optimizerFile ? `optimizer state: ${c.optimizerFile}` : 'no optimizer state', c.statsFile ? `statistics: ${c.statsFile}` : 'no statistics', c.time ? `recorded ${new Date(c.time).toLocaleString()}` : ''].filter(Boolean).join('\n');
-        item.contextValue = 'basinCheckpoint';
+        item.contextValue = c.statsFile ? 'basinCheckpoint stats' : 'basinCheckpoint';
         return withId(item, el);
       }
       case 'tensor': {
@@ -399,6 +399,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
         if (el.scalars) for (const [k, v] of Object.entries(el.scalars)) lines.push(`${k}: ${fmt(v)}`);
         else lines.push(`no statistics for this tensor at step ${el.step}`);
         item.tooltip = lines.join('\n');
+        item.contextValue = el.scalars ? 'basinTensor stats' : 'basinTensor';
         return withId(item, el);
       }
       case 'info': {

@@ -92,7 +92,8 @@ describe('Runs view, config lenses and diagnostics', () => {
     const run = await runNode();
     assert.ok(run, `the Runs view lists ${runDir}`);
     const ri = item(run);
-    assert.equal(label(ri), 'views-test');
+    assert.equal(label(ri), path.basename(runDir), 'labelled with the folder name (run name + time)');
+    assert.match(label(ri), /^views-test-\d{8}-\d{6}$/);
     assert.match(String(ri.description), /completed/);
     assert.match(String(ri.description), /loss 1\.5/);
     assert.equal((ri.iconPath as vscode.ThemeIcon).id, 'pass');
@@ -145,7 +146,7 @@ describe('Runs view, config lenses and diagnostics', () => {
     assert.equal(train.range.start.line, 1, 'on the model: line');
     const resume = byCommand.get('basin.resumeRun');
     assert.ok(resume, 'a Resume lens (the run has a checkpoint)');
-    assert.match(resume.command!.title, /Resume views-test from step 300/);
+    assert.equal(resume.command!.title, '↻ Resume from step 300');
     assert.equal((resume.command!.arguments?.[0] as { runDir: string }).runDir, runDir);
     const stats = byCommand.get('basin.openStatistics');
     assert.ok(stats);

@@ -1,0 +1,649 @@
+// `basin bench train-step`: one full training step (forward, cross-entropy, backward, Adam update) of the same
+// causal transformer in Basin and in TF.js's WebGPU backend (4.22) on the same adapter, in the same process.
+//
+// Same model: TF.js's weights are tf.variables initialised from Basin's initial parameters (so the parameter
+// shapes and count are checked equal, and the two loss trajectories should agree to float precision). Same
+// data: one fixed batch of token ids from a sparse random Markov chain, uploaded at every step by both. Same
+// optimizer: Adam with the same lr, betas and eps, weight decay 0 (Basin's AdamW with λ = 0 is Adam), no
+// clipping. Basin's AdamW also runs its non-finite guard (three small grad-norm kernels) as the trainer does.
+//
+// Timing: after warm-up, the two peers' steps alternate (ABBA order) so that the load of other processes hits
+// both alike; each step is timed until it has completed on the GPU (Basin: the loss readback, which is
+// submitted after the optimizer and zeroGrads, then rt.sync(); TF.js: loss.data(), which flushes everything
+// minimize() recorded, then its device's onSubmittedWorkDone()). Both read the loss back at every step.
+import { execSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import type * as tfc from '@tensorflow/tfjs-core';
+import { backward } from '../src/engine/autograd/tape';
+import { GpuDevice } from '../src/engine/gpu/device';
+import { Runtime } from '../src/engine/gpu/runtime';
+import type { TransformerSpec } from '../src/engine/nn/models';
+import { AdamW } from '../src/engine/optim/adamw';
+import { forwardBatch, materializeModel } from '../src/engine/train/trainer';
+import type { Batch } from '../src/engine/train/data-source';
+import { tidy } from '../src/engine/tensor/tensor';
+import { KernelProfiler, KernelProfileRow, formatProfile } from './kernel-profiler';
+
+export interface TrainStepBenchOptions {
+  json: boolean;
+  quick?: boolean;
+  log: (s: string) => void;
+  /** Tests: replace the transformer case by a tiny one (the row says so). */
+  tiny?: boolean;
+}
+
+interface Case {
+  name: string;
+  spec: TransformerSpec;
+  batch: number;
+}
+
+const LR = 3e-3;
+const BETAS: [number, number] = [0.9, 0.999];
+const EPS = 1e-8;
+const SEED = 1;
+
+const DEMO: Case = { name: 'demo', spec: { type: 'transformer', vocab: 64, dModel: 32, layers: 2, heads: 4, seqLen: 16, mlpRatio: 4, dropout: 0 }, batch: 32 };
+const TRANSFORMER: Case = {
+  name: 'transformer',
+  spec: { type: 'transformer', vocab: 4096, dModel: 128, layers: 2, heads: 4, seqLen: 64, mlpRatio: 4, dropout: 0 },
+  batch: 32,
+};
+const TINY: Case = { name: 'transformer-tiny', spec: { type: 'transformer', vocab: 128, dModel: 32, layers: 1, heads: 2, seqLen: 16, mlpRatio: 4, dropout: 0 }, batch: 8 };
+
+/** Token sequences from a sparse random Markov chain (3 likely successors per token, 10% uniform noise). */
+function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const V = spec.vocab;
+  const T = spec.seqLen;
+  const succ = Array.from({ length: V }, () => [0, 1, 2].map(() => Math.floor(rand() * V)));
+  const inputs = new Int32Array(batch * T);
+  const targets = new Int32Array(batch * T);
+  for (let b = 0; b < batch; b++) {
+    let tok = Math.floor(rand() * V);
+    for (let t = 0; t <= T; t++) {
+      const next = rand() < 0.1 ? Math.floor(rand() * V) : succ[tok][Math.floor(rand() * 3)];
+      if (t < T) inputs[b * T + t] = tok;
+      if (t > 0) targets[b * T + t - 1] = tok;
+      tok = next;
+    }
+  }
+  return { rows: batch * T, inputs, seqLen: T, targets };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+// ---- Basin ------------------------------------------------------------------------------------------------
+
+interface MemoryReport {
+  peak_total_bytes: number;
+  peak_live_bytes: number;
+  params_bytes: number;
+  grads_bytes: number;
+  optimizer_state_bytes: number;
+  activations_bytes: number;
+  sum_bytes: number;
+  overhead_ratio: number;
+  overhead_ratio_live: number;
+  what: string;
+}
+
+class BasinPeer {
+  readonly store;
+  readonly model;
+  readonly optimizer: AdamW;
+  readonly batch: Batch;
+
+  constructor(readonly rt: Runtime, readonly c: Case, batch: Batch) {
+    const { model, store } = materializeModel(rt, c.spec, SEED);
+    this.model = model;
+    this.store = store;
+    this.optimizer = new AdamW(store, { betas: BETAS, eps: EPS, weightDecay: 0, maxGradNorm: 0 });
+    this.batch = batch;
+    model.train();
+  }
+
+  /** One step, completed on the GPU. `mem` instruments it (pool high-water mark, activation bytes). */
+  async step(mem?: { activations: number }): Promise<{ loss: number; ms: number; recordMs: number }> {
+    const rt = this.rt;
+    const t0 = performance.now();
+    const loss = tidy(() => {
+      const live0 = mem ? rt.pool.snapshot().liveBytes : 0;
+      const { loss } = forwardBatch(rt, this.model, this.batch);
+      if (mem) mem.activations = rt.pool.snapshot().liveBytes - live0;
+      backward(loss);
+      return loss;
+    });
+    this.optimizer.step(LR);
+    this.store.zeroGrads();
+    const read = loss.toArray(); // submits the whole step in one command buffer
+    const t1 = performance.now();
+    const value = (await read)[0];
+    await rt.sync();
+    const t2 = performance.now();
+    loss.dispose();
+    return { loss: value, ms: t2 - t0, recordMs: t1 - t0 };
+  }
+
+  async memoryStep(): Promise<{ loss: number; memory: MemoryReport }> {
+    const rt = this.rt;
+    await rt.sync();
+    rt.pool.resetPeak();
+    const mem = { activations: 0 };
+    const r = await this.step(mem);
+    const snap = rt.pool.snapshot();
+    const params = this.store.bytes;
+    const grads = this.store.bytes;
+    const state = Object.values(this.optimizer.state()).reduce((s, b) => s + b.bytes, 0);
+    const sum = params + grads + state + mem.activations;
+    return {
+      loss: r.loss,
+      memory: {
+        peak_total_bytes: snap.peakTotalBytes,
+        peak_live_bytes: snap.peakLiveBytes,
+        params_bytes: params,
+        grads_bytes: grads,
+        optimizer_state_bytes: state,
+        activations_bytes: mem.activations,
+        sum_bytes: sum,
+        overhead_ratio: round(snap.peakTotalBytes / sum, 3),
+        overhead_ratio_live: round(snap.peakLiveBytes / sum, 3),
+        what:
+          'peak_total = high-water mark of the buffer pool during one step (live tensors + free pooled buffers + flat params/grads/optimizer buffers ' +
+          'and the grad-norm buffers tracked by trackExternal; the 1 MiB uniform ring and readback staging buffers are not counted); ' +
+          'activations = live bytes after forward+loss minus before (tensors saved for backward, the logits, the uploaded batch)',
+      },
+    };
+  }
+
+  destroy(): void {
+    this.optimizer.destroy();
+    this.store.destroy();
+  }
+}
+
+// ---- TF.js (WebGPU backend) -------------------------------------------------------------------------------
+
+type TF = typeof tfc;
+
+// The Dawn instance of TF.js's device: kept strongly referenced for the device's whole life (see
+// shared notes/webgpu-node.md: a collected instance frees Dawn under a live device).
+let tfGpuInstance: unknown = null;
+
+interface TfEnv {
+  tf: TF;
+  device: GPUDevice;
+  /** Programs recorded (one dispatch each) and command-buffer submits, counted by wrapping the backend's methods. */
+  counters: { dispatches: number; submits: number };
+  version: string;
+  destroy(): void;
+}
+
+async function startTfjs(backendName: string): Promise<TfEnv> {
+  const webgpu = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  for (const [k, v] of Object.entries(webgpu.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  // TF.js (devDependencies) is loaded at run time from the package's node_modules, not bundled (as bench/matmul.ts).
+  const req = createRequire(path.join(path.resolve(__dirname, '..'), 'package.json'));
+  const tf = req('@tensorflow/tfjs-core') as TF;
+  const tfw = req('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend: new (d: GPUDevice, info?: unknown) => tfc.KernelBackend };
+  // tfjs-core's Node bundle registers no gradients (the @tensorflow/tfjs union package does). Its ES modules
+  // that do cannot be loaded by Node (directory imports), so this one require is bundled by esbuild (and
+  // transformed by tsx in tests). The registries live on a global (tfjs-core global_util), shared by both copies.
+  require('@tensorflow/tfjs-core/dist/register_all_gradients');
+  const flags = process.env.BASIN_BACKEND && process.env.BASIN_BACKEND !== 'default' ? [`backend=${process.env.BASIN_BACKEND}`] : [];
+  const gpu = webgpu.create(flags);
+  tfGpuInstance = gpu;
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('TF.js: no WebGPU adapter');
+  // The device TF.js's own registration (tfjs-backend-webgpu/dist/base.js) would request.
+  const lim = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+      maxBufferSize: lim.maxBufferSize,
+      maxComputeWorkgroupSizeX: lim.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: lim.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  // WebGPUBackend's constructor checks navigator.gpu (Node 20 has no navigator): give it this instance's GPU.
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  let restoreNavigator = () => {};
+  if (!g.navigator) {
+    g.navigator = { gpu };
+    restoreNavigator = () => delete g.navigator;
+  } else if (!g.navigator.gpu) {
+    try {
+      Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+      restoreNavigator = () => delete g.navigator!.gpu;
+    } catch {
+      /* the constructor will say WebGPU is unsupported */
+    }
+  }
+  if (tf.findBackendFactory(backendName)) tf.removeBackend(backendName);
+  tf.registerBackend(backendName, () => new tfw.WebGPUBackend(device, (adapter as unknown as { info?: unknown }).info), 3);
+  if (!(await tf.setBackend(backendName))) throw new Error('TF.js: the webgpu backend failed to initialise');
+  await tf.ready();
+  const counters = { dispatches: 0, submits: 0 };
+  const be = tf.backend() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const [method, key] of [['recordAndSubmit', 'dispatches'], ['submitQueue', 'submits']] as const) {
+    const orig = be[method];
+    if (typeof orig === 'function') {
+      be[method] = function (this: unknown, ...a: unknown[]) {
+        counters[key]++;
+        return orig.apply(this, a);
+      };
+    }
+  }
+  return {
+    tf,
+    device,
+    counters,
+    version: tf.version_core,
+    destroy: () => {
+      tf.disposeVariables();
+      tf.removeBackend(backendName);
+      device.destroy();
+      restoreNavigator();
+      setTimeout(() => {
+        tfGpuInstance = null;
+      }, 100).unref?.();
+    },
+  };
+}
+
+class TfjsPeer {
+  readonly vars = new Map<string, tfc.Variable>();
+  readonly varList: tfc.Variable[] = [];
+  readonly optimizer: tfc.Optimizer;
+  private mask: tfc.Tensor2D;
+
+  constructor(readonly env: TfEnv, readonly c: Case, init: Map<string, { shape: readonly number[]; data: Float32Array }>, readonly batch: Batch) {
+    const tf = env.tf;
+    for (const [name, { shape, data }] of init) {
+      const v = tf.variable(tf.tensor(data, [...shape], 'float32'), true, `basin.${c.name}.${name}`);
+      this.vars.set(name, v);
+      this.varList.push(v);
+    }
+    const T = c.spec.seqLen;
+    const m = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+    this.mask = tf.keep(tf.tensor2d(m, [T, T]));
+    this.optimizer = tf.train.adam(LR, BETAS[0], BETAS[1], EPS);
+  }
+
+  get parameterCount(): number {
+    return this.varList.reduce((s, v) => s + v.size, 0);
+  }
+
+  private w(name: string): tfc.Tensor {
+    const v = this.vars.get(name);
+    if (!v) throw new Error(`TF.js model: no parameter ${name}`);
+    return v;
+  }
+
+  private linear(x: tfc.Tensor2D, name: string): tfc.Tensor2D {
+    // Basin's Linear: y = x·Wᵀ + b with W [out, in]; TF.js's fused matMul takes the bias in the same kernel.
+    return this.env.tf.fused.matMul({ a: x, b: this.w(`${name}.weight`) as tfc.Tensor2D, transposeB: true, bias: this.w(`${name}.bias`) }) as tfc.Tensor2D;
+  }
+
+  private layerNorm(x: tfc.Tensor2D, name: string): tfc.Tensor2D {
+    const tf = this.env.tf;
+    const { mean, variance } = tf.moments(x, -1, true);
+    const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
+    return tf.add(tf.mul(xhat, this.w(`${name}.weight`)), this.w(`${name}.bias`)) as tfc.Tensor2D;
+  }
+
+  private gelu(x: tfc.Tensor2D): tfc.Tensor2D {
+    // Basin's GELU (kernels/elementwise.wgsl): the tanh approximation.
+    const tf = this.env.tf;
+    const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), 0.7978845608028654);
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as tfc.Tensor2D;
+  }
+
+  private attention(x: tfc.Tensor2D, prefix: string, B: number): tfc.Tensor2D {
+    const tf = this.env.tf;
+    const { seqLen: T, dModel: D, heads: H } = this.c.spec;
+    const hd = D / H;
+    const split = (t: tfc.Tensor2D) => tf.transpose(tf.reshape(t, [B, T, H, hd]), [0, 2, 1, 3]) as tfc.Tensor4D;
+    const q = split(tf.mul(this.linear(x, `${prefix}.q`), 1 / Math.sqrt(hd)) as tfc.Tensor2D);
+    const k = split(this.linear(x, `${prefix}.k`));
+    const v = split(this.linear(x, `${prefix}.v`));
+    const p = tf.softmax(tf.add(tf.matMul(q, k, false, true), this.mask));
+    const y = tf.reshape(tf.transpose(tf.matMul(p, v), [0, 2, 1, 3]), [B * T, D]) as tfc.Tensor2D;
+    return this.linear(y, `${prefix}.o`);
+  }
+
+  private lossFn(): tfc.Scalar {
+    const tf = this.env.tf;
+    const { vocab: V, seqLen: T, dModel: D, layers } = this.c.spec;
+    const B = this.batch.rows / T;
+    const ids = tf.tensor2d(this.batch.inputs!, [B, T], 'int32');
+    const labels = tf.oneHot(tf.tensor1d(this.batch.targets, 'int32'), V);
+    let x = tf.reshape(tf.add(tf.gather(this.w('tok.weight'), ids), this.w('pos.weight')), [B * T, D]) as tfc.Tensor2D;
+    for (let l = 0; l < layers; l++) {
+      const p = `blocks.${l}`;
+      x = tf.add(x, this.attention(this.layerNorm(x, `${p}.ln1`), `${p}.attn`, B));
+      const h = this.gelu(this.linear(this.layerNorm(x, `${p}.ln2`), `${p}.mlp.fc1`));
+      x = tf.add(x, this.linear(h, `${p}.mlp.fc2`));
+    }
+    const logits = this.linear(this.layerNorm(x, 'ln_f'), 'head');
+    return tf.losses.softmaxCrossEntropy(labels, logits) as tfc.Scalar;
+  }
+
+  async step(): Promise<{ loss: number; ms: number; recordMs: number }> {
+    const tf = this.env.tf;
+    const t0 = performance.now();
+    const loss = tf.tidy(() => this.optimizer.minimize(() => this.lossFn(), true, this.varList)!);
+    const t1 = performance.now();
+    const value = (await loss.data())[0];
+    await this.env.device.queue.onSubmittedWorkDone();
+    const t2 = performance.now();
+    loss.dispose();
+    return { loss: value, ms: t2 - t0, recordMs: t1 - t0 };
+  }
+
+  destroy(): void {
+    this.optimizer.dispose();
+    this.mask.dispose();
+    for (const v of this.varList) v.dispose();
+  }
+}
+
+// ---- the benchmark ----------------------------------------------------------------------------------------
+
+interface PeerRun {
+  losses: number[];
+  times: number[];
+  recordTimes: number[];
+}
+
+function lossCheck(name: string, r: PeerRun): string | null {
+  const first = r.losses[0];
+  const last = r.losses[r.losses.length - 1];
+  if (!r.losses.every(Number.isFinite)) return `${name}: non-finite loss`;
+  if (!(last < first)) return `${name}: loss did not decrease over the timed steps (${first.toFixed(4)} → ${last.toFixed(4)})`;
+  return null;
+}
+
+function gitCommit(): string | null {
+  try {
+    const cwd = path.resolve(__dirname, '..');
+    const head = execSync('git rev-parse --short HEAD', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execSync('git status --porcelain --untracked-files=no', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return null;
+  }
+}
+
+export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<object> {
+  const { log } = opts;
+  const warmup = opts.quick ? 2 : 3;
+  const timed = opts.quick ? 5 : 10;
+  const profiledSteps = opts.quick ? 1 : 2;
+  const cases = [DEMO, opts.tiny ? TINY : TRANSFORMER];
+
+  // TF.js and Dawn may print to stdout; keep stdout for the report.
+  const saved = { log: console.log, warn: console.warn, info: console.info };
+  console.log = console.info = console.warn = (...a: unknown[]) => log(a.map(String).join(' '));
+
+  const gpu = await GpuDevice.create();
+  const rt = new Runtime(gpu);
+  let tfEnv: TfEnv | null = null;
+  let tfWhy: string | null = null;
+  try {
+    try {
+      tfEnv = await startTfjs('webgpu');
+    } catch (e) {
+      tfWhy = `TF.js WebGPU backend failed to start: ${(e as Error).message}`;
+      log(`train-step: ${tfWhy}`);
+    }
+    const info = gpu.info;
+    log(`train-step: ${info.description || info.vendor} (${info.backend}${info.fallback ? ', software fallback adapter' : ''}); TF.js ${tfEnv?.version ?? 'unavailable'}`);
+    log(`train-step: ${warmup} warm-up steps, then ${timed} timed steps per peer, alternating; lr ${LR}, betas ${BETAS}, eps ${EPS}, weight decay 0`);
+
+    const rows: Record<string, unknown>[] = [];
+    const profiles: Record<string, unknown> = {};
+    let memory: MemoryReport | null = null;
+    for (const c of cases) {
+      const s = c.spec;
+      log(`train-step: ${c.name} (vocab ${s.vocab}, d_model ${s.dModel}, ${s.layers} blocks, ${s.heads} heads, seq ${s.seqLen}, batch ${c.batch}, mlpRatio ${s.mlpRatio})`);
+      const batch = makeBatch(s, c.batch, 1234);
+      const basin = new BasinPeer(rt, c, batch);
+      let tfjs: TfjsPeer | null = null;
+      let rowWhy: string[] = [];
+      try {
+        const init = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+        const all = await basin.store.readAll();
+        for (const e of basin.store.entries) init.set(e.name, { shape: e.shape, data: all.get(e.name)! });
+        const basinParams = basin.store.parameterCount;
+        let tfParams: number | null = null;
+        if (tfEnv) {
+          tfjs = new TfjsPeer(tfEnv, c, init, batch);
+          tfParams = tfjs.parameterCount;
+          if (tfParams !== basinParams) throw new Error(`parameter counts differ: Basin ${basinParams}, TF.js ${tfParams}`);
+        }
+        log(`  parameters: Basin ${basinParams.toLocaleString('en-US')}, TF.js ${tfParams?.toLocaleString('en-US') ?? 'n/a'}`);
+
+        const b: PeerRun = { losses: [], times: [], recordTimes: [] };
+        const t: PeerRun = { losses: [], times: [], recordTimes: [] };
+        const warmLoss = { basin: [] as number[], tfjs: [] as number[] };
+        for (let i = 0; i < warmup; i++) {
+          // The last Basin warm-up step is instrumented for memory (untimed either way).
+          if (i === warmup - 1 && c === cases[1]) {
+            const m = await basin.memoryStep();
+            memory = m.memory;
+            warmLoss.basin.push(m.loss);
+          } else warmLoss.basin.push((await basin.step()).loss);
+          if (tfjs) warmLoss.tfjs.push((await tfjs.step()).loss);
+        }
+        const tf0 = tfEnv ? { ...tfEnv.counters } : null;
+        let basinSubmits = 0;
+        let basinDispatches = 0;
+        for (let i = 0; i < timed; i++) {
+          const order = i % 4 === 0 || i % 4 === 3 ? ['basin', 'tfjs'] : ['tfjs', 'basin'];
+          for (const who of order) {
+            if (who === 'basin') {
+              const d0 = rt.counters.dispatches;
+              const s0 = rt.counters.submits;
+              const r = await basin.step();
+              basinDispatches += rt.counters.dispatches - d0;
+              basinSubmits += rt.counters.submits - s0;
+              b.losses.push(r.loss);
+              b.times.push(r.ms);
+              b.recordTimes.push(r.recordMs);
+            } else if (tfjs) {
+              const r = await tfjs.step();
+              t.losses.push(r.loss);
+              t.times.push(r.ms);
+              t.recordTimes.push(r.recordMs);
+            }
+          }
+        }
+        const tfDisp = tfjs && tf0 ? (tfEnv!.counters.dispatches - tf0.dispatches) / timed : null;
+        const tfSubmits = tfjs && tf0 ? (tfEnv!.counters.submits - tf0.submits) / timed : null;
+        const bWhy = lossCheck('Basin', b);
+        const tWhy = tfjs ? lossCheck('TF.js', t) : tfWhy;
+        rowWhy = [bWhy, tWhy].filter((x): x is string => !!x);
+        const basinMs = median(b.times);
+        const tfMs = tfjs ? median(t.times) : null;
+        // The two runs start from the same weights and see the same data with the same optimizer: their losses should track.
+        const maxLossDiff = tfjs ? Math.max(...[...warmLoss.basin.map((x, i) => Math.abs(x - warmLoss.tfjs[i])), ...b.losses.map((x, i) => Math.abs(x - t.losses[i]))]) : null;
+        const row = {
+          case: `${c.name}: vocab ${s.vocab}, d_model ${s.dModel}, ${s.layers} blocks, ${s.heads} heads, seq ${s.seqLen}, batch ${c.batch}, mlp x${s.mlpRatio}`,
+          model: c.name,
+          params: basinParams,
+          tfjs_params: tfParams,
+          basin_ms: round(basinMs),
+          tfjs_ms: tfMs === null ? null : round(tfMs),
+          ratio: tfMs === null || bWhy || tWhy ? null : round(tfMs / basinMs, 3),
+          basin_ms_all: b.times.map((x) => round(x, 1)),
+          tfjs_ms_all: t.times.map((x) => round(x, 1)),
+          basin_record_ms: round(median(b.recordTimes)),
+          tfjs_record_ms: tfjs ? round(median(t.recordTimes)) : null,
+          basin_dispatches_per_step: round(basinDispatches / timed, 1),
+          basin_submits_per_step: round(basinSubmits / timed, 2),
+          tfjs_dispatches_per_step: tfDisp === null ? null : round(tfDisp, 1),
+          tfjs_submits_per_step: tfSubmits === null ? null : round(tfSubmits, 2),
+          basin_loss_first: round(b.losses[0], 5),
+          basin_loss_last: round(b.losses[b.losses.length - 1], 5),
+          tfjs_loss_first: tfjs ? round(t.losses[0], 5) : null,
+          tfjs_loss_last: tfjs ? round(t.losses[t.losses.length - 1], 5) : null,
+          max_loss_diff_basin_vs_tfjs: maxLossDiff === null ? null : round(maxLossDiff, 6),
+          pytorch_ms: null,
+          pytorch_why: 'PyTorch is not installed on this machine and this session has no GPU machine',
+          ok: rowWhy.length === 0,
+          ...(rowWhy.length ? { why: rowWhy.join('; ') } : {}),
+          timed: `median of ${timed} steps after ${warmup} warm-up steps; one step = upload batch, forward, cross-entropy, backward, Adam update (Basin: + zeroGrads), loss read back, waited to GPU completion`,
+        };
+        rows.push(row);
+        log(`  Basin ${row.basin_ms} ms/step (record ${row.basin_record_ms} ms, ${row.basin_dispatches_per_step} dispatches, ${row.basin_submits_per_step} submits), loss ${row.basin_loss_first} → ${row.basin_loss_last}`);
+        if (tfjs) log(`  TF.js ${row.tfjs_ms} ms/step (record ${row.tfjs_record_ms} ms${tfDisp !== null ? `, ${row.tfjs_dispatches_per_step} dispatches, ${row.tfjs_submits_per_step} submits` : ''}), loss ${row.tfjs_loss_first} → ${row.tfjs_loss_last}; max |loss diff| ${row.max_loss_diff_basin_vs_tfjs}`);
+        if (rowWhy.length) log(`  FAILED: ${rowWhy.join('; ')}`);
+
+        // Profile (after timing, so it does not perturb the timed steps).
+        const prof = new KernelProfiler(rt).attach();
+        const pc0 = { d: rt.counters.dispatches, s: rt.counters.submits };
+        for (let i = 0; i < profiledSteps; i++) await basin.step();
+        await prof.drain();
+        prof.detach();
+        const prow = prof.rows();
+        const per = (r: KernelProfileRow) => ({
+          kernel: r.kernel,
+          dispatches_per_step: round(r.dispatches / profiledSteps, 1),
+          cpu_ms_per_step: round(r.cpuMs / profiledSteps, 3),
+          gpu_ms_per_step: r.gpuMs === null ? null : round(r.gpuMs / profiledSteps, 2),
+        });
+        profiles[c.name] = {
+          steps: profiledSteps,
+          gpu_timing: prof.gpuTiming ? 'timestamp-query, one pass per dispatch' : null,
+          dispatches_per_step: round((rt.counters.dispatches - pc0.d) / profiledSteps, 1),
+          submits_per_step: round((rt.counters.submits - pc0.s) / profiledSteps, 2),
+          gpu_ms_per_step_total: prof.gpuTiming ? round(prow.reduce((x, r) => x + (r.gpuMs ?? 0), 0) / profiledSteps, 2) : null,
+          cpu_record_ms_per_step_total: round(prow.reduce((x, r) => x + r.cpuMs, 0) / profiledSteps, 3),
+          by_time: prow.slice(0, 10).map(per),
+          by_count: [...prow].sort((x, y) => y.dispatches - x.dispatches).slice(0, 10).map(per),
+        };
+        if (c === cases[1]) for (const l of formatProfile(prow, profiledSteps, 8)) log(l);
+        prof.destroy();
+      } finally {
+        tfjs?.destroy();
+        basin.destroy();
+        await rt.sync();
+        rt.pool.trim();
+      }
+    }
+
+    const tr = rows[1];
+    const demo = rows[0];
+    const report = {
+      bench: 'train-step',
+      when: new Date().toISOString(),
+      commit: gitCommit(),
+      device: { vendor: info.vendor, description: info.description, backend: info.backend, fallback: info.fallback },
+      peers: tfEnv ? [`tfjs-webgpu ${tfEnv.version}`] : [],
+      unavailable_peers: [
+        ...(tfEnv ? [] : [{ peer: 'tfjs-webgpu', value: null, why: tfWhy }]),
+        { peer: 'pytorch', value: null, why: 'PyTorch is not installed here and this session has no GPU machine' },
+      ],
+      note: info.fallback
+        ? 'software adapter (lavapipe/llvmpipe on the CPU): a ratio against a peer on the same adapter, not a GPU speed'
+        : 'hardware adapter',
+      setup: { lr: LR, betas: BETAS, eps: EPS, weight_decay: 0, clip: 'none', warmup, timed, order: 'peers alternate step by step (ABBA)' },
+      rows,
+      memory,
+      profile: profiles,
+      headline: {
+        ms_per_step: (tr.basin_ms as number) ?? null,
+        ratio_vs_peer: (tr.ratio as number | null) ?? null,
+        ratio_vs_peer_demo: (demo.ratio as number | null) ?? null,
+        memory_overhead_ratio: memory?.overhead_ratio ?? null,
+      },
+    };
+
+    return report;
+  } finally {
+    console.log = saved.log;
+    console.warn = saved.warn;
+    console.info = saved.info;
+    tfEnv?.destroy();
+    gpu.destroy();
+  }
+}
+
+interface ProfileRowOut {
+  kernel: string;
+  dispatches_per_step: number;
+  cpu_ms_per_step: number;
+  gpu_ms_per_step: number | null;
+}
+
+/** The human table of a train-step report (what `basin bench train-step` prints without --json). */
+export function formatTrainStepReport(report: object): string {
+  const r = report as {
+    device: { description: string; backend: string; fallback: boolean };
+    peers: string[];
+    commit: string | null;
+    rows: Record<string, unknown>[];
+    memory: MemoryReport | null;
+    profile: Record<string, { steps: number; gpu_timing: string | null; dispatches_per_step: number; submits_per_step: number; gpu_ms_per_step_total: number | null; cpu_record_ms_per_step_total: number; by_time: ProfileRowOut[]; by_count: ProfileRowOut[] }>;
+    headline: Record<string, number | null>;
+  };
+  const out: string[] = [];
+  const cell = (v: unknown) => (v === null || v === undefined ? 'n/a' : String(v));
+  out.push(`train step (f32, Adam) on ${r.device.description} [${r.device.backend}${r.device.fallback ? ', software' : ''}], peer ${r.peers.join(', ') || 'none'}, commit ${r.commit ?? 'n/a'}`);
+  out.push('');
+  out.push(`${'model'.padEnd(18)} ${'params'.padStart(10)} ${'basin ms'.padStart(9)} ${'tfjs ms'.padStart(9)} ${'ratio'.padStart(6)} ${'disp/step'.padStart(9)} ${'submits'.padStart(7)}  loss basin | tfjs (first → last)`);
+  for (const x of r.rows) {
+    out.push(
+      `${cell(x.model).padEnd(18)} ${cell(x.params).padStart(10)} ${cell(x.basin_ms).padStart(9)} ${cell(x.tfjs_ms).padStart(9)} ${cell(x.ratio).padStart(6)} ${cell(x.basin_dispatches_per_step).padStart(9)} ${cell(x.basin_submits_per_step).padStart(7)}  ` +
+        `${cell(x.basin_loss_first)} → ${cell(x.basin_loss_last)} | ${cell(x.tfjs_loss_first)} → ${cell(x.tfjs_loss_last)}${x.ok ? '' : `  FAILED: ${cell(x.why)}`}`,
+    );
+  }
+  out.push('ratio = TF.js ms ÷ Basin ms (bigger is better for Basin); median step, peers alternating; pytorch: n/a (not installed, no GPU machine in this session)');
+  const m = r.memory;
+  if (m) {
+    const mib = (x: number) => (x / 2 ** 20).toFixed(2);
+    out.push('');
+    out.push(
+      `memory (transformer step): peak ${mib(m.peak_total_bytes)} MiB (live ${mib(m.peak_live_bytes)}) vs params ${mib(m.params_bytes)} + grads ${mib(m.grads_bytes)} + ` +
+        `Adam ${mib(m.optimizer_state_bytes)} + activations ${mib(m.activations_bytes)} = ${mib(m.sum_bytes)} MiB → overhead ${m.overhead_ratio} (live ${m.overhead_ratio_live}; target ≤ 1.3)`,
+    );
+  }
+  const names = Object.keys(r.profile);
+  const p = r.profile[names[names.length - 1]];
+  if (p) {
+    out.push('');
+    out.push(
+      `profile (${names[names.length - 1]}, Basin, ${p.steps} step${p.steps > 1 ? 's' : ''}): ${p.dispatches_per_step} dispatches, ${p.submits_per_step} submits per step; ` +
+        `${p.cpu_record_ms_per_step_total} ms CPU in dispatch()${p.gpu_ms_per_step_total !== null ? `, ${p.gpu_ms_per_step_total} ms GPU (${p.gpu_timing})` : ', no GPU timestamps'}`,
+    );
+    const gpu = p.gpu_ms_per_step_total !== null;
+    out.push(`  ${'kernel'.padEnd(34)} ${'disp/step'.padStart(9)} ${'cpu ms'.padStart(8)} ${gpu ? 'gpu ms'.padStart(8) + ' ' + 'gpu %'.padStart(6) : ''}`);
+    for (const k of p.by_time) {
+      const share = gpu ? ((100 * (k.gpu_ms_per_step ?? 0)) / Math.max(1e-9, p.gpu_ms_per_step_total!)).toFixed(1) : '';
+      out.push(`  ${k.kernel.padEnd(34)} ${String(k.dispatches_per_step).padStart(9)} ${k.cpu_ms_per_step.toFixed(3).padStart(8)} ${gpu ? cell(k.gpu_ms_per_step).padStart(8) + ' ' + share.padStart(6) : ''}`);
+    }
+    out.push(`  by count: ${p.by_count.slice(0, 6).map((k) => `${k.kernel} ${k.dispatches_per_step}`).join(', ')}`);
+  }
+  out.push('');
+  out.push(`headline: ${Object.entries(r.headline).map(([k, v]) => `${k} ${cell(v)}`).join(', ')}`);
+  return out.join('\n');
+}

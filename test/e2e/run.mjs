@@ -1,0 +1,152 @@
+// The e2e tier: drives a real VS Code workbench (code-server + headless Chromium via playwright-core) with the
+// extension loaded from this folder, runs every test/e2e/*.e2e.mjs in order against one window, and saves
+// screenshots to test-results/e2e/. `npm run test:e2e` builds first; needs `bash scripts/setup-vscode-test.sh`.
+//
+// A test file exports `tests`: [{ name, fn: async (t) => … }], run in order; `t` holds the page, the workspace
+// folder, the workbench helpers (workbench.mjs), `screenshot(name)` and `fixtures` (test/fixtures/*.ts, loaded
+// through tsx). A failing test does not stop the next ones (each should be able to recover its own state).
+// Writes the summary JSON ({ passed, failed, pending, durationMs, failures }) to BASIN_TEST_SUMMARY (default
+// out/test/e2e/summary.json), as the other tiers do. Env: BASIN_E2E_GREP (run matching tests), BASIN_TEST_VERBOSE=1,
+// BASIN_TEST_KEEP=1 (keep the scratch folder), BASIN_E2E_TIMEOUT_S (whole run, default 600).
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
+import { findTools, launchChromium, pipeConsole, prepareScratch, root, startCodeServer, tail, workbenchUrl } from '../vscode/code-server.mjs';
+import * as wb from './workbench.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const verbose = process.env.BASIN_TEST_VERBOSE === '1';
+const grep = process.env.BASIN_E2E_GREP ? new RegExp(process.env.BASIN_E2E_GREP, 'i') : null;
+const t0 = Date.now();
+const log = (m) => process.stderr.write(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
+const summaryPath = resolve(process.env.BASIN_TEST_SUMMARY || join(root, 'out', 'test', 'e2e', 'summary.json'));
+const shotsDir = join(root, 'test-results', 'e2e');
+const summary = { passed: 0, failed: 0, pending: 0, durationMs: 0, failures: [] };
+
+function writeSummary() {
+  summary.durationMs = Date.now() - t0;
+  mkdirSync(dirname(summaryPath), { recursive: true });
+  writeFileSync(summaryPath, JSON.stringify(summary, null, 2));
+}
+
+const tools = findTools();
+if (tools.error) {
+  process.stderr.write(`[e2e] ${tools.error}\n`);
+  process.exit(2);
+}
+for (const f of ['dist/extension.js', 'dist/worker.js', 'dist/webview/stats.js']) {
+  if (!readdirSync(join(root, dirname(f))).includes(f.split('/').pop())) {
+    process.stderr.write(`[e2e] ${f} is missing: run \`npm run build\` first\n`);
+    process.exit(2);
+  }
+}
+
+mkdirSync(join(root, '.vscode-test'), { recursive: true });
+const scratch = mkdtempSync(join(root, '.vscode-test', 'e2e-'));
+const dirs = prepareScratch(scratch, { settings: { 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'workbench.editor.restoreViewState': true } });
+const workspace = join(scratch, 'workspace');
+mkdirSync(workspace, { recursive: true });
+rmSync(shotsDir, { recursive: true, force: true });
+mkdirSync(shotsDir, { recursive: true });
+
+// test/fixtures/*.ts through tsx (the fixtures build frames with the project's own encoder).
+const fixtures = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'stats-run.ts')).href, import.meta.url);
+
+let server;
+let browser;
+const overallS = Number(process.env.BASIN_E2E_TIMEOUT_S || 600);
+const overall = setTimeout(() => {
+  log(`timed out after ${overallS} s`);
+  summary.failed++;
+  summary.failures.push({ title: 'e2e run', error: `timed out after ${overallS} s` });
+  void finish(124);
+}, overallS * 1000);
+
+let finishing = false;
+async function finish(code) {
+  if (finishing) return;
+  finishing = true;
+  clearTimeout(overall);
+  writeSummary();
+  await browser?.close().catch(() => undefined);
+  await server?.stop();
+  if (!verbose && process.env.BASIN_TEST_KEEP !== '1') rmSync(scratch, { recursive: true, force: true });
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  console.log(`e2e tier: ${summary.passed} passed, ${summary.failed} failed, ${summary.pending} pending in ${secs} s; screenshots in ${shotsDir}`);
+  process.exit(code || (summary.failed ? 1 : 0));
+}
+process.on('SIGINT', () => void finish(130));
+process.on('SIGTERM', () => void finish(143));
+
+try {
+  // Test files first: they may prepare the workspace before the window opens.
+  const files = readdirSync(here).filter((f) => f.endsWith('.e2e.mjs')).sort();
+  const suites = [];
+  for (const f of files) suites.push({ file: f, mod: await import(pathToFileURL(join(here, f)).href) });
+  for (const s of suites) await s.mod.prepare?.({ workspace, fixtures, root });
+
+  server = await startCodeServer({
+    tools,
+    dirs,
+    folder: workspace,
+    verbose,
+    onExit: (code, signal) => {
+      process.stderr.write(tail(dirs.log, 40));
+      summary.failed++;
+      summary.failures.push({ title: 'code-server', error: `ended early (${signal ?? code})` });
+      void finish(3);
+    },
+  });
+  log(`code-server is up on ${server.host}`);
+  browser = await launchChromium(tools.chromium);
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  pipeConsole(page, { verbose, t0 });
+  page.on('crash', () => log('the workbench page crashed'));
+  const url = workbenchUrl(server.host, { folder: workspace, dev: [root] });
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await wb.waitForWorkbench(page);
+  log('workbench is up');
+
+  const t = {
+    page,
+    workspace,
+    fixtures,
+    root,
+    url,
+    wb,
+    log,
+    async screenshot(name) {
+      const file = join(shotsDir, `${name}.png`);
+      await page.screenshot({ path: file });
+      log(`screenshot ${file}`);
+      return file;
+    },
+  };
+  for (const s of suites) {
+    console.log(`  ${s.file}`);
+    for (const test of s.mod.tests ?? []) {
+      if (grep && !grep.test(test.name)) {
+        summary.pending++;
+        continue;
+      }
+      const ts = Date.now();
+      try {
+        await test.fn(t);
+        summary.passed++;
+        console.log(`    ✔ ${test.name} (${Date.now() - ts} ms)`);
+      } catch (e) {
+        summary.failed++;
+        summary.failures.push({ title: `${s.file}: ${test.name}`, error: e?.stack ?? String(e) });
+        console.log(`    ✘ ${test.name}\n${String(e?.stack ?? e).replace(/^/gm, '      ')}`);
+        await t.screenshot(`FAILED-${test.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+      }
+    }
+  }
+  await finish(0);
+} catch (e) {
+  summary.failed++;
+  summary.failures.push({ title: 'e2e setup', error: e?.stack ?? String(e) });
+  log(`failed: ${e?.stack ?? e}`);
+  await finish(1);
+}

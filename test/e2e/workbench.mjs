@@ -1,0 +1,80 @@
+// Driving the VS Code workbench (code-server in headless Chromium) with playwright-core: the building blocks of
+// the end-to-end tests. Everything waits on the DOM, never on fixed sleeps, except where the workbench gives no
+// signal (noted). See /work/shared/notes/vscode-testing.md.
+
+/** Waits until the workbench is up (layout and status bar rendered) and the extension host has started. */
+export async function waitForWorkbench(page, timeout = 60_000) {
+  await page.waitForSelector('.monaco-workbench', { timeout });
+  await page.waitForSelector('.statusbar', { timeout });
+}
+
+/**
+ * Runs a command from the palette by its full title ("Basin: Open Statistics"). Extensions register their
+ * commands a while after the workbench shows, so a title not listed yet is retried until `timeout`.
+ */
+export async function runCommand(page, title, { timeout = 30_000 } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    await closeQuickInput(page);
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill(`>${title}`);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+    const found = await row.waitFor({ state: 'visible', timeout: 3000 }).then(
+      () => true,
+      () => false,
+    );
+    if (found) {
+      await row.click();
+      return;
+    }
+    if (Date.now() - t0 > timeout) throw new Error(`the command palette does not list "${title}" (after ${timeout} ms)`);
+  }
+}
+
+/** Picks an item of an open quick pick by (part of) its label. */
+export async function pickQuickItem(page, text, { timeout = 15_000 } = {}) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout });
+  await input.fill(text);
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
+  await row.waitFor({ state: 'visible', timeout });
+  await row.click();
+}
+
+export async function closeQuickInput(page) {
+  if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await page.keyboard.press('Escape');
+}
+
+/** The editor tab whose label contains `text`. */
+export function editorTab(page, text) {
+  return page.locator('.tabs-container .tab', { hasText: text }).first();
+}
+
+/**
+ * The content frame of the visible webview (two iframes deep: the workbench's `iframe.webview` host and its
+ * `#active-frame`). With several webviews open, `index` picks among the ready ones in DOM order.
+ */
+export function webviewFrame(page, index = 0) {
+  return page.frameLocator('iframe.webview.ready').nth(index).frameLocator('#active-frame');
+}
+
+/** Waits until a webview's content matches `selector` and returns its frame locator. */
+export async function waitForWebview(page, selector, { timeout = 30_000 } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    const n = await page.locator('iframe.webview.ready').count();
+    for (let i = 0; i < n; i++) {
+      const frame = webviewFrame(page, i);
+      if ((await frame.locator(selector).count().catch(() => 0)) > 0) return frame;
+    }
+    if (Date.now() - t0 > timeout) throw new Error(`no webview showed ${selector} within ${timeout} ms`);
+    await page.waitForTimeout(150);
+  }
+}
+
+/** The webview body's data-* attributes (the statistics panel writes its state there for tests). */
+export async function webviewData(frame) {
+  return frame.locator('body').evaluate((b) => ({ ...b.dataset }));
+}

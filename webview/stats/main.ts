@@ -1,0 +1,775 @@
+// The statistics panel's webview app. It keeps no data across reloads: it says `ready`, draws the host's snapshot,
+// applies updates, and persists only UI state (tab, sort, selection, scroll) with vscode.setState.
+import '@vscode-elements/elements/dist/vscode-tabs/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import css from './style.css';
+import { Bridge } from './bridge';
+import { LayerTable } from './table';
+import {
+  drawHeatmap,
+  drawHistogram,
+  drawLineChart,
+  fmt,
+  colormapCss,
+  onThemeChange,
+  readTheme,
+  resampleLog,
+  type HeatmapData,
+  type Series,
+  type Theme,
+} from './charts';
+import {
+  STATS_PROTOCOL_VERSION,
+  TABS,
+  coerceUiState,
+  dispatchNotification,
+  isObject,
+  type LayerHistory,
+  type MetricRow,
+  type NotificationHandlers,
+  type PinnedCheckpoint,
+  type RunInfo,
+  type StatsNotification,
+  type StatsUiState,
+} from '../../src/protocol/panels/stats';
+import { ScalarHistory } from '../../src/protocol/panels/stats-reduce';
+import { decodeStatsFrame, HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, type ScalarKey, type StatsFrame } from '../../src/protocol/stats';
+
+// ------------------------------------------------------------------------------------------------ perf
+
+/** When the bundle was fetched (script start), from the resource timing entry; 0 = the document's start. */
+function scriptStart(): number {
+  const e = performance.getEntriesByType('resource').find((r) => /\/stats\.js(\?|$)/.test(r.name)) as PerformanceResourceTiming | undefined;
+  return e ? e.responseEnd : 0;
+}
+
+// ------------------------------------------------------------------------------------------------ state
+
+const HEATMAP_BINS = 96;
+const HISTORY_CAP = 4096;
+
+interface Model {
+  run: RunInfo | null;
+  live: boolean;
+  metrics: MetricRow[];
+  latest: StatsFrame | null;
+  pinned: PinnedCheckpoint | null;
+  pinnedFrame: StatsFrame | null;
+  framesTotal: number;
+  history: ScalarHistory;
+  names: string[];
+  layerHistory: LayerHistory | null;
+  error: string | null;
+}
+
+const model: Model = {
+  run: null,
+  live: false,
+  metrics: [],
+  latest: null,
+  pinned: null,
+  pinnedFrame: null,
+  framesTotal: 0,
+  history: new ScalarHistory(HISTORY_CAP),
+  names: [],
+  layerHistory: null,
+  error: null,
+};
+
+const app = document.getElementById('app')!;
+const initial = (() => {
+  try {
+    return JSON.parse(app.dataset.initial ?? '{}') as { runDir?: string; pinnedStep?: number | null };
+  } catch {
+    return {};
+  }
+})();
+
+let bridge: Bridge;
+let ui: StatsUiState;
+let persisted: { runDir: string; pinnedStep: number | null };
+let theme: Theme;
+
+function current(): StatsFrame | null {
+  return model.pinnedFrame ?? model.latest;
+}
+
+// ------------------------------------------------------------------------------------------------ DOM
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+interface ChartBox {
+  box: HTMLElement;
+  canvas: HTMLCanvasElement;
+  summary: HTMLElement;
+}
+
+function chartBox(title: string, label: string, cls = ''): ChartBox {
+  const box = el('section', `chart ${cls}`);
+  const h = el('h3', 'chart-title', title);
+  const canvas = el('canvas');
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', label);
+  const summary = el('p', 'sr-only');
+  box.append(h, canvas, summary);
+  return { box, canvas, summary };
+}
+
+const hdr = {
+  root: el('header', 'hdr'),
+  name: el('span', 'hdr-name'),
+  status: el('span', 'badge'),
+  step: el('span', 'hdr-step'),
+  live: el('span', 'live'),
+  frames: el('span', 'hdr-muted'),
+  pinned: el('span', 'hdr-pinned'),
+  refresh: document.createElement('vscode-button'),
+};
+
+const tabs = document.createElement('vscode-tabs');
+const overview = {
+  root: el('div', 'tab-body overview'),
+  loss: chartBox('Loss', 'Training and validation loss over steps'),
+  val: chartBox('Validation metrics', 'Validation metrics over steps'),
+  update: chartBox('Update ratio ‖Δw‖/‖w‖ (top layers, log scale)', 'Update ratio over steps for the layers with the highest update ratio and the selected layer'),
+  momentum: chartBox('Momentum norm ‖m‖ (top layers, log scale)', 'Momentum norm over steps for the layers with the largest momentum norm and the selected layer'),
+};
+const layersTab = { root: el('div', 'tab-body layers'), empty: el('p', 'empty') };
+const curvature = {
+  root: el('div', 'tab-body curvature'),
+  scroller: el('div', 'hm-scroller'),
+  labels: el('canvas', 'hm-labels'),
+  rows: el('canvas', 'hm'),
+  cols: el('canvas', 'hm'),
+  legend: el('div', 'hm-legend'),
+  tip: el('div', 'hm-tip'),
+  summary: el('p', 'sr-only'),
+  empty: el('p', 'empty'),
+};
+const detail = {
+  root: el('aside', 'detail'),
+  title: el('h2', 'detail-title'),
+  shape: el('div', 'detail-shape'),
+  grid: el('dl', 'detail-grid'),
+  keySelect: document.createElement('vscode-single-select'),
+  hist: chartBox('Scalar over steps', 'History of the selected layer', 'detail-chart'),
+  vhist: chartBox('v histogram (log10 bins)', 'Histogram of the second moment v of the selected layer', 'detail-chart'),
+  empty: el('p', 'empty', 'Select a layer in the table or the heatmap to see its history and its v histogram.'),
+};
+const table = new LayerTable({
+  onSelect: (name) => select(name, false),
+  onSort: (key, dir) => {
+    ui.sortKey = key;
+    ui.sortDir = dir;
+    saveState();
+  },
+  onScroll: (top) => {
+    ui.scrollTop = top;
+    saveStateSoon();
+  },
+});
+
+function buildDom(): void {
+  app.textContent = '';
+  hdr.refresh.textContent = 'Refresh';
+  hdr.refresh.setAttribute('secondary', '');
+  hdr.refresh.title = 'Re-read the run folder';
+  hdr.refresh.addEventListener('click', () => void bridge.request('refresh', {}).catch((e: Error) => bridge.log('warn', e.message)));
+  hdr.live.setAttribute('role', 'status');
+  const spacer = el('span', 'hdr-spacer');
+  hdr.root.append(hdr.name, hdr.status, hdr.step, hdr.live, hdr.pinned, spacer, hdr.frames, hdr.refresh);
+
+  const labels: Record<(typeof TABS)[number], string> = { overview: 'Overview', layers: 'Layers', curvature: 'Curvature' };
+  const bodies = { overview: overview.root, layers: layersTab.root, curvature: curvature.root };
+  for (const t of TABS) {
+    const h = document.createElement('vscode-tab-header');
+    h.setAttribute('slot', 'header');
+    h.textContent = labels[t];
+    h.dataset.tab = t; // vscode-tabs assigns the ids itself
+    const p = document.createElement('vscode-tab-panel');
+    p.append(bodies[t]);
+    tabs.append(h, p);
+  }
+  tabs.addEventListener('vsc-tabs-select', (e) => {
+    const i = (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex;
+    ui.tab = TABS[i] ?? 'overview';
+    saveState();
+    invalidate();
+  });
+
+  overview.root.append(overview.loss.box, overview.val.box, overview.update.box, overview.momentum.box);
+
+  layersTab.root.append(layersTab.empty, table.el);
+
+  const hmHead = el('div', 'hm-head');
+  hmHead.append(el('span', 'hm-h-labels', 'Layer (model order)'), el('span', 'hm-h', 'Row profile: mean v per row i (vRow / cols)'), el('span', 'hm-h', 'Column profile: mean v per column j (vCol / rows)'));
+  const hmBody = el('div', 'hm-body');
+  curvature.labels.setAttribute('aria-hidden', 'true');
+  for (const c of [curvature.rows, curvature.cols]) {
+    c.tabIndex = 0;
+    c.setAttribute('role', 'img');
+  }
+  hmBody.append(curvature.labels, curvature.rows, curvature.cols);
+  curvature.scroller.append(hmBody);
+  curvature.root.append(curvature.empty, hmHead, curvature.scroller, curvature.legend, curvature.tip, curvature.summary);
+  for (const c of [curvature.rows, curvature.cols, curvature.labels]) {
+    c.addEventListener('click', (e) => {
+      const i = heatmapRowAt(e as MouseEvent);
+      const f = current();
+      if (f && i >= 0 && i < f.tensors.length) select(f.tensors[i].name, true);
+    });
+    c.addEventListener('mousemove', (e) => showTip(e as MouseEvent, c === curvature.cols));
+    c.addEventListener('mouseleave', () => (curvature.tip.hidden = true));
+    c.addEventListener('keydown', (e) => {
+      const f = current();
+      if (!f || !f.tensors.length) return;
+      const ke = e as KeyboardEvent;
+      const at = Math.max(0, f.tensors.findIndex((t) => t.name === ui.selected));
+      const next = ke.key === 'ArrowDown' ? Math.min(f.tensors.length - 1, at + 1) : ke.key === 'ArrowUp' ? Math.max(0, at - 1) : -1;
+      if (next >= 0) {
+        ke.preventDefault();
+        select(f.tensors[next].name, true);
+      }
+    });
+  }
+
+  for (const k of SCALAR_KEYS) {
+    const o = document.createElement('vscode-option');
+    o.setAttribute('value', k);
+    o.textContent = k;
+    detail.keySelect.append(o);
+  }
+  detail.keySelect.setAttribute('aria-label', 'Scalar shown over steps');
+  detail.keySelect.addEventListener('change', () => {
+    const v = (detail.keySelect as unknown as { value: string }).value;
+    if ((SCALAR_KEYS as readonly string[]).includes(v)) {
+      ui.historyKey = v as ScalarKey;
+      saveState();
+      invalidate();
+    }
+  });
+  const keyRow = el('div', 'detail-keyrow');
+  keyRow.append(el('label', 'detail-label', 'Over steps:'), detail.keySelect);
+  detail.hist.box.insertBefore(keyRow, detail.hist.canvas);
+  detail.root.append(detail.title, detail.shape, detail.grid, detail.hist.box, detail.vhist.box, detail.empty);
+
+  const main = el('div', 'main');
+  const left = el('div', 'tabs-wrap');
+  left.append(tabs);
+  main.append(left, detail.root);
+  app.append(hdr.root, main);
+
+  // Redraw when any canvas changes size (layout changes, not only window resizes, move them).
+  const ro = new ResizeObserver(() => invalidate());
+  ro.observe(main);
+  for (const c of [overview.loss, overview.val, overview.update, overview.momentum, detail.hist, detail.vhist]) ro.observe(c.canvas);
+  ro.observe(curvature.scroller);
+}
+
+// ------------------------------------------------------------------------------------------------ selection
+
+function select(name: string, reveal: boolean): void {
+  if (ui.selected !== name) model.layerHistory = null;
+  ui.selected = name;
+  table.setSelected(name, reveal);
+  saveState();
+  invalidate();
+  requestLayerHistory();
+}
+
+let historyInFlight = false;
+let historyAgain = false;
+function requestLayerHistory(): void {
+  const name = ui.selected;
+  if (!name) return;
+  if (historyInFlight) {
+    historyAgain = true;
+    return;
+  }
+  historyInFlight = true;
+  bridge
+    .request('layerHistory', { tensor: name })
+    .then((h) => {
+      if (ui.selected === name) {
+        model.layerHistory = h;
+        invalidate();
+      }
+    })
+    .catch((e: Error) => bridge.log('warn', `layerHistory: ${e.message}`))
+    .finally(() => {
+      historyInFlight = false;
+      if (historyAgain) {
+        historyAgain = false;
+        requestLayerHistory();
+      }
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ persistence
+
+function saveState(): void {
+  bridge.setState({ ...persisted, ui });
+  bridge.send('uiState', ui);
+}
+let saveTimer = 0;
+function saveStateSoon(): void {
+  window.clearTimeout(saveTimer);
+  saveTimer = window.setTimeout(saveState, 200);
+}
+
+// ------------------------------------------------------------------------------------------------ data
+
+function namesOf(f: StatsFrame): string[] {
+  const prev = model.names;
+  if (prev.length === f.tensors.length && f.tensors.every((t, i) => t.name === prev[i])) return prev;
+  model.names = f.tensors.map((t) => t.name);
+  return model.names;
+}
+
+function frameScalarsOf(f: StatsFrame): Float32Array {
+  const n = SCALAR_KEYS.length;
+  const out = new Float32Array(f.tensors.length * n);
+  f.tensors.forEach((t, i) => SCALAR_KEYS.forEach((k, j) => (out[i * n + j] = t.scalars[k])));
+  return out;
+}
+
+function decode(buf: ArrayBuffer): StatsFrame | null {
+  try {
+    return decodeStatsFrame(new Uint8Array(buf))?.frame ?? null;
+  } catch (e) {
+    bridge.log('warn', `a statistics frame could not be decoded: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+let pendingPerf: { phase: 'firstPaint' | 'update'; received: number } | null = null;
+let firstPaintDone = false;
+let snapshotSeen = false;
+
+const handlers: NotificationHandlers = {
+  snapshot: (s) => {
+    const received = performance.now();
+    model.run = s.run;
+    model.live = s.live;
+    model.metrics = s.metrics;
+    model.pinned = s.pinned;
+    model.framesTotal = s.framesTotal;
+    model.error = null;
+    const frames = s.frames.map(decode).filter((f): f is StatsFrame => f !== null);
+    model.latest = frames.length ? frames[frames.length - 1] : null;
+    model.pinnedFrame = s.pinned && s.pinned.frameStep !== null ? (frames.find((f) => f.step === s.pinned!.frameStep) ?? frames[0] ?? null) : null;
+    if (s.pinned && frames.length && model.pinnedFrame === null) model.pinnedFrame = frames[0];
+    model.history = new ScalarHistory(HISTORY_CAP);
+    model.history.loadPayload(s.history);
+    model.names = s.history.names;
+    if (persisted.runDir !== s.run.dir || persisted.pinnedStep !== (s.pinned?.step ?? null)) {
+      persisted = { runDir: s.run.dir, pinnedStep: s.pinned?.step ?? null };
+      saveState();
+    }
+    const f = current();
+    table.setData(f ? f.tensors : []);
+    if (!snapshotSeen) {
+      snapshotSeen = true;
+      table.setSort(ui.sortKey, ui.sortDir);
+      if (ui.selected) table.setSelected(ui.selected);
+      table.scrollTop = ui.scrollTop;
+    } else table.setSelected(ui.selected);
+    if (ui.selected) requestLayerHistory();
+    if (!firstPaintDone) pendingPerf = { phase: 'firstPaint', received };
+    invalidate();
+  },
+  frames: ({ frames, framesTotal }) => {
+    if (!snapshotSeen) return;
+    const received = performance.now();
+    model.framesTotal = framesTotal;
+    for (const buf of frames) {
+      const f = decode(buf);
+      if (!f) continue;
+      model.latest = f;
+      model.history.add(f.step, namesOf(f), frameScalarsOf(f));
+    }
+    if (model.run && model.latest) model.run = { ...model.run, step: Math.max(model.run.step ?? 0, model.latest.step) };
+    if (!model.pinnedFrame) table.setData(model.latest ? model.latest.tensors : []);
+    if (ui.selected) requestLayerHistory();
+    if (firstPaintDone && !pendingPerf) pendingPerf = { phase: 'update', received };
+    invalidate();
+  },
+  metrics: ({ rows }) => {
+    if (!snapshotSeen) return;
+    model.metrics = model.metrics.concat(rows);
+    const last = rows[rows.length - 1];
+    if (model.run && last) model.run = { ...model.run, step: Math.max(model.run.step ?? 0, last.step) };
+    invalidate();
+  },
+  run: ({ run, live }) => {
+    model.run = { ...run, step: Math.max(run.step ?? 0, model.run?.step ?? 0) };
+    model.live = live;
+    invalidate();
+  },
+  select: ({ tensor }) => select(tensor, true),
+  error: ({ message }) => {
+    model.error = message;
+    invalidate();
+  },
+};
+
+// ------------------------------------------------------------------------------------------------ render
+
+let frameRequested = false;
+function invalidate(): void {
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(() => {
+    frameRequested = false;
+    render();
+  });
+}
+
+function statsEmptyText(): string {
+  const r = model.run;
+  if (model.error) return model.error;
+  if (r?.statsEvery === 0) return 'This run records no statistics (train.statsEvery is 0 in its config).';
+  const n = r?.statsEvery ? `${r.statsEvery}` : 'N';
+  return `No statistics yet: they appear after the first ${n} steps (train.statsEvery), and at every checkpoint.`;
+}
+
+function render(): void {
+  theme ??= readTheme();
+  const f = current();
+  // For tests and screen scrapers: what is shown.
+  document.body.dataset.tab = ui.tab;
+  document.body.dataset.selected = ui.selected ?? '';
+  document.body.dataset.layers = String(f?.tensors.length ?? 0);
+  renderHeader();
+  const tab = ui.tab;
+  const hasFrames = !!f && f.tensors.length > 0;
+  layersTab.empty.hidden = hasFrames;
+  table.el.hidden = !hasFrames;
+  layersTab.empty.textContent = statsEmptyText();
+  if (tab === 'overview') renderOverview();
+  if (tab === 'curvature') renderCurvature();
+  renderDetail();
+  if (pendingPerf) {
+    const p = pendingPerf;
+    pendingPerf = null;
+    // The next frame is painted once this one's work is done: measure there.
+    requestAnimationFrame(() => {
+      const now = performance.now();
+      const layers = current()?.tensors.length ?? 0;
+      if (p.phase === 'firstPaint') {
+        firstPaintDone = true;
+        const ms = now - scriptStart();
+        document.body.dataset.firstPaintMs = ms.toFixed(1);
+        document.body.dataset.ready = 'true';
+        bridge.send('perf', { phase: 'firstPaint', ms, renderMs: now - p.received, layers, frames: model.framesTotal });
+      } else {
+        document.body.dataset.updates = String(Number(document.body.dataset.updates ?? '0') + 1);
+        bridge.send('perf', { phase: 'update', ms: now - p.received, renderMs: now - p.received, layers, frames: model.framesTotal });
+      }
+    });
+  }
+}
+
+function renderHeader(): void {
+  const r = model.run;
+  hdr.name.textContent = r ? r.name : 'Loading…';
+  hdr.name.title = r?.dir ?? '';
+  const status = r?.status ?? 'unknown';
+  hdr.status.textContent = status;
+  hdr.status.className = `badge status-${status}`;
+  hdr.status.title = r?.error ?? '';
+  const step = r?.step;
+  hdr.step.textContent = step === null || step === undefined ? 'no steps yet' : `step ${step}${r?.totalSteps ? ` / ${r.totalSteps}` : ''}`;
+  hdr.live.hidden = !model.live;
+  hdr.live.textContent = 'live';
+  hdr.live.title = 'Updating while the run trains';
+  const pin = model.pinned;
+  hdr.pinned.hidden = !pin;
+  if (pin) {
+    hdr.pinned.textContent = pin.frameStep === null ? `checkpoint ${pin.step}: no statistics at or before it` : `checkpoint ${pin.step}${pin.frameStep !== pin.step ? ` (statistics of step ${pin.frameStep})` : ''}`;
+  }
+  const layers = current()?.tensors.length ?? 0;
+  hdr.frames.textContent = model.framesTotal ? `${layers} layers · ${model.framesTotal} samples` : '';
+}
+
+function metricSeries(keys: string[]): Series[] {
+  return keys.map((k, i) => {
+    const xs: number[] = [];
+    const ys: number[] = [];
+    for (const r of model.metrics) {
+      const v = r[k];
+      if (typeof v === 'number') {
+        xs.push(r.step);
+        ys.push(v);
+      }
+    }
+    return { name: k, xs, ys, color: theme.series[i % theme.series.length], dots: k.startsWith('val'), width: k.startsWith('val') ? 2 : 1.25 };
+  });
+}
+
+function topLayers(key: ScalarKey, k: number): string[] {
+  const f = current();
+  if (!f) return [];
+  const idx = f.tensors.map((_, i) => i).filter((i) => Number.isFinite(f.tensors[i].scalars[key]));
+  idx.sort((a, b) => f.tensors[b].scalars[key] - f.tensors[a].scalars[key]);
+  const names = idx.slice(0, k).map((i) => f.tensors[i].name);
+  if (ui.selected && !names.includes(ui.selected)) names.push(ui.selected);
+  return names;
+}
+
+function layerSeries(key: ScalarKey): Series[] {
+  return topLayers(key, 5).map((name, i) => {
+    const s = model.history.series(name, key);
+    const sel = name === ui.selected;
+    return { name, xs: s.steps, ys: s.values, color: sel ? theme.fg : theme.series[i % theme.series.length], width: sel ? 2.5 : 1.25 };
+  });
+}
+
+function renderOverview(): void {
+  const keys = new Set<string>();
+  for (const r of model.metrics) for (const k in r) keys.add(k);
+  const lossKeys = ['loss', ...[...keys].filter((k) => /^val[_A-Z]?loss$/i.test(k) || k === 'val_loss')].filter((k, i, a) => keys.has(k) && a.indexOf(k) === i);
+  const valKeys = [...keys].filter((k) => /^val/i.test(k) && !lossKeys.includes(k));
+  const marker = model.pinned?.step ?? null;
+  overview.loss.summary.textContent = drawLineChart(overview.loss.canvas, theme, metricSeries(lossKeys), {
+    xLabel: 'step',
+    markerX: marker,
+    empty: model.metrics.length ? 'No loss values in metrics.jsonl' : 'No metrics yet: metrics.jsonl is written every train.logEvery steps.',
+  });
+  overview.val.box.hidden = valKeys.length === 0;
+  if (valKeys.length) overview.val.summary.textContent = drawLineChart(overview.val.canvas, theme, metricSeries(valKeys), { xLabel: 'step', markerX: marker });
+  const empty = statsEmptyText();
+  overview.update.summary.textContent = drawLineChart(overview.update.canvas, theme, layerSeries('updateRatio'), { logY: true, xLabel: 'step', markerX: marker, empty });
+  overview.momentum.summary.textContent = drawLineChart(overview.momentum.canvas, theme, layerSeries('momentumNorm'), { logY: true, xLabel: 'step', markerX: marker, empty });
+}
+
+// ---- curvature heatmaps
+
+let hmRowH = 4;
+let hmCache: { frame: StatsFrame; rows: HeatmapData; cols: HeatmapData } | null = null;
+
+function heatmaps(f: StatsFrame): { rows: HeatmapData; cols: HeatmapData } {
+  if (hmCache && hmCache.frame === f) return hmCache;
+  const n = f.tensors.length;
+  const rows = new Float32Array(n * HEATMAP_BINS);
+  const cols = new Float32Array(n * HEATMAP_BINS);
+  const tmp = new Float32Array(HEATMAP_BINS);
+  f.tensors.forEach((t, i) => {
+    resampleLog(t.vRow, t.cols, HEATMAP_BINS, tmp);
+    rows.set(tmp, i * HEATMAP_BINS);
+    resampleLog(t.vCol, t.rows, HEATMAP_BINS, tmp);
+    cols.set(tmp, i * HEATMAP_BINS);
+  });
+  // One colour scale for both maps: the 1st–99th percentile of the finite values, so one outlier does not flatten it.
+  const finite: number[] = [];
+  for (const a of [rows, cols]) for (let i = 0; i < a.length; i += Math.max(1, Math.floor(a.length / 20000))) if (Number.isFinite(a[i])) finite.push(a[i]);
+  finite.sort((a, b) => a - b);
+  const lo = finite.length ? finite[Math.floor(finite.length * 0.01)] : -12;
+  const hi = finite.length ? finite[Math.min(finite.length - 1, Math.floor(finite.length * 0.99))] : -4;
+  hmCache = { frame: f, rows: { rows: n, bins: HEATMAP_BINS, values: rows, lo, hi }, cols: { rows: n, bins: HEATMAP_BINS, values: cols, lo, hi } };
+  return hmCache;
+}
+
+function renderCurvature(): void {
+  const f = current();
+  const has = !!f && f.tensors.length > 0;
+  curvature.empty.hidden = has;
+  curvature.empty.textContent = statsEmptyText();
+  curvature.scroller.hidden = !has;
+  curvature.legend.hidden = !has;
+  if (!f || !has) return;
+  const { rows, cols } = heatmaps(f);
+  const n = f.tensors.length;
+  const avail = Math.max(120, curvature.scroller.clientHeight - 4);
+  hmRowH = Math.max(2, Math.min(18, Math.floor(avail / n)));
+  const sel = f.tensors.findIndex((t) => t.name === ui.selected);
+  drawHeatmap(curvature.rows, theme, rows, hmRowH, sel);
+  drawHeatmap(curvature.cols, theme, cols, hmRowH, sel);
+  drawLabels(f, sel);
+  const label = `Curvature heatmap, ${n} layers × ${HEATMAP_BINS} bins of the normalized index; colour = log10 of mean v, from ${rows.lo.toFixed(1)} to ${rows.hi.toFixed(1)}.${sel >= 0 ? ` Selected: ${f.tensors[sel].name}.` : ''} Arrow keys change the selected layer.`;
+  curvature.rows.setAttribute('aria-label', `Row profile. ${label}`);
+  curvature.cols.setAttribute('aria-label', `Column profile. ${label}`);
+  // Text summary: the layers with the highest and lowest mean v.
+  const byV = f.tensors.filter((t) => t.scalars.vMean > 0).sort((a, b) => b.scalars.vMean - a.scalars.vMean);
+  curvature.summary.textContent = byV.length
+    ? `Highest mean v: ${byV.slice(0, 3).map((t) => `${t.name} ${fmt(t.scalars.vMean)}`).join(', ')}. Lowest: ${byV.slice(-3).map((t) => `${t.name} ${fmt(t.scalars.vMean)}`).join(', ')}.`
+    : 'No second-moment values.';
+  renderLegend(rows.lo, rows.hi);
+}
+
+function drawLabels(f: StatsFrame, sel: number): void {
+  const c = curvature.labels;
+  const w = c.clientWidth;
+  const h = f.tensors.length * hmRowH;
+  const dpr = window.devicePixelRatio || 1;
+  c.style.height = `${h}px`;
+  curvature.rows.style.height = `${h}px`;
+  curvature.cols.style.height = `${h}px`;
+  if (w <= 0) return;
+  c.width = Math.round(w * dpr);
+  c.height = Math.round(h * dpr);
+  const g = c.getContext('2d')!;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  if (hmRowH < 9) {
+    g.fillStyle = theme.muted;
+    g.font = `11px ${theme.font}`;
+    g.textBaseline = 'top';
+    g.fillText(`${f.tensors.length} layers`, 4, 2);
+    g.fillText('(hover for names)', 4, 16);
+    if (sel >= 0) {
+      g.fillStyle = theme.focus;
+      g.fillRect(w - 6, sel * hmRowH, 4, Math.max(2, hmRowH));
+    }
+    return;
+  }
+  g.font = `${Math.min(12, hmRowH - 1)}px ${theme.font}`;
+  g.textBaseline = 'middle';
+  g.textAlign = 'right';
+  f.tensors.forEach((t, i) => {
+    g.fillStyle = i === sel ? theme.focus : theme.fg;
+    let s = t.name;
+    while (s.length > 4 && g.measureText(s).width > w - 8) s = s.slice(2);
+    if (s !== t.name) s = `…${s}`;
+    g.fillText(s, w - 6, i * hmRowH + hmRowH / 2);
+  });
+}
+
+function renderLegend(lo: number, hi: number): void {
+  const l = curvature.legend;
+  if (l.dataset.range === `${lo}:${hi}`) return;
+  l.dataset.range = `${lo}:${hi}`;
+  l.textContent = '';
+  const bar = el('div', 'hm-legend-bar');
+  for (let i = 0; i < 32; i++) {
+    const s = el('span');
+    s.style.background = colormapCss(i / 31);
+    bar.append(s);
+  }
+  l.append(el('span', 'hm-legend-label', `log10 mean v: ${lo.toFixed(1)}`), bar, el('span', 'hm-legend-label', `${hi.toFixed(1)}`), el('span', 'hm-legend-note', 'transparent: v = 0 (no value)'));
+}
+
+function heatmapRowAt(e: MouseEvent): number {
+  const r = (e.target as HTMLElement).getBoundingClientRect();
+  return Math.floor((e.clientY - r.top) / hmRowH);
+}
+
+function showTip(e: MouseEvent, isCols: boolean): void {
+  const f = current();
+  const i = heatmapRowAt(e);
+  if (!f || i < 0 || i >= f.tensors.length) {
+    curvature.tip.hidden = true;
+    return;
+  }
+  const t = f.tensors[i];
+  const target = e.target as HTMLElement;
+  const r = target.getBoundingClientRect();
+  let where = '';
+  if (target !== curvature.labels) {
+    const x = (e.clientX - r.left) / r.width;
+    const { rows, cols } = heatmaps(f);
+    const d = isCols ? cols : rows;
+    const b = Math.max(0, Math.min(HEATMAP_BINS - 1, Math.floor(x * HEATMAP_BINS)));
+    const v = d.values[i * HEATMAP_BINS + b];
+    where = ` · ${isCols ? 'column' : 'row'} ≈ ${(x * 100).toFixed(0)}%: ${Number.isFinite(v) ? `mean v ${fmt(10 ** v)}` : 'v = 0'}`;
+  }
+  curvature.tip.textContent = `${t.name} [${t.shape.join('×')}]${where}`;
+  curvature.tip.hidden = false;
+  const host = curvature.root.getBoundingClientRect();
+  curvature.tip.style.left = `${Math.min(host.width - 320, e.clientX - host.left + 12)}px`;
+  curvature.tip.style.top = `${e.clientY - host.top + 14}px`;
+}
+
+// ---- detail pane
+
+function renderDetail(): void {
+  const f = current();
+  const t = f?.tensors.find((x) => x.name === ui.selected) ?? null;
+  detail.empty.hidden = !!t;
+  detail.empty.textContent = f ? 'Select a layer in the table or the heatmap to see its history and its v histogram.' : statsEmptyText();
+  for (const e of [detail.title, detail.shape, detail.grid, detail.hist.box, detail.vhist.box]) e.hidden = !t;
+  if (!t || !f) return;
+  detail.title.textContent = t.name;
+  detail.title.title = t.name;
+  detail.shape.textContent = `shape [${t.shape.join(', ')}] · matrix ${t.rows}×${t.cols} · step ${f.step}`;
+  if (detail.grid.dataset.key !== `${f.step}:${t.name}`) {
+    detail.grid.dataset.key = `${f.step}:${t.name}`;
+    detail.grid.textContent = '';
+    for (const k of SCALAR_KEYS) detail.grid.append(el('dt', '', k), el('dd', '', fmt(t.scalars[k])));
+  }
+  if ((detail.keySelect as unknown as { value: string }).value !== ui.historyKey) (detail.keySelect as unknown as { value: string }).value = ui.historyKey;
+  const key = ui.historyKey;
+  let xs: number[];
+  let ys: number[];
+  const h = model.layerHistory;
+  if (h && h.tensor === t.name) {
+    xs = h.steps;
+    ys = h.scalars[key].map((v) => (v === null ? NaN : v));
+  } else {
+    const s = model.history.series(t.name, key);
+    xs = s.steps;
+    ys = s.values;
+  }
+  const logY = key !== 'updateRatio' || ys.every((v) => !(v <= 0));
+  detail.hist.summary.textContent = drawLineChart(detail.hist.canvas, theme, [{ name: key, xs, ys, color: theme.series[0], width: 1.75 }], {
+    logY,
+    xLabel: 'step',
+    markerX: model.pinned?.step ?? null,
+  });
+  detail.hist.canvas.setAttribute('aria-label', `${key} of ${t.name} over steps`);
+  detail.vhist.summary.textContent = drawHistogram(detail.vhist.canvas, theme, t.hist, HIST_LO, HIST_HI, [
+    { label: 'p50', value: t.scalars.vP50 },
+    { label: 'p90', value: t.scalars.vP90 },
+    { label: 'p99', value: t.scalars.vP99 },
+  ]);
+  detail.vhist.canvas.setAttribute('aria-label', `Histogram of v for ${t.name}: ${HIST_BINS} bins of log10 v from ${HIST_LO} to ${HIST_HI}`);
+}
+
+// ------------------------------------------------------------------------------------------------ start
+
+function start(): void {
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(css);
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+  const report = (m: string) => {
+    document.body.dataset.errors = String(Number(document.body.dataset.errors ?? '0') + 1);
+    document.body.dataset.lastError = m.slice(0, 300);
+    bridge?.log('error', m);
+  };
+  document.addEventListener('securitypolicyviolation', (e) => report(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`));
+  window.addEventListener('error', (e) => report(`${e.message} (${e.filename}:${e.lineno})`));
+  window.addEventListener('unhandledrejection', (e) => report(`unhandled rejection: ${String((e as PromiseRejectionEvent).reason)}`));
+
+  bridge = new Bridge((n: StatsNotification) => dispatchNotification(handlers, n));
+  const saved = bridge.getState();
+  ui = coerceUiState(isObject(saved) ? saved.ui : undefined);
+  persisted = {
+    runDir: isObject(saved) && typeof saved.runDir === 'string' ? saved.runDir : (initial.runDir ?? ''),
+    pinnedStep: isObject(saved) && typeof saved.pinnedStep === 'number' ? saved.pinnedStep : (initial.pinnedStep ?? null),
+  };
+  buildDom();
+  tabs.setAttribute('selected-index', String(Math.max(0, TABS.indexOf(ui.tab))));
+  (tabs as unknown as { selectedIndex: number }).selectedIndex = Math.max(0, TABS.indexOf(ui.tab));
+  table.sortKey = ui.sortKey;
+  table.sortDir = ui.sortDir;
+  theme = readTheme();
+  onThemeChange(() => {
+    theme = readTheme();
+    hmCache = null;
+    invalidate();
+  });
+  bridge.setState({ ...persisted, ui });
+  bridge.send('ready', { protocol: STATS_PROTOCOL_VERSION });
+  render();
+}
+
+start();

@@ -1,0 +1,305 @@
+// The layer table: a virtualized ARIA grid. Only the rows in view exist in the DOM (a pool of row elements reused
+// on scroll), so 1,000+ layers scroll and update smoothly. Sortable headers (buttons, aria-sort); keyboard:
+// ↑/↓, PageUp/PageDown, Home/End move the active row, Enter or Space selects it.
+import { COLUMN_KEYS, type ColumnKey } from '../../src/protocol/panels/stats';
+import type { ScalarKey, TensorStats } from '../../src/protocol/stats';
+import { fmt } from './charts';
+
+export const ROW_H = 22;
+
+const LABELS: Record<ColumnKey, string> = {
+  name: 'Layer',
+  shape: 'Shape',
+  gradNorm: 'grad ‖g‖',
+  weightNorm: 'weight ‖w‖',
+  updateRatio: 'update ratio',
+  momentumNorm: 'momentum ‖m‖',
+  vMean: 'v mean',
+  vMax: 'v max',
+  vP50: 'v p50',
+  vP90: 'v p90',
+  vP99: 'v p99',
+};
+const TITLES: Partial<Record<ColumnKey, string>> = {
+  gradNorm: 'L2 norm of the gradient used by the step',
+  weightNorm: 'L2 norm of the weights after the step',
+  updateRatio: '‖Δw‖ / ‖w‖ of the step',
+  momentumNorm: "L2 norm of AdamW's first moment",
+  vMean: "Mean of AdamW's second moment v (curvature proxy)",
+  vMax: 'Largest v',
+  vP50: 'Median of v (from its log histogram)',
+  vP90: '90th percentile of v',
+  vP99: '99th percentile of v',
+};
+
+export interface TableCallbacks {
+  onSelect(name: string): void;
+  onSort(key: ColumnKey, dir: 'asc' | 'desc'): void;
+  onScroll(top: number): void;
+}
+
+export class LayerTable {
+  readonly el: HTMLElement;
+  private readonly scroller: HTMLElement;
+  private readonly spacer: HTMLElement;
+  private readonly rowsLayer: HTMLElement;
+  private readonly header: HTMLElement;
+  private readonly headerCells = new Map<ColumnKey, HTMLElement>();
+  private readonly pool: { row: HTMLElement; cells: HTMLElement[] }[] = [];
+  private readonly live: HTMLElement;
+  private tensors: TensorStats[] = [];
+  /** Display order: indices into `tensors`. */
+  private order: number[] = [];
+  private active = 0;
+  private selected: string | null = null;
+  sortKey: ColumnKey = 'updateRatio';
+  sortDir: 'asc' | 'desc' = 'desc';
+
+  constructor(private readonly cb: TableCallbacks) {
+    this.el = document.createElement('div');
+    this.el.className = 'layer-table';
+    this.scroller = document.createElement('div');
+    this.scroller.className = 'lt-scroller';
+    this.scroller.tabIndex = 0;
+    this.scroller.setAttribute('role', 'grid');
+    this.scroller.setAttribute('aria-label', 'Layers: per-tensor training statistics. Arrow keys move, Enter selects.');
+    this.scroller.setAttribute('aria-colcount', String(COLUMN_KEYS.length));
+    this.header = document.createElement('div');
+    this.header.className = 'lt-row lt-header';
+    this.header.setAttribute('role', 'row');
+    this.header.setAttribute('aria-rowindex', '1');
+    for (const key of COLUMN_KEYS) {
+      const cell = document.createElement('div');
+      cell.className = `lt-cell lt-h ${key === 'name' ? 'lt-name' : key === 'shape' ? 'lt-shape' : 'lt-num'}`;
+      cell.setAttribute('role', 'columnheader');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'lt-sort';
+      b.textContent = LABELS[key];
+      b.title = TITLES[key] ? `${TITLES[key]} — sort` : 'Sort';
+      b.addEventListener('click', () => {
+        const dir = this.sortKey === key ? (this.sortDir === 'asc' ? 'desc' : 'asc') : key === 'name' || key === 'shape' ? 'asc' : 'desc';
+        this.setSort(key, dir);
+        this.cb.onSort(key, dir);
+      });
+      cell.append(b);
+      this.headerCells.set(key, cell);
+      this.header.append(cell);
+    }
+    this.spacer = document.createElement('div');
+    this.spacer.className = 'lt-spacer';
+    this.rowsLayer = document.createElement('div');
+    this.rowsLayer.className = 'lt-rows';
+    this.rowsLayer.setAttribute('role', 'rowgroup');
+    this.scroller.append(this.header, this.spacer);
+    this.spacer.append(this.rowsLayer);
+    this.live = document.createElement('div');
+    this.live.className = 'sr-only';
+    this.live.setAttribute('aria-live', 'polite');
+    this.el.append(this.scroller, this.live);
+
+    this.scroller.addEventListener('scroll', () => {
+      this.render();
+      this.cb.onScroll(this.scroller.scrollTop);
+    });
+    this.scroller.addEventListener('keydown', (e) => this.onKey(e));
+    this.rowsLayer.addEventListener('click', (e) => {
+      const row = (e.target as HTMLElement).closest<HTMLElement>('.lt-row');
+      const i = row ? Number(row.dataset.index) : NaN;
+      if (Number.isInteger(i)) {
+        this.active = i;
+        this.choose();
+      }
+    });
+    new ResizeObserver(() => this.render()).observe(this.scroller);
+    this.updateSortIndicators();
+  }
+
+  setData(tensors: TensorStats[]): void {
+    this.tensors = tensors;
+    this.sort();
+    this.scroller.setAttribute('aria-rowcount', String(tensors.length + 1));
+    this.spacer.style.height = `${tensors.length * ROW_H}px`;
+    this.render();
+  }
+
+  setSort(key: ColumnKey, dir: 'asc' | 'desc'): void {
+    const keepName = this.order.length ? this.tensors[this.order[this.active]]?.name : undefined;
+    this.sortKey = key;
+    this.sortDir = dir;
+    this.sort();
+    if (keepName !== undefined) this.active = Math.max(0, this.order.findIndex((i) => this.tensors[i].name === keepName));
+    this.updateSortIndicators();
+    this.render();
+  }
+
+  setSelected(name: string | null, reveal = false): void {
+    this.selected = name;
+    if (name !== null) {
+      const pos = this.order.findIndex((i) => this.tensors[i].name === name);
+      if (pos >= 0) {
+        this.active = pos;
+        if (reveal) this.reveal(pos);
+      }
+    }
+    this.render();
+  }
+
+  get scrollTop(): number {
+    return this.scroller.scrollTop;
+  }
+
+  set scrollTop(v: number) {
+    this.scroller.scrollTop = v;
+    this.render();
+  }
+
+  focus(): void {
+    this.scroller.focus();
+  }
+
+  private sort(): void {
+    const key = this.sortKey;
+    const sign = this.sortDir === 'asc' ? 1 : -1;
+    const t = this.tensors;
+    const order = t.map((_, i) => i);
+    if (key === 'name') order.sort((a, b) => sign * t[a].name.localeCompare(t[b].name, undefined, { numeric: true }));
+    else if (key === 'shape') order.sort((a, b) => sign * (t[a].rows * t[a].cols - t[b].rows * t[b].cols) || a - b);
+    else {
+      const k = key as ScalarKey;
+      order.sort((a, b) => {
+        const x = t[a].scalars[k];
+        const y = t[b].scalars[k];
+        const xn = !Number.isFinite(x);
+        const yn = !Number.isFinite(y);
+        if (xn || yn) return xn === yn ? a - b : xn ? 1 : -1; // NaN/∞ last, whatever the direction
+        return sign * (x - y) || a - b;
+      });
+    }
+    this.order = order;
+    if (this.active >= order.length) this.active = Math.max(0, order.length - 1);
+  }
+
+  private updateSortIndicators(): void {
+    for (const [key, cell] of this.headerCells) {
+      const on = key === this.sortKey;
+      cell.setAttribute('aria-sort', on ? (this.sortDir === 'asc' ? 'ascending' : 'descending') : 'none');
+      cell.classList.toggle('lt-sorted', on);
+      const b = cell.firstElementChild as HTMLElement;
+      b.dataset.dir = on ? (this.sortDir === 'asc' ? '▲' : '▼') : '';
+    }
+  }
+
+  private reveal(pos: number): void {
+    const headerH = this.header.offsetHeight || ROW_H;
+    const viewH = this.scroller.clientHeight - headerH;
+    const top = pos * ROW_H;
+    if (top < this.scroller.scrollTop) this.scroller.scrollTop = top;
+    else if (top + ROW_H > this.scroller.scrollTop + viewH) this.scroller.scrollTop = top + ROW_H - viewH;
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    const n = this.order.length;
+    if (!n) return;
+    const page = Math.max(1, Math.floor((this.scroller.clientHeight - ROW_H) / ROW_H) - 1);
+    let next = this.active;
+    switch (e.key) {
+      case 'ArrowDown':
+        next = Math.min(n - 1, this.active + 1);
+        break;
+      case 'ArrowUp':
+        next = Math.max(0, this.active - 1);
+        break;
+      case 'PageDown':
+        next = Math.min(n - 1, this.active + page);
+        break;
+      case 'PageUp':
+        next = Math.max(0, this.active - page);
+        break;
+      case 'Home':
+        next = 0;
+        break;
+      case 'End':
+        next = n - 1;
+        break;
+      case 'Enter':
+      case ' ':
+        e.preventDefault();
+        this.choose();
+        return;
+      default:
+        return;
+    }
+    e.preventDefault();
+    this.active = next;
+    this.reveal(next);
+    this.render();
+    this.announce();
+  }
+
+  private choose(): void {
+    const t = this.tensors[this.order[this.active]];
+    if (!t) return;
+    this.selected = t.name;
+    this.render();
+    this.cb.onSelect(t.name);
+  }
+
+  private announce(): void {
+    const t = this.tensors[this.order[this.active]];
+    if (!t) return;
+    this.live.textContent = `Row ${this.active + 1} of ${this.order.length}: ${t.name}, update ratio ${fmt(t.scalars.updateRatio)}, grad norm ${fmt(t.scalars.gradNorm)}, v mean ${fmt(t.scalars.vMean)}`;
+  }
+
+  /** Puts the rows in view into the pool's elements. */
+  render(): void {
+    const n = this.order.length;
+    const headerH = this.header.offsetHeight || ROW_H;
+    const viewH = Math.max(ROW_H, this.scroller.clientHeight - headerH);
+    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_H) - 2);
+    const count = Math.min(n - first, Math.ceil(viewH / ROW_H) + 5);
+    while (this.pool.length < count) {
+      const row = document.createElement('div');
+      row.className = 'lt-row';
+      row.setAttribute('role', 'row');
+      row.id = `lt-row-${this.pool.length}`;
+      const cells = COLUMN_KEYS.map((key) => {
+        const c = document.createElement('div');
+        c.className = `lt-cell ${key === 'name' ? 'lt-name' : key === 'shape' ? 'lt-shape' : 'lt-num'}`;
+        c.setAttribute('role', 'gridcell');
+        row.append(c);
+        return c;
+      });
+      this.pool.push({ row, cells });
+      this.rowsLayer.append(row);
+    }
+    this.rowsLayer.style.transform = `translateY(${first * ROW_H}px)`;
+    let activeId = '';
+    for (let j = 0; j < this.pool.length; j++) {
+      const { row, cells } = this.pool[j];
+      if (j >= count) {
+        row.hidden = true;
+        continue;
+      }
+      row.hidden = false;
+      const pos = first + j;
+      const t = this.tensors[this.order[pos]];
+      row.dataset.index = String(pos);
+      row.setAttribute('aria-rowindex', String(pos + 2));
+      const sel = t.name === this.selected;
+      row.setAttribute('aria-selected', String(sel));
+      row.classList.toggle('lt-selected', sel);
+      row.classList.toggle('lt-active', pos === this.active);
+      if (pos === this.active) activeId = row.id;
+      const values = [t.name, t.shape.length ? t.shape.join('×') : 'scalar'];
+      for (let k = 0; k < COLUMN_KEYS.length; k++) {
+        const key = COLUMN_KEYS[k];
+        const text = k < 2 ? values[k] : fmt(t.scalars[key as ScalarKey]);
+        if (cells[k].textContent !== text) cells[k].textContent = text;
+      }
+      if (cells[0].title !== t.name) cells[0].title = t.name;
+    }
+    if (activeId) this.scroller.setAttribute('aria-activedescendant', activeId);
+    else this.scroller.removeAttribute('aria-activedescendant');
+  }
+}
