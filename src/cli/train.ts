@@ -7,6 +7,7 @@ import { Runtime } from '../engine/gpu/runtime';
 import { train, TrainResult } from '../engine/train/trainer';
 import type { TrainConfig } from '../engine/config/schema';
 import type { EvalMetrics } from '../engine/train/evaluate';
+import { KernelProfiler, formatProfile } from '../../bench/kernel-profiler';
 
 export interface TrainCommandOptions {
   resume?: string;
@@ -26,6 +27,8 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
   if (opts.steps) config.train = { ...config.train, steps: opts.steps, epochs: undefined };
   const gpu = await GpuDevice.create();
   const rt = new Runtime(gpu);
+  // Per-kernel CPU time in dispatch() and, with 'timestamp-query', GPU time (one pass per dispatch while profiling).
+  const profiler = opts.profile ? new KernelProfiler(rt).attach() : null;
   const err = process.stderr;
   const bar = new SingleBar(
     { format: ' {bar} {percentage}% | step {value}/{total} | loss {loss} | {rate} step/s | eta {eta_formatted}', hideCursor: true, stream: err, clearOnComplete: true, noTTYOutput: false, notTTYSchedule: 5000 },
@@ -73,7 +76,7 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
     });
     bar.stop();
     if (result.status === 'cancelled') err.write(`basin: cancelled at step ${result.steps}; resume with --resume ${result.runDir}\n`);
-    if (opts.profile) printProfile(rt, result.steps);
+    if (profiler) await printProfile(rt, profiler, result.steps);
     return result;
   } finally {
     bar.stop();
@@ -82,11 +85,14 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
   }
 }
 
-function printProfile(rt: Runtime, steps: number): void {
+async function printProfile(rt: Runtime, profiler: KernelProfiler, steps: number): Promise<void> {
   const c = rt.counters;
-  const rows = [...c.byKernel.entries()].sort((a, b) => b[1] - a[1]);
-  process.stderr.write(`\nprofile: ${c.dispatches.toLocaleString('en-US')} dispatches, ${c.submits.toLocaleString('en-US')} submits over ${steps} steps (${(c.dispatches / Math.max(1, steps)).toFixed(1)} dispatches/step)\n`);
-  for (const [k, n] of rows) process.stderr.write(`  ${k.padEnd(36)} ${String(n).padStart(9)}  ${(n / Math.max(1, steps)).toFixed(1)}/step\n`);
+  await profiler.drain();
+  profiler.detach();
+  process.stderr.write(`\nprofile: ${c.dispatches.toLocaleString('en-US')} dispatches, ${c.submits.toLocaleString('en-US')} submits over ${steps} steps (${(c.dispatches / Math.max(1, steps)).toFixed(1)} dispatches/step, ` +
+    `${(c.submits / Math.max(1, steps)).toFixed(2)} submits/step; evaluation and statistics included)\n`);
+  if (!profiler.gpuTiming) process.stderr.write('  (this device has no timestamp-query: CPU time spent recording each kernel only)\n');
+  for (const line of formatProfile(profiler.rows(), steps)) process.stderr.write(line + '\n');
 }
 
 export async function trainCommand(configFile: string, opts: TrainCommandOptions): Promise<void> {

@@ -239,6 +239,10 @@ describe('statistics frame format', () => {
       await truncateStatsFile(file, 25);
       assert.deepEqual(decodeStatsFrames(await fs.promises.readFile(file)).map((x) => x.step), [10, 20]);
       assert.equal((await fs.promises.stat(file)).size, f[0].length + f[1].length);
+      // Steps must increase: a repeated run of frames is dropped from where the steps go back.
+      await fs.promises.appendFile(file, new Uint8Array([...f[0], ...f[1]]));
+      await truncateStatsFile(file, 25);
+      assert.deepEqual(decodeStatsFrames(await fs.promises.readFile(file)).map((x) => x.step), [10, 20]);
       await truncateStatsFile(file, 15);
       assert.deepEqual(decodeStatsFrames(await fs.promises.readFile(file)).map((x) => x.step), [10]);
       await truncateStatsFile(file, 0);

@@ -19,15 +19,44 @@ interface VsCodeApi {
 }
 declare function acquireVsCodeApi(): VsCodeApi;
 
+/** Set by the panel's inline boot script (stats-panel.ts): the API, messages that came before the app, start time. */
+export interface Boot {
+  api: VsCodeApi;
+  queue: unknown[];
+  t0: number;
+  stop(): void;
+}
+export function boot(): Boot | undefined {
+  return (window as unknown as { __basinBoot?: Boot }).__basinBoot;
+}
+
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export class Bridge {
-  private readonly api: VsCodeApi = acquireVsCodeApi();
+  private readonly api: VsCodeApi;
+  /** The boot script said `ready` already. */
+  readonly readySent: boolean;
   private nextId = 1;
   private readonly pending = new Map<number, { type: StatsRequestType; resolve: (r: unknown) => void; reject: (e: Error) => void; timer: number }>();
 
   constructor(private readonly onNotification: (n: StatsNotification) => void) {
-    window.addEventListener('message', (e: MessageEvent) => this.receive(e.data));
+    const b = boot();
+    this.api = b?.api ?? acquireVsCodeApi();
+    this.readySent = !!b;
+    if (b) {
+      b.stop();
+      this.early = b.queue.splice(0);
+    }
+    window.addEventListener('message', (e: MessageEvent) => (this.early ? this.early.push(e.data) : this.receive(e.data)));
+  }
+
+  private early: unknown[] | null = [];
+
+  /** Starts handling messages: first those that came before the app was ready for them, in order. */
+  start(): void {
+    const q = this.early ?? [];
+    this.early = null;
+    for (const m of q) this.receive(m);
   }
 
   getState(): unknown {

@@ -132,6 +132,15 @@ function logTicks(lo: number, hi: number, count: number): number[] {
   return linearTicks(lo, hi, count);
 }
 
+/** "blocks.70.mlp.fc1.weight" → "…70.mlp.fc1.weight": whole leading segments dropped until it fits. */
+export function shortName(name: string, max: number): string {
+  if (name.length <= max) return name;
+  const parts = name.split('.');
+  while (parts.length > 1 && parts.join('.').length + 1 > max) parts.shift();
+  const s = parts.join('.');
+  return s.length + 1 > max ? `…${s.slice(-(max - 1))}` : `…${s}`;
+}
+
 export interface Series {
   name: string;
   xs: ArrayLike<number>;
@@ -276,13 +285,13 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     }
   }
   g.restore();
-  // legend
+  // legend: the widest line (the selected layer) first
   if (series.length > 1) {
     g.textAlign = 'left';
     g.textBaseline = 'middle';
     let lx = left;
-    for (const s of series) {
-      const label = s.name.length > 24 ? `…${s.name.slice(-23)}` : s.name;
+    for (const s of [...series].sort((a, b) => (b.width ?? 1.5) - (a.width ?? 1.5))) {
+      const label = shortName(s.name, 22);
       const tw = g.measureText(label).width;
       if (lx + tw + 18 > w - right) break;
       g.fillStyle = s.color;
@@ -424,7 +433,7 @@ export function drawHistogram(canvas: HTMLCanvasElement, theme: Theme, hist: Arr
   }
   const left = 8,
     right = 8,
-    top = 16,
+    top = 4,
     bottom = 20;
   const pw = w - left - right;
   const ph = h - top - bottom;
@@ -441,14 +450,18 @@ export function drawHistogram(canvas: HTMLCanvasElement, theme: Theme, hist: Arr
   g.stroke();
   g.fillStyle = theme.muted;
   g.textBaseline = 'top';
-  const every = Math.max(1, Math.ceil(hist.length / Math.max(2, Math.floor(pw / 40))));
-  for (let i = 0; i <= hist.length; i += every) {
-    const x = left + i * bw;
-    g.textAlign = i === 0 ? 'left' : i >= hist.length ? 'right' : 'center';
-    g.fillText(`1e${Math.round(lo + (i * (hi - lo)) / hist.length)}`, x, top + ph + 4);
+  // Labels at whole decades, every 1, 2, 4 or 8 decades: whatever leaves ≥ 46 px between them.
+  const decades = hi - lo;
+  const perDecade = pw / decades;
+  const stepDec = [1, 2, 4, 8].find((k) => k * perDecade >= 46) ?? 16;
+  for (let d = 0; d <= decades; d += stepDec) {
+    const x = left + d * perDecade;
+    g.textAlign = d === 0 ? 'left' : d + stepDec > decades ? 'right' : 'center';
+    g.fillText(`1e${lo + d}`, x, top + ph + 4);
   }
-  g.textBaseline = 'top';
-  let qx = -Infinity;
+  // Quantile markers; labels that would collide go one line lower.
+  let lastX = -Infinity;
+  let level = 0;
   for (const q of quantiles) {
     if (!(q.value > 0)) continue;
     const x = left + ((Math.log10(q.value) - lo) / (hi - lo)) * pw;
@@ -459,11 +472,11 @@ export function drawHistogram(canvas: HTMLCanvasElement, theme: Theme, hist: Arr
     g.lineTo(x, top + ph);
     g.stroke();
     g.setLineDash([]);
+    level = x - lastX < 26 ? level + 1 : 0;
     g.fillStyle = theme.series[1];
-    g.textAlign = 'center';
-    const ly = x - qx < 30 ? 12 : 2;
-    g.fillText(q.label, x, ly - 2);
-    qx = x;
+    g.textAlign = 'left';
+    g.fillText(q.label, x + 3, top + 2 + level * 12);
+    lastX = x;
   }
   return `histogram of log10 v: ${total} values, peak bin 1e${Math.round(lo + ((Array.from(hist).indexOf(max) + 0.5) * (hi - lo)) / hist.length)}`;
 }

@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import css from './style.css';
-import { Bridge } from './bridge';
+import { Bridge, boot } from './bridge';
 import { LayerTable } from './table';
 import {
   drawHeatmap,
@@ -41,8 +41,10 @@ import { decodeStatsFrame, HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, type Scalar
 
 // ------------------------------------------------------------------------------------------------ perf
 
-/** When the bundle was fetched (script start), from the resource timing entry; 0 = the document's start. */
+/** Script start: the boot script's start, else when the bundle was fetched (resource timing), else 0. */
 function scriptStart(): number {
+  const b = boot();
+  if (b) return b.t0;
   const e = performance.getEntriesByType('resource').find((r) => /\/stats\.js(\?|$)/.test(r.name)) as PerformanceResourceTiming | undefined;
   return e ? e.responseEnd : 0;
 }
@@ -220,6 +222,8 @@ function buildDom(): void {
   }
   hmBody.append(curvature.labels, curvature.rows, curvature.cols);
   curvature.scroller.append(hmBody);
+  curvature.tip.hidden = true;
+  curvature.tip.setAttribute('aria-hidden', 'true');
   curvature.root.append(curvature.empty, hmHead, curvature.scroller, curvature.legend, curvature.tip, curvature.summary);
   for (const c of [curvature.rows, curvature.cols, curvature.labels]) {
     c.addEventListener('click', (e) => {
@@ -469,6 +473,9 @@ function render(): void {
         firstPaintDone = true;
         const ms = now - scriptStart();
         document.body.dataset.firstPaintMs = ms.toFixed(1);
+        document.body.dataset.snapshotAtMs = (p.received - scriptStart()).toFixed(1);
+        document.body.dataset.renderMs = (now - p.received).toFixed(1);
+        document.body.dataset.scriptStartMs = scriptStart().toFixed(1);
         document.body.dataset.ready = 'true';
         bridge.send('perf', { phase: 'firstPaint', ms, renderMs: now - p.received, layers, frames: model.framesTotal });
       } else {
@@ -768,8 +775,9 @@ function start(): void {
     invalidate();
   });
   bridge.setState({ ...persisted, ui });
-  bridge.send('ready', { protocol: STATS_PROTOCOL_VERSION });
   render();
+  bridge.start();
+  if (!bridge.readySent) bridge.send('ready', { protocol: STATS_PROTOCOL_VERSION });
 }
 
 start();

@@ -10,10 +10,10 @@ export const ROW_H = 22;
 const LABELS: Record<ColumnKey, string> = {
   name: 'Layer',
   shape: 'Shape',
-  gradNorm: 'grad ‖g‖',
-  weightNorm: 'weight ‖w‖',
-  updateRatio: 'update ratio',
-  momentumNorm: 'momentum ‖m‖',
+  gradNorm: '‖g‖',
+  weightNorm: '‖w‖',
+  updateRatio: '‖Δw‖/‖w‖',
+  momentumNorm: '‖m‖',
   vMean: 'v mean',
   vMax: 'v max',
   vP50: 'v p50',
@@ -21,6 +21,8 @@ const LABELS: Record<ColumnKey, string> = {
   vP99: 'v p99',
 };
 const TITLES: Partial<Record<ColumnKey, string>> = {
+  name: 'Parameter tensor',
+  shape: 'Tensor shape',
   gradNorm: 'L2 norm of the gradient used by the step',
   weightNorm: 'L2 norm of the weights after the step',
   updateRatio: '‖Δw‖ / ‖w‖ of the step',
@@ -76,7 +78,8 @@ export class LayerTable {
       b.type = 'button';
       b.className = 'lt-sort';
       b.textContent = LABELS[key];
-      b.title = TITLES[key] ? `${TITLES[key]} — sort` : 'Sort';
+      b.title = `${TITLES[key] ?? LABELS[key]} (click to sort)`;
+      b.setAttribute('aria-label', `${TITLES[key] ?? LABELS[key]}, sort`);
       b.addEventListener('click', () => {
         const dir = this.sortKey === key ? (this.sortDir === 'asc' ? 'desc' : 'asc') : key === 'name' || key === 'shape' ? 'asc' : 'desc';
         this.setSort(key, dir);

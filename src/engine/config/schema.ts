@@ -315,7 +315,8 @@ export const trainConfigSchema = {
           type: 'integer',
           minimum: 0,
           default: 50,
-          description: 'Compute per-layer training statistics every N steps; 0 disables them.',
+          description:
+            'Compute per-layer training statistics on the GPU every N steps, at each checkpoint and at the end: gradient, weight and momentum norms, update/weight ratio, and AdamW curvature summaries (mean, max, quantiles, log histogram, row and column sums of v). Frames go to stats.bin, the checkpoint samples to stats/step-<n>.safetensors. 0 disables them.',
         },
         logEvery: positiveInt('Append a line to metrics.jsonl (step, loss, lr, gradient norm) every N steps.', 10),
       },

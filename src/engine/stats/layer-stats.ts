@@ -296,8 +296,8 @@ export function statsCheckpoint(frame: StatsFrame): { tensors: WriteTensor[]; me
 
 /**
  * Make a stats.bin safe to append to after resuming from `keepThroughStep`: keep the leading complete frames with
- * step ≤ keepThroughStep, drop the rest (frames a killed job wrote past its checkpoint, a torn tail, or anything
- * malformed from there on). Rewrites the file atomically only when something is dropped.
+ * step ≤ keepThroughStep and increasing, drop the rest (frames a killed job wrote past its checkpoint, a torn tail,
+ * or anything malformed from there on). Rewrites the file atomically only when something is dropped.
  */
 export async function truncateStatsFile(file: string, keepThroughStep: number): Promise<void> {
   let bytes: Uint8Array;
@@ -308,6 +308,7 @@ export async function truncateStatsFile(file: string, keepThroughStep: number): 
     throw e;
   }
   let off = 0;
+  let lastStep = -Infinity;
   for (;;) {
     let r: ReturnType<typeof decodeStatsFrame>;
     try {
@@ -316,7 +317,8 @@ export async function truncateStatsFile(file: string, keepThroughStep: number): 
       if (e instanceof StatsFormatError) break;
       throw e;
     }
-    if (!r || r.frame.step > keepThroughStep) break;
+    if (!r || r.frame.step > keepThroughStep || r.frame.step <= lastStep) break;
+    lastStep = r.frame.step;
     off = r.next;
   }
   if (off < bytes.length) await writeFileAtomic(file, bytes.subarray(0, off));

@@ -567,6 +567,7 @@ class StatsPanel {
 </head>
 <body>
 <div id="app" data-initial="${escapeHtml(initial)}" data-nonce="${nonce}"><p class="boot">Loading statistics…</p></div>
+<script nonce="${nonce}">${bootScript()}</script>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;
@@ -579,6 +580,15 @@ class StatsPanel {
     if (this.pollTimer) clearInterval(this.pollTimer);
     for (const d of this.disposables.splice(0)) d.dispose();
   }
+}
+
+/**
+ * Runs before the bundle loads: takes the VS Code API, says `ready` and queues what the host sends until the app
+ * (webview/stats/bridge.ts) takes over, so the host's snapshot travels while the bundle downloads and starts.
+ */
+function bootScript(): string {
+  const ready = JSON.stringify({ kind: 'command', type: 'ready', params: { protocol: STATS_PROTOCOL_VERSION } });
+  return `(function(){var api=acquireVsCodeApi();var q=[];function h(e){q.push(e.data)}window.addEventListener('message',h);window.__basinBoot={api:api,queue:q,t0:performance.now(),stop:function(){window.removeEventListener('message',h)}};api.postMessage(${ready});})();`;
 }
 
 function escapeHtml(s: string): string {

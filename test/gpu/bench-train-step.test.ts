@@ -1,0 +1,52 @@
+// `basin bench train-step` on tiny models: the report has the headline keys of shared/notes/benchmarks.md and
+// both peers (Basin and TF.js WebGPU on the same adapter) trained the same model down. Timing is not checked.
+import * as assert from 'node:assert/strict';
+import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
+
+interface Row {
+  model: string;
+  params: number;
+  tfjs_params: number | null;
+  ok: boolean;
+  why?: string;
+  basin_ms: number;
+  tfjs_ms: number | null;
+  basin_loss_first: number;
+  basin_loss_last: number;
+  tfjs_loss_first: number | null;
+  tfjs_loss_last: number | null;
+  max_loss_diff_basin_vs_tfjs: number | null;
+}
+
+describe('bench train-step (tiny)', function () {
+  this.timeout(120_000);
+
+  it('reports the headline keys and both peers reduce the loss of the same model', async () => {
+    const logs: string[] = [];
+    const report = (await runTrainStepBench({ json: true, quick: true, tiny: true, log: (s) => logs.push(s) })) as {
+      bench: string;
+      rows: Row[];
+      headline: Record<string, number | null>;
+      memory: { overhead_ratio: number } | null;
+      profile: Record<string, { dispatches_per_step: number }>;
+    };
+    assert.equal(report.bench, 'train-step');
+    for (const k of ['ms_per_step', 'ratio_vs_peer', 'ratio_vs_peer_demo']) assert.ok(k in report.headline, `headline lacks ${k}`);
+    assert.equal(report.rows.length, 2);
+    for (const r of report.rows) {
+      assert.ok(r.ok, `${r.model}: ${r.why ?? ''}\n${logs.join('\n')}`);
+      assert.equal(r.tfjs_params, r.params, `${r.model}: parameter counts differ`);
+      assert.ok(r.basin_loss_last < r.basin_loss_first, `${r.model}: Basin loss ${r.basin_loss_first} → ${r.basin_loss_last}`);
+      assert.ok(r.tfjs_loss_last! < r.tfjs_loss_first!, `${r.model}: TF.js loss ${r.tfjs_loss_first} → ${r.tfjs_loss_last}`);
+      // Same weights, data and optimizer: the trajectories agree to float precision.
+      assert.ok(r.max_loss_diff_basin_vs_tfjs! < 1e-3, `${r.model}: losses differ by ${r.max_loss_diff_basin_vs_tfjs}`);
+      assert.ok(r.basin_ms > 0 && r.tfjs_ms! > 0);
+    }
+    assert.equal(typeof report.headline.ms_per_step, 'number');
+    assert.equal(typeof report.headline.ratio_vs_peer, 'number');
+    assert.equal(typeof report.headline.ratio_vs_peer_demo, 'number');
+    assert.ok(report.memory && report.memory.overhead_ratio > 0);
+    assert.ok(report.profile['transformer-tiny'].dispatches_per_step > 0);
+    assert.match(formatTrainStepReport(report), /headline: ms_per_step/);
+  });
+});
