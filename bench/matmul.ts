@@ -2,12 +2,13 @@
 //
 // What is timed, per case: a batch of back-to-back products of the same operands (Basin: one submit; TF.js: its
 // own batching), ended by reading the last result back to the host, which waits for all of them. Nothing is
-// subtracted. One batch warms up (pipeline compiles, buffer pools); the figure is the median over several batches
+// subtracted. Basin and TF.js batches alternate (so a change in machine load hits both). One batch each warms up
+// (pipeline compiles, buffer pools); the figure is the median over several batches
 // of (batch time / products in the batch). A 2·M·N·K flop count gives GFLOP/s.
 //
 // TF.js (@tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu, devDependencies) is loaded at run time with
 // require() and never bundled: the bench needs the dev dependencies installed. Where TF.js cannot run, its figures
-// are null and `tfjs_why` says why.
+// are null and `why` (top level, or per row) says why.
 import { execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -175,46 +176,56 @@ function batchSize(q: Case): number {
   return Math.max(1, Math.min(16, Math.round(1e9 / flops)));
 }
 
-async function timeBasin(rt: Runtime, a: Tensor, b: Tensor, q: Case, perBatch: number, batches: number): Promise<{ ms: number; out: Float32Array }> {
-  const opts = { transA: q.transA, transB: q.transB };
-  let last: Float32Array = new Float32Array(0);
-  const runBatch = async (): Promise<number> => {
-    const t0 = performance.now();
-    const outs: Tensor[] = [];
-    for (let i = 0; i < perBatch; i++) outs.push(matmul(a, b, opts));
-    last = await outs[outs.length - 1].toFloat32();
-    const dt = performance.now() - t0;
-    for (const o of outs) o.dispose();
-    return dt / perBatch;
-  };
-  await runBatch(); // warm-up: compile, pool
-  const times: number[] = [];
-  for (let r = 0; r < batches; r++) times.push(await runBatch());
-  return { ms: median(times), out: last };
+interface Runner {
+  /** One batch; resolves to ms per product. */
+  batch(): Promise<number>;
+  last(): Float32Array;
+  dispose(): void;
 }
 
-async function timeTfjs(tf: Tf, aData: Float32Array, bData: Float32Array, q: Case, perBatch: number, batches: number): Promise<{ ms: number; out: Float32Array }> {
+function basinRunner(rt: Runtime, aData: Float32Array, bData: Float32Array, q: Case, perBatch: number): Runner {
+  const a = fromArray(rt, aData, q.transA ? [q.k, q.m] : [q.m, q.k]);
+  const b = fromArray(rt, bData, q.transB ? [q.n, q.k] : [q.k, q.n]);
+  const opts = { transA: q.transA, transB: q.transB };
+  let last: Float32Array = new Float32Array(0);
+  return {
+    async batch() {
+      const t0 = performance.now();
+      const outs: Tensor[] = [];
+      for (let i = 0; i < perBatch; i++) outs.push(matmul(a, b, opts));
+      last = await outs[outs.length - 1].toFloat32();
+      const dt = performance.now() - t0;
+      for (const o of outs) o.dispose();
+      return dt / perBatch;
+    },
+    last: () => last,
+    dispose() {
+      a.dispose();
+      b.dispose();
+    },
+  };
+}
+
+function tfjsRunner(tf: Tf, aData: Float32Array, bData: Float32Array, q: Case, perBatch: number): Runner {
   const a = tf.tensor2d(aData, q.transA ? [q.k, q.m] : [q.m, q.k]);
   const b = tf.tensor2d(bData, q.transB ? [q.n, q.k] : [q.k, q.n]);
   let last: Float32Array = new Float32Array(0);
-  const runBatch = async (): Promise<number> => {
-    const t0 = performance.now();
-    const outs: TfTensor[] = [];
-    for (let i = 0; i < perBatch; i++) outs.push(tf.matMul(a, b, Boolean(q.transA), Boolean(q.transB)));
-    last = await outs[outs.length - 1].data();
-    const dt = performance.now() - t0;
-    for (const o of outs) o.dispose();
-    return dt / perBatch;
+  return {
+    async batch() {
+      const t0 = performance.now();
+      const outs: TfTensor[] = [];
+      for (let i = 0; i < perBatch; i++) outs.push(tf.matMul(a, b, Boolean(q.transA), Boolean(q.transB)));
+      last = await outs[outs.length - 1].data();
+      const dt = performance.now() - t0;
+      for (const o of outs) o.dispose();
+      return dt / perBatch;
+    },
+    last: () => last,
+    dispose() {
+      a.dispose();
+      b.dispose();
+    },
   };
-  try {
-    await runBatch();
-    const times: number[] = [];
-    for (let r = 0; r < batches; r++) times.push(await runBatch());
-    return { ms: median(times), out: last };
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
 }
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
@@ -234,27 +245,49 @@ export async function runMatmulBench(opts: MatmulBenchOptions): Promise<object> 
     const aData = randomData(q.m * q.k, 2 * ci + 1);
     const bData = randomData(q.k * q.n, 2 * ci + 2);
     const perBatch = opts.quick ? Math.max(1, batchSize(q) >> 2) : batchSize(q);
-    const a = fromArray(rt, aData, q.transA ? [q.k, q.m] : [q.m, q.k]);
-    const b = fromArray(rt, bData, q.transB ? [q.n, q.k] : [q.k, q.n]);
     const flops = 2 * q.m * q.n * q.k;
-    const basin = await timeBasin(rt, a, b, q, perBatch, batches);
-    a.dispose();
-    b.dispose();
-    const basinErr = spotCheck(basin.out, aData, bData, q);
-    let tfMs: number | null = null;
-    let tfErr: number | null = null;
+    // Basin and TF.js batches alternate, so that a change in machine load between them affects both.
+    const basin = basinRunner(rt, aData, bData, q, perBatch);
+    let tf: Runner | null = null;
     let caseWhy: string | null = null;
-    if (!tfWhy && 'tf' in tfjs) {
+    const basinTimes: number[] = [];
+    const tfTimes: number[] = [];
+    const tfStep = async (warm: boolean): Promise<void> => {
+      if (!tf) return;
       try {
-        const r = await timeTfjs(tfjs.tf, aData, bData, q, perBatch, batches);
-        tfMs = r.ms;
-        tfErr = spotCheck(r.out, aData, bData, q);
+        const ms = await tf.batch();
+        if (!warm) tfTimes.push(ms);
       } catch (e) {
         caseWhy = `TF.js failed on this case: ${(e as Error).message.split('\n')[0]}`;
         opts.log(caseWhy);
+        tf.dispose();
+        tf = null;
+      }
+    };
+    if (!tfWhy && 'tf' in tfjs) {
+      try {
+        tf = tfjsRunner(tfjs.tf, aData, bData, q, perBatch);
+      } catch (e) {
+        caseWhy = `TF.js failed on this case: ${(e as Error).message.split('\n')[0]}`;
       }
     }
-    const basinG = flops / (basin.ms * 1e6);
+    await basin.batch(); // warm-up: pipeline compiles, buffer pools
+    await tfStep(true);
+    for (let r = 0; r < batches; r++) {
+      basinTimes.push(await basin.batch());
+      await tfStep(false);
+    }
+    const basinMs = median(basinTimes);
+    const basinErr = spotCheck(basin.last(), aData, bData, q);
+    basin.dispose();
+    let tfMs: number | null = null;
+    let tfErr: number | null = null;
+    if (tf) {
+      tfMs = median(tfTimes);
+      tfErr = spotCheck((tf as Runner).last(), aData, bData, q);
+      (tf as Runner).dispose();
+    }
+    const basinG = flops / (basinMs * 1e6);
     const tfG = tfMs === null ? null : flops / (tfMs * 1e6);
     const row: MatmulRow = {
       case: q.name,
@@ -266,7 +299,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions): Promise<object> 
       what: q.what,
       products_per_batch: perBatch,
       batches,
-      basin_ms: round(basin.ms, 3),
+      basin_ms: round(basinMs, 3),
       basin_gflops: round(basinG),
       tfjs_ms: tfMs === null ? null : round(tfMs, 3),
       tfjs_gflops: tfG === null ? null : round(tfG),
@@ -288,7 +321,8 @@ export async function runMatmulBench(opts: MatmulBenchOptions): Promise<object> 
     ...(tfWhy ? { tfjs: null, why: tfWhy } : {}),
     timed:
       'per case: a batch of back-to-back products of the same operands, ended by reading the last result back; ' +
-      `median over ${batches} batches after one warm-up batch, divided by the products per batch; f32, 2·M·N·K flops; nothing subtracted`,
+      `Basin and TF.js batches alternate; median over ${batches} batches each after one warm-up batch, divided by the ` +
+      'products per batch; f32, 2·M·N·K flops; nothing subtracted',
     rows,
     headline: { ratio_vs_tfjs_1024: r1024?.ratio ?? null },
   };

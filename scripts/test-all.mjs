@@ -5,6 +5,7 @@
 //   unit    mocha --config test/unit/.mocharc.json
 //   gpu     mocha --config test/gpu/.mocharc.json
 //   vscode  scripts/setup-vscode-test.sh, then test/vscode/run.mjs (code-server + headless Chromium)
+//   e2e     test/e2e/run.mjs: drives the workbench UI with playwright-core; screenshots in test-results/e2e/
 //
 // Counts come from summary files, never from parsing output: the mocha tiers use scripts/mocha-summary-reporter.cjs
 // (spec output plus a JSON summary), the vscode tier's runner writes the same JSON (BASIN_TEST_SUMMARY).
@@ -137,6 +138,13 @@ await tier('vscode', async (summaryFile) => {
   const setup = await run('bash', ['scripts/setup-vscode-test.sh']);
   if (setup.code !== 0) return { code: setup.code, error: `scripts/setup-vscode-test.sh failed (exit code ${setup.code})` };
   return run(process.execPath, ['test/vscode/run.mjs'], { BASIN_TEST_SUMMARY: summaryFile });
+});
+
+await tier('e2e', async (summaryFile) => {
+  if (!built) return { code: 1, error: 'not run: the build failed' };
+  const setup = await run('bash', ['scripts/setup-vscode-test.sh']);
+  if (setup.code !== 0) return { code: setup.code, error: `scripts/setup-vscode-test.sh failed (exit code ${setup.code})` };
+  return run(process.execPath, ['test/e2e/run.mjs'], { BASIN_TEST_SUMMARY: summaryFile });
 });
 
 // ---- summary

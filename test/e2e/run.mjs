@@ -50,8 +50,6 @@ mkdirSync(workspace, { recursive: true });
 rmSync(shotsDir, { recursive: true, force: true });
 mkdirSync(shotsDir, { recursive: true });
 
-// test/fixtures/*.ts through tsx (the fixtures build frames with the project's own encoder).
-const fixtures = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'stats-run.ts')).href, import.meta.url);
 
 let server;
 let browser;
@@ -80,6 +78,8 @@ process.on('SIGINT', () => void finish(130));
 process.on('SIGTERM', () => void finish(143));
 
 try {
+  // test/fixtures/*.ts through tsx (the fixtures build frames with the project's own encoder).
+  const fixtures = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'stats-run.ts')).href, import.meta.url);
   // Test files first: they may prepare the workspace before the window opens.
   const files = readdirSync(here).filter((f) => f.endsWith('.e2e.mjs')).sort();
   const suites = [];

@@ -88,17 +88,17 @@ export function prepare(canvas: HTMLCanvasElement, cssHeight?: number): { g: Can
 }
 
 /** 0.00123 → "1.23e-3", 1234.5 → "1235", 0.5 → "0.5". */
-export function fmt(v: number | null | undefined): string {
+export function fmt(v: number | null | undefined, digits = 4): string {
   if (v === null || v === undefined) return '—';
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? '∞' : '−∞';
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) {
-    const [m, e] = v.toExponential(2).split('e');
+    const [m, e] = v.toExponential(Math.max(1, digits - 2)).split('e');
     return `${m}e${Number(e)}`;
   }
-  return String(Number(v.toPrecision(4)));
+  return String(Number(v.toPrecision(digits)));
 }
 
 function niceStep(range: number, count: number): number {
@@ -233,7 +233,10 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     g.moveTo(x, top);
     g.lineTo(x, top + ph);
     g.stroke();
-    g.fillText(fmt(v), x, top + ph + 4);
+    const label = fmt(v);
+    const half = g.measureText(label).width / 2;
+    // Keep the label inside the canvas.
+    g.fillText(label, Math.min(w - half - 1, Math.max(half + 1, x)), top + ph + 4);
   }
   if (opts.xLabel) {
     g.textAlign = 'right';

@@ -12,7 +12,7 @@ const LABELS: Record<ColumnKey, string> = {
   shape: 'Shape',
   gradNorm: '‖g‖',
   weightNorm: '‖w‖',
-  updateRatio: '‖Δw‖/‖w‖',
+  updateRatio: 'Δw/w',
   momentumNorm: '‖m‖',
   vMean: 'v mean',
   vMax: 'v max',
@@ -297,10 +297,15 @@ export class LayerTable {
       const values = [t.name, t.shape.length ? t.shape.join('×') : 'scalar'];
       for (let k = 0; k < COLUMN_KEYS.length; k++) {
         const key = COLUMN_KEYS[k];
-        const text = k < 2 ? values[k] : fmt(t.scalars[key as ScalarKey]);
+        const text = k < 2 ? values[k] : fmt(t.scalars[key as ScalarKey], 3);
         if (cells[k].textContent !== text) cells[k].textContent = text;
       }
       if (cells[0].title !== t.name) cells[0].title = t.name;
+      // The full value on hover (the cell shows 3 significant digits).
+      for (let k = 2; k < COLUMN_KEYS.length; k++) {
+        const full = String(t.scalars[COLUMN_KEYS[k] as ScalarKey]);
+        if (cells[k].title !== full) cells[k].title = full;
+      }
     }
     if (activeId) this.scroller.setAttribute('aria-activedescendant', activeId);
     else this.scroller.removeAttribute('aria-activedescendant');
