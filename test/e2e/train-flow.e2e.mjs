@@ -1,0 +1,202 @@
+// A new user, end to end: a fresh workspace folder holding one training config (test/e2e/fixture/demo.basin.yaml,
+// the demo with 240 steps and statistics every 10 steps). Open the config, click the "▶ Train" code lens, see the
+// progress notification and the status-bar item, open the statistics panel from the "Open last run's statistics"
+// lens and watch it update live, Cancel from the notification, find the run "cancelled" in the Runs view, resume
+// it from the "↻ Resume from step n" lens to completion, and expand the Runs tree down to a checkpoint's tensors.
+// Screenshots 10-… to 15-… go to test-results/e2e/.
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'node:assert/strict';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const CONFIG = 'demo.basin.yaml';
+const TOTAL_STEPS = 240;
+const state = {};
+
+export async function prepare({ workspace }) {
+  // A folder of its own (not the other tests' workspace): what a new user has, a config and nothing else.
+  state.folder = join(dirname(workspace), 'new-user');
+  mkdirSync(state.folder, { recursive: true });
+  copyFileSync(join(here, 'fixture', CONFIG), join(state.folder, CONFIG));
+  writeFileSync(join(state.folder, 'README.md'), '# My first model\n');
+}
+
+/**
+ * A notification, as a toast or in the notification center. (Under the smoke-test driver, which the e2e tier needs
+ * to load the extension from source, the workbench shows no toasts at all: notifications go to the center only,
+ * so the test opens it. test/e2e/vsix.e2e.mjs sees real toasts.)
+ */
+const toast = (page, text) => page.locator('.notifications-toasts .notification-list-item, .notifications-center .notification-list-item', { hasText: text }).first();
+
+async function showNotifications(t) {
+  if (await t.page.locator('.notifications-center.visible').isVisible().catch(() => false)) return;
+  await t.wb.runCommand(t.page, 'Notifications: Show Notifications');
+  await t.page.locator('.notifications-center.visible').waitFor({ state: 'visible', timeout: 10_000 });
+}
+const lens = (page, text) => page.locator('.codelens-decoration a', { hasText: text }).first();
+/** The job's status-bar item: "$(loading~spin) demo step 40/240 · loss … · … steps/s". */
+const statusItem = (page) => page.locator('.statusbar-item', { hasText: /step \d+\/\d+/ }).first();
+/** A row of the Runs view (the Basin side bar), by its text. */
+const runsRow = (page, text) => page.locator('.pane-body .monaco-list-row', { hasText: text }).first();
+
+async function runDirs() {
+  try {
+    return readdirSync(join(state.folder, 'runs')).filter((d) => d.startsWith('demo-'));
+  } catch {
+    return [];
+  }
+}
+
+function runJson() {
+  return JSON.parse(readFileSync(join(state.folder, 'runs', state.runName, 'run.json'), 'utf8'));
+}
+
+async function showBasinSideBar(t) {
+  const icon = t.page.locator('.activitybar .action-item a[aria-label^="Basin"]').first();
+  await icon.waitFor({ state: 'visible', timeout: 30_000 });
+  // Clicking the icon of the visible container hides the side bar: only click when Basin is not showing.
+  const shown = await t.page.locator('.sidebar .composite.title', { hasText: /basin/i }).isVisible().catch(() => false);
+  if (!shown) await icon.click();
+  await t.page.locator('.pane-header', { hasText: 'Runs' }).first().waitFor({ state: 'visible', timeout: 15_000 });
+}
+
+/** Expands a tree row if it is collapsed (aria-expanded="false"). */
+async function expand(row) {
+  await row.waitFor({ state: 'visible', timeout: 20_000 });
+  if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+  await row.page().waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await row.elementHandle(), { timeout: 10_000 });
+}
+
+export const tests = [
+  {
+    name: 'new user: opens a config and trains from the ▶ Train lens (notification, status bar)',
+    async fn(t) {
+      const { page } = t;
+      const url = new URL(t.url);
+      url.searchParams.set('folder', state.folder);
+      await page.goto(url.toString(), { waitUntil: 'domcontentloaded' });
+      await t.wb.waitForWorkbench(page);
+      await page.keyboard.press('Control+P');
+      await t.wb.pickQuickItem(page, CONFIG, { timeout: 30_000 });
+      await t.wb.editorTab(page, CONFIG).waitFor({ state: 'visible' });
+      const train = lens(page, '▶ Train');
+      await train.waitFor({ state: 'visible', timeout: 60_000 });
+      // No run yet: no Resume and no statistics lens.
+      assert.equal(await lens(page, 'Resume').count(), 0);
+      assert.equal(await lens(page, "Open last run's statistics").count(), 0);
+      await t.screenshot('10-config-with-train-lens');
+
+      state.trainClickedAt = Date.now();
+      await train.click();
+      await statusItem(page).waitFor({ state: 'visible', timeout: 90_000 });
+      await showNotifications(t);
+      await toast(page, 'Basin: training demo').waitFor({ state: 'visible', timeout: 30_000 });
+      const bar = await statusItem(page).textContent();
+      t.log(`status bar: ${bar?.trim()} (${Date.now() - state.trainClickedAt} ms after the click)`);
+      assert.match(bar, new RegExp(`demo.*step \\d+/${TOTAL_STEPS}`));
+      assert.match(await toast(page, 'Basin: training demo').textContent(), /step \d+\/240/);
+      assert.equal(await toast(page, 'Basin: training demo').locator('.monaco-button', { hasText: 'Cancel' }).isVisible(), true, 'the notification offers Cancel');
+      const dirs = await runDirs();
+      assert.equal(dirs.length, 1, `one run folder: ${dirs.join(', ')}`);
+      state.runName = dirs[0];
+      await t.screenshot('11-training-notification-and-status-bar');
+    },
+  },
+  {
+    name: "new user: opens the running run's statistics from the lens and sees live updates",
+    async fn(t) {
+      const { page } = t;
+      const open = lens(page, "Open last run's statistics");
+      await open.waitFor({ state: 'visible', timeout: 30_000 });
+      await open.click();
+      await t.wb.editorTab(page, `Statistics: ${state.runName}`).waitFor({ state: 'visible', timeout: 20_000 });
+      const frame = await t.wb.waitForWebview(page, 'body[data-ready="true"]', { timeout: 60_000 });
+      const d0 = await t.wb.webviewData(frame);
+      t.log(`statistics panel: ${d0.layers} layers, first paint ${Number(d0.firstPaintMs).toFixed(0)} ms, ${d0.updates ?? 0} updates`);
+      assert.ok(Number(d0.layers) > 0, `layers ${d0.layers}`);
+      // Live: the update count grows while the job runs.
+      const u0 = Number(d0.updates ?? 0);
+      const t0 = Date.now();
+      let d = d0;
+      while (Number(d.updates ?? 0) < u0 + 3 && Date.now() - t0 < 30_000) {
+        await page.waitForTimeout(250);
+        d = await t.wb.webviewData(frame);
+      }
+      const running = runJson().status === 'running';
+      t.log(`live updates: ${u0} → ${d.updates} in ${Date.now() - t0} ms (run ${running ? 'still running' : runJson().status})`);
+      assert.ok(Number(d.updates ?? 0) >= u0 + 3, `the panel took ${Number(d.updates ?? 0) - u0} updates in 30 s`);
+      assert.ok(running, 'the job is still running (it must be, for Cancel next)');
+      assert.equal(await frame.locator('.live').isVisible(), true, 'the live indicator shows');
+      assert.equal(d.errors, undefined, `the webview reported errors: ${d.lastError}`);
+      await t.screenshot('12-live-statistics');
+    },
+  },
+  {
+    name: 'new user: cancels from the notification; the Runs view shows the run cancelled',
+    async fn(t) {
+      const { page } = t;
+      await showNotifications(t);
+      const note = toast(page, 'Basin: training demo');
+      const cancel = note.locator('.monaco-button', { hasText: 'Cancel' });
+      if (await cancel.isVisible().catch(() => false)) {
+        await cancel.click();
+      } else {
+        // The toast went away (another notification or focus change hid it): the command does the same.
+        t.log('the progress notification is not showing: Basin: Cancel Job instead');
+        await t.wb.runCommand(page, 'Basin: Cancel Job');
+      }
+      const ended = toast(page, /Basin: demo cancelled/);
+      await ended.waitFor({ state: 'visible', timeout: 45_000 });
+      const text = await ended.textContent();
+      t.log(`notification: ${text}`);
+      const m = /cancelled at step (\d+)/.exec(text);
+      assert.ok(m, 'the notification says the step');
+      state.cancelStep = Number(m[1]);
+      assert.ok(state.cancelStep > 0 && state.cancelStep < TOTAL_STEPS, `cancelled at step ${state.cancelStep}`);
+      assert.match(text, /Resume/, 'the notification offers Resume');
+      await statusItem(page).waitFor({ state: 'hidden', timeout: 15_000 });
+      assert.equal(runJson().status, 'cancelled');
+
+      await showBasinSideBar(t);
+      const row = runsRow(page, state.runName.replace(/^demo-/, '')).or(runsRow(page, 'demo'));
+      await page.locator('.pane-body .monaco-list-row', { hasText: 'cancelled' }).first().waitFor({ state: 'visible', timeout: 20_000 });
+      assert.match(await row.first().textContent(), /cancelled/);
+      await t.screenshot('13-runs-view-cancelled');
+    },
+  },
+  {
+    name: 'new user: resumes from the lens to completion; the Runs tree shows a checkpoint down to its tensors',
+    async fn(t) {
+      const { page } = t;
+      await t.wb.editorTab(page, CONFIG).click();
+      const resume = lens(page, `↻ Resume from step ${state.cancelStep}`);
+      await resume.waitFor({ state: 'visible', timeout: 30_000 });
+      await resume.click();
+      await showNotifications(t);
+      await toast(page, 'Basin: resuming demo').waitFor({ state: 'visible', timeout: 30_000 });
+      await t.screenshot('14-resuming');
+      const done = toast(page, 'Basin: demo finished');
+      await done.waitFor({ state: 'visible', timeout: 150_000 });
+      t.log(`notification: ${await done.textContent()}`);
+      assert.match(await done.textContent(), new RegExp(`${TOTAL_STEPS} steps`));
+      const rec = runJson();
+      assert.equal(rec.status, 'completed');
+      assert.ok(rec.checkpoints.some((c) => c.step === TOTAL_STEPS), `checkpoints ${rec.checkpoints.map((c) => c.step)}`);
+      assert.equal((await runDirs()).length, 1, 'Resume continued the same run folder');
+
+      await showBasinSideBar(t);
+      const run = page.locator('.pane-body .monaco-list-row[aria-level="1"]', { hasText: 'completed' }).first();
+      await run.waitFor({ state: 'visible', timeout: 20_000 });
+      await expand(run);
+      await expand(page.locator('.pane-body .monaco-list-row[aria-level="2"]', { hasText: 'Checkpoints' }).first());
+      await expand(page.locator('.pane-body .monaco-list-row[aria-level="3"]', { hasText: `step ${TOTAL_STEPS}` }).first());
+      const tensors = page.locator('.pane-body .monaco-list-row[aria-level="4"]');
+      await tensors.first().waitFor({ state: 'visible', timeout: 20_000 });
+      const first = await tensors.first().textContent();
+      t.log(`tensors: ${await tensors.count()} rows shown, first: ${first}`);
+      assert.match(first, /\[\d+(, \d+)*\] F32/i);
+      await t.screenshot('15-runs-tree-checkpoint-tensors');
+    },
+  },
+];
