@@ -146,6 +146,9 @@ export const tests = [
         t.log('the progress notification is not showing: Basin: Cancel Job instead');
         await t.wb.runCommand(page, 'Basin: Cancel Job');
       }
+      // The job ends (the status-bar item goes) and says so in a notification of its own.
+      await statusItem(page).waitFor({ state: 'hidden', timeout: 45_000 });
+      await showNotifications(t);
       const ended = toast(page, /Basin: demo cancelled/);
       await ended.waitFor({ state: 'visible', timeout: 45_000 });
       const text = await ended.textContent();
@@ -155,7 +158,6 @@ export const tests = [
       state.cancelStep = Number(m[1]);
       assert.ok(state.cancelStep > 0 && state.cancelStep < TOTAL_STEPS, `cancelled at step ${state.cancelStep}`);
       assert.match(text, /Resume/, 'the notification offers Resume');
-      await statusItem(page).waitFor({ state: 'hidden', timeout: 15_000 });
       assert.equal(runJson().status, 'cancelled');
 
       await showBasinSideBar(t);
@@ -176,8 +178,11 @@ export const tests = [
       await showNotifications(t);
       await toast(page, 'Basin: resuming demo').waitFor({ state: 'visible', timeout: 30_000 });
       await t.screenshot('14-resuming');
+      await statusItem(page).waitFor({ state: 'visible', timeout: 60_000 });
+      await statusItem(page).waitFor({ state: 'hidden', timeout: 150_000 });
+      await showNotifications(t);
       const done = toast(page, 'Basin: demo finished');
-      await done.waitFor({ state: 'visible', timeout: 150_000 });
+      await done.waitFor({ state: 'visible', timeout: 10_000 });
       t.log(`notification: ${await done.textContent()}`);
       assert.match(await done.textContent(), new RegExp(`${TOTAL_STEPS} steps`));
       const rec = runJson();
@@ -185,6 +190,8 @@ export const tests = [
       assert.ok(rec.checkpoints.some((c) => c.step === TOTAL_STEPS), `checkpoints ${rec.checkpoints.map((c) => c.step)}`);
       assert.equal((await runDirs()).length, 1, 'Resume continued the same run folder');
 
+      // The notification center covers the bottom right: hide it for the screenshot.
+      await t.wb.runCommand(page, 'Notifications: Hide Notifications', { timeout: 5000 }).catch(() => page.keyboard.press('Escape'));
       await showBasinSideBar(t);
       const run = page.locator('.pane-body .monaco-list-row[aria-level="1"]', { hasText: 'completed' }).first();
       await run.waitFor({ state: 'visible', timeout: 20_000 });

@@ -93,7 +93,7 @@ export function tail(file, n) {
  * worker with it) and waits until /healthz answers. Returns { host, proc, stop() }; rejects when it does not come
  * up in time (its log tail in the message).
  */
-export async function startCodeServer({ tools, dirs, folder, verbose = false, onExit }) {
+export async function startCodeServer({ tools, dirs, folder, verbose = false, onExit, smokeTestDriver = true }) {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   const out = createWriteStream(dirs.log);
@@ -109,9 +109,11 @@ export async function startCodeServer({ tools, dirs, folder, verbose = false, on
     '--reconnection-grace-time', '10',
     '--user-data-dir', dirs.userDataDir,
     '--extensions-dir', dirs.extensionsDir,
-    // Without this the built server ignores the test payload (extensionTestsPath) silently.
-    '--vscode-option', 'enable-smoke-test-driver',
   ];
+  // Without this the built server ignores the test payload (extensionDevelopmentPath, extensionTestsPath)
+  // silently. It also turns notification toasts off (they go to the notification center only): a window without
+  // a payload (an installed extension) can leave it out.
+  if (smokeTestDriver) args.push('--vscode-option', 'enable-smoke-test-driver');
   if (folder) args.push(folder);
   const proc = spawn(tools.node24, args, {
     detached: true,
@@ -193,6 +195,8 @@ export const NOISE = [
   /ENOTFOUND|ERR_NAME_NOT_RESOLVED|ERR_INTERNET_DISCONNECTED|net::ERR_/,
   /vsda/,
   /Failed to load resource/,
+  // Leaving a window (the e2e tests open another folder) cancels its pending file reads.
+  /Unable to read file .*\(Canceled: Canceled\)|^Canceled: Canceled$/,
   /marketplace|gallery|update\.code\.visualstudio/i,
   /An iframe which has both allow-scripts and allow-same-origin/,
   /\[Extension Host\] (debugger listening|For help, see)/i,

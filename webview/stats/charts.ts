@@ -203,8 +203,37 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   const yTicks = opts.logY ? logTicks(y0, y1, Math.max(2, Math.floor(h / 40))) : linearTicks(y0, y1, Math.max(2, Math.floor(h / 40)));
   const tickLabel = (v: number) => (opts.logY ? fmt(10 ** v) : fmt(v));
   const left = Math.ceil(Math.max(...yTicks.map((v) => g.measureText(tickLabel(v)).width), 20)) + 10;
-  const top = 8 + (series.length > 1 ? 16 : 0);
   const right = 10;
+  // Legend: every line gets an entry (the widest line, the selected layer, first), wrapping onto at most 3 rows;
+  // what still does not fit is counted in a "+n more" at the end.
+  const legend: { s: (typeof series)[number]; label: string; x: number; row: number }[] = [];
+  let legendRows = 0;
+  let legendMore = 0;
+  if (series.length > 1) {
+    const maxRows = 3;
+    const moreW = g.measureText('+99 more').width + 8;
+    let lx = left;
+    let row = 0;
+    const sorted = [...series].sort((a, b) => (b.width ?? 1.5) - (a.width ?? 1.5));
+    for (let i = 0; i < sorted.length; i++) {
+      const label = shortName(sorted[i].name, 22);
+      const tw = g.measureText(label).width;
+      // On the last row keep room for "+n more" unless this is the last entry.
+      const reserve = row === maxRows - 1 && i < sorted.length - 1 ? moreW : 0;
+      if (lx + tw + 18 + reserve > w - right && lx > left) {
+        if (row === maxRows - 1) {
+          legendMore = sorted.length - i;
+          break;
+        }
+        row++;
+        lx = left;
+      }
+      legend.push({ s: sorted[i], label, x: lx, row });
+      lx += tw + 26;
+    }
+    legendRows = row + 1;
+  }
+  const top = 8 + legendRows * 16;
   const bottom = 20 + (opts.xLabel ? 12 : 0);
   const pw = Math.max(10, w - left - right);
   const ph = Math.max(10, h - top - bottom);
@@ -227,7 +256,10 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   }
   g.textAlign = 'center';
   g.textBaseline = 'top';
-  for (const v of linearTicks(x0, x1, Math.max(2, Math.floor(pw / 80)))) {
+  // Steps are whole numbers: no "79.5" tick when a chart has a single point (or a few close ones).
+  const xTicks = linearTicks(x0, x1, Math.max(2, Math.floor(pw / 80)));
+  const wholeX = opts.xLabel === 'step' && xTicks.filter(Number.isInteger).length >= 1 ? xTicks.filter(Number.isInteger) : xTicks;
+  for (const v of wholeX) {
     const x = Math.round(X(v)) + 0.5;
     g.beginPath();
     g.moveTo(x, top);
@@ -288,20 +320,22 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     }
   }
   g.restore();
-  // legend: the widest line (the selected layer) first
-  if (series.length > 1) {
+  // legend (laid out above)
+  if (legend.length) {
     g.textAlign = 'left';
     g.textBaseline = 'middle';
-    let lx = left;
-    for (const s of [...series].sort((a, b) => (b.width ?? 1.5) - (a.width ?? 1.5))) {
-      const label = shortName(s.name, 22);
-      const tw = g.measureText(label).width;
-      if (lx + tw + 18 > w - right) break;
-      g.fillStyle = s.color;
-      g.fillRect(lx, 6, 10, 3);
+    let endX = left;
+    for (const e of legend) {
+      const y = 8 + e.row * 16;
+      g.fillStyle = e.s.color;
+      g.fillRect(e.x, y - 2, 10, 3);
       g.fillStyle = theme.fg;
-      g.fillText(label, lx + 13, 8);
-      lx += tw + 26;
+      g.fillText(e.label, e.x + 13, y);
+      if (e.row === legendRows - 1) endX = e.x + 13 + g.measureText(e.label).width + 13;
+    }
+    if (legendMore) {
+      g.fillStyle = theme.muted;
+      g.fillText(`+${legendMore} more`, endX, 8 + (legendRows - 1) * 16);
     }
   }
   return series

@@ -29,35 +29,64 @@ export function backward(root: Tensor, grad?: Tensor): void {
   // Backward functions may pass one gradient tensor on to several inputs (add, reshape): accumulate in place
   // only into tensors made here for that purpose, never into one another node may still hold.
   const owned = new Set<Tensor>();
+  // How many pending entries of `grads` hold each gradient tensor: a node's gradient is disposed as soon as its
+  // backward has run and no other node still holds it, so a step's peak memory holds a few gradients at a time,
+  // not all of them (the pool hands the memory to the next gradient within the same step).
+  const holders = new Map<Tensor, number>();
+  const hold = (t: Tensor, g: Tensor) => {
+    grads.set(t, g);
+    holders.set(g, (holders.get(g) ?? 0) + 1);
+  };
+  const drop = (t: Tensor): Tensor | undefined => {
+    const g = grads.get(t);
+    if (!g) return undefined;
+    grads.delete(t);
+    holders.set(g, holders.get(g)! - 1);
+    return g;
+  };
+  const seed = grad ?? ones(root.rt, root.shape);
   noGrad(() => {
-    grads.set(root, grad ?? ones(root.rt, root.shape));
+    hold(root, seed);
     for (const t of order) {
-      const g = grads.get(t);
+      const g = drop(t);
       if (!g) continue;
       const fn = t.gradFn;
-      if (!fn) {
-        accumulateLeaf(t, g);
-        continue;
-      }
-      const inGrads = fn.backward(g);
-      fn.inputs.forEach((input, i) => {
-        const gi = inGrads[i];
-        if (!gi || !input.requiresGrad) return;
-        if (gi.size !== input.size) {
-          throw new ShapeError(`${fn.name} backward: gradient ${fmtShape(gi.shape)} for input ${fmtShape(input.shape)}`);
-        }
-        const prev = grads.get(input);
-        if (prev) {
-          if (owned.has(prev)) axpbyInPlace(prev, gi, 1, 1);
-          else {
-            const sum = axpbyInPlace(clone(prev), gi, 1, 1);
-            owned.add(sum);
-            grads.set(input, sum);
+      if (!fn) accumulateLeaf(t, g);
+      else {
+        const inGrads = fn.backward(g);
+        const consumed: Tensor[] = [];
+        fn.inputs.forEach((input, i) => {
+          const gi = inGrads[i];
+          if (!gi || !input.requiresGrad) return;
+          if (gi.size !== input.size) {
+            throw new ShapeError(`${fn.name} backward: gradient ${fmtShape(gi.shape)} for input ${fmtShape(input.shape)}`);
           }
-        } else grads.set(input, gi.shape.length === input.shape.length ? gi : gi.reshape(input.shape));
-      });
+          const prev = grads.get(input);
+          if (prev) {
+            if (owned.has(prev)) axpbyInPlace(prev, gi, 1, 1);
+            else {
+              const sum = axpbyInPlace(clone(prev), gi, 1, 1);
+              owned.add(sum);
+              drop(input);
+              consumed.push(prev);
+              hold(input, sum);
+            }
+            consumed.push(gi);
+          } else hold(input, gi.shape.length === input.shape.length ? gi : gi.reshape(input.shape));
+        });
+        // After the loop: one gradient tensor may be returned for several inputs.
+        for (const x of consumed) if (x !== g) release(x);
+      }
+      if (g !== grad) release(g);
     }
   });
+
+  /** Dispose a gradient made during this backward once nothing pending holds it (views keep their storage). */
+  function release(x: Tensor): void {
+    if ((holders.get(x) ?? 0) > 0 || x === grad) return;
+    holders.delete(x);
+    x.dispose();
+  }
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {

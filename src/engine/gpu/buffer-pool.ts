@@ -1,7 +1,9 @@
-// A pool of storage buffers bucketed by size. A released buffer is reusable only after the queue work that used
-// it has been submitted: `release()` parks it as pending, `onSubmit()` moves pending buffers to the free lists.
-// (queue.writeBuffer runs at once on the queue timeline, so reusing a buffer an unsubmitted encoder still reads
-// would corrupt that work.)
+// A pool of storage buffers bucketed by size. `release()` parks a buffer as pending until the next submit, then
+// `onSubmit()` moves it to the free lists. A pending buffer may be handed out again at once for an output that
+// only recorded GPU work will write (the queue runs commands in order, and WebGPU orders dispatches that share a
+// buffer), which is what lets a backward pass reuse the memory of gradients it has consumed within one step.
+// A buffer the host will fill with queue.writeBuffer (`hostWrite`) must come from the free lists only:
+// writeBuffer runs at once on the queue timeline, before unsubmitted work that may still read the old contents.
 
 const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
 
@@ -40,7 +42,9 @@ export interface PoolStats {
 
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
-  private pending: GPUBuffer[] = [];
+  /** Released since the last submit, by size. */
+  private pending = new Map<number, GPUBuffer[]>();
+  private pendingBytes = 0;
   private liveBytes = 0;
   private pooledBytes = 0;
   private stats: PoolStats = { liveBytes: 0, pooledBytes: 0, peakLiveBytes: 0, peakTotalBytes: 0, created: 0, reused: 0 };
@@ -49,11 +53,13 @@ export class BufferPool {
 
   constructor(private readonly device: GPUDevice, private readonly maxPooledBytes = 1 << 30) {}
 
-  acquire(bytes: number, label?: string): GPUBuffer {
+  acquire(bytes: number, label?: string, opts: { hostWrite?: boolean } = {}): GPUBuffer {
     const size = bucketSize(Math.max(4, bytes));
-    const list = this.free.get(size);
-    let buf = list?.pop();
+    let buf = opts.hostWrite ? undefined : this.pending.get(size)?.pop();
     if (buf) {
+      this.pendingBytes -= size;
+      this.stats.reused++;
+    } else if ((buf = this.free.get(size)?.pop())) {
       this.pooledBytes -= size;
       this.stats.reused++;
     } else {
@@ -68,12 +74,15 @@ export class BufferPool {
   /** Return a buffer to the pool; reusable after the next submit. */
   release(buf: GPUBuffer): void {
     this.liveBytes -= buf.size;
-    this.pending.push(buf);
+    let list = this.pending.get(buf.size);
+    if (!list) this.pending.set(buf.size, (list = []));
+    list.push(buf);
+    this.pendingBytes += buf.size;
   }
 
   /** Call right after queue.submit(): buffers released before it become reusable. */
   onSubmit(): void {
-    for (const b of this.pending) {
+    for (const b of [...this.pending.values()].flat()) {
       if (this.pooledBytes + b.size > this.maxPooledBytes) {
         this.onDestroy?.(b);
         b.destroy();
@@ -84,7 +93,8 @@ export class BufferPool {
       list.push(b);
       this.pooledBytes += b.size;
     }
-    this.pending.length = 0;
+    this.pending.clear();
+    this.pendingBytes = 0;
     this.track();
   }
 
@@ -115,7 +125,7 @@ export class BufferPool {
 
   private track(): void {
     if (this.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.liveBytes;
-    const total = this.liveBytes + this.pooledBytes + this.pending.reduce((s, b) => s + b.size, 0);
+    const total = this.liveBytes + this.pooledBytes + this.pendingBytes;
     if (total > this.stats.peakTotalBytes) this.stats.peakTotalBytes = total;
   }
 }

@@ -150,9 +150,10 @@ function resolveShape(shape: readonly number[], size: number, from: readonly num
 
 // ---- creation -------------------------------------------------------------------------------------------
 
-export function empty(rt: Runtime, shape: readonly number[], dtype: DType = 'f32'): Tensor {
+/** An uninitialised tensor for recorded GPU work to write (`hostWrite`: for the host to fill with writeBuffer). */
+export function empty(rt: Runtime, shape: readonly number[], dtype: DType = 'f32', opts: { hostWrite?: boolean } = {}): Tensor {
   const bytes = Math.max(4, numel(shape) * 4);
-  const buf = rt.pool.acquire(bytes);
+  const buf = rt.pool.acquire(bytes, undefined, opts);
   return new Tensor(rt, shape, dtype, new Storage(rt, buf, 0, buf.size, true));
 }
 
@@ -160,11 +161,11 @@ export function fromArray(rt: Runtime, data: ArrayLike<number> | Float32Array | 
   if (data.length !== numel(shape)) {
     throw new ShapeError(`data has ${data.length} elements, shape ${fmtShape(shape)} needs ${numel(shape)}`);
   }
-  const t = empty(rt, shape, dtype);
+  const t = empty(rt, shape, dtype, { hostWrite: true });
   const typed = dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data))
     : dtype === 'i32' ? (data instanceof Int32Array ? data : Int32Array.from(data))
     : (data instanceof Uint32Array ? data : Uint32Array.from(data));
-  // A freshly acquired buffer is referenced by no unsubmitted work, so it can be written at once.
+  // A buffer acquired for a host write is referenced by no unsubmitted work, so it can be written at once.
   if (typed.length) rt.device.queue.writeBuffer(t.storage.buffer, 0, typed.buffer, typed.byteOffset, typed.byteLength);
   return t;
 }
