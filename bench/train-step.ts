@@ -125,7 +125,7 @@ class BasinPeer {
     const t0 = performance.now();
     const loss = tidy(() => {
       const live0 = mem ? rt.pool.snapshot().liveBytes : 0;
-      const { loss } = forwardBatch(rt, this.model, this.batch);
+      const { loss } = forwardBatch(rt, this.model, this.batch, { training: true });
       if (mem) mem.activations = rt.pool.snapshot().liveBytes - live0;
       backward(loss);
       return loss;

@@ -157,3 +157,25 @@ fn ce_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let prob = exp((b_x[i] - st.x) - st.y);
   b_dx[i] = (prob - select(0.0, 1.0, u32(t) == j)) * coef;
 }
+
+// ce_backward_inplace: the same gradient written over the logits (binding 1 read-write), for training steps that
+// no longer need the logits after backward: saves a logits-sized buffer at the step's memory peak.
+@group(0) @binding(1) var<storage, read_write> bi_x: array<f32>;
+
+@compute @workgroup_size(WG)
+fn ce_backward_inplace(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i >= p.rows * p.c) { return; }
+  let row = i / p.c;
+  let j = i - row * p.c;
+  let t = b_tgt[row];
+  if (!valid_target(t)) {
+    bi_x[i] = 0.0;
+    return;
+  }
+  var coef = b_g[0];
+  if (p.mean == 1u) { coef = coef / b_count[0]; }
+  let st = b_stats[row];
+  let prob = exp((bi_x[i] - st.x) - st.y);
+  bi_x[i] = (prob - select(0.0, 1.0, u32(t) == j)) * coef;
+}

@@ -1,5 +1,7 @@
 // Extension entry. Activation stays cheap: it registers commands and creates the output channel; no native code
 // loads in the extension host and the worker process starts on the first request that needs it.
+// First import: its top-level line runs before every other module of the bundle (activation timing).
+import { loadStartMs } from './host/load-clock';
 import * as vscode from 'vscode';
 import { Ctx, type CommandFactory } from './host/ctx';
 import * as commands from './host/commands';
@@ -38,11 +40,17 @@ export interface BasinApi {
   readonly jobs: JobManager;
   /** The Runs view's data (tests walk it: runs → checkpoints → tensors). */
   readonly runsView: RunsTreeProvider;
+  /**
+   * Extension-host clock (performance.now(), ms) when the bundle's top-level code started, when activate() was
+   * called and when it returned: `basin bench editor` reads it.
+   */
+  readonly timing: { loadStartMs: number; activateStartMs: number; activateEndMs: number };
 }
 
 let ctx: Ctx | undefined;
 
 export function activate(context: vscode.ExtensionContext): BasinApi {
+  const timing = { loadStartMs, activateStartMs: performance.now(), activateEndMs: Number.NaN };
   const c = new Ctx(context);
   ctx = c;
   context.subscriptions.push(c);
@@ -55,8 +63,10 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
   registerConfigDiagnostics(c);
   // basin.openStatistics, basin.statsPanelState and the `basin.stats` panel serializer (restores after reloads).
   registerStatsPanel(c);
+  timing.activateEndMs = performance.now();
   return {
     runsView,
+    timing,
     workerPid: () => c.workerPid,
     onDidWorkerExit: c.onDidWorkerExit,
     get worker() {

@@ -1,3 +1,4 @@
+import { formatEditorReport, runEditorBench } from '../../bench/editor';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
@@ -18,8 +19,13 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatTrainStepReport(report);
       break;
     }
+    case 'editor': {
+      report = await runEditorBench({ json: Boolean(opts.json), quick: opts.quick, log, verbose: process.env.BASIN_TEST_VERBOSE === '1' });
+      table = formatEditorReport(report);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

@@ -91,6 +91,27 @@ describe('crossEntropy', () => {
     }
   });
 
+  it('overwriteLogits: the same gradient, written over the logits (prime sizes, ignored rows, sum and mean)', async () => {
+    for (const reduction of ['mean', 'sum'] as const) {
+      const rows = 37;
+      const c = 131;
+      const x = randn(rows * c, 77, 3);
+      const targets = randomTargets(rows, c, 78, 5);
+      const { loss, dx } = await lossAndGrad(rt, x, [rows, c], targets, { reduction, overwriteLogits: true }, 0.7);
+      const want = crossEntropyRef(x, targets, c, { reduction });
+      assertClose([loss], [want.loss], { what: `loss (${reduction})`, atol: 1e-5, rtol: 1e-5 });
+      assertClose(dx, crossEntropyGradRef(x, targets, c, 0.7, { reduction }), { what: `dlogits in place (${reduction})`, atol: 1e-6 });
+    }
+    // The logits tensor itself now holds the gradient.
+    const xt = fromArray(rt, randn(3 * 5, 9), [3, 5]);
+    xt.requiresGrad = true;
+    const out = crossEntropy(xt, Int32Array.from([0, 4, 2]), { overwriteLogits: true });
+    backward(out);
+    const [after, grad] = [await xt.toFloat32(), await xt.grad!.toFloat32()];
+    assertClose(after, grad, { what: 'logits overwritten by their gradient', atol: 0 });
+    for (const u of [xt, xt.grad!, out]) u.dispose();
+  });
+
   it('every row ignored: loss 0 and zero gradient, not NaN', async () => {
     for (const layout of ['invocation', 'workgroup'] as const) {
       setRowLayout(layout);

@@ -17,6 +17,12 @@ export interface CrossEntropyOptions {
   ignoreIndex?: number;
   /** 'mean' (default) over the rows that are not ignored (0 when every row is), or 'sum'. */
   reduction?: 'mean' | 'sum';
+  /**
+   * Backward writes the gradient over the logits' storage instead of a new buffer (the logits are garbage after
+   * backward). For training steps that do not read the logits after backward: saves a logits-sized buffer —
+   * [batch·seq, vocab], the largest tensor of a language model's step — at the memory peak.
+   */
+  overwriteLogits?: boolean;
 }
 
 /**
@@ -72,6 +78,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array | read
   rowLoss.dispose(); // back to the pool only after the submit that runs both kernels
 
   const res = record(out, 'crossEntropy', [logits, tgt], (g) => {
+    if (opts.overwriteLogits) {
+      const inplace: KernelSpec = { file: 'cross_entropy', entry: 'ce_backward_inplace', bindings: ['rw', 'read', 'read', 'read', 'read'] };
+      rt.dispatch(inplace, [logits.binding(), tgt.binding(), stats.binding(), g.binding(), count.binding()], uniforms, Math.ceil((rows * c) / WG));
+      return [logits.reshape(logits.shape), null];
+    }
     const dx = empty(rt, logits.shape);
     const bwd: KernelSpec = { file: 'cross_entropy', entry: 'ce_backward', bindings: ['read', 'read', 'read', 'read', 'read', 'rw'] };
     rt.dispatch(bwd, [logits.binding(), tgt.binding(), stats.binding(), g.binding(), count.binding(), dx.binding()], uniforms, Math.ceil((rows * c) / WG));

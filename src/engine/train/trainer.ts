@@ -196,7 +196,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const wantStats = stats !== null && (step % statsEvery === 0 || step === totalSteps || !!wantCheckpoint);
       let lossRead: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
       tidy(() => {
-        const { loss } = forwardBatch(rt, model, batch);
+        const { loss } = forwardBatch(rt, model, batch, { training: true });
         backward(loss);
         if (wantLog) lossRead = loss.toArray();
       });
@@ -248,13 +248,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 }
 
 /** Logits and mean cross-entropy of a batch (records autograd when parameters require grad). */
-export function forwardBatch(rt: Runtime, model: Model, batch: Batch): { logits: Tensor; loss: Tensor } {
+export function forwardBatch(rt: Runtime, model: Model, batch: Batch, opts: { training?: boolean } = {}): { logits: Tensor; loss: Tensor } {
   const inputs = batch.features
     ? fromArray(rt, batch.features, [batch.rows, batch.features.length / batch.rows])
     : fromArray(rt, batch.inputs!, [batch.rows / batch.seqLen!, batch.seqLen!], 'i32');
   const targets = fromArray(rt, batch.targets, [batch.targets.length], 'i32');
   const logits = model.logits(inputs);
-  return { logits, loss: crossEntropy(logits, targets, { ignoreIndex: -1 }) };
+  // A training step never reads the logits after backward, so the loss's backward may overwrite them.
+  return { logits, loss: crossEntropy(logits, targets, { ignoreIndex: -1, overwriteLogits: opts.training }) };
 }
 
 function prefixed(prefix: string, m: EvalMetrics): Record<string, number> {
