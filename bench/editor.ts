@@ -184,7 +184,9 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
     log('[bench editor] opening the workbench; the probe runs in the extension host');
     await page.goto(url, { waitUntil: 'domcontentloaded' });
     const timeoutS = 300;
-    const code = await Promise.race([exited, new Promise<number>((r) => setTimeout(() => r(-1), timeoutS * 1000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<number>((r) => (timer = setTimeout(() => r(-1), timeoutS * 1000)))]);
+    clearTimeout(timer);
     if (code === -1) report.errors.push(`the probe did not finish within ${timeoutS} s`);
     else if (code !== 0) report.errors.push(`the probe ended with exit code ${code}`);
     log(`[bench editor] probe done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

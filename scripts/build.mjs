@@ -1,5 +1,6 @@
 // Builds every bundle with esbuild, one call per bundle. `--watch` rebuilds on change; `--minify` for releases.
-//   dist/extension.js   the extension host side (vscode API only; no native code)
+//   dist/extension.js   the extension host side (vscode API only; no native code), and next to it
+//   dist/config-validator.js  the config validator, required by the extension on first use (not at activation)
 //   dist/worker.js      the worker process (owns the GPU); `webgpu` and `onnxruntime-node` stay external:
 //                       `webgpu` is ESM and finds dawn.node from import.meta.url, so it must be loaded by Node
 //                       itself with `await import('webgpu')` (esbuild keeps a dynamic import of an external)
@@ -34,7 +35,15 @@ const node = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
 
 /** @type {Record<string, import('esbuild').BuildOptions>} */
 const bundles = {
-  extension: { ...node, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] },
+  // Two outputs: the config validator (yaml + ajv + the schema, ~540 KiB) is a bundle of its own that the
+  // diagnostics provider requires on first use (src/host/config/config-diagnostics.ts), so that activating the
+  // extension does not compile it.
+  extension: {
+    ...node,
+    entryPoints: { extension: 'src/extension.ts', 'config-validator': 'src/engine/config/load.ts' },
+    outdir: 'dist',
+    external: ['vscode'],
+  },
   worker: { ...node, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', external: ['webgpu', 'onnxruntime-node'] },
   cli: { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', external: ['webgpu', 'onnxruntime-node'] },
 };
@@ -119,5 +128,6 @@ if (watch) {
   }
   if (bundles.worker) checkDynamicImport('dist/worker.js', true);
   if (bundles.cli) checkDynamicImport('dist/cli.js', false);
-  console.log(`[build] ${Object.values(bundles).map((b) => b.outfile).join(', ')} in ${Math.round(performance.now() - t0)} ms`);
+  const outputs = (b) => b.outfile ?? Object.keys(b.entryPoints).map((k) => `${b.outdir}/${k}.js`).join(', ');
+  console.log(`[build] ${Object.values(bundles).map(outputs).join(', ')} in ${Math.round(performance.now() - t0)} ms`);
 }

@@ -75,7 +75,7 @@ if (list.status === 0) {
   const allowed = [/^dist\//, /^kernels\//, /^media\//, /^schemas\//, /^package\.json$/, /^readme\.md$/i, /^license(\.txt|\.md)?$/i,
     /^node_modules\/webgpu\/(package\.json|index\.js|LICENSE\.md)$/, new RegExp(`^node_modules/webgpu/dist/${webgpuDir}/`)];
   const stray = files.filter((f) => !allowed.some((re) => re.test(f)));
-  const required = ['dist/extension.js', 'dist/worker.js', 'package.json', 'node_modules/webgpu/index.js', 'node_modules/webgpu/package.json'];
+  const required = ['dist/extension.js', 'dist/config-validator.js', 'dist/worker.js', 'package.json', 'node_modules/webgpu/index.js', 'node_modules/webgpu/package.json'];
   const missing = required.filter((f) => !files.includes(f));
   if (!files.some((f) => f.startsWith(`node_modules/webgpu/dist/${webgpuDir}/`) && f.endsWith('.node'))) missing.push(`node_modules/webgpu/dist/${webgpuDir}/*.node`);
   if (stray.length || missing.length) {

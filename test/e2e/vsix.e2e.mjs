@@ -66,7 +66,7 @@ export const tests = [
       assert.equal(list.status, 0, 'unzip -Z1 works');
       const files = list.stdout.split('\n').filter((f) => f.startsWith('extension/')).map((f) => f.slice(10));
       for (const dir of ['dist/', 'kernels/', 'media/', 'schemas/']) assert.ok(files.some((f) => f.startsWith(dir)), `${dir} is in the .vsix`);
-      for (const f of ['dist/extension.js', 'dist/worker.js', 'dist/webview/stats.js', 'package.json', 'node_modules/webgpu/package.json', 'node_modules/webgpu/index.js', 'node_modules/webgpu/dist/linux-x64/dawn.node']) {
+      for (const f of ['dist/extension.js', 'dist/config-validator.js', 'dist/worker.js', 'dist/webview/stats.js', 'package.json', 'node_modules/webgpu/package.json', 'node_modules/webgpu/index.js', 'node_modules/webgpu/dist/linux-x64/dawn.node']) {
         assert.ok(files.includes(f), `${f} is in the .vsix`);
       }
       const others = files.filter((f) => f.startsWith('node_modules/') && !f.startsWith('node_modules/webgpu/'));

@@ -3,7 +3,11 @@
 // the field's line and column with the field path in the message, source "basin". Runs on open and on change
 // (debounced), clears on close.
 //
-// The validator (yaml + ajv + the schema) is imported lazily on the first config seen, so activation stays cheap.
+// The validator (yaml + ajv + the schema, ~540 KiB) is loaded on the first config seen, so activation stays cheap:
+// built, it is a bundle of its own (dist/config-validator.js, scripts/build.mjs) that the extension bundle does not
+// contain, so activation does not even compile it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import type { ConfigDiagnostic } from '../../engine/config/load';
@@ -20,8 +24,17 @@ export function isConfigDocument(doc: vscode.TextDocument): boolean {
 type Validate = (text: string, fileName: string) => ConfigDiagnostic[];
 let validatorPromise: Promise<Validate> | undefined;
 
+type LoadModule = typeof import('../../engine/config/load');
+
 function loadValidator(): Promise<Validate> {
-  validatorPromise ??= import('../../engine/config/load.js').then((m) => m.validateConfigText);
+  validatorPromise ??= (async () => {
+    // dist/extension.js → dist/config-validator.js. (Non-literal specifiers: esbuild must not bundle either.)
+    const bundled = path.join(__dirname, 'config-validator.js');
+    if (fs.existsSync(bundled)) return (require(bundled) as LoadModule).validateConfigText;
+    // Run from source (tsx): the module itself.
+    const source = '../../engine/config/load.js';
+    return ((await import(source)) as LoadModule).validateConfigText;
+  })();
   return validatorPromise;
 }
 

@@ -370,7 +370,11 @@ export class JobManager implements vscode.Disposable {
       if (q?.totalSteps) tip.appendMarkdown(`${progressLine(q)}${q.val ? ` · val ${Object.entries(q.val).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}` : ''}  \n`);
       if (job.runDir) tip.appendMarkdown(`\`${job.runDir}\`  \n`);
     }
-    tip.appendMarkdown('\nClick to show the Basin log; `Basin: Cancel Job` stops a job.');
+    // Click: the live statistics of the newest job once it has a run folder, else the log.
+    this.statusItem.command = j.runDir
+      ? { command: 'basin.openStatistics', title: 'Open Statistics', arguments: [{ runDir: j.runDir }] }
+      : 'basin.showLog';
+    tip.appendMarkdown(`\nClick to ${j.runDir ? 'open the live statistics' : 'show the Basin log'}; \`Basin: Cancel Job\` stops a job.`);
     this.statusItem.tooltip = tip;
     this.statusItem.show();
   }
