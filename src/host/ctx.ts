@@ -61,8 +61,21 @@ export class Ctx implements vscode.Disposable {
   /** Training jobs: start, cancel, and the events (onDidStart, onDidProgress, onDidEnd, onStats) and `active`. */
   get jobs(): JobManager {
     if (!this.jobManager) {
-      this.jobManager = new JobManager(this);
-      this.push(this.jobManager);
+      const jobs = (this.jobManager = new JobManager(this));
+      this.push(jobs);
+      // The run index (Runs view, config lenses) learns of a job's run folder from the job itself, not only from
+      // its file watchers: those can miss a folder created soon after the window opened.
+      const told = new Set<string>();
+      this.push(
+        jobs.onDidProgress(({ job }) => {
+          if (!job.runDir || told.has(job.runDir)) return;
+          told.add(job.runDir);
+          if (!this.runs.get(job.runDir)) void this.runs.refreshRun(job.runDir);
+        }),
+        jobs.onDidEnd(({ job }) => {
+          if (job.runDir) void this.runs.refreshRun(job.runDir);
+        }),
+      );
     }
     return this.jobManager;
   }

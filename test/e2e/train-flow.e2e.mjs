@@ -130,6 +130,17 @@ export const tests = [
       assert.equal(await frame.locator('.live').isVisible(), true, 'the live indicator shows');
       assert.equal(d.errors, undefined, `the webview reported errors: ${d.lastError}`);
       await t.screenshot('12-live-statistics');
+      // The layer table with the side bar closed: the Layer column takes the width the numbers do not need.
+      await t.wb.runCommand(page, 'View: Toggle Primary Side Bar Visibility');
+      await frame.locator('vscode-tab-header[data-tab="layers"]').click();
+      await frame.locator('.lt-rows .lt-row').first().waitFor({ state: 'visible' });
+      await page.waitForTimeout(400);
+      const name = frame.locator('.lt-rows .lt-row .lt-name').first();
+      const [shown, full] = [await name.textContent(), await name.getAttribute('title')];
+      assert.equal(shown, full, `the whole layer name shows in a wide table (${shown} for ${full})`);
+      await t.screenshot('12-live-layer-table');
+      await frame.locator('vscode-tab-header[data-tab="overview"]').click();
+      await t.wb.runCommand(page, 'View: Toggle Primary Side Bar Visibility');
     },
   },
   {
