@@ -64,7 +64,9 @@ writeFileSync(ignoreFile, `${readFileSync(join(root, '.vscodeignore'), 'utf8').t
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const vsix = join(root, `${pkg.name}-${target}-${pkg.version}.vsix`);
 const vsce = join(root, 'node_modules', '@vscode', 'vsce', 'vsce');
-run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--out', vsix], {
+// --no-rewrite-relative-links: the README's screenshots are repository-relative (docs/images, not shipped); without a
+// repository URL vsce would refuse to package rather than leave them relative.
+run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', ignoreFile, '--allow-missing-repository', '--no-rewrite-relative-links', '--out', vsix], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 

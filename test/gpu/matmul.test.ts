@@ -82,6 +82,27 @@ describe('matmul and linear', () => {
     }
   });
 
+  it('the 16 × 16 block kernel (large products on software adapters): ragged edges, transposed B, bias, batches', async () => {
+    setMatmulVec4('wide');
+    // K and N multiples of 4; M and N not multiples of the 16-row/16-column block nor of the workgroup's 128.
+    for (const tb of [false, true]) {
+      for (const [m, k, n] of [[1, 4, 4], [17, 8, 20], [130, 36, 132], [257, 128, 260]]) {
+        const a = randn(m * k, m + 3);
+        const b = randn(k * n, n + 5);
+        const out = matmul(fromArray(rt, a, stored(m, k, false)), fromArray(rt, b, stored(k, n, tb)), { transB: tb });
+        assertClose(await read(out), matmulRef(a, b, m, k, n, { transB: tb }), { what: `wide [${m},${k},${n}] tb=${tb}`, atol: 1e-4, rtol: 1e-4 });
+      }
+    }
+    // linear (bias in the epilogue, W stored [out, in]) on a 3-D input, and a sum over a batch.
+    const x = randn(3 * 33 * 16, 9);
+    const w = randn(44 * 16, 10);
+    const bias = randn(44, 11);
+    const y = linear(fromArray(rt, x, [3, 33, 16]), fromArray(rt, w, [44, 16]), fromArray(rt, bias, [44]));
+    const ref = matmulRef(x, w, 99, 16, 44, { transB: true });
+    for (let r = 0; r < 99; r++) for (let j = 0; j < 44; j++) ref[r * 44 + j] += bias[j];
+    assertClose(await read(y), ref, { what: 'wide linear', atol: 1e-4, rtol: 1e-4 });
+  });
+
   it('other tile shapes (as a GPU adapter would use) give the same results', async () => {
     const tiles: MatmulTiles[] = [
       { wgx: 16, wgy: 16, tm: 4, tn4: 1 },

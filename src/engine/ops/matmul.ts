@@ -39,13 +39,21 @@ export function setMatmulTiles(t: MatmulTiles | null): MatmulTiles | null {
   return prev;
 }
 
-let vecMode: 'auto' | 'scalar' = 'auto';
+let vecMode: 'auto' | 'scalar' | 'wide' = 'auto';
+
+/**
+ * On software adapters, products of at least this many multiply-adds (m·n·k per output batch) use the 16 × 16
+ * block kernel (matmul_vec4_wide): twice the throughput, but a slower first compile that small products (tests,
+ * small models) should not pay. Real GPUs keep the 8 × 8 kernel until a shared-memory variant is tuned there.
+ */
+const WIDE_MIN_MACS = 1 << 26;
 
 /**
  * 'scalar' forces the scalar-load kernel (matmul_reg) for every shape; 'auto' uses matmul_vec4 where the dims
- * allow. Tests use it to run both kernels on the same shapes. Returns the previous mode.
+ * allow (and matmul_vec4_wide for large products on software adapters); 'wide' uses matmul_vec4_wide wherever
+ * it applies. Tests use it to run every kernel on the same shapes. Returns the previous mode.
  */
-export function setMatmulVec4(mode: 'auto' | 'scalar'): 'auto' | 'scalar' {
+export function setMatmulVec4(mode: 'auto' | 'scalar' | 'wide'): 'auto' | 'scalar' | 'wide' {
   const prev = vecMode;
   vecMode = mode;
   return prev;
@@ -100,11 +108,13 @@ function gemm(q: Gemm): Tensor {
   const overrides = { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy };
   // vec4 loads and stores need K and N (and M when A is transposed) to be multiples of 4.
   const vec4 = vecMode !== 'scalar' && k % 4 === 0 && n % 4 === 0 && (!q.transA || m % 4 === 0);
-  const tilesX = vec4 ? Math.ceil(n / (t.wgx * 8)) : Math.ceil(n / (t.wgx * t.tn4 * 4));
-  const tilesY = vec4 ? Math.ceil(m / (t.wgy * 8)) : Math.ceil(m / (t.wgy * t.tm));
+  const wide = vec4 && !q.transA && (vecMode === 'wide' || (vecMode === 'auto' && rt.gpu.info.fallback && m * n * k >= WIDE_MIN_MACS));
+  const block = wide ? 16 : 8;
+  const tilesX = vec4 ? Math.ceil(n / (t.wgx * block)) : Math.ceil(n / (t.wgx * t.tn4 * 4));
+  const tilesY = vec4 ? Math.ceil(m / (t.wgy * block)) : Math.ceil(m / (t.wgy * t.tm));
   const outBatches = sumBatch ? 1 : batch;
   const spec: KernelSpec = vec4
-    ? { file: 'matmul', entry: 'matmul_vec4', bindings: ['read', 'read', 'read', 'rw'], overrides }
+    ? { file: 'matmul', entry: wide ? 'matmul_vec4_wide' : 'matmul_vec4', bindings: ['read', 'read', 'read', 'rw'], overrides }
     : { file: 'matmul', entry: 'matmul_reg', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } };
   // Without a bias its binding is unused; a stands in (two read-only bindings may alias).
   const bufs = [q.a.binding(), q.b.binding(), (q.bias ?? q.a).binding(), out.binding()];
