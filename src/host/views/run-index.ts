@@ -22,6 +22,8 @@ import {
 export const DEFAULT_RUNS_INCLUDE = '**/runs/*/run.json';
 const EXCLUDE = '**/node_modules/**';
 const MAX_RUNS = 5000;
+/** Interval of the mtime poll that backs up the file watchers. */
+const POLL_MS = 2000;
 /** Debounce of watcher events. */
 const DEBOUNCE_MS = 300;
 
@@ -194,6 +196,10 @@ export class RunIndex implements vscode.Disposable {
   private rescanTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private readonly dirty = new Set<string>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private disposed = false;
+  /** Per run: the mtimes the poll last saw (run.json, metrics, checkpoints/, stats/). */
+  private readonly seen = new Map<string, string>();
   private readonly emitter = new vscode.EventEmitter<RunInfo[] | undefined>();
   /** Runs changed: the changed runs, or undefined when the list itself may have changed. */
   readonly onDidChange = this.emitter.event;
@@ -233,6 +239,7 @@ export class RunIndex implements vscode.Disposable {
     if (!this.scanned) {
       this.createWatchers();
       this.scanned = this.scan();
+      this.startPoll();
     }
     return this.scanned;
   }
@@ -315,6 +322,31 @@ export class RunIndex implements vscode.Disposable {
     }
   }
 
+  /**
+   * File watchers can miss events (a watcher still starting on a busy machine, network or container file
+   * systems), so every POLL_MS the index also compares the mtimes of each known run's files and folders: a few
+   * stat calls per run, and a run is re-read only when one changed.
+   */
+  private startPoll(): void {
+    const tick = async (): Promise<void> => {
+      for (const dir of this.runs.keys()) {
+        const stamp = (await Promise.all([RUN_FILE, METRICS_FILE, CHECKPOINTS_DIR, STATS_DIR].map((f) =>
+          fs.promises.stat(path.join(dir, f)).then((st) => st.mtimeMs, () => 0)))).join(',');
+        const prev = this.seen.get(dir);
+        this.seen.set(dir, stamp);
+        // A run seen for the first time is re-read once: it may have changed between its read and this stamp.
+        if (prev !== stamp) this.markDirty(dir);
+      }
+      for (const dir of this.seen.keys()) if (!this.runs.has(dir)) this.seen.delete(dir);
+    };
+    const loop = (): void => {
+      if (this.disposed) return;
+      this.pollTimer = setTimeout(() => void tick().finally(loop), POLL_MS);
+      this.pollTimer.unref?.();
+    };
+    loop();
+  }
+
   private markDirty(dir: string): void {
     this.dirty.add(dir);
     if (this.refreshTimer) return;
@@ -351,6 +383,8 @@ export class RunIndex implements vscode.Disposable {
   dispose(): void {
     clearTimeout(this.rescanTimer);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.pollTimer);
+    this.disposed = true;
     for (const d of [...this.watchers.splice(0), ...this.subscriptions.splice(0)]) d.dispose();
   }
 }
