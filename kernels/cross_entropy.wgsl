@@ -146,16 +146,18 @@ fn ce_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   if (i >= p.rows * p.c) { return; }
   let row = i / p.c;
   let j = i - row * p.c;
+  b_dx[i] = ce_grad(row, j, b_x[i]);
+}
+
+/** dloss/dx for logit x at (row, column j): (softmax − onehot) · g / count, 0 for an ignored row. */
+fn ce_grad(row: u32, j: u32, x: f32) -> f32 {
   let t = b_tgt[row];
-  if (!valid_target(t)) {
-    b_dx[i] = 0.0;
-    return;
-  }
+  if (!valid_target(t)) { return 0.0; }
   var coef = b_g[0];
   if (p.mean == 1u) { coef = coef / b_count[0]; } // count ≥ 1 here: this row is counted
   let st = b_stats[row];
-  let prob = exp((b_x[i] - st.x) - st.y);
-  b_dx[i] = (prob - select(0.0, 1.0, u32(t) == j)) * coef;
+  let prob = exp((x - st.x) - st.y);
+  return (prob - select(0.0, 1.0, u32(t) == j)) * coef;
 }
 
 // ce_backward_inplace: the same gradient written over the logits (binding 1 read-write), for training steps that
@@ -168,14 +170,5 @@ fn ce_backward_inplace(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   if (i >= p.rows * p.c) { return; }
   let row = i / p.c;
   let j = i - row * p.c;
-  let t = b_tgt[row];
-  if (!valid_target(t)) {
-    bi_x[i] = 0.0;
-    return;
-  }
-  var coef = b_g[0];
-  if (p.mean == 1u) { coef = coef / b_count[0]; }
-  let st = b_stats[row];
-  let prob = exp((bi_x[i] - st.x) - st.y);
-  bi_x[i] = (prob - select(0.0, 1.0, u32(t) == j)) * coef;
+  bi_x[i] = ce_grad(row, j, bi_x[i]);
 }

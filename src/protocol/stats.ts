@@ -122,17 +122,26 @@ export class StatsFormatError extends Error {
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
 /**
- * Decode the frame at `offset` of `bytes`. Returns null when the bytes end before the frame does (a frame still
- * being written); throws StatsFormatError on anything malformed. Every length is bounds-checked.
+ * The header length of the frame at `offset`, checked (magic, bounds, alignment): null when `bytes` ends before
+ * the header does; throws StatsFormatError on malformed bytes.
  */
-export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsFrame; next: number } | null {
+export function statsHeaderLength(bytes: Uint8Array, offset: number): number | null {
   if (bytes.length - offset < 8) return null;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = dv.getUint32(offset, true);
   if (magic !== STATS_MAGIC) throw new StatsFormatError(`stats frame at byte ${offset}: bad magic 0x${magic.toString(16)}`);
   const hlen = dv.getUint32(offset + 4, true);
   if (hlen > MAX_HEADER_BYTES || hlen % 4 !== 0) throw new StatsFormatError(`stats frame at byte ${offset}: header length ${hlen} is invalid`);
-  if (bytes.length - offset - 8 < hlen) return null;
+  return bytes.length - offset - 8 < hlen ? null : hlen;
+}
+
+/**
+ * Decode the frame at `offset` of `bytes`. Returns null when the bytes end before the frame does (a frame still
+ * being written); throws StatsFormatError on anything malformed. Every length is bounds-checked.
+ */
+export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsFrame; next: number } | null {
+  const hlen = statsHeaderLength(bytes, offset);
+  if (hlen === null) return null;
   let header: StatsFrameHeader;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(offset + 8, offset + 8 + hlen))) as StatsFrameHeader;

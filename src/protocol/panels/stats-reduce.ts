@@ -11,7 +11,7 @@
 //                  past its cap: what the per-layer "over steps" charts ask for at full resolution.
 //   LineSplitter   metrics.jsonl appended to in chunks: complete lines out, the torn tail kept for next time.
 
-import { frameFloats, HIST_BINS, SCALAR_KEYS, STATS_MAGIC, StatsFormatError, type ScalarKey, type StatsTensorInfo } from '../stats';
+import { frameFloats, HIST_BINS, SCALAR_KEYS, StatsFormatError, statsHeaderLength, type ScalarKey, type StatsTensorInfo } from '../stats';
 import type { LayerHistory, ScalarHistoryPayload } from './stats';
 
 const NSC = SCALAR_KEYS.length;
@@ -26,7 +26,6 @@ export interface FrameInfo {
   payloadOffset: number;
 }
 
-const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 const TENSORS_KEY = '"tensors"';
 
 /** Parses frame headers, reusing the previous tensor list when a header's tensor part is unchanged. */
@@ -41,13 +40,8 @@ export class HeaderCache {
    * `bytes` in the result is a view (subarray) of the input.
    */
   scan(bytes: Uint8Array, offset: number): FrameInfo | null {
-    if (bytes.length - offset < 8) return null;
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const magic = dv.getUint32(offset, true);
-    if (magic !== STATS_MAGIC) throw new StatsFormatError(`stats frame at byte ${offset}: bad magic 0x${magic.toString(16)}`);
-    const hlen = dv.getUint32(offset + 4, true);
-    if (hlen > MAX_HEADER_BYTES || hlen % 4 !== 0) throw new StatsFormatError(`stats frame at byte ${offset}: header length ${hlen} is invalid`);
-    if (bytes.length - offset - 8 < hlen) return null;
+    const hlen = statsHeaderLength(bytes, offset);
+    if (hlen === null) return null;
     const text = this.decoder.decode(bytes.subarray(offset + 8, offset + 8 + hlen));
     const ti = text.indexOf(TENSORS_KEY);
     const tensorsText = ti >= 0 ? text.slice(ti).trimEnd() : '';
