@@ -30,6 +30,21 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+/** (output batches, batches summed into each output): (batch, 1), or (1, batch) when sum_batch. */
+fn batches() -> vec2u {
+  if (p.sum_batch != 0u) { return vec2u(1u, p.batch); }
+  return vec2u(p.batch, 1u);
+}
+
+/** Linear workgroup-loop index g → (output batch, tile row, tile column). */
+fn tile_of(g: u32) -> vec3u {
+  let tiles = p.tiles_x * p.tiles_y;
+  let ob = g / tiles;
+  let t = g - ob * tiles;
+  let ty = t / p.tiles_x;
+  return vec3u(ob, ty, t - ty * p.tiles_x);
+}
+
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override BIAS: bool = false;
@@ -51,13 +66,9 @@ const MAX_ACC: u32 = 16u; // MAX_TM * MAX_TN4
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let tiles = p.tiles_x * p.tiles_y;
-  var out_batches = p.batch;
-  var inner_batches = 1u;
-  if (p.sum_batch != 0u) {
-    out_batches = 1u;
-    inner_batches = p.batch;
-  }
+  let bs = batches();
+  let out_batches = bs.x;
+  let inner_batches = bs.y;
   // Element steps of A along k and across rows, of B along k and across columns.
   var a_k = 1u;
   var a_row = p.k;
@@ -71,13 +82,13 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
     b_k = 1u;
     b_col = p.k;
   }
-  let total = tiles * out_batches;
+  let total = p.tiles_x * p.tiles_y * out_batches;
   let grid = nwg.x * nwg.y;
   for (var g = wid.x + wid.y * nwg.x; g < total; g += grid) {
-    let ob = g / tiles;
-    let t = g - ob * tiles;
-    let ty = t / p.tiles_x;
-    let tx = t - ty * p.tiles_x;
+    let tl = tile_of(g);
+    let ob = tl.x;
+    let ty = tl.y;
+    let tx = tl.z;
     let row0 = (ty * WGY + lid.y) * TM;
     let col0 = (tx * WGX + lid.x) * (4u * TN4);
 
@@ -147,23 +158,19 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let tiles = p.tiles_x * p.tiles_y;
-  var out_batches = p.batch;
-  var inner_batches = 1u;
-  if (p.sum_batch != 0u) {
-    out_batches = 1u;
-    inner_batches = p.batch;
-  }
+  let bs = batches();
+  let out_batches = bs.x;
+  let inner_batches = bs.y;
   let k4 = p.k / 4u;
   let n4 = p.n / 4u;
   let m4 = p.m / 4u;
-  let total = tiles * out_batches;
+  let total = p.tiles_x * p.tiles_y * out_batches;
   let grid = nwg.x * nwg.y;
   for (var g = wid.x + wid.y * nwg.x; g < total; g += grid) {
-    let ob = g / tiles;
-    let t = g - ob * tiles;
-    let ty = t / p.tiles_x;
-    let tx = t - ty * p.tiles_x;
+    let tl = tile_of(g);
+    let ob = tl.x;
+    let ty = tl.y;
+    let tx = tl.z;
     let row0 = (ty * WGY + lid.y) * 8u;
     let col4 = (tx * WGX + lid.x) * 2u; // in vec4 units
 
@@ -260,22 +267,18 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 // only for products large enough to repay it.
 @compute @workgroup_size(WGX, WGY)
 fn matmul_vec4_wide(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let tiles = p.tiles_x * p.tiles_y;
-  var out_batches = p.batch;
-  var inner_batches = 1u;
-  if (p.sum_batch != 0u) {
-    out_batches = 1u;
-    inner_batches = p.batch;
-  }
+  let bs = batches();
+  let out_batches = bs.x;
+  let inner_batches = bs.y;
   let k4 = p.k / 4u;
   let n4 = p.n / 4u;
-  let total = tiles * out_batches;
+  let total = p.tiles_x * p.tiles_y * out_batches;
   let grid = nwg.x * nwg.y;
   for (var g = wid.x + wid.y * nwg.x; g < total; g += grid) {
-    let ob = g / tiles;
-    let t = g - ob * tiles;
-    let ty = t / p.tiles_x;
-    let tx = t - ty * p.tiles_x;
+    let tl = tile_of(g);
+    let ob = tl.x;
+    let ty = tl.y;
+    let tx = tl.z;
     let row0 = (ty * WGY + lid.y) * 16u;
     let col4 = (tx * WGX + lid.x) * 4u; // in vec4 units
 
