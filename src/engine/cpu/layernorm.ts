@@ -1,5 +1,15 @@
 // Plain-JS reference for ops/layernorm.ts: rows of length d = w.length, computed in f64.
 
+/** Mean and 1/√(variance + eps) of the row of length d starting at base. */
+function rowStats(x: ArrayLike<number>, base: number, d: number, eps: number): { m: number; rs: number } {
+  let s = 0;
+  for (let j = 0; j < d; j++) s += x[base + j];
+  const m = s / d;
+  let q = 0;
+  for (let j = 0; j < d; j++) q += (x[base + j] - m) ** 2;
+  return { m, rs: 1 / Math.sqrt(q / d + eps) };
+}
+
 export function layerNormRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, eps = 1e-5): { y: Float32Array; mean: Float32Array; rstd: Float32Array } {
   const d = w.length;
   const rows = x.length / d;
@@ -8,12 +18,7 @@ export function layerNormRef(x: ArrayLike<number>, w: ArrayLike<number>, b: Arra
   const rstd = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     const base = r * d;
-    let s = 0;
-    for (let j = 0; j < d; j++) s += x[base + j];
-    const m = s / d;
-    let q = 0;
-    for (let j = 0; j < d; j++) q += (x[base + j] - m) ** 2;
-    const rs = 1 / Math.sqrt(q / d + eps);
+    const { m, rs } = rowStats(x, base, d, eps);
     for (let j = 0; j < d; j++) y[base + j] = (x[base + j] - m) * rs * w[j] + b[j];
     mean[r] = m;
     rstd[r] = rs;
@@ -29,12 +34,7 @@ export function layerNormGradRef(x: ArrayLike<number>, w: ArrayLike<number>, g: 
   const db = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     const base = r * d;
-    let s = 0;
-    for (let j = 0; j < d; j++) s += x[base + j];
-    const m = s / d;
-    let q = 0;
-    for (let j = 0; j < d; j++) q += (x[base + j] - m) ** 2;
-    const rs = 1 / Math.sqrt(q / d + eps);
+    const { m, rs } = rowStats(x, base, d, eps);
     let sg = 0;
     let sgx = 0;
     for (let j = 0; j < d; j++) {

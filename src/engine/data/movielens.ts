@@ -231,25 +231,13 @@ export interface MovielensData {
   counts: { rows: number; rated: number; interactions: number };
 }
 
-class GrowInt32 {
-  data = new Int32Array(1 << 16);
+/** An append-only typed array that doubles its capacity as it fills. */
+class Grow<A extends Int32Array | Float64Array> {
   length = 0;
+  constructor(public data: A) {}
   push(v: number): void {
     if (this.length === this.data.length) {
-      const d = new Int32Array(this.data.length * 2);
-      d.set(this.data);
-      this.data = d;
-    }
-    this.data[this.length++] = v;
-  }
-}
-
-class GrowFloat64 {
-  data = new Float64Array(1 << 16);
-  length = 0;
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const d = new Float64Array(this.data.length * 2);
+      const d = new (this.data.constructor as new (n: number) => A)(this.data.length * 2);
       d.set(this.data);
       this.data = d;
     }
@@ -268,9 +256,9 @@ export async function loadMovielens(o: MovielensOptions): Promise<MovielensData>
   const minRating = o.minRating ?? 0;
   const maxItems = o.maxItems ?? Infinity;
   const minLength = o.minLength ?? 2;
-  const users = new GrowInt32();
-  const movies = new GrowInt32();
-  const times = new GrowFloat64();
+  const users = new Grow(new Int32Array(1 << 16));
+  const movies = new Grow(new Int32Array(1 << 16));
+  const times = new Grow(new Float64Array(1 << 16));
   const freq = new Map<number, number>();
   const rows = await forEachRating(file, (r) => {
     if (r.rating < minRating) return;
