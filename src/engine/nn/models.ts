@@ -6,27 +6,11 @@ import { Tensor, fromArray, keep, ShapeError, fmtShape } from '../tensor/tensor'
 import { seededRandom } from './init';
 import { Activation, Dropout, Embedding, LayerNorm, Linear, TransformerBlock } from './layers';
 import { Module } from './module';
+import type { MlpModelConfig, TransformerModelConfig } from '../config/schema';
 
-export interface TransformerSpec {
-  type: 'transformer';
-  vocab: number;
-  dModel: number;
-  layers: number;
-  heads: number;
-  seqLen: number;
-  mlpRatio: number;
-  dropout: number;
-}
-
-export interface MlpSpec {
-  type: 'mlp';
-  inputs: number;
-  hidden: number[];
-  classes: number;
-  activation: Activation;
-  dropout: number;
-}
-
+// A model's spec is its config section after defaults: one definition, in config/schema.ts.
+export type TransformerSpec = TransformerModelConfig;
+export type MlpSpec = MlpModelConfig;
 export type ModelSpec = TransformerSpec | MlpSpec;
 
 /** What the trainer needs from any model. */
