@@ -23,7 +23,7 @@ import { AdamW } from '../src/engine/optim/adamw';
 import { forwardBatch, materializeModel } from '../src/engine/train/trainer';
 import type { Batch } from '../src/engine/train/data-source';
 import { tidy } from '../src/engine/tensor/tensor';
-import { KernelProfiler, KernelProfileRow, formatProfile } from './kernel-profiler';
+import { KernelProfiler, KernelProfileRow, formatProfile } from '../src/engine/gpu/profiler';
 
 export interface TrainStepBenchOptions {
   json: boolean;

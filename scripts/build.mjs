@@ -40,7 +40,7 @@ const bundles = {
   // extension does not compile it.
   extension: {
     ...node,
-    entryPoints: { extension: 'src/extension.ts', 'config-validator': 'src/engine/config/load.ts' },
+    entryPoints: { extension: 'src/extension.ts', 'config-validator': 'src/files/config/load.ts' },
     outdir: 'dist',
     external: ['vscode'],
   },

@@ -2,7 +2,7 @@
 // then shows what it learned: validation loss, top-1 accuracy and HR@10 against chance.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig } from '../engine/config/load';
+import { loadConfig } from '../files/config/load';
 import { fmtMetrics, runTrain } from './train';
 
 function findExample(name: string): string {

@@ -1,13 +1,13 @@
 // `basin train <config>`: a progress bar on stderr, metrics at each evaluation, the run folder at the end.
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { loadConfig } from '../engine/config/load';
+import { loadConfig } from '../files/config/load';
 import { GpuDevice } from '../engine/gpu/device';
 import { Runtime } from '../engine/gpu/runtime';
 import { train, TrainResult } from '../engine/train/trainer';
-import type { TrainConfig } from '../engine/config/schema';
+import type { TrainConfig } from '../files/config/schema';
 import type { EvalMetrics } from '../engine/train/evaluate';
-import { KernelProfiler, formatProfile } from '../../bench/kernel-profiler';
+import { KernelProfiler, formatProfile } from '../engine/gpu/profiler';
 
 export interface TrainCommandOptions {
   resume?: string;

@@ -11,7 +11,7 @@
 //   - worker → host log lines (`basin/log`), shown in the "Basin" output channel.
 // Binary data (statistics frames) does not go through JSON: see "Binary side channel" at the end of this file.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
-import type { GpuInfo } from '../engine/gpu/device';
+import type { GpuInfo } from './gpu';
 
 export type { GpuInfo };
 

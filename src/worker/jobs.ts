@@ -14,9 +14,9 @@ import {
 } from '../protocol/worker';
 import type { GpuDevice } from '../engine/gpu/device';
 import { Runtime } from '../engine/gpu/runtime';
-import { loadConfig } from '../engine/config/load';
-import type { TrainConfig } from '../engine/config/schema';
-import { openRun } from '../engine/train/run-record';
+import { loadConfig } from '../files/config/load';
+import type { TrainConfig } from '../files/config/schema';
+import { openRun } from '../files/run-record';
 import { train, type TrainEvents } from '../engine/train/trainer';
 
 export class JobCancelledError extends Error {

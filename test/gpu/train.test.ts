@@ -4,10 +4,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseConfig } from '../../src/engine/config/load';
+import { parseConfig } from '../../src/files/config/load';
 import { NonFiniteError, train } from '../../src/engine/train/trainer';
-import { openRun } from '../../src/engine/train/run-record';
-import { readSafetensorsHeader, readTensor } from '../../src/engine/io/safetensors';
+import { openRun } from '../../src/files/run-record';
+import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
 import { runtime } from './helpers';
 
 const MLP = (over: { steps?: number; lr?: number; optimizer?: string; checkpointEvery?: number } = {}) => `

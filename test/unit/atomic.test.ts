@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { openAtomic, writeFileAtomic, writeFileAtomicSync } from '../../src/engine/io/atomic';
-import { readTensor, writeSafetensors } from '../../src/engine/io/safetensors';
+import { openAtomic, writeFileAtomic, writeFileAtomicSync } from '../../src/files/atomic';
+import { readTensor, writeSafetensors } from '../../src/files/safetensors';
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'basin-atomic-'));
@@ -119,7 +119,7 @@ describe('atomic writes', () => {
     const p = path.join(dir, 'state.json');
     fs.writeFileSync(p, JSON.stringify({ ok: true }));
     const script = path.join(dir, 'crash.ts');
-    const atomicPath = path.resolve(__dirname, '../../src/engine/io/atomic.ts');
+    const atomicPath = path.resolve(__dirname, '../../src/files/atomic.ts');
     fs.writeFileSync(
       script,
       `import { openAtomic } from ${JSON.stringify(atomicPath)};

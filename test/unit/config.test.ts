@@ -9,7 +9,7 @@ import {
   resolveConfigPath,
   validateConfigText,
   type ConfigDiagnostic,
-} from '../../src/engine/config/load';
+} from '../../src/files/config/load';
 import {
   schemaFileText,
   totalSteps,
@@ -25,7 +25,7 @@ import {
   type TrainConfig,
   type TrainSectionConfig,
   type TransformerModelConfig,
-} from '../../src/engine/config/schema';
+} from '../../src/files/config/schema';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -85,9 +85,9 @@ function checkLoaded(c: TrainConfig, where: string) {
 }
 
 describe('config schema', () => {
-  it('schemas/train-config.schema.json is generated from schema.ts (regenerate: npx tsx src/engine/config/write-schema.ts)', () => {
+  it('schemas/train-config.schema.json is generated from schema.ts (regenerate: npx tsx src/files/config/write-schema.ts)', () => {
     const file = path.join(ROOT, 'schemas/train-config.schema.json');
-    assert.equal(fs.readFileSync(file, 'utf8'), schemaFileText(), 'stale schema file: run `npx tsx src/engine/config/write-schema.ts`');
+    assert.equal(fs.readFileSync(file, 'utf8'), schemaFileText(), 'stale schema file: run `npx tsx src/files/config/write-schema.ts`');
   });
 
   it('the TS types, the schema branches and the field lists agree', () => {

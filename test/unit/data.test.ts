@@ -15,7 +15,7 @@ import {
   takeRows,
 } from '../../src/engine/data/batches';
 import { buildDataset } from '../../src/engine/data/dataset';
-import { loadConfig } from '../../src/engine/config/load';
+import { loadConfig } from '../../src/files/config/load';
 
 const ROOT = path.resolve(__dirname, '../..');
 /** The real MovieLens small set; override with BASIN_ML_SMALL. Its test is skipped when it is absent. */

@@ -11,8 +11,8 @@ import {
   listRuns,
   openRun,
   timestamp,
-} from '../../src/engine/train/run-record';
-import { writeSafetensors } from '../../src/engine/io/safetensors';
+} from '../../src/files/run-record';
+import { writeSafetensors } from '../../src/files/safetensors';
 
 const config = { name: 'demo', seed: 1, model: { type: 'transformer', vocab: 64 }, train: { steps: 10 } };
 const when = new Date(2024, 0, 2, 3, 4, 5); // local time 2024-01-02 03:04:05

@@ -11,8 +11,8 @@ import {
   readTensorBytes,
   writeSafetensors,
   type SafetensorsDType,
-} from '../../src/engine/io/safetensors';
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/engine/io/f16';
+} from '../../src/files/safetensors';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/files/f16';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

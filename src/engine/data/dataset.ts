@@ -1,6 +1,6 @@
 // The data a config describes, split into train/validation: what the trainer calls.
 import * as path from 'node:path';
-import type { DataConfig, TrainConfig } from '../config/schema';
+import type { DataConfig, TrainConfig } from '../../files/config/schema';
 import { splitIndices, splitTrainValid, takeRows } from './batches';
 import { loadMovielens } from './movielens';
 import { syntheticClassification, syntheticSequences } from './synthetic';

@@ -1,20 +1,11 @@
 // The GPU device: Dawn instance, adapter, device with the adapter's maximum limits, and what it can do.
 // Native code (dawn.node) loads only here, lazily, so importing the engine costs nothing until a device is made.
 
+import type { GpuInfo } from '../../protocol/gpu';
+
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'default';
 
-export interface GpuInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  backend: string;
-  fallback: boolean;
-  features: string[];
-  limits: Record<string, number>;
-  subgroupMinSize?: number;
-  subgroupMaxSize?: number;
-}
+export type { GpuInfo };
 
 export class NoAdapterError extends Error {
   constructor(detail: string) {

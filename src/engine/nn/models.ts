@@ -6,7 +6,7 @@ import { Tensor, fromArray, keep, ShapeError, fmtShape } from '../tensor/tensor'
 import { seededRandom } from './init';
 import { Activation, Dropout, Embedding, LayerNorm, Linear, TransformerBlock } from './layers';
 import { Module } from './module';
-import type { MlpModelConfig, TransformerModelConfig } from '../config/schema';
+import type { MlpModelConfig, TransformerModelConfig } from '../../files/config/schema';
 
 // A model's spec is its config section after defaults: one definition, in config/schema.ts.
 export type TransformerSpec = TransformerModelConfig;

@@ -20,8 +20,8 @@ import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding, Runtime } from '../gpu/runtime';
 import type { Optimizer } from '../optim/optimizer';
 import { FLAT_BLOCK, FlatBuffer, ParameterStore } from '../optim/params';
-import type { WriteTensor } from '../io/safetensors';
-import { writeFileAtomic } from '../io/atomic';
+import type { WriteTensor } from '../../files/safetensors';
+import { writeFileAtomic } from '../../files/atomic';
 import {
   HIST_BINS,
   HIST_HI,

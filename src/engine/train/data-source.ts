@@ -1,7 +1,7 @@
 // The trainer's view of data: deterministic batches by step (so a resumed run sees the same next batch) and a
 // fixed validation set, built from the config's data section.
-import type { TrainConfig } from '../config/schema';
-import { totalSteps } from '../config/schema';
+import type { TrainConfig } from '../../files/config/schema';
+import { totalSteps } from '../../files/config/schema';
 import { ClassificationBatcher, NextTokenBatcher } from '../data/batches';
 import { buildDataset } from '../data/dataset';
 import { chanceMetrics, EvalMetrics } from './evaluate';

@@ -1,5 +1,5 @@
 // Problems in training configs, as you type: the SAME validator as `basin train` (validateConfigText in
-// src/engine/config/load.ts: YAML/JSON syntax, the JSON Schema through Ajv, cross-field checks), published at
+// src/files/config/load.ts: YAML/JSON syntax, the JSON Schema through Ajv, cross-field checks), published at
 // the field's line and column with the field path in the message, source "basin". Runs on open and on change
 // (debounced), clears on close.
 //
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import type { ConfigDiagnostic } from '../../engine/config/load';
+import type { ConfigDiagnostic } from '../../files/config/load';
 
 export const DIAGNOSTIC_SOURCE = 'basin';
 const DEBOUNCE_MS = 200;
@@ -24,7 +24,7 @@ export function isConfigDocument(doc: vscode.TextDocument): boolean {
 type Validate = (text: string, fileName: string) => ConfigDiagnostic[];
 let validatorPromise: Promise<Validate> | undefined;
 
-type LoadModule = typeof import('../../engine/config/load');
+type LoadModule = typeof import('../../files/config/load');
 
 function loadValidator(): Promise<Validate> {
   validatorPromise ??= (async () => {
@@ -32,7 +32,7 @@ function loadValidator(): Promise<Validate> {
     const bundled = path.join(__dirname, 'config-validator.js');
     if (fs.existsSync(bundled)) return (require(bundled) as LoadModule).validateConfigText;
     // Run from source (tsx): the module itself.
-    const source = '../../engine/config/load.js';
+    const source = '../../files/config/load.js';
     return ((await import(source)) as LoadModule).validateConfigText;
   })();
   return validatorPromise;

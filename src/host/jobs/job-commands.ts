@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Cmd, Ctx } from '../ctx';
 import { writerAlive, type JobInfo, type JobOutcome } from './jobs';
-import { openRun } from '../../engine/train/run-record';
+import { openRun } from '../../files/run-record';
 
 export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
 const CONFIG_GLOB = '**/*.basin.{yaml,yml,json}';

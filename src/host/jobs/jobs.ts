@@ -26,7 +26,7 @@ import {
   type TrainJobProgress,
   type TrainJobResult,
 } from '../../protocol/worker';
-import { openRun } from '../../engine/train/run-record';
+import { openRun } from '../../files/run-record';
 
 export type JobStatus = 'completed' | 'cancelled' | 'failed';
 

@@ -38,7 +38,7 @@ import {
 } from '../../protocol/panels/stats';
 import { HeaderCache, toArrayBuffer, type FrameInfo } from '../../protocol/panels/stats-reduce';
 import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, type StatsTensorInfo } from '../../protocol/stats';
-import { SafetensorsReader } from '../../engine/io/safetensors';
+import { SafetensorsReader } from '../../files/safetensors';
 import { RunSource, type PollResult } from './stats-source';
 
 /** Updates to a visible panel, at most this often. */

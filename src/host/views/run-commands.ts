@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Cmd, Ctx } from '../ctx';
-import { RUN_FILE } from '../../engine/train/run-record';
+import { RUN_FILE } from '../../files/run-record';
 import { samePath, writerAlive, type RunInfo } from './run-index';
 
 /** The run folder named by a command argument: `{ runDir }`, a Uri (of the folder or its run.json) or a path. */

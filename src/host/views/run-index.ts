@@ -17,7 +17,7 @@ import {
   openRun,
   type MetricsSnapshot,
   type RunRecord,
-} from '../../engine/train/run-record';
+} from '../../files/run-record';
 
 export const DEFAULT_RUNS_INCLUDE = '**/runs/*/run.json';
 const EXCLUDE = '**/node_modules/**';

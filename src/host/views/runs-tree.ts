@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import { SafetensorsReader, readSafetensorsHeader, type SafetensorsDType } from '../../engine/io/safetensors';
+import { SafetensorsReader, readSafetensorsHeader, type SafetensorsDType } from '../../files/safetensors';
 import { SCALAR_KEYS } from '../../protocol/stats';
 import type { CheckpointInfo, RunIndex, RunInfo } from './run-index';
 

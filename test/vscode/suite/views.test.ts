@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { BasinApi } from '../../../src/extension';
 import type { RunsNode } from '../../../src/host/views/runs-tree';
-import { RunFolder } from '../../../src/engine/train/run-record';
-import { writeSafetensors } from '../../../src/engine/io/safetensors';
+import { RunFolder } from '../../../src/files/run-record';
+import { writeSafetensors } from '../../../src/files/safetensors';
 import { SCALAR_KEYS } from '../../../src/protocol/stats';
 
 const EXTENSION_ID = 'basin-ml.basin';

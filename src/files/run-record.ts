@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { writeFileAtomic, writeFileAtomicSync } from './atomic';
 
 export const RUN_RECORD_VERSION = 1;
 export const RUN_FILE = 'run.json';

@@ -4,7 +4,7 @@
 // perturbs what it measures a little; use it for where the time goes, not for the step time itself).
 // Used by `basin bench train-step` and `basin train --profile`. Attaches to a Runtime through its `profiler`
 // hook (src/engine/gpu/runtime.ts) and by wrapping that runtime instance's dispatch().
-import type { Runtime } from '../src/engine/gpu/runtime';
+import type { Runtime } from './runtime';
 
 const QUERIES = 4096; // the WebGPU maximum per query set: 2,048 timed dispatches per set
 const RESOLVE = 0x200 | 0x04; // QUERY_RESOLVE | COPY_SRC

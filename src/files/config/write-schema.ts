@@ -1,7 +1,7 @@
 // Regenerates schemas/train-config.schema.json (the file VS Code reads for hover, completion and validation of
 // *.basin.yaml / *.basin.json) from `trainConfigSchema` in schema.ts, the single source of truth:
 //
-//     npx tsx src/engine/config/write-schema.ts
+//     npx tsx src/files/config/write-schema.ts
 //
 // test/unit/config.test.ts fails while the committed file differs from what this writes.
 import * as fs from 'node:fs';

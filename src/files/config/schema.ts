@@ -4,7 +4,7 @@
 // loader's validation (Ajv, see load.ts) and VS Code's hover/completion (package.json contributes
 // schemas/train-config.schema.json). That file is generated from this object:
 //
-//     npx tsx src/engine/config/write-schema.ts
+//     npx tsx src/files/config/write-schema.ts
 //
 // and test/unit/config.test.ts fails when it is stale. `TrainConfig` below is the config after defaults are
 // applied (Ajv fills the schema defaults; load.ts fills the few defaults that depend on other fields); the
