@@ -25,6 +25,14 @@ export const CHECKPOINTS_DIR = 'checkpoints';
 export const STATS_DIR = 'stats';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+
+/**
+ * What made the run folder: 'train' for training runs. Jobs of other kinds that leave a run folder (merge, prune,
+ * export: each comes with its own issue) record their own name. Files written before the field existed are
+ * training runs, so a reader takes a missing `kind` as 'train'; an unknown name (a newer Basin's) is kept as is.
+ */
+export type RunKind = 'train' | (string & {});
+export const DEFAULT_RUN_KIND = 'train';
 const STATUSES: readonly RunStatus[] = ['running', 'completed', 'failed', 'cancelled'];
 
 export interface CheckpointEntry {
@@ -106,6 +114,8 @@ export interface MetricsInput {
 
 export interface RunRecord {
   version: number;
+  /** What made the run folder ('train' by default; see RunKind). */
+  kind: RunKind;
   name: string;
   status: RunStatus;
   /** The config with every default applied (TrainConfig for training runs). */
@@ -162,8 +172,11 @@ export function timestamp(d: Date): string {
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const KIND_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
 export interface CreateRunOptions {
+  /** Default 'train'. */
+  kind?: RunKind;
   config: unknown;
   configPath?: string | null;
   /** Any JSON-able description of the device (the GPU layer's `info`). */
@@ -192,6 +205,8 @@ export class RunFolder {
 
   /** Creates `<outputDir>/<name>-<yyyymmdd-hhmmss>` (unique) with its subfolders and a 'running' run.json. */
   static async create(outputDir: string, name: string, options: CreateRunOptions): Promise<RunFolder> {
+    const kind = options.kind ?? DEFAULT_RUN_KIND;
+    if (!KIND_RE.test(kind)) throw new RunRecordError(`run kind ${JSON.stringify(kind)} must be 1-32 lowercase letters, digits or "-", starting with a letter`);
     if (!NAME_RE.test(name) || name.length > 64) {
       throw new RunRecordError(`run name ${JSON.stringify(name)} must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`);
     }
@@ -214,6 +229,7 @@ export class RunFolder {
     const iso = now.toISOString();
     const record: RunRecord = {
       version: RUN_RECORD_VERSION,
+      kind,
       name,
       status: 'running',
       config: options.config,
@@ -477,6 +493,7 @@ async function readRecord(dir: string): Promise<RunRecord> {
   if (typeof rec.version !== 'number') fail('"version" must be a number');
   if ((rec.version as number) > RUN_RECORD_VERSION) fail(`version ${String(rec.version)} is newer than this Basin understands (${RUN_RECORD_VERSION})`);
   if (typeof rec.name !== 'string') fail('"name" must be a string');
+  if (rec.kind !== undefined && (typeof rec.kind !== 'string' || rec.kind === '')) fail('"kind" must be a non-empty string when present');
   if (!STATUSES.includes(rec.status as RunStatus)) fail(`"status" must be one of ${STATUSES.join(', ')}`);
   if (typeof rec.configHash !== 'string') fail('"configHash" must be a string');
   if (typeof rec.createdAt !== 'string' || typeof rec.updatedAt !== 'string') fail('"createdAt" and "updatedAt" must be strings');
@@ -487,6 +504,7 @@ async function readRecord(dir: string): Promise<RunRecord> {
   }
   return {
     ...(rec as unknown as RunRecord),
+    kind: typeof rec.kind === 'string' ? rec.kind : DEFAULT_RUN_KIND,
     configPath: typeof rec.configPath === 'string' ? rec.configPath : null,
     device: (rec.device as RunDevice | null | undefined) ?? null,
     lineage: (rec.lineage as RunLineage | undefined) ?? {},

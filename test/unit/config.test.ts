@@ -10,51 +10,38 @@ import {
   validateConfigText,
   type ConfigDiagnostic,
 } from '../../src/files/config/load';
-import {
-  schemaFileText,
-  totalSteps,
-  trainConfigSchema,
-  type AdamWConfig,
-  type ConstantScheduleConfig,
-  type CosineScheduleConfig,
-  type MlpModelConfig,
-  type MovielensDataConfig,
-  type SgdConfig,
-  type SyntheticClassificationDataConfig,
-  type SyntheticSequencesDataConfig,
-  type TrainConfig,
-  type TrainSectionConfig,
-  type TransformerModelConfig,
-} from '../../src/files/config/schema';
+import { schemaFileText, totalSteps, trainConfigSchema, type TrainConfig, type TrainSectionConfig } from '../../src/files/config/schema';
+import { dataRegistry } from '../../src/files/registry/data-sources';
+import { lossRegistry } from '../../src/files/registry/losses';
+import { modelRegistry } from '../../src/files/registry/models';
+import { optimizerRegistry } from '../../src/files/registry/optimizers';
+import { scheduleRegistry } from '../../src/files/registry/schedules';
+import { entrySchema } from '../../src/files/registry/schema';
+import type { Registry, RegistryEntry } from '../../src/files/registry/entry';
 
 const ROOT = path.resolve(__dirname, '../..');
 
-// The fields of each TS type, checked at compile time to be exactly the type's keys (`satisfies`), and at run
-// time to be exactly the schema's properties and all present after loading.
+// The fields of the two fixed sections, checked at compile time to be exactly the type's keys (`satisfies`), and
+// at run time to be exactly the schema's properties and all present after loading. The variant sections' fields
+// come from the registries (their TS types are derived from the same entries).
 const keys = <T>() => <K extends Record<keyof T, true>>(k: K & Record<Exclude<keyof K, keyof T>, never>) => Object.keys(k).sort();
+const REGISTRIES = { model: modelRegistry, data: dataRegistry, optimizer: optimizerRegistry, schedule: scheduleRegistry, loss: lossRegistry } as Record<string, Registry<RegistryEntry>>;
+const entryFields = (reg: Registry<RegistryEntry>, type: string) => ['type', ...Object.keys(reg.get(type).params)].sort();
 const FIELDS = {
   top: keys<TrainConfig>()({ $schema: true, name: true, seed: true, model: true, data: true, train: true, output: true }),
-  transformer: keys<TransformerModelConfig>()({ type: true, vocab: true, dModel: true, layers: true, heads: true, seqLen: true, mlpRatio: true, dropout: true }),
-  mlp: keys<MlpModelConfig>()({ type: true, inputs: true, hidden: true, classes: true, activation: true, dropout: true }),
-  'synthetic-sequences': keys<SyntheticSequencesDataConfig>()({ type: true, sequences: true, length: true, vocab: true, branching: true, noise: true, seed: true, validFraction: true }),
-  'synthetic-classification': keys<SyntheticClassificationDataConfig>()({ type: true, samples: true, inputs: true, classes: true, noise: true, seed: true, validFraction: true }),
-  movielens: keys<MovielensDataConfig>()({ type: true, path: true, minRating: true, maxItems: true, minLength: true, seed: true, validFraction: true }),
   train: keys<TrainSectionConfig>()({
     steps: true,
     epochs: true,
     batchSize: true,
     optimizer: true,
     schedule: true,
+    loss: true,
     gradClip: true,
     evalEvery: true,
     checkpointEvery: true,
     statsEvery: true,
     logEvery: true,
   }),
-  adamw: keys<AdamWConfig>()({ type: true, lr: true, betas: true, eps: true, weightDecay: true }),
-  sgd: keys<SgdConfig>()({ type: true, lr: true, momentum: true, nesterov: true, weightDecay: true }),
-  cosine: keys<CosineScheduleConfig>()({ type: true, warmup: true, minLrRatio: true }),
-  constant: keys<ConstantScheduleConfig>()({ type: true, warmup: true }),
 };
 
 type AnySchema = { properties?: Record<string, AnySchema>; oneOf?: AnySchema[]; const?: string; type?: unknown; description?: string; items?: AnySchema };
@@ -70,12 +57,13 @@ function assertComplete(obj: Record<string, unknown>, fields: string[], where: s
 
 function checkLoaded(c: TrainConfig, where: string) {
   assertComplete(c as unknown as Record<string, unknown>, FIELDS.top, where, ['$schema']);
-  assertComplete(c.model as unknown as Record<string, unknown>, FIELDS[c.model.type], `${where}.model`);
-  assertComplete(c.data as unknown as Record<string, unknown>, FIELDS[c.data.type], `${where}.data`);
+  assertComplete(c.model as unknown as Record<string, unknown>, entryFields(modelRegistry, c.model.type), `${where}.model`);
+  assertComplete(c.data as unknown as Record<string, unknown>, entryFields(dataRegistry, c.data.type), `${where}.data`);
   assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs']);
   assert.ok((c.train.steps === undefined) !== (c.train.epochs === undefined), 'exactly one of steps / epochs');
-  assertComplete(c.train.optimizer as unknown as Record<string, unknown>, FIELDS[c.train.optimizer.type], `${where}.train.optimizer`);
-  assertComplete(c.train.schedule as unknown as Record<string, unknown>, FIELDS[c.train.schedule.type], `${where}.train.schedule`);
+  assertComplete(c.train.optimizer as unknown as Record<string, unknown>, entryFields(optimizerRegistry, c.train.optimizer.type), `${where}.train.optimizer`);
+  assertComplete(c.train.schedule as unknown as Record<string, unknown>, entryFields(scheduleRegistry, c.train.schedule.type), `${where}.train.schedule`);
+  assertComplete(c.train.loss as unknown as Record<string, unknown>, entryFields(lossRegistry, c.train.loss.type), `${where}.train.loss`);
   // Types the trainer relies on.
   assert.equal(typeof c.name, 'string');
   assert.ok(Number.isInteger(c.seed) && Number.isInteger(c.data.seed));
@@ -90,16 +78,24 @@ describe('config schema', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), schemaFileText(), 'stale schema file: run `npx tsx src/files/config/write-schema.ts`');
   });
 
-  it('the TS types, the schema branches and the field lists agree', () => {
+  it('the variant sections of the schema are the registries: one branch per entry, generated from it', () => {
     assert.deepEqual(propsOf(S), FIELDS.top);
-    const model = S.properties!.model;
-    const data = S.properties!.data;
     const train = S.properties!.train;
-    for (const t of ['transformer', 'mlp'] as const) assert.deepEqual(propsOf(branch(model, t)), FIELDS[t], t);
-    for (const t of ['synthetic-sequences', 'synthetic-classification', 'movielens'] as const) assert.deepEqual(propsOf(branch(data, t)), FIELDS[t], t);
     assert.deepEqual(propsOf(train), FIELDS.train);
-    for (const t of ['adamw', 'sgd'] as const) assert.deepEqual(propsOf(branch(train.properties!.optimizer, t)), FIELDS[t], t);
-    for (const t of ['cosine', 'constant'] as const) assert.deepEqual(propsOf(branch(train.properties!.schedule, t)), FIELDS[t], t);
+    const sections: [string, AnySchema][] = [
+      ['model', S.properties!.model],
+      ['data', S.properties!.data],
+      ['optimizer', train.properties!.optimizer],
+      ['schedule', train.properties!.schedule],
+      ['loss', train.properties!.loss],
+    ];
+    for (const [kind, section] of sections) {
+      const reg = REGISTRIES[kind];
+      assert.deepEqual(section.oneOf!.map((b) => b.properties!.type.const), reg.names, kind);
+      assert.deepEqual((section.properties!.type as { enum?: string[] }).enum, reg.names, kind);
+      for (const e of reg.entries) assert.deepEqual(branch(section, e.name), entrySchema(e), `${kind} ${e.name}`);
+    }
+    assert.ok(optimizerRegistry.has('adafactor'), 'Adafactor is registered');
   });
 
   it('every field has a description (for hover in VS Code)', () => {
@@ -250,7 +246,7 @@ describe('loadConfig', () => {
       `${p}:11:3: train.epochs: set either train.steps or train.epochs, not both`,
     ]);
     const q = write('mismatch.basin.yaml', 'model: { type: mlp, inputs: 3, classes: 2 }\n');
-    assert.equal(loadError(q).message, `${q}:1:1: data.type: "synthetic-sequences" needs model.type "transformer"; an mlp trains on "synthetic-classification"`);
+    assert.equal(loadError(q).message, `${q}:1:1: data.type: "synthetic-sequences" needs model.type "transformer"; model.type "mlp" trains on "synthetic-classification"`);
   });
 
   it('reports every problem at once, sorted by line', () => {

@@ -1,16 +1,7 @@
 // Seeded parameter initialisation, so a config and a seed give the same model on every machine.
 
-/** mulberry32: small, fast, good enough for initialisation and data shuffling. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The generator is Basin's one PRNG (data/rng.ts); models.ts takes it from here.
+export { seededRandom } from '../data/rng';
 
 export function normal(n: number, std: number, rand: () => number): Float32Array {
   const out = new Float32Array(n);

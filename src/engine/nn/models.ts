@@ -1,24 +1,50 @@
 // Models built from a config: a causal transformer over a vocabulary (next-token / next-item prediction) and an
-// MLP classifier. Both map integer or float inputs to logits [rows, classes] for cross-entropy.
+// MLP classifier. A model is a BODY that maps a batch to hidden states [rows, hidden] and an output HEAD (a weight
+// table [classes, hidden] and a bias): the registered loss (src/engine/loss/) owns the output layer, so a loss
+// that never forms the full logits (sampled softmax, CCE) reads the head's table directly, while cross-entropy
+// asks the head for the logits. Factories by config name: ./registry.ts.
 import { add } from '../ops/elementwise';
 import type { Runtime } from '../gpu/runtime';
 import { Tensor, fromArray, keep, ShapeError, fmtShape } from '../tensor/tensor';
 import { seededRandom } from './init';
 import { Activation, Dropout, Embedding, LayerNorm, Linear, TransformerBlock } from './layers';
 import { Module } from './module';
-import type { MlpModelConfig, TransformerModelConfig } from '../../files/config/schema';
+import type { MlpModelConfig, TransformerModelConfig } from '../../files/registry/models';
 
 // A model's spec is its config section after defaults: one definition, in config/schema.ts.
 export type TransformerSpec = TransformerModelConfig;
 export type MlpSpec = MlpModelConfig;
 export type ModelSpec = TransformerSpec | MlpSpec;
 
+/** The output layer a loss works with: logits = hidden · weightᵀ + bias. */
+export interface OutputHead {
+  /** [classes, hidden]: one row per class (item), so a loss can read or bind any range of classes. */
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  /** The full logits [rows, classes] (what cross-entropy and evaluation use). */
+  logits(hidden: Tensor): Tensor;
+}
+
 /** What the trainer needs from any model. */
 export interface Model extends Module {
   readonly spec: ModelSpec;
-  /** Logits [rows, classes] for a batch (token ids [B, T] for the transformer, features [B, inputs] for the MLP). */
-  logits(input: Tensor): Tensor;
+  /** Hidden states [rows, hidden] of a batch (token ids [B, T] for the transformer, features [B, inputs] for the MLP). */
+  hidden(input: Tensor): Tensor;
+  readonly head: OutputHead;
   readonly classes: number;
+}
+
+/** A Linear layer as an output head (its weight is already [out, in] = [classes, hidden]). */
+export function linearHead(layer: Linear): OutputHead {
+  return {
+    get weight() {
+      return layer.weight.t;
+    },
+    get bias() {
+      return layer.bias?.t ?? null;
+    },
+    logits: (h) => layer.forward(h),
+  };
 }
 
 export class TransformerLM extends Module implements Model {
@@ -26,7 +52,8 @@ export class TransformerLM extends Module implements Model {
   readonly positions: Embedding;
   readonly blocks: TransformerBlock[] = [];
   readonly lnF: LayerNorm;
-  readonly head: Linear;
+  readonly out: Linear;
+  readonly head: OutputHead;
   readonly drop: Dropout;
   private positionIds: Tensor | null = null;
 
@@ -40,15 +67,16 @@ export class TransformerLM extends Module implements Model {
       this.blocks.push(this.child(`blocks.${i}`, new TransformerBlock(spec.dModel, spec.heads, spec.mlpRatio, spec.dropout, rand, seed + 17 * (i + 1), spec.layers)));
     }
     this.lnF = this.child('ln_f', new LayerNorm(spec.dModel));
-    this.head = this.child('head', new Linear(spec.dModel, spec.vocab, rand, { std: 0.02 }));
+    this.out = this.child('head', new Linear(spec.dModel, spec.vocab, rand, { std: 0.02 }));
+    this.head = linearHead(this.out);
   }
 
   get classes(): number {
     return this.spec.vocab;
   }
 
-  /** tokens: i32 [B, T] with T ≤ seqLen → logits [B·T, vocab]. */
-  logits(tokens: Tensor): Tensor {
+  /** tokens: i32 [B, T] with T = seqLen → hidden states [B·T, dModel] (after the final layer norm). */
+  hidden(tokens: Tensor): Tensor {
     if (tokens.rank !== 2 || tokens.dtype !== 'i32') throw new ShapeError(`transformer input must be i32 [batch, time], got ${fmtShape(tokens.shape)} ${tokens.dtype}`);
     const [B, T] = tokens.shape;
     // Shorter sequences are left-padded to seqLen by the data pipeline (targets −1 are ignored by the loss).
@@ -56,8 +84,7 @@ export class TransformerLM extends Module implements Model {
     let x = add(this.tokens.forward(tokens), this.positionsFor(tokens.rt));
     x = this.drop.forward(x);
     for (const b of this.blocks) x = b.forward(x);
-    x = this.lnF.forward(x);
-    return this.head.forward(x).reshape([B * T, this.spec.vocab]);
+    return this.lnF.forward(x).reshape([B * T, this.spec.dModel]);
   }
 
   private positionsFor(rt: Runtime): Tensor {
@@ -70,6 +97,7 @@ export class TransformerLM extends Module implements Model {
 export class MlpClassifier extends Module implements Model {
   readonly layers: Linear[] = [];
   readonly drops: Dropout[] = [];
+  readonly head: OutputHead;
 
   constructor(readonly spec: MlpSpec, seed: number) {
     super();
@@ -81,20 +109,18 @@ export class MlpClassifier extends Module implements Model {
       prev = h;
     });
     this.layers.push(this.child(`layers.${spec.hidden.length}`, new Linear(prev, spec.classes, rand)));
+    this.head = linearHead(this.layers[this.layers.length - 1]);
   }
 
   get classes(): number {
     return this.spec.classes;
   }
 
-  logits(x: Tensor): Tensor {
+  /** features [B, inputs] → the last hidden layer's activations [B, width] (the input itself with no hidden layer). */
+  hidden(x: Tensor): Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.spec.inputs) throw new ShapeError(`MLP input must be [batch, ${this.spec.inputs}], got ${fmtShape(x.shape)}`);
     let h = x;
     for (let i = 0; i < this.layers.length - 1; i++) h = this.drops[i].forward(this.layers[i].forwardAct(h, this.spec.activation));
-    return this.layers[this.layers.length - 1].forward(h);
+    return h;
   }
-}
-
-export function buildModel(spec: ModelSpec, seed: number): Model {
-  return spec.type === 'transformer' ? new TransformerLM(spec, seed) : new MlpClassifier(spec, seed);
 }

@@ -4,7 +4,7 @@
 // Decay follows PyTorch's torch.optim.AdamW: p ← p·(1 − lr·λ) − …, i.e. λ is scaled by the scheduled lr.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
-import { FlatOptimizer, FlatOptimizerOptions, OPTIM_OVERRIDES } from './optimizer';
+import { FlatOptimizer, FlatOptimizerOptions, OPTIM_OVERRIDES, type OptimizerStatistics } from './optimizer';
 import { FlatBuffer, FlatChunk, ParameterStore } from './params';
 
 const ADAMW: KernelSpec = { file: 'optim', entry: 'adamw', bindings: ['rw', 'read', 'rw', 'rw', 'read', 'read', 'read'], overrides: OPTIM_OVERRIDES };
@@ -58,5 +58,9 @@ export class AdamW extends FlatOptimizer {
 
   state(): Record<string, FlatBuffer> {
     return { m: this.m, v: this.v };
+  }
+
+  statistics(): OptimizerStatistics {
+    return { momentum: { state: 'm' }, secondMoment: { layout: 'dense', state: 'v' } };
   }
 }

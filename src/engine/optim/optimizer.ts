@@ -1,8 +1,10 @@
 // The optimizer interface and the shared machinery of flat optimizers. An optimizer is an object over a
-// ParameterStore: step(lr) records GPU work and returns at once (the learning-rate schedule lives on the host);
-// its state is a set of named flat buffers with the store's layout, so checkpoints, resume and the statistics
-// panels (sliceOf) treat every optimizer alike — AdamW, SGD, and later the momentum-aware optimizer, whose
-// factored states will be further named flat buffers or small per-tensor buffers beside them.
+// ParameterStore: step(lr) records GPU work and returns at once (the learning-rate schedule lives on the host).
+// It DECLARES its state: every state tensor with its shape (stateTensors(): the checkpoint writes and checks
+// `<state>.<param>` from it), and which state is what for the statistics (statistics(): the momentum, the second
+// moment dense or factored into row/column vectors). Dense states are flat buffers with the store's layout
+// (state(): AdamW's m and v, SGD's momentum), so one layer's slice is a view; factored states (Adafactor's vr/vc)
+// are read with readState(). Optimizers are made by name through ./registry.ts.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
 import { GradNorms } from './clip';
@@ -22,6 +24,25 @@ export interface OptimizerStateInput {
   buffers: Record<string, ReadonlyMap<string, Float32Array> | Float32Array>;
 }
 
+/** One state tensor as a checkpoint stores it (`<state>.<param>`, this shape). */
+export interface StateTensorInfo {
+  state: string;
+  param: string;
+  shape: number[];
+}
+
+/** Which optimizer state the statistics pass reads as what (no `instanceof`, no fixed names). */
+export interface OptimizerStatistics {
+  /** A dense first moment with the store's layout (a key of state()), or null. */
+  momentum: { state: string } | null;
+  /**
+   * The second moment (curvature proxy): dense with the store's layout (a key of state()), or factored — per
+   * tensor of rank ≥ 2 a row vector [rows] and a column vector [cols] of g² means with V̂ = R·Cᵀ / mean(R), and a
+   * dense state for the vectors — read with readState(). Null when the optimizer keeps none (SGD).
+   */
+  secondMoment: { layout: 'dense'; state: string } | { layout: 'factored'; row: string; col: string; dense: string } | null;
+}
+
 export interface Optimizer {
   readonly name: string;
   /** Steps taken (calls to step(), skipped non-finite steps included: the host cannot know without a readback). */
@@ -30,8 +51,13 @@ export interface Optimizer {
   readonly gradNorms?: GradNorms;
   /** Record one update of every non-frozen parameter from the gradients in store.grads. */
   step(lr: number): void;
-  /** State buffers by name (flat, the store's layout): for checkpoints and for sliceOf in the statistics panels. */
+  /** The dense state buffers by name (flat, the store's layout), for the statistics pass and sliceOf. */
   state(): Record<string, FlatBuffer>;
+  /** Every state tensor with its shape: what a checkpoint holds, and what loading one checks. */
+  stateTensors(): StateTensorInfo[];
+  statistics(): OptimizerStatistics;
+  /** One state read back, by parameter name (any state, dense or factored). */
+  readState(state: string): Promise<Map<string, Float32Array>>;
   /** Read the state back (checkpoint). */
   snapshot(): Promise<OptimizerSnapshot>;
   /** Restore a snapshot (resume); the next step() is step number `step + 1`. */
@@ -114,6 +140,19 @@ export abstract class FlatOptimizer implements Optimizer {
   }
 
   abstract state(): Record<string, FlatBuffer>;
+  abstract statistics(): OptimizerStatistics;
+
+  stateTensors(): StateTensorInfo[] {
+    const out: StateTensorInfo[] = [];
+    for (const state of Object.keys(this.state())) for (const e of this.store.entries) out.push({ state, param: e.name, shape: [...e.shape] });
+    return out;
+  }
+
+  async readState(state: string): Promise<Map<string, Float32Array>> {
+    const b = this.state()[state];
+    if (!b) throw new Error(`${this.name}: no state named '${state}' (${Object.keys(this.state()).join(', ') || 'it keeps none'})`);
+    return b.readAll();
+  }
 
   async snapshot(): Promise<OptimizerSnapshot> {
     const buffers: Record<string, Map<string, Float32Array>> = {};

@@ -2,7 +2,7 @@
 // flat layout: one kernel per step, per-tensor decay/frozen flags, optional clipping and the non-finite guard.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
-import { FlatOptimizer, FlatOptimizerOptions, OPTIM_OVERRIDES } from './optimizer';
+import { FlatOptimizer, FlatOptimizerOptions, OPTIM_OVERRIDES, type OptimizerStatistics } from './optimizer';
 import { FlatBuffer, FlatChunk, ParameterStore } from './params';
 
 const SGD_SPEC: KernelSpec = { file: 'optim', entry: 'sgd', bindings: ['rw', 'read', 'rw', 'read', 'read', 'read'], overrides: OPTIM_OVERRIDES };
@@ -56,6 +56,10 @@ export class SGD extends FlatOptimizer {
 
   state(): Record<string, FlatBuffer> {
     return this.buf ? { momentum: this.buf } : {};
+  }
+
+  statistics(): OptimizerStatistics {
+    return { momentum: this.buf ? { state: 'momentum' } : null, secondMoment: null };
   }
 
   override destroy(): void {

@@ -12,9 +12,11 @@
 // Call order within a training step: backward → [beforeStep()] → optimizer.step(lr) → [sample(step)] →
 // store.zeroGrads(). sample() reads the gradients the step used, so it must come before they are zeroed.
 //
-// Optimizers: the state buffer named `m` (AdamW) or `momentum` (SGD) is the "momentum"; `v` (AdamW) the
-// curvature. Without momentum, momentumNorm is 0; without v, every v-derived field is 0 and the histogram empty
-// (see the header of src/protocol/stats.ts).
+// Optimizers declare which state is what (Optimizer.statistics()): a dense momentum and a dense second moment are
+// flat buffers the kernels read in place; a FACTORED second moment (Adafactor's row and column vectors) is read
+// back (rows + cols floats per tensor) and its fields are filled on the host, exactly, by ./factored.ts. Without
+// momentum, momentumNorm is 0; without a second moment, every v-derived field is 0 and the histogram empty (see
+// the header of src/protocol/stats.ts).
 import * as fs from 'node:fs';
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding, Runtime } from '../gpu/runtime';
@@ -22,6 +24,7 @@ import type { Optimizer } from '../optim/optimizer';
 import { FLAT_BLOCK, FlatBuffer, ParameterStore } from '../optim/params';
 import type { WriteTensor } from '../../files/safetensors';
 import { writeFileAtomic } from '../../files/atomic';
+import { denseSecondMoment, factoredSecondMoment } from './factored';
 import {
   HIST_BINS,
   HIST_HI,
@@ -143,10 +146,26 @@ export class LayerStatsCollector {
     rt.pool.trackExternal(this.externalBytes());
   }
 
-  /** The optimizer's momentum (`m` or `momentum`) and second moment (`v`) buffers, if it keeps them. */
+  /** The optimizer's dense momentum and dense second-moment buffers, as it declares them (null: none or factored). */
   private stateBuffers(): { m: FlatBuffer | null; v: FlatBuffer | null } {
     const st = this.optimizer.state();
-    return { m: st.m ?? st.momentum ?? null, v: st.v ?? null };
+    const decl = this.optimizer.statistics();
+    const pick = (name: string | undefined): FlatBuffer | null => {
+      if (name === undefined) return null;
+      const b = st[name];
+      if (!b) throw new Error(`${this.optimizer.name} declares its state '${name}' for the statistics, but has no such dense buffer`);
+      return b;
+    };
+    const sm = decl.secondMoment;
+    return { m: pick(decl.momentum?.state), v: pick(sm?.layout === 'dense' ? sm.state : undefined) };
+  }
+
+  /** Reads a factored second moment back (recorded after this sample's work, so it is the same step's state). */
+  private readFactors(): Promise<{ row: Map<string, Float32Array>; col: Map<string, Float32Array>; dense: Map<string, Float32Array> }> | null {
+    const sm = this.optimizer.statistics().secondMoment;
+    if (sm?.layout !== 'factored') return null;
+    const o = this.optimizer;
+    return Promise.all([o.readState(sm.row), o.readState(sm.col), o.readState(sm.dense)]).then(([row, col, dense]) => ({ row, col, dense }));
   }
 
   /**
@@ -173,8 +192,10 @@ export class LayerStatsCollector {
     this.prevValid = false;
     this.record(hasPrev);
     const read = this.payloadFloats > 0 ? this.rt.readBytes({ buffer: this.payload, offset: 0, size: this.payloadFloats * 4 }) : Promise.resolve(new ArrayBuffer(0));
-    return read.then((bytes) => {
+    const factors = this.readFactors();
+    return Promise.all([read, factors]).then(([bytes, f]) => {
       const payload = new Float32Array(bytes);
+      if (f) this.fillFactored(payload, f);
       this.finishPayload(payload, hasPrev);
       const header: StatsFrameHeader = { step, time, tensors: this.tensors as StatsTensorInfo[] };
       const frame = encodeStatsFrame(header, payload);
@@ -229,6 +250,26 @@ export class LayerStatsCollector {
     for (const c of this.plan) {
       if (!c.numGroups) continue;
       rt.dispatch(PROFILE, [v.chunkBinding(c), s.segments, table, groups, payload], { values: [c.groupBase, c.numGroups, c.elemBase, c.elemBase + c.elems, c.blockBase] }, c.numGroups);
+    }
+  }
+
+  /** The v-derived fields of every tensor from a factored second moment (dense for the tensors it keeps dense). */
+  private fillFactored(payload: Float32Array, f: { row: Map<string, Float32Array>; col: Map<string, Float32Array>; dense: Map<string, Float32Array> }): void {
+    let p = 0;
+    for (const t of this.tensors) {
+      const R = f.row.get(t.name);
+      const C = f.col.get(t.name);
+      const V = f.dense.get(t.name);
+      const fields = R && C ? factoredSecondMoment(R, C) : V ? denseSecondMoment(V, t.rows, t.cols) : null;
+      if (fields) {
+        payload[p + SCALAR_KEYS.indexOf('vMean')] = fields.vMean;
+        payload[p + SCALAR_KEYS.indexOf('vMax')] = fields.vMax;
+        const h = p + SCALAR_KEYS.length;
+        payload.set(fields.hist, h);
+        payload.set(fields.vRow, h + HIST_BINS);
+        payload.set(fields.vCol, h + HIST_BINS + t.rows);
+      }
+      p += recordFloats(t);
     }
   }
 

@@ -1,10 +1,11 @@
 // Validation metrics: mean cross-entropy, top-1 accuracy and HR@10 (target among the 10 highest logits) over the
 // rows whose target is not ignored.
 import type { Runtime } from '../gpu/runtime';
+import type { LossFn } from '../loss/loss';
 import type { Model } from '../nn/models';
 import { noGrad, tidy } from '../tensor/tensor';
 import type { TrainingData } from './data-source';
-import { forwardBatch } from './trainer';
+import { batchInputs, forwardBatch } from './forward';
 
 export interface EvalMetrics {
   loss: number;
@@ -26,7 +27,8 @@ export function rankOfTarget(logits: Float32Array, row: number, classes: number,
   return rank;
 }
 
-export async function evaluate(rt: Runtime, model: Model, data: TrainingData): Promise<EvalMetrics> {
+/** Validation metrics of a model; the loss is the run's registered loss (default cross-entropy), ranks from the full logits. */
+export async function evaluate(rt: Runtime, model: Model, data: TrainingData, loss?: LossFn): Promise<EvalMetrics> {
   model.eval();
   let lossSum = 0;
   let rows = 0;
@@ -36,8 +38,10 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData): P
     for (const batch of data.validBatches()) {
       const reads = noGrad(() =>
         tidy(() => {
-          const { logits, loss } = forwardBatch(rt, model, batch);
-          return { loss: loss.toArray(), logits: logits.toArray() };
+          const out = forwardBatch(rt, model, batch, { loss });
+          // A loss that never forms the full logits (sampled, CCE) leaves them to the head here.
+          const logits = out.logits ?? model.head.logits(model.hidden(batchInputs(rt, batch)));
+          return { loss: out.loss.toArray(), logits: logits.toArray() };
         }),
       );
       const [lossArr, logits] = await Promise.all([reads.loss, reads.logits]);

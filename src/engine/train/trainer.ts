@@ -6,21 +6,23 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward } from '../autograd/tape';
 import type { Runtime } from '../gpu/runtime';
-import { crossEntropy } from '../ops/loss';
-import { buildModel, Model, ModelSpec } from '../nn/models';
-import { AdamW } from '../optim/adamw';
-import { SGD } from '../optim/sgd';
+import { makeLoss } from '../loss/registry';
+import type { Model, ModelSpec } from '../nn/models';
+import { buildModel } from '../nn/registry';
 import type { Optimizer } from '../optim/optimizer';
 import { ParameterStore } from '../optim/params';
-import { LrSchedule, constant, warmupCosine } from '../optim/schedule';
-import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../files/safetensors';
-import { Tensor, fromArray, noGrad, tidy } from '../tensor/tensor';
+import { makeLrSchedule, makeOptimizer as makeRegisteredOptimizer } from '../optim/registry';
+import type { LrSchedule } from '../optim/schedule';
+import { writeSafetensors } from '../../files/safetensors';
+import { noGrad, tidy } from '../tensor/tensor';
 import type { TrainConfig } from '../../files/config/schema';
 import { RunFolder, openRun } from '../../files/run-record';
 import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
 import { STATS_FILE } from '../../protocol/stats';
-import { Batch, TrainingData, buildTrainingData } from './data-source';
+import { TrainingData, buildTrainingData } from './data-source';
 import { evaluate, EvalMetrics } from './evaluate';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { forwardBatch } from './forward';
 
 export interface StepLog {
   step: number;
@@ -72,28 +74,18 @@ export class NonFiniteError extends Error {
   }
 }
 
+/** The optimizer of a config (through the optimizer registry), with the config's gradient clipping. */
 export function makeOptimizer(config: TrainConfig, store: ParameterStore): Optimizer {
-  const o = config.train.optimizer;
-  const maxGradNorm = config.train.gradClip ?? 0;
-  if (o.type === 'sgd') {
-    return new SGD(store, { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? false, weightDecay: o.weightDecay ?? 0, maxGradNorm });
-  }
-  return new AdamW(store, { betas: [o.betas?.[0] ?? 0.9, o.betas?.[1] ?? 0.999], eps: o.eps ?? 1e-8, weightDecay: o.weightDecay ?? 0.01, maxGradNorm });
+  return makeRegisteredOptimizer(config.train.optimizer, { store, maxGradNorm: config.train.gradClip ?? 0 });
 }
 
 export function makeSchedule(config: TrainConfig, totalSteps: number): LrSchedule {
-  const s = config.train.schedule;
-  const lr = config.train.optimizer.lr;
-  const warmupSteps = Math.min(s?.warmup ?? 0, totalSteps);
-  return s?.type === 'constant' ? constant(lr, warmupSteps) : warmupCosine(lr, { warmupSteps, totalSteps, minLrRatio: s?.minLrRatio ?? 0.1 });
+  return makeLrSchedule(config.train.schedule, config.train.optimizer.lr, totalSteps);
 }
 
+/** A model's spec is its config section (defaults applied by the loader). */
 export function modelSpec(config: TrainConfig): ModelSpec {
-  const m = config.model;
-  if (m.type === 'mlp') {
-    return { type: 'mlp', inputs: m.inputs, hidden: m.hidden, classes: m.classes, activation: m.activation ?? 'relu', dropout: m.dropout ?? 0 };
-  }
-  return { type: 'transformer', vocab: m.vocab, dModel: m.dModel, layers: m.layers, heads: m.heads, seqLen: m.seqLen, mlpRatio: m.mlpRatio ?? 4, dropout: m.dropout ?? 0 };
+  return config.model;
 }
 
 /** Build a model and its flat parameter store on the GPU. */
@@ -113,6 +105,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const spec = modelSpec(config);
   const { model, store } = materializeModel(rt, spec, config.seed);
   const optimizer = makeOptimizer(config, store);
+  const loss = makeLoss(config.train.loss);
   const totalSteps = data.totalSteps;
   const schedule = makeSchedule(config, totalSteps);
 
@@ -135,7 +128,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const statsFile = path.join(run.dir, STATS_FILE);
   if (opts.resume) await truncateStatsFile(statsFile, startStep); // drop frames past the checkpoint and a torn tail
   const statsEvery = t.statsEvery ?? 0;
-  const stats = statsEvery > 0 && (optimizer instanceof AdamW || optimizer instanceof SGD) ? new LayerStatsCollector(rt, store, optimizer) : null;
+  const stats = statsEvery > 0 ? new LayerStatsCollector(rt, store, optimizer) : null;
   let statsChain: Promise<void> = Promise.resolve();
   let statsError: unknown = null;
   const queueStats = (step: number, frame: Promise<Uint8Array>) => {
@@ -169,7 +162,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let status: TrainResult['status'] = 'completed';
 
   const checkpoint = async (step: number) => {
-    const file = await saveCheckpoint(run, step, store, optimizer, lastEval);
+    const file = await saveCheckpoint(run, step, store, optimizer, lastEval ? prefixed('val', lastEval) : undefined);
     if (stats) {
       await drainStats();
       if (stats.latest) {
@@ -196,9 +189,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const wantStats = stats !== null && (step % statsEvery === 0 || step === totalSteps || !!wantCheckpoint);
       let lossRead: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
       tidy(() => {
-        const { loss } = forwardBatch(rt, model, batch, { training: true });
-        backward(loss);
-        if (wantLog) lossRead = loss.toArray();
+        const out = forwardBatch(rt, model, batch, { training: true, loss });
+        backward(out.loss);
+        if (wantLog) lossRead = out.loss.toArray();
       });
       if (wantStats) stats!.beforeStep();
       optimizer.step(lr);
@@ -222,7 +215,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         opts.events?.onLog?.(log);
       }
       if ((t.evalEvery && step % t.evalEvery === 0) || step === totalSteps) {
-        lastEval = await evaluate(rt, model, data);
+        lastEval = await evaluate(rt, model, data, loss);
         await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval) });
         opts.events?.onEval?.(step, lastEval);
       }
@@ -247,56 +240,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-/** Logits and mean cross-entropy of a batch (records autograd when parameters require grad). */
-export function forwardBatch(rt: Runtime, model: Model, batch: Batch, opts: { training?: boolean } = {}): { logits: Tensor; loss: Tensor } {
-  const inputs = batch.features
-    ? fromArray(rt, batch.features, [batch.rows, batch.features.length / batch.rows])
-    : fromArray(rt, batch.inputs!, [batch.rows / batch.seqLen!, batch.seqLen!], 'i32');
-  const targets = fromArray(rt, batch.targets, [batch.targets.length], 'i32');
-  const logits = model.logits(inputs);
-  // A training step never reads the logits after backward, so the loss's backward may overwrite them.
-  return { logits, loss: crossEntropy(logits, targets, { ignoreIndex: -1, overwriteLogits: opts.training }) };
-}
-
 function prefixed(prefix: string, m: EvalMetrics): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(m)) out[`${prefix}_${k}`] = v;
   return out;
 }
 
-async function saveCheckpoint(run: RunFolder, step: number, store: ParameterStore, optimizer: Optimizer, evalMetrics: EvalMetrics | null): Promise<string> {
-  const weights = await store.readAll();
-  const snap = await optimizer.snapshot();
-  const rel = run.checkpointPath(step);
-  const abs = path.join(run.dir, rel);
-  const meta = { step: String(step), format: 'basin-1' };
-  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), meta);
-  const optTensors: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
-  for (const [stateName, byParam] of Object.entries(snap.buffers)) {
-    for (const [name, data] of byParam) optTensors.push({ name: `${stateName}.${name}`, dtype: 'F32', shape: store.entry(name).shape as number[], data });
-  }
-  await writeSafetensors(abs.replace(/\.safetensors$/, '.opt.safetensors'), optTensors, { ...meta, optimizer: snap.optimizer, optimizerStep: String(snap.step) });
-  await run.addCheckpoint({ step, path: rel, time: Date.now(), ...(evalMetrics ? { metrics: prefixed('val', evalMetrics) } : {}) });
-  return rel;
-}
-
-async function loadCheckpoint(file: string, store: ParameterStore, optimizer: Optimizer): Promise<void> {
-  const header = await readSafetensorsHeader(file);
-  for (const e of store.entries) {
-    if (!header.tensors[e.name]) throw new Error(`checkpoint ${file} has no tensor ${e.name}: it was written by another model`);
-    const t = await readTensor(file, e.name, header);
-    store.load(e.name, t.data as Float32Array);
-  }
-  const optFile = file.replace(/\.safetensors$/, '.opt.safetensors');
-  const oh = await readSafetensorsHeader(optFile);
-  const buffers: Record<string, Map<string, Float32Array>> = {};
-  for (const name of Object.keys(oh.tensors)) {
-    const dot = name.indexOf('.');
-    const stateName = name.slice(0, dot);
-    (buffers[stateName] ??= new Map()).set(name.slice(dot + 1), (await readTensor(optFile, name, oh)).data as Float32Array);
-  }
-  optimizer.loadState({ step: Number(oh.metadata?.optimizerStep ?? 0), buffers });
-}
-
+export { forwardBatch };
 export { noGrad };
 export type { TrainingData };

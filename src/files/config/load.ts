@@ -13,6 +13,8 @@ import * as path from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { DEFAULT_STEPS, trainConfigSchema, type TrainConfig } from './schema';
+import { dataRegistry } from '../registry/data-sources';
+import { modelRegistry, type FieldProblem } from '../registry/models';
 
 export interface ConfigDiagnostic {
   /** 1-based. */
@@ -289,35 +291,22 @@ function ajvProblems(errors: ErrorObject[], data: unknown): Problem[] {
   });
 }
 
-/** Checks across fields, on a schema-valid config (defaults applied). */
+/** Checks across fields, on a schema-valid config (defaults applied): each registry entry's own checks. */
 function crossFieldProblems(c: Record<string, any>, given: Record<string, any>): Problem[] {
   const out: Problem[] = [];
-  const model = c.model;
-  const data = c.data;
+  const model = modelRegistry.get(c.model.type);
+  const data = dataRegistry.get(c.data.type);
   const givenData = (given?.data ?? {}) as Record<string, unknown>;
-  if (model.type === 'transformer') {
-    if (model.dModel % model.heads !== 0) {
-      out.push({ segs: ['model', 'heads'], at: 'value', message: `must divide model.dModel (${model.dModel}), got ${model.heads}` });
-    }
-    if (data.type === 'synthetic-classification') {
-      out.push({ segs: ['data', 'type'], at: 'value', message: `"synthetic-classification" needs model.type "mlp"; a transformer trains on "synthetic-sequences" or "movielens"` });
-    }
-    if (data.type === 'synthetic-sequences' && givenData.vocab !== undefined && data.vocab > model.vocab) {
-      out.push({ segs: ['data', 'vocab'], at: 'value', message: `must be at most model.vocab (${model.vocab}), got ${data.vocab}` });
-    }
-    if (data.type === 'movielens' && givenData.maxItems !== undefined && data.maxItems > model.vocab - 1) {
-      out.push({ segs: ['data', 'maxItems'], at: 'value', message: `must be at most model.vocab − 1 (${model.vocab - 1}; id 0 is padding), got ${data.maxItems}` });
-    }
-  } else if (model.type === 'mlp') {
-    if (data.type !== 'synthetic-classification') {
-      out.push({ segs: ['data', 'type'], at: 'value', message: `"${data.type}" needs model.type "transformer"; an mlp trains on "synthetic-classification"` });
-    } else {
-      for (const f of ['inputs', 'classes'] as const) {
-        if (givenData[f] !== undefined && data[f] !== model[f]) {
-          out.push({ segs: ['data', f], at: 'value', message: `must equal model.${f} (${model[f]}), got ${data[f]}` });
-        }
-      }
-    }
+  const add = (section: string[], probs: FieldProblem[]) => {
+    for (const p of probs) out.push({ segs: p.field.startsWith('/') ? p.field.slice(1).split('.') : [...section, p.field], at: p.at ?? 'value', message: p.message });
+  };
+  add(['model'], model.check?.(c.model) ?? []);
+  if (data.gives !== model.input) {
+    const readers = modelRegistry.entries.filter((m) => m.input === data.gives).map((m) => `"${m.name}"`);
+    const fits = dataRegistry.entries.filter((d) => d.gives === model.input).map((d) => `"${d.name}"`);
+    out.push({ segs: ['data', 'type'], at: 'value', message: `"${data.name}" needs model.type ${readers.join(' or ')}; model.type "${model.name}" trains on ${fits.join(' or ')}` });
+  } else {
+    add(['data'], data.check?.(c.data, { model: c.model, given: givenData }) ?? []);
   }
   if (c.train.steps !== undefined && c.train.epochs !== undefined) {
     out.push({ segs: ['train', 'epochs'], at: 'key', message: 'set either train.steps or train.epochs, not both' });
@@ -330,15 +319,7 @@ function applyDerivedDefaults(c: Record<string, any>, fileName: string): void {
   if (c.name === undefined) c.name = nameFromFile(fileName);
   const d = c.data;
   if (d.seed === undefined) d.seed = c.seed;
-  if (d.type === 'synthetic-sequences') {
-    if (d.vocab === undefined) d.vocab = c.model.vocab;
-    if (d.length === undefined) d.length = c.model.seqLen + 1;
-  } else if (d.type === 'synthetic-classification') {
-    if (d.inputs === undefined) d.inputs = c.model.inputs;
-    if (d.classes === undefined) d.classes = c.model.classes;
-  } else if (d.type === 'movielens') {
-    if (d.maxItems === undefined) d.maxItems = c.model.vocab - 1;
-  }
+  dataRegistry.get(d.type).derive?.(d, { model: c.model });
   if (c.train.steps === undefined && c.train.epochs === undefined) c.train.steps = DEFAULT_STEPS;
 }
 

@@ -1,0 +1,91 @@
+// The second-moment fields of a statistics record (vMean, vMax, the log10 histogram, vRow, vCol) for an
+// optimizer that keeps the second moment FACTORED (Adafactor: row means R [rows] and column means C [cols] of g²,
+// V̂ = R·Cᵀ / mean(R)). Computed on the host from the factors — rows + cols floats read back, never a dense V̂ —
+// and exact: the histogram counts pairs (i, j) per bin by a binary search over the sorted larger factor for each
+// value of the smaller one, O(min·bins·log max + max·log max).
+import { HIST_BINS, HIST_HI, HIST_LO } from '../../protocol/stats';
+import { histBin } from '../cpu/stats';
+
+export interface SecondMomentFields {
+  vMean: number;
+  vMax: number;
+  hist: Float32Array;
+  vRow: Float32Array;
+  vCol: Float32Array;
+}
+
+/** Lower edge of histogram bin k as a value of v (10^(LO + k·width)). */
+function binEdge(k: number): number {
+  return 10 ** (HIST_LO + (k * (HIST_HI - HIST_LO)) / HIST_BINS);
+}
+
+/** Number of values of a sorted array strictly below x. */
+function countBelow(sorted: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The fields for V̂ = R·Cᵀ / mean(R), viewed as a [rows, cols] matrix. */
+export function factoredSecondMoment(R: ArrayLike<number>, C: ArrayLike<number>): SecondMomentFields {
+  const rows = R.length;
+  const cols = C.length;
+  let sumR = 0;
+  let sumC = 0;
+  let maxR = 0;
+  let maxC = 0;
+  for (let i = 0; i < rows; i++) {
+    sumR += R[i];
+    maxR = Math.max(maxR, R[i]);
+  }
+  for (let j = 0; j < cols; j++) {
+    sumC += C[j];
+    maxC = Math.max(maxC, C[j]);
+  }
+  const meanR = rows ? sumR / rows : 0;
+  const vRow = new Float32Array(rows);
+  const vCol = new Float32Array(cols);
+  const hist = new Float32Array(HIST_BINS);
+  const total = rows * cols;
+  if (!(meanR > 0) || total === 0) {
+    hist[0] = total; // V̂ is all zeros
+    return { vMean: 0, vMax: 0, hist, vRow, vCol };
+  }
+  for (let i = 0; i < rows; i++) vRow[i] = (R[i] * sumC) / meanR;
+  for (let j = 0; j < cols; j++) vCol[j] = (C[j] * sumR) / meanR;
+  // Pairs (a, b) with a·b / meanR below each bin edge: a runs over the smaller factor, b is searched in the other.
+  const [small, large] = rows <= cols ? [R, C] : [C, R];
+  const sorted = Float64Array.from(large).sort();
+  const below = new Float64Array(HIST_BINS + 1); // below[k]: pairs with V̂ < edge k (k = 1..BINS-1)
+  for (let i = 0; i < small.length; i++) {
+    const a = small[i];
+    for (let k = 1; k < HIST_BINS; k++) below[k] += a > 0 ? countBelow(sorted, (binEdge(k) * meanR) / a) : sorted.length;
+  }
+  below[0] = 0;
+  below[HIST_BINS] = total;
+  for (let k = 0; k < HIST_BINS; k++) hist[k] = (k === 0 ? below[1] : k === HIST_BINS - 1 ? total - below[k] : below[k + 1] - below[k]);
+  return { vMean: sumR * sumC / meanR / total, vMax: (maxR * maxC) / meanR, hist, vRow, vCol };
+}
+
+/** The same fields for a dense second moment of a vector or small tensor (the factored optimizers' 1-D state). */
+export function denseSecondMoment(v: ArrayLike<number>, rows: number, cols: number): SecondMomentFields {
+  const vRow = new Float32Array(rows);
+  const vCol = new Float32Array(cols);
+  const hist = new Float32Array(HIST_BINS);
+  let sum = 0;
+  let max = 0;
+  for (let k = 0; k < v.length; k++) {
+    const x = v[k];
+    sum += x;
+    max = Math.max(max, x);
+    vRow[Math.floor(k / cols)] += x;
+    vCol[k % cols] += x;
+    hist[histBin(x)]++;
+  }
+  return { vMean: v.length ? sum / v.length : 0, vMax: max, hist, vRow, vCol };
+}

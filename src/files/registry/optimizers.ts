@@ -1,0 +1,70 @@
+// The optimizers a config can name (`train.optimizer.type`): metadata only. Factories and the GPU code:
+// src/engine/optim/registry.ts and one file per optimizer beside it (adamw.ts, sgd.ts, adafactor.ts); kernels in
+// kernels/optim.wgsl and kernels/adafactor.wgsl; CPU references in src/engine/cpu/optim.ts.
+import { ConfigUnion, defineEntry, Registry } from './entry';
+
+const lr = (dflt: number) => ({ type: 'number', exclusiveMinimum: 0, default: dflt, doc: 'Peak learning rate (the schedule scales it).' }) as const;
+
+export const adamw = defineEntry({
+  kind: 'optimizer',
+  name: 'adamw',
+  title: 'AdamW: Adam with decoupled weight decay.',
+  doc: 'Keeps a dense first moment m and second moment v per parameter (2 floats per weight). v is the curvature the statistics panel shows.',
+  source: 'arXiv 1711.05101; PyTorch torch.optim.AdamW',
+  params: {
+    lr: lr(0.003),
+    betas: {
+      type: 'array',
+      items: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+      minItems: 2,
+      maxItems: 2,
+      default: [0.9, 0.999],
+      doc: 'Decay rates [β1, β2] of the first and second moment estimates.',
+    },
+    eps: { type: 'number', exclusiveMinimum: 0, default: 1e-8, doc: 'Added to the denominator for numerical stability.' },
+    weightDecay: { type: 'number', minimum: 0, default: 0.01, doc: 'Decoupled weight decay (multiplied by the learning rate).' },
+  },
+});
+
+export const sgd = defineEntry({
+  kind: 'optimizer',
+  name: 'sgd',
+  title: 'Stochastic gradient descent with momentum.',
+  source: 'PyTorch torch.optim.SGD',
+  params: {
+    lr: lr(0.1),
+    momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.9, doc: 'Momentum coefficient (0 disables momentum).' },
+    nesterov: { type: 'boolean', default: false, doc: 'Use Nesterov momentum.' },
+    weightDecay: { type: 'number', minimum: 0, default: 0, doc: 'L2 weight decay added to the gradient.' },
+  },
+});
+
+export const adafactor = defineEntry({
+  kind: 'optimizer',
+  name: 'adafactor',
+  title: 'Adafactor: factored second moment (row and column statistics), no momentum by default.',
+  doc:
+    'For a weight viewed as a matrix [rows, cols] it keeps rows + cols floats of second moment (R, C) instead of rows·cols; V̂ = R·Cᵀ / mean(R). ' +
+    'Vectors (biases, norms) keep a dense second moment. The update is clipped to RMS ≤ `clipThreshold` and, with `scaleParameter`, scaled by the RMS of the weight (relative step size).',
+  source: 'arXiv 1804.04235 (Shazeer & Stern); parameterised as PyTorch torch.optim.Adafactor',
+  params: {
+    lr: { type: 'number', exclusiveMinimum: 0, default: 0.01, doc: 'Peak learning rate; the step size is min(lr, 1/√t) (times the weight RMS with `scaleParameter`).' },
+    beta2Decay: {
+      type: 'number',
+      exclusiveMaximum: 0,
+      default: -0.8,
+      doc: 'The second-moment decay follows β2ₜ = 1 − t^beta2Decay (so early steps average over few gradients).',
+    },
+    beta1: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, doc: 'Momentum of the clipped update (0: none, the memory-saving default; > 0 keeps a dense first moment).' },
+    eps1: { type: 'number', exclusiveMinimum: 0, default: 1e-30, doc: 'Floor of the second-moment estimate (regularises 1/√V̂).' },
+    eps2: { type: 'number', exclusiveMinimum: 0, default: 0.001, doc: 'Floor of the weight RMS in the relative step size.' },
+    clipThreshold: { type: 'number', exclusiveMinimum: 0, default: 1, doc: 'Update clipping: the update is divided by max(1, RMS(update) / clipThreshold).' },
+    scaleParameter: { type: 'boolean', default: true, doc: 'Scale the step by max(eps2, RMS(weight)) (relative step size).' },
+    weightDecay: { type: 'number', minimum: 0, default: 0, doc: 'Decoupled weight decay (multiplied by the learning rate).' },
+  },
+});
+
+export const OPTIMIZER_ENTRIES = [adamw, sgd, adafactor] as const;
+export const optimizerRegistry = new Registry('optimizer', OPTIMIZER_ENTRIES);
+export type OptimizerConfig = ConfigUnion<typeof OPTIMIZER_ENTRIES>;
+export type OptimizerName = OptimizerConfig['type'];
