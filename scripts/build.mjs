@@ -5,7 +5,8 @@
 //                       `webgpu` is ESM and finds dawn.node from import.meta.url, so it must be loaded by Node
 //                       itself with `await import('webgpu')` (esbuild keeps a dynamic import of an external)
 //   dist/cli.js         `basin <verb>` (bin/basin.js requires it)
-//   dist/webview/<app>.js  one browser bundle per webview/<app>/main.ts
+//   dist/webview/<app>.js  one browser bundle per webview/<app>/main.ts (webview/shared/ is code the apps import,
+//                       not an app; see webview/README.md)
 import * as esbuild from 'esbuild';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -48,11 +49,13 @@ const bundles = {
   cli: { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', external: ['webgpu', 'onnxruntime-node'] },
 };
 
-// Webview apps: webview/<app>/main.ts → dist/webview/<app>.js (browser, IIFE). None may exist yet.
+// Webview apps: every webview/<app>/main.ts → dist/webview/<app>.js (browser, IIFE), found anew on each build, so a
+// new panel's folder needs no line here. webview/shared/ holds what the apps import (bridge, charts): never an app.
 const webviewDir = join(root, 'webview');
+const NOT_APPS = new Set(['shared']);
 const webviewApps = existsSync(webviewDir)
   ? readdirSync(webviewDir, { withFileTypes: true })
-      .filter((d) => d.isDirectory() && existsSync(join(webviewDir, d.name, 'main.ts')))
+      .filter((d) => d.isDirectory() && !NOT_APPS.has(d.name) && existsSync(join(webviewDir, d.name, 'main.ts')))
       .map((d) => d.name)
   : [];
 for (const app of webviewApps) {

@@ -7,6 +7,7 @@ import { Ctx, type CommandFactory } from './host/ctx';
 import * as commands from './host/commands';
 import * as jobCommands from './host/jobs/job-commands';
 import type { JobManager } from './host/jobs/jobs';
+import type { TrainJobHost } from './host/jobs/kinds/train';
 import type { WorkerClient } from './host/jobs/worker-client';
 import type { WorkerExit } from './host/jobs/worker-process';
 import * as runCommands from './host/views/run-commands';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, CommandFactory> = {
   showGpuInfo: commands.showGpuInfo,
   trainFromConfig: jobCommands.trainFromConfig,
   resumeRun: jobCommands.resumeRun,
+  evaluateCheckpoint: jobCommands.evaluateCheckpoint,
   cancelJob: jobCommands.cancelJob,
   showLog: jobCommands.showLog,
   refreshRuns: runCommands.refreshRuns,
@@ -36,8 +38,10 @@ export interface BasinApi {
   onDidWorkerExit: vscode.Event<WorkerExit>;
   /** The worker client (GPU info, jobs); getting it starts no process. */
   readonly worker: WorkerClient;
-  /** Training jobs: events (onDidStart, onDidProgress, onDidEnd, onStats), `active`, cancel. */
+  /** Jobs of every kind: run(kind, params), events (onDidStart, onDidProgress, onDidEnd), `active`, cancel. */
   readonly jobs: JobManager;
+  /** The train kind's host part: `onStats`, the live statistics frames of training jobs. */
+  readonly trainJobs: TrainJobHost;
   /** The Runs view's data (tests walk it: runs → checkpoints → tensors). */
   readonly runsView: RunsTreeProvider;
   /**
@@ -74,6 +78,9 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
     },
     get jobs() {
       return c.jobs;
+    },
+    get trainJobs() {
+      return c.trainJobs;
     },
   };
 }

@@ -5,6 +5,8 @@ import * as vscode from 'vscode';
 import { WorkerClient } from './jobs/worker-client';
 import { describeExit, type WorkerExit } from './jobs/worker-process';
 import { JobManager } from './jobs/jobs';
+import { registerJobKinds, type JobKindParts } from './jobs/kinds';
+import type { TrainJobHost } from './jobs/kinds/train';
 import { RunIndex } from './views/run-index';
 import type { LogLevel } from '../protocol/worker';
 
@@ -17,6 +19,7 @@ export class Ctx implements vscode.Disposable {
   private workerClient: WorkerClient | undefined;
   private runIndex: RunIndex | undefined;
   private jobManager: JobManager | undefined;
+  private jobKinds: JobKindParts | undefined;
   private readonly workerExitEmitter = new vscode.EventEmitter<WorkerExit>();
   /** Every end of a worker process (crash or not). */
   readonly onDidWorkerExit = this.workerExitEmitter.event;
@@ -58,11 +61,13 @@ export class Ctx implements vscode.Disposable {
     return this.runIndex;
   }
 
-  /** Training jobs: start, cancel, and the events (onDidStart, onDidProgress, onDidEnd, onStats) and `active`. */
+  /** Jobs of every kind: run, cancel, the events (onDidStart, onDidProgress, onDidEnd) and `active`. */
   get jobs(): JobManager {
     if (!this.jobManager) {
+      // The manager sees only what it needs of this context (JobManagerHost): it does not import Ctx.
       const jobs = (this.jobManager = new JobManager(this));
-      this.push(jobs);
+      this.jobKinds = registerJobKinds(jobs, this);
+      this.push(jobs, this.jobKinds.train);
       // The run index (Runs view, config lenses) learns of a job's run folder from the job itself, not only from
       // its file watchers: those can miss a folder created soon after the window opened.
       const told = new Set<string>();
@@ -78,6 +83,12 @@ export class Ctx implements vscode.Disposable {
       );
     }
     return this.jobManager;
+  }
+
+  /** The train kind's host part: its live statistics frames (`onStats`). */
+  get trainJobs(): TrainJobHost {
+    void this.jobs;
+    return this.jobKinds!.train;
   }
 
   /** Pid of the running worker process, if any (for tests and diagnostics). */

@@ -3,13 +3,25 @@
 //
 // Three kinds of messages:
 //   - requests that answer at once (`gpuInfo`);
-//   - jobs (train | merge | eval | export …): ONE request type, `basin/job/run`, whose reply is the job's result.
-//     While it runs the worker sends `basin/job/progress` notifications tagged with the job id; cancelling the
-//     request's CancellationToken (JSON-RPC `$/cancelRequest`) cancels the job, which then fails with
-//     `WorkerErrorCodes.Cancelled` — except `train`, which stops after the current step, writes a checkpoint and
-//     answers normally with `status: 'cancelled'` (so the run can be resumed);
+//   - jobs (train | eval | selfTest, and kinds to come): ONE request type, `basin/job/run`, whose reply is the
+//     job's result. While it runs the worker sends `basin/job/progress` notifications tagged with the job id;
+//     cancelling the request's CancellationToken (JSON-RPC `$/cancelRequest`) cancels the job, which then fails
+//     with `WorkerErrorCodes.Cancelled` — except `train`, which stops after the current step, writes a checkpoint
+//     and answers normally with `status: 'cancelled'` (so the run can be resumed);
 //   - worker → host log lines (`basin/log`), shown in the "Basin" output channel.
 // Binary data (statistics frames) does not go through JSON: see "Binary side channel" at the end of this file.
+//
+// Adding a job kind (merge, prune-sweep, export… each comes with its own issue) takes three steps:
+//   1. Protocol: an entry `<kind>: { params; progress; result }` in `JobKinds` below, with its three types here
+//      (plain JSON: what crosses the IPC channel). The host and the worker then fail to compile until 2 is done.
+//   2. Worker: `src/worker/jobs/<kind>.ts` exporting a `JobHandler<'<kind>'>` that checks its params (throw
+//      InvalidJobParamsError), runs the engine inside `withGpu()` when it needs the GPU, reports progress with
+//      `ctx.progress(data, { fraction, message })` and returns the result; then one line in the registry
+//      src/worker/jobs/index.ts. The JSON-RPC server (src/worker/main.ts) dispatches through that registry.
+//   3. Host (optional): the host runs any kind as it is (`ctx.jobs.run(kind, params)`: a cancellable progress
+//      notification, status bar, queued state, failure reasons). A kind that wants its own status text, result
+//      message or end actions adds a `JobKindHost` in src/host/jobs/kinds/<kind>.ts (registered in
+//      src/host/jobs/kinds/index.ts), and a command declared in package.json's contributes.commands.
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { GpuInfo } from './gpu';
 
@@ -59,8 +71,8 @@ export const GpuInfoRequest = new RequestType0<GpuInfo, WorkerErrorData>('basin/
 // Jobs
 
 /**
- * Every job kind with its parameters, its progress payload and its result. Adding a kind = an entry here and a
- * handler in src/worker/jobs; the host runs any of them with `WorkerClient.runJob(kind, params, …)`.
+ * Every job kind with its parameters, its progress payload and its result (see "Adding a job kind" at the top of
+ * this file); the host runs any of them with `WorkerClient.runJob(kind, params, …)` or `JobManager.run`.
  */
 export interface JobKinds {
   /**
@@ -78,10 +90,12 @@ export interface JobKinds {
     progress: TrainJobProgress;
     result: TrainJobResult;
   };
-  // To come, in the same shape:
-  // merge:  { params: MergeJobParams;  progress: MergeProgress;  result: MergeResult };
-  // eval:   { params: EvalJobParams;   progress: EvalProgress;   result: EvalResult };
-  // export: { params: ExportJobParams; progress: ExportProgress; result: ExportResult };
+  /** Evaluates a run folder's checkpoint on the validation split of the run's config. */
+  eval: {
+    params: EvalJobParams;
+    progress: EvalJobProgress;
+    result: EvalJobResult;
+  };
 }
 export type JobKind = keyof JobKinds;
 
@@ -156,6 +170,35 @@ export interface TrainJobResult {
   /** Absolute path of the latest checkpoint (weights .safetensors), null if none was written. */
   checkpoint: string | null;
 }
+// ---- eval
+
+/** Evaluates one checkpoint of a run folder with the config recorded in its run.json (model, data, seed). */
+export interface EvalJobParams {
+  /** Absolute path of the run folder. */
+  runDir: string;
+  /** The checkpoint's step; default: the latest checkpoint. */
+  step?: number;
+}
+
+/**
+ * `data` of an eval job's progress notifications: 'queued' while another GPU job runs, 'loading' while the data
+ * and the weights load (batches is 0 until known), 'evaluating' after each validation batch (at most ~10/s).
+ */
+export interface EvalJobProgress {
+  phase: 'queued' | 'loading' | 'evaluating';
+  /** Validation batches done. */
+  batch: number;
+  /** Validation batches in all (0 while unknown). */
+  batches: number;
+}
+
+export interface EvalJobResult {
+  /** Validation metrics of the checkpoint, e.g. { loss, accuracy, hr10 } (no `val_` prefix). */
+  metrics: Record<string, number>;
+  /** The checkpoint's step. */
+  step: number;
+}
+
 export type JobParams<K extends JobKind> = JobKinds[K]['params'];
 export type JobProgressData<K extends JobKind> = JobKinds[K]['progress'];
 export type JobResult<K extends JobKind> = JobKinds[K]['result'];
@@ -185,6 +228,11 @@ export interface JobProgress<K extends JobKind = JobKind> {
   fraction?: number;
   /** One short line for a progress notification. */
   message?: string;
+  /**
+   * The job waits for another GPU job of the worker to end (jobs run one at a time on the GPU); the host shows it
+   * as queued. Any kind may send it; its `data` then is the kind's own "queued" payload.
+   */
+  queued?: boolean;
   /** The kind's own payload (metrics, step…). */
   data: JobProgressData<K>;
 }

@@ -13,13 +13,13 @@ import {
   RunJobRequest,
   SideRecordKind,
   WorkerErrorCodes,
-  type JobKind,
   type LogLevel,
   type RunJobParams,
   type RunJobResult,
   type WorkerErrorData,
 } from '../protocol/worker';
-import { InvalidJobParamsError, JobCancelledError, jobHandlers, type JobContext, type JobHandler } from './jobs';
+import { InvalidJobParamsError, JobCancelledError, handlerFor, type JobContext } from './jobs';
+import type { JobKind } from '../protocol/worker';
 import { SideChannelWriter } from './side-channel';
 
 /** The one GPU device of this process, made on first use and kept (a second Dawn instance costs memory). */
@@ -43,6 +43,9 @@ export function getGpu(): Promise<GpuDevice> {
   });
 }
 
+/** Errors (by class name) that mean the request cannot work: a bad config, a run folder or checkpoint that is not there. */
+const PARAMS_ERRORS = ['ConfigError', 'RunRecordError', 'CheckpointNotFoundError', 'CheckpointMismatchError'];
+
 /** Maps any thrown value to a JSON-RPC error reply that keeps the message (e.g. NoAdapterError's driver advice). */
 export function toResponseError(e: unknown): ResponseError<WorkerErrorData> {
   if (e instanceof ResponseError) return e as ResponseError<WorkerErrorData>;
@@ -51,7 +54,7 @@ export function toResponseError(e: unknown): ResponseError<WorkerErrorData> {
     err instanceof JobCancelledError ? WorkerErrorCodes.Cancelled
     // A config that does not validate (its message is `<file>:<line>:<col>: <field>: <problem>` lines), a run
     // folder that cannot be resumed, parameters that make no sense.
-    : err instanceof InvalidJobParamsError || err.name === 'ConfigError' || err.name === 'RunRecordError' ? WorkerErrorCodes.InvalidParams
+    : err instanceof InvalidJobParamsError || PARAMS_ERRORS.includes(err.name) ? WorkerErrorCodes.InvalidParams
     : err.name === 'NoAdapterError' ? WorkerErrorCodes.NoAdapter
     : err.name === 'DeviceLostError' ? WorkerErrorCodes.DeviceLost
     : WorkerErrorCodes.Failed;
@@ -82,9 +85,9 @@ function serve(connection: MessageConnection): void {
 
   connection.onRequest(RunJobRequest, async (req: RunJobParams, token): Promise<RunJobResult | ResponseError<WorkerErrorData>> => {
     const t0 = performance.now();
-    const handler = jobHandlers[req.kind] as JobHandler<JobKind> | undefined;
+    const handler = handlerFor(req.kind);
     if (!handler) {
-      return new ResponseError<WorkerErrorData>(WorkerErrorCodes.InvalidParams, `Unknown job kind '${req.kind}'.`, { name: 'Error' });
+      return new ResponseError<WorkerErrorData>(WorkerErrorCodes.InvalidParams, `Unknown job kind ${JSON.stringify(req.kind)}.`, { name: 'Error' });
     }
     const ctx: JobContext<JobKind> = {
       jobId: req.jobId,
@@ -112,7 +115,7 @@ function serve(connection: MessageConnection): void {
       if (!(e instanceof JobCancelledError)) {
         const err = e as Error;
         // Expected failures (bad config, non-finite loss) need no stack.
-        const plain = err instanceof InvalidJobParamsError || ['ConfigError', 'RunRecordError', 'NonFiniteError'].includes(err?.name);
+        const plain = err instanceof InvalidJobParamsError || [...PARAMS_ERRORS, 'NonFiniteError'].includes(err?.name);
         log('error', `job ${req.jobId} (${req.kind}) failed: ${plain ? err.message : (err?.stack ?? String(e))}`);
       }
       return toResponseError(e);

@@ -22,9 +22,9 @@ const LAYOUT = [
   { name: 'f.bias', shape: [1], decay: true },
 ];
 
-const DEFAULTS: CpuAdafactorConfig = { beta2Decay: -0.8, beta1: 0, eps1: 2 ** -23, eps2: 1e-3, clipThreshold: 1, scaleParameter: true, weightDecay: 0.1 };
+const DEFAULTS: CpuAdafactorConfig = { beta2Decay: -0.8, beta1: 0, eps1: 1.1920929e-7, eps2: 1e-3, clipThreshold: 1, scaleParameter: true, weightDecay: 0.1 };
 
-async function run(opts: AdafactorOptions & { steps: number; gradScale?: number }) {
+async function run(opts: AdafactorOptions & { steps: number; gradScale?: number; zeroRows?: boolean }) {
   const rt = await runtime();
   const store = new ParameterStore();
   const cpu: CpuParam[] = [];
@@ -41,6 +41,8 @@ async function run(opts: AdafactorOptions & { steps: number; gradScale?: number 
   for (let t = 1; t <= opts.steps; t++) {
     cpu.forEach((x, i) => {
       x.g.set(randn(x.g.length, 100 * t + i, (opts.gradScale ?? 0.05) * (1 + i)));
+      // Rows with no gradient at all (an embedding's unused ids): R = 0 there, V̂ = 0, and the update must be 0.
+      if (opts.zeroRows && x.name === 'c.weight') x.g.fill(0, 0, 30);
       store.grads.load(x.name, x.g);
     });
     const lr = 0.02;
@@ -79,10 +81,11 @@ describe('Adafactor', () => {
     }
   });
 
-  it('matches with momentum (beta1), without the relative scale, and with global-norm clipping', async () => {
-    const { store, cpu, opt } = await run({ steps: 3, beta1: 0.9, scaleParameter: false, maxGradNorm: 0.5, gradScale: 0.5 });
+  it('matches with momentum (beta1), without the relative scale, with global-norm clipping and the smallest eps1', async () => {
+    const { store, cpu, opt } = await run({ steps: 3, beta1: 0.9, scaleParameter: false, maxGradNorm: 0.5, gradScale: 0.5, eps1: 1e-18, zeroRows: true });
     try {
       await assertMatches(store, cpu, 'adafactor+momentum+clip');
+      assert.ok((await store.read('c.weight')).every(Number.isFinite), 'rows without gradient stay finite');
       assert.deepEqual(Object.keys(opt.state()), ['m']);
     } finally {
       opt.destroy();

@@ -45,6 +45,7 @@ describe('run record', () => {
     for (const f of ['run.json', 'metrics.jsonl', 'checkpoints', 'stats']) assert.ok(fs.existsSync(path.join(run.dir, f)), f);
     const rec = JSON.parse(fs.readFileSync(run.runJsonPath, 'utf8'));
     assert.equal(rec.version, 1);
+    assert.equal(rec.kind, 'train', 'a run is a training run unless its creator says otherwise');
     assert.equal(rec.name, 'demo');
     assert.equal(rec.status, 'running');
     assert.deepEqual(rec.config, config);
@@ -158,6 +159,25 @@ describe('run record', () => {
 
     const empty = await RunFolder.create(out, 'empty', { config });
     assert.equal(empty.latestCheckpoint(), null);
+  });
+
+  it('records the run kind; reads files without one (written before the field existed) as training runs', async () => {
+    const merged = await RunFolder.create(out, 'merged', { kind: 'merge', config: { name: 'merged' }, now: when });
+    assert.equal(JSON.parse(fs.readFileSync(merged.runJsonPath, 'utf8')).kind, 'merge');
+    assert.equal((await openRun(merged.dir)).record.kind, 'merge');
+    await assert.rejects(RunFolder.create(out, 'bad', { kind: 'Not A Kind', config }), /run kind/);
+
+    const old = await RunFolder.create(out, 'old', { config, now: when });
+    const { kind: _dropped, ...withoutKind } = JSON.parse(fs.readFileSync(old.runJsonPath, 'utf8'));
+    fs.writeFileSync(old.runJsonPath, JSON.stringify(withoutKind));
+    const reopened = await openRun(old.dir);
+    assert.equal(reopened.record.kind, 'train');
+    // Rewritten by a newer Basin, the record gains the field.
+    await reopened.update({ status: 'completed' });
+    assert.equal(JSON.parse(fs.readFileSync(old.runJsonPath, 'utf8')).kind, 'train');
+
+    fs.writeFileSync(old.runJsonPath, JSON.stringify({ ...withoutKind, kind: 7 }));
+    await assert.rejects(openRun(old.dir), /"kind" must be a non-empty string/);
   });
 
   it('openRun rejects what is not a run record', async () => {

@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import css from './style.css';
-import { Bridge, boot } from './bridge';
+import { Bridge, boot } from '../shared/bridge';
 import { LayerTable } from './table';
 import {
   drawHeatmap,
@@ -21,9 +21,8 @@ import {
   type HeatmapData,
   type Series,
   type Theme,
-} from './charts';
+} from '../shared/charts';
 import {
-  STATS_PROTOCOL_VERSION,
   TABS,
   coerceUiState,
   dispatchNotification,
@@ -33,8 +32,12 @@ import {
   type NotificationHandlers,
   type PinnedCheckpoint,
   type RunInfo,
+  type StatsCommandParams,
   type StatsNotification,
+  type StatsNotificationParams,
+  type StatsRequestTypes,
   type StatsUiState,
+  statsProtocol,
 } from '../../src/protocol/panels/stats';
 import { ScalarHistory } from '../../src/protocol/panels/stats-reduce';
 import { decodeStatsFrame, HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, type ScalarKey, type StatsFrame } from '../../src/protocol/stats';
@@ -91,7 +94,7 @@ const initial = (() => {
   }
 })();
 
-let bridge: Bridge;
+let bridge: Bridge<StatsCommandParams, StatsRequestTypes, StatsNotificationParams>;
 let ui: StatsUiState;
 let persisted: { runDir: string; pinnedStep: number | null };
 let theme: Theme;
@@ -747,17 +750,9 @@ function start(): void {
   const sheet = new CSSStyleSheet();
   sheet.replaceSync(css);
   document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-  const report = (m: string) => {
-    document.body.dataset.errors = String(Number(document.body.dataset.errors ?? '0') + 1);
-    document.body.dataset.lastError = m.slice(0, 300);
-    bridge?.log('error', m);
-  };
-  document.addEventListener('securitypolicyviolation', (e) => report(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`));
-  window.addEventListener('error', (e) => report(`${e.message} (${e.filename}:${e.lineno})`));
-  window.addEventListener('unhandledrejection', (e) => report(`unhandled rejection: ${String((e as PromiseRejectionEvent).reason)}`));
-
-  bridge = new Bridge((n: StatsNotification) => dispatchNotification(handlers, n));
-  const saved = bridge.getState();
+  bridge = new Bridge(statsProtocol, (n: StatsNotification) => dispatchNotification(handlers, n));
+  bridge.reportErrors();
+  const saved = bridge.getState((x) => x);
   ui = coerceUiState(isObject(saved) ? saved.ui : undefined);
   persisted = {
     runDir: isObject(saved) && typeof saved.runDir === 'string' ? saved.runDir : (initial.runDir ?? ''),
@@ -777,7 +772,6 @@ function start(): void {
   bridge.setState({ ...persisted, ui });
   render();
   bridge.start();
-  if (!bridge.readySent) bridge.send('ready', { protocol: STATS_PROTOCOL_VERSION });
 }
 
 start();

@@ -3,7 +3,7 @@
 // ↑/↓, PageUp/PageDown, Home/End move the active row, Enter or Space selects it.
 import { COLUMN_KEYS, type ColumnKey } from '../../src/protocol/panels/stats';
 import type { ScalarKey, TensorStats } from '../../src/protocol/stats';
-import { fmt } from './charts';
+import { fmt } from '../shared/charts';
 
 export const ROW_H = 22;
 

@@ -80,7 +80,7 @@ export class Adafactor implements Optimizer {
     this.skipNonFinite = opts.skipNonFinite ?? true;
     this.beta2Decay = opts.beta2Decay ?? -0.8;
     this.beta1 = opts.beta1 ?? 0;
-    this.eps1 = opts.eps1 ?? 2 ** -23;
+    this.eps1 = opts.eps1 ?? 1.1920929e-7;
     this.eps2 = opts.eps2 ?? 1e-3;
     this.clipThreshold = opts.clipThreshold ?? 1;
     this.scaleParameter = opts.scaleParameter ?? true;
@@ -89,7 +89,8 @@ export class Adafactor implements Optimizer {
       ['maxGradNorm must be a finite number ≥ 0', this.maxGradNorm >= 0 && Number.isFinite(this.maxGradNorm)],
       ['beta2Decay must be < 0', this.beta2Decay < 0],
       ['beta1 must be in [0, 1)', this.beta1 >= 0 && this.beta1 < 1],
-      ['eps1 must be > 0', this.eps1 > 0],
+      // eps1² must stay a normal f32: a floor that underflows to 0 makes 0/√0 = NaN for untouched rows.
+      ['eps1 must be ≥ 1e-18', this.eps1 >= 1e-18],
       ['eps2 must be > 0', this.eps2 > 0],
       ['clipThreshold must be > 0', this.clipThreshold > 0],
       ['weightDecay must be ≥ 0', this.weightDecay >= 0],

@@ -56,7 +56,12 @@ export const adafactor = defineEntry({
       doc: 'The second-moment decay follows β2ₜ = 1 − t^beta2Decay (so early steps average over few gradients).',
     },
     beta1: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, doc: 'Momentum of the clipped update (0: none, the memory-saving default; > 0 keeps a dense first moment).' },
-    eps1: { type: 'number', exclusiveMinimum: 0, default: 1e-30, doc: 'Floor of the second-moment estimate (regularises 1/√V̂).' },
+    eps1: {
+      type: 'number',
+      minimum: 1e-18,
+      default: 1.1920929e-7,
+      doc: 'Regulariser: V̂ is floored at eps1² (and mean(R) at eps1). Default: float32 machine epsilon, as PyTorch. At least 1e-18, so that eps1² stays a normal float32 (a zero floor turns zero gradients into NaN).',
+    },
     eps2: { type: 'number', exclusiveMinimum: 0, default: 0.001, doc: 'Floor of the weight RMS in the relative step size.' },
     clipThreshold: { type: 'number', exclusiveMinimum: 0, default: 1, doc: 'Update clipping: the update is divided by max(1, RMS(update) / clipThreshold).' },
     scaleParameter: { type: 'boolean', default: true, doc: 'Scale the step by max(eps2, RMS(weight)) (relative step size).' },

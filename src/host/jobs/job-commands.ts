@@ -1,11 +1,13 @@
-// The job commands: Basin: Train from Config, Resume Run, Cancel Job, Show Log. Factories (ctx) => handler, as in
-// src/host/commands.ts; the work is in JobManager (ctx.jobs). Each job command resolves when its job has ended,
-// with the JobOutcome (undefined when no job started), so tests and other commands can await it.
+// The job commands: Basin: Train from Config, Resume Run, Evaluate Checkpoint, Cancel Job, Show Log. Factories
+// (ctx) => handler, as in src/host/commands.ts; the work is in JobManager (ctx.jobs). Each job command resolves
+// when its job has ended, with the JobOutcome (undefined when no job started), so tests and other commands can
+// await it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Cmd, Ctx } from '../ctx';
-import { writerAlive, type JobInfo, type JobOutcome } from './jobs';
+import type { AnyJobInfo, JobOutcome } from './jobs';
+import { writerAlive } from './kinds/train';
 import { openRun } from '../../files/run-record';
 
 export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
@@ -55,7 +57,7 @@ async function pickConfig(): Promise<string | undefined> {
  * active editor's config; else a quick pick of the workspace's configs. An unsaved config is saved first.
  */
 export function trainFromConfig(ctx: Ctx): Cmd {
-  return async (arg?: unknown): Promise<JobOutcome | undefined> => {
+  return async (arg?: unknown): Promise<JobOutcome<'train'> | undefined> => {
     if (!ctx.jobs.checkTrust('training')) return undefined;
     let file = fileOf(arg);
     if (!file) {
@@ -73,7 +75,7 @@ export function trainFromConfig(ctx: Ctx): Cmd {
       void vscode.window.showWarningMessage(`Basin: ${path.basename(file)} has unsaved changes that could not be saved; not training.`);
       return undefined;
     }
-    return ctx.jobs.train({ configPath: path.resolve(file) });
+    return ctx.jobs.run('train', { configPath: path.resolve(file) });
   };
 }
 
@@ -81,14 +83,14 @@ interface RunPick extends vscode.QuickPickItem {
   dir: string;
 }
 
-/** Run folders of the workspace that have a checkpoint and that no job of this window holds. */
-async function resumableRuns(ctx: Ctx): Promise<RunPick[]> {
+/** Run folders of the workspace that have a checkpoint (and, with `free`, that no training job of this window holds). */
+async function runsWithCheckpoints(ctx: Ctx, opts: { free: boolean }): Promise<RunPick[]> {
   const files = await vscode.workspace.findFiles('**/run.json', EXCLUDE_GLOB, 2000);
   const picks: (RunPick & { time: string })[] = [];
   await Promise.all(
     files.map(async (u) => {
       const dir = path.dirname(u.fsPath);
-      if (ctx.jobs.jobOfRun(dir)) return;
+      if (opts.free && ctx.jobs.jobOfRun(dir, 'train')) return;
       try {
         const run = await openRun(dir);
         const ck = run.latestCheckpoint();
@@ -117,11 +119,11 @@ async function resumableRuns(ctx: Ctx): Promise<RunPick[]> {
  * recorded in the run.
  */
 export function resumeRun(ctx: Ctx): Cmd {
-  return async (arg?: unknown): Promise<JobOutcome | undefined> => {
+  return async (arg?: unknown): Promise<JobOutcome<'train'> | undefined> => {
     if (!ctx.jobs.checkTrust('resuming a run')) return undefined;
     let dir = runDirArg(arg);
     if (!dir) {
-      const picks = await resumableRuns(ctx);
+      const picks = await runsWithCheckpoints(ctx, { free: true });
       if (picks.length === 0) {
         void vscode.window.showInformationMessage('Basin: no run with a checkpoint to resume in this workspace.');
         return undefined;
@@ -135,14 +137,69 @@ export function resumeRun(ctx: Ctx): Cmd {
     }
     try {
       const rec = (await openRun(dir)).record;
-      if (rec.status === 'running' && writerAlive(rec.process) && !ctx.jobs.jobOfRun(dir)) {
+      if (rec.status === 'running' && writerAlive(rec.process) && !ctx.jobs.jobOfRun(dir, 'train')) {
         void vscode.window.showWarningMessage(`Basin: ${path.basename(dir)} is still being trained by process ${rec.process!.pid}; stop it before resuming.`);
         return undefined;
       }
     } catch {
       /* unreadable: the worker reports why */
     }
-    return ctx.jobs.train({ resume: dir });
+    return ctx.jobs.run('train', { resume: dir });
+  };
+}
+
+/** The checkpoint step a command argument names: `{ step }`, or a Runs-view checkpoint `{ checkpoint: { step } }`. */
+function stepArg(arg: unknown): number | undefined {
+  if (!arg || typeof arg !== 'object' || arg instanceof vscode.Uri) return undefined;
+  const o = arg as { step?: unknown; checkpoint?: { step?: unknown } };
+  const step = typeof o.step === 'number' ? o.step : o.checkpoint?.step;
+  return typeof step === 'number' && Number.isInteger(step) && step >= 0 ? step : undefined;
+}
+
+/** A quick pick of a run's checkpoints, latest first; undefined when dismissed. */
+async function pickCheckpoint(dir: string): Promise<{ step?: number } | undefined> {
+  let steps: number[] = [];
+  try {
+    const run = await openRun(dir);
+    steps = [...new Set(run.record.checkpoints.map((c) => c.step))].sort((a, b) => b - a);
+  } catch {
+    /* unreadable: the worker reports why */
+  }
+  if (steps.length <= 1) return {};
+  const pick = await vscode.window.showQuickPick(
+    [{ label: 'Latest checkpoint', description: `step ${steps[0]}`, step: undefined as number | undefined }, ...steps.map((s) => ({ label: `Step ${s}`, description: '', step: s as number | undefined }))],
+    { placeHolder: `Checkpoint of ${path.basename(dir)} to evaluate` },
+  );
+  return pick ? { step: pick.step } : undefined;
+}
+
+/**
+ * Basin: Evaluate Checkpoint. Argument: a Runs-view run (its latest checkpoint) or checkpoint (that step), a run
+ * folder path or Uri, or `{ runDir, step? }`; default: quick picks of the run and the checkpoint. Evaluates the
+ * checkpoint on the validation split of the run's config; the metrics appear in a notification and in the log.
+ */
+export function evaluateCheckpoint(ctx: Ctx): Cmd {
+  return async (arg?: unknown): Promise<JobOutcome<'eval'> | undefined> => {
+    if (!ctx.jobs.checkTrust('evaluating a checkpoint')) return undefined;
+    let dir = runDirArg(arg);
+    let step = stepArg(arg);
+    if (!dir) {
+      const picks = await runsWithCheckpoints(ctx, { free: false });
+      if (picks.length === 0) {
+        void vscode.window.showInformationMessage('Basin: no run with a checkpoint to evaluate in this workspace.');
+        return undefined;
+      }
+      dir = (await vscode.window.showQuickPick(picks, { placeHolder: 'Run whose checkpoint to evaluate', matchOnDetail: true }))?.dir;
+      if (!dir) return undefined;
+      const chosen = await pickCheckpoint(dir);
+      if (!chosen) return undefined;
+      step = chosen.step;
+    }
+    if (!fs.existsSync(path.join(dir, 'run.json'))) {
+      void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
+      return undefined;
+    }
+    return ctx.jobs.run('eval', step === undefined ? { runDir: dir } : { runDir: dir, step });
   };
 }
 
@@ -163,9 +220,9 @@ export function cancelJob(ctx: Ctx): Cmd {
     if (jobs.length === 1) return ctx.jobs.cancel(jobs[0].id);
     const pick = await vscode.window.showQuickPick(
       [
-        ...jobs.map((j: JobInfo) => ({
+        ...jobs.map((j: AnyJobInfo) => ({
           label: j.name,
-          description: j.progress?.totalSteps ? `step ${j.progress.step}/${j.progress.totalSteps}` : 'starting',
+          description: ctx.jobs.progressLine(j) || 'starting',
           detail: j.runDir,
           id: j.id as string | undefined,
         })),

@@ -1,116 +1,70 @@
-// The host's job manager (`ctx.jobs`): runs training jobs in the worker with a cancellable progress notification
-// and a status-bar item, keeps the list of running jobs, and tells the rest of the extension what happens through
-// events (the Runs view refreshes on them, the statistics panel draws the binary frames of `onStats`).
+// The host's job manager (`ctx.jobs`): runs jobs of any kind in the worker with a cancellable progress
+// notification and a status-bar item, keeps the list of running jobs, and tells the rest of the extension what
+// happens through events (the Runs view refreshes on them). What a kind adds — its status text, its result
+// message, run-folder bookkeeping, side-channel records — comes from its JobKindHost (kinds/*.ts).
 //
 // A job ends in one of three ways:
-//   completed  the trainer reached its last step;
-//   cancelled  Cancel (notification, status bar, `basin.cancelJob`): the trainer stops after the current step and
-//              writes a checkpoint at the step it reached, so `basin.resumeRun` continues from there;
-//   failed     a bad config (InvalidParams, `<file>:<line>:<col>: …`), a non-finite loss, a lost device, or the
+//   completed  the worker answered with the result;
+//   cancelled  Cancel (notification, status bar, `basin.cancelJob`); a kind may also answer normally and call
+//              that cancelled (train stops after the current step and keeps a checkpoint there);
+//   failed     bad params (InvalidParams, e.g. `<file>:<line>:<col>: …` for a config), a lost device, or the
 //              worker process dying (native abort, OOM, SIGKILL): the message says why (exit code or signal and
-//              the tail of its stderr); run.json is marked failed by the host when the worker could not; the next
-//              job starts a fresh worker.
-// Jobs run one at a time on the GPU: a second one waits in the worker until the first ends.
-import * as os from 'node:os';
+//              the tail of its stderr); the next job starts a fresh worker.
+// Jobs run one at a time on the GPU: a second one waits in the worker (queued) until the first ends.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc/node';
-import type { Ctx } from '../ctx';
 import { requireTrust } from '../trust';
-import { WorkerExitedError, describeExit, type WorkerExit } from './worker-process';
-import {
-  SideRecordKind,
-  WorkerErrorCodes,
-  type SideRecord,
-  type TrainJobParams,
-  type TrainJobProgress,
-  type TrainJobResult,
-} from '../../protocol/worker';
-import { openRun } from '../../files/run-record';
+import type { WorkerClient } from './worker-client';
+import { WorkerExitedError, describeExit } from './worker-process';
+import { WorkerErrorCodes, type JobKind, type JobParams, type JobProgress, type SideRecord } from '../../protocol/worker';
+import type {
+  AnyJobInfo,
+  JobEndEvent,
+  JobError,
+  JobInfo,
+  JobKindHost,
+  JobKindHosts,
+  JobOutcome,
+  JobProgressEvent,
+} from './job-types';
 
-export type JobStatus = 'completed' | 'cancelled' | 'failed';
+export type * from './job-types';
 
-/** A job the manager runs (or ran). The object is live: `runDir`, `name` and `progress` fill in as the job runs. */
-export interface JobInfo {
-  /** Unique per host session; the same id the worker's progress notifications and side-channel records carry. */
-  readonly id: string;
-  readonly kind: 'train';
-  /** Absolute config path (fresh runs; on resume, the config the worker loaded, when one was given). */
-  readonly configPath?: string;
-  /** Absolute run folder being resumed, for resume jobs. */
-  readonly resume?: string;
-  /**
-   * Absolute run folder: known once the worker created (or opened) it — the first `onDidProgress`, phase
-   * 'started' — and at once for resume jobs.
-   */
-  runDir?: string;
-  /** Run name (the config's `name`; before the worker answers, the config's file name). */
-  name: string;
-  /** ms since the epoch. */
-  readonly startedAt: number;
-  /** The latest progress, if any came. */
-  progress?: TrainJobProgress;
-  /** Cancel was asked for. */
-  cancelRequested: boolean;
+/** What the manager needs of the extension (the Ctx provides it): the worker, the log, a way to end the worker. */
+export interface JobManagerHost {
+  readonly worker: Pick<WorkerClient, 'runJob' | 'onSideRecord'>;
+  readonly log: Pick<vscode.LogOutputChannel, 'info' | 'warn' | 'error' | 'show'>;
+  /** Ends the worker process (a job that ignores Cancel). */
+  stopWorker(): Promise<void>;
 }
 
-export interface JobProgressEvent {
-  job: JobInfo;
-  progress: TrainJobProgress;
+export interface RunOptions {
+  /** false: no progress notification and no end message (tests, scripted use). */
+  notify?: boolean;
 }
-
-export interface JobEndEvent {
-  job: JobInfo;
-  status: JobStatus;
-  /** The worker's result (completed, and cancelled once the trainer ran: it holds the checkpoint). */
-  result?: TrainJobResult;
-  /** Why it failed (status 'failed'). */
-  error?: JobError;
-}
-
-export interface JobError {
-  message: string;
-  /** WorkerErrorCodes value of the worker's error reply, when the worker answered. */
-  code?: number;
-  /** The error's class name in the worker (ConfigError, NonFiniteError, DeviceLostError…). */
-  name?: string;
-  /** How the worker process ended, when it died during the job. */
-  exit?: WorkerExit;
-}
-
-/** A statistics frame of a running training job (src/protocol/stats.ts's binary format, one frame). */
-export interface JobStatsEvent {
-  jobId: string;
-  runDir: string;
-  step: number;
-  bytes: Uint8Array;
-}
-
-/** What a job-starting call resolves to: the end of the job, or undefined when none was started (untrusted…). */
-export type JobOutcome = JobEndEvent;
 
 /** After Cancel, how long to wait for the worker to stop before ending the worker process. */
 const CANCEL_KILL_AFTER_MS = 30_000;
+const QUEUED_LINE = 'waiting for another job to finish';
 
 export class JobManager implements vscode.Disposable {
-  private readonly jobs = new Map<string, { info: JobInfo; cts: vscode.CancellationTokenSource }>();
+  private readonly jobs = new Map<string, { info: AnyJobInfo; cts: vscode.CancellationTokenSource }>();
+  private readonly kinds: JobKindHosts = {};
   private nextId = 1;
   private sideSub: { dispose(): void } | undefined;
   private readonly statusItem: vscode.StatusBarItem;
   private readonly disposables: vscode.Disposable[] = [];
 
-  private readonly startEmitter = new vscode.EventEmitter<JobInfo>();
+  private readonly startEmitter = new vscode.EventEmitter<AnyJobInfo>();
   private readonly progressEmitter = new vscode.EventEmitter<JobProgressEvent>();
   private readonly endEmitter = new vscode.EventEmitter<JobEndEvent>();
-  private readonly statsEmitter = new vscode.EventEmitter<JobStatsEvent>();
   /** A job was accepted and sent to the worker (its `runDir` may not be known yet: see JobInfo.runDir). */
-  readonly onDidStart: vscode.Event<JobInfo> = this.startEmitter.event;
-  /** Progress of a job, at most ~10 per second per job; the first has phase 'started' and the run folder. */
+  readonly onDidStart: vscode.Event<AnyJobInfo> = this.startEmitter.event;
+  /** Progress of a job (at most ~10 per second per job for train and eval); narrow with `e.kind`. */
   readonly onDidProgress: vscode.Event<JobProgressEvent> = this.progressEmitter.event;
   /** A job ended (completed, cancelled or failed). Fired after it left `active`. */
   readonly onDidEnd: vscode.Event<JobEndEvent> = this.endEmitter.event;
-  /** Each statistics frame a running training job produces, as bytes (decode with src/protocol/stats.ts). */
-  readonly onStats: vscode.Event<JobStatsEvent> = this.statsEmitter.event;
 
   /**
    * Whether jobs may run. Jobs never run in an untrusted workspace (a config can point at any file, a job runs
@@ -118,22 +72,27 @@ export class JobManager implements vscode.Disposable {
    */
   isTrusted: () => boolean = () => vscode.workspace.isTrusted;
 
-  constructor(private readonly ctx: Ctx) {
+  constructor(private readonly host: JobManagerHost) {
     this.statusItem = vscode.window.createStatusBarItem('basin.jobs', vscode.StatusBarAlignment.Left, 10);
     this.statusItem.name = 'Basin Jobs';
     this.statusItem.command = 'basin.showLog';
-    this.disposables.push(this.statusItem, this.startEmitter, this.progressEmitter, this.endEmitter, this.statsEmitter);
+    this.disposables.push(this.statusItem, this.startEmitter, this.progressEmitter, this.endEmitter);
+  }
+
+  /** Adds a kind's host part (kinds/index.ts registers every one). */
+  registerKind<K extends JobKind>(part: JobKindHost<K>): void {
+    (this.kinds as Record<string, JobKindHost<K>>)[part.kind] = part;
   }
 
   /** The running jobs (queued ones included), oldest first. */
-  get active(): readonly JobInfo[] {
+  get active(): readonly AnyJobInfo[] {
     return [...this.jobs.values()].map((j) => j.info);
   }
 
-  /** The running job that holds this run folder, if any. */
-  jobOfRun(runDir: string): JobInfo | undefined {
+  /** The running job that holds this run folder (of this kind, when given), if any. */
+  jobOfRun(runDir: string, kind?: JobKind): AnyJobInfo | undefined {
     const want = path.resolve(runDir);
-    return this.active.find((j) => j.runDir !== undefined && path.resolve(j.runDir) === want);
+    return this.active.find((j) => (kind === undefined || j.kind === kind) && j.runDir !== undefined && path.resolve(j.runDir) === want);
   }
 
   /** True when jobs may start here; otherwise shows why (untrusted workspace) and returns false. */
@@ -141,73 +100,79 @@ export class JobManager implements vscode.Disposable {
     if (this.isTrusted()) return true;
     // requireTrust shows the reason and a way to trust the workspace (it checks the real trust state itself).
     requireTrust(what);
-    this.ctx.log.warn(`not starting ${what}: this workspace is not trusted (Basin runs no job in an untrusted workspace).`);
+    this.host.log.warn(`not starting ${what}: this workspace is not trusted (Basin runs no job in an untrusted workspace).`);
     return false;
   }
 
   /**
-   * Trains from a config (`configPath`) or resumes a run folder (`resume`). Resolves when the job has ended —
-   * it never rejects for a job failure (see JobOutcome.status/error) — or at once with undefined when no job may
-   * start (untrusted workspace). Shows a cancellable progress notification while it runs.
+   * Runs a job of any kind. Resolves when the job has ended — it never rejects for a job failure (see
+   * JobOutcome.status/error) — or at once with undefined when no job may start (untrusted workspace, or the
+   * kind refused). Shows a cancellable progress notification while it runs, unless `notify` is false.
    */
-  async train(params: TrainJobParams, opts: { notify?: boolean } = {}): Promise<JobOutcome | undefined> {
-    if (!this.checkTrust(params.resume ? 'resuming a run' : 'training')) return undefined;
-    if (params.resume) {
-      const holder = this.jobOfRun(params.resume);
-      if (holder) {
-        void vscode.window.showWarningMessage(`Basin: ${holder.name} is already training in this window.`);
-        return undefined;
-      }
+  async run<K extends JobKind>(kind: K, params: JobParams<K>, opts: RunOptions = {}): Promise<JobOutcome<K> | undefined> {
+    const part = this.kindHost(kind);
+    if (!this.checkTrust(part.activity?.(params) ?? `running a ${kind} job`)) return undefined;
+    const refusal = part.refuse?.(params);
+    if (refusal) {
+      void vscode.window.showWarningMessage(`Basin: ${refusal}`);
+      return undefined;
     }
     this.listenToSideChannel();
     const cts = new vscode.CancellationTokenSource();
     // Unique per host session; distinct from WorkerClient's own ids (`<kind>-<pid>-<n>`).
-    const id = `train-job-${this.nextId++}`;
-    const fileName = params.configPath ? path.basename(params.configPath).replace(/\.basin\.(ya?ml|json)$/i, '') : undefined;
-    const info: JobInfo = {
+    const id = `${kind}-job-${this.nextId++}`;
+    const described = part.describe?.(params) ?? { name: kind };
+    const info: JobInfo<K> = {
       id,
-      kind: 'train',
-      configPath: params.configPath,
-      resume: params.resume ? path.resolve(params.resume) : undefined,
-      runDir: params.resume ? path.resolve(params.resume) : undefined,
-      name: fileName ?? (params.resume ? path.basename(params.resume) : 'run'),
+      kind,
+      params,
+      runDir: described.runDir,
+      name: described.name,
       startedAt: Date.now(),
+      queued: false,
       cancelRequested: false,
     };
-    this.jobs.set(id, { info, cts });
+    this.jobs.set(id, { info: info as AnyJobInfo, cts });
     this.updateStatus();
     void vscode.commands.executeCommand('setContext', 'basin.jobRunning', true);
-    this.ctx.log.info(`${info.resume ? `resuming ${info.resume}` : `training ${params.configPath}`} (job ${id})`);
-    this.startEmitter.fire(info);
+    this.host.log.info(`${this.title(info)} (job ${id})`);
+    this.startEmitter.fire(info as AnyJobInfo);
 
-    const run = this.runTrain(info, params, cts.token);
+    const run = this.runInWorker(info, cts.token);
     if (opts.notify !== false) this.showProgress(info, run);
     const outcome = await run;
     cts.dispose();
     return outcome;
   }
 
-  /** Cancels a running job (all of them without an id). Returns how many were asked to stop. */
-  cancel(jobId?: string): number {
+  /** Cancels a running job by id or run folder (all of them without one). Returns how many were asked to stop. */
+  cancel(jobIdOrRunDir?: string): number {
     let n = 0;
     for (const { info, cts } of this.jobs.values()) {
-      if (jobId !== undefined && info.id !== jobId && info.runDir !== jobId) continue;
+      if (jobIdOrRunDir !== undefined && info.id !== jobIdOrRunDir && info.runDir !== jobIdOrRunDir) continue;
       if (info.cancelRequested) continue;
       info.cancelRequested = true;
-      this.ctx.log.info(`cancelling job ${info.id} (${info.name})`);
+      this.host.log.info(`cancelling job ${info.id} (${info.name})`);
       cts.cancel();
       n++;
       // A worker stuck in native code would never answer: end the process after a cap (the last checkpoint stays).
       const timer = setTimeout(() => {
         if (this.jobs.has(info.id)) {
-          this.ctx.log.warn(`job ${info.id} did not stop within ${CANCEL_KILL_AFTER_MS / 1000} s of Cancel: ending the worker`);
-          void this.ctx.stopWorker();
+          this.host.log.warn(`job ${info.id} did not stop within ${CANCEL_KILL_AFTER_MS / 1000} s of Cancel: ending the worker`);
+          void this.host.stopWorker();
         }
       }, CANCEL_KILL_AFTER_MS);
       timer.unref?.();
     }
     this.updateStatus();
     return n;
+  }
+
+  /** The line that describes a job's latest progress (status bar, notification, Cancel Job's picker). */
+  progressLine(job: AnyJobInfo): string {
+    if (job.queued) return QUEUED_LINE;
+    const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
+    return part.progressLine ? part.progressLine(job) : (job.message ?? '');
   }
 
   dispose(): void {
@@ -218,92 +183,100 @@ export class JobManager implements vscode.Disposable {
 
   // -------------------------------------------------------------------------------------------------------------
 
+  private kindHost<K extends JobKind>(kind: K): JobKindHost<K> {
+    return (this.kinds[kind] as JobKindHost<K> | undefined) ?? { kind };
+  }
+
+  private title(job: JobInfo): string {
+    const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
+    return part.title?.(job) ?? `${job.kind} ${job.name}`;
+  }
+
+  private summary(job: JobInfo, result: unknown): string {
+    const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
+    return part.summary?.(result as never, job) ?? JSON.stringify(result)?.slice(0, 300) ?? 'no result';
+  }
+
+  /** Side-channel records go to the kind of the job that sent them. */
   private listenToSideChannel(): void {
     if (this.sideSub) return;
-    this.sideSub = this.ctx.worker.onSideRecord((r: SideRecord) => {
-      if (r.kind !== SideRecordKind.Stats) return;
-      this.statsEmitter.fire({ jobId: r.jobId, runDir: r.runDir, step: r.step, bytes: r.bytes });
+    this.sideSub = this.host.worker.onSideRecord((r: SideRecord) => {
+      const job = this.jobs.get(r.jobId)?.info;
+      if (!job) return;
+      (this.kindHost(job.kind) as JobKindHost<JobKind>).onRecord?.(job, r);
     });
   }
 
-  private async runTrain(info: JobInfo, params: TrainJobParams, token: vscode.CancellationToken): Promise<JobOutcome> {
-    let end: JobEndEvent;
+  private async runInWorker<K extends JobKind>(info: JobInfo<K>, token: vscode.CancellationToken): Promise<JobEndEvent<K>> {
+    const part = this.kindHost(info.kind);
+    let end: JobEndEvent<JobKind>;
+    const kind = info.kind as JobKind;
+    const job = info as JobInfo;
     try {
-      const result = await this.ctx.worker.job('train', params, {
+      const result = await this.host.worker.runJob(info.kind, info.params, {
         token,
         jobId: info.id,
-        onProgress: (p) => {
-          const prog = p.data;
-          // A 'waiting for the GPU' notification has no run folder yet.
-          if (prog.runDir) info.runDir = prog.runDir;
-          if (prog.name) info.name = prog.name;
-          info.progress = prog;
+        onProgress: (p: JobProgress<K>) => {
+          info.progress = p.data;
+          info.message = p.message;
+          info.fraction = p.fraction;
+          info.queued = p.queued === true;
+          part.learn?.(info, p.data);
           this.updateStatus();
-          this.progressEmitter.fire({ job: info, progress: prog });
+          this.progressEmitter.fire({ kind: info.kind, job: info, progress: p.data } as JobProgressEvent);
         },
       });
-      info.runDir = result.runDir;
-      end = { job: info, status: result.status, result };
+      end = { kind, job, status: part.endStatus?.(result.result) ?? 'completed', result: result.result } as JobEndEvent;
     } catch (e) {
-      end = { job: info, status: 'failed', error: toJobError(e) };
-      // Cancelled before the trainer ran (e.g. while waiting for the GPU): nothing failed.
-      if (end.error?.code === WorkerErrorCodes.Cancelled) end = { job: info, status: 'cancelled' };
-      // Ending the worker after an unanswered Cancel is still a cancel: the last checkpoint stays resumable.
-      else if (info.cancelRequested && e instanceof WorkerExitedError && e.exit.expected) end = { job: info, status: 'cancelled', error: end.error };
+      const error = toJobError(e);
+      end = { kind, job, status: 'failed', error } as JobEndEvent;
+      // Cancelled through the worker (before a train job's trainer ran, or any other kind): nothing failed.
+      if (error.code === WorkerErrorCodes.Cancelled) end = { kind, job, status: 'cancelled' } as JobEndEvent;
+      // Ending the worker after an unanswered Cancel is still a cancel.
+      else if (info.cancelRequested && e instanceof WorkerExitedError && e.exit.expected) end = { kind, job, status: 'cancelled', error } as JobEndEvent;
     }
+    info.queued = false;
     this.jobs.delete(info.id);
-    if (end.status !== 'completed' && info.runDir) await this.markRunEnded(info.runDir, end);
+    try {
+      await (part as JobKindHost<JobKind>).settle?.(end);
+    } catch (e) {
+      this.host.log.warn(`job ${info.id}: ${(e as Error).message}`);
+    }
     this.updateStatus();
     if (this.jobs.size === 0) void vscode.commands.executeCommand('setContext', 'basin.jobRunning', false);
     this.logEnd(end);
     this.endEmitter.fire(end);
-    return end;
-  }
-
-  /** A run whose worker could not record the end (it died) still says 'running': record it. */
-  private async markRunEnded(runDir: string, end: JobEndEvent): Promise<void> {
-    try {
-      const run = await openRun(runDir);
-      if (run.record.status !== 'running') return;
-      // Another live process (a CLI run) writes it: not ours to mark. (Our own live worker may be named there:
-      // the trainer keeps the creator's pid on resume.)
-      if (writerAlive(run.record.process) && run.record.process?.pid !== this.ctx.workerPid) return;
-      const status = end.status === 'cancelled' ? 'cancelled' : 'failed';
-      await run.finish(status, end.error ? { message: end.error.message } : undefined);
-      this.ctx.log.info(`${runDir}: run.json marked ${status} (the worker could not)`);
-    } catch (e) {
-      this.ctx.log.warn(`could not update ${runDir}/run.json: ${(e as Error).message}`);
-    }
+    return end as JobEndEvent<K>;
   }
 
   private logEnd(end: JobEndEvent): void {
     const { job } = end;
     const secs = ((Date.now() - job.startedAt) / 1000).toFixed(1);
+    const what = `job ${job.id}: ${this.title(job)}`;
     if (end.status === 'completed') {
-      const r = end.result!;
-      this.ctx.log.info(`job ${job.id}: ${job.name} completed in ${secs} s: ${r.steps} steps, ${describeResult(r)}; run folder ${r.runDir}`);
+      this.host.log.info(`${what} completed in ${secs} s: ${this.summary(job, end.result)}`);
     } else if (end.status === 'cancelled') {
-      const ck = end.result?.checkpoint;
-      this.ctx.log.info(`job ${job.id}: ${job.name} cancelled after ${secs} s${end.result ? ` at step ${end.result.steps}` : ''}${ck ? `; resumable from ${ck}` : ''}`);
+      this.host.log.info(`${what} cancelled after ${secs} s${end.result ? `: ${this.summary(job, end.result)}` : ''}`);
     } else {
       const exit = end.error?.exit;
-      this.ctx.log.error(`job ${job.id}: ${job.name} failed after ${secs} s: ${exit ? describeExit(exit, { withStderr: true }) : end.error?.message}`);
+      this.host.log.error(`${what} failed after ${secs} s: ${exit ? describeExit(exit, { withStderr: true }) : end.error?.message}`);
     }
   }
 
-  /** The notification: cancellable, with the step and loss; and the message at the end. */
-  private showProgress(info: JobInfo, run: Promise<JobOutcome>): void {
+  /** The notification: cancellable, with the kind's progress line; and the message at the end. */
+  private showProgress<K extends JobKind>(info: JobInfo<K>, run: Promise<JobEndEvent<K>>): void {
+    const job = info as JobInfo as AnyJobInfo;
     void vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Basin: ${info.resume ? 'resuming' : 'training'} ${info.name}`, cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: `Basin: ${this.title(job)}`, cancellable: true },
       async (progress, token) => {
         const sub1 = token.onCancellationRequested(() => this.cancel(info.id));
         let reported = 0;
-        const sub2 = this.onDidProgress(({ job, progress: p }) => {
-          if (job !== info) return;
-          const pct = p.totalSteps > 0 ? (100 * p.step) / p.totalSteps : 0;
+        const sub2 = this.onDidProgress((e) => {
+          if (e.job !== job) return;
+          const pct = job.fraction !== undefined && !job.queued ? 100 * Math.min(1, Math.max(0, job.fraction)) : reported;
           const increment = Math.max(0, pct - reported);
           reported = Math.max(reported, pct);
-          progress.report({ message: progressLine(p), increment });
+          progress.report({ message: this.progressLine(job), increment });
         });
         try {
           await run;
@@ -313,43 +286,25 @@ export class JobManager implements vscode.Disposable {
         }
       },
     );
-    void run.then((end) => this.notifyEnd(end));
+    void run.then((end) => this.notifyEnd(end as JobEndEvent));
   }
 
   private notifyEnd(end: JobEndEvent): void {
     const { job } = end;
+    const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
     const showLog = 'Show Log';
-    if (end.status === 'completed') {
-      void vscode.window.showInformationMessage(`Basin: ${job.name} finished — ${end.result!.steps} steps, ${describeResult(end.result!)}.`, showLog).then((c) => {
-        if (c === showLog) this.ctx.log.show(true);
-      });
-    } else if (end.status === 'cancelled') {
-      const resume = 'Resume';
-      const ck = end.result?.checkpoint;
-      const canResume = !!(job.runDir && (ck || job.resume));
-      void vscode.window
-        .showInformationMessage(
-          `Basin: ${job.name} cancelled${end.result ? ` at step ${end.result.steps}` : ''}.${ck ? ' Its checkpoint can be resumed.' : ''}`,
-          ...(canResume ? [resume] : []),
-          showLog,
-        )
-        .then((c) => {
-          if (c === resume && job.runDir) void vscode.commands.executeCommand('basin.resumeRun', job.runDir);
-          else if (c === showLog) this.ctx.log.show(true);
-        });
-    } else {
-      const err = end.error!;
-      let why = err.message;
-      if (err.exit) {
-        const tail = err.exit.stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
-        why = `${describeExit(err.exit)}${tail ? ` stderr: ${tail.slice(0, 300)}` : ''}${err.exit.expected ? '' : ' The next job starts a fresh worker.'}`;
-      } else if (err.code === WorkerErrorCodes.InvalidParams) {
-        why = `the config has problems: ${err.message.split('\n').slice(0, 3).join('; ')}`;
-      }
-      void vscode.window.showErrorMessage(`Basin: ${job.name} failed: ${why}`, showLog).then((c) => {
-        if (c === showLog) this.ctx.log.show(true);
-      });
+    const actions = part.endActions?.(end) ?? [];
+    let text = part.endMessage?.(end);
+    if (text === undefined) {
+      if (end.status === 'completed') text = `Basin: ${job.name} finished — ${this.summary(job, end.result)}.`;
+      else if (end.status === 'cancelled') text = `Basin: ${job.name} cancelled.`;
+      else text = `Basin: ${job.name} failed: ${failureReason(end.error!)}`;
     }
+    const show = end.status === 'failed' ? vscode.window.showErrorMessage : vscode.window.showInformationMessage;
+    void show(text, ...actions.map((a) => a.title), showLog).then((choice) => {
+      if (choice === showLog) this.host.log.show(true);
+      else actions.find((a) => a.title === choice)?.run();
+    });
   }
 
   private updateStatus(): void {
@@ -359,59 +314,34 @@ export class JobManager implements vscode.Disposable {
       return;
     }
     const j = jobs[jobs.length - 1];
-    const p = j.progress;
     const more = jobs.length > 1 ? ` (+${jobs.length - 1})` : '';
     const icon = j.cancelRequested ? '$(debug-stop)' : '$(loading~spin)';
-    this.statusItem.text = `${icon} ${j.name}${p && p.totalSteps ? ` ${progressLine(p)}` : p?.phase === 'queued' ? ' (queued)' : ''}${more}`;
+    const line = j.queued ? '(queued)' : this.progressLine(j);
+    this.statusItem.text = `${icon} ${j.name}${line ? ` ${line}` : ''}${more}`;
     const tip = new vscode.MarkdownString(undefined, true);
     for (const job of jobs) {
-      const q = job.progress;
-      tip.appendMarkdown(`**${job.name}**${job.cancelRequested ? ' (stopping)' : ''}  \n`);
-      if (q?.totalSteps) tip.appendMarkdown(`${progressLine(q)}${q.val ? ` · val ${Object.entries(q.val).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}` : ''}  \n`);
+      const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
+      tip.appendMarkdown(`**${job.name}** (${job.kind})${job.cancelRequested ? ' (stopping)' : ''}  \n`);
+      const detail = job.queued ? QUEUED_LINE : (part.tooltipLine?.(job) ?? this.progressLine(job));
+      if (detail) tip.appendMarkdown(`${detail}  \n`);
       if (job.runDir) tip.appendMarkdown(`\`${job.runDir}\`  \n`);
     }
-    // Click: the live statistics of the newest job once it has a run folder, else the log.
-    this.statusItem.command = j.runDir
-      ? { command: 'basin.openStatistics', title: 'Open Statistics', arguments: [{ runDir: j.runDir }] }
-      : 'basin.showLog';
-    tip.appendMarkdown(`\nClick to ${j.runDir ? 'open the live statistics' : 'show the Basin log'}; \`Basin: Cancel Job\` stops a job.`);
+    const command = (this.kindHost(j.kind) as JobKindHost<JobKind>).statusCommand?.(j);
+    this.statusItem.command = command ?? 'basin.showLog';
+    tip.appendMarkdown(`\nClick to ${command ? command.title.toLowerCase() : 'show the Basin log'}; \`Basin: Cancel Job\` stops a job.`);
     this.statusItem.tooltip = tip;
     this.statusItem.show();
   }
 }
 
-/** Whether the process recorded as a run's writer is alive on this machine. */
-export function writerAlive(proc: { pid: number; host: string } | undefined): boolean {
-  if (!proc || proc.host !== os.hostname() || proc.pid === process.pid) return false;
-  try {
-    process.kill(proc.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+/** Why a job failed, in one line for a notification: the worker's exit and stderr tail, or the error's message. */
+export function failureReason(err: JobError): string {
+  if (err.exit) {
+    const tail = err.exit.stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+    return `${describeExit(err.exit)}${tail ? ` stderr: ${tail.slice(0, 300)}` : ''}${err.exit.expected ? '' : ' The next job starts a fresh worker.'}`;
   }
-}
-
-function fmt(v: number): string {
-  return Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(4);
-}
-
-/** "step 120/500 · loss 0.4120 · 35.2 steps/s" */
-export function progressLine(p: TrainJobProgress): string {
-  if (p.phase === 'queued') return 'waiting for another job to finish';
-  const parts = [`step ${p.step}/${p.totalSteps}`];
-  if (p.loss !== undefined && Number.isFinite(p.loss)) parts.push(`loss ${p.loss.toFixed(4)}`);
-  if (p.stepsPerSec !== undefined && Number.isFinite(p.stepsPerSec)) parts.push(`${p.stepsPerSec.toFixed(1)} steps/s`);
-  return parts.join(' · ');
-}
-
-function describeResult(r: TrainJobResult): string {
-  const parts: string[] = [];
-  if (r.lastLoss !== null) parts.push(`loss ${r.lastLoss.toFixed(4)}`);
-  if (r.eval) {
-    if (typeof r.eval.accuracy === 'number') parts.push(`val accuracy ${(100 * r.eval.accuracy).toFixed(1)}%`);
-    if (typeof r.eval.loss === 'number') parts.push(`val loss ${r.eval.loss.toFixed(4)}`);
-  }
-  return parts.join(', ') || 'no metrics';
+  if (err.name === 'ConfigError') return `the config has problems: ${err.message.split('\n').slice(0, 3).join('; ')}`;
+  return err.message.split('\n').slice(0, 3).join('; ');
 }
 
 function toJobError(e: unknown): JobError {

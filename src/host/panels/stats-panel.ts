@@ -9,37 +9,39 @@
 // and gets a full snapshot; it persists only its UI state (vscode.setState), which the WebviewPanelSerializer
 // hands back after a window reload, so `retainContextWhenHidden` stays off. While the panel is visible, new frames
 // and metrics rows go out at most ~3 times a second; a hidden panel gets nothing, and a fresh snapshot when its
-// webview loads again.
+// webview loads again. The webview, its CSP, the ready → snapshot handshake, message validation and the
+// serializer are every panel's: PanelController (panel-controller.ts); this file is what the statistics add.
 //
 // Data: run.json, metrics.jsonl and stats.bin, read once and then tailed (file watcher, and a 1 s poll while the
-// run is live), plus the job manager's live frames (ctx.jobs.onStats) for a run that trains in this window. A
+// run is live), plus the job manager's live frames (ctx.trainJobs.onStats) for a run that trains in this window. A
 // checkpoint's statistics come from `stats/step-<n>.safetensors` when the trainer wrote it, else from the frame
 // at (or last before) that step in stats.bin.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import {
-  STATS_PROTOCOL_VERSION,
   STATS_VIEW_TYPE,
-  answerRequest,
   coerceUiState,
-  dispatchCommand,
   isObject,
   notification,
-  parseWebviewMessage,
+  statsProtocol,
   type CommandHandlers,
   type HostToWebview,
   type PerfReport,
   type RequestHandlers,
+  type StatsCommandParams,
   type StatsNotificationParams,
+  type StatsRequestTypes,
   type StatsUiState,
 } from '../../protocol/panels/stats';
 import { HeaderCache, toArrayBuffer, type FrameInfo } from '../../protocol/panels/stats-reduce';
 import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, type StatsTensorInfo } from '../../protocol/stats';
 import { SafetensorsReader } from '../../files/safetensors';
 import { RunSource, type PollResult } from './stats-source';
+import { PanelController, createWebviewPanel, registerPanelSerializer, webviewOptions } from './panel-controller';
+
+type StatsView = PanelController<StatsCommandParams, StatsRequestTypes, StatsNotificationParams>;
 
 /** Updates to a visible panel, at most this often. */
 const UPDATE_INTERVAL_MS = 300;
@@ -134,7 +136,7 @@ export class StatsPanels implements vscode.Disposable {
       existing.panel.reveal();
       return existing.state();
     }
-    const panel = vscode.window.createWebviewPanel(STATS_VIEW_TYPE, panelTitle(runDir, args.step ?? null), vscode.ViewColumn.Active, webviewOptions(this.ctx));
+    const panel = createWebviewPanel(STATS_VIEW_TYPE, panelTitle(runDir, args.step ?? null), this.ctx.extCtx.extensionUri);
     const p = this.adopt(panel, runDir, args.step ?? null, args.tensor);
     return p.state();
   }
@@ -142,7 +144,7 @@ export class StatsPanels implements vscode.Disposable {
   /** A panel VS Code restored after a reload (WebviewPanelSerializer). */
   async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     if (!isWebviewState(state)) {
-      panel.webview.options = webviewOptions(this.ctx);
+      panel.webview.options = webviewOptions(this.ctx.extCtx.extensionUri);
       panel.webview.html = `<!DOCTYPE html><html><body><p>This statistics panel has no run folder to show. Open one with “Basin: Open Statistics”.</p></body></html>`;
       return;
     }
@@ -173,22 +175,8 @@ export function registerStatsPanel(ctx: Ctx): StatsPanels {
   ctx.push(panels);
   ctx.registerCommand('openStatistics', () => (arg: unknown) => panels.open(arg));
   ctx.registerCommand('statsPanelState', () => () => panels.states());
-  ctx.push(
-    vscode.window.registerWebviewPanelSerializer(STATS_VIEW_TYPE, {
-      deserializeWebviewPanel: (panel, state) => panels.restore(panel, state),
-    }),
-  );
+  ctx.push(registerPanelSerializer(STATS_VIEW_TYPE, (panel, state) => panels.restore(panel, state)));
   return panels;
-}
-
-function webviewOptions(ctx: Ctx): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-  const ext = ctx.extCtx.extensionUri;
-  return {
-    enableScripts: true,
-    enableFindWidget: false,
-    retainContextWhenHidden: false,
-    localResourceRoots: [vscode.Uri.joinPath(ext, 'dist', 'webview'), vscode.Uri.joinPath(ext, 'media')],
-  };
 }
 
 function panelTitle(runDir: string, step: number | null): string {
@@ -225,18 +213,15 @@ async function pickRunDir(): Promise<string | undefined> {
 class StatsPanel {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly source: RunSource;
+  private readonly view: StatsView;
   private loaded: Promise<void>;
-  private ready = false;
-  private readyCount = 0;
   private snapshots = 0;
   private updates = 0;
-  private invalid = 0;
   private ui: StatsUiState | null = null;
   private perfFirst: PerfReport | null = null;
   private perfUpdate: PerfReport | null = null;
   private perfUpdates = 0;
   private perfUpdateMax = 0;
-  private readonly webviewErrors: string[] = [];
   private pendingFrames: FrameInfo[] = [];
   private pendingRows: StatsNotificationParams['metrics']['rows'] = [];
   private pendingRun = false;
@@ -257,15 +242,23 @@ class StatsPanel {
   ) {
     this.source = new RunSource(runDir, { pinnedStep });
     this.pendingSelect = tensor;
-    panel.webview.options = webviewOptions(ctx);
-    panel.iconPath = vscode.Uri.joinPath(ctx.extCtx.extensionUri, 'media', 'basin.svg');
     panel.title = panelTitle(runDir, pinnedStep);
-    panel.webview.html = this.html();
-    this.disposables.push(
-      panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)),
-      panel.onDidChangeViewState(() => this.onViewState()),
-      panel.onDidDispose(() => this.dispose()),
-    );
+    this.view = new PanelController({
+      protocol: statsProtocol,
+      panel,
+      extensionUri: ctx.extCtx.extensionUri,
+      app: 'stats',
+      loadingText: 'Loading statistics…',
+      initial: { runDir, pinnedStep, ui: coerceUiState(undefined) },
+      log: (level, message) => this.log(level, message),
+      onReady: () => this.onReady(),
+      onDidBecomeVisible: () => {
+        if (this.source.isLive) void this.poll();
+      },
+      commands: this.commands,
+      requests: this.requests,
+    });
+    this.view.onDidDispose(() => this.dispose());
     this.loaded = this.load();
     this.watch();
     this.subscribeLive();
@@ -304,11 +297,11 @@ class StatsPanel {
     this.source.setPinnedStep(step);
     await this.loadCheckpointStats();
     this.panel.title = panelTitle(this.runDir, step);
-    if (this.ready) this.sendSnapshot();
+    if (this.view.ready) this.sendSnapshot();
   }
 
   select(tensor: string): void {
-    if (this.ready) this.post(notification('select', { tensor }));
+    if (this.view.ready) this.post(notification('select', { tensor }));
     else this.pendingSelect = tensor;
   }
 
@@ -322,16 +315,12 @@ class StatsPanel {
   }
 
   private subscribeLive(): void {
-    let jobs: Ctx['jobs'];
-    try {
-      jobs = this.ctx.jobs;
-    } catch {
-      return; // no job manager in this build
-    }
+    const jobs = this.ctx.jobs;
     const mine = (dir: string | undefined) => dir !== undefined && samePath(path.resolve(dir), this.runDir);
-    this.source.liveFeed = !!jobs.jobOfRun?.(this.runDir);
+    // Only a training job feeds a run's statistics (an eval job reads the run and writes nothing).
+    this.source.liveFeed = !!jobs.jobOfRun(this.runDir, 'train');
     this.disposables.push(
-      jobs.onStats((e) => {
+      this.ctx.trainJobs.onStats((e) => {
         if (!mine(e.runDir)) return;
         this.source.liveFeed = true;
         const frames = this.source.addLiveBytes(e.bytes);
@@ -339,7 +328,7 @@ class StatsPanel {
       }),
       jobs.onDidStart(() => void this.poll()),
       jobs.onDidEnd((e) => {
-        if (!mine(e.job.runDir)) return;
+        if (e.kind !== 'train' || !mine(e.job.runDir)) return;
         this.source.liveFeed = false;
         void this.poll();
       }),
@@ -366,7 +355,7 @@ class StatsPanel {
 
   /** Collects updates and sends them at most every UPDATE_INTERVAL_MS, only to a visible, ready webview. */
   private queue(r: PollResult): void {
-    if (!this.ready || !this.panel.visible) return; // a snapshot follows the next `ready`
+    if (!this.view.ready || !this.panel.visible) return; // a snapshot follows the next `ready`
     this.pendingFrames.push(...r.frames);
     this.pendingRows.push(...r.rows);
     this.pendingRun ||= r.runChanged;
@@ -389,7 +378,7 @@ class StatsPanel {
     this.pendingRows = [];
     this.pendingRun = false;
     this.pendingReset = false;
-    if (!this.ready || !this.panel.visible) return;
+    if (!this.view.ready || !this.panel.visible) return;
     if (reset || frames.length > MAX_FRAMES_PER_UPDATE) {
       this.sendSnapshot();
       return;
@@ -434,29 +423,23 @@ class StatsPanel {
   }
 
   private post(msg: HostToWebview): void {
-    if (this.disposed) return;
-    void this.panel.webview.postMessage(msg).then(
-      (ok) => {
-        if (!ok && this.panel.visible) this.log('warn', `a ${msg.type} message was not delivered (webview not loaded)`);
-      },
-      (e: unknown) => this.log('warn', `postMessage failed: ${(e as Error).message}`),
-    );
+    if (!this.disposed) this.view.post(msg);
   }
 
-  private readonly commands: CommandHandlers = {
-    ready: async ({ protocol }) => {
-      if (protocol !== STATS_PROTOCOL_VERSION) this.log('warn', `webview protocol ${protocol}, host ${STATS_PROTOCOL_VERSION}`);
-      this.ready = true;
-      this.readyCount++;
-      await this.loaded;
-      if (!this.ready) return;
-      this.sendSnapshot();
-      if (this.pendingSelect) {
-        this.post(notification('select', { tensor: this.pendingSelect }));
-        this.pendingSelect = undefined;
-      }
-      if (this.source.isLive) void this.poll();
-    },
+  /** The webview (re)loaded and said `ready`: the whole state, then what was waiting for it. */
+  private async onReady(): Promise<void> {
+    await this.loaded;
+    if (!this.view.ready) return;
+    this.sendSnapshot();
+    if (this.pendingSelect) {
+      this.post(notification('select', { tensor: this.pendingSelect }));
+      this.pendingSelect = undefined;
+    }
+    if (this.source.isLive) void this.poll();
+  }
+
+  /** The statistics panel's own commands (`ready` and `log` are the PanelController's). */
+  private readonly commands: Omit<CommandHandlers, 'ready' | 'log'> = {
     uiState: (ui) => {
       this.ui = ui;
     },
@@ -470,10 +453,6 @@ class StatsPanel {
         this.perfUpdateMax = Math.max(this.perfUpdateMax, p.ms);
         if (p.ms > 250) this.log('warn', `slow update: ${p.ms.toFixed(0)} ms for ${p.layers} layers`);
       }
-    },
-    log: ({ level, message }) => {
-      this.log(level, `webview: ${message}`);
-      if (level === 'error' && this.webviewErrors.length < 50) this.webviewErrors.push(message);
     },
     revealRunFolder: () => {
       const uri = vscode.Uri.file(path.join(this.runDir, 'run.json'));
@@ -494,45 +473,17 @@ class StatsPanel {
     },
   };
 
-  private onMessage(raw: unknown): void {
-    const r = parseWebviewMessage(raw);
-    if (!r.ok) {
-      this.invalid++;
-      this.log('warn', `dropped an invalid message from the webview: ${r.reason}`);
-      return;
-    }
-    const msg = r.message;
-    if (msg.kind === 'command') {
-      try {
-        dispatchCommand(this.commands, msg);
-      } catch (e) {
-        this.log('error', `command ${msg.type}: ${(e as Error).message}`);
-      }
-      return;
-    }
-    void answerRequest(this.requests, msg).then((res) => this.post(res));
-  }
-
-  private onViewState(): void {
-    // A hidden webview is destroyed (retainContextWhenHidden is off): it says `ready` again when it shows.
-    if (!this.panel.visible) {
-      this.ready = false;
-      return;
-    }
-    if (this.source.isLive) void this.poll();
-  }
-
   state(): StatsPanelState {
     const latest = this.source.store.latest();
     return {
       runDir: this.runDir,
       title: this.panel.title,
       visible: this.panel.visible,
-      ready: this.ready,
-      readyCount: this.readyCount,
+      ready: this.view.ready,
+      readyCount: this.view.readyCount,
       snapshots: this.snapshots,
       updates: this.updates,
-      invalidMessages: this.invalid,
+      invalidMessages: this.view.invalidMessages,
       framesTotal: this.source.store.total,
       layers: latest?.tensors.length ?? 0,
       metricsRows: this.source.metrics.length,
@@ -540,37 +491,8 @@ class StatsPanel {
       live: this.live,
       ui: this.ui,
       perf: { firstPaint: this.perfFirst, update: this.perfUpdate, updates: this.perfUpdates, updateMsMax: this.perfUpdateMax },
-      webviewErrors: [...this.webviewErrors],
+      webviewErrors: this.view.webviewErrors,
     };
-  }
-
-  private html(): string {
-    const webview = this.panel.webview;
-    const nonce = randomBytes(18).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.ctx.extCtx.extensionUri, 'dist', 'webview', 'stats.js'));
-    const csp = [
-      `default-src 'none'`,
-      `script-src 'nonce-${nonce}'`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `img-src ${webview.cspSource} data:`,
-      `font-src ${webview.cspSource}`,
-    ].join('; ');
-    const initial = JSON.stringify({ runDir: this.runDir, pinnedStep: this.source.pinnedStep, ui: coerceUiState(undefined) });
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>${escapeHtml(this.panel.title)}</title>
-<style nonce="${nonce}">html,body{margin:0;padding:0;height:100%;overflow:hidden;background:var(--vscode-editor-background);color:var(--vscode-foreground);font-family:var(--vscode-font-family);font-size:var(--vscode-font-size)}</style>
-</head>
-<body>
-<div id="app" data-initial="${escapeHtml(initial)}" data-nonce="${nonce}"><p class="boot">Loading statistics…</p></div>
-<script nonce="${nonce}">${bootScript()}</script>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
   }
 
   private dispose(): void {
@@ -580,19 +502,6 @@ class StatsPanel {
     if (this.pollTimer) clearInterval(this.pollTimer);
     for (const d of this.disposables.splice(0)) d.dispose();
   }
-}
-
-/**
- * Runs before the bundle loads: takes the VS Code API, says `ready` and queues what the host sends until the app
- * (webview/stats/bridge.ts) takes over, so the host's snapshot travels while the bundle downloads and starts.
- */
-function bootScript(): string {
-  const ready = JSON.stringify({ kind: 'command', type: 'ready', params: { protocol: STATS_PROTOCOL_VERSION } });
-  return `(function(){var api=acquireVsCodeApi();var q=[];function h(e){q.push(e.data)}window.addEventListener('message',h);window.__basinBoot={api:api,queue:q,t0:performance.now(),stop:function(){window.removeEventListener('message',h)}};api.postMessage(${ready});})();`;
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /**

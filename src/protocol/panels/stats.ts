@@ -10,10 +10,34 @@
 // webview.postMessage moves ArrayBuffers without JSON-encoding them, and the webview decodes with decodeStatsFrame.
 //
 // Every message that crosses the boundary is checked on arrival (parseWebviewMessage on the host,
-// parseHostMessage in the webview); a message that fails is dropped and logged, never half-handled.
-// Pure TypeScript: no Node, no DOM, no vscode.
+// parseHostMessage in the webview); a message that fails is dropped and logged, never half-handled. The envelope,
+// the validators' machinery and `ready`/`log` are every panel's (./panel.ts); this file holds what is the
+// statistics panel's own. Pure TypeScript: no Node, no DOM, no vscode.
 
 import { SCALAR_KEYS, type ScalarKey } from '../stats';
+import {
+  definePanelProtocol,
+  isArrayBuffer,
+  isArrayOf,
+  isEmptyObject,
+  isFiniteNumber,
+  isNonNegInt,
+  isNullable,
+  isObject,
+  isOneOf,
+  isString,
+  type BaseCommands,
+  type CommandHandlersOf,
+  type Guard,
+  type NotificationHandlersOf,
+  type PanelCommand,
+  type PanelNotification,
+  type PanelRequest,
+  type PanelResponse,
+  type RequestHandlersOf,
+} from './panel';
+
+export { isArrayBuffer, isObject, type ParseResult } from './panel';
 
 export const STATS_VIEW_TYPE = 'basin.stats';
 /** Bumped when a message changes shape; the webview sends it with `ready`. */
@@ -119,15 +143,13 @@ export interface ScalarHistoryPayload {
 
 // ------------------------------------------------------------------------------------- webview → host: commands
 
-export interface StatsCommandParams {
-  ready: { protocol: number };
+export interface StatsCommandParams extends BaseCommands {
   uiState: StatsUiState;
   perf: PerfReport;
-  log: { level: 'info' | 'warn' | 'error'; message: string };
   revealRunFolder: Record<string, never>;
 }
 export type StatsCommandType = keyof StatsCommandParams;
-export type StatsCommand = { [K in StatsCommandType]: { kind: 'command'; type: K; params: StatsCommandParams[K] } }[StatsCommandType];
+export type StatsCommand = PanelCommand<StatsCommandParams>;
 
 // ------------------------------------------------------------------------------------- webview → host: requests
 
@@ -137,14 +159,8 @@ export interface StatsRequestTypes {
   refresh: { params: Record<string, never>; result: { frames: number } };
 }
 export type StatsRequestType = keyof StatsRequestTypes;
-export type StatsRequest = {
-  [K in StatsRequestType]: { kind: 'request'; id: number; type: K; params: StatsRequestTypes[K]['params'] };
-}[StatsRequestType];
-export type StatsResponse = {
-  [K in StatsRequestType]:
-    | { kind: 'response'; id: number; type: K; ok: true; result: StatsRequestTypes[K]['result'] }
-    | { kind: 'response'; id: number; type: K; ok: false; error: string };
-}[StatsRequestType];
+export type StatsRequest = PanelRequest<StatsRequestTypes>;
+export type StatsResponse = PanelResponse<StatsRequestTypes>;
 
 export type WebviewToHost = StatsCommand | StatsRequest;
 
@@ -176,41 +192,13 @@ export interface StatsNotificationParams {
   error: { message: string };
 }
 export type StatsNotificationType = keyof StatsNotificationParams;
-export type StatsNotification = {
-  [K in StatsNotificationType]: { kind: 'notification'; type: K; params: StatsNotificationParams[K] };
-}[StatsNotificationType];
+export type StatsNotification = PanelNotification<StatsNotificationParams>;
 
 export type HostToWebview = StatsNotification | StatsResponse;
 
 // ------------------------------------------------------------------------------------------------- validators
 
-type Guard<T> = (x: unknown) => x is T;
-
-export const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isString = (x: unknown): x is string => typeof x === 'string';
-const isFiniteNumber = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const isNonNegInt = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0;
-const isNullable =
-  <T>(g: Guard<T>): Guard<T | null> =>
-  (x: unknown): x is T | null =>
-    x === null || g(x);
-const isOneOf =
-  <T extends string>(values: readonly T[]): Guard<T> =>
-  (x: unknown): x is T =>
-    typeof x === 'string' && (values as readonly string[]).includes(x);
-const isArrayOf =
-  <T>(g: Guard<T>, max = Infinity): Guard<T[]> =>
-  (x: unknown): x is T[] =>
-    Array.isArray(x) && x.length <= max && x.every(g);
-const isEmptyObject = (x: unknown): x is Record<string, never> => isObject(x);
-
-/** ArrayBuffer from any realm (a webview's structured clone, the extension host's deserializer). */
-export function isArrayBuffer(x: unknown): x is ArrayBuffer {
-  return x instanceof ArrayBuffer || Object.prototype.toString.call(x) === '[object ArrayBuffer]';
-}
-
 const MAX_NAME = 4096;
-const MAX_MESSAGE = 64 * 1024;
 
 export const isStatsTab = isOneOf(TABS);
 export const isColumnKey = isOneOf(COLUMN_KEYS);
@@ -295,12 +283,9 @@ export function isHistoryPayload(x: unknown): x is ScalarHistoryPayload {
   return x.data.byteLength === (x.steps as number[]).length * (x.names as string[]).length * SCALAR_KEYS.length * 4;
 }
 
-const commandGuards: { [K in StatsCommandType]: Guard<StatsCommandParams[K]> } = {
-  ready: (x): x is StatsCommandParams['ready'] => isObject(x) && isNonNegInt(x.protocol),
+const commandGuards = {
   uiState: isUiState,
   perf: isPerfReport,
-  log: (x): x is StatsCommandParams['log'] =>
-    isObject(x) && isOneOf(['info', 'warn', 'error'] as const)(x.level) && isString(x.message) && x.message.length <= MAX_MESSAGE,
   revealRunFolder: isEmptyObject,
 };
 
@@ -331,91 +316,22 @@ const notificationGuards: { [K in StatsNotificationType]: Guard<StatsNotificatio
   error: (x): x is StatsNotificationParams['error'] => isObject(x) && isString(x.message),
 };
 
-const hasKey = <T extends object>(o: T, k: unknown): k is keyof T => typeof k === 'string' && Object.prototype.hasOwnProperty.call(o, k);
+/** The statistics panel's protocol: validators, builders and dispatchers over the tables above. */
+export const statsProtocol = definePanelProtocol<StatsCommandParams, StatsRequestTypes, StatsNotificationParams>({
+  viewType: STATS_VIEW_TYPE,
+  version: STATS_PROTOCOL_VERSION,
+  commands: commandGuards,
+  requests: requestGuards,
+  results: resultGuards,
+  notifications: notificationGuards,
+});
 
-/** Why a message was refused (for the log); undefined when it is valid. */
-export type ParseResult<T> = { ok: true; message: T } | { ok: false; reason: string };
-
-/** Checks a message the host received from the webview. */
-export function parseWebviewMessage(x: unknown): ParseResult<WebviewToHost> {
-  if (!isObject(x)) return { ok: false, reason: 'not an object' };
-  if (x.kind === 'command') {
-    if (!hasKey(commandGuards, x.type)) return { ok: false, reason: `unknown command ${JSON.stringify(x.type)}` };
-    const guard = commandGuards[x.type] as Guard<unknown>;
-    if (!guard(x.params)) return { ok: false, reason: `command ${x.type}: invalid params` };
-    return { ok: true, message: x as unknown as StatsCommand };
-  }
-  if (x.kind === 'request') {
-    if (!isNonNegInt(x.id)) return { ok: false, reason: 'request without an integer id' };
-    if (!hasKey(requestGuards, x.type)) return { ok: false, reason: `unknown request ${JSON.stringify(x.type)}` };
-    const guard = requestGuards[x.type] as Guard<unknown>;
-    if (!guard(x.params)) return { ok: false, reason: `request ${x.type}: invalid params` };
-    return { ok: true, message: x as unknown as StatsRequest };
-  }
-  return { ok: false, reason: `unknown kind ${JSON.stringify(x.kind)}` };
-}
-
-/** Checks a message the webview received from the host. */
-export function parseHostMessage(x: unknown): ParseResult<HostToWebview> {
-  if (!isObject(x)) return { ok: false, reason: 'not an object' };
-  if (x.kind === 'notification') {
-    if (!hasKey(notificationGuards, x.type)) return { ok: false, reason: `unknown notification ${JSON.stringify(x.type)}` };
-    const guard = notificationGuards[x.type] as Guard<unknown>;
-    if (!guard(x.params)) return { ok: false, reason: `notification ${x.type}: invalid params` };
-    return { ok: true, message: x as unknown as StatsNotification };
-  }
-  if (x.kind === 'response') {
-    if (!isNonNegInt(x.id)) return { ok: false, reason: 'response without an integer id' };
-    if (!hasKey(resultGuards, x.type)) return { ok: false, reason: `response to unknown request ${JSON.stringify(x.type)}` };
-    if (x.ok === true) {
-      const guard = resultGuards[x.type] as Guard<unknown>;
-      if (!guard(x.result)) return { ok: false, reason: `response ${x.type}: invalid result` };
-    } else if (x.ok !== false || !isString(x.error)) return { ok: false, reason: `response ${x.type}: neither a result nor an error` };
-    return { ok: true, message: x as unknown as StatsResponse };
-  }
-  return { ok: false, reason: `unknown kind ${JSON.stringify(x.kind)}` };
-}
-
-// -------------------------------------------------------------------------------------------------- builders
-
-export function command<K extends StatsCommandType>(type: K, params: StatsCommandParams[K]): StatsCommand {
-  return { kind: 'command', type, params } as StatsCommand;
-}
-
-export function request<K extends StatsRequestType>(id: number, type: K, params: StatsRequestTypes[K]['params']): StatsRequest {
-  return { kind: 'request', id, type, params } as StatsRequest;
-}
-
-export function notification<K extends StatsNotificationType>(type: K, params: StatsNotificationParams[K]): StatsNotification {
-  return { kind: 'notification', type, params } as StatsNotification;
-}
+export const { parseWebviewMessage, parseHostMessage, command, request, notification, dispatchCommand, dispatchNotification, answerRequest } = statsProtocol;
 
 /** Handlers keyed by message type: a missing or extra one is a compile error, so nothing goes unhandled. */
-export type CommandHandlers = { [K in StatsCommandType]: (params: StatsCommandParams[K]) => void };
-export type RequestHandlers = {
-  [K in StatsRequestType]: (params: StatsRequestTypes[K]['params']) => Promise<StatsRequestTypes[K]['result']> | StatsRequestTypes[K]['result'];
-};
-export type NotificationHandlers = { [K in StatsNotificationType]: (params: StatsNotificationParams[K]) => void };
-
-/** Calls the handler of a validated command. */
-export function dispatchCommand(handlers: CommandHandlers, msg: StatsCommand): void {
-  (handlers[msg.type] as (p: unknown) => void)(msg.params);
-}
-
-/** Calls the handler of a validated notification. */
-export function dispatchNotification(handlers: NotificationHandlers, msg: StatsNotification): void {
-  (handlers[msg.type] as (p: unknown) => void)(msg.params);
-}
-
-/** Runs a validated request's handler and builds its response (a thrown error becomes `ok: false`). */
-export async function answerRequest(handlers: RequestHandlers, msg: StatsRequest): Promise<StatsResponse> {
-  try {
-    const result = await (handlers[msg.type] as (p: unknown) => unknown)(msg.params);
-    return { kind: 'response', id: msg.id, type: msg.type, ok: true, result } as StatsResponse;
-  } catch (e) {
-    return { kind: 'response', id: msg.id, type: msg.type, ok: false, error: e instanceof Error ? e.message : String(e) };
-  }
-}
+export type CommandHandlers = CommandHandlersOf<StatsCommandParams>;
+export type RequestHandlers = RequestHandlersOf<StatsRequestTypes>;
+export type NotificationHandlers = NotificationHandlersOf<StatsNotificationParams>;
 
 /** A metrics.jsonl object reduced to a MetricRow: finite numbers only; null when it has no finite `step`. */
 export function toMetricRow(x: unknown): MetricRow | null {

@@ -6,8 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { BasinApi } from '../../../src/extension';
-import type { JobEndEvent, JobInfo, JobOutcome, JobProgressEvent, JobStatsEvent } from '../../../src/host/jobs/jobs';
+import type { AnyJobInfo, JobEndEvent, JobOutcome, JobProgressEvent } from '../../../src/host/jobs/jobs';
+import type { JobStatsEvent } from '../../../src/host/jobs/kinds/train';
 import { decodeStatsFrame } from '../../../src/protocol/stats';
+import type { EvalJobProgress, TrainJobResult } from '../../../src/protocol/worker';
 
 const EXTENSION_ID = 'basin-ml.basin';
 
@@ -34,6 +36,8 @@ function readRunJson(dir: string): { status: string; error?: { message: string }
 }
 
 /** Resolves with the first event that passes `pred`, or rejects after `timeoutMs`. */
+function waitFor<T, S extends T>(event: vscode.Event<T>, pred: (e: T) => e is S, timeoutMs: number, what: string): Promise<S>;
+function waitFor<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: number, what: string): Promise<T>;
 function waitFor<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -49,6 +53,11 @@ function waitFor<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: 
   });
 }
 
+/** A train job's progress that passes `pred` (progress of other kinds never does). */
+function trainProgress(pred: (e: JobProgressEvent<'train'>) => boolean): (e: JobProgressEvent) => e is JobProgressEvent<'train'> {
+  return (e): e is JobProgressEvent<'train'> => e.kind === 'train' && pred(e);
+}
+
 describe('Basin jobs', function () {
   // The first job of a run compiles every kernel through lavapipe; with a cold Mesa shader cache (the launcher
   // points XDG_CACHE_HOME at a fresh folder) and a loaded machine that alone has taken 50–75 s.
@@ -58,6 +67,8 @@ describe('Basin jobs', function () {
   let tiny: vscode.Uri;
   let long: vscode.Uri;
   const subs: vscode.Disposable[] = [];
+  /** The run the completion test trained (the eval test evaluates its checkpoints). */
+  let trained: TrainJobResult | undefined;
 
   before(async () => {
     const ext = vscode.extensions.getExtension<BasinApi>(EXTENSION_ID);
@@ -82,11 +93,12 @@ describe('Basin jobs', function () {
 
   it('registers the job commands and contributes them (palette, editor title button for configs)', async () => {
     const all = await vscode.commands.getCommands(true);
-    for (const c of ['basin.trainFromConfig', 'basin.resumeRun', 'basin.cancelJob', 'basin.showLog']) assert.ok(all.includes(c), `${c} is registered`);
+    const jobCommands = ['basin.trainFromConfig', 'basin.resumeRun', 'basin.evaluateCheckpoint', 'basin.cancelJob', 'basin.showLog'];
+    for (const c of jobCommands) assert.ok(all.includes(c), `${c} is registered`);
     const pkg = vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON as {
       contributes: { commands: { command: string; category?: string }[]; menus: Record<string, { command: string; when?: string }[]> };
     };
-    for (const c of ['basin.trainFromConfig', 'basin.resumeRun', 'basin.cancelJob', 'basin.showLog']) {
+    for (const c of jobCommands) {
       assert.equal(pkg.contributes.commands.find((x) => x.command === c)?.category, 'Basin', `${c} is declared with category Basin`);
     }
     const title = pkg.contributes.menus['editor/title']?.find((m) => m.command === 'basin.trainFromConfig');
@@ -99,7 +111,7 @@ describe('Basin jobs', function () {
     // The launcher disables Workspace Trust, so this window is trusted and cannot be made untrusted from a test:
     // the manager's trust predicate (which reads vscode.workspace.isTrusted) is replaced for this test only.
     assert.equal(vscode.workspace.isTrusted, true);
-    const started: JobInfo[] = [];
+    const started: AnyJobInfo[] = [];
     const sub = api.jobs.onDidStart((j) => started.push(j));
     const real = api.jobs.isTrusted;
     api.jobs.isTrusted = () => false;
@@ -107,7 +119,8 @@ describe('Basin jobs', function () {
       assert.equal(api.jobs.checkTrust(), false);
       assert.equal(await vscode.commands.executeCommand('basin.trainFromConfig', tiny), undefined);
       assert.equal(await vscode.commands.executeCommand('basin.resumeRun', { runDir: scratch }), undefined);
-      assert.equal(await api.jobs.train({ configPath: tiny.fsPath }), undefined);
+      assert.equal(await api.jobs.run('train', { configPath: tiny.fsPath }), undefined);
+      assert.equal(await vscode.commands.executeCommand('basin.evaluateCheckpoint', { runDir: scratch }), undefined);
     } finally {
       api.jobs.isTrusted = real;
       sub.dispose();
@@ -118,18 +131,18 @@ describe('Basin jobs', function () {
   });
 
   it('trains from a config to completion: run folder, checkpoint, events, throttled progress', async () => {
-    const progress: JobProgressEvent[] = [];
+    const progress: JobProgressEvent<'train'>[] = [];
     const stats: JobStatsEvent[] = [];
-    let startedJob: JobInfo | undefined;
+    let startedJob: AnyJobInfo | undefined;
     let ended: JobEndEvent | undefined;
     subs.push(
       api.jobs.onDidStart((j) => (startedJob ??= j)),
-      api.jobs.onDidProgress((e) => progress.push({ job: e.job, progress: { ...e.progress } })),
-      api.jobs.onStats((e) => stats.push(e)),
+      api.jobs.onDidProgress((e) => e.kind === 'train' && progress.push({ kind: e.kind, job: e.job, progress: { ...e.progress } })),
+      api.trainJobs.onStats((e) => stats.push(e)),
       api.jobs.onDidEnd((e) => (ended ??= e)),
     );
     const t0 = Date.now();
-    const out = await vscode.commands.executeCommand<JobOutcome | undefined>('basin.trainFromConfig', tiny);
+    const out = await vscode.commands.executeCommand<JobOutcome<'train'> | undefined>('basin.trainFromConfig', tiny);
     const secs = (Date.now() - t0) / 1000;
     for (const s of subs.splice(0)) s.dispose();
     assert.ok(out, 'the command returns the outcome');
@@ -143,9 +156,11 @@ describe('Basin jobs', function () {
     assert.match(r.checkpoint!, /step-60\.safetensors$/);
     assert.equal(readRunJson(r.runDir).status, 'completed');
     assert.ok(r.eval && typeof r.eval.accuracy === 'number');
+    trained = r;
 
     assert.ok(startedJob && startedJob === out.job, 'onDidStart fired with the job');
-    assert.equal(startedJob.configPath, tiny.fsPath);
+    assert.equal(startedJob.kind, 'train');
+    assert.equal(startedJob.kind === 'train' && startedJob.params.configPath, tiny.fsPath);
     assert.equal(ended?.job, out.job, 'onDidEnd fired');
     assert.equal(api.jobs.active.length, 0, 'no job left active');
     assert.ok(progress.length >= 2, 'progress came');
@@ -177,9 +192,53 @@ describe('Basin jobs', function () {
     }
   });
 
+  it('evaluates a trained run\'s checkpoint on the validation split (latest, a given step, a missing one)', async () => {
+    assert.ok(trained, 'the training test ran first');
+    const runDir = trained.runDir;
+    const progress: EvalJobProgress[] = [];
+    let startedJob: AnyJobInfo | undefined;
+    subs.push(
+      api.jobs.onDidStart((j) => (startedJob ??= j)),
+      api.jobs.onDidProgress((e) => e.kind === 'eval' && progress.push({ ...e.progress })),
+    );
+    // A Runs-view run element: its latest checkpoint.
+    const out = await vscode.commands.executeCommand<JobOutcome<'eval'> | undefined>('basin.evaluateCheckpoint', { kind: 'run', runDir });
+    for (const s of subs.splice(0)) s.dispose();
+    assert.ok(out, 'the command returns the outcome');
+    assert.equal(out.status, 'completed', out.error?.message);
+    assert.equal(out.kind, 'eval');
+    assert.equal(startedJob?.kind, 'eval');
+    assert.equal(out.job.runDir, runDir, 'the job holds the run folder it reads');
+    const { metrics, step } = out.result!;
+    console.log(`      step ${step}: ${JSON.stringify(metrics)}; ${progress.length} progress events`);
+    assert.equal(step, 60, 'the latest checkpoint');
+    for (const k of ['loss', 'accuracy', 'hr10']) assert.ok(Number.isFinite(metrics[k]), `${k} is a finite number`);
+    // The same weights on the same validation split: what the trainer measured at its last step.
+    assert.ok(Math.abs(metrics.loss - trained.eval!.loss) <= 1e-3 * Math.max(1, trained.eval!.loss), `loss ${metrics.loss} vs the trainer's ${trained.eval!.loss}`);
+    assert.ok(Math.abs(metrics.accuracy - trained.eval!.accuracy) <= 0.02, `accuracy ${metrics.accuracy} vs the trainer's ${trained.eval!.accuracy}`);
+    const batches = progress.filter((p) => p.phase === 'evaluating');
+    assert.ok(batches.length > 0, 'batch progress came');
+    const last = batches[batches.length - 1];
+    assert.ok(last.batches > 0 && last.batch === last.batches, `the last progress is the last batch (${last.batch}/${last.batches})`);
+    assert.equal(api.jobs.active.length, 0);
+    assert.equal(readRunJson(runDir).status, 'completed', 'evaluating leaves run.json alone');
+
+    // A Runs-view checkpoint element: that step (checkpointEvery 20).
+    const at20 = await vscode.commands.executeCommand<JobOutcome<'eval'> | undefined>('basin.evaluateCheckpoint', { kind: 'checkpoint', runDir, checkpoint: { step: 20 } });
+    assert.equal(at20?.status, 'completed', at20?.error?.message);
+    assert.equal(at20.result!.step, 20);
+    assert.ok(Number.isFinite(at20.result!.metrics.loss));
+
+    // A step without a checkpoint: a bad request, said before the job queues for the GPU.
+    const missing = await api.jobs.run('eval', { runDir, step: 7 }, { notify: false });
+    assert.equal(missing?.status, 'failed');
+    assert.equal(missing.error?.code, 4, 'WorkerErrorCodes.InvalidParams');
+    assert.match(missing.error!.message, /no checkpoint at step 7/);
+  });
+
   it('Cancel stops within a second and leaves a resumable checkpoint; Resume continues to completion', async () => {
-    const job = vscode.commands.executeCommand<JobOutcome | undefined>('basin.trainFromConfig', long);
-    const mid = await waitFor(api.jobs.onDidProgress, (e) => e.progress.step >= 100, 60_000, 'progress past step 100');
+    const job = vscode.commands.executeCommand<JobOutcome<'train'> | undefined>('basin.trainFromConfig', long);
+    const mid = await waitFor(api.jobs.onDidProgress, trainProgress((e) => e.progress.step >= 100), 60_000, 'progress past step 100');
     const runDir = mid.job.runDir!;
     assert.ok(runDir);
     assert.deepEqual(api.jobs.active.map((j) => j.runDir), [runDir], '`active` lists the job with its run folder');
@@ -200,8 +259,8 @@ describe('Basin jobs', function () {
     assert.ok(rec.checkpoints.some((c) => c.step === r.steps));
 
     // Resume with a Runs-view-like item ({ runDir }).
-    const first = waitFor(api.jobs.onDidProgress, (e) => e.job.resume === runDir, 60_000, 'progress of the resumed job');
-    const resumed = vscode.commands.executeCommand<JobOutcome | undefined>('basin.resumeRun', { runDir });
+    const first = waitFor(api.jobs.onDidProgress, trainProgress((e) => e.job.params.resume === runDir), 60_000, 'progress of the resumed job');
+    const resumed = vscode.commands.executeCommand<JobOutcome<'train'> | undefined>('basin.resumeRun', { runDir });
     const p0 = await first;
     assert.equal(p0.progress.startStep, r.steps, 'resumes at the checkpoint step');
     const out2 = await resumed;
@@ -214,8 +273,8 @@ describe('Basin jobs', function () {
   });
 
   it('reports a worker killed with SIGKILL mid-job (failed, with the signal), marks the run failed, and the next job works', async () => {
-    const job = api.jobs.train({ configPath: long.fsPath }, { notify: false });
-    const mid = await waitFor(api.jobs.onDidProgress, (e) => e.job.configPath === long.fsPath && e.progress.step >= 20, 60_000, 'progress past step 20');
+    const job = api.jobs.run('train', { configPath: long.fsPath }, { notify: false });
+    const mid = await waitFor(api.jobs.onDidProgress, trainProgress((e) => e.job.params.configPath === long.fsPath && e.progress.step >= 20), 60_000, 'progress past step 20');
     const runDir = mid.job.runDir!;
     const pid = api.workerPid();
     assert.ok(pid, 'a worker runs');
@@ -231,7 +290,7 @@ describe('Basin jobs', function () {
     assert.match(rec.error?.message ?? '', /SIGKILL/);
     assert.equal(api.jobs.active.length, 0);
 
-    const next = await vscode.commands.executeCommand<JobOutcome | undefined>('basin.trainFromConfig', tiny);
+    const next = await vscode.commands.executeCommand<JobOutcome<'train'> | undefined>('basin.trainFromConfig', tiny);
     assert.equal(next?.status, 'completed', next?.error?.message);
     assert.notEqual(api.workerPid(), pid, 'a fresh worker ran it');
   });
@@ -239,7 +298,7 @@ describe('Basin jobs', function () {
   it('fails a job on a bad config with InvalidParams and the file:line:col of the problem', async () => {
     const bad = path.join(scratch, 'bad.basin.yaml');
     fs.writeFileSync(bad, config('bad', 10).replace('lr: 0.05', 'lr: -1'));
-    const out = await api.jobs.train({ configPath: bad }, { notify: false });
+    const out = await api.jobs.run('train', { configPath: bad }, { notify: false });
     assert.ok(out);
     assert.equal(out.status, 'failed');
     assert.equal(out.error?.code, 4, 'WorkerErrorCodes.InvalidParams');

@@ -1,6 +1,6 @@
-// Canvas drawing for the statistics panel: theme colours (the workbench's --vscode-* variables, re-read when the
-// theme changes), line charts, the curvature heatmap and the v histogram. No chart library: a few hundred lines
-// draw 1,000 layers in a few milliseconds.
+// Canvas drawing shared by the panels' webviews: theme colours (the workbench's --vscode-* variables, re-read when
+// the theme changes), line charts, heatmaps (the curvature profiles) and histograms. No chart library: a few
+// hundred lines draw 1,000 layers in a few milliseconds.
 
 export interface Theme {
   fg: string;
