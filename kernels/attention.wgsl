@@ -26,6 +26,8 @@ override WG: u32 = 64u;
 
 const MAX_HD: u32 = {{MAX_HD}}u;
 
+//#include "common/logsumexp.wgsl"
+
 // Offset of row i of head h in batch bi of a [b, t, d] tensor.
 fn row_base(bi: u32, h: u32, i: u32) -> u32 {
   return (bi * p.t + i) * p.d + h * p.hd;
@@ -53,30 +55,23 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
     qs[c] = q[qb + c] * p.scale;
     acc[c] = 0.0;
   }
-  // Key 0 is always visible, so the running max starts at a real score: no -inf arithmetic.
-  var m = 0.0;
-  var l = 0.0;
+  // The running (max, Σ exp) of the scores; key 0 is always visible, so the state is never empty at the end.
+  var ms = LSE_EMPTY;
   for (var j = 0u; j <= i; j++) {
     let kb = row_base(bi, h, j);
     var s = 0.0;
     for (var c = 0u; c < p.hd; c++) { s += qs[c] * k[kb + c]; }
-    if (j == 0u) { m = s; }
-    var w = 1.0;
-    if (s > m) {
-      // New maximum: rescale what was accumulated so far.
-      let corr = exp(m - s);
-      l *= corr;
-      for (var c = 0u; c < p.hd; c++) { acc[c] *= corr; }
-      m = s;
-    } else {
-      w = exp(s - m);
+    // st.z rescales what was accumulated when s is a new maximum (else 1); st.w is this key's weight.
+    let st = lse_step(ms, s);
+    ms = st.xy;
+    if (st.z != 1.0) {
+      for (var c = 0u; c < p.hd; c++) { acc[c] *= st.z; }
     }
-    l += w;
-    for (var c = 0u; c < p.hd; c++) { acc[c] += w * v[kb + c]; }
+    for (var c = 0u; c < p.hd; c++) { acc[c] += st.w * v[kb + c]; }
   }
-  let inv_l = 1.0 / l;
+  let inv_l = 1.0 / ms.y;
   for (var c = 0u; c < p.hd; c++) { o[qb + c] = acc[c] * inv_l; }
-  lse[r] = m + log(l);
+  lse[r] = lse_value(ms);
 }
 
 // ---- backward: dQ and δ -----------------------------------------------------------------------------------

@@ -20,18 +20,7 @@ struct Params {
 
 override WG: u32 = 256u;
 
-// Start the running max at the lowest finite float, not -inf (a row of -inf would give exp(-inf - -inf) = NaN).
-const LOWEST: f32 = -3.4028234663852886e38;
-
-fn online(ms: vec2f, v: f32) -> vec2f {
-  if (v > ms.x) { return vec2f(v, ms.y * exp(ms.x - v) + 1.0); }
-  return vec2f(ms.x, ms.y + exp(v - ms.x));
-}
-
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
+//#include "common/logsumexp.wgsl"
 
 fn valid_target(t: i32) -> bool {
   return t != p.ignore_index && t >= 0 && u32(t) < p.c;
@@ -59,16 +48,16 @@ fn ce_forward_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   if (row >= p.rows) { return; }
   let base = row * p.c;
   // Blocks of 64 merged into the total keep a long row's sum precise.
-  var ms = vec2f(LOWEST, 0.0);
-  var part = vec2f(LOWEST, 0.0);
+  var ms = LSE_EMPTY;
+  var part = LSE_EMPTY;
   for (var j = 0u; j < p.c; j++) {
-    part = online(part, x[base + j]);
+    part = lse_push(part, x[base + j]);
     if ((j & 63u) == 63u) {
-      ms = merge(ms, part);
-      part = vec2f(LOWEST, 0.0);
+      ms = lse_merge(ms, part);
+      part = LSE_EMPTY;
     }
   }
-  finish_row(row, merge(ms, part));
+  finish_row(row, lse_merge(ms, part));
 }
 
 var<workgroup> sh_m: array<f32, WG>;
@@ -79,14 +68,14 @@ fn ce_forward_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; } // uniform per workgroup
   let base = row * p.c;
-  var ms = vec2f(LOWEST, 0.0);
-  for (var j = lid; j < p.c; j += WG) { ms = online(ms, x[base + j]); }
+  var ms = LSE_EMPTY;
+  for (var j = lid; j < p.c; j += WG) { ms = lse_push(ms, x[base + j]); }
   sh_m[lid] = ms.x;
   sh_s[lid] = ms.y;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (lid < s) {
-      let r = merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + s], sh_s[lid + s]));
+      let r = lse_merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + s], sh_s[lid + s]));
       sh_m[lid] = r.x;
       sh_s[lid] = r.y;
     }

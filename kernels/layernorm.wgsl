@@ -1,5 +1,9 @@
 // Layer normalisation over the last axis (rows of length d): y = (x - mean) * rstd * w + b.
 // Forward saves mean and rstd per row; backward recomputes x̂ = (x - mean) * rstd from them.
+// Variance: the corrected two-pass algorithm (Chan, Golub & LeVeque 1983): m1 = Σx / d, then with c = x - m1,
+// mean = m1 + Σc / d and var = (Σc² - (Σc)² / d) / d. The second pass is centred, so neither a large mean against
+// a small spread nor an outlier cancels catastrophically, and the Σc term repairs the rounding of m1. (A one-pass
+// E[(x-k)²] - E[x-k]² shifted by k = x[0] was 6.7e-2 off with an outlier at index 0, d = 4096.)
 //   *_small: one invocation per row (no workgroup memory, no barriers).
 //   *_rows:  one workgroup per row.
 //   (rowLayout in ops/reduce.ts picks one by adapter and shape.)
@@ -35,31 +39,31 @@ fn layernorm_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   if (row >= p.rows) { return; }
   let base = row * p.d;
   let inv_d = 1.0 / f32(p.d);
-  // A row read by one invocation stays in its cache, so the two-pass variance costs little. The mean is summed
-  // relative to the row's first element (a large mean would otherwise swamp the spread in f32), and sums go in
-  // blocks of 64 so that long rows keep their precision.
-  let k = x[base];
+  // Corrected two-pass variance (see the header); a row read by one invocation stays in its cache, so the second
+  // pass costs little. Sums go in blocks of 64 so that long rows keep their precision.
   var s = 0.0;
   var part = 0.0;
   for (var j = 0u; j < p.d; j++) {
-    part += x[base + j] - k;
+    part += x[base + j];
     if ((j & 63u) == 63u) {
       s += part;
       part = 0.0;
     }
   }
-  let mean = k + (s + part) * inv_d;
-  var q = 0.0;
-  part = 0.0;
+  let m1 = (s + part) * inv_d;
+  var acc = vec2f(0.0);
+  var part2 = vec2f(0.0);
   for (var j = 0u; j < p.d; j++) {
-    let c = x[base + j] - mean;
-    part += c * c;
+    let c = x[base + j] - m1;
+    part2 += vec2f(c, c * c);
     if ((j & 63u) == 63u) {
-      q += part;
-      part = 0.0;
+      acc += part2;
+      part2 = vec2f(0.0);
     }
   }
-  q += part;
+  acc += part2;
+  let mean = m1 + acc.x * inv_d;
+  let q = max(acc.y - acc.x * acc.x * inv_d, 0.0);
   let rstd = inverseSqrt(q * inv_d + p.eps);
   for (var j = 0u; j < p.d; j++) { y[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j]; }
   mean_out[row] = mean;
@@ -76,7 +80,10 @@ fn wg_sum2(lid: u32, v: vec2f) -> vec2f {
     if (lid < s) { sh[lid] += sh[lid + s]; }
     workgroupBarrier();
   }
-  return sh[0];
+  let r = sh[0];
+  // Everyone has read sh[0] before a following call overwrites it.
+  workgroupBarrier();
+  return r;
 }
 
 @compute @workgroup_size(WG)
@@ -85,18 +92,35 @@ fn layernorm_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
   if (row >= p.rows) { return; } // uniform per workgroup
   let base = row * p.d;
   let inv_d = 1.0 / f32(p.d);
-  // One tree for both moments: sums of (x - k) and (x - k)² with the shift k = the row's first element, which
-  // keeps E[(x-k)²] - E[x-k]² from cancelling catastrophically when the mean is large against the spread.
-  let k = x[base];
-  var acc = vec2f(0.0);
+  // Corrected two-pass variance (see the header): one tree for the first mean m1, one for Σ(x - m1) and
+  // Σ(x - m1)². The row is read twice; on a GPU the second read hits the cache.
+  var s = 0.0;
+  var part = 0.0;
+  var k = 0u;
   for (var j = lid; j < p.d; j += WG) {
-    let c = x[base + j] - k;
-    acc += vec2f(c, c * c);
+    part += x[base + j];
+    k++;
+    if ((k & 63u) == 0u) {
+      s += part;
+      part = 0.0;
+    }
   }
-  let tot = wg_sum2(lid, acc);
-  let m = tot.x * inv_d;
-  let mean = k + m;
-  let rstd = inverseSqrt(max(tot.y * inv_d - m * m, 0.0) + p.eps);
+  let m1 = wg_sum2(lid, vec2f(s + part, 0.0)).x * inv_d;
+  var acc = vec2f(0.0);
+  var part2 = vec2f(0.0);
+  k = 0u;
+  for (var j = lid; j < p.d; j += WG) {
+    let c = x[base + j] - m1;
+    part2 += vec2f(c, c * c);
+    k++;
+    if ((k & 63u) == 0u) {
+      acc += part2;
+      part2 = vec2f(0.0);
+    }
+  }
+  let tot = wg_sum2(lid, acc + part2);
+  let mean = m1 + tot.x * inv_d;
+  let rstd = inverseSqrt(max(tot.y - tot.x * tot.x * inv_d, 0.0) * inv_d + p.eps);
   for (var j = lid; j < p.d; j += WG) { y[base + j] = (x[base + j] - mean) * rstd * w[j] + b[j]; }
   if (lid == 0u) {
     mean_out[row] = mean;

@@ -2,7 +2,8 @@
 // e.g. basin-linux-x64-0.1.0.vsix. `--target <t>` packs for another target (the native WebGPU folder must be
 // in node_modules/webgpu/dist/ — the npm package ships all five).
 //
-// What goes in is an allow-list (.vscodeignore: `**` left out, then `!` includes): dist/, kernels/, media/,
+// What goes in is an allow-list (.vscodeignore: `**` left out, then `!` includes): dist/, kernels/ (with the
+// included files in kernels/common/), media/,
 // schemas/, package.json, README.md, LICENSE, and of node_modules only webgpu's package.json + index.js + the one
 // dist/<platform>-<arch>/ folder holding dawn.node. Everything else the extension uses is bundled into dist/.
 //
@@ -10,9 +11,10 @@
 // be shipped. vsce's npm dependency walk (`npm list --production`) lists the candidates and the allow-list then
 // keeps only the webgpu files above; the contents are checked after packing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import yauzl from 'yauzl';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -70,14 +72,42 @@ run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', igno
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 
-// 4. Check the contents: only allowed paths, and the files the extension cannot run without.
-const list = spawnSync('unzip', ['-Z1', vsix], { encoding: 'utf8' });
-if (list.status === 0) {
-  const files = list.stdout.split('\n').filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length));
-  const allowed = [/^dist\//, /^kernels\//, /^media\//, /^schemas\//, /^package\.json$/, /^readme\.md$/i, /^license(\.txt|\.md)?$/i,
+// 4. Check the contents: only allowed paths, and the files the extension cannot run without. The archive is
+// read with yauzl (a devDependency), not `unzip`, which a fresh machine lacks.
+/** The entry names of the zip archive `file`. */
+function zipEntries(file) {
+  return new Promise((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true }, (err, zip) => {
+      if (err) return reject(err);
+      const names = [];
+      zip.on('entry', (e) => {
+        names.push(e.fileName);
+        zip.readEntry();
+      });
+      zip.on('end', () => resolve(names));
+      zip.on('error', reject);
+      zip.readEntry();
+    });
+  });
+}
+let entries;
+try {
+  entries = await zipEntries(vsix);
+} catch (e) {
+  console.error(`[package] cannot read ${vsix}: ${e.message}`);
+  process.exit(1);
+}
+{
+  const files = entries.filter((f) => f.startsWith('extension/')).map((f) => f.slice('extension/'.length));
+  const allowed = [/^dist\//, /^kernels\/(common\/)?[^/]+\.wgsl$/, /^media\//, /^schemas\//, /^package\.json$/, /^readme\.md$/i, /^license(\.txt|\.md)?$/i,
     /^node_modules\/webgpu\/(package\.json|index\.js|LICENSE\.md)$/, new RegExp(`^node_modules/webgpu/dist/${webgpuDir}/`)];
   const stray = files.filter((f) => !allowed.some((re) => re.test(f)));
   const required = ['dist/extension.js', 'dist/config-validator.js', 'dist/worker.js', 'package.json', 'node_modules/webgpu/index.js', 'node_modules/webgpu/package.json'];
+  // Every kernel file in the repository, the included ones under kernels/common/ too: a missing one fails at run time.
+  for (const dir of ['kernels', 'kernels/common']) {
+    if (!existsSync(join(root, dir))) continue;
+    for (const f of readdirSync(join(root, dir))) if (f.endsWith('.wgsl')) required.push(`${dir}/${f}`);
+  }
   const missing = required.filter((f) => !files.includes(f));
   if (!files.some((f) => f.startsWith(`node_modules/webgpu/dist/${webgpuDir}/`) && f.endsWith('.node'))) missing.push(`node_modules/webgpu/dist/${webgpuDir}/*.node`);
   if (stray.length || missing.length) {
@@ -86,8 +116,6 @@ if (list.status === 0) {
     process.exit(1);
   }
   console.log(`[package] contents checked: ${files.length} files`);
-} else {
-  console.warn('[package] unzip not found: contents not checked');
 }
 const mb = (statSync(vsix).size / 2 ** 20).toFixed(1);
 console.log(`[package] ${vsix.slice(root.length + 1)} (${mb} MiB, ${target}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

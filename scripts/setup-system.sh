@@ -23,7 +23,11 @@ lavapipe_ok() {
 if ! lavapipe_ok; then
   . /etc/os-release
   if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
-    echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/basin-backports.list
+    # backports from the mirror (or proxy) this machine's apt sources already use: never a hard-coded host.
+    . "$(dirname "${BASH_SOURCE[0]}")/apt-mirror.sh"
+    mirror=$(apt_mirror_uri bookworm)
+    echo "deb $mirror bookworm-backports main" > /etc/apt/sources.list.d/basin-backports.list
+    echo "bookworm-backports from $mirror (for Mesa's lavapipe)"
     apt_update
     apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
   else

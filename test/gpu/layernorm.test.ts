@@ -81,6 +81,35 @@ describe('layerNorm', () => {
     }
   });
 
+  // An outlier at index 0 used to break the workgroup kernel: it summed (x - x[0]) and (x - x[0])² in one pass and
+  // took E[c²] - E[c]², which cancels catastrophically when x[0] sits far from the rest (6.7e-2 off at d = 4096).
+  // Every layout must match the float64 reference to f32 rounding, forward and backward (backward reuses the
+  // saved mean and rstd).
+  it('an outlier at index 0 does not spoil the variance (every row layout, up to d = 4096)', async () => {
+    for (const layout of ['invocation', 'workgroup', 'auto'] as const) {
+      for (const [rows, d, big] of [[3, 4096, 1e4], [5, 1000, 1e3], [7, 33, 300], [2, 4096, -3e4]] as const) {
+        setRowLayout(layout);
+        const x = randn(rows * d, 11);
+        for (let r = 0; r < rows; r++) x[r * d] = big * (1 + r / 10);
+        const w = randn(d, 12).map((v) => 1 + 0.5 * v);
+        const b = randn(d, 13);
+        const g = randn(rows * d, 14);
+        const xt = fromArray(rt, x, [rows, d]);
+        xt.requiresGrad = true;
+        const wt = fromArray(rt, w, [d]);
+        const bt = fromArray(rt, b, [d]);
+        const out = layerNorm(xt, wt, bt);
+        const what = `outlier ${big} at index 0, [${rows}, ${d}], ${layout} rows`;
+        assertClose(await out.toFloat32(), layerNormRef(x, w, b).y, { what, atol: 1e-4, rtol: 1e-4 });
+        const gT = fromArray(rt, g, [rows, d]);
+        backward(out, gT);
+        assertClose(await xt.grad!.toFloat32(), layerNormGradRef(x, w, g).dx, { what: `dx of ${what}`, atol: 1e-4, rtol: 1e-3 });
+        xt.grad!.dispose();
+        for (const t of [xt, wt, bt, out, gT]) t.dispose();
+      }
+    }
+  });
+
   it('finite-difference gradient check for x, weight and bias (both row layouts)', async () => {
     for (const [rows, d, layout] of [[3, 5, 'invocation'], [2, 40, 'workgroup']] as const) {
       setRowLayout(layout);

@@ -13,23 +13,15 @@ import {
   type SafetensorsDType,
 } from '../../src/files/safetensors';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/files/f16';
+import { seededRandom } from '../../src/engine/data/rng';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 const bitsOf = (v: number): number => ((f32[0] = v), u32[0]);
 const fromBits = (b: number): number => ((u32[0] = b >>> 0), f32[0]);
 
-/** A seeded PRNG for reproducible tests (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Reproducible inputs from Basin's one PRNG.
+const prng = seededRandom;
 
 /** Builds a safetensors file by hand (independent of the writer), optionally with a custom header object. */
 function rawFile(header: unknown, buffer: Uint8Array, headerLengthOverride?: bigint): Buffer {

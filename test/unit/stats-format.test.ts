@@ -22,17 +22,10 @@ import {
 } from '../../src/protocol/stats';
 import { histBin } from '../../src/engine/cpu/stats';
 import { statsCheckpoint, truncateStatsFile } from '../../src/engine/stats/layer-stats';
+import { seededRandom } from '../../src/engine/data/rng';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Reproducible inputs from Basin's one PRNG.
+const rng = seededRandom;
 
 const SHAPES = [[1], [7], [3, 5], [4, 5, 6], [], [0], [3, 0]];
 

@@ -1,6 +1,10 @@
-// A small, fast, seedable PRNG (sfc32, seeded through splitmix32) for everything that must be reproducible:
-// synthetic data, splits, batch order. `new Rng(seed, stream)` gives independent streams for one seed
-// (e.g. one per epoch), so any stream can be recreated without replaying the others (resume).
+// Basin's one PRNG (sfc32, seeded through splitmix32) for everything that must be reproducible: model
+// initialisation, synthetic data, splits, batch order, and the tests' and benchmarks' random inputs.
+// `new Rng(seed, stream)` gives independent streams for one seed (e.g. one per epoch), so any stream can be
+// recreated without replaying the others (resume); `seededRandom(seed)` is the same generator as a plain
+// `() => number` for code that only wants uniform floats. (Model initialisation used a second generator,
+// mulberry32, copied into several tests and benchmarks too; it now draws from this one. sfc32 is the one to keep:
+// a resumed run redraws its batch order from it.)
 
 function splitmix32(state: number): [number, number] {
   let z = (state + 0x9e3779b9) >>> 0;
@@ -89,4 +93,10 @@ export class Rng {
     for (let i = 0; i < n; i++) p[i] = i;
     return this.shuffle(p);
   }
+}
+
+/** Uniform floats in [0, 1) (53 bits) from `new Rng(seed, stream)`, as a plain function. */
+export function seededRandom(seed: number, stream = 0): () => number {
+  const r = new Rng(seed, stream);
+  return () => r.float();
 }
