@@ -91,6 +91,10 @@ fn sumsq_tensors(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 }
 
 // ---- sumsq_total: out[numTensors] = Σ over non-frozen tensors (frozen gradients are never applied) ----------
+// It also latches the FIRST non-finite step: when the total is NaN or ±Inf and out[numTensors + 1] is still 0, it
+// stores the step number there and the index of the first non-finite non-frozen tensor in out[numTensors + 2]
+// (both as u32 bit patterns). The trainer reads the latch with the norms it already reads on logging steps, so a
+// divergence is named at the step it happened, with no extra readback per step. (_p0 carries the step.)
 @group(0) @binding(0) var<uniform> sp: TensorParams;
 @group(0) @binding(1) var<storage, read> s_segments: array<u32>;
 @group(0) @binding(2) var<storage, read_write> s_out: array<f32>;
@@ -102,5 +106,20 @@ fn sumsq_total(@builtin(local_invocation_index) lid: u32) {
     if ((s_segments[t * 4u + 2u] & SEG_FROZEN) == 0u) { s = s + s_out[t]; }
   }
   let total = reduce_in_workgroup(lid, s);
-  if (lid == 0u) { s_out[sp.numTensors] = total; }
+  if (lid == 0u) {
+    let n = sp.numTensors;
+    s_out[n] = total;
+    if (!total_is_finite(total) && bitcast<u32>(s_out[n + 1u]) == 0u && sp._p0 != 0u) {
+      var first = n;
+      for (var t = 0u; t < n; t = t + 1u) {
+        if ((s_segments[t * 4u + 2u] & SEG_FROZEN) == 0u && !total_is_finite(s_out[t])) { first = t; break; }
+      }
+      s_out[n + 1u] = bitcast<f32>(sp._p0);
+      s_out[n + 2u] = bitcast<f32>(first);
+    }
+  }
+}
+
+fn total_is_finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }

@@ -10,7 +10,7 @@ import { openRun } from '../../src/files/run-record';
 import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
 import { runtime } from './helpers';
 
-const MLP = (over: { steps?: number; lr?: number; optimizer?: string; checkpointEvery?: number } = {}) => `
+const MLP = (over: { steps?: number; lr?: number; optimizer?: string; checkpointEvery?: number; logEvery?: number } = {}) => `
 name: t-mlp
 seed: 3
 model: { type: mlp, inputs: 16, hidden: [32], classes: 8, activation: relu }
@@ -22,7 +22,7 @@ train:
   schedule: { type: constant, warmup: 0 }
   evalEvery: 0
   checkpointEvery: ${over.checkpointEvery ?? 0}
-  logEvery: 5
+  logEvery: ${over.logEvery ?? 5}
 `;
 
 const TRANSFORMER = `
@@ -129,5 +129,27 @@ describe('training loop', function () {
     assert.match(String(run.record.error?.message), /not finite/);
     const ck = run.latestCheckpoint();
     if (ck) assert.ok(fs.existsSync(path.join(runDir, ck.path)), 'the last recorded checkpoint is intact');
+  });
+
+  it('names the step a divergence happened at, not the next logging step, and says when no checkpoint exists', async () => {
+    const rt = await runtime();
+    const diverge = async (logEvery: number): Promise<NonFiniteError> => {
+      const text = MLP({ steps: 40, logEvery, optimizer: '{ type: sgd, lr: 1.0e+30, momentum: 0 }' });
+      try {
+        await train({ rt, config: parseConfig(text, 'nan.basin.yaml'), outputDir: out() });
+      } catch (e) {
+        assert.ok(e instanceof NonFiniteError, `expected NonFiniteError, got ${String(e)}`);
+        return e;
+      }
+      assert.fail('the run did not diverge');
+    };
+    const every = await diverge(1); // checked at every step: the reference
+    const sparse = await diverge(7); // checked on logging steps only, reading the GPU's latch
+    assert.equal(sparse.step, every.step, `logEvery 7 reports step ${sparse.step}, the divergence is at step ${every.step}`);
+    assert.equal(sparse.layer, every.layer);
+    assert.equal(sparse.detectedAt % 7, 0, 'noticed on a logging step');
+    if (sparse.detectedAt > sparse.step) assert.match(sparse.message, new RegExp(`Steps ${sparse.step}–${sparse.detectedAt} were skipped`));
+    assert.match(sparse.message, /No checkpoint was written yet/);
+    assert.doesNotMatch(sparse.message, /intact/);
   });
 });

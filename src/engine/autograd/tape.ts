@@ -1,7 +1,7 @@
 // Reverse-mode autograd. Every op that has an input requiring grad attaches a GradFn to its output (the tape is
 // the graph of GradFns); backward() walks it in reverse topological order. Leaf gradients accumulate into
 // `tensor.grad`, which for parameters is a view into the flat gradient buffer (optim/ reads it from there).
-import { axpbyInPlace, clone, ones } from '../ops/basic';
+import { axpbyInPlace, clone, ones, zeros } from '../ops/basic';
 import { GradFn, ShapeError, Tensor, fmtShape, gradEnabled, keep, noGrad } from '../tensor/tensor';
 
 /** True when an op over these inputs must record its backward. */
@@ -87,6 +87,23 @@ export function backward(root: Tensor, grad?: Tensor): void {
     holders.delete(x);
     x.dispose();
   }
+}
+
+/**
+ * For an op whose backward ADDS its gradient into a buffer (the embedding's scatter-add): the leaf gradient to
+ * add into directly, or null when t is not a leaf (or is frozen) and the op must return its gradient as usual.
+ * Call it only from a backward closure, and return null for that input when the sink was used.
+ *
+ * Why this is correct: backward() sums every gradient that reaches a leaf and then adds the sum into t.grad
+ * (accumulateLeaf); sums commute, so adding one contribution straight into t.grad at any moment of the backward
+ * pass gives the same result. It spares a dense temporary of t's size and the pass that adds it, which is what
+ * an embedding table larger than one binding needs. A leaf without a gradient yet gets a zeroed one, kept like
+ * the one accumulateLeaf would make.
+ */
+export function leafGradSink(t: Tensor): Tensor | null {
+  if (t.gradFn || !t.requiresGrad || t.frozen) return null;
+  if (!t.grad) t.grad = keep(zeros(t.rt, t.shape));
+  return t.grad;
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {

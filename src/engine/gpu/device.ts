@@ -7,6 +7,9 @@ export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'default';
 
 export type { GpuInfo };
 
+/** Limits left at WebGPU's defaults (which Basin's kernels stay within). */
+const DEFAULT_ONLY_LIMITS = new Set(['maxDynamicUniformBuffersPerPipelineLayout', 'maxDynamicStorageBuffersPerPipelineLayout']);
+
 export class NoAdapterError extends Error {
   constructor(detail: string) {
     super(`No WebGPU adapter found${detail ? ` (${detail})` : ''}. ${driverAdvice()}`);
@@ -109,6 +112,9 @@ export class GpuDevice {
     const features = WANTED_FEATURES.filter((f) => adapter!.features.has(f));
     const requiredLimits: Record<string, number> = {};
     for (const key of limitNames(adapter.limits)) {
+      // Basin binds one dynamic uniform buffer per pipeline: asking for the adapter's maximum of dynamic buffers
+      // (a million on lavapipe) only makes Dawn print "artificially reduced" warnings before the user's output.
+      if (DEFAULT_ONLY_LIMITS.has(key)) continue;
       const v = (adapter.limits as unknown as Record<string, number>)[key];
       if (typeof v === 'number') requiredLimits[key] = v;
     }

@@ -4,11 +4,14 @@
 import { BufferPool, bufferId } from './buffer-pool';
 import { GpuDevice } from './device';
 import { KernelCompileError, KernelSpec, kernelKey, kernelPath, kernelSource } from './kernels';
+import { type Tensor, bindingLimitError } from '../tensor/tensor';
 
 export interface BufferBinding {
   buffer: GPUBuffer;
   offset: number;
   size: number;
+  /** Set by Tensor.binding() (a whole tensor): lets dispatch name it when it exceeds the binding limit. */
+  tensor?: Tensor;
 }
 
 /** Uniform values in declaration order; `format` gives each one's type: u (u32), i (i32), f (f32). Default u. */
@@ -48,6 +51,10 @@ export class Runtime {
   private uniformF32 = new Float32Array(this.uniformStage);
   private uniformSlot = 0;
   private nextKernelId = 1;
+  /** The device's maxStorageBufferBindingSize, read once (dispatch checks it on every binding). */
+  private readonly deviceMaxBinding: number;
+  /** Test-only smaller binding limit (setMaxBindingBytes), so that chunked paths run on small tensors. */
+  private bindingOverride: number | null = null;
   readonly counters: DispatchCounters = { dispatches: 0, submits: 0, byKernel: new Map() };
   /**
    * When set, every dispatch gets its own pass with timestamp writes (see profiler); `beforeSubmit` lets it
@@ -60,6 +67,7 @@ export class Runtime {
   } | null = null;
 
   constructor(readonly gpu: GpuDevice) {
+    this.deviceMaxBinding = gpu.info.limits.maxStorageBufferBindingSize ?? 134217728;
     this.pool = new BufferPool(gpu.device);
     this.pool.onDestroy = () => this.bindGroups.clear();
     this.uniformRing = gpu.device.createBuffer({
@@ -77,9 +85,27 @@ export class Runtime {
     return this.gpu.info.limits;
   }
 
-  /** Largest byte range one storage binding may cover. */
+  /**
+   * Largest byte range one storage binding may cover: the device's maxStorageBufferBindingSize, or the smaller
+   * test-only value set with setMaxBindingBytes(). Ops that split tensors into binding-sized pieces plan with
+   * it, and Tensor.binding() refuses tensors above it.
+   */
   get maxBindingBytes(): number {
-    return this.gpu.info.limits.maxStorageBufferBindingSize ?? 134217728;
+    return this.bindingOverride ?? this.deviceMaxBinding;
+  }
+
+  /**
+   * Tests only: pretend one binding covers at most `bytes` (a multiple of 256, at most the device's limit), so
+   * the chunked paths (embedding, linear, flat buffers materialized afterwards) and the binding guard run on
+   * small tensors. null restores the device's limit. Returns the previous override.
+   */
+  setMaxBindingBytes(bytes: number | null): number | null {
+    if (bytes !== null && (!Number.isInteger(bytes) || bytes < 256 || bytes % 256 !== 0 || bytes > this.deviceMaxBinding)) {
+      throw new Error(`setMaxBindingBytes: ${bytes} must be a multiple of 256 between 256 and the device's ${this.deviceMaxBinding}`);
+    }
+    const prev = this.bindingOverride;
+    this.bindingOverride = bytes;
+    return prev;
   }
 
   kernel(spec: KernelSpec): CompiledKernel {
@@ -135,6 +161,20 @@ export class Runtime {
   dispatch(spec: KernelSpec, buffers: readonly BufferBinding[], uniforms: Uniforms, groups: number | [number, number?, number?]): void {
     if (buffers.length !== spec.bindings.length) {
       throw new Error(`kernel ${spec.file}:${spec.entry} takes ${spec.bindings.length} buffers, got ${buffers.length}`);
+    }
+    // The binding guard, in one place: a whole tensor above the limit (test override included) is refused by
+    // name before anything is recorded; other ranges (flat chunks, row ranges) against the device's own limit.
+    // A Dawn validation error instead would surface only at submit and void the whole command buffer.
+    const limit = this.maxBindingBytes;
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i];
+      if (b.tensor && b.size > limit) throw bindingLimitError(b.tensor, b.size, limit, `kernel ${spec.file}:${spec.entry}`);
+      if (b.size > this.deviceMaxBinding) {
+        throw new Error(
+          `kernel ${spec.file}:${spec.entry}: binding ${i + 1} covers ${buffers[i].size} bytes, over this device's ` +
+            `maxStorageBufferBindingSize (${this.deviceMaxBinding} bytes); the caller must split it into binding-sized ranges`,
+        );
+      }
     }
     const k = this.kernel(spec);
     let [gx, gy = 1, gz = 1] = typeof groups === 'number' ? [groups] : groups;

@@ -5,10 +5,15 @@
 // 2-D operand across the batch and `sumBatch` makes the batch part of the contraction (the gradient of a shared
 // operand). gemm folds the batch into M or K where the memory layout allows, so the kernel sees one large
 // matrix instead of many small ones.
+//
+// linear() with a weight above the binding limit (an output layer over a large vocabulary) runs per row chunk
+// of the weight (linearChunked); everything else binds its operands whole, and the runtime refuses an operand
+// above the limit by name before recording anything.
 import type { KernelSpec } from '../gpu/kernels';
 import type { Runtime } from '../gpu/runtime';
-import { record } from '../autograd/tape';
-import { ShapeError, Tensor, empty, fmtShape, numel } from '../tensor/tensor';
+import { leafGradSink, record } from '../autograd/tape';
+import { BindingLimitError, ShapeError, Tensor, bindingLimitError, empty, fmtBytes, fmtShape, numel, rowRanges, view } from '../tensor/tensor';
+import { axpbyInPlace, copyColumns } from './basic';
 import { sum } from './reduce';
 
 export interface MatmulOptions {
@@ -79,6 +84,8 @@ interface Gemm {
   sumBatch: boolean;
   bias?: Tensor;
   outShape: readonly number[];
+  /** Write into this tensor (outShape's size) instead of a new one. */
+  out?: Tensor;
 }
 
 /** Record one matmul dispatch (no autograd). */
@@ -102,7 +109,7 @@ function gemm(q: Gemm): Tensor {
     sb = 0;
   }
   const rt = q.a.rt;
-  const out = empty(rt, q.outShape);
+  const out = q.out ?? empty(rt, q.outShape);
   if (out.size === 0) return out;
   const t = tilesFor(rt);
   const overrides = { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy };
@@ -200,6 +207,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   }
   const rows = numel(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), outF];
+  if (weight.size * 4 > x.rt.maxBindingBytes) return linearChunked(x, weight, bias, rows, outShape);
   const y = gemm({ a: x, b: weight, transA: false, transB: true, batch: 1, m: rows, n: outF, k: inF, sa: 0, sb: 0, sumBatch: false, bias, outShape });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(y, 'linear', inputs, (g) => {
@@ -207,6 +215,99 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     // dx = g · W ([rows, out] × [out, in]); dW = gᵀ · x ([out, rows] × [rows, in]); db = Σ_rows g.
     const dx = x.requiresGrad ? gemm({ ...one, a: g, b: weight, transA: false, transB: false, m: rows, n: inF, k: outF, outShape: x.shape }) : null;
     const dw = weight.requiresGrad ? gemm({ ...one, a: g, b: x, transA: true, transB: false, m: outF, n: inF, k: rows, outShape: weight.shape }) : null;
+    const grads: (Tensor | null)[] = [dx, dw];
+    if (bias) {
+      if (!bias.requiresGrad) grads.push(null);
+      else {
+        const g2 = g.reshape([rows, outF]);
+        grads.push(sum(g2, 0));
+        g2.dispose();
+      }
+    }
+    return grads;
+  });
+}
+
+/**
+ * linear() for a weight [out, in] above the binding limit whose output [rows, out] fits one binding: the weight is
+ * cut into row chunks that each fit a binding (plain views at 256-byte-aligned offsets), and chunk c computes
+ * the logits of output columns [r0, r1):
+ *   forward   y[:, r0:r1] = x · W[r0:r1]ᵀ + b[r0:r1]   (gemm into a [rows, r1 − r0] temporary, placed by copyColumns)
+ *   backward  dx = Σ_c g[:, r0:r1] · W[r0:r1];  dW[r0:r1] = g[:, r0:r1]ᵀ · x, added straight into a leaf
+ *             weight's gradient (leafGradSink), else written into a view of a full-size dW;
+ *             db = Σ_rows g as in the unchunked path.
+ * An output above one binding is refused: that needs a loss fused with the output layer (not done here).
+ */
+function linearChunked(x: Tensor, weight: Tensor, bias: Tensor | undefined, rows: number, outShape: number[]): Tensor {
+  const rt = x.rt;
+  const [outF, inF] = weight.shape;
+  const limit = rt.maxBindingBytes;
+  // Every check before anything is allocated or recorded.
+  const yBytes = rows * outF * 4;
+  if (yBytes > limit) {
+    const what = weight.name ? `${weight.name} ${fmtShape(weight.shape)}` : `weight ${fmtShape(weight.shape)}`;
+    throw new BindingLimitError(
+      `linear: the output ${fmtShape(outShape)} of ${what} needs ${fmtBytes(yBytes)} (${yBytes} bytes) in one storage ` +
+        `binding, over this device's limit of ${fmtBytes(limit)} (${limit} bytes, maxStorageBufferBindingSize). ` +
+        `The weight may be split over bindings, the output may not (a loss fused with the output layer would avoid it): ` +
+        `use fewer rows per batch (batch size × sequence length) or a smaller number of outputs (vocabulary).`,
+      `linear output ${fmtShape(outShape)}`,
+      yBytes,
+      limit,
+    );
+  }
+  if (x.size * 4 > limit) throw bindingLimitError(x, x.size * 4, limit, 'linear input');
+  const ranges = rowRanges(weight, inF, { where: 'linear', aligned: true });
+  const chunkOf = (r0: number, r1: number, offset: number) => view(rt, weight.storage.buffer, offset, [r1 - r0, inF]);
+  const one = { batch: 1, sa: 0, sb: 0, sumBatch: false };
+
+  const y = empty(rt, outShape);
+  for (const r of ranges) {
+    const n = r.r1 - r.r0;
+    const w = chunkOf(r.r0, r.r1, r.binding.offset);
+    // The bias slice is copied: r0 · 4 bytes is rarely a 256-byte-aligned offset.
+    const b = bias ? copyColumns({ t: empty(rt, [n]), stride: n, col: 0 }, { t: bias, stride: outF, col: r.r0 }, 1, n) : undefined;
+    const part = gemm({ ...one, a: x, b: w, transA: false, transB: true, m: rows, n, k: inF, bias: b, outShape: [rows, n] });
+    copyColumns({ t: y, stride: outF, col: r.r0 }, { t: part, stride: n, col: 0 }, rows, n);
+    // Released buffers are reused only by later recorded work, so disposing right after recording is safe.
+    for (const t of [w, b, part]) t?.dispose();
+  }
+
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(y, 'linear', inputs, (g) => {
+    let dx: Tensor | null = null;
+    // A leaf weight (a parameter) takes each chunk's dW straight into its gradient, so the backward never holds
+    // a second weight-sized tensor; otherwise a full-size dW for backward() to route.
+    const sink = weight.requiresGrad ? leafGradSink(weight) : null;
+    const dw = weight.requiresGrad && !sink ? empty(rt, weight.shape) : null;
+    for (const r of ranges) {
+      const n = r.r1 - r.r0;
+      const gc = copyColumns({ t: empty(rt, [rows, n]), stride: n, col: 0 }, { t: g, stride: outF, col: r.r0 }, rows, n);
+      if (x.requiresGrad) {
+        const w = chunkOf(r.r0, r.r1, r.binding.offset);
+        const part = gemm({ ...one, a: gc, b: w, transA: false, transB: false, m: rows, n: inF, k: n, outShape: x.shape });
+        if (!dx) dx = part;
+        else {
+          axpbyInPlace(dx, part, 1, 1);
+          part.dispose();
+        }
+        w.dispose();
+      }
+      const dst = sink ?? dw;
+      if (dst) {
+        // Rows [r0, r1) start at the same offset within dW (or the gradient) as the chunk does within the weight,
+        // where rowRanges put it on a 256-byte boundary.
+        const rowsView = view(rt, dst.storage.buffer, dst.storage.offset + (r.binding.offset - weight.storage.offset), [n, inF]);
+        if (dst === dw) gemm({ ...one, a: gc, b: x, transA: true, transB: false, m: n, n: inF, k: rows, outShape: rowsView.shape, out: rowsView });
+        else {
+          const part = gemm({ ...one, a: gc, b: x, transA: true, transB: false, m: n, n: inF, k: rows, outShape: [n, inF] });
+          axpbyInPlace(rowsView, part, 1, 1);
+          part.dispose();
+        }
+        rowsView.dispose();
+      }
+      gc.dispose();
+    }
     const grads: (Tensor | null)[] = [dx, dw];
     if (bias) {
       if (!bias.requiresGrad) grads.push(null);

@@ -150,7 +150,7 @@ export class Adafactor implements Optimizer {
     const s = this.store;
     const rt = s.runtime;
     const mode = (this.skipNonFinite ? USE_SKIP : 0) | (this.maxGradNorm > 0 ? USE_CLIP : 0);
-    if (mode) this.gradNorms.compute();
+    if (mode) this.gradNorms.compute(t);
     const oneMinusBeta2 = t ** this.beta2Decay;
     const rho = Math.min(lr, 1 / Math.sqrt(t));
     const second: BufferBinding = { buffer: this.second, offset: 0, size: this.second.size };

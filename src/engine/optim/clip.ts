@@ -36,6 +36,11 @@ export class GradNormReport {
     /** Σg² over the non-frozen tensors (what clipping and the guard use). */
     readonly totalSumsq: number,
     private readonly entriesRef: readonly ParamEntry[],
+    /**
+     * The first step (as passed to compute()) whose gradient was not finite, and its first non-finite tensor,
+     * latched on the GPU at that step; null while every step so far was finite.
+     */
+    readonly firstNonFiniteStep: { step: number; tensor: string | null } | null = null,
   ) {}
 
   /** ‖g‖₂ per tensor, in entry order. */
@@ -73,18 +78,24 @@ export class GradNorms {
   constructor(readonly store: ParameterStore) {
     const rt = store.runtime;
     const n = store.entries.length;
-    this.buffer = rt.device.createBuffer({ size: Math.max(16, (n + 1) * 4), usage: USAGE, label: 'grad-norms' });
+    this.buffer = rt.device.createBuffer({ size: Math.max(16, (n + 3) * 4), usage: USAGE, label: 'grad-norms' });
     this.partials = rt.device.createBuffer({ size: Math.max(16, store.numBlocks * 4), usage: USAGE, label: 'grad-norm-partials' });
     rt.pool.trackExternal(this.buffer.size + this.partials.size);
   }
 
-  /** The [numTensors + 1] buffer, for kernels that consume the norms (optimizers). */
+  /**
+   * The buffer, for kernels that consume the norms (optimizers): [numTensors + 1] sums of squares, then the
+   * non-finite latch (first bad step, its first bad tensor) as u32 bit patterns.
+   */
   binding(): BufferBinding {
-    return { buffer: this.buffer, offset: 0, size: (this.store.entries.length + 1) * 4 };
+    return { buffer: this.buffer, offset: 0, size: (this.store.entries.length + 3) * 4 };
   }
 
-  /** Record the dispatches that fill the buffer from the current gradients. */
-  compute(): void {
+  /**
+   * Record the dispatches that fill the buffer from the current gradients. `step` (1-based, 0: none) is latched on
+   * the GPU if this is the first step with a non-finite gradient (see GradNormReport.firstNonFiniteStep).
+   */
+  compute(step = 0): void {
     this.assertAlive();
     const s = this.store;
     const rt = s.runtime;
@@ -95,7 +106,7 @@ export class GradNorms {
     }
     const n = s.entries.length;
     rt.dispatch(TENSORS, [partials, s.segments, this.binding()], { values: [n, 0, 0, 0] }, n);
-    rt.dispatch(TOTAL, [s.segments, this.binding()], { values: [n, 0, 0, 0] }, 1);
+    rt.dispatch(TOTAL, [s.segments, this.binding()], { values: [n, step, 0, 0] }, 1);
   }
 
   /** Copy the buffer as it will be after the work recorded so far; submits that work, never waits for it. */
@@ -104,7 +115,9 @@ export class GradNorms {
     const entries = this.store.entries;
     const bytes = await this.store.runtime.readBytes(this.binding());
     const all = new Float32Array(bytes);
-    return new GradNormReport(all.slice(0, entries.length), all[entries.length], entries);
+    const latch = new Uint32Array(bytes, (entries.length + 1) * 4, 2);
+    const first = latch[0] ? { step: latch[0], tensor: entries[latch[1]]?.name ?? null } : null;
+    return new GradNormReport(all.slice(0, entries.length), all[entries.length], entries, first);
   }
 
   destroy(): void {

@@ -125,7 +125,7 @@ export abstract class FlatOptimizer implements Optimizer {
     const s = this.store;
     const rt = s.runtime;
     const mode = (this.skipNonFinite ? USE_SKIP : 0) | (this.maxGradNorm > 0 ? USE_CLIP : 0);
-    if (mode) this.gradNorms.compute();
+    if (mode) this.gradNorms.compute(t);
     const h = this.hyper(t, lr);
     const spec = this.kernel();
     const n = s.entries.length;

@@ -12,6 +12,47 @@ export class ShapeError extends Error {
   }
 }
 
+/**
+ * A tensor bound whole to a kernel exceeds the largest range one storage binding may cover
+ * (maxStorageBufferBindingSize). Thrown before the dispatch is recorded, instead of a Dawn validation error.
+ */
+export class BindingLimitError extends Error {
+  constructor(
+    message: string,
+    /** The tensor's name (`tok.weight`), or its shape when it has none. */
+    readonly tensor: string,
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(message);
+    this.name = 'BindingLimitError';
+  }
+}
+
+/** 256.0 MiB, 10.0 KiB: the unit that keeps a digit that means something. */
+export function fmtBytes(bytes: number): string {
+  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+/**
+ * The guard's error: tensor t would need a binding of `bytes` bytes, over `limit`. `where` names the op or kernel;
+ * `hint` replaces the default advice.
+ */
+export function bindingLimitError(t: Tensor, bytes: number, limit: number, where: string, hint?: string): BindingLimitError {
+  const what = `${t.name ?? 'a tensor'} ${fmtShape(t.shape)} ${t.dtype}`;
+  const advice = hint ??
+    'only embedding() and linear() split a tensor over several bindings; every other op binds it whole. Reduce the ' +
+      'dimensions that make it large (vocabulary size or dModel for an embedding or output layer; batch size or ' +
+      'sequence length for activations), or use an op that supports chunked tensors.';
+  return new BindingLimitError(
+    `${where}: ${what} needs ${fmtBytes(bytes)} (${bytes} bytes) in one storage binding, over this device's limit of ` +
+      `${fmtBytes(limit)} (${limit} bytes, maxStorageBufferBindingSize): ${advice}`,
+    t.name ?? fmtShape(t.shape),
+    bytes,
+    limit,
+  );
+}
+
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
@@ -83,8 +124,18 @@ export class Tensor {
     return this.disposed;
   }
 
-  /** The binding a kernel reads or writes. Never zero-sized (WebGPU rejects that). */
+  /**
+   * The binding a kernel reads or writes, whole. Never zero-sized (WebGPU rejects that). It carries the tensor
+   * so that Runtime.dispatch can refuse one above the binding limit by name (BindingLimitError) before recording
+   * anything; ops that support larger tensors bind row ranges instead (rowRanges()).
+   */
   binding(): BufferBinding {
+    this.assertAlive();
+    return { buffer: this.storage.buffer, offset: this.storage.offset, size: Math.max(4, this.size * 4), tensor: this };
+  }
+
+  /** The tensor's byte range for copies and read-backs, which have no binding limit. */
+  range(): BufferBinding {
     this.assertAlive();
     return { buffer: this.storage.buffer, offset: this.storage.offset, size: Math.max(4, this.size * 4) };
   }
@@ -104,7 +155,7 @@ export class Tensor {
 
   async toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
     this.assertAlive();
-    const bytes = await this.rt.readBytes(this.binding(), this.size * 4);
+    const bytes = await this.rt.readBytes(this.range(), this.size * 4);
     return this.dtype === 'f32' ? new Float32Array(bytes) : this.dtype === 'i32' ? new Int32Array(bytes) : new Uint32Array(bytes);
   }
 
@@ -173,6 +224,69 @@ export function fromArray(rt: Runtime, data: ArrayLike<number> | Float32Array | 
 /** A tensor viewing a byte range of an externally owned buffer (flat parameter/gradient/state buffers). */
 export function view(rt: Runtime, buffer: GPUBuffer, byteOffset: number, shape: readonly number[], dtype: DType = 'f32'): Tensor {
   return new Tensor(rt, shape, dtype, new Storage(rt, buffer, byteOffset, Math.max(4, numel(shape) * 4), false));
+}
+
+// ---- binding-sized pieces ------------------------------------------------------------------------------
+
+/** Rows [r0, r1) of a tensor viewed as [rows, rowElems], and the binding that covers them. */
+export interface RowRange {
+  r0: number;
+  r1: number;
+  /** Starts at the 256-byte boundary at or before row r0 (WebGPU's binding-offset alignment), ends at row r1. */
+  binding: BufferBinding;
+  /** Elements from the binding's start to row r0: 0 when the range starts on a boundary (always with `aligned`). */
+  lead: number;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * Cut t, viewed as [t.size / rowElems, rowElems], into row ranges that each fit one storage binding
+ * (rt.maxBindingBytes), for kernels that process a large tensor one binding at a time. A tensor that fits is one
+ * range, bound whole. Without `aligned` the kernel adds `lead` to its row offsets, so any row count works; with
+ * it every range starts on a 256-byte boundary (lead 0, e.g. for a plain view handed to matmul) and holds a
+ * multiple of 64 / gcd(rowElems, 64) rows. Throws BindingLimitError when not even that many rows fit.
+ */
+export function rowRanges(t: Tensor, rowElems: number, opts: { where: string; aligned?: boolean }): RowRange[] {
+  t.assertAlive();
+  const limit = t.rt.maxBindingBytes;
+  const rows = rowElems > 0 ? t.size / rowElems : 0;
+  if (!Number.isInteger(rows)) throw new ShapeError(`rowRanges: ${fmtShape(t.shape)} is not made of rows of ${rowElems}`);
+  if (t.size * 4 <= limit) return [{ r0: 0, r1: rows, binding: t.range(), lead: 0 }];
+  const off = t.storage.offset;
+  const maxElems = Math.floor(limit / 4);
+  let per: number;
+  let unit: number; // rows that must be bound together
+  let reserve = 0; // elements a binding may start before its first row
+  if (opts.aligned) {
+    if (off % 256 !== 0) throw new Error(`${opts.where}: ${t.name ?? fmtShape(t.shape)} starts at byte ${off}, not on a 256-byte boundary`);
+    unit = 64 / gcd(rowElems, 64);
+    per = Math.floor(Math.floor(maxElems / rowElems) / unit) * unit;
+  } else {
+    // The binding starts up to `reserve` elements before row r0 (none when rows are whole multiples of 256 bytes).
+    unit = 1;
+    reserve = off % 256 === 0 ? 64 - gcd(rowElems, 64) : 63;
+    per = Math.floor((maxElems - reserve) / rowElems);
+  }
+  if (per < 1) {
+    const piece = unit * rowElems * 4;
+    throw bindingLimitError(t, t.size * 4, limit, opts.where,
+      `${opts.where} splits it by rows, but ${unit === 1 ? 'one row' : `${unit} rows (the 256-byte alignment of binding offsets)`} of ` +
+        `${rowElems} elements (${fmtBytes(piece)}) ${reserve ? `plus up to ${reserve * 4} bytes of alignment ` : ''}already exceed one binding: reduce the row length ` +
+        `(dModel or in-features).`);
+  }
+  const out: RowRange[] = [];
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const r1 = Math.min(rows, r0 + per);
+    const startByte = off + r0 * rowElems * 4;
+    const bindStart = Math.floor(startByte / 256) * 256;
+    const lead = (startByte - bindStart) / 4;
+    out.push({ r0, r1, lead, binding: { buffer: t.storage.buffer, offset: bindStart, size: Math.max(4, (lead + (r1 - r0) * rowElems) * 4) } });
+  }
+  return out;
 }
 
 // ---- scopes and grad mode -------------------------------------------------------------------------------

@@ -67,9 +67,18 @@ export interface TrainResult {
 }
 
 export class NonFiniteError extends Error {
-  constructor(readonly step: number, readonly layer: string | null, what: string) {
-    super(`training stopped: ${what} is not finite at step ${step}${layer ? ` (first non-finite gradient: ${layer})` : ''}. ` +
-      'Lower the learning rate or enable gradient clipping; the last checkpoint is intact.');
+  constructor(
+    readonly step: number,
+    readonly layer: string | null,
+    what: string,
+    /** Where the run can continue from, or null when no checkpoint was written yet. */
+    readonly checkpointStep: number | null = null,
+    /** The step at which the trainer noticed (steps from `step` on were skipped by the optimizer, never applied). */
+    readonly detectedAt: number = step,
+  ) {
+    const skipped = detectedAt > step ? ` Steps ${step}–${detectedAt} were skipped (the optimizer applies no update whose gradient is not finite).` : '';
+    const ck = checkpointStep === null ? ' No checkpoint was written yet.' : ` The checkpoint of step ${checkpointStep} is intact.`;
+    super(`training stopped: ${what} is not finite at step ${step}${layer ? ` (first non-finite gradient: ${layer})` : ''}.${skipped} Lower the learning rate or enable gradient clipping.${ck}`);
     this.name = 'NonFiniteError';
   }
 }
@@ -195,7 +204,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       });
       if (wantStats) stats!.beforeStep();
       optimizer.step(lr);
-      const normsRead = wantLog ? (optimizer as { gradNorms?: { readAsync(): Promise<{ total: number; finite: boolean; firstNonFinite(): string | null }> } }).gradNorms?.readAsync() : undefined;
+      const normsRead = wantLog ? optimizer.gradNorms?.readAsync() : undefined;
       if (wantStats) queueStats(step, stats!.sample(step)); // reads the gradients: before they are zeroed
       store.zeroGrads();
       if (statsError) throw statsError;
@@ -204,8 +213,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (wantLog) {
         const [lossArr, norms] = await Promise.all([lossRead!, normsRead]);
         const loss = lossArr[0];
-        if (norms && !norms.finite) throw new NonFiniteError(step, norms.firstNonFinite(), 'the gradient');
-        if (!Number.isFinite(loss)) throw new NonFiniteError(step, null, 'the loss');
+        // The GPU latched the first non-finite step since the start (checked every step, read with the norms).
+        const ckStep = lastCheckpoint !== null ? lastCheckpointStep : null;
+        const bad = norms?.firstNonFiniteStep;
+        if (bad) throw new NonFiniteError(bad.step, bad.tensor, 'the gradient', ckStep, step);
+        if (norms && !norms.finite) throw new NonFiniteError(step, norms.firstNonFinite(), 'the gradient', ckStep);
+        if (!Number.isFinite(loss)) throw new NonFiniteError(step, null, 'the loss', ckStep);
         lastLoss = loss;
         const now = performance.now();
         const log: StepLog = { step, totalSteps, loss, lr, gradNorm: norms?.total ?? NaN, stepsPerSec: (intervalSteps * 1000) / (now - intervalStart), time: Date.now() };
