@@ -235,3 +235,52 @@ fn stats_profile(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   if (firstBlock < pp.blockBase) { s = s + p_payload[slot]; }
   p_payload[slot] = s;
 }
+
+// ---- stats_sample: a stratified random sample of v per tensor, for its quantiles --------------------------------
+// A tensor of `size` elements gets `count` = min(size, its sample budget) sample slots; slot i draws one element
+// uniformly from the i-th of `count` equal strata of the tensor ([i·q + min(i, r), …) with q = size / count,
+// r = size % count), so a tensor no larger than its budget is copied whole (exact quantiles) and a larger one is
+// covered evenly with no stride aliasing against its row length. One invocation per slot, grouped SWG slots per
+// workgroup ([tensor, first slot] per group, like the profile groups); dispatched per chunk, each slot written by
+// the chunk that holds its element. The host sorts each sample (layer-stats.ts).
+// Sample table: u32 × 2 per tensor = [sampleBase, count].
+struct SampleParams {
+  groupBase: u32,
+  numGroups: u32,
+  elemBase: u32,
+  elemEnd: u32,
+  seed: u32,
+}
+@group(0) @binding(0) var<uniform> qp: SampleParams;
+@group(0) @binding(1) var<storage, read> q_v: array<f32>;
+@group(0) @binding(2) var<storage, read> q_segments: array<u32>;
+@group(0) @binding(3) var<storage, read> q_table: array<u32>;
+@group(0) @binding(4) var<storage, read> q_groups: array<u32>;
+@group(0) @binding(5) var<storage, read_write> q_out: array<f32>;
+
+// PCG-style integer hash (one round): decorrelates neighbouring slots.
+fn sample_hash(x: u32) -> u32 {
+  let s = x * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+
+@compute @workgroup_size(PWG)
+fn stats_sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= qp.numGroups) { return; }
+  let t = q_groups[(qp.groupBase + w) * 2u];
+  let i = q_groups[(qp.groupBase + w) * 2u + 1u] + lid;
+  let count = q_table[t * 2u + 1u];
+  if (i >= count) { return; }
+  let off = q_segments[t * 4u];
+  let size = q_segments[t * 4u + 1u];
+  let q = size / count;
+  let r = size % count;
+  var len = q;
+  if (i < r) { len = q + 1u; }
+  let start = i * q + min(i, r);
+  let pos = off + start + sample_hash(i ^ (t * 2654435761u) ^ qp.seed) % len;
+  if (pos < qp.elemBase || pos >= qp.elemEnd) { return; }
+  q_out[q_table[t * 2u] + i] = q_v[pos - qp.elemBase];
+}

@@ -14,6 +14,8 @@ function positiveInt(v: string): number {
 export function buildProgram(): Command {
   const program = new Command('basin')
     .description('Basin: train, fine-tune, merge and prune models on any GPU (WebGPU).')
+    // Read by bin/basin.js, which holds the GPU driver's own notices back unless this is given.
+    .option('--verbose', "also show the GPU driver's own messages (held back otherwise)")
     .showHelpAfterError();
 
   program

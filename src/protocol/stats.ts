@@ -33,7 +33,9 @@ export const SCALAR_KEYS = [
   'momentumNorm', // ‖m‖₂, AdamW's first moment
   'vMean', //        mean of v, AdamW's second moment (curvature proxy: the diagonal empirical Fisher's EMA)
   'vMax', //         max of v
-  'vP50', //         quantiles of v, from the log-histogram (bin upper edges)
+  'vP50', //         quantiles of v (nearest rank: always one of v's values, never above vMax): exact for a tensor
+  //                 within the engine's per-tensor sample budget (4,096 values, less with over 256 tensors),
+  //                 else from a stratified random sample of that size; exact from the factors when v is factored
   'vP90',
   'vP99',
 ] as const;

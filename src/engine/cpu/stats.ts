@@ -1,7 +1,8 @@
 // CPU reference of the per-layer statistics (kernels/stats.wgsl, src/engine/stats/layer-stats.ts): plain loops in
 // double precision over per-tensor arrays, written from the definitions in src/protocol/stats.ts, sharing none of
 // the GPU path's layout logic.
-import { HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, ScalarKey, TensorStats, histQuantile, matrixView, recordFloats } from '../../protocol/stats';
+import { HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, ScalarKey, TensorStats, matrixView, recordFloats } from '../../protocol/stats';
+import { sortedQuantile } from '../stats/quantiles';
 
 export interface CpuStatsInput {
   name: string;
@@ -69,9 +70,11 @@ export function cpuLayerStats(inputs: readonly CpuStatsInput[], clipScale = 1): 
     scalars.momentumNorm = Math.sqrt(mm);
     scalars.vMean = n > 0 ? vs / n : 0;
     scalars.vMax = vmax;
-    scalars.vP50 = histQuantile(hist, 0.5);
-    scalars.vP90 = histQuantile(hist, 0.9);
-    scalars.vP99 = histQuantile(hist, 0.99);
+    // Exact nearest-rank quantiles of every value (the GPU path samples tensors above its per-tensor budget).
+    const sorted = x.v ? Float64Array.from(x.v).sort() : new Float64Array(0);
+    scalars.vP50 = sortedQuantile(sorted, 0.5);
+    scalars.vP90 = sortedQuantile(sorted, 0.9);
+    scalars.vP99 = sortedQuantile(sorted, 0.99);
     return { name: x.name, shape: [...x.shape], rows, cols, scalars, hist, vRow, vCol };
   });
 }

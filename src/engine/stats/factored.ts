@@ -5,6 +5,7 @@
 // value of the smaller one, O(min·bins·log max + max·log max).
 import { HIST_BINS, HIST_HI, HIST_LO } from '../../protocol/stats';
 import { histBin } from '../cpu/stats';
+import { quantileByCount, sortedQuantile } from './quantiles';
 
 export interface SecondMomentFields {
   vMean: number;
@@ -12,11 +13,25 @@ export interface SecondMomentFields {
   hist: Float32Array;
   vRow: Float32Array;
   vCol: Float32Array;
+  /** The nearest-rank q-quantile of every element (./quantiles.ts), exact. */
+  quantile(q: number): number;
 }
 
 /** Lower edge of histogram bin k as a value of v (10^(LO + k·width)). */
 function binEdge(k: number): number {
   return 10 ** (HIST_LO + (k * (HIST_HI - HIST_LO)) / HIST_BINS);
+}
+
+/** Number of values of a sorted array at most x. */
+function countAtMost(sorted: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Number of values of a sorted array strictly below x. */
@@ -54,7 +69,7 @@ export function factoredSecondMoment(R: ArrayLike<number>, C: ArrayLike<number>)
   const total = rows * cols;
   if (!(meanR > 0) || total === 0) {
     hist[0] = total; // V̂ is all zeros
-    return { vMean: 0, vMax: 0, hist, vRow, vCol };
+    return { vMean: 0, vMax: 0, hist, vRow, vCol, quantile: () => 0 };
   }
   for (let i = 0; i < rows; i++) vRow[i] = (R[i] * sumC) / meanR;
   for (let j = 0; j < cols; j++) vCol[j] = (C[j] * sumR) / meanR;
@@ -69,7 +84,14 @@ export function factoredSecondMoment(R: ArrayLike<number>, C: ArrayLike<number>)
   below[0] = 0;
   below[HIST_BINS] = total;
   for (let k = 0; k < HIST_BINS; k++) hist[k] = (k === 0 ? below[1] : k === HIST_BINS - 1 ? total - below[k] : below[k + 1] - below[k]);
-  return { vMean: sumR * sumC / meanR / total, vMax: (maxR * maxC) / meanR, hist, vRow, vCol };
+  const vMax = (maxR * maxC) / meanR;
+  // #{(i, j): a·b / meanR ≤ x}: zeros of the smaller factor count for every x ≥ 0.
+  const atMost = (x: number) => {
+    let c = 0;
+    for (let i = 0; i < small.length; i++) c += small[i] > 0 ? countAtMost(sorted, (x * meanR) / small[i]) : sorted.length;
+    return c;
+  };
+  return { vMean: (sumR * sumC) / meanR / total, vMax, hist, vRow, vCol, quantile: (q) => quantileByCount(total, vMax, q, atMost) };
 }
 
 /** The same fields for a dense second moment of a vector or small tensor (the factored optimizers' 1-D state). */
@@ -87,5 +109,6 @@ export function denseSecondMoment(v: ArrayLike<number>, rows: number, cols: numb
     vCol[k % cols] += x;
     hist[histBin(x)]++;
   }
-  return { vMean: v.length ? sum / v.length : 0, vMax: max, hist, vRow, vCol };
+  const sorted = Float64Array.from(v).sort();
+  return { vMean: v.length ? sum / v.length : 0, vMax: max, hist, vRow, vCol, quantile: (q) => sortedQuantile(sorted, q) };
 }

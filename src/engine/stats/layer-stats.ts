@@ -25,6 +25,7 @@ import { FLAT_BLOCK, FlatBuffer, ParameterStore } from '../optim/params';
 import type { WriteTensor } from '../../files/safetensors';
 import { writeFileAtomic } from '../../files/atomic';
 import { denseSecondMoment, factoredSecondMoment } from './factored';
+import { sortedQuantile } from './quantiles';
 import {
   HIST_BINS,
   HIST_HI,
@@ -36,7 +37,6 @@ import {
   StatsTensorInfo,
   decodeStatsFrame,
   encodeStatsFrame,
-  histQuantile,
   matrixView,
   recordFloats,
 } from '../../protocol/stats';
@@ -54,6 +54,16 @@ const BLOCKS: KernelSpec = {
 };
 const TENSORS: KernelSpec = { file: 'stats', entry: 'stats_tensors', bindings: ['read', 'read', 'read', 'read', 'rw'], overrides: OVERRIDES };
 const PROFILE: KernelSpec = { file: 'stats', entry: 'stats_profile', bindings: ['read', 'read', 'read', 'read', 'rw'], overrides: OVERRIDES };
+const SAMPLE: KernelSpec = { file: 'stats', entry: 'stats_sample', bindings: ['read', 'read', 'read', 'read', 'rw'], overrides: OVERRIDES };
+
+/**
+ * Quantiles of v come from a stratified random sample per tensor (kernels/stats.wgsl stats_sample): up to
+ * SAMPLE_PER_TENSOR values each, fewer when there are many tensors (SAMPLE_TOTAL floats read back per sample in
+ * all, but never below SAMPLE_MIN each). A tensor no larger than its budget is sampled whole: exact quantiles.
+ */
+const SAMPLE_PER_TENSOR = 4096;
+const SAMPLE_TOTAL = 1 << 20;
+const SAMPLE_MIN = 256;
 
 const USAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
 const Q_INDEX = { vP50: SCALAR_KEYS.indexOf('vP50'), vP90: SCALAR_KEYS.indexOf('vP90'), vP99: SCALAR_KEYS.indexOf('vP99') };
@@ -66,6 +76,8 @@ interface ChunkPlan {
   elems: number;
   groupBase: number;
   numGroups: number;
+  sampleGroupBase: number;
+  numSampleGroups: number;
 }
 
 export class LayerStatsCollector {
@@ -80,6 +92,13 @@ export class LayerStatsCollector {
   private readonly payload: GPUBuffer;
   /** Stands in for the gradient norms when the optimizer has none (never read: maxNorm is 0 then). */
   private readonly normsPlaceholder: GPUBuffer | null;
+  private readonly sampleTable: GPUBuffer;
+  private readonly sampleGroups: GPUBuffer;
+  private readonly sampleOut: GPUBuffer;
+  /** Per tensor (layout order): where its sample starts in sampleOut, and its length. */
+  private readonly samples: { base: number; count: number }[];
+  private readonly sampleFloats: number;
+  private samplesTaken = 0;
   private prev: FlatBuffer | null = null;
   private prevValid = false;
   private readonly plan: ChunkPlan[];
@@ -121,6 +140,25 @@ export class LayerStatsCollector {
     this.payloadFloats = p;
 
     // Per chunk, the profile groups of the tensors it overlaps (a contiguous range: groups follow the layout).
+    // Sample slots per tensor and their groups of PWG slots, in layout order (like the profile groups).
+    const budget = Math.max(SAMPLE_MIN, Math.min(SAMPLE_PER_TENSOR, Math.floor(SAMPLE_TOTAL / Math.max(1, n))));
+    const sampleWords: number[] = [];
+    const sampleTableData = new Uint32Array(Math.max(2, n * 2));
+    const firstSampleGroup: number[] = [];
+    const endSampleGroup: number[] = [];
+    let sbase = 0;
+    this.samples = entries.map((e) => {
+      const count = Math.min(e.size, budget);
+      sampleTableData[e.index * 2] = sbase;
+      sampleTableData[e.index * 2 + 1] = count;
+      firstSampleGroup.push(sampleWords.length / 2);
+      for (let i = 0; i < count; i += PWG) sampleWords.push(e.index, i);
+      endSampleGroup.push(sampleWords.length / 2);
+      const r = { base: sbase, count };
+      sbase += count;
+      return r;
+    });
+    this.sampleFloats = sbase;
     this.plan = store.chunks.map((c) => {
       const lo = c.elemBase;
       const hi = c.elemBase + c.elems;
@@ -131,7 +169,20 @@ export class LayerStatsCollector {
         if (gFirst < 0) gFirst = firstGroup[e.index];
         gEnd = endGroup[e.index];
       }
-      return { ...c, groupBase: Math.max(0, gFirst), numGroups: gFirst < 0 ? 0 : gEnd - gFirst };
+      let sFirst = -1;
+      let sEnd = -1;
+      for (const e of entries) {
+        if (e.size === 0 || e.offset >= hi || e.offset + e.size <= lo) continue;
+        if (sFirst < 0) sFirst = firstSampleGroup[e.index];
+        sEnd = endSampleGroup[e.index];
+      }
+      return {
+        ...c,
+        groupBase: Math.max(0, gFirst),
+        numGroups: gFirst < 0 ? 0 : gEnd - gFirst,
+        sampleGroupBase: Math.max(0, sFirst),
+        numSampleGroups: sFirst < 0 ? 0 : sEnd - sFirst,
+      };
     });
 
     const dev = rt.device;
@@ -143,6 +194,11 @@ export class LayerStatsCollector {
     dev.queue.writeBuffer(this.table, 0, tableData);
     if (groupWords.length) dev.queue.writeBuffer(this.groups, 0, new Uint32Array(groupWords));
     this.normsPlaceholder = optimizer.gradNorms ? null : mk(16, 'stats-no-norms');
+    this.sampleTable = mk(sampleTableData.byteLength, 'stats-sample-table');
+    this.sampleGroups = mk(Math.max(8, sampleWords.length * 4), 'stats-sample-groups');
+    this.sampleOut = mk(Math.max(4, this.sampleFloats * 4), 'stats-sample');
+    dev.queue.writeBuffer(this.sampleTable, 0, sampleTableData);
+    if (sampleWords.length) dev.queue.writeBuffer(this.sampleGroups, 0, new Uint32Array(sampleWords));
     rt.pool.trackExternal(this.externalBytes());
   }
 
@@ -193,9 +249,12 @@ export class LayerStatsCollector {
     this.record(hasPrev);
     const read = this.payloadFloats > 0 ? this.rt.readBytes({ buffer: this.payload, offset: 0, size: this.payloadFloats * 4 }) : Promise.resolve(new ArrayBuffer(0));
     const factors = this.readFactors();
-    return Promise.all([read, factors]).then(([bytes, f]) => {
+    const denseV = this.stateBuffers().v !== null;
+    const sampleRead = denseV && this.sampleFloats > 0 ? this.rt.readBytes({ buffer: this.sampleOut, offset: 0, size: this.sampleFloats * 4 }) : null;
+    return Promise.all([read, factors, sampleRead]).then(([bytes, f, sampleBytes]) => {
       const payload = new Float32Array(bytes);
       if (f) this.fillFactored(payload, f);
+      if (sampleBytes) this.fillSampledQuantiles(payload, new Float32Array(sampleBytes));
       this.finishPayload(payload, hasPrev);
       const header: StatsFrameHeader = { step, time, tensors: this.tensors as StatsTensorInfo[] };
       const frame = encodeStatsFrame(header, payload);
@@ -212,7 +271,7 @@ export class LayerStatsCollector {
 
   /** Dispatches one sample records (for budgets and tests). */
   get dispatchesPerSample(): number {
-    return 1 + this.plan.length + this.plan.filter((c) => c.numGroups > 0).length;
+    return 1 + this.plan.length + this.plan.filter((c) => c.numGroups > 0).length + this.plan.filter((c) => c.numSampleGroups > 0).length;
   }
 
   private record(hasPrev: boolean): void {
@@ -251,6 +310,27 @@ export class LayerStatsCollector {
       if (!c.numGroups) continue;
       rt.dispatch(PROFILE, [v.chunkBinding(c), s.segments, table, groups, payload], { values: [c.groupBase, c.numGroups, c.elemBase, c.elemBase + c.elems, c.blockBase] }, c.numGroups);
     }
+    const sTable: BufferBinding = { buffer: this.sampleTable, offset: 0, size: this.sampleTable.size };
+    const sGroups: BufferBinding = { buffer: this.sampleGroups, offset: 0, size: this.sampleGroups.size };
+    const sOut: BufferBinding = { buffer: this.sampleOut, offset: 0, size: this.sampleOut.size };
+    const seed = (this.samplesTaken++ * 0x9e3779b9) >>> 0; // a fresh draw per sample, reproducible per run
+    for (const c of this.plan) {
+      if (!c.numSampleGroups) continue;
+      rt.dispatch(SAMPLE, [v.chunkBinding(c), s.segments, sTable, sGroups, sOut], { values: [c.sampleGroupBase, c.numSampleGroups, c.elemBase, c.elemBase + c.elems, seed] }, c.numSampleGroups);
+    }
+  }
+
+  /** p50/p90/p99 of a dense v from each tensor's sample (exact when the sample is the whole tensor). */
+  private fillSampledQuantiles(payload: Float32Array, samples: Float32Array): void {
+    let p = 0;
+    this.tensors.forEach((t, k) => {
+      const { base, count } = this.samples[k];
+      const sorted = samples.slice(base, base + count).sort();
+      payload[p + Q_INDEX.vP50] = sortedQuantile(sorted, 0.5);
+      payload[p + Q_INDEX.vP90] = sortedQuantile(sorted, 0.9);
+      payload[p + Q_INDEX.vP99] = sortedQuantile(sorted, 0.99);
+      p += recordFloats(t);
+    });
   }
 
   /** The v-derived fields of every tensor from a factored second moment (dense for the tensors it keeps dense). */
@@ -264,6 +344,9 @@ export class LayerStatsCollector {
       if (fields) {
         payload[p + SCALAR_KEYS.indexOf('vMean')] = fields.vMean;
         payload[p + SCALAR_KEYS.indexOf('vMax')] = fields.vMax;
+        payload[p + Q_INDEX.vP50] = fields.quantile(0.5);
+        payload[p + Q_INDEX.vP90] = fields.quantile(0.9);
+        payload[p + Q_INDEX.vP99] = fields.quantile(0.99);
         const h = p + SCALAR_KEYS.length;
         payload.set(fields.hist, h);
         payload.set(fields.vRow, h + HIST_BINS);
@@ -273,21 +356,20 @@ export class LayerStatsCollector {
     }
   }
 
-  /** Host part: the quantiles from each histogram, and NaN update ratios when no pre-step copy was taken. */
+  /** Host part: NaN update ratios when no pre-step copy was taken (the quantiles were filled from v's samples or factors; 0 without a second moment). */
   private finishPayload(payload: Float32Array, hasPrev: boolean): void {
     let p = 0;
     for (const t of this.tensors) {
-      const hist = payload.subarray(p + SCALAR_KEYS.length, p + SCALAR_KEYS.length + HIST_BINS);
-      payload[p + Q_INDEX.vP50] = histQuantile(hist, 0.5);
-      payload[p + Q_INDEX.vP90] = histQuantile(hist, 0.9);
-      payload[p + Q_INDEX.vP99] = histQuantile(hist, 0.99);
       if (!hasPrev) payload[p + UPDATE_RATIO] = NaN;
       p += recordFloats(t);
     }
   }
 
   private externalBytes(): number {
-    return this.table.size + this.groups.size + this.partials.size + this.payload.size + (this.normsPlaceholder?.size ?? 0);
+    return (
+      this.table.size + this.groups.size + this.partials.size + this.payload.size + (this.normsPlaceholder?.size ?? 0) +
+      this.sampleTable.size + this.sampleGroups.size + this.sampleOut.size
+    );
   }
 
   destroy(): void {
@@ -295,7 +377,7 @@ export class LayerStatsCollector {
     this.destroyed = true;
     this.rt.flush();
     this.rt.pool.trackExternal(-this.externalBytes());
-    for (const b of [this.table, this.groups, this.partials, this.payload, this.normsPlaceholder]) {
+    for (const b of [this.table, this.groups, this.partials, this.payload, this.normsPlaceholder, this.sampleTable, this.sampleGroups, this.sampleOut]) {
       if (!b) continue;
       this.rt.pool.onDestroy?.(b);
       b.destroy();
