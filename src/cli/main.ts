@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .description('train from a config file (*.basin.yaml or *.basin.json); writes a run folder')
     .argument('<config>', 'config file')
     .option('--resume <runDir>', 'continue a run from its last checkpoint')
+    .option('--from-checkpoint <step>', "with --resume: start from this checkpoint's step instead of the latest (when the latest is unreadable)", positiveInt)
     .option('--output <dir>', 'parent folder of run folders (overrides the config)')
     .option('--steps <n>', 'override train.steps', positiveInt)
     .option('--profile', 'print per-kernel dispatch counts and timings')

@@ -11,6 +11,7 @@ import { KernelProfiler, formatProfile } from '../engine/gpu/profiler';
 
 export interface TrainCommandOptions {
   resume?: string;
+  fromCheckpoint?: number;
   output?: string;
   steps?: number;
   json?: boolean;
@@ -52,6 +53,7 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
       configPath,
       outputDir: opts.output ? path.resolve(opts.output) : undefined,
       resume: opts.resume,
+      resumeStep: opts.fromCheckpoint,
       signal: cancel.signal,
       events: {
         onStart: (i) => {
@@ -96,6 +98,7 @@ async function printProfile(rt: Runtime, profiler: KernelProfiler, steps: number
 }
 
 export async function trainCommand(configFile: string, opts: TrainCommandOptions): Promise<void> {
+  if (opts.fromCheckpoint !== undefined && !opts.resume) throw new Error('--from-checkpoint needs --resume <runDir>');
   const { config, path: file } = loadConfig(configFile);
   const result = await runTrain(config, file, opts);
   if (result.eval) process.stderr.write(`basin: final validation: ${fmtMetrics(result.eval)} (chance: ${fmtMetrics(result.chance!)})\n`);

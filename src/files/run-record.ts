@@ -387,11 +387,11 @@ export class RunFolder {
   }
 
   /**
-   * The checkpoint to resume from: the highest step among the recorded checkpoints and the complete
+   * Every checkpoint there is, by step ascending: the recorded ones whose weights exist and the complete
    * `checkpoints/step-<n>.safetensors` files on disk (written atomically, so a file there is whole even if a crash
-   * kept it out of run.json). Null when there is none.
+   * kept it out of run.json).
    */
-  latestCheckpoint(): (CheckpointEntry & { absPath: string; optimizerAbsPath?: string }) | null {
+  availableCheckpoints(): (CheckpointEntry & { absPath: string; optimizerAbsPath?: string })[] {
     const byStep = new Map<number, CheckpointEntry>();
     for (const c of this.rec.checkpoints) if (fs.existsSync(this.resolve(c.path))) byStep.set(c.step, c);
     let names: string[] = [];
@@ -409,17 +409,40 @@ export class RunFolder {
         byStep.set(step, { step, path: `${CHECKPOINTS_DIR}/${f}`, time: st.mtime.toISOString() });
       }
     }
-    if (byStep.size === 0) return null;
-    let bestStep = -1;
-    for (const k of byStep.keys()) bestStep = Math.max(bestStep, k);
-    const best = byStep.get(bestStep)!;
-    const entry: CheckpointEntry & { absPath: string; optimizerAbsPath?: string } = { ...best, absPath: this.resolve(best.path) };
-    const opt = this.resolve(best.optimizerPath ?? this.optimizerStatePath(best.step));
-    if (fs.existsSync(opt)) {
-      entry.optimizerPath = this.relative(opt);
-      entry.optimizerAbsPath = opt;
+    return [...byStep.values()]
+      .sort((a, b) => a.step - b.step)
+      .map((best) => {
+        const entry: CheckpointEntry & { absPath: string; optimizerAbsPath?: string } = { ...best, absPath: this.resolve(best.path) };
+        const opt = this.resolve(best.optimizerPath ?? this.optimizerStatePath(best.step));
+        if (fs.existsSync(opt)) {
+          entry.optimizerPath = this.relative(opt);
+          entry.optimizerAbsPath = opt;
+        }
+        return entry;
+      });
+  }
+
+  /** The checkpoint to resume from: the highest step of availableCheckpoints(). Null when there is none. */
+  latestCheckpoint(): (CheckpointEntry & { absPath: string; optimizerAbsPath?: string }) | null {
+    const all = this.availableCheckpoints();
+    return all.length ? all[all.length - 1] : null;
+  }
+
+  /**
+   * Resuming from an earlier checkpoint than the latest (the latest was unreadable): the checkpoints past `step`
+   * are set aside — renamed `*.superseded`, dropped from run.json — so that a later resume cannot pick them again;
+   * training writes them anew when it gets there. Nothing is deleted.
+   */
+  async supersedeCheckpointsAfter(step: number): Promise<number[]> {
+    const later = this.availableCheckpoints().filter((c) => c.step > step);
+    for (const c of later) {
+      for (const f of [c.absPath, c.optimizerAbsPath]) if (f && fs.existsSync(f)) await fs.promises.rename(f, `${f}.superseded`);
     }
-    return entry;
+    if (later.length) {
+      this.rec = { ...this.rec, checkpoints: this.rec.checkpoints.filter((c) => c.step <= step), updatedAt: new Date().toISOString() };
+      await this.write();
+    }
+    return later.map((c) => c.step);
   }
 
   /** The metrics rows; a torn last line (a crash mid-append) is skipped. */

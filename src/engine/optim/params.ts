@@ -102,7 +102,8 @@ export class FlatBuffer {
   async readAll(): Promise<Map<string, Float32Array>> {
     const flat = await this.readFlat();
     const out = new Map<string, Float32Array>();
-    for (const e of this.store.entries) out.set(e.name, flat.slice(e.offset, e.offset + e.size));
+    // Views of the one read-back (no second copy of a large model); callers own the arrays, nothing else holds them.
+    for (const e of this.store.entries) out.set(e.name, flat.subarray(e.offset, e.offset + e.size));
     return out;
   }
 

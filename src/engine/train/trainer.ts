@@ -52,6 +52,8 @@ export interface TrainOptions {
   outputDir?: string;
   /** Resume this run folder from its latest checkpoint. */
   resume?: string;
+  /** With `resume`: the checkpoint step to resume from instead of the latest (when the latest is unreadable). */
+  resumeStep?: number;
   signal?: AbortSignal;
   events?: TrainEvents;
 }
@@ -80,6 +82,30 @@ export class NonFiniteError extends Error {
     const ck = checkpointStep === null ? ' No checkpoint was written yet.' : ` The checkpoint of step ${checkpointStep} is intact.`;
     super(`training stopped: ${what} is not finite at step ${step}${layer ? ` (first non-finite gradient: ${layer})` : ''}.${skipped} Lower the learning rate or enable gradient clipping.${ck}`);
     this.name = 'NonFiniteError';
+  }
+}
+
+/**
+ * The checkpoint a resume would start from cannot be loaded (truncated, edited, written by another model or
+ * optimizer, non-finite weights). Says so, names the earlier checkpoints and how to resume from one of them
+ * (`--from-checkpoint N`; in VS Code, a choice). The message always contains "unreadable checkpoint".
+ */
+export class UnreadableCheckpointError extends Error {
+  constructor(
+    readonly runDir: string,
+    readonly step: number,
+    readonly reason: string,
+    /** Earlier checkpoint steps, ascending. */
+    readonly earlier: number[],
+  ) {
+    const prev = earlier.length ? earlier[earlier.length - 1] : null;
+    super(
+      `unreadable checkpoint: step ${step} of ${runDir} cannot be resumed from (${reason}).` +
+        (prev === null
+          ? ' There is no earlier checkpoint: start a new run.'
+          : ` Earlier checkpoints: ${[...earlier].reverse().join(', ')}. Resume from step ${prev} with --from-checkpoint ${prev}.`),
+    );
+    this.name = 'UnreadableCheckpointError';
   }
 }
 
@@ -122,10 +148,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let startStep = 0;
   if (opts.resume) {
     run = await openRun(opts.resume);
-    const ck = run.latestCheckpoint();
+    const all = run.availableCheckpoints();
+    const ck = opts.resumeStep === undefined ? all[all.length - 1] : all.find((c) => c.step === opts.resumeStep);
+    if (opts.resumeStep !== undefined && !ck) {
+      throw new Error(`${run.dir} has no checkpoint at step ${opts.resumeStep} (checkpoints: ${all.map((c) => c.step).join(', ') || 'none'})`);
+    }
     if (ck) {
+      try {
+        await loadCheckpoint(path.join(run.dir, ck.path), store, optimizer);
+      } catch (e) {
+        const earlier = all.filter((c) => c.step < ck.step).map((c) => c.step);
+        throw new UnreadableCheckpointError(run.dir, ck.step, (e as Error).message, earlier);
+      }
       startStep = ck.step;
-      await loadCheckpoint(path.join(run.dir, ck.path), store, optimizer);
+      // Resuming before the latest: the later checkpoints are set aside, so a later resume cannot pick them.
+      await run.supersedeCheckpointsAfter(ck.step);
     }
     await run.resume();
   } else {
