@@ -3,11 +3,14 @@
 // screenshots to test-results/e2e/. `npm run test:e2e` builds first; needs `bash scripts/setup-vscode-test.sh`.
 //
 // A test file exports `tests`: [{ name, fn: async (t) => … }], run in order; `t` holds the page, the workspace
-// folder, the workbench helpers (workbench.mjs), `screenshot(name)` and `fixtures` (test/fixtures/*.ts, loaded
-// through tsx). A failing test does not stop the next ones (each should be able to recover its own state).
+// folder, the workbench helpers (workbench.mjs), `screenshot(name, options)` (options as page.screenshot's, e.g.
+// `clip`) and `fixtures` (test/fixtures/*.ts, loaded through tsx). A failing test does not stop the next ones
+// (each should be able to recover its own state).
 // Writes the summary JSON ({ passed, failed, pending, durationMs, failures }) to BASIN_TEST_SUMMARY (default
 // out/test/e2e/summary.json), as the other tiers do. Env: BASIN_E2E_GREP (run matching tests), BASIN_TEST_VERBOSE=1,
-// BASIN_TEST_KEEP=1 (keep the scratch folder), BASIN_E2E_TIMEOUT_S (whole run, default 600).
+// BASIN_TEST_KEEP=1 (keep the scratch folder), BASIN_E2E_TIMEOUT_S (whole run, default 600), BASIN_E2E_THEME (the
+// window's colour theme, e.g. "Default Light Modern"; default: VS Code's, Default Dark Modern), BASIN_E2E_SHOTS
+// (the screenshots' folder, emptied first; default test-results/e2e).
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -21,7 +24,7 @@ const grep = process.env.BASIN_E2E_GREP ? new RegExp(process.env.BASIN_E2E_GREP,
 const t0 = Date.now();
 const log = (m) => process.stderr.write(`[e2e +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
 const summaryPath = resolve(process.env.BASIN_TEST_SUMMARY || join(root, 'out', 'test', 'e2e', 'summary.json'));
-const shotsDir = join(root, 'test-results', 'e2e');
+const shotsDir = resolve(process.env.BASIN_E2E_SHOTS || join(root, 'test-results', 'e2e'));
 const summary = { passed: 0, failed: 0, pending: 0, durationMs: 0, failures: [] };
 
 function writeSummary() {
@@ -44,7 +47,8 @@ for (const f of ['dist/extension.js', 'dist/worker.js', 'dist/webview/stats.js']
 
 mkdirSync(join(root, '.vscode-test'), { recursive: true });
 const scratch = mkdtempSync(join(root, '.vscode-test', 'e2e-'));
-const dirs = prepareScratch(scratch, { settings: { 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'workbench.editor.restoreViewState': true } });
+const theme = process.env.BASIN_E2E_THEME ? { 'workbench.colorTheme': process.env.BASIN_E2E_THEME } : {};
+const dirs = prepareScratch(scratch, { settings: { 'workbench.secondarySideBar.defaultVisibility': 'hidden', 'workbench.editor.restoreViewState': true, ...theme } });
 const workspace = join(scratch, 'workspace');
 mkdirSync(workspace, { recursive: true });
 rmSync(shotsDir, { recursive: true, force: true });
@@ -116,9 +120,9 @@ try {
     url,
     wb,
     log,
-    async screenshot(name) {
+    async screenshot(name, options = {}) {
       const file = join(shotsDir, `${name}.png`);
-      await page.screenshot({ path: file });
+      await page.screenshot({ ...options, path: file });
       log(`screenshot ${file}`);
       return file;
     },

@@ -92,7 +92,7 @@ describe('checkpoints', function () {
       },
       {
         what: 'NaN weight',
-        edit: (f) => rewrite(f, (t) => (t.name === 'layers.1.weight' ? { ...t, data: Float32Array.from(t.data as Float32Array, (x, i) => (i === 7 ? NaN : x)) } : t)),
+        edit: (f) => rewrite(f, (t) => (t.name === 'layers.1.weight' ? { name: t.name, dtype: 'F32', shape: t.shape, data: Float32Array.from(t.data as Float32Array, (x, i) => (i === 7 ? NaN : x)) } : t)),
         match: /tensor layers\.1\.weight holds a non-finite value \(NaN at index 7\)/,
       },
     ];

@@ -20,7 +20,8 @@ import {
 } from '../../src/protocol/panels/stats';
 import { FrameIndexer, FrameStore, frameScalars, HeaderCache, LineSplitter, ScalarHistory, toArrayBuffer } from '../../src/protocol/panels/stats-reduce';
 import { decodeStatsFrame, SCALAR_KEYS } from '../../src/protocol/stats';
-import { RunSource } from '../../src/host/panels/stats-source';
+import { RunSource, runInfoFromRecord } from '../../src/host/panels/stats-source';
+import { axisFormatter, contrastRatio, ensureContrast, histogramView, middleEllipsis, plural, wrapText } from '../../webview/shared/charts';
 import { appendSyntheticStep, syntheticFrame, syntheticTensors, writeSyntheticRun } from '../fixtures/stats-run';
 
 const run: RunInfo = {
@@ -35,6 +36,9 @@ const run: RunInfo = {
   createdAt: null,
   updatedAt: null,
   error: null,
+  optimizer: 'adamw',
+  gradClip: 1,
+  classes: 64,
 };
 
 describe('stats panel protocol: webview → host', () => {
@@ -63,6 +67,7 @@ describe('stats panel protocol: webview → host', () => {
       { kind: 'command', type: 'uiState', params: { ...DEFAULT_UI_STATE, tab: 'bogus' } },
       { kind: 'command', type: 'uiState', params: { ...DEFAULT_UI_STATE, sortKey: 'loss' } },
       { kind: 'command', type: 'uiState', params: { ...DEFAULT_UI_STATE, scrollTop: -1 } },
+      { kind: 'command', type: 'uiState', params: { ...DEFAULT_UI_STATE, detailOpen: 'yes' } },
       { kind: 'command', type: 'perf', params: { phase: 'firstPaint', ms: NaN, renderMs: 0, layers: 1, frames: 1 } },
       { kind: 'command', type: 'perf', params: { phase: 'other', ms: 1, renderMs: 0, layers: 1, frames: 1 } },
       { kind: 'command', type: 'log', params: { level: 'fatal', message: 'x' } },
@@ -170,6 +175,19 @@ describe('stats panel protocol: host → webview', () => {
   it('coerces a saved UI state field by field', () => {
     assert.deepEqual(coerceUiState(undefined), DEFAULT_UI_STATE);
     assert.deepEqual(coerceUiState({ tab: 'layers', sortKey: 'nope', selected: 'w', scrollTop: -3 }), { ...DEFAULT_UI_STATE, tab: 'layers', selected: 'w' });
+    assert.equal(coerceUiState({ detailOpen: false }).detailOpen, false);
+    assert.equal(coerceUiState({ detailOpen: 'no' }).detailOpen, true);
+  });
+
+  it("reads what the panel's words depend on from run.json: optimizer, gradClip, classes", () => {
+    const rec = (config: unknown) => runInfoFromRecord('/r', JSON.stringify({ name: 'r', status: 'completed', config }));
+    const demo = rec({ model: { type: 'transformer', vocab: 64 }, train: { optimizer: { type: 'adamw' }, gradClip: 1 } });
+    assert.deepEqual([demo.optimizer, demo.gradClip, demo.classes], ['adamw', 1, 64]);
+    const mlp = rec({ model: { type: 'mlp', classes: 8 }, train: { optimizer: { type: 'sgd' }, gradClip: 0 } });
+    assert.deepEqual([mlp.optimizer, mlp.gradClip, mlp.classes], ['sgd', 0, 8]);
+    const none = rec(null);
+    assert.deepEqual([none.optimizer, none.gradClip, none.classes], [null, null, null]);
+    assert.equal(parseHostMessage(notification('run', { run: demo, live: false })).ok, true);
   });
 });
 
@@ -326,5 +344,66 @@ describe('stats panel run source', () => {
     await src.load();
     assert.equal(src.pinnedFrame?.step, 15, 'found while reading, even though thinning dropped it from the store');
     assert.deepEqual(src.pinned, { step: 17, frameStep: 15 });
+  });
+});
+
+describe('stats panel drawing helpers (webview/shared/charts)', () => {
+  // A monospace measure: 7 px a character.
+  const mono = (t: string) => t.length * 7;
+
+  it('shortens names in the middle, keeping the last segment so weight and bias stay apart', () => {
+    assert.equal(middleEllipsis('blocks.0.attn.o.weight', 1000, mono), 'blocks.0.attn.o.weight');
+    const w = middleEllipsis('blocks.0.attn.o.weight', 120, mono);
+    const b = middleEllipsis('blocks.0.attn.o.bias', 120, mono);
+    assert.ok(mono(w) <= 120 && mono(b) <= 120, `${w} ${b}`);
+    assert.ok(w.startsWith('blocks.') && w.endsWith('….weight'), w);
+    assert.ok(b.startsWith('blocks.') && b.endsWith('….bias'), b);
+    assert.notEqual(w, b);
+    // Too narrow for the whole last segment: head and tail of the name, still within the width.
+    const tiny = middleEllipsis('embeddings.position_embeddings_table', 70, mono);
+    assert.ok(mono(tiny) <= 70 && tiny.includes('…'), tiny);
+  });
+
+  it('formats every tick of an axis alike', () => {
+    const f1 = axisFormatter([0.5, 1, 1.5, 2]);
+    assert.deepEqual([0.5, 1, 1.5, 2].map(f1), ['0.5', '1.0', '1.5', '2.0']);
+    // One tick below 1e-3 puts the whole axis in scientific notation (no "0.001" beside "5e-4").
+    const f2 = axisFormatter([5e-4, 1e-3, 2e-3]);
+    assert.deepEqual([5e-4, 1e-3, 2e-3].map(f2), ['5e-4', '1e-3', '2e-3']);
+    const f3 = axisFormatter([0, 20, 40, 60]);
+    assert.deepEqual([0, 20, 40, 60].map(f3), ['0', '20', '40', '60']);
+    const f4 = axisFormatter([0.02, 0.05, 0.1, 0.2]);
+    assert.deepEqual([0.02, 0.05, 0.1, 0.2].map(f4), ['0.02', '0.05', '0.10', '0.20']);
+  });
+
+  it('lifts a series colour to 3:1 contrast on the background, and makes a translucent one opaque', () => {
+    assert.ok(contrastRatio('#d18616', '#1f1f1f') >= 3);
+    const onWhite = ensureContrast('#cca700', '#ffffff', 3.2);
+    assert.ok(contrastRatio(onWhite, '#ffffff') >= 3.2, onWhite);
+    const translucent = ensureContrast('#d1861680', '#1f1f1f', 3.2);
+    assert.match(translucent, /^rgb\(/);
+    assert.ok(contrastRatio(translucent, '#1f1f1f') >= 3.2);
+    assert.equal(ensureContrast('#3794ff', '#1e1e1e', 3.2), '#3794ff', 'a colour that passes is kept');
+  });
+
+  it('zooms the v histogram to the occupied decades, leaving the zeros bin out', () => {
+    const hist = new Array(32).fill(0);
+    hist[0] = 32; // zeros (the padding row)
+    hist[19] = 60;
+    hist[21] = 1000;
+    hist[23] = 30;
+    const v = histogramView(hist, -16, 0, [1e-5, 3e-5]);
+    assert.ok(v);
+    assert.deepEqual([v.from, v.to, v.under, v.total], [-7, -4, 32, 1122]);
+    // Only zeros: the first bin is the data.
+    const z = histogramView([5, ...new Array(31).fill(0)], -16, 0);
+    assert.ok(z && z.from === -16 && z.under === 0);
+    assert.equal(histogramView(new Array(32).fill(0), -16, 0), null);
+  });
+
+  it('wraps text and counts in words', () => {
+    assert.deepEqual(wrapText('No statistics yet: they appear after the first 50 steps', 150, mono), ['No statistics yet:', 'they appear after the', 'first 50 steps']);
+    assert.equal(plural(1, 'sample'), '1 sample');
+    assert.equal(plural(40, 'sample'), '40 samples');
   });
 });

@@ -11,8 +11,16 @@ export interface Theme {
   focus: string;
   selection: string;
   font: string;
+  /** Line colours, each with a contrast ratio of at least SERIES_CONTRAST against `bg`. */
   series: string[];
 }
+
+/**
+ * Minimum contrast of a series colour against the editor background. WCAG asks 3:1 of graphical objects; the
+ * theme's `charts.*` colours do not always give it (a dark orange on Dark+, yellow on Light+), so readTheme lifts
+ * each colour towards the foreground side until it does. A little above 3 so rounding never lands below it.
+ */
+export const SERIES_CONTRAST = 3.2;
 
 function cssVar(style: CSSStyleDeclaration, name: string, fallback: string): string {
   const v = style.getPropertyValue(name).trim();
@@ -22,23 +30,27 @@ function cssVar(style: CSSStyleDeclaration, name: string, fallback: string): str
 export function readTheme(): Theme {
   const s = getComputedStyle(document.body);
   const fg = cssVar(s, '--vscode-foreground', '#cccccc');
+  const bg = cssVar(s, '--vscode-editor-background', '#1e1e1e');
+  // The theme's own chart colours, in an order where neighbours differ in hue and lightness (the first two are
+  // train/validation loss, drawn together most often).
+  const base = [
+    cssVar(s, '--vscode-charts-blue', '#3794ff'),
+    cssVar(s, '--vscode-charts-orange', '#d18616'),
+    cssVar(s, '--vscode-charts-green', '#89d185'),
+    cssVar(s, '--vscode-charts-purple', '#b180d7'),
+    cssVar(s, '--vscode-charts-red', '#f14c4c'),
+    cssVar(s, '--vscode-charts-yellow', '#cca700'),
+  ];
   return {
     fg,
     muted: cssVar(s, '--vscode-descriptionForeground', fg),
-    bg: cssVar(s, '--vscode-editor-background', '#1e1e1e'),
+    bg,
     grid: withAlpha(fg, 0.12),
     border: cssVar(s, '--vscode-panel-border', withAlpha(fg, 0.3)),
-    focus: cssVar(s, '--vscode-focusBorder', '#007fd4'),
+    focus: ensureContrast(cssVar(s, '--vscode-focusBorder', '#007fd4'), bg, SERIES_CONTRAST),
     selection: cssVar(s, '--vscode-list-activeSelectionBackground', 'rgba(0,120,212,0.4)'),
     font: cssVar(s, '--vscode-font-family', 'sans-serif'),
-    series: [
-      cssVar(s, '--vscode-charts-blue', '#3794ff'),
-      cssVar(s, '--vscode-charts-orange', '#d18616'),
-      cssVar(s, '--vscode-charts-green', '#89d185'),
-      cssVar(s, '--vscode-charts-purple', '#b180d7'),
-      cssVar(s, '--vscode-charts-red', '#f14c4c'),
-      cssVar(s, '--vscode-charts-yellow', '#cca700'),
-    ],
+    series: base.map((c) => ensureContrast(c, bg, SERIES_CONTRAST)),
   };
 }
 
@@ -49,25 +61,86 @@ export function onThemeChange(fn: () => void): void {
   mo.observe(document.documentElement, { attributes: true, attributeFilter: ['style', 'class'] });
 }
 
+// ------------------------------------------------------------------------------------------------ colours
+
+export type Rgba = [number, number, number, number];
+
+/** #rgb, #rgba, #rrggbb, #rrggbbaa, rgb() and rgba() (what getComputedStyle and the --vscode-* variables hold). */
+export function parseColor(color: string): Rgba | null {
+  const c = color.trim();
+  const hex = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.exec(c);
+  if (hex) {
+    let h = hex[1];
+    if (h.length <= 4) h = h.split('').map((x) => x + x).join('');
+    const n = (i: number) => parseInt(h.slice(i, i + 2), 16);
+    return [n(0), n(2), n(4), h.length === 8 ? n(6) / 255 : 1];
+  }
+  const fn = /^rgba?\(([^)]+)\)$/i.exec(c);
+  if (fn) {
+    const p = fn[1].split(/[\s,/]+/).filter(Boolean);
+    if (p.length < 3) return null;
+    const ch = (x: string) => (x.endsWith('%') ? (parseFloat(x) * 255) / 100 : parseFloat(x));
+    const a = p[3] === undefined ? 1 : p[3].endsWith('%') ? parseFloat(p[3]) / 100 : parseFloat(p[3]);
+    const out: Rgba = [ch(p[0]), ch(p[1]), ch(p[2]), a];
+    return out.every(Number.isFinite) ? out : null;
+  }
+  return null;
+}
+
+/** `c` painted over the opaque `bg`. */
+function over(c: Rgba, bg: Rgba): Rgba {
+  const a = c[3];
+  return [c[0] * a + bg[0] * (1 - a), c[1] * a + bg[1] * (1 - a), c[2] * a + bg[2] * (1 - a), 1];
+}
+
+/** WCAG relative luminance of an opaque colour. */
+export function luminance(c: Rgba): number {
+  const lin = (v: number) => {
+    const x = v / 255;
+    return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2]);
+}
+
+/** WCAG contrast ratio of `fg` (composited over `bg`) against `bg`; NaN when either colour cannot be read. */
+export function contrastRatio(fg: string, bg: string): number {
+  const b = parseColor(bg);
+  const f = parseColor(fg);
+  if (!b || !f) return NaN;
+  const ob = over(b, [0, 0, 0, 1]);
+  const la = luminance(over(f, ob));
+  const lb = luminance(ob);
+  return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
+}
+
+/**
+ * `color` made opaque, or the same hue mixed towards white (on a dark background) or black (on a light one) just
+ * enough to reach `min` contrast against `bg`. Opaque, because a theme's translucent chart colour (Dark Modern's
+ * orange) turns a muddy brown over the background when drawn as a thin line. Unreadable colours are returned as
+ * they are.
+ */
+export function ensureContrast(color: string, bg: string, min: number): string {
+  const b = parseColor(bg);
+  const f = parseColor(color);
+  if (!b || !f) return color;
+  const ob = over(b, [0, 0, 0, 1]);
+  const base: Rgba = [f[0], f[1], f[2], 1];
+  const toward = luminance(ob) < 0.35 ? 255 : 0;
+  for (let t = 0; t <= 1.0001; t += 0.04) {
+    const c: Rgba = [base[0] + (toward - base[0]) * t, base[1] + (toward - base[1]) * t, base[2] + (toward - base[2]) * t, 1];
+    const la = luminance(c);
+    const lb = luminance(ob);
+    if ((Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05) >= min) {
+      return t === 0 && f[3] === 1 ? color : `rgb(${Math.round(c[0])},${Math.round(c[1])},${Math.round(c[2])})`;
+    }
+  }
+  return toward ? '#ffffff' : '#000000';
+}
+
 /** A colour with alpha, for grid lines from the foreground colour (#rgb, #rrggbb, rgb(), rgba()). */
 export function withAlpha(color: string, a: number): string {
-  const c = color.trim();
-  let m = /^#([0-9a-f]{3})$/i.exec(c);
-  if (m) {
-    const [r, g, b] = m[1].split('').map((h) => parseInt(h + h, 16));
-    return `rgba(${r},${g},${b},${a})`;
-  }
-  m = /^#([0-9a-f]{6})([0-9a-f]{2})?$/i.exec(c);
-  if (m) {
-    const n = parseInt(m[1], 16);
-    return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
-  }
-  const r = /^rgba?\(([^)]+)\)$/i.exec(c);
-  if (r) {
-    const p = r[1].split(',').map((x) => x.trim());
-    return `rgba(${p[0]},${p[1]},${p[2]},${a})`;
-  }
-  return c;
+  const c = parseColor(color);
+  return c ? `rgba(${Math.round(c[0])},${Math.round(c[1])},${Math.round(c[2])},${a})` : color.trim();
 }
 
 /** Sizes the canvas to its CSS box at the device pixel ratio; returns the context in CSS pixels, or null if hidden. */
@@ -87,6 +160,8 @@ export function prepare(canvas: HTMLCanvasElement, cssHeight?: number): { g: Can
   return { g, w, h };
 }
 
+// ------------------------------------------------------------------------------------------------ text
+
 /** 0.00123 → "1.23e-3", 1234.5 → "1235", 0.5 → "0.5". */
 export function fmt(v: number | null | undefined, digits = 4): string {
   if (v === null || v === undefined) return '—';
@@ -101,6 +176,98 @@ export function fmt(v: number | null | undefined, digits = 4): string {
   return String(Number(v.toPrecision(digits)));
 }
 
+/** A fraction as a percentage: 0.8987 → "89.9 %" (how the job notifications write accuracy and HR@10). */
+export function fmtPercent(v: number | null | undefined, decimals = 1): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return fmt(v);
+  return `${(v * 100).toFixed(decimals)} %`;
+}
+
+/** "1 sample", "40 samples". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
+
+/**
+ * One number format for all the labels of an axis: plain decimals with the same number of places, or, when a
+ * value needs it (≥ 1e5 or below 1e-3), scientific notation with the same mantissa digits for every label —
+ * never "0.001" beside "5e-4". The fewest digits that still write every tick exactly are used.
+ */
+export function axisFormatter(ticks: readonly number[]): (v: number) => string {
+  const vals = ticks.filter((v) => Number.isFinite(v));
+  const nonzero = vals.filter((v) => v !== 0).map(Math.abs);
+  const maxAbs = nonzero.length ? Math.max(...nonzero) : 0;
+  const minAbs = nonzero.length ? Math.min(...nonzero) : 0;
+  const exact = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b), 1e-300);
+  if (maxAbs >= 1e5 || (minAbs > 0 && minAbs < 1e-3)) {
+    let d = 0;
+    while (d < 4 && !vals.every((v) => exact(Number(v.toExponential(d)), v))) d++;
+    return (v) => {
+      if (v === 0) return '0';
+      const [m, e] = v.toExponential(d).split('e');
+      return `${m}e${Number(e)}`;
+    };
+  }
+  let d = 0;
+  while (d < 8 && !vals.every((v) => exact(Number(v.toFixed(d)), v))) d++;
+  return (v) => (Math.abs(v) < 0.5 * 10 ** -d ? '0' : v.toFixed(d));
+}
+
+/**
+ * A name shortened in the MIDDLE to fit `maxWidth` (as `measure` says): the start and the last segment stay, so
+ * "blocks.0.attn.o.weight" and "blocks.0.attn.o.bias" remain distinguishable ("blocks.0.a….weight", "….bias").
+ * Returns the name itself when it fits.
+ */
+export function middleEllipsis(name: string, maxWidth: number, measure: (s: string) => number): string {
+  if (measure(name) <= maxWidth) return name;
+  const dot = name.lastIndexOf('.');
+  // The tail kept whole: the last dotted segment with its dot, unless it alone takes more than half the room.
+  let tail = dot > 0 ? name.slice(dot) : '';
+  if (!tail || measure(`…${tail}`) > maxWidth * 0.6) tail = '';
+  const rest = tail ? name.slice(0, dot) : name;
+  // Largest head (and, without a whole tail, a balanced head + tail) that fits: binary search on the kept length.
+  const build = (k: number): string => {
+    if (tail) return `${rest.slice(0, k)}…${tail}`;
+    const h = Math.ceil(k / 2);
+    return `${rest.slice(0, h)}…${rest.slice(rest.length - (k - h))}`;
+  };
+  let lo = 0;
+  let hi = rest.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (measure(build(mid)) <= maxWidth) lo = mid;
+    else hi = mid - 1;
+  }
+  return build(lo);
+}
+
+/** Greedy word wrap of `text` into lines no wider than `maxWidth` (a word longer than that gets a line of its own). */
+export function wrapText(text: string, maxWidth: number, measure: (s: string) => number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && measure(next) > maxWidth) {
+      lines.push(line);
+      line = word;
+    } else line = next;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/** Draws `text` wrapped and centred in the w × h box (the empty-chart messages). */
+function drawMessage(g: CanvasRenderingContext2D, theme: Theme, text: string, w: number, h: number): void {
+  g.fillStyle = theme.muted;
+  g.textAlign = 'center';
+  g.textBaseline = 'middle';
+  const lines = wrapText(text, Math.max(40, w - 24), (s) => g.measureText(s).width);
+  const lh = 15;
+  const y0 = h / 2 - ((lines.length - 1) * lh) / 2;
+  lines.forEach((l, i) => g.fillText(l, w / 2, y0 + i * lh));
+}
+
+// ------------------------------------------------------------------------------------------------ ticks
+
 function niceStep(range: number, count: number): number {
   const raw = range / Math.max(1, count);
   const p = 10 ** Math.floor(Math.log10(raw));
@@ -108,11 +275,12 @@ function niceStep(range: number, count: number): number {
   return (m < 1.5 ? 1 : m < 3 ? 2 : m < 7 ? 5 : 10) * p;
 }
 
-function linearTicks(lo: number, hi: number, count: number): number[] {
+function linearTicks(lo: number, hi: number, count: number, minStep = 0): number[] {
   if (!(hi > lo)) return [lo];
-  const s = niceStep(hi - lo, count);
+  const s = Math.max(minStep, niceStep(hi - lo, count));
   const out: number[] = [];
-  for (let v = Math.ceil(lo / s) * s; v <= hi + s * 1e-9; v += s) out.push(Math.abs(v) < s * 1e-9 ? 0 : v);
+  // Multiples of the step, computed (not accumulated) so 0.1 + 0.2 never shows as 0.30000000000000004.
+  for (let i = Math.ceil(lo / s - 1e-9); i * s <= hi + s * 1e-9; i++) out.push(Number((i * s).toPrecision(12)) || 0);
   return out;
 }
 
@@ -120,10 +288,11 @@ function linearTicks(lo: number, hi: number, count: number): number[] {
 function logTicks(lo: number, hi: number, count: number): number[] {
   for (const mult of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
     const out: number[] = [];
-    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) for (const m of mult) {
-      const v = e + Math.log10(m);
-      if (v >= lo && v <= hi) out.push(v);
-    }
+    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++)
+      for (const m of mult) {
+        const v = e + Math.log10(m);
+        if (v >= lo - 1e-9 && v <= hi + 1e-9) out.push(v);
+      }
     if (out.length >= 2) {
       const stride = Math.max(1, Math.ceil(out.length / Math.max(2, count)));
       return out.filter((_, i) => i % stride === 0);
@@ -141,8 +310,12 @@ export function shortName(name: string, max: number): string {
   return s.length + 1 > max ? `…${s.slice(-(max - 1))}` : `…${s}`;
 }
 
+// ------------------------------------------------------------------------------------------------ line chart
+
 export interface Series {
   name: string;
+  /** Legend text (default: the name, shortened in the middle to fit). */
+  label?: string;
   xs: ArrayLike<number>;
   ys: ArrayLike<number>;
   color: string;
@@ -156,6 +329,12 @@ export interface LineChartOptions {
   /** A vertical marker (e.g. the pinned checkpoint's step). */
   markerX?: number | null;
   empty?: string;
+  /** Appended to every y tick label and value in the summary ("%"). */
+  yUnit?: string;
+  /** Bounds the y range may not cross (percentages stay within 0–100). */
+  yClamp?: [number, number];
+  /** Horizontal reference lines (the gradient clipping threshold), labelled at the right. */
+  hLines?: { y: number; label: string }[];
 }
 
 /** Draws a line chart; returns a one-line text summary for screen readers. */
@@ -165,6 +344,9 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   const { g, w, h } = p;
   g.font = `11px ${theme.font}`;
   const usable = (y: number) => Number.isFinite(y) && (!opts.logY || y > 0);
+  const ty = (y: number) => (opts.logY ? Math.log10(y) : y);
+  const unit = opts.yUnit ?? '';
+  const isStep = opts.xLabel === 'step';
   let x0 = Infinity,
     x1 = -Infinity,
     y0 = Infinity,
@@ -173,24 +355,33 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     for (let i = 0; i < s.xs.length; i++) {
       const y = s.ys[i];
       if (!usable(y)) continue;
-      const yy = opts.logY ? Math.log10(y) : y;
       x0 = Math.min(x0, s.xs[i]);
       x1 = Math.max(x1, s.xs[i]);
-      y0 = Math.min(y0, yy);
-      y1 = Math.max(y1, yy);
+      y0 = Math.min(y0, ty(y));
+      y1 = Math.max(y1, ty(y));
     }
   }
   if (!Number.isFinite(x0)) {
-    g.fillStyle = theme.muted;
-    g.textAlign = 'center';
-    g.textBaseline = 'middle';
-    g.fillText(opts.empty ?? 'No data yet', w / 2, h / 2);
-    return opts.empty ?? 'No data yet';
+    const msg = opts.empty ?? 'No data yet';
+    drawMessage(g, theme, msg, w, h);
+    return msg;
   }
+  const hLines = (opts.hLines ?? []).filter((l) => usable(l.y));
+  for (const l of hLines) {
+    y0 = Math.min(y0, ty(l.y));
+    y1 = Math.max(y1, ty(l.y));
+  }
+  // x: one sample (or one step) gets the run's start beside it — a step axis starts at 0 — not "49 50 51".
   if (x1 === x0) {
-    x0 -= 1;
-    x1 += 1;
+    if (isStep && x0 > 0) x0 = 0;
+    else {
+      x0 -= 1;
+      x1 += 1;
+    }
   }
+  const dataMin = y0;
+  // y: one value gets ±10 % (half a decade on a log axis) around it; then the range is padded and, on a linear
+  // axis, widened to whole tick steps so the first and last gridlines carry round labels.
   if (y1 === y0) {
     const d = opts.logY ? 0.5 : Math.abs(y0) * 0.1 || 1;
     y0 -= d;
@@ -200,8 +391,23 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     y0 -= pad;
     y1 += pad;
   }
-  const yTicks = opts.logY ? logTicks(y0, y1, Math.max(2, Math.floor(h / 40))) : linearTicks(y0, y1, Math.max(2, Math.floor(h / 40)));
-  const tickLabel = (v: number) => (opts.logY ? fmt(10 ** v) : fmt(v));
+  const tickCount = Math.max(2, Math.floor(h / 44));
+  if (!opts.logY) {
+    // A quantity that is never negative (a loss, a norm) does not get a negative axis from the padding.
+    const s = niceStep(y1 - y0, tickCount);
+    y0 = Math.floor(y0 / s + 1e-9) * s;
+    y1 = Math.ceil(y1 / s - 1e-9) * s;
+    if (y0 < 0 && dataMin >= 0) y0 = 0;
+  }
+  if (opts.yClamp) {
+    const [lo, hi] = opts.yClamp.map((v) => (opts.logY ? Math.log10(v) : v));
+    y0 = Math.max(lo, y0);
+    y1 = Math.min(hi, y1);
+    if (!(y1 > y0)) [y0, y1] = [lo, hi];
+  }
+  const yTicks = opts.logY ? logTicks(y0, y1, tickCount) : linearTicks(y0, y1, tickCount);
+  const yFmt = axisFormatter(yTicks.map((v) => (opts.logY ? 10 ** v : v)));
+  const tickLabel = (v: number) => `${yFmt(opts.logY ? 10 ** v : v)}${unit}`;
   const left = Math.ceil(Math.max(...yTicks.map((v) => g.measureText(tickLabel(v)).width), 20)) + 10;
   const right = 10;
   // Legend: every line gets an entry (the widest line, the selected layer, first), wrapping onto at most 3 rows;
@@ -212,12 +418,14 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   if (series.length > 1) {
     const maxRows = 3;
     const moreW = g.measureText('+99 more').width + 8;
+    const measure = (s: string) => g.measureText(s).width;
     let lx = left;
     let row = 0;
-    const sorted = [...series].sort((a, b) => (b.width ?? 1.5) - (a.width ?? 1.5));
+    // The given order, except an emphasised line (the selected layer, drawn wider than 2 px) goes first.
+    const sorted = [...series].sort((a, b) => Number((b.width ?? 1.5) > 2) - Number((a.width ?? 1.5) > 2));
     for (let i = 0; i < sorted.length; i++) {
-      const label = shortName(sorted[i].name, 22);
-      const tw = g.measureText(label).width;
+      const label = sorted[i].label ?? middleEllipsis(sorted[i].name, Math.min(170, w - left - right - 20), measure);
+      const tw = measure(label);
       // On the last row keep room for "+n more" unless this is the last entry.
       const reserve = row === maxRows - 1 && i < sorted.length - 1 ? moreW : 0;
       if (lx + tw + 18 + reserve > w - right && lx > left) {
@@ -256,16 +464,16 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   }
   g.textAlign = 'center';
   g.textBaseline = 'top';
-  // Steps are whole numbers: no "79.5" tick when a chart has a single point (or a few close ones).
-  const xTicks = linearTicks(x0, x1, Math.max(2, Math.floor(pw / 80)));
-  const wholeX = opts.xLabel === 'step' && xTicks.filter(Number.isInteger).length >= 1 ? xTicks.filter(Number.isInteger) : xTicks;
-  for (const v of wholeX) {
+  // Steps are whole numbers: integer ticks only (no "79.5" when a chart has a few close points).
+  const xTicks = linearTicks(x0, x1, Math.max(2, Math.floor(pw / 64)), isStep ? 1 : 0);
+  const xFmt = axisFormatter(xTicks);
+  for (const v of xTicks) {
     const x = Math.round(X(v)) + 0.5;
     g.beginPath();
     g.moveTo(x, top);
     g.lineTo(x, top + ph);
     g.stroke();
-    const label = fmt(v);
+    const label = xFmt(v);
     const half = g.measureText(label).width / 2;
     // Keep the label inside the canvas.
     g.fillText(label, Math.min(w - half - 1, Math.max(half + 1, x)), top + ph + 4);
@@ -283,10 +491,24 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     g.stroke();
     g.setLineDash([]);
   }
+  for (const l of hLines) {
+    const y = Math.round(Y(ty(l.y))) + 0.5;
+    g.strokeStyle = theme.muted;
+    g.setLineDash([6, 4]);
+    g.beginPath();
+    g.moveTo(left, y);
+    g.lineTo(left + pw, y);
+    g.stroke();
+    g.setLineDash([]);
+    g.fillStyle = theme.muted;
+    g.textAlign = 'right';
+    g.textBaseline = 'bottom';
+    g.fillText(l.label, left + pw - 2, y - 2);
+  }
   // series
   g.save();
   g.beginPath();
-  g.rect(left, top - 2, pw, ph + 4);
+  g.rect(left, top - 3, pw, ph + 6);
   g.clip();
   for (const s of series) {
     g.strokeStyle = s.color;
@@ -303,7 +525,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
         continue;
       }
       const px = X(s.xs[i]);
-      const py = Y(opts.logY ? Math.log10(y) : y);
+      const py = Y(ty(y));
       if (pen) g.lineTo(px, py);
       else g.moveTo(px, py);
       pen = true;
@@ -314,7 +536,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
         const y = s.ys[i];
         if (!usable(y)) continue;
         g.beginPath();
-        g.arc(X(s.xs[i]), Y(opts.logY ? Math.log10(y) : y), 2.5, 0, Math.PI * 2);
+        g.arc(X(s.xs[i]), Y(ty(y)), 3, 0, Math.PI * 2);
         g.fill();
       }
     }
@@ -341,7 +563,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   return series
     .map((s) => {
       const n = s.ys.length;
-      return n ? `${s.name}: ${fmt(s.ys[n - 1])} at step ${fmt(s.xs[n - 1])}` : `${s.name}: no data`;
+      return n ? `${s.label ?? s.name}: ${fmt(s.ys[n - 1])}${unit} at step ${fmt(s.xs[n - 1])}` : `${s.label ?? s.name}: no data`;
     })
     .join('; ');
 }
@@ -449,71 +671,176 @@ export function drawHeatmap(canvas: HTMLCanvasElement, theme: Theme, d: HeatmapD
   }
 }
 
-/** The v histogram (log10 bins over [lo, hi)) with quantile markers. */
-export function drawHistogram(canvas: HTMLCanvasElement, theme: Theme, hist: ArrayLike<number>, lo: number, hi: number, quantiles: { label: string; value: number }[]): string {
+export interface HistogramMarker {
+  label: string;
+  value: number;
+}
+
+export interface HistogramView {
+  /** log10 range shown (whole decades around the occupied bins and the markers). */
+  from: number;
+  to: number;
+  /** Values in the first bin (at or below its upper edge, zeros included) left out of the zoomed axis. */
+  under: number;
+  total: number;
+}
+
+/**
+ * The log10 range a histogram over [lo, hi) in `hist.length` bins is drawn on: the whole decades that hold the
+ * occupied bins and the markers, at least `minDecades` wide. The first bin also holds every value
+ * below `lo` and the zeros: when other bins are occupied it is left out of the range (and counted in `under`),
+ * so one zero row does not stretch the axis over 16 decades.
+ */
+export function histogramView(hist: ArrayLike<number>, lo: number, hi: number, markers: readonly number[] = [], minDecades = 2): HistogramView | null {
+  const n = hist.length;
+  const bw = (hi - lo) / n;
+  let total = 0;
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    total += hist[i];
+    if (i > 0 && hist[i] > 0) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  if (total <= 0) return null;
+  let under = 0;
+  if (first < 0) {
+    first = 0;
+    last = 0;
+  } else under = hist[0];
+  let a = lo + first * bw;
+  let b = lo + (last + 1) * bw;
+  for (const m of markers) {
+    if (!(m > 0) || !Number.isFinite(m)) continue;
+    const l = Math.log10(m);
+    if (under && l <= lo + bw) continue; // a marker in the left-out first bin does not widen the axis
+    a = Math.min(a, l);
+    b = Math.max(b, l);
+  }
+  let from = Math.floor(a);
+  let to = Math.ceil(b);
+  while (to - from < minDecades) {
+    if (to < hi) to++;
+    if (to - from < minDecades && from > lo) from--;
+    if (from <= lo && to >= hi) break;
+  }
+  from = Math.max(lo, from);
+  to = Math.min(hi, to);
+  return { from, to, under, total };
+}
+
+/**
+ * The v histogram (log10 bins over [lo, hi)) with quantile markers, its axis zoomed to the occupied decades
+ * (histogramView). Marker labels never overlap: each goes on the first label row where it has room, and markers
+ * at the same spot share one label. Returns a one-line text summary for screen readers.
+ */
+export function drawHistogram(canvas: HTMLCanvasElement, theme: Theme, hist: ArrayLike<number>, lo: number, hi: number, markers: HistogramMarker[]): string {
   const p = prepare(canvas);
   if (!p) return '';
   const { g, w, h } = p;
   g.font = `11px ${theme.font}`;
-  let total = 0;
+  const view = histogramView(
+    hist,
+    lo,
+    hi,
+    markers.map((m) => m.value),
+  );
+  if (!view) {
+    const msg = 'No second-moment values (v) for this tensor';
+    drawMessage(g, theme, msg, w, h);
+    return msg;
+  }
+  const n = hist.length;
+  const bw = (hi - lo) / n;
+  const firstBin = view.under ? 1 : 0;
   let max = 0;
-  for (let i = 0; i < hist.length; i++) {
-    total += hist[i];
-    max = Math.max(max, hist[i]);
-  }
-  if (total <= 0) {
-    g.fillStyle = theme.muted;
-    g.textAlign = 'center';
-    g.textBaseline = 'middle';
-    g.fillText('No second-moment values (v) for this tensor', w / 2, h / 2);
-    return 'empty histogram';
-  }
-  const left = 8,
-    right = 8,
-    top = 4,
-    bottom = 20;
+  for (let i = firstBin; i < n; i++) max = Math.max(max, hist[i]);
+  // Marker labels: laid out first, so the plot starts below the rows they need.
+  const left = 8;
+  const right = 8;
   const pw = w - left - right;
-  const ph = h - top - bottom;
-  const bw = pw / hist.length;
+  const X = (l: number) => left + ((l - view.from) / (view.to - view.from)) * pw;
+  const placed: { x: number; label: string; row: number; lx: number }[] = [];
+  const rows: [number, number][][] = [];
+  const sorted = markers
+    .filter((m) => m.value > 0 && Number.isFinite(m.value))
+    .map((m) => ({ label: m.label, x: X(Math.min(view.to, Math.max(view.from, Math.log10(m.value)))) }))
+    .sort((a, b) => a.x - b.x);
+  // Markers within 2 px are one marker with a joint label ("p90 p99").
+  const merged: { label: string; x: number }[] = [];
+  for (const m of sorted) {
+    const prev = merged[merged.length - 1];
+    if (prev && Math.abs(prev.x - m.x) < 2) prev.label = `${prev.label} ${m.label}`;
+    else merged.push({ ...m });
+  }
+  for (const m of merged) {
+    const tw = g.measureText(m.label).width;
+    // Centred on the marker, kept inside the canvas.
+    const lx = Math.min(w - right - tw, Math.max(left, m.x - tw / 2));
+    let row = 0;
+    for (; ; row++) {
+      rows[row] ??= [];
+      if (rows[row].every(([a, b]) => lx + tw + 6 <= a || lx >= b + 6)) break;
+    }
+    rows[row].push([lx, lx + tw]);
+    placed.push({ x: m.x, label: m.label, row, lx });
+  }
+  const labelRows = rows.length;
+  const top = 4 + labelRows * 13;
+  const bottom = 20;
+  const ph = Math.max(10, h - top - bottom);
   g.fillStyle = theme.series[0];
-  for (let i = 0; i < hist.length; i++) {
+  for (let i = firstBin; i < n; i++) {
+    if (!(hist[i] > 0)) continue;
+    const a = lo + i * bw;
+    if (a + bw <= view.from || a >= view.to) continue;
+    const x0 = X(Math.max(view.from, a));
+    const x1 = X(Math.min(view.to, a + bw));
     const bh = (hist[i] / max) * ph;
-    if (bh > 0) g.fillRect(left + i * bw + 0.5, top + ph - bh, Math.max(1, bw - 1), Math.max(1, bh));
+    g.fillRect(x0 + 0.5, top + ph - bh, Math.max(1, x1 - x0 - 1), Math.max(1, bh));
   }
   g.strokeStyle = theme.grid;
+  g.lineWidth = 1;
   g.beginPath();
   g.moveTo(left, top + ph + 0.5);
   g.lineTo(left + pw, top + ph + 0.5);
   g.stroke();
+  // Decade labels, one format ("1e-8"), every 1, 2, 4 or 8 decades: whatever leaves ≥ 46 px between them.
   g.fillStyle = theme.muted;
   g.textBaseline = 'top';
-  // Labels at whole decades, every 1, 2, 4 or 8 decades: whatever leaves ≥ 46 px between them.
-  const decades = hi - lo;
+  const decades = view.to - view.from;
   const perDecade = pw / decades;
   const stepDec = [1, 2, 4, 8].find((k) => k * perDecade >= 46) ?? 16;
   for (let d = 0; d <= decades; d += stepDec) {
     const x = left + d * perDecade;
-    g.textAlign = d === 0 ? 'left' : d + stepDec > decades ? 'right' : 'center';
-    g.fillText(`1e${lo + d}`, x, top + ph + 4);
-  }
-  // Quantile markers; labels that would collide go one line lower.
-  let lastX = -Infinity;
-  let level = 0;
-  for (const q of quantiles) {
-    if (!(q.value > 0)) continue;
-    const x = left + ((Math.log10(q.value) - lo) / (hi - lo)) * pw;
-    g.strokeStyle = theme.series[1];
-    g.setLineDash([3, 2]);
     g.beginPath();
-    g.moveTo(x, top);
-    g.lineTo(x, top + ph);
+    g.moveTo(Math.round(x) + 0.5, top + ph);
+    g.lineTo(Math.round(x) + 0.5, top + ph + 3);
+    g.stroke();
+    g.textAlign = d === 0 ? 'left' : d + stepDec > decades ? 'right' : 'center';
+    g.fillText(`1e${view.from + d}`, x, top + ph + 5);
+  }
+  // Markers: dashed lines through the plot, labels in their rows above it.
+  const mark = theme.series[1];
+  g.strokeStyle = mark;
+  g.fillStyle = mark;
+  g.lineWidth = 1.5;
+  g.textAlign = 'left';
+  g.textBaseline = 'top';
+  for (const m of placed) {
+    g.setLineDash([4, 3]);
+    g.beginPath();
+    g.moveTo(Math.round(m.x) + 0.5, 4 + (m.row + 1) * 13);
+    g.lineTo(Math.round(m.x) + 0.5, top + ph);
     g.stroke();
     g.setLineDash([]);
-    level = x - lastX < 26 ? level + 1 : 0;
-    g.fillStyle = theme.series[1];
-    g.textAlign = 'left';
-    g.fillText(q.label, x + 3, top + 2 + level * 12);
-    lastX = x;
+    g.fillText(m.label, m.lx, 4 + m.row * 13);
   }
-  return `histogram of log10 v: ${total} values, peak bin 1e${Math.round(lo + ((Array.from(hist).indexOf(max) + 0.5) * (hi - lo)) / hist.length)}`;
+  g.lineWidth = 1;
+  let peak = firstBin;
+  for (let i = firstBin; i < n; i++) if (hist[i] > hist[peak]) peak = i;
+  const under = view.under ? `; ${view.under} at or below ${fmt(10 ** (lo + bw))} (zeros included), not drawn` : '';
+  return `histogram of log10 v: ${view.total} values from 1e${view.from} to 1e${view.to}, peak bin around ${fmt(10 ** (lo + (peak + 0.5) * bw), 2)}${under}`;
 }

@@ -8,12 +8,15 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import css from './style.css';
 import { Bridge, boot } from '../shared/bridge';
-import { LayerTable } from './table';
+import { LayerTable, columnTitles, describeV, shownScalar } from './table';
 import {
   drawHeatmap,
   drawHistogram,
   drawLineChart,
   fmt,
+  fmtPercent,
+  middleEllipsis,
+  plural,
   colormapCss,
   onThemeChange,
   readTheme,
@@ -114,19 +117,38 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
 
 interface ChartBox {
   box: HTMLElement;
+  title: HTMLElement;
   canvas: HTMLCanvasElement;
+  /** A visible line under the chart (notes, exact values); empty when there is nothing to say. */
+  note: HTMLElement;
   summary: HTMLElement;
 }
 
-function chartBox(title: string, label: string, cls = ''): ChartBox {
+/** A titled chart; `tip` (what the quantity means) is the title's tooltip, marked with an ⓘ. */
+function chartBox(title: string, label: string, cls = '', tip = ''): ChartBox {
   const box = el('section', `chart ${cls}`);
-  const h = el('h3', 'chart-title', title);
+  const h = el('h3', 'chart-title');
+  const text = el('span', 'chart-title-text', title);
+  h.append(text);
+  if (tip) {
+    h.title = tip;
+    const i = el('span', 'info', 'ⓘ');
+    i.setAttribute('aria-hidden', 'true');
+    h.append(i);
+  }
   const canvas = el('canvas');
   canvas.setAttribute('role', 'img');
-  canvas.setAttribute('aria-label', label);
+  canvas.setAttribute('aria-label', tip ? `${label}. ${tip}` : label);
+  const note = el('p', 'chart-note');
+  note.hidden = true;
   const summary = el('p', 'sr-only');
-  box.append(h, canvas, summary);
-  return { box, canvas, summary };
+  box.append(h, canvas, note, summary);
+  return { box, title: text, canvas, note, summary };
+}
+
+function setNote(c: ChartBox, text: string): void {
+  c.note.textContent = text;
+  c.note.hidden = !text;
 }
 
 const hdr = {
@@ -138,15 +160,24 @@ const hdr = {
   frames: el('span', 'hdr-muted'),
   pinned: el('span', 'hdr-pinned'),
   refresh: document.createElement('vscode-button'),
+  detail: document.createElement('vscode-button'),
 };
+
+const HR10_TIP = 'HR@10 (hit rate at 10): the share of validation examples whose true class (next item) is among the model\'s 10 highest-scoring classes.';
+const GLOBAL_GRAD_TIP =
+  'The L2 norm of the whole gradient (all parameters together), as metrics.jsonl logs it: BEFORE clipping. Where it is above train.gradClip (dashed line), the step scaled every gradient down by gradClip / norm.';
+const LAYER_GRAD_TIP =
+  "Each tensor's gradient norm as the step applied it: AFTER the global clipping scale (the per-layer ‖g‖ of the statistics). The global norm before clipping is the chart beside this one.";
 
 const tabs = document.createElement('vscode-tabs');
 const overview = {
   root: el('div', 'tab-body overview'),
   loss: chartBox('Loss', 'Training and validation loss over steps'),
-  val: chartBox('Validation metrics', 'Validation metrics over steps'),
-  update: chartBox('Update ratio ‖Δw‖/‖w‖ (top layers, log scale)', 'Update ratio over steps for the layers with the highest update ratio and the selected layer'),
-  momentum: chartBox('Momentum norm ‖m‖ (top layers, log scale)', 'Momentum norm over steps for the layers with the largest momentum norm and the selected layer'),
+  val: chartBox('Validation accuracy and HR@10 (%)', 'Validation metrics over steps', '', HR10_TIP),
+  grad: chartBox('Gradient norm, global, before clipping', 'Global gradient norm over steps, from metrics.jsonl', '', GLOBAL_GRAD_TIP),
+  layerGrad: chartBox('Gradient norm per layer, after clipping (top layers, log scale)', 'Per-layer gradient norm over steps for the layers with the largest norm and the selected layer', '', LAYER_GRAD_TIP),
+  update: chartBox('Update ratio ‖Δw‖/‖w‖ (top layers, log scale)', 'Update ratio over steps for the layers with the highest update ratio and the selected layer', '', 'The size of each step relative to the weights, per tensor.'),
+  momentum: chartBox('Momentum norm ‖m‖ (top layers, log scale)', 'Momentum norm over steps for the layers with the largest momentum norm and the selected layer', '', "The L2 norm of the optimizer's first moment (momentum), per tensor."),
 };
 const layersTab = { root: el('div', 'tab-body layers'), empty: el('p', 'empty') };
 const curvature = {
@@ -159,16 +190,31 @@ const curvature = {
   tip: el('div', 'hm-tip'),
   summary: el('p', 'sr-only'),
   empty: el('p', 'empty'),
+  head: null as HTMLElement | null,
 };
 const detail = {
   root: el('aside', 'detail'),
+  head: el('div', 'detail-head'),
   title: el('h2', 'detail-title'),
   shape: el('div', 'detail-shape'),
   grid: el('dl', 'detail-grid'),
   keySelect: document.createElement('vscode-single-select'),
-  hist: chartBox('Scalar over steps', 'History of the selected layer', 'detail-chart'),
-  vhist: chartBox('v histogram (log10 bins)', 'Histogram of the second moment v of the selected layer', 'detail-chart'),
+  hist: chartBox('History of the selected layer', 'History of the selected layer', 'detail-chart'),
+  vhist: chartBox('Histogram of v (log10 bins, axis zoomed to the data)', 'Histogram of the second moment v of the selected layer', 'detail-chart'),
   empty: el('p', 'empty', 'Select a layer in the table or the heatmap to see its history and its v histogram.'),
+};
+
+/** Names and tooltips of the per-tensor scalars, in the detail pane and the "over steps" picker. */
+const SCALAR_LABELS: Record<ScalarKey, string> = {
+  gradNorm: '‖g‖ after clip',
+  weightNorm: '‖w‖',
+  updateRatio: '‖Δw‖/‖w‖',
+  momentumNorm: '‖m‖ (momentum)',
+  vMean: 'mean v',
+  vMax: 'max v',
+  vP50: 'p50 of v',
+  vP90: 'p90 of v',
+  vP99: 'p99 of v',
 };
 const table = new LayerTable({
   onSelect: (name) => select(name, false),
@@ -190,8 +236,16 @@ function buildDom(): void {
   hdr.refresh.title = 'Re-read the run folder';
   hdr.refresh.addEventListener('click', () => void bridge.request('refresh', {}).catch((e: Error) => bridge.log('warn', e.message)));
   hdr.live.setAttribute('role', 'status');
+  hdr.detail.setAttribute('secondary', '');
+  hdr.detail.setAttribute('aria-controls', 'detail');
+  hdr.detail.classList.add('hdr-detail');
+  hdr.detail.addEventListener('click', () => {
+    ui.detailOpen = !ui.detailOpen;
+    saveState();
+    invalidate();
+  });
   const spacer = el('span', 'hdr-spacer');
-  hdr.root.append(hdr.name, hdr.status, hdr.step, hdr.live, hdr.pinned, spacer, hdr.frames, hdr.refresh);
+  hdr.root.append(hdr.name, hdr.status, hdr.step, hdr.live, hdr.pinned, spacer, hdr.frames, hdr.detail, hdr.refresh);
 
   const labels: Record<(typeof TABS)[number], string> = { overview: 'Overview', layers: 'Layers', curvature: 'Curvature' };
   const bodies = { overview: overview.root, layers: layersTab.root, curvature: curvature.root };
@@ -211,12 +265,13 @@ function buildDom(): void {
     invalidate();
   });
 
-  overview.root.append(overview.loss.box, overview.val.box, overview.update.box, overview.momentum.box);
+  overview.root.append(overview.loss.box, overview.val.box, overview.grad.box, overview.layerGrad.box, overview.update.box, overview.momentum.box);
 
   layersTab.root.append(layersTab.empty, table.el);
 
   const hmHead = el('div', 'hm-head');
   hmHead.append(el('span', 'hm-h-labels', 'Layer (model order)'), el('span', 'hm-h', 'Row profile: mean v per row i (vRow / cols)'), el('span', 'hm-h', 'Column profile: mean v per column j (vCol / rows)'));
+  curvature.head = hmHead;
   const hmBody = el('div', 'hm-body');
   curvature.labels.setAttribute('aria-hidden', 'true');
   for (const c of [curvature.rows, curvature.cols]) {
@@ -252,7 +307,7 @@ function buildDom(): void {
   for (const k of SCALAR_KEYS) {
     const o = document.createElement('vscode-option');
     o.setAttribute('value', k);
-    o.textContent = k;
+    o.textContent = SCALAR_LABELS[k];
     detail.keySelect.append(o);
   }
   detail.keySelect.setAttribute('aria-label', 'Scalar shown over steps');
@@ -267,7 +322,10 @@ function buildDom(): void {
   const keyRow = el('div', 'detail-keyrow');
   keyRow.append(el('label', 'detail-label', 'Over steps:'), detail.keySelect);
   detail.hist.box.insertBefore(keyRow, detail.hist.canvas);
-  detail.root.append(detail.title, detail.shape, detail.grid, detail.hist.box, detail.vhist.box, detail.empty);
+  detail.head.append(detail.title, detail.shape);
+  detail.root.id = 'detail';
+  detail.root.setAttribute('aria-label', 'Layer detail');
+  detail.root.append(detail.head, detail.grid, detail.hist.box, detail.vhist.box, detail.empty);
 
   const main = el('div', 'main');
   const left = el('div', 'tabs-wrap');
@@ -278,8 +336,10 @@ function buildDom(): void {
   // Redraw when any canvas changes size (layout changes, not only window resizes, move them).
   const ro = new ResizeObserver(() => invalidate());
   ro.observe(main);
-  for (const c of [overview.loss, overview.val, overview.update, overview.momentum, detail.hist, detail.vhist]) ro.observe(c.canvas);
+  for (const c of [overview.loss, overview.val, overview.grad, overview.layerGrad, overview.update, overview.momentum, detail.hist, detail.vhist]) ro.observe(c.canvas);
   ro.observe(curvature.scroller);
+  // The header wraps on narrow panels: the tab bodies' height (style.css) follows its real height.
+  new ResizeObserver(() => app.style.setProperty('--hdr-h', `${hdr.root.offsetHeight}px`)).observe(hdr.root);
 }
 
 // ------------------------------------------------------------------------------------------------ selection
@@ -454,14 +514,17 @@ function render(): void {
   const f = current();
   // For tests and screen scrapers: what is shown.
   document.body.dataset.tab = ui.tab;
+  app.dataset.tab = ui.tab; // the layout depends on it (style.css)
   document.body.dataset.selected = ui.selected ?? '';
   document.body.dataset.layers = String(f?.tensors.length ?? 0);
+  document.body.dataset.seriesColors = JSON.stringify(theme.series);
   renderHeader();
   const tab = ui.tab;
   const hasFrames = !!f && f.tensors.length > 0;
   layersTab.empty.hidden = hasFrames;
   table.el.hidden = !hasFrames;
   layersTab.empty.textContent = statsEmptyText();
+  table.setTitles(columnTitles(model.run?.optimizer ?? null));
   if (tab === 'overview') renderOverview();
   if (tab === 'curvature') renderCurvature();
   renderDetail();
@@ -508,10 +571,34 @@ function renderHeader(): void {
     hdr.pinned.textContent = pin.frameStep === null ? `checkpoint ${pin.step}: no statistics at or before it` : `checkpoint ${pin.step}${pin.frameStep !== pin.step ? ` (statistics of step ${pin.frameStep})` : ''}`;
   }
   const layers = current()?.tensors.length ?? 0;
-  hdr.frames.textContent = model.framesTotal ? `${layers} layers · ${model.framesTotal} samples` : '';
+  hdr.frames.textContent = model.framesTotal ? `${plural(layers, 'layer')} · ${plural(model.framesTotal, 'sample')}` : '';
+  hdr.frames.title = model.framesTotal ? `Statistics sampled ${plural(model.framesTotal, 'time')} so far (every train.statsEvery steps and at checkpoints)` : '';
+  const open = ui.detailOpen;
+  hdr.detail.textContent = open ? 'Hide layer detail' : 'Show layer detail';
+  hdr.detail.setAttribute('aria-expanded', String(open));
+  hdr.detail.title = open ? 'Collapse the layer detail pane (more room for the table and the charts)' : 'Show the selected layer\'s values, history and v histogram';
 }
 
-function metricSeries(keys: string[]): Series[] {
+/** Validation metrics that are fractions of examples (shown as percentages, as the job notifications do). */
+function isFractionMetric(key: string): boolean {
+  return /^val_(accuracy|acc|hr\d+)$/i.test(key);
+}
+
+const METRIC_LABELS: Record<string, string> = {
+  loss: 'train loss',
+  val_loss: 'validation loss',
+  val_accuracy: 'accuracy',
+  val_hr10: 'HR@10',
+  gradNorm: 'global ‖g‖ before clipping',
+};
+
+/** HR@10 says nothing when the model has at most 10 classes: every target is among the 10 highest. */
+function hr10Trivial(): boolean {
+  const c = model.run?.classes;
+  return typeof c === 'number' && c <= 10;
+}
+
+function metricSeries(keys: string[], scale = 1): Series[] {
   return keys.map((k, i) => {
     const xs: number[] = [];
     const ys: number[] = [];
@@ -519,11 +606,20 @@ function metricSeries(keys: string[]): Series[] {
       const v = r[k];
       if (typeof v === 'number') {
         xs.push(r.step);
-        ys.push(v);
+        ys.push(v * scale);
       }
     }
-    return { name: k, xs, ys, color: theme.series[i % theme.series.length], dots: k.startsWith('val'), width: k.startsWith('val') ? 2 : 1.25 };
+    return { name: k, label: METRIC_LABELS[k], xs, ys, color: theme.series[i % theme.series.length], dots: k.startsWith('val'), width: k.startsWith('val') ? 2 : 1.5 };
   });
+}
+
+/** The last metrics row at or before `step` that has `key`. */
+function metricAt(key: string, step: number): number | null {
+  for (let i = model.metrics.length - 1; i >= 0; i--) {
+    const r = model.metrics[i];
+    if (r.step <= step && typeof r[key] === 'number') return r[key];
+  }
+  return null;
 }
 
 function topLayers(key: ScalarKey, k: number): string[] {
@@ -540,7 +636,7 @@ function layerSeries(key: ScalarKey): Series[] {
   return topLayers(key, 5).map((name, i) => {
     const s = model.history.series(name, key);
     const sel = name === ui.selected;
-    return { name, xs: s.steps, ys: s.values, color: sel ? theme.fg : theme.series[i % theme.series.length], width: sel ? 2.5 : 1.25 };
+    return { name, xs: s.steps, ys: s.values, color: sel ? theme.fg : theme.series[i % theme.series.length], width: sel ? 2.5 : 1.5 };
   });
 }
 
@@ -548,16 +644,38 @@ function renderOverview(): void {
   const keys = new Set<string>();
   for (const r of model.metrics) for (const k in r) keys.add(k);
   const lossKeys = ['loss', ...[...keys].filter((k) => /^val[_A-Z]?loss$/i.test(k) || k === 'val_loss')].filter((k, i, a) => keys.has(k) && a.indexOf(k) === i);
-  const valKeys = [...keys].filter((k) => /^val/i.test(k) && !lossKeys.includes(k));
+  const trivial = hr10Trivial();
+  const valKeys = [...keys].filter((k) => /^val/i.test(k) && !lossKeys.includes(k) && !(trivial && /^val_hr10$/i.test(k)));
   const marker = model.pinned?.step ?? null;
+  const noMetrics = 'No metrics yet: metrics.jsonl is written every train.logEvery steps.';
   overview.loss.summary.textContent = drawLineChart(overview.loss.canvas, theme, metricSeries(lossKeys), {
     xLabel: 'step',
     markerX: marker,
-    empty: model.metrics.length ? 'No loss values in metrics.jsonl' : 'No metrics yet: metrics.jsonl is written every train.logEvery steps.',
+    empty: model.metrics.length ? 'No loss values in metrics.jsonl' : noMetrics,
   });
   overview.val.box.hidden = valKeys.length === 0;
-  if (valKeys.length) overview.val.summary.textContent = drawLineChart(overview.val.canvas, theme, metricSeries(valKeys), { xLabel: 'step', markerX: marker });
+  if (valKeys.length) {
+    const pct = valKeys.every(isFractionMetric);
+    const hasHr = valKeys.some((k) => /^val_hr10$/i.test(k));
+    overview.val.title.textContent = pct ? `Validation ${hasHr ? 'accuracy and HR@10' : 'accuracy'} (%)` : 'Validation metrics';
+    setNote(overview.val, trivial && keys.has('val_hr10') ? `HR@10 is not shown: with ${model.run?.classes} classes every target is among the 10 highest, so it is always 100 %.` : '');
+    overview.val.summary.textContent = drawLineChart(overview.val.canvas, theme, metricSeries(valKeys, pct ? 100 : 1), {
+      xLabel: 'step',
+      markerX: marker,
+      yUnit: pct ? '%' : '',
+      yClamp: pct ? [0, 100] : undefined,
+    });
+  }
+  const clip = model.run?.gradClip ?? null;
+  overview.grad.summary.textContent = drawLineChart(overview.grad.canvas, theme, metricSeries(['gradNorm']), {
+    xLabel: 'step',
+    markerX: marker,
+    hLines: clip && clip > 0 ? [{ y: clip, label: `clip at ${fmt(clip)}` }] : [],
+    empty: model.metrics.length ? 'No gradient norm in metrics.jsonl' : noMetrics,
+  });
+  setNote(overview.grad, clip === 0 ? 'No clipping in this run (train.gradClip is 0): the per-layer norms are the raw gradients.' : '');
   const empty = statsEmptyText();
+  overview.layerGrad.summary.textContent = drawLineChart(overview.layerGrad.canvas, theme, layerSeries('gradNorm'), { logY: true, xLabel: 'step', markerX: marker, empty });
   overview.update.summary.textContent = drawLineChart(overview.update.canvas, theme, layerSeries('updateRatio'), { logY: true, xLabel: 'step', markerX: marker, empty });
   overview.momentum.summary.textContent = drawLineChart(overview.momentum.canvas, theme, layerSeries('momentumNorm'), { logY: true, xLabel: 'step', markerX: marker, empty });
 }
@@ -596,9 +714,12 @@ function renderCurvature(): void {
   curvature.empty.textContent = statsEmptyText();
   curvature.scroller.hidden = !has;
   curvature.legend.hidden = !has;
+  if (curvature.head) curvature.head.hidden = !has;
   if (!f || !has) return;
   const { rows, cols } = heatmaps(f);
   const n = f.tensors.length;
+  const vTip = describeV(model.run?.optimizer ?? null);
+  curvature.head?.querySelectorAll<HTMLElement>('.hm-h').forEach((h) => (h.title = vTip));
   const avail = Math.max(120, curvature.scroller.clientHeight - 4);
   hmRowH = Math.max(2, Math.min(18, Math.floor(avail / n)));
   const sel = f.tensors.findIndex((t) => t.name === ui.selected);
@@ -645,12 +766,11 @@ function drawLabels(f: StatsFrame, sel: number): void {
   g.font = `${Math.min(12, hmRowH - 1)}px ${theme.font}`;
   g.textBaseline = 'middle';
   g.textAlign = 'right';
+  const measure = (s: string) => g.measureText(s).width;
   f.tensors.forEach((t, i) => {
     g.fillStyle = i === sel ? theme.focus : theme.fg;
-    let s = t.name;
-    while (s.length > 4 && g.measureText(s).width > w - 8) s = s.slice(2);
-    if (s !== t.name) s = `…${s}`;
-    g.fillText(s, w - 6, i * hmRowH + hmRowH / 2);
+    // Shortened in the middle: "blocks.0.att….weight" and "….bias" stay apart (the full name is in the tooltip).
+    g.fillText(middleEllipsis(t.name, w - 10, measure), w - 6, i * hmRowH + hmRowH / 2);
   });
 }
 
@@ -702,46 +822,85 @@ function showTip(e: MouseEvent, isCols: boolean): void {
 // ---- detail pane
 
 function renderDetail(): void {
+  const open = ui.detailOpen;
+  detail.root.hidden = !open;
+  document.querySelector('.main')?.classList.toggle('detail-closed', !open);
   const f = current();
   const t = f?.tensors.find((x) => x.name === ui.selected) ?? null;
+  detail.root.classList.toggle('detail-none', !t);
+  if (!open) return;
   detail.empty.hidden = !!t;
   detail.empty.textContent = f ? 'Select a layer in the table or the heatmap to see its history and its v histogram.' : statsEmptyText();
-  for (const e of [detail.title, detail.shape, detail.grid, detail.hist.box, detail.vhist.box]) e.hidden = !t;
+  for (const e of [detail.head, detail.grid, detail.hist.box, detail.vhist.box]) e.hidden = !t;
   if (!t || !f) return;
   detail.title.textContent = t.name;
   detail.title.title = t.name;
   detail.shape.textContent = `shape [${t.shape.join(', ')}] · matrix ${t.rows}×${t.cols} · step ${f.step}`;
-  if (detail.grid.dataset.key !== `${f.step}:${t.name}`) {
-    detail.grid.dataset.key = `${f.step}:${t.name}`;
+  const optimizer = model.run?.optimizer ?? null;
+  const vTip = describeV(optimizer);
+  const titles = columnTitles(optimizer);
+  table.setTitles(titles);
+  const globalNorm = metricAt('gradNorm', f.step);
+  const clip = model.run?.gradClip ?? null;
+  const key = `${f.step}:${t.name}:${globalNorm}:${clip}:${optimizer}`;
+  if (detail.grid.dataset.key !== key) {
+    detail.grid.dataset.key = key;
     detail.grid.textContent = '';
-    for (const k of SCALAR_KEYS) detail.grid.append(el('dt', '', k), el('dd', '', fmt(t.scalars[k])));
+    const row = (label: string, value: string, tip: string, cls = '') => {
+      const dt = el('dt', cls, label);
+      const dd = el('dd', cls, value);
+      dt.title = tip;
+      dd.title = tip;
+      detail.grid.append(dt, dd);
+    };
+    for (const k of SCALAR_KEYS) {
+      const shown = shownScalar(t, k);
+      const clamped = shown !== t.scalars[k];
+      row(SCALAR_LABELS[k], fmt(shown), `${titles[k]}${clamped ? ` (computed ${fmt(t.scalars[k])} from log bins; shown at most max v)` : ''}`);
+    }
+    // The other gradient norm, so both stay in view: the whole gradient before clipping, and the scale applied.
+    if (globalNorm !== null) {
+      row('global ‖g‖ before clip', fmt(globalNorm), GLOBAL_GRAD_TIP, 'detail-extra');
+      if (clip && clip > 0) row('clip scale', globalNorm > clip ? fmt(clip / globalNorm, 3) : '1 (not clipped)', `min(1, gradClip / global ‖g‖) with gradClip = ${fmt(clip)}: every layer's gradient was multiplied by it`, 'detail-extra');
+    }
   }
   if ((detail.keySelect as unknown as { value: string }).value !== ui.historyKey) (detail.keySelect as unknown as { value: string }).value = ui.historyKey;
-  const key = ui.historyKey;
+  const hk = ui.historyKey;
   let xs: number[];
   let ys: number[];
   const h = model.layerHistory;
   if (h && h.tensor === t.name) {
     xs = h.steps;
-    ys = h.scalars[key].map((v) => (v === null ? NaN : v));
+    ys = h.scalars[hk].map((v) => (v === null ? NaN : v));
   } else {
-    const s = model.history.series(t.name, key);
+    const s = model.history.series(t.name, hk);
     xs = s.steps;
     ys = s.values;
   }
-  const logY = key !== 'updateRatio' || ys.every((v) => !(v <= 0));
-  detail.hist.summary.textContent = drawLineChart(detail.hist.canvas, theme, [{ name: key, xs, ys, color: theme.series[0], width: 1.75 }], {
+  const logY = hk !== 'updateRatio' || ys.every((v) => !(v <= 0));
+  detail.hist.summary.textContent = drawLineChart(detail.hist.canvas, theme, [{ name: hk, label: SCALAR_LABELS[hk], xs, ys, color: theme.series[0], width: 1.75 }], {
     logY,
     xLabel: 'step',
     markerX: model.pinned?.step ?? null,
   });
-  detail.hist.canvas.setAttribute('aria-label', `${key} of ${t.name} over steps`);
-  detail.vhist.summary.textContent = drawHistogram(detail.vhist.canvas, theme, t.hist, HIST_LO, HIST_HI, [
-    { label: 'p50', value: t.scalars.vP50 },
-    { label: 'p90', value: t.scalars.vP90 },
-    { label: 'p99', value: t.scalars.vP99 },
-  ]);
-  detail.vhist.canvas.setAttribute('aria-label', `Histogram of v for ${t.name}: ${HIST_BINS} bins of log10 v from ${HIST_LO} to ${HIST_HI}`);
+  detail.hist.canvas.setAttribute('aria-label', `${SCALAR_LABELS[hk]} of ${t.name} over steps`);
+  const q = (k: 'vP50' | 'vP90' | 'vP99') => shownScalar(t, k);
+  const qs = [
+    { label: 'p50', value: q('vP50') },
+    { label: 'p90', value: q('vP90') },
+    { label: 'p99', value: q('vP99') },
+  ];
+  detail.vhist.box.title = vTip;
+  const summary = drawHistogram(detail.vhist.canvas, theme, t.hist, HIST_LO, HIST_HI, qs);
+  detail.vhist.summary.textContent = summary;
+  const under = /; (\d+) at or below ([^ ]+)/.exec(summary);
+  setNote(
+    detail.vhist,
+    t.scalars.vMax > 0
+      ? `p50/p90/p99 of v: ${fmt(q('vP50'), 3)} · ${fmt(q('vP90'), 3)} · ${fmt(q('vP99'), 3)}; max ${fmt(t.scalars.vMax, 3)}.${under ? ` ${plural(Number(under[1]), 'value')} at or below ${under[2]} (zeros included) are left off the axis.` : ''}`
+      : '',
+  );
+  detail.vhist.canvas.setAttribute('aria-label', `Histogram of v for ${t.name}: ${HIST_BINS} bins of log10 v from ${HIST_LO} to ${HIST_HI}, drawn over the occupied range. ${vTip}`);
 }
 
 // ------------------------------------------------------------------------------------------------ start

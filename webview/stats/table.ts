@@ -3,36 +3,59 @@
 // ↑/↓, PageUp/PageDown, Home/End move the active row, Enter or Space selects it.
 import { COLUMN_KEYS, type ColumnKey } from '../../src/protocol/panels/stats';
 import type { ScalarKey, TensorStats } from '../../src/protocol/stats';
-import { fmt } from '../shared/charts';
+import { fmt, middleEllipsis } from '../shared/charts';
 
 export const ROW_H = 22;
 
 const LABELS: Record<ColumnKey, string> = {
   name: 'Layer',
   shape: 'Shape',
-  gradNorm: '‖g‖',
+  gradNorm: '‖g‖ after clip',
   weightNorm: '‖w‖',
-  updateRatio: 'Δw/w',
+  updateRatio: '‖Δw‖/‖w‖',
   momentumNorm: '‖m‖',
-  vMean: 'v mean',
-  vMax: 'v max',
-  vP50: 'v p50',
-  vP90: 'v p90',
-  vP99: 'v p99',
+  vMean: 'mean v',
+  vMax: 'max v',
+  vP50: 'p50 of v',
+  vP90: 'p90 of v',
+  vP99: 'p99 of v',
 };
-const TITLES: Partial<Record<ColumnKey, string>> = {
-  name: 'Parameter tensor',
-  shape: 'Tensor shape',
-  gradNorm: 'L2 norm of the gradient used by the step',
-  weightNorm: 'L2 norm of the weights after the step',
-  updateRatio: '‖Δw‖ / ‖w‖ of the step',
-  momentumNorm: "L2 norm of AdamW's first moment",
-  vMean: "Mean of AdamW's second moment v (curvature proxy)",
-  vMax: 'Largest v',
-  vP50: 'Median of v (from its log histogram)',
-  vP90: '90th percentile of v',
-  vP99: '99th percentile of v',
-};
+
+/** What "v" is, for tooltips: Adam's second moment, or Adafactor's factored estimate of it. */
+export function describeV(optimizer: string | null): string {
+  if (optimizer === 'adafactor') return "v: Adafactor's factored second-moment estimate R·Cᵀ/mean(R) (row and column running means of g²), a curvature proxy";
+  if (optimizer === 'sgd') return 'v: SGD keeps no second moment (v is 0)';
+  return "v: Adam's second moment, the running mean of g² per weight (a curvature proxy)";
+}
+
+/** Column tooltips; the v columns say what v is for the run's optimizer. */
+export function columnTitles(optimizer: string | null): Record<ColumnKey, string> {
+  const v = describeV(optimizer);
+  return {
+    name: 'Parameter tensor (full name on hover)',
+    shape: 'Tensor shape',
+    gradNorm:
+      "L2 norm of this tensor's gradient as the step applied it: AFTER the global clipping scale (train.gradClip). The run's global gradient norm in metrics.jsonl (Overview) is BEFORE clipping.",
+    weightNorm: 'L2 norm of the weights after the step',
+    updateRatio: '‖Δw‖ / ‖w‖: size of the step relative to the weights',
+    momentumNorm: "L2 norm of the optimizer's first moment (momentum)",
+    vMean: `Mean of v. ${v}`,
+    vMax: `Largest v. ${v}`,
+    vP50: `50th percentile (median) of v. ${v}`,
+    vP90: `90th percentile of v. ${v}`,
+    vP99: `99th percentile of v. ${v}`,
+  };
+}
+
+/**
+ * A scalar as the panel shows it. Quantiles of v are shown at most at max v: they were computed from log bins
+ * (bin upper edges), so the p99 could read above the largest value; a quantile above the maximum is never true.
+ */
+export function shownScalar(t: TensorStats, key: ScalarKey): number {
+  const v = t.scalars[key];
+  if ((key === 'vP50' || key === 'vP90' || key === 'vP99') && Number.isFinite(v) && Number.isFinite(t.scalars.vMax)) return Math.min(v, t.scalars.vMax);
+  return v;
+}
 
 export interface TableCallbacks {
   onSelect(name: string): void;
@@ -54,6 +77,10 @@ export class LayerTable {
   private order: number[] = [];
   private active = 0;
   private selected: string | null = null;
+  /** Text widths in the name cells' font (names are shortened in the middle to fit their column). */
+  private widths = new Map<string, number>();
+  private measureFont = '';
+  private measurer: CanvasRenderingContext2D | null = null;
   sortKey: ColumnKey = 'updateRatio';
   sortDir: 'asc' | 'desc' = 'desc';
 
@@ -78,8 +105,6 @@ export class LayerTable {
       b.type = 'button';
       b.className = 'lt-sort';
       b.textContent = LABELS[key];
-      b.title = `${TITLES[key] ?? LABELS[key]} (click to sort)`;
-      b.setAttribute('aria-label', `${TITLES[key] ?? LABELS[key]}, sort`);
       b.addEventListener('click', () => {
         const dir = this.sortKey === key ? (this.sortDir === 'asc' ? 'desc' : 'asc') : key === 'name' || key === 'shape' ? 'asc' : 'desc';
         this.setSort(key, dir);
@@ -115,7 +140,43 @@ export class LayerTable {
       }
     });
     new ResizeObserver(() => this.render()).observe(this.scroller);
+    this.setTitles(columnTitles(null));
     this.updateSortIndicators();
+  }
+
+  /** Header tooltips (they depend on the run's optimizer). */
+  setTitles(titles: Record<ColumnKey, string>): void {
+    for (const [key, cell] of this.headerCells) {
+      const b = cell.firstElementChild as HTMLElement;
+      const t = `${titles[key]} (click to sort)`;
+      if (b.title !== t) {
+        b.title = t;
+        b.setAttribute('aria-label', `${LABELS[key]}: ${titles[key]}, sort`);
+      }
+    }
+  }
+
+  /** `name` shortened in the middle to `width` px in `cell`'s font. */
+  private fitName(cell: HTMLElement, name: string, width: number): string {
+    const font = getComputedStyle(cell).font;
+    if (font !== this.measureFont) {
+      this.measureFont = font;
+      this.widths.clear();
+      this.measurer ??= document.createElement('canvas').getContext('2d');
+      if (this.measurer) this.measurer.font = font;
+    }
+    const g = this.measurer;
+    if (!g) return name;
+    const measure = (s: string) => {
+      let m = this.widths.get(s);
+      if (m === undefined) {
+        m = g.measureText(s).width;
+        if (this.widths.size > 20_000) this.widths.clear();
+        this.widths.set(s, m);
+      }
+      return m;
+    };
+    return middleEllipsis(name, width, measure);
   }
 
   setData(tensors: TensorStats[]): void {
@@ -171,8 +232,8 @@ export class LayerTable {
     else {
       const k = key as ScalarKey;
       order.sort((a, b) => {
-        const x = t[a].scalars[k];
-        const y = t[b].scalars[k];
+        const x = shownScalar(t[a], k);
+        const y = shownScalar(t[b], k);
         const xn = !Number.isFinite(x);
         const yn = !Number.isFinite(y);
         if (xn || yn) return xn === yn ? a - b : xn ? 1 : -1; // NaN/∞ last, whatever the direction
@@ -251,7 +312,7 @@ export class LayerTable {
   private announce(): void {
     const t = this.tensors[this.order[this.active]];
     if (!t) return;
-    this.live.textContent = `Row ${this.active + 1} of ${this.order.length}: ${t.name}, update ratio ${fmt(t.scalars.updateRatio)}, grad norm ${fmt(t.scalars.gradNorm)}, v mean ${fmt(t.scalars.vMean)}`;
+    this.live.textContent = `Row ${this.active + 1} of ${this.order.length}: ${t.name}, update ratio ${fmt(t.scalars.updateRatio)}, gradient norm after clipping ${fmt(t.scalars.gradNorm)}, mean v ${fmt(t.scalars.vMean)}`;
   }
 
   /** Puts the rows in view into the pool's elements. */
@@ -278,6 +339,9 @@ export class LayerTable {
     }
     this.rowsLayer.style.transform = `translateY(${first * ROW_H}px)`;
     let activeId = '';
+    // Room for a name: the column's width (the header cell's: it is always laid out) less a body cell's padding
+    // (5 px each side), 1 px spare against sub-pixel rounding.
+    const nameWidth = (this.headerCells.get('name')?.clientWidth ?? 0) - 11;
     for (let j = 0; j < this.pool.length; j++) {
       const { row, cells } = this.pool[j];
       if (j >= count) {
@@ -294,16 +358,18 @@ export class LayerTable {
       row.classList.toggle('lt-selected', sel);
       row.classList.toggle('lt-active', pos === this.active);
       if (pos === this.active) activeId = row.id;
-      const values = [t.name, t.shape.length ? t.shape.join('×') : 'scalar'];
+      const values = [nameWidth > 0 ? this.fitName(cells[0], t.name, nameWidth) : t.name, t.shape.length ? t.shape.join('×') : 'scalar'];
       for (let k = 0; k < COLUMN_KEYS.length; k++) {
         const key = COLUMN_KEYS[k];
-        const text = k < 2 ? values[k] : fmt(t.scalars[key as ScalarKey], 3);
+        const text = k < 2 ? values[k] : fmt(shownScalar(t, key as ScalarKey), 3);
         if (cells[k].textContent !== text) cells[k].textContent = text;
       }
       if (cells[0].title !== t.name) cells[0].title = t.name;
+      if (values[0] !== t.name) cells[0].setAttribute('aria-label', t.name);
+      else cells[0].removeAttribute('aria-label');
       // The full value on hover (the cell shows 3 significant digits).
       for (let k = 2; k < COLUMN_KEYS.length; k++) {
-        const full = String(t.scalars[COLUMN_KEYS[k] as ScalarKey]);
+        const full = String(shownScalar(t, COLUMN_KEYS[k] as ScalarKey));
         if (cells[k].title !== full) cells[k].title = full;
       }
     }

@@ -253,6 +253,9 @@ export function emptyRunInfo(dir: string): RunInfo {
     createdAt: null,
     updatedAt: null,
     error: null,
+    optimizer: null,
+    gradClip: null,
+    classes: null,
   };
 }
 
@@ -273,9 +276,14 @@ export function runInfoFromRecord(dir: string, text: string): RunInfo {
   const statuses: RunStatusView[] = ['running', 'completed', 'failed', 'cancelled'];
   info.status = statuses.includes(rec.status as RunStatusView) ? (rec.status as RunStatusView) : 'unknown';
   if (info.status === 'running' && !processAlive(rec.process)) info.status = 'interrupted';
-  const train = (rec.config as { train?: Record<string, unknown> } | null | undefined)?.train;
+  const config = rec.config as { train?: Record<string, unknown>; model?: Record<string, unknown> } | null | undefined;
+  const train = config?.train;
   info.totalSteps = num(train?.steps);
   info.statsEvery = num(train?.statsEvery);
+  info.optimizer = str((train?.optimizer as { type?: unknown } | undefined)?.type);
+  info.gradClip = num(train?.gradClip);
+  // A classifier's classes, or a token model's vocabulary (its logits are over the whole vocabulary).
+  info.classes = num(config?.model?.classes) ?? num(config?.model?.vocab);
   info.checkpoints = Array.isArray(rec.checkpoints)
     ? rec.checkpoints.map((c) => (c && typeof c === 'object' ? num((c as { step?: unknown }).step) : null)).filter((s): s is number => s !== null)
     : [];

@@ -12,15 +12,16 @@ export type GpuNode =
   | { kind: 'group'; id: string; label: string; description: string; children: GpuNode[] }
   | { kind: 'error'; message: string };
 
+/**
+ * The Adapter's rows. Few on purpose: the GPU view shares the side bar with Runs and VS Code gives it a pane of
+ * about six rows, so everything fits without a cut-off last row: the backend is on the Adapter row itself, the
+ * adapter's identity is one row (vendor, architecture and device in its tooltip) and the long lists are groups.
+ */
 function fields(info: GpuInfo): GpuNode[] {
-  const f = (key: string, label: string, description: string): GpuNode => ({ kind: 'field', id: `gpu/${key}`, label, description, tooltip: description });
+  const f = (key: string, label: string, description: string, tooltip = description): GpuNode => ({ kind: 'field', id: `gpu/${key}`, label, description, tooltip });
+  const identity = [`vendor: ${info.vendor || '—'}`, `architecture: ${info.architecture || '—'}`, `device: ${info.device || '—'}`].join('\n');
   const out: GpuNode[] = [
-    f('description', 'adapter', info.description || '—'),
-    f('vendor', 'vendor', info.vendor || '—'),
-    f('architecture', 'architecture', info.architecture || '—'),
-    f('device', 'device', info.device || '—'),
-    f('backend', 'backend', info.backend),
-    f('fallback', 'fallback', info.fallback ? 'yes: software adapter (correct but slow)' : 'no'),
+    f('description', 'adapter', info.description || info.device || '—', `${info.description || '—'}\n${identity}`),
   ];
   if (info.subgroupMinSize) out.push(f('subgroups', 'subgroups', `${info.subgroupMinSize}–${info.subgroupMaxSize}`));
   const features = [...info.features].sort();
@@ -47,12 +48,15 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuNode>, vscode
   readonly onDidChangeTreeData = this.emitter.event;
   private info: Promise<GpuInfo> | undefined;
   private readonly root: GpuNode = { kind: 'adapter' };
+  /** What the Adapter row says beside its label: the prompt until it is expanded, then the answer. */
+  private state: { kind: 'idle' } | { kind: 'asking' } | { kind: 'ready'; info: GpuInfo } | { kind: 'failed'; message: string } = { kind: 'idle' };
 
   constructor(private readonly ctx: Ctx) {}
 
   /** Asks the worker again (now, if the Adapter node is expanded). */
   refresh(): void {
     this.info = undefined;
+    if (this.state.kind !== 'ready') this.state = { kind: 'idle' };
     this.emitter.fire(undefined);
   }
 
@@ -65,13 +69,33 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuNode>, vscode
     if (!el) return [this.root];
     if (el.kind === 'group') return el.children;
     if (el.kind !== 'adapter') return [];
-    this.info ??= this.ctx.worker.gpuInfo();
+    if (!this.info) {
+      this.info = this.ctx.worker.gpuInfo();
+      if (this.state.kind !== 'ready') this.setState({ kind: 'asking' });
+    }
     try {
-      return fields(await this.info);
+      const info = await this.info;
+      this.setState({ kind: 'ready', info });
+      return fields(info);
     } catch (e) {
       this.info = undefined; // the next expand (or Refresh) tries again
+      this.setState({ kind: 'failed', message: (e as Error).message });
       return [{ kind: 'error', message: (e as Error).message }];
     }
+  }
+
+  /**
+   * Re-renders the Adapter row when what it says changes. Only on a change: re-rendering an expanded row asks
+   * for its children again, which answer from the cached reply without a new request and without another change.
+   */
+  private setState(next: GpuTreeProvider['state']): void {
+    const same =
+      next.kind === this.state.kind &&
+      (next.kind !== 'ready' || (this.state.kind === 'ready' && this.state.info === next.info)) &&
+      (next.kind !== 'failed' || (this.state.kind === 'failed' && this.state.message === next.message));
+    if (same) return;
+    this.state = next;
+    this.emitter.fire(this.root);
   }
 
   getTreeItem(el: GpuNode): vscode.TreeItem {
@@ -81,8 +105,22 @@ export class GpuTreeProvider implements vscode.TreeDataProvider<GpuNode>, vscode
         const item = new vscode.TreeItem('Adapter', C.Collapsed);
         item.id = 'gpu/adapter';
         item.iconPath = new vscode.ThemeIcon('circuit-board');
-        item.description = 'expand to ask the worker';
-        item.tooltip = 'Expanding starts the worker process (if it is not running) and asks its WebGPU adapter.';
+        const st = this.state;
+        if (st.kind === 'ready') {
+          // Short, so the side bar never cuts it: the backend, and whether it is a software adapter.
+          const name = st.info.description || st.info.device || st.info.vendor || 'unnamed adapter';
+          item.description = `${st.info.backend}${st.info.fallback ? ' · software fallback' : ''}`;
+          item.tooltip = `The worker's WebGPU adapter: ${name} (${st.info.vendor || 'unknown vendor'}), ${st.info.backend} backend${st.info.fallback ? ', a software fallback: correct but slow' : ''}. Refresh asks again.`;
+        } else if (st.kind === 'asking') {
+          item.description = 'asking the worker…';
+          item.tooltip = 'Starting the worker process (if it is not running) and asking its WebGPU adapter.';
+        } else if (st.kind === 'failed') {
+          item.description = 'no usable GPU';
+          item.tooltip = st.message;
+        } else {
+          item.description = 'expand to ask the worker';
+          item.tooltip = 'Expanding starts the worker process (if it is not running) and asks its WebGPU adapter.';
+        }
         return item;
       }
       case 'group': {

@@ -67,6 +67,12 @@ export interface RunInfo {
   updatedAt: string | null;
   /** The run's error message (failed runs), or why the folder could not be read. */
   error: string | null;
+  /** train.optimizer.type ('adamw', 'adafactor', 'sgd'…): what "v" means in the panel depends on it. */
+  optimizer: string | null;
+  /** train.gradClip: the global gradient norm is clipped to it (0: no clipping); null when unknown. */
+  gradClip: number | null;
+  /** Output classes of the model (model.classes, or the vocabulary of a token model): HR@10 is trivial at ≤ 10. */
+  classes: number | null;
 }
 
 /** One metrics.jsonl row reduced to its finite numbers (strings and nested values dropped). */
@@ -99,6 +105,8 @@ export interface StatsUiState {
   scrollTop: number;
   /** The scalar shown over steps in the overview's per-layer charts. */
   historyKey: ScalarKey;
+  /** Whether the layer detail pane is open (it can be collapsed to give the table and charts the width). */
+  detailOpen: boolean;
 }
 
 export const DEFAULT_UI_STATE: StatsUiState = {
@@ -108,6 +116,7 @@ export const DEFAULT_UI_STATE: StatsUiState = {
   selected: null,
   scrollTop: 0,
   historyKey: 'updateRatio',
+  detailOpen: true,
 };
 
 /** Scalars of one tensor over steps (the host's full-resolution history, decimated only past its cap). */
@@ -213,7 +222,8 @@ export function isUiState(x: unknown): x is StatsUiState {
     (x.selected === null || (isString(x.selected) && x.selected.length <= MAX_NAME)) &&
     isFiniteNumber(x.scrollTop) &&
     x.scrollTop >= 0 &&
-    isScalarKey(x.historyKey)
+    isScalarKey(x.historyKey) &&
+    typeof x.detailOpen === 'boolean'
   );
 }
 
@@ -227,6 +237,7 @@ export function coerceUiState(x: unknown): StatsUiState {
   if (isString(x.selected) && x.selected.length <= MAX_NAME) s.selected = x.selected;
   if (isFiniteNumber(x.scrollTop) && x.scrollTop >= 0) s.scrollTop = x.scrollTop;
   if (isScalarKey(x.historyKey)) s.historyKey = x.historyKey;
+  if (typeof x.detailOpen === 'boolean') s.detailOpen = x.detailOpen;
   return s;
 }
 
@@ -256,7 +267,10 @@ export function isRunInfo(x: unknown): x is RunInfo {
     isNullable(isString)(x.device) &&
     isNullable(isString)(x.createdAt) &&
     isNullable(isString)(x.updatedAt) &&
-    isNullable(isString)(x.error)
+    isNullable(isString)(x.error) &&
+    isNullable(isString)(x.optimizer) &&
+    isNullable(isFiniteNumber)(x.gradClip) &&
+    isNullable(isFiniteNumber)(x.classes)
   );
 }
 
