@@ -11,6 +11,10 @@
 //   live         a panel on the 1,000-layer run that is "running": the probe appends prepared frames to its
 //                stats.bin (and rows to metrics.jsonl) at `appendHz`, as a trainer would, and counts the updates
 //                the webview painted (its perf reports)
+//   cold start   ▶ Train on the demo config in a fresh worker with nothing compiled (the bench's own, empty
+//                XDG_CACHE_HOME: no driver shader cache either): ms to the "compiling" notice and to the first step
+//                reported; then Cancel → job ended and status bar cleared; again in a fresh worker (driver cache
+//                warm); and once more after the config was shown and the worker warmed its kernels
 // Progress goes to the console (the workbench page's console: the bench prints it with --verbose).
 'use strict';
 const fs = require('node:fs');
@@ -145,12 +149,96 @@ async function measureLive(plan) {
   };
 }
 
+/** Resolves with the first event that passes `pred`, or rejects after `timeoutMs`. */
+function nextEvent(event, pred, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`no ${what} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const sub = event((e) => {
+      if (!pred(e)) return;
+      clearTimeout(timer);
+      sub.dispose();
+      resolve(e);
+    });
+  });
+}
+
+/**
+ * One ▶ Train of the demo config in a fresh worker: ms from the command to the notice that kernels compile (the
+ * first progress) and to the first step reported (the first progress past the start step, i.e. train.logEvery
+ * steps done), then Cancel: ms until the job ended and the status bar item is gone.
+ */
+async function trainOnce(api, config) {
+  await api.worker.stop();
+  const t0 = Date.now();
+  let firstProgress = null;
+  let compilingShown = false;
+  const sub = api.jobs.onDidProgress((e) => {
+    if (e.kind !== 'train') return;
+    if (firstProgress === null) firstProgress = Date.now() - t0;
+    if (e.progress.compiling || e.progress.phase === 'compiling') compilingShown = true;
+  });
+  const done = vscode.commands.executeCommand('basin.trainFromConfig', vscode.Uri.file(config));
+  try {
+    const e = await nextEvent(api.jobs.onDidProgress, (x) => x.kind === 'train' && x.progress.phase !== 'compiling' && x.progress.step > x.progress.startStep, 300_000, 'the first step');
+    const firstStep = Date.now() - t0;
+    const ended = nextEvent(api.jobs.onDidEnd, (x) => x.job === e.job, 60_000, 'the end of the job');
+    const tc = Date.now();
+    api.jobs.cancel(e.job.id);
+    const stoppingShown = /stopping/.test(api.jobs.statusText || '');
+    await ended;
+    const cancelMs = Date.now() - tc;
+    return { first_progress_ms: firstProgress, first_step_ms: firstStep, first_step: e.progress.step, compiling_shown: compilingShown, cancel_to_cleared_ms: cancelMs, stopping_shown: stoppingShown, status_cleared: api.jobs.statusText === undefined };
+  } finally {
+    sub.dispose();
+    await done;
+  }
+}
+
+async function measureColdStart(plan, ext) {
+  const api = await ext.activate();
+  if (!api.warmUp || api.jobs.statusText === null) return { why: 'the extension has no warm-up (an older build?)' };
+  const config = plan.demoConfig;
+  const settings = vscode.workspace.getConfiguration('basin');
+  const out = {};
+  try {
+    // 1. The first run of a machine: nothing compiled, no driver cache (the bench's fresh XDG_CACHE_HOME), no warm-up.
+    await settings.update('worker.warmUp', false, vscode.ConfigurationTarget.Global);
+    out.cold = await trainOnce(api, config);
+    log(`cold: first progress ${out.cold.first_progress_ms} ms, first step ${out.cold.first_step_ms} ms, cancel ${out.cold.cancel_to_cleared_ms} ms`);
+    // 2. A fresh worker again: the driver's disk cache now holds the pipelines.
+    out.second = await trainOnce(api, config);
+    log(`second worker: first step ${out.second.first_step_ms} ms, cancel ${out.second.cancel_to_cleared_ms} ms`);
+    // 3. A fresh worker that warmed the config while it was shown (what a user who opens the config gets).
+    await settings.update('worker.warmUp', true, vscode.ConfigurationTarget.Global);
+    await api.worker.stop();
+    const warmed = nextEvent(api.warmUp.onDidWarm, (e) => path.resolve(e.configPath) === path.resolve(config), 300_000, 'the warm-up');
+    const tw = Date.now();
+    await vscode.window.showTextDocument(vscode.Uri.file(config));
+    const w = await warmed;
+    out.warm_up = { ms: Date.now() - tw, result: w.result || null, error: w.error || null };
+    const t0 = Date.now();
+    const done = vscode.commands.executeCommand('basin.trainFromConfig', vscode.Uri.file(config));
+    const e = await nextEvent(api.jobs.onDidProgress, (x) => x.kind === 'train' && x.progress.phase !== 'compiling' && x.progress.step > x.progress.startStep, 300_000, 'the first step');
+    out.after_warm_up = { first_step_ms: Date.now() - t0, first_step: e.progress.step };
+    api.jobs.cancel(e.job.id);
+    await done;
+    log(`after warm-up (${out.warm_up.ms} ms): first step ${out.after_warm_up.first_step_ms} ms`);
+  } finally {
+    await settings.update('worker.warmUp', undefined, vscode.ConfigurationTarget.Global);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  }
+  return out;
+}
+
 async function run() {
   const folder = vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders[0];
   if (!folder) throw new Error('no workspace folder: the bench opens one');
   const dir = path.join(folder.uri.fsPath, '.basin-bench');
   const plan = JSON.parse(fs.readFileSync(path.join(dir, 'plan.json'), 'utf8'));
-  const result = { activation: null, firstPaint: null, live: null, errors: [] };
+  const result = { activation: null, firstPaint: null, live: null, coldStart: null, errors: [] };
   const write = () => fs.writeFileSync(path.join(dir, 'result.json'), JSON.stringify(result, null, 2));
   const ext = vscode.extensions.getExtension(plan.extensionId);
   if (!ext) {
@@ -162,6 +250,7 @@ async function run() {
     ['activation', () => measureActivation(plan, ext)],
     ['firstPaint', () => measureFirstPaint(plan)],
     ['live', () => measureLive(plan)],
+    ['coldStart', () => measureColdStart(plan, ext)],
   ]) {
     try {
       log(`${key}…`);

@@ -11,6 +11,10 @@
 //                                    included)
 //   stats_update_hz                  webview-painted updates per second of a 1,000-layer live run whose stats.bin
 //                                    grows by 4 frames a second
+//   cold_train_first_step_s          ▶ Train on the demo config → its first step reported (logEvery steps done), in
+//                                    a fresh worker on a machine that never compiled its kernels (empty driver
+//                                    cache, no warm-up); rows also give the same in a second fresh worker (driver
+//                                    cache warm), after the config-shown warm-up, and Cancel → status bar cleared
 // Targets: activation ≤ 50 ms, first paint ≤ 500 ms, ≥ 1 update/s.
 //
 // A dev tool: it needs the repository (test/vscode/code-server.mjs, imported at run time), its dev dependencies
@@ -32,7 +36,7 @@ export interface EditorBenchOptions {
 }
 
 const EXTENSION_ID = 'basin-ml.basin';
-const TARGETS = { activation_ms: 50, panel_first_paint_ms_500_layers: 500, stats_update_hz: 1 };
+const TARGETS = { activation_ms: 50, panel_first_paint_ms_500_layers: 500, stats_update_hz: 1, cancel_to_cleared_ms: 1000 };
 
 /** The repository root: bench/ under tsx, dist/ in the bundled CLI. */
 function repoRoot(): string {
@@ -81,7 +85,24 @@ interface ProbeResult {
     update_ms_max: number | null;
     webview_errors: string[];
   } | null;
+  coldStart: {
+    why?: string;
+    cold?: TrainOnce;
+    second?: TrainOnce;
+    warm_up?: { ms: number; result: { kernels: number; ms: number; skipped?: string } | null; error: string | null };
+    after_warm_up?: { first_step_ms: number; first_step: number };
+  } | null;
   errors: string[];
+}
+
+interface TrainOnce {
+  first_progress_ms: number | null;
+  first_step_ms: number;
+  first_step: number;
+  compiling_shown: boolean;
+  cancel_to_cleared_ms: number;
+  stopping_shown: boolean;
+  status_cleared: boolean;
 }
 
 interface CodeServerHelpers {
@@ -112,7 +133,13 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
     peers: [] as string[],
     environment: { vscode: null as string | null, node: null as string | null, cpus: os.cpus().length, loadavg: os.loadavg().map((x) => round(x, 2)) },
     rows: [] as Record<string, unknown>[],
-    headline: { activation_ms: null as number | null, panel_first_paint_ms_500_layers: null as number | null, stats_update_hz: null as number | null },
+    headline: {
+      activation_ms: null as number | null,
+      panel_first_paint_ms_500_layers: null as number | null,
+      stats_update_hz: null as number | null,
+      cold_train_first_step_s: null as number | null,
+      cancel_to_cleared_ms: null as number | null,
+    },
     targets: TARGETS,
     why: undefined as string | undefined,
     errors: [] as string[],
@@ -159,11 +186,15 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
     fs.writeFileSync(f, syntheticFrame(live.tensors, step, live.totalSteps));
     append.push({ frame: f, metrics: { step, loss: 2.3 * Math.exp(-step / 600) + 0.4 } });
   }
-  const plan = { extensionId: EXTENSION_ID, run500, runLive, opens: quick ? 3 : 5, requireReps: quick ? 5 : 9, appendHz, appendSeconds, settleMs: 1500, append };
+  const plan = { extensionId: EXTENSION_ID, demoConfig: path.join(workspace, 'demo.basin.yaml'), run500, runLive, opens: quick ? 3 : 5, requireReps: quick ? 5 : 9, appendHz, appendSeconds, settleMs: 1500, append };
   fs.writeFileSync(path.join(benchDir, 'plan.json'), JSON.stringify(plan, null, 2));
 
   // ---- code-server + Chromium, the probe as the window's extension tests
   const dirs = cs.prepareScratch(scratch, { settings: { 'workbench.secondarySideBar.defaultVisibility': 'hidden' } });
+  // The cold start is the first run of a machine: an empty driver shader cache (Mesa's, which the test helpers
+  // otherwise share with earlier runs). BASIN_BENCH_DRIVER_CACHE=shared measures with the machine's cache instead.
+  const savedMesaCache = process.env.MESA_SHADER_CACHE_DIR;
+  if (process.env.BASIN_BENCH_DRIVER_CACHE !== 'shared') process.env.MESA_SHADER_CACHE_DIR = path.join(scratch, 'mesa-shader-cache');
   let server: { host: string; stop(): Promise<void> } | undefined;
   let browser: Awaited<ReturnType<CodeServerHelpers['launchChromium']>> | undefined;
   const t0 = Date.now();
@@ -183,7 +214,7 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
     const url = cs.workbenchUrl(server.host, { folder: workspace, dev: [root], tests: probe });
     log('[bench editor] opening the workbench; the probe runs in the extension host');
     await page.goto(url, { waitUntil: 'domcontentloaded' });
-    const timeoutS = 300;
+    const timeoutS = 900;
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([exited, new Promise<number>((r) => (timer = setTimeout(() => r(-1), timeoutS * 1000)))]);
     clearTimeout(timer);
@@ -195,6 +226,8 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
   } finally {
     await browser?.close().catch(() => undefined);
     await server?.stop().catch(() => undefined);
+    if (savedMesaCache === undefined) delete process.env.MESA_SHADER_CACHE_DIR;
+    else process.env.MESA_SHADER_CACHE_DIR = savedMesaCache;
   }
 
   let result: ProbeResult | undefined;
@@ -254,6 +287,26 @@ export async function runEditorBench(opts: EditorBenchOptions): Promise<object> 
     });
     report.headline.stats_update_hz = lv.update_hz;
   }
+  const cs0 = result.coldStart;
+  if (cs0?.cold) {
+    const c = cs0.cold;
+    report.rows.push({
+      case: 'cold start: ▶ Train on the demo, fresh worker',
+      timed: `the Train command → the first step reported (train.logEvery steps), nothing compiled, ${process.env.BASIN_BENCH_DRIVER_CACHE === 'shared' ? "the machine's driver shader cache" : 'an empty driver shader cache'}; then Cancel → job ended, status bar cleared`,
+      cold_train_first_step_s: round(c.first_step_ms / 1000, 1),
+      first_progress_ms: c.first_progress_ms,
+      compiling_notice_shown: c.compiling_shown,
+      first_step: c.first_step,
+      second_worker_first_step_s: cs0.second ? round(cs0.second.first_step_ms / 1000, 1) : null,
+      after_warm_up_first_step_s: cs0.after_warm_up ? round(cs0.after_warm_up.first_step_ms / 1000, 1) : null,
+      warm_up_s: cs0.warm_up ? round(cs0.warm_up.ms / 1000, 1) : null,
+      warm_up_result: cs0.warm_up?.result ?? cs0.warm_up?.error ?? null,
+      cancel_to_cleared_ms: [c.cancel_to_cleared_ms, cs0.second?.cancel_to_cleared_ms].filter((x) => x !== undefined),
+      stopping_shown_at_once: c.stopping_shown,
+    });
+    report.headline.cold_train_first_step_s = round(c.first_step_ms / 1000, 1);
+    report.headline.cancel_to_cleared_ms = median([c.cancel_to_cleared_ms, cs0.second?.cancel_to_cleared_ms ?? NaN]);
+  } else if (cs0?.why) report.errors.push(`cold start: ${cs0.why}`);
   for (const [k, v] of Object.entries(report.headline)) if (v === null && !report.why) report.why = `${k} not measured: ${report.errors.join('; ') || 'see rows'}`;
   return report;
 }
@@ -282,6 +335,9 @@ export function formatEditorReport(report: object): string {
   line('panel_first_paint_ms_500_layers', h.panel_first_paint_ms_500_layers === null ? null : `${h.panel_first_paint_ms_500_layers}${ok('panel_first_paint_ms_500_layers', h.panel_first_paint_ms_500_layers, true)}`, '≤ 500', fp ? `opens: ${(fp.first_paint_ms_all as number[]).join(', ')} ms; render ${cell(fp.render_ms)} ms; command → report ${cell(fp.command_to_report_ms)} ms` : '');
   const lv = r.rows.find((x) => String(x.case).startsWith('live'));
   line('stats_update_hz', h.stats_update_hz === null ? null : `${h.stats_update_hz}${ok('stats_update_hz', h.stats_update_hz, false)}`, '≥ 1', lv ? `${cell(lv.updates_painted)} painted (${cell(lv.updates_sent)} sent) in ${cell(lv.seconds)} s at 1,000 layers; slowest update ${cell(lv.update_ms_max)} ms` : '');
+  const cold = r.rows.find((x) => String(x.case).startsWith('cold start'));
+  line('cold_train_first_step_s', h.cold_train_first_step_s, '', cold ? `"compiling" notice after ${cell(cold.first_progress_ms)} ms (shown: ${cell(cold.compiling_notice_shown)}); second worker ${cell(cold.second_worker_first_step_s)} s; after the warm-up (${cell(cold.warm_up_s)} s) ${cell(cold.after_warm_up_first_step_s)} s` : '');
+  line('cancel_to_cleared_ms', h.cancel_to_cleared_ms === null ? null : `${h.cancel_to_cleared_ms}${ok('cancel_to_cleared_ms', h.cancel_to_cleared_ms, true)}`, '≤ 1000', cold ? `Cancel → job ended, status bar cleared: ${(cold.cancel_to_cleared_ms as number[]).join(', ')} ms ("stopping…" at once: ${cell(cold.stopping_shown_at_once)})` : '');
   if (r.why) out.push(`\nwhy: ${r.why}`);
   if (r.errors?.length) out.push(`errors:\n  ${r.errors.join('\n  ')}`);
   return out.join('\n');

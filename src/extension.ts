@@ -15,6 +15,8 @@ import { registerRunsView, type RunsTreeProvider } from './host/views/runs-tree'
 import { registerGpuView } from './host/views/gpu-tree';
 import { registerConfigLenses } from './host/lenses/config-lenses';
 import { registerConfigDiagnostics } from './host/config/config-diagnostics';
+import { registerConfigAssist } from './host/config/config-assist';
+import type { KernelWarmUp } from './host/jobs/warm-up';
 import { registerStatsPanel } from './host/panels/stats-panel';
 
 /** Command name (after `basin.`) → factory. Each is also declared in package.json's contributes.commands. */
@@ -42,6 +44,8 @@ export interface BasinApi {
   readonly jobs: JobManager;
   /** The train kind's host part: `onStats`, the live statistics frames of training jobs. */
   readonly trainJobs: TrainJobHost;
+  /** The kernel warm-up (`onDidWarm`, `warm(configPath)`, `warming`). */
+  readonly warmUp: KernelWarmUp;
   /** The Runs view's data (tests walk it: runs → checkpoints → tensors). */
   readonly runsView: RunsTreeProvider;
   /**
@@ -65,6 +69,10 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
   registerGpuView(c);
   registerConfigLenses(c);
   registerConfigDiagnostics(c);
+  // Completion and hover in YAML configs, the "did you mean" quick fix (host/config/config-assist.ts).
+  registerConfigAssist(c);
+  // Compiles a shown config's GPU kernels before ▶ Train (starts the worker only when a config is in view).
+  void c.warmUp;
   // basin.openStatistics, basin.statsPanelState and the `basin.stats` panel serializer (restores after reloads).
   registerStatsPanel(c);
   timing.activateEndMs = performance.now();
@@ -81,6 +89,9 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
     },
     get trainJobs() {
       return c.trainJobs;
+    },
+    get warmUp() {
+      return c.warmUp;
     },
   };
 }

@@ -8,6 +8,7 @@ import { JobManager } from './jobs/jobs';
 import { registerJobKinds, type JobKindParts } from './jobs/kinds';
 import type { TrainJobHost } from './jobs/kinds/train';
 import { RunIndex } from './views/run-index';
+import { KernelWarmUp } from './jobs/warm-up';
 import type { LogLevel } from '../protocol/worker';
 
 export type Cmd = (...args: any[]) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -20,6 +21,7 @@ export class Ctx implements vscode.Disposable {
   private runIndex: RunIndex | undefined;
   private jobManager: JobManager | undefined;
   private jobKinds: JobKindParts | undefined;
+  private kernelWarmUp: KernelWarmUp | undefined;
   private readonly workerExitEmitter = new vscode.EventEmitter<WorkerExit>();
   /** Every end of a worker process (crash or not). */
   readonly onDidWorkerExit = this.workerExitEmitter.event;
@@ -85,10 +87,24 @@ export class Ctx implements vscode.Disposable {
     return this.jobManager;
   }
 
+  /** Compiles a shown config's GPU kernels ahead of ▶ Train (jobs/warm-up.ts). Made at activation by startWarmUp. */
+  get warmUp(): KernelWarmUp {
+    if (!this.kernelWarmUp) {
+      this.kernelWarmUp = new KernelWarmUp(this);
+      this.push(this.kernelWarmUp);
+    }
+    return this.kernelWarmUp;
+  }
+
   /** The train kind's host part: its live statistics frames (`onStats`). */
   get trainJobs(): TrainJobHost {
     void this.jobs;
     return this.jobKinds!.train;
+  }
+
+  /** The worker is compiling a config's kernels ahead (the train kind's status line says so). */
+  get warmingNow(): boolean {
+    return this.kernelWarmUp?.warming !== undefined;
   }
 
   /** Pid of the running worker process, if any (for tests and diagnostics). */
@@ -101,6 +117,7 @@ export class Ctx implements vscode.Disposable {
   }
 
   private onWorkerExit(exit: WorkerExit): void {
+    this.kernelWarmUp?.workerExited();
     this.workerExitEmitter.fire(exit);
     if (exit.expected) {
       this.log.info(describeExit(exit));

@@ -67,6 +67,27 @@ export const HelloRequest = new RequestType0<HelloResult, WorkerErrorData>('basi
 /** The adapter the worker's GPU device runs on. Creates the device on first use. */
 export const GpuInfoRequest = new RequestType0<GpuInfo, WorkerErrorData>('basin/gpuInfo');
 
+/**
+ * Compile ahead the GPU kernels a config's training will use (the host sends it when a config is shown in a
+ * trusted workspace, so that the first ▶ Train does not wait for the compiler). The worker runs one throwaway
+ * training step of the config in a temporary folder, on the GPU queue (a job that comes meanwhile waits for it and
+ * reports `phase: 'compiling'`). Cancel it with the request's token: it stops before its step when it can.
+ * Answers at once with `skipped` when this worker already compiled that model's kernels.
+ */
+export interface WarmParams {
+  /** Absolute path of a `*.basin.yaml` / `*.basin.json` config. */
+  configPath: string;
+}
+export interface WarmResult {
+  /** Kernels (pipelines) the runtime compiled during the warm-up. */
+  kernels: number;
+  /** Wall time, milliseconds. */
+  ms: number;
+  /** Why nothing was done: 'already warm', 'the config has problems', 'cancelled'… */
+  skipped?: string;
+}
+export const WarmRequest = new RequestType<WarmParams, WarmResult, WorkerErrorData>('basin/warm');
+
 // ---------------------------------------------------------------------------------------------------------------
 // Jobs
 
@@ -113,17 +134,25 @@ export interface TrainJobParams {
   resume?: string;
   /** Parent folder for the new run folder; default: the config's `output`, resolved against the config's folder. */
   outputDir?: string;
+  /**
+   * With `resume`: the step of the checkpoint to resume from instead of the latest (offered when the latest one
+   * is unreadable: "Resume from step N instead"). Passed to the engine's train() as `resumeStep`.
+   */
+  fromCheckpoint?: number;
 }
 
 /**
  * `data` of a train job's progress notifications. `phase: 'queued'` (no run folder yet: `runDir` is '') when the
- * job waits for another GPU job of the worker to end; `phase: 'started'` as soon as the run folder exists; then at
+ * job waits for another GPU job of the worker to end; `phase: 'compiling'` (runDir may be '') before the first step
+ * when this worker has not compiled the GPU kernels yet (on a software adapter the first run of a machine spends
+ * ~20 s there, later runs hit the driver's disk cache), or while the worker's warm-up (WarmRequest) still holds the
+ * GPU; `phase: 'started'` as soon as the run folder exists; then at
  * most ~10 per second. Log, evaluation and checkpoint events are never lost: one that comes within the interval is
  * merged into the next notification (`phase` then names the latest event, the fields hold the latest values).
  */
 export interface TrainJobProgress {
   /** What this notification reports: waiting, the run started, a logged step, an evaluation, a checkpoint written. */
-  phase: 'queued' | 'started' | 'step' | 'eval' | 'checkpoint';
+  phase: 'queued' | 'compiling' | 'started' | 'step' | 'eval' | 'checkpoint';
   /** Absolute path of the run folder ('' while queued). */
   runDir: string;
   /** The run's name (run.json `name`). */
@@ -151,6 +180,11 @@ export interface TrainJobProgress {
   checkpointStep?: number;
   /** Trainable parameter count (sent with 'started'). */
   parameters?: number;
+  /**
+   * True from the start of a job whose worker has not compiled this model's kernels yet until its first logged
+   * step: the first step is compiling them ("compiling GPU kernels, first run only").
+   */
+  compiling?: boolean;
 }
 
 export interface TrainJobResult {

@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   RunJobRequest,
   SideRecordKind,
+  WarmRequest,
   WorkerErrorCodes,
   type LogLevel,
   type RunJobParams,
@@ -21,6 +22,7 @@ import {
 import { InvalidJobParamsError, JobCancelledError, handlerFor, type JobContext } from './jobs';
 import type { JobKind } from '../protocol/worker';
 import { SideChannelWriter } from './side-channel';
+import { warmUp } from './jobs/warm';
 
 /** The one GPU device of this process, made on first use and kept (a second Dawn instance costs memory). */
 let gpuPromise: Promise<GpuDevice> | null = null;
@@ -79,6 +81,15 @@ function serve(connection: MessageConnection): void {
     try {
       return (await getGpu()).info;
     } catch (e) {
+      return toResponseError(e);
+    }
+  });
+
+  connection.onRequest(WarmRequest, async (params, token) => {
+    try {
+      return await warmUp(params, token, getGpu, (m) => log('info', m));
+    } catch (e) {
+      log('warn', `warm-up failed: ${(e as Error)?.message ?? String(e)}`);
       return toResponseError(e);
     }
   });

@@ -135,7 +135,8 @@ export class TransformerBlock extends Module {
     this.ln1 = this.child('ln1', new LayerNorm(dim));
     this.attn = this.child('attn', new MultiHeadAttention(dim, heads, rand, std, outStd));
     this.ln2 = this.child('ln2', new LayerNorm(dim));
-    this.mlp = this.child('mlp', new MLP(dim, dim * mlpRatio, 'gelu', rand, std, outStd));
+    // The config promises an integer width (mlpRatio 2.5 at dModel 33 → 82, not 82.5).
+    this.mlp = this.child('mlp', new MLP(dim, Math.max(1, Math.round(dim * mlpRatio)), 'gelu', rand, std, outStd));
     this.drop1 = this.child('drop1', new Dropout(dropoutP, seed * 2 + 1));
     this.drop2 = this.child('drop2', new Dropout(dropoutP, seed * 2 + 2));
   }

@@ -24,6 +24,9 @@ import { evaluate, EvalMetrics } from './evaluate';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 
+/** The longest the training loop runs without letting cancellation and IPC through. */
+const YIELD_MS = 200;
+
 export interface StepLog {
   step: number;
   totalSteps: number;
@@ -206,6 +209,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let intervalSteps = 0;
   const logEvery = Math.max(1, t.logEvery ?? 10);
   let status: TrainResult['status'] = 'completed';
+  let lastYield = performance.now();
 
   const checkpoint = async (step: number) => {
     const file = await saveCheckpoint(run, step, store, optimizer, lastEval ? prefixed('val', lastEval) : undefined);
@@ -270,7 +274,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         opts.events?.onEval?.(step, lastEval);
       }
       if (wantCheckpoint) await checkpoint(step);
-      if (step % 50 === 0) await new Promise((r) => setImmediate(r)); // let cancellation and IPC through
+      // Let cancellation and IPC through at least every YIELD_MS (a macrotask costs microseconds; steps between
+      // logging steps never wait on the GPU, so without this a Cancel could wait up to logEvery steps). Before
+      // yielding, wait for the GPU to reach this step so that the queue never runs far ahead of a Cancel.
+      if (performance.now() - lastYield >= YIELD_MS) {
+        await rt.sync();
+        await new Promise((r) => setImmediate(r));
+        lastYield = performance.now();
+      }
     }
     // A cancelled job keeps what it trained: one more checkpoint at the step it reached (small models write it
     // in well under a second; the previous checkpoint stays intact until the rename).

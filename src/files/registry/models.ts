@@ -19,6 +19,8 @@ export interface ModelEntry extends RegistryEntry {
   readonly input: ModelInput;
   /** Checks across the section's own fields. */
   check?(model: Record<string, any>): FieldProblem[];
+  /** The number of parameters the model will have (for sizes shown before anything is built, and warm-up limits). */
+  parameters(model: Record<string, any>): number;
 }
 
 const positiveInt = (doc: string, dflt: number) => ({ type: 'integer', minimum: 1, default: dflt, doc }) as const;
@@ -44,6 +46,13 @@ export const transformer = defineModel({
   check(m) {
     return m.dModel % m.heads !== 0 ? [{ field: 'heads', message: `must divide model.dModel (${m.dModel}), got ${m.heads}` }] : [];
   },
+  parameters(m) {
+    const d = m.dModel;
+    const h = Math.max(1, Math.round(d * m.mlpRatio));
+    // token and position tables; per block two layer norms, q/k/v/o, the MLP; the final norm; the output head.
+    const block = 2 * (2 * d) + 4 * (d * d + d) + (d * h + h) + (h * d + d);
+    return m.vocab * d + m.seqLen * d + m.layers * block + 2 * d + (m.vocab * d + m.vocab);
+  },
 });
 
 export const mlp = defineModel({
@@ -62,6 +71,12 @@ export const mlp = defineModel({
     classes: { type: 'integer', minimum: 2, required: true, doc: 'Number of classes.' },
     activation: { type: 'string', enum: ['relu', 'gelu'], default: 'relu', doc: 'Activation between layers.' },
     dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, doc: 'Dropout probability after each hidden layer (training only).' },
+  },
+  parameters(m) {
+    const widths = [m.inputs, ...m.hidden, m.classes];
+    let n = 0;
+    for (let i = 1; i < widths.length; i++) n += widths[i - 1] * widths[i] + widths[i];
+    return n;
   },
 });
 

@@ -9,6 +9,7 @@ import type { Cmd, Ctx } from '../ctx';
 import type { AnyJobInfo, JobOutcome } from './jobs';
 import { writerAlive } from './kinds/train';
 import { openRun } from '../../files/run-record';
+import { isFinishedRun } from '../views/run-index';
 
 export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
 const CONFIG_GLOB = '**/*.basin.{yaml,yml,json}';
@@ -96,6 +97,7 @@ async function runsWithCheckpoints(ctx: Ctx, opts: { free: boolean }): Promise<R
         const ck = run.latestCheckpoint();
         if (!ck) return;
         const r = run.record;
+        if (opts.free && isFinishedRun(r, ck.step)) return; // nothing left to resume
         const total = (r.config as { train?: { steps?: number } } | null)?.train?.steps;
         picks.push({
           label: path.basename(dir),
@@ -113,10 +115,18 @@ async function runsWithCheckpoints(ctx: Ctx, opts: { free: boolean }): Promise<R
   return picks;
 }
 
+/** `fromCheckpoint` of a command argument (`{ runDir, fromCheckpoint }`: "Resume from step N instead"). */
+function fromCheckpointArg(arg: unknown): number | undefined {
+  if (!arg || typeof arg !== 'object' || arg instanceof vscode.Uri) return undefined;
+  const s = (arg as { fromCheckpoint?: unknown }).fromCheckpoint;
+  return typeof s === 'number' && Number.isInteger(s) && s >= 0 ? s : undefined;
+}
+
 /**
- * Basin: Resume Run. Argument: the run folder (path, Uri, its run.json, or a Runs-view item with `runDir`);
- * default: a quick pick of the runs that have a checkpoint. Continues from the latest checkpoint with the config
- * recorded in the run.
+ * Basin: Resume Run. Argument: the run folder (path, Uri, its run.json, or a Runs-view item with `runDir`;
+ * `{ runDir, fromCheckpoint }` resumes from that checkpoint's step instead of the latest); default: a quick pick
+ * of the unfinished runs that have a checkpoint. Continues with the config recorded in the run. A finished run
+ * (completed, or its latest checkpoint at its last step) is not resumed: there is nothing left to train.
  */
 export function resumeRun(ctx: Ctx): Cmd {
   return async (arg?: unknown): Promise<JobOutcome<'train'> | undefined> => {
@@ -135,16 +145,23 @@ export function resumeRun(ctx: Ctx): Cmd {
       void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
       return undefined;
     }
+    const fromCheckpoint = fromCheckpointArg(arg);
     try {
-      const rec = (await openRun(dir)).record;
+      const run = await openRun(dir);
+      const rec = run.record;
       if (rec.status === 'running' && writerAlive(rec.process) && !ctx.jobs.jobOfRun(dir, 'train')) {
         void vscode.window.showWarningMessage(`Basin: ${path.basename(dir)} is still being trained by process ${rec.process!.pid}; stop it before resuming.`);
+        return undefined;
+      }
+      const from = fromCheckpoint ?? run.latestCheckpoint()?.step;
+      if (isFinishedRun(fromCheckpoint === undefined ? rec : { ...rec, status: 'cancelled' }, from)) {
+        void vscode.window.showInformationMessage(`Basin: ${path.basename(dir)} is complete (its last checkpoint is step ${from}); there is nothing to resume. Train its config again for a new run.`);
         return undefined;
       }
     } catch {
       /* unreadable: the worker reports why */
     }
-    return ctx.jobs.run('train', { resume: dir });
+    return ctx.jobs.run('train', fromCheckpoint === undefined ? { resume: dir } : { resume: dir, fromCheckpoint });
   };
 }
 
@@ -204,6 +221,22 @@ export function evaluateCheckpoint(ctx: Ctx): Cmd {
 }
 
 /**
+ * The Cancel Job picker's items: each job with its progress, and on the second line its run folder's name (which
+ * ends with the run's start time) and the time the job started, so that two runs of one config can be told apart.
+ */
+export function cancelPickItems(ctx: Pick<Ctx, 'jobs'>, jobs: readonly AnyJobInfo[]): (vscode.QuickPickItem & { id: string | undefined })[] {
+  return [
+    ...jobs.map((j) => ({
+      label: j.name,
+      description: ctx.jobs.progressLine(j) || 'starting',
+      detail: `${j.runDir ? `${path.basename(j.runDir)} · ` : ''}started ${new Date(j.startedAt).toLocaleTimeString()}${j.runDir ? ` · ${vscode.workspace.asRelativePath(j.runDir)}` : ''}`,
+      id: j.id as string | undefined,
+    })),
+    { label: 'All jobs', description: `${jobs.length} jobs`, detail: undefined, id: undefined },
+  ];
+}
+
+/**
  * Basin: Cancel Job. Argument: a job id or run folder (optional); one running job is cancelled at once, among
  * several a quick pick asks which. Returns how many jobs were asked to stop.
  */
@@ -218,18 +251,7 @@ export function cancelJob(ctx: Ctx): Cmd {
       return 0;
     }
     if (jobs.length === 1) return ctx.jobs.cancel(jobs[0].id);
-    const pick = await vscode.window.showQuickPick(
-      [
-        ...jobs.map((j: AnyJobInfo) => ({
-          label: j.name,
-          description: ctx.jobs.progressLine(j) || 'starting',
-          detail: j.runDir,
-          id: j.id as string | undefined,
-        })),
-        { label: 'All jobs', description: `${jobs.length} jobs`, detail: undefined, id: undefined },
-      ],
-      { placeHolder: 'Job to cancel' },
-    );
+    const pick = await vscode.window.showQuickPick(cancelPickItems(ctx, jobs), { placeHolder: 'Job to cancel', matchOnDetail: true });
     if (!pick) return 0;
     return ctx.jobs.cancel(pick.id);
   };

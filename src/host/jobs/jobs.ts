@@ -47,6 +47,8 @@ export interface RunOptions {
 /** After Cancel, how long to wait for the worker to stop before ending the worker process. */
 const CANCEL_KILL_AFTER_MS = 30_000;
 const QUEUED_LINE = 'waiting for another job to finish';
+/** Said at once on Cancel: the job itself ends at its next step boundary, after writing its checkpoint. */
+const STOPPING_LINE = 'stopping…';
 
 export class JobManager implements vscode.Disposable {
   private readonly jobs = new Map<string, { info: AnyJobInfo; cts: vscode.CancellationTokenSource }>();
@@ -170,6 +172,7 @@ export class JobManager implements vscode.Disposable {
 
   /** The line that describes a job's latest progress (status bar, notification, Cancel Job's picker). */
   progressLine(job: AnyJobInfo): string {
+    if (job.cancelRequested) return STOPPING_LINE;
     if (job.queued) return QUEUED_LINE;
     const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
     return part.progressLine ? part.progressLine(job) : (job.message ?? '');
@@ -307,21 +310,33 @@ export class JobManager implements vscode.Disposable {
     });
   }
 
+  /** The status bar item's text (tests read it: the item itself is not readable through the API). */
+  get statusText(): string | undefined {
+    return this.active.length ? this.statusItem.text : undefined;
+  }
+
   private updateStatus(): void {
     const jobs = this.active;
     if (jobs.length === 0) {
       this.statusItem.hide();
       return;
     }
-    const j = jobs[jobs.length - 1];
-    const more = jobs.length > 1 ? ` (+${jobs.length - 1})` : '';
+    // The item speaks for the job that runs (the newest running one), not for one that merely waits: waiting
+    // jobs are counted ("+1 queued"); only when every job waits does a queued one take the item.
+    const running = jobs.filter((x) => !x.queued);
+    const queued = jobs.length - running.length;
+    const j = running.length ? running[running.length - 1] : jobs[0];
+    const extra: string[] = [];
+    if (running.length > 1) extra.push(`+${running.length - 1} running`);
+    if (queued > 0 && running.length) extra.push(`+${queued} queued`);
+    if (!running.length && jobs.length > 1) extra.push(`+${jobs.length - 1} queued`);
     const icon = j.cancelRequested ? '$(debug-stop)' : '$(loading~spin)';
-    const line = j.queued ? '(queued)' : this.progressLine(j);
-    this.statusItem.text = `${icon} ${j.name}${line ? ` ${line}` : ''}${more}`;
+    const line = j.cancelRequested ? STOPPING_LINE : j.queued ? '(queued)' : this.progressLine(j);
+    this.statusItem.text = `${icon} ${j.name}${line ? ` ${line}` : ''}${extra.length ? ` · ${extra.join(' · ')}` : ''}`;
     const tip = new vscode.MarkdownString(undefined, true);
     for (const job of jobs) {
       const part = this.kindHost(job.kind) as JobKindHost<JobKind>;
-      tip.appendMarkdown(`**${job.name}** (${job.kind})${job.cancelRequested ? ' (stopping)' : ''}  \n`);
+      tip.appendMarkdown(`**${job.name}** (${job.kind})${job.cancelRequested ? ' (stopping)' : job.queued ? ' (queued)' : ''}  \n`);
       const detail = job.queued ? QUEUED_LINE : (part.tooltipLine?.(job) ?? this.progressLine(job));
       if (detail) tip.appendMarkdown(`${detail}  \n`);
       if (job.runDir) tip.appendMarkdown(`\`${job.runDir}\`  \n`);

@@ -9,6 +9,8 @@ import {
   LogNotification,
   PROTOCOL_VERSION,
   RunJobRequest,
+  WarmRequest,
+  type WarmResult,
   type GpuInfo,
   type HelloResult,
   type JobKind,
@@ -72,6 +74,12 @@ export class WorkerClient {
   async gpuInfo(token?: CancellationToken): Promise<GpuInfo> {
     const w = await this.worker();
     return w.request((c) => c.sendRequest(GpuInfoRequest, token));
+  }
+
+  /** Compiles a config's kernels ahead in the worker (starting it if needed); see WarmRequest. */
+  async warm(configPath: string, token?: CancellationToken): Promise<WarmResult> {
+    const w = await this.worker();
+    return w.request((c) => c.sendRequest(WarmRequest, { configPath }, token));
   }
 
   /** Runs a job in the worker to its end; cancel it with `token`. */

@@ -1,12 +1,12 @@
 // Code lenses on training configs (`*.basin.yaml`, `*.basin.yml`, `*.basin.json`) and on nothing else:
 //   ▶ Train                       basin.trainFromConfig(<document Uri>)
-//   ↻ Resume from step n          basin.resumeRun({ runDir })      the newest finished run of this config with a checkpoint
+//   ↻ Resume from step n          basin.resumeRun({ runDir })      the newest stopped, unfinished run of this config with a checkpoint
 //   Open last run's statistics    basin.openStatistics({ runDir }) when this config has a run
 // on the `model:` line (the first line when there is none). "A run of this config" is a run folder whose
 // run.json `configPath` is this file. The lenses follow the run index, which file watchers keep current.
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
-import type { RunIndex } from '../views/run-index';
+import { isFinishedRun, latestExistingCheckpoint, type RunIndex } from '../views/run-index';
 
 export const CONFIG_PATTERN = '**/*.basin.{yaml,yml,json}';
 /** Training configs on disk (untitled documents have no file name to match, and no runs). */
@@ -41,8 +41,11 @@ export class ConfigLensProvider implements vscode.CodeLensProvider, vscode.Dispo
       }),
     ];
     const runs = await this.runs.runsOfConfig(document.uri.fsPath); // newest first
-    // Not a run that is still being written; an interrupted one ('running' but its process is gone) is resumable.
-    const resumable = runs.find((r) => r.record && (r.record.status !== 'running' || r.interrupted) && r.checkpoints.some((c) => c.exists));
+    // Not a run that is still being written (an interrupted one, 'running' but its process gone, is resumable), and
+    // not a finished one: there is nothing left to train there (and resuming it would overwrite its metrics).
+    const resumable = runs.find(
+      (r) => r.record && (r.record.status !== 'running' || r.interrupted) && r.checkpoints.some((c) => c.exists) && !isFinishedRun(r.record, latestExistingCheckpoint(r)?.step),
+    );
     if (resumable) {
       const step = Math.max(...resumable.checkpoints.filter((c) => c.exists).map((c) => c.step));
       lenses.push(

@@ -61,6 +61,24 @@ export interface RunInfo {
   name: string;
 }
 
+/**
+ * Whether a run has nothing left to train: it completed, or its latest checkpoint is at its last step (a run that
+ * failed or was cancelled after writing the final checkpoint). Resume is never offered for it: resuming would run
+ * no step and record "no metrics" over the run's real ones.
+ */
+export function isFinishedRun(record: Pick<RunRecord, 'status' | 'config'> | undefined, latestCheckpointStep: number | undefined): boolean {
+  if (!record) return false;
+  if (record.status === 'completed') return true;
+  const total = (record.config as { train?: { steps?: unknown } } | null)?.train?.steps;
+  return typeof total === 'number' && latestCheckpointStep !== undefined && latestCheckpointStep >= total;
+}
+
+/** A RunInfo's latest checkpoint that exists on disk, if any. */
+export function latestExistingCheckpoint(info: RunInfo): CheckpointInfo | undefined {
+  const on = info.checkpoints.filter((c) => c.exists);
+  return on.length ? on[on.length - 1] : undefined;
+}
+
 /** Normalized path for comparisons (case-insensitive file systems on Windows and macOS are not guessed). */
 export function samePath(a: string, b: string): boolean {
   const na = path.resolve(a);

@@ -14,7 +14,7 @@ import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { SafetensorsReader, readSafetensorsHeader, type SafetensorsDType } from '../../files/safetensors';
 import { SCALAR_KEYS } from '../../protocol/stats';
-import type { CheckpointInfo, RunIndex, RunInfo } from './run-index';
+import { isFinishedRun, latestExistingCheckpoint, type CheckpointInfo, type RunIndex, type RunInfo } from './run-index';
 
 export const RUNS_VIEW_ID = 'basin.runs';
 /** Suffix of the per-weight scalars tensor in `stats/step-<n>.safetensors` (values in SCALAR_KEYS order). */
@@ -137,6 +137,8 @@ function statusWord(info: RunInfo): string {
 /** `basinRun status-completed checkpoint stats`: matched by the `viewItem =~ /…/` clauses in package.json. */
 export function runContextValue(info: RunInfo): string {
   const parts = ['basinRun', `status-${info.record ? (info.interrupted ? 'interrupted' : info.record.status) : 'unreadable'}`];
+  // `finished` sits before `checkpoint` so that Resume's `status-(…) checkpoint` clause does not match it.
+  if (isFinishedRun(info.record, latestExistingCheckpoint(info)?.step)) parts.push('finished');
   if (info.checkpoints.some((c) => c.exists)) parts.push('checkpoint');
   if (info.checkpoints.some((c) => c.statsFile)) parts.push('stats');
   return parts.join(' ');

@@ -10,6 +10,30 @@ const QUEUED_AFTER_MS = 50;
 
 let gpuQueue: Promise<void> = Promise.resolve();
 const runtimes = new WeakMap<GpuDevice, Runtime>();
+/** Who holds the GPU now: a job id, WARM_HOLDER (the kernel warm-up, src/worker/jobs/warm.ts), or nobody. */
+let gpuHolder: string | undefined;
+export const WARM_HOLDER = 'warm-up';
+
+/** The current holder of the GPU (a job id or WARM_HOLDER), undefined when the GPU is free. */
+export function gpuHolderNow(): string | undefined {
+  return gpuHolder;
+}
+
+/**
+ * Models whose kernels a Runtime has compiled (by warmKey): a train job on one of them needs no "compiling GPU
+ * kernels" notice. Pipelines are cached per Runtime, so a dropped Runtime (after a failure) starts cold again.
+ */
+const warmModels = new WeakMap<Runtime, Set<string>>();
+
+export function isWarm(rt: Runtime, key: string): boolean {
+  return warmModels.get(rt)?.has(key) ?? false;
+}
+
+export function markWarm(rt: Runtime, key: string): void {
+  let s = warmModels.get(rt);
+  if (!s) warmModels.set(rt, (s = new Set()));
+  s.add(key);
+}
 
 function runtimeFor(gpu: GpuDevice): Runtime {
   let rt = runtimes.get(gpu);
@@ -21,7 +45,7 @@ function runtimeFor(gpu: GpuDevice): Runtime {
 }
 
 /** Runs `fn` when no other GPU job runs; a job cancelled while it waits fails with JobCancelledError. */
-async function exclusiveGpu<T>(ctx: JobContext<JobKind>, onWait: () => void, fn: () => Promise<T>): Promise<T> {
+export async function exclusiveGpu<T>(ctx: Pick<JobContext<JobKind>, 'jobId' | 'token' | 'throwIfCancelled'>, onWait: () => void, fn: () => Promise<T>): Promise<T> {
   const prev = gpuQueue;
   let release!: () => void;
   gpuQueue = new Promise<void>((r) => (release = r));
@@ -43,7 +67,12 @@ async function exclusiveGpu<T>(ctx: JobContext<JobKind>, onWait: () => void, fn:
     });
     // The previous job is done; a cancellation that came meanwhile still counts.
     ctx.throwIfCancelled();
-    return await fn();
+    gpuHolder = ctx.jobId;
+    try {
+      return await fn();
+    } finally {
+      gpuHolder = undefined;
+    }
   } finally {
     // Release only after our predecessor has: a cancelled waiter must not let the next job start early.
     void prev.then(release);
@@ -59,8 +88,14 @@ export function withGpu<K extends JobKind, T>(
   ctx: JobContext<K>,
   queued: () => JobProgressData<K>,
   fn: (rt: Runtime, gpu: GpuDevice) => Promise<T>,
+  /** Instead of `queued` while the GPU is held by the kernel warm-up (not another job): e.g. train's 'compiling'. */
+  whileWarming?: () => { data: JobProgressData<K>; message: string },
 ): Promise<T> {
-  const onWait = () => ctx.progress(queued(), { queued: true, message: 'waiting for another job to finish' });
+  const onWait = () => {
+    const w = gpuHolder === WARM_HOLDER ? whileWarming?.() : undefined;
+    if (w) ctx.progress(w.data, { message: w.message });
+    else ctx.progress(queued(), { queued: true, message: 'waiting for another job to finish' });
+  };
   return exclusiveGpu(ctx as JobContext<JobKind>, onWait, async () => {
     const gpu = await ctx.gpu();
     try {
@@ -70,4 +105,14 @@ export function withGpu<K extends JobKind, T>(
       throw e;
     }
   });
+}
+
+/** The shared Runtime of the process's device (the warm-up compiles into the same pipeline cache jobs use). */
+export function sharedRuntime(gpu: GpuDevice): Runtime {
+  return runtimeFor(gpu);
+}
+
+/** Drops the device's Runtime after a failure (see withGpu). */
+export function dropRuntime(gpu: GpuDevice): void {
+  runtimes.delete(gpu);
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { BasinApi } from '../../../src/extension';
 import type { RunsNode } from '../../../src/host/views/runs-tree';
-import { RunFolder } from '../../../src/files/run-record';
+import { RunFolder, openRun } from '../../../src/files/run-record';
 import { writeSafetensors } from '../../../src/files/safetensors';
 import { SCALAR_KEYS } from '../../../src/protocol/stats';
 
@@ -97,7 +97,8 @@ describe('Runs view, config lenses and diagnostics', () => {
     assert.match(String(ri.description), /completed/);
     assert.match(String(ri.description), /loss 1\.5/);
     assert.equal((ri.iconPath as vscode.ThemeIcon).id, 'pass');
-    assert.match(String(ri.contextValue), /^basinRun status-completed checkpoint stats$/);
+    // `finished`: a completed run offers no Resume (package.json's menu clause does not match it).
+    assert.match(String(ri.contextValue), /^basinRun status-completed finished checkpoint stats$/);
 
     const config = await child(run, 'Config');
     assert.equal(item(config).command?.command, 'vscode.open');
@@ -134,6 +135,15 @@ describe('Runs view, config lenses and diagnostics', () => {
   it('shows Train, Resume and Statistics lenses on a *.basin.yaml, and none on other YAML', async () => {
     const uri = vscode.Uri.file(configFile);
     await vscode.window.showTextDocument(uri);
+    // The run completed: no Resume (there is nothing left to train, and resuming would overwrite its metrics).
+    const done = await until('code lenses of the completed run', async () => {
+      const ls = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', uri);
+      return ls.some((l) => l.command?.command === 'basin.openStatistics') ? ls : undefined;
+    });
+    assert.ok(!done.some((l) => l.command?.command === 'basin.resumeRun'), 'no Resume lens on a completed run');
+    // Cancelled (for this test): Resume is offered.
+    await (await openRun(runDir)).update({ status: 'cancelled' });
+    await vscode.commands.executeCommand('basin.refreshRuns');
     const lenses = await until('code lenses', async () => {
       const ls = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', uri);
       return ls.filter((l) => l.command?.command.startsWith('basin.')).length >= 3 ? ls : undefined;

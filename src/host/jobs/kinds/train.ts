@@ -23,6 +23,11 @@ export interface TrainKindEnv {
   readonly log: Pick<vscode.LogOutputChannel, 'info' | 'warn'>;
   /** Pid of the live worker: a run.json naming it as writer is ours to mark. */
   readonly workerPid: number | undefined;
+  /**
+   * Whether the worker is compiling kernels ahead (jobs/warm-up.ts): its thread is busy with the compiler, so a job
+   * sent meanwhile hears nothing until that ends, and the status bar says why from the start.
+   */
+  readonly warmingNow?: boolean;
 }
 
 const CONFIG_SUFFIX = /\.basin\.(ya?ml|json)$/i;
@@ -30,6 +35,8 @@ const CONFIG_SUFFIX = /\.basin\.(ya?ml|json)$/i;
 export class TrainJobHost implements JobKindHost<'train'>, vscode.Disposable {
   readonly kind = 'train';
   private readonly statsEmitter = new vscode.EventEmitter<JobStatsEvent>();
+  /** Job id → the checkpoint step to offer after a resume failed on an unreadable checkpoint (see settle). */
+  private readonly earlierCheckpoint = new Map<string, number>();
   /** Each statistics frame a running training job produces, as bytes (decode with src/protocol/stats.ts). */
   readonly onStats: vscode.Event<JobStatsEvent> = this.statsEmitter.event;
 
@@ -59,7 +66,8 @@ export class TrainJobHost implements JobKindHost<'train'>, vscode.Disposable {
   }
 
   progressLine(job: JobInfo<'train'>): string {
-    return job.progress ? trainProgressLine(job.progress) : '';
+    if (!job.progress) return this.env.warmingNow ? COMPILING_LINE : '';
+    return trainProgressLine(job.progress);
   }
 
   tooltipLine(job: JobInfo<'train'>): string {
@@ -94,11 +102,22 @@ export class TrainJobHost implements JobKindHost<'train'>, vscode.Disposable {
   endActions(end: JobEndEvent<'train'>): JobEndAction[] {
     const { job } = end;
     const canResume = end.status === 'cancelled' && !!job.runDir && !!(end.result?.checkpoint || job.params.resume);
-    return canResume ? [{ title: 'Resume', run: () => void vscode.commands.executeCommand('basin.resumeRun', job.runDir) }] : [];
+    if (canResume) return [{ title: 'Resume', run: () => void vscode.commands.executeCommand('basin.resumeRun', job.runDir) }];
+    // The latest checkpoint could not be read: offer the one before it (the engine names the problem; run.json
+    // lists the steps). fromCheckpoint restarts from that step.
+    const earlier = end.status === 'failed' && job.params.resume ? this.earlierCheckpoint.get(job.id) : undefined;
+    if (earlier !== undefined) {
+      return [{ title: `Resume from step ${earlier} instead`, run: () => void vscode.commands.executeCommand('basin.resumeRun', { runDir: job.params.resume, fromCheckpoint: earlier }) }];
+    }
+    return [];
   }
 
   async settle(end: JobEndEvent<'train'>): Promise<void> {
     if (end.status !== 'completed' && end.job.runDir) await this.markRunEnded(end.job.runDir, end);
+    if (end.status === 'failed' && end.job.params.resume && end.error && isUnreadableCheckpoint(end.error.message)) {
+      const step = await earlierCheckpointStep(end.job.params.resume, end.job.params.fromCheckpoint, end.error.message);
+      if (step !== undefined) this.earlierCheckpoint.set(end.job.id, step);
+    }
   }
 
   onRecord(_job: JobInfo<'train'>, r: { kind: number; jobId: string; runDir: string; step: number; bytes: Uint8Array }): void {
@@ -132,6 +151,27 @@ export class TrainJobHost implements JobKindHost<'train'>, vscode.Disposable {
   }
 }
 
+/** Whether a failure says the checkpoint to resume from could not be read (the engine's wording). */
+export function isUnreadableCheckpoint(message: string): boolean {
+  return /unreadable checkpoint/i.test(message);
+}
+
+/**
+ * The step to offer after a resume failed on an unreadable checkpoint: the newest checkpoint recorded in run.json
+ * below the one that failed (the step asked for, else the step the message names, else the latest recorded).
+ */
+export async function earlierCheckpointStep(runDir: string, failedFrom: number | undefined, message: string): Promise<number | undefined> {
+  try {
+    const run = await openRun(runDir);
+    const steps = [...new Set(run.record.checkpoints.map((c) => c.step))].sort((a, b) => b - a);
+    const named = /step[- ](\d+)/i.exec(message);
+    const failed = failedFrom ?? (named ? Number(named[1]) : steps[0]);
+    return steps.find((s) => s < failed);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the process recorded as a run's writer is alive on this machine. */
 export function writerAlive(proc: { pid: number; host: string } | undefined): boolean {
   if (!proc || proc.host !== os.hostname() || proc.pid === process.pid) return false;
@@ -147,9 +187,13 @@ function fmt(v: number): string {
   return Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(4);
 }
 
+export const COMPILING_LINE = 'compiling GPU kernels, first run only…';
+
 /** "step 120/500 · loss 0.4120 · 35.2 steps/s"; '' before the trainer said how many steps there are. */
 export function trainProgressLine(p: TrainJobProgress): string {
   if (p.phase === 'queued') return 'waiting for another job to finish';
+  // A cold worker's first step compiles every kernel (~20 s on a software adapter): say why nothing moves.
+  if (p.phase === 'compiling' || (p.compiling && p.step === p.startStep)) return p.totalSteps ? `step ${p.step}/${p.totalSteps} · ${COMPILING_LINE}` : COMPILING_LINE;
   if (!p.totalSteps) return '';
   const parts = [`step ${p.step}/${p.totalSteps}`];
   if (p.loss !== undefined && Number.isFinite(p.loss)) parts.push(`loss ${p.loss.toFixed(4)}`);
