@@ -536,6 +536,24 @@ async function readRecord(dir: string): Promise<RunRecord> {
 }
 
 /** Opens a run folder: its record, paths, and latestCheckpoint() for resuming. */
+/**
+ * Whether the process a run record names as its writer (`process: { pid, host }`) is running: 'alive', 'dead'
+ * (on this machine and gone: the run was interrupted), or 'unknown' (another machine, or no process recorded).
+ * The one definition every reader uses; each decides what 'unknown' means for it.
+ */
+export function writerState(proc: unknown): 'alive' | 'dead' | 'unknown' {
+  if (!proc || typeof proc !== 'object') return 'unknown';
+  const { pid, host } = proc as { pid?: unknown; host?: unknown };
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || host !== os.hostname()) return 'unknown';
+  try {
+    process.kill(pid, 0);
+    return 'alive';
+  } catch (e) {
+    // EPERM: the process exists but belongs to another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : 'dead';
+  }
+}
+
 export function openRun(dir: string): Promise<RunFolder> {
   return RunFolder.open(dir);
 }

@@ -15,6 +15,7 @@ import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, ty
 import { DEFAULT_STEPS, trainConfigSchema, type TrainConfig } from './schema';
 import { dataRegistry } from '../registry/data-sources';
 import { modelRegistry, type FieldProblem } from '../registry/models';
+import { CONFIG_FILE_RE } from './config-files';
 
 export interface ConfigDiagnostic {
   /** 1-based. */
@@ -325,7 +326,7 @@ function applyDerivedDefaults(c: Record<string, any>, fileName: string): void {
 
 /** `demo.basin.yaml` → `demo`; characters a run name cannot hold become "-". */
 export function nameFromFile(fileName: string): string {
-  const base = path.basename(fileName).replace(/\.basin\.(ya?ml|json)$/i, '').replace(/\.(ya?ml|json)$/i, '');
+  const base = path.basename(fileName).replace(CONFIG_FILE_RE, '').replace(/\.(ya?ml|json)$/i, '');
   const clean = base.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
   return clean || 'run';
 }

@@ -13,10 +13,11 @@ import { trainConfigSchema } from '../../files/config/schema';
 import { DIAGNOSTIC_SOURCE } from './config-diagnostics';
 import { yamlContext, yamlKeyAt } from './yaml-context';
 import { objectProps, propMarkdown, schemaAt, typeChoices, typeLabel, yamlValue, type Schema } from './schema-nav';
+import { CONFIG_FILE_GLOB, YAML_CONFIG_FILE_GLOB, YAML_CONFIG_FILE_RE } from '../../files/config/config-files';
 
 export const YAML_EXTENSION_ID = 'redhat.vscode-yaml';
-const YAML_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.basin.{yaml,yml}' }, { scheme: 'untitled', language: 'yaml' }];
-const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.basin.{yaml,yml,json}' }];
+const YAML_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: YAML_CONFIG_FILE_GLOB }, { scheme: 'untitled', language: 'yaml' }];
+const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: CONFIG_FILE_GLOB }];
 const SCHEMA = trainConfigSchema as unknown as Schema;
 const UNKNOWN_FIELD = /unknown field "([^"]+)" \(did you mean "([^"]+)"\?\)/;
 
@@ -26,7 +27,7 @@ function yamlExtensionPresent(): boolean {
 }
 
 function isBasinYaml(doc: vscode.TextDocument): boolean {
-  return /\.basin\.ya?ml$/i.test(doc.uri.path) || (doc.uri.scheme === 'untitled' && doc.languageId === 'yaml' && /^\s*(model|train|data)\s*:/m.test(doc.getText()));
+  return YAML_CONFIG_FILE_RE.test(doc.uri.path) || (doc.uri.scheme === 'untitled' && doc.languageId === 'yaml' && /^\s*(model|train|data)\s*:/m.test(doc.getText()));
 }
 
 function lines(doc: vscode.TextDocument): string[] {

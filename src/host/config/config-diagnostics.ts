@@ -11,10 +11,11 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import type { ConfigDiagnostic } from '../../files/config/load';
+import { CONFIG_FILE_RE } from '../../files/config/config-files';
 
 export const DIAGNOSTIC_SOURCE = 'basin';
 const DEBOUNCE_MS = 200;
-const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
+const CONFIG_RE = CONFIG_FILE_RE;
 
 /** Whether a document is a training config (on disk or not: an unsaved config is checked too). */
 export function isConfigDocument(doc: vscode.TextDocument): boolean {

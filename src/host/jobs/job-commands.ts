@@ -8,11 +8,12 @@ import * as vscode from 'vscode';
 import type { Cmd, Ctx } from '../ctx';
 import type { AnyJobInfo, JobOutcome } from './jobs';
 import { writerAlive } from './kinds/train';
-import { openRun } from '../../files/run-record';
+import { RUN_FILE, openRun } from '../../files/run-record';
 import { isFinishedRun } from '../views/run-index';
+import { CONFIG_FILE_GLOB, CONFIG_FILE_RE, CONFIG_FILE_WORDS } from '../../files/config/config-files';
 
-export const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
-const CONFIG_GLOB = '**/*.basin.{yaml,yml,json}';
+export const CONFIG_RE = CONFIG_FILE_RE;
+const CONFIG_GLOB = CONFIG_FILE_GLOB;
 const EXCLUDE_GLOB = '**/{node_modules,.git,.vscode-test}/**';
 
 /** A file path from a command argument: a Uri, a path string, or an object with `resourceUri`/`uri`/`fsPath`. */
@@ -36,13 +37,13 @@ export function runDirArg(arg: unknown): string | undefined {
   }
   const f = fileOf(arg);
   if (!f) return undefined;
-  return path.basename(f) === 'run.json' ? path.dirname(f) : f;
+  return path.basename(f) === RUN_FILE ? path.dirname(f) : f;
 }
 
 async function pickConfig(): Promise<string | undefined> {
   const files = await vscode.workspace.findFiles(CONFIG_GLOB, EXCLUDE_GLOB, 500);
   if (files.length === 0) {
-    void vscode.window.showInformationMessage('Basin: no training config (*.basin.yaml, *.basin.json) in this workspace.');
+    void vscode.window.showInformationMessage(`Basin: no training config (${CONFIG_FILE_WORDS}) in this workspace.`);
     return undefined;
   }
   files.sort((a, b) => a.fsPath.localeCompare(b.fsPath));
@@ -68,7 +69,7 @@ export function trainFromConfig(ctx: Ctx): Cmd {
     file ??= await pickConfig();
     if (!file) return undefined;
     if (!CONFIG_RE.test(file)) {
-      void vscode.window.showErrorMessage(`Basin: ${path.basename(file)} is not a training config (*.basin.yaml, *.basin.yml or *.basin.json).`);
+      void vscode.window.showErrorMessage(`Basin: ${path.basename(file)} is not a training config (${CONFIG_FILE_WORDS}).`);
       return undefined;
     }
     const open = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'file' && path.resolve(d.uri.fsPath) === path.resolve(file!));
@@ -141,7 +142,7 @@ export function resumeRun(ctx: Ctx): Cmd {
       dir = (await vscode.window.showQuickPick(picks, { placeHolder: 'Run to resume from its latest checkpoint', matchOnDetail: true }))?.dir;
       if (!dir) return undefined;
     }
-    if (!fs.existsSync(path.join(dir, 'run.json'))) {
+    if (!fs.existsSync(path.join(dir, RUN_FILE))) {
       void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
       return undefined;
     }
@@ -212,7 +213,7 @@ export function evaluateCheckpoint(ctx: Ctx): Cmd {
       if (!chosen) return undefined;
       step = chosen.step;
     }
-    if (!fs.existsSync(path.join(dir, 'run.json'))) {
+    if (!fs.existsSync(path.join(dir, RUN_FILE))) {
       void vscode.window.showErrorMessage(`Basin: ${dir} is not a run folder (no run.json).`);
       return undefined;
     }

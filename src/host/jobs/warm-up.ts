@@ -8,8 +8,9 @@ import * as vscode from 'vscode';
 import type { WarmResult } from '../../protocol/worker';
 import type { WorkerClient } from './worker-client';
 import type { JobManager } from './jobs';
+import { CONFIG_FILE_RE } from '../../files/config/config-files';
 
-const CONFIG_RE = /\.basin\.(ya?ml|json)$/i;
+const CONFIG_RE = CONFIG_FILE_RE;
 /** The config must stay in view this long first (flicking through files starts nothing). */
 const SETTLE_MS = 800;
 

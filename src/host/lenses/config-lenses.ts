@@ -7,8 +7,9 @@
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { isFinishedRun, latestExistingCheckpoint, type RunIndex } from '../views/run-index';
+import { CONFIG_FILE_GLOB } from '../../files/config/config-files';
 
-export const CONFIG_PATTERN = '**/*.basin.{yaml,yml,json}';
+export const CONFIG_PATTERN = CONFIG_FILE_GLOB;
 /** Training configs on disk (untitled documents have no file name to match, and no runs). */
 export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ scheme: 'file', pattern: CONFIG_PATTERN }];
 

@@ -36,7 +36,8 @@ import {
   type StatsUiState,
 } from '../../protocol/panels/stats';
 import { HeaderCache, toArrayBuffer, type FrameInfo } from '../../protocol/panels/stats-reduce';
-import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, type StatsTensorInfo } from '../../protocol/stats';
+import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, STATS_FILE, type StatsTensorInfo } from '../../protocol/stats';
+import { RUN_FILE } from '../../files/run-record';
 import { SafetensorsReader } from '../../files/safetensors';
 import { RunSource, type PollResult } from './stats-source';
 import { PanelController, createWebviewPanel, registerPanelSerializer, webviewOptions } from './panel-controller';
@@ -95,7 +96,7 @@ export interface StatsPanelState {
 export function parseOpenArgs(arg: unknown): OpenStatsArgs | undefined {
   if (arg === undefined || arg === null) return undefined;
   if (typeof arg === 'string') return { runDir: arg };
-  if (arg instanceof vscode.Uri) return { runDir: arg.fsPath.endsWith('run.json') ? path.dirname(arg.fsPath) : arg.fsPath };
+  if (arg instanceof vscode.Uri) return { runDir: path.basename(arg.fsPath) === RUN_FILE ? path.dirname(arg.fsPath) : arg.fsPath };
   if (!isObject(arg)) return undefined;
   const runDir = typeof arg.runDir === 'string' ? arg.runDir : arg.runDir instanceof vscode.Uri ? arg.runDir.fsPath : undefined;
   if (!runDir) return undefined;
@@ -125,7 +126,7 @@ export class StatsPanels implements vscode.Disposable {
       args = { runDir };
     }
     const runDir = path.resolve(args.runDir);
-    if (!fs.existsSync(path.join(runDir, 'run.json')) && !fs.existsSync(path.join(runDir, 'stats.bin'))) {
+    if (!fs.existsSync(path.join(runDir, RUN_FILE)) && !fs.existsSync(path.join(runDir, STATS_FILE))) {
       void vscode.window.showErrorMessage(`Basin: ${runDir} is not a run folder (it has no run.json).`);
       return undefined;
     }

@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { STATS_FILE } from '../../protocol/stats';
+import { METRICS_FILE, RUN_FILE, writerState } from '../../files/run-record';
 import { toMetricRow, type MetricRow, type PinnedCheckpoint, type RunInfo, type RunStatusView } from '../../protocol/panels/stats';
 import { FrameIndexer, FrameStore, LineSplitter, ScalarHistory, type FrameInfo, type FrameStoreOptions } from '../../protocol/panels/stats-reduce';
 
-export const RUN_FILE = 'run.json';
-export const METRICS_FILE = 'metrics.jsonl';
+export { METRICS_FILE, RUN_FILE };
 
 const CHUNK = 8 * 1024 * 1024;
 /** Metrics rows kept (the chart shows at most a few thousand points anyway); older rows are thinned. */
@@ -275,7 +275,7 @@ export function runInfoFromRecord(dir: string, text: string): RunInfo {
   if (typeof rec.name === 'string' && rec.name) info.name = path.basename(dir) || rec.name;
   const statuses: RunStatusView[] = ['running', 'completed', 'failed', 'cancelled'];
   info.status = statuses.includes(rec.status as RunStatusView) ? (rec.status as RunStatusView) : 'unknown';
-  if (info.status === 'running' && !processAlive(rec.process)) info.status = 'interrupted';
+  if (info.status === 'running' && writerState(rec.process) === 'dead') info.status = 'interrupted';
   const config = rec.config as { train?: Record<string, unknown>; model?: Record<string, unknown> } | null | undefined;
   const train = config?.train;
   info.totalSteps = num(train?.steps);
@@ -297,19 +297,6 @@ export function runInfoFromRecord(dir: string, text: string): RunInfo {
   const err = rec.error as { message?: unknown } | undefined;
   info.error = err && typeof err.message === 'string' ? err.message : null;
   return info;
-}
-
-/** Whether a run record's writer is still alive; unknown (another machine, no process info) counts as alive. */
-function processAlive(p: unknown): boolean {
-  if (!p || typeof p !== 'object') return true;
-  const { pid, host } = p as { pid?: unknown; host?: unknown };
-  if (typeof pid !== 'number' || (typeof host === 'string' && host !== os.hostname())) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function fileSize(file: string): number {

@@ -15,6 +15,7 @@ import {
   RUN_FILE,
   STATS_DIR,
   openRun,
+  writerState,
   type MetricsSnapshot,
   type RunRecord,
 } from '../../files/run-record';
@@ -86,20 +87,9 @@ export function samePath(a: string, b: string): boolean {
   return process.platform === 'win32' ? na.toLowerCase() === nb.toLowerCase() : na === nb;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Whether the process that writes this run is alive on this machine (false: not running, or elsewhere). */
 export function writerAlive(record: RunRecord | undefined): boolean {
-  if (!record || record.status !== 'running' || !record.process) return false;
-  if (record.process.host !== os.hostname()) return false;
-  return processAlive(record.process.pid);
+  return !!record && record.status === 'running' && writerState(record.process) === 'alive';
 }
 
 /** The last complete JSON line of a file, reading at most the last 64 KiB. */
@@ -195,7 +185,7 @@ export async function readRun(dir: string): Promise<RunInfo> {
   if (tail && typeof tail.step === 'number' && (lastMetrics?.step === undefined || tail.step >= lastMetrics.step)) {
     lastMetrics = tail as MetricsSnapshot;
   }
-  const interrupted = record.status === 'running' && !!record.process && record.process.host === os.hostname() && !processAlive(record.process.pid);
+  const interrupted = record.status === 'running' && writerState(record.process) === 'dead';
   return { ...base, record, lastMetrics, checkpoints, interrupted };
 }
 

@@ -6,9 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { SideRecordKind, type JobParams, type TrainJobProgress, type TrainJobResult } from '../../../protocol/worker';
-import { openRun } from '../../../files/run-record';
+import { openRun, writerState } from '../../../files/run-record';
 import type { JobEndAction, JobEndEvent, JobInfo, JobKindHost } from '../job-types';
 import type { JobManager } from '../jobs';
+import { CONFIG_FILE_RE } from '../../../files/config/config-files';
 
 /** A statistics frame of a running training job (src/protocol/stats.ts's binary format, one frame). */
 export interface JobStatsEvent {
@@ -30,7 +31,7 @@ export interface TrainKindEnv {
   readonly warmingNow?: boolean;
 }
 
-const CONFIG_SUFFIX = /\.basin\.(ya?ml|json)$/i;
+const CONFIG_SUFFIX = CONFIG_FILE_RE;
 
 export class TrainJobHost implements JobKindHost<'train'>, vscode.Disposable {
   readonly kind = 'train';
@@ -172,15 +173,9 @@ export async function earlierCheckpointStep(runDir: string, failedFrom: number |
   }
 }
 
-/** Whether the process recorded as a run's writer is alive on this machine. */
+/** Whether the process recorded as a run's writer is alive on this machine (not this process; unknown: no). */
 export function writerAlive(proc: { pid: number; host: string } | undefined): boolean {
-  if (!proc || proc.host !== os.hostname() || proc.pid === process.pid) return false;
-  try {
-    process.kill(proc.pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return !!proc && proc.pid !== process.pid && writerState(proc) === 'alive';
 }
 
 function fmt(v: number): string {
