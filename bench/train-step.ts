@@ -1,5 +1,7 @@
 // `basin bench train-step`: one full training step (forward, cross-entropy, backward, Adam update) of the same
-// causal transformer in Basin and in TF.js's WebGPU backend (4.22) on the same adapter, in the same process.
+// causal transformer in Basin and in TF.js's WebGPU backend (4.22) on the same adapter, in the same process, and
+// in PyTorch on the CPU (a python3 subprocess, bench/torch/basin_torch.py, same weights, batch and optimizer;
+// installed by `sudo bash scripts/setup-system.sh --torch`, reported as null with the reason when absent).
 //
 // Same model: TF.js's weights are tf.variables initialised from Basin's initial parameters (so the parameter
 // shapes and count are checked equal, and the two loss trajectories should agree to float precision). Same
@@ -7,10 +9,15 @@
 // optimizer: Adam with the same lr, betas and eps, weight decay 0 (Basin's AdamW with λ = 0 is Adam), no
 // clipping. Basin's AdamW also runs its non-finite guard (three small grad-norm kernels) as the trainer does.
 //
-// Timing: after warm-up, the two peers' steps alternate (ABBA order) so that the load of other processes hits
-// both alike; each step is timed until it has completed on the GPU (Basin: the loss readback, which is
+// Timing: after warm-up, the peers' steps alternate (ABBA order: forward, then reversed) so that the load of
+// other processes hits all alike; each step is timed until it has completed on the GPU (Basin: the loss readback, which is
 // submitted after the optimizer and zeroGrads, then rt.sync(); TF.js: loss.data(), which flushes everything
-// minimize() recorded, then its device's onSubmittedWorkDone()). Both read the loss back at every step.
+// minimize() recorded, then its device's onSubmittedWorkDone(); PyTorch: the step inside the python process,
+// loss.item() included, IPC excluded). All read the loss back at every step.
+//
+// Memory (the transformer case, one untimed warm-up step): Basin's buffer-pool high-water mark and TF.js's
+// buffer-manager high-water mark, each against an analytic lower bound from the model's shapes
+// (transformerLowerBound below).
 import { execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -23,6 +30,8 @@ import { AdamW } from '../src/engine/optim/adamw';
 import { forwardBatch, materializeModel } from '../src/engine/train/trainer';
 import type { Batch } from '../src/engine/train/data-source';
 import { tidy } from '../src/engine/tensor/tensor';
+import { seededRandom } from '../src/engine/data/rng';
+import { TorchPeer, describeTorch } from './torch/peer';
 import { KernelProfiler, KernelProfileRow, formatProfile } from '../src/engine/gpu/profiler';
 
 export interface TrainStepBenchOptions {
@@ -56,14 +65,7 @@ const TINY: Case = { name: 'transformer-tiny', spec: { type: 'transformer', voca
 
 /** Token sequences from a sparse random Markov chain (3 likely successors per token, 10% uniform noise). */
 function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(seed);
   const V = spec.vocab;
   const T = spec.seqLen;
   const succ = Array.from({ length: V }, () => [0, 1, 2].map(() => Math.floor(rand() * V)));
@@ -91,16 +93,46 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 // ---- Basin ------------------------------------------------------------------------------------------------
 
+/**
+ * The bytes a training step of the transformer cannot do without, from its shapes: parameters, gradients and
+ * Adam's two moments (4 × P floats), plus the activations backward must keep when each op saves what its own
+ * backward reads and nothing is recomputed (activation checkpointing could trade some of them for compute).
+ * N = batch·seqLen rows, D = dModel, F = the MLP width, H = heads, V = vocab; a tensor two ops save counts once:
+ *   batch               token ids and targets, N i32 each (embedding and cross-entropy backward)
+ *   per block           ln1: its input x (N·D) + mean and rstd (2N); q, k, v linears: ln1's output (N·D);
+ *                       attention: q, k, v (3·N·D), its output (N·D, also the o linear's input) and the
+ *                       row log-sum-exp (N·H); ln2: its input h = x + attn (N·D) + 2N; fc1: ln2's output
+ *                       (N·D); GELU: its input (N·F); fc2: GELU's output (N·F). The residual adds keep nothing.
+ *                       = N·(8·D + 2·F + H + 4) floats
+ *   final               ln_f: its input (N·D) + 2N; head linear: ln_f's output (N·D); cross-entropy: the logits
+ *                       (N·V, softmax backward reads them) and one log-sum-exp per row (N)
+ * Dropout is 0 in these cases (a mask would add N·D per dropout site).
+ */
+export function transformerLowerBound(spec: TransformerSpec, batch: number, params: number): { bytes: number; params: number; grads: number; optimizer: number; activations: number } {
+  const N = batch * spec.seqLen;
+  const D = spec.dModel;
+  const F = Math.round(D * spec.mlpRatio);
+  const perBlock = N * (8 * D + 2 * F + spec.heads + 4);
+  const final = N * (2 * D + 2) + N * spec.vocab + N;
+  const activations = 4 * (spec.layers * perBlock + final) + 4 * 2 * N;
+  const p = 4 * params;
+  return { bytes: p + p + 2 * p + activations, params: p, grads: p, optimizer: 2 * p, activations };
+}
+
 interface MemoryReport {
-  peak_total_bytes: number;
-  peak_live_bytes: number;
-  params_bytes: number;
-  grads_bytes: number;
-  optimizer_state_bytes: number;
-  activations_bytes: number;
-  sum_bytes: number;
-  overhead_ratio: number;
-  overhead_ratio_live: number;
+  /** The analytic lower bound (transformerLowerBound) and its parts. */
+  lower_bound_bytes: number;
+  lower_bound_parts: { params: number; grads: number; optimizer_state: number; activations_kept: number };
+  basin_peak_bytes: number;
+  basin_peak_live_bytes: number;
+  /** Live bytes that forward + loss added (what Basin keeps for backward, plus the logits and the batch). */
+  basin_forward_kept_bytes: number;
+  peak_over_lower_bound: number;
+  live_over_lower_bound: number;
+  tfjs_peak_bytes: number | null;
+  tfjs_peak_tensor_bytes: number | null;
+  tfjs_peak_over_lower_bound: number | null;
+  tfjs_why?: string;
   what: string;
 }
 
@@ -141,35 +173,15 @@ class BasinPeer {
     return { loss: value, ms: t2 - t0, recordMs: t1 - t0 };
   }
 
-  async memoryStep(): Promise<{ loss: number; memory: MemoryReport }> {
+  /** One step instrumented for memory: the pool's high-water mark and the live bytes forward + loss kept. */
+  async memoryStep(): Promise<{ loss: number; peak: number; peakLive: number; forwardKept: number }> {
     const rt = this.rt;
     await rt.sync();
     rt.pool.resetPeak();
     const mem = { activations: 0 };
     const r = await this.step(mem);
     const snap = rt.pool.snapshot();
-    const params = this.store.bytes;
-    const grads = this.store.bytes;
-    const state = Object.values(this.optimizer.state()).reduce((s, b) => s + b.bytes, 0);
-    const sum = params + grads + state + mem.activations;
-    return {
-      loss: r.loss,
-      memory: {
-        peak_total_bytes: snap.peakTotalBytes,
-        peak_live_bytes: snap.peakLiveBytes,
-        params_bytes: params,
-        grads_bytes: grads,
-        optimizer_state_bytes: state,
-        activations_bytes: mem.activations,
-        sum_bytes: sum,
-        overhead_ratio: round(snap.peakTotalBytes / sum, 3),
-        overhead_ratio_live: round(snap.peakLiveBytes / sum, 3),
-        what:
-          'peak_total = high-water mark of the buffer pool during one step (live tensors + free pooled buffers + flat params/grads/optimizer buffers ' +
-          'and the grad-norm buffers tracked by trackExternal; the 1 MiB uniform ring and readback staging buffers are not counted); ' +
-          'activations = live bytes after forward+loss minus before (tensors saved for backward, the logits, the uploaded batch)',
-      },
-    };
+    return { loss: r.loss, peak: snap.peakTotalBytes, peakLive: snap.peakLiveBytes, forwardKept: mem.activations };
   }
 
   destroy(): void {
@@ -361,6 +373,41 @@ class TfjsPeer {
     return { loss: value, ms: t2 - t0, recordMs: t1 - t0 };
   }
 
+  /**
+   * One step with TF.js's high-water marks: GPU bytes its buffer manager had handed out (tensors, uniforms and
+   * staging buffers alike), and tf.memory().numBytes (live tensors, variables and Adam's moments included).
+   * Sampled by wrapping the two methods that raise them, for this step only.
+   */
+  async memoryStep(): Promise<{ loss: number; peakGpu: number | null; peakTensors: number }> {
+    const tf = this.env.tf;
+    type Fn = (...a: unknown[]) => unknown;
+    const engine = tf.engine() as unknown as { state: { numBytes: number }; trackTensor: Fn };
+    const bm = (tf.backend() as unknown as { bufferManager?: { numBytesUsed: number; acquireBuffer: Fn } }).bufferManager;
+    let peakTensors = engine.state.numBytes;
+    let peakGpu = bm ? bm.numBytesUsed : 0;
+    const origTrack = engine.trackTensor;
+    engine.trackTensor = function (this: unknown, ...a: unknown[]) {
+      const r = origTrack.apply(this, a);
+      peakTensors = Math.max(peakTensors, engine.state.numBytes);
+      return r;
+    };
+    const origAcquire = bm?.acquireBuffer;
+    if (bm && origAcquire) {
+      bm.acquireBuffer = function (this: unknown, ...a: unknown[]) {
+        const r = origAcquire.apply(this, a);
+        peakGpu = Math.max(peakGpu, bm.numBytesUsed);
+        return r;
+      };
+    }
+    try {
+      const r = await this.step();
+      return { loss: r.loss, peakGpu: bm ? peakGpu : null, peakTensors };
+    } finally {
+      engine.trackTensor = origTrack;
+      if (bm && origAcquire) bm.acquireBuffer = origAcquire;
+    }
+  }
+
   destroy(): void {
     this.optimizer.dispose();
     this.mask.dispose();
@@ -410,6 +457,8 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
   const rt = new Runtime(gpu);
   let tfEnv: TfEnv | null = null;
   let tfWhy: string | null = null;
+  let torch: TorchPeer | null = null;
+  let torchWhy: string | null = null;
   try {
     try {
       tfEnv = await startTfjs('webgpu');
@@ -417,8 +466,18 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
       tfWhy = `TF.js WebGPU backend failed to start: ${(e as Error).message}`;
       log(`train-step: ${tfWhy}`);
     }
+    const started = await TorchPeer.start();
+    if ('why' in started) {
+      torchWhy = started.why;
+      log(`train-step: ${torchWhy}`);
+    } else {
+      torch = started;
+      if (torch.info.blas.kind === 'reference' || torch.info.blas.kind === 'unknown') {
+        log(`train-step: PyTorch runs on the ${torch.info.blas.kind} BLAS (${torch.info.blas.libraries.join(', ') || 'none seen'}): install libopenblas0-pthread for its real speed`);
+      }
+    }
     const info = gpu.info;
-    log(`train-step: ${info.description || info.vendor} (${info.backend}${info.fallback ? ', software fallback adapter' : ''}); TF.js ${tfEnv?.version ?? 'unavailable'}`);
+    log(`train-step: ${info.description || info.vendor} (${info.backend}${info.fallback ? ', software fallback adapter' : ''}); TF.js ${tfEnv?.version ?? 'unavailable'}; ${torch ? describeTorch(torch.info) : 'PyTorch unavailable'}`);
     log(`train-step: ${warmup} warm-up steps, then ${timed} timed steps per peer, alternating; lr ${LR}, betas ${BETAS}, eps ${EPS}, weight decay 0`);
 
     const rows: Record<string, unknown>[] = [];
@@ -431,6 +490,8 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
       const basin = new BasinPeer(rt, c, batch);
       let tfjs: TfjsPeer | null = null;
       let rowWhy: string[] = [];
+      // PyTorch's failure on one case (not its absence) is that case's `torch_why`; the case still runs.
+      let caseTorchWhy: string | null = torchWhy;
       try {
         const init = new Map<string, { shape: readonly number[]; data: Float32Array }>();
         const all = await basin.store.readAll();
@@ -442,25 +503,71 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
           tfParams = tfjs.parameterCount;
           if (tfParams !== basinParams) throw new Error(`parameter counts differ: Basin ${basinParams}, TF.js ${tfParams}`);
         }
-        log(`  parameters: Basin ${basinParams.toLocaleString('en-US')}, TF.js ${tfParams?.toLocaleString('en-US') ?? 'n/a'}`);
+        let torchParams: number | null = null;
+        let torchOn = false;
+        if (torch) {
+          try {
+            torchParams = (await torch.loadModel(s, init, [], { lr: LR, betas: BETAS, eps: EPS, weightDecay: 0, clip: 0 })).params;
+            if (torchParams !== basinParams) throw new Error(`parameter counts differ: Basin ${basinParams}, PyTorch ${torchParams}`);
+            await torch.loadBatch('bench', batch);
+            torchOn = true;
+          } catch (e) {
+            caseTorchWhy = `PyTorch failed on this case: ${(e as Error).message}`;
+            log(`  ${caseTorchWhy}`);
+          }
+        }
+        log(`  parameters: Basin ${basinParams.toLocaleString('en-US')}, TF.js ${tfParams?.toLocaleString('en-US') ?? 'n/a'}, PyTorch ${torchParams?.toLocaleString('en-US') ?? 'n/a'}`);
 
         const b: PeerRun = { losses: [], times: [], recordTimes: [] };
         const t: PeerRun = { losses: [], times: [], recordTimes: [] };
-        const warmLoss = { basin: [] as number[], tfjs: [] as number[] };
+        const p: PeerRun = { losses: [], times: [], recordTimes: [] };
+        const warmLoss = { basin: [] as number[], tfjs: [] as number[], torch: [] as number[] };
         for (let i = 0; i < warmup; i++) {
-          // The last Basin warm-up step is instrumented for memory (untimed either way).
-          if (i === warmup - 1 && c === cases[1]) {
-            const m = await basin.memoryStep();
-            memory = m.memory;
-            warmLoss.basin.push(m.loss);
+          // The last warm-up step of the transformer case is instrumented for memory (untimed either way).
+          const instrument = i === warmup - 1 && c === cases[1];
+          let basinMem: Awaited<ReturnType<BasinPeer['memoryStep']>> | null = null;
+          let tfMem: Awaited<ReturnType<TfjsPeer['memoryStep']>> | null = null;
+          if (instrument) {
+            basinMem = await basin.memoryStep();
+            warmLoss.basin.push(basinMem.loss);
           } else warmLoss.basin.push((await basin.step()).loss);
-          if (tfjs) warmLoss.tfjs.push((await tfjs.step()).loss);
+          if (tfjs) {
+            if (instrument) {
+              tfMem = await tfjs.memoryStep();
+              warmLoss.tfjs.push(tfMem.loss);
+            } else warmLoss.tfjs.push((await tfjs.step()).loss);
+          }
+          if (torchOn) warmLoss.torch.push((await torch!.step('bench')).loss);
+          if (basinMem) {
+            const lb = transformerLowerBound(s, c.batch, basinParams);
+            memory = {
+              lower_bound_bytes: lb.bytes,
+              lower_bound_parts: { params: lb.params, grads: lb.grads, optimizer_state: lb.optimizer, activations_kept: lb.activations },
+              basin_peak_bytes: basinMem.peak,
+              basin_peak_live_bytes: basinMem.peakLive,
+              basin_forward_kept_bytes: basinMem.forwardKept,
+              peak_over_lower_bound: round(basinMem.peak / lb.bytes, 3),
+              live_over_lower_bound: round(basinMem.peakLive / lb.bytes, 3),
+              tfjs_peak_bytes: tfMem?.peakGpu ?? null,
+              tfjs_peak_tensor_bytes: tfMem?.peakTensors ?? null,
+              tfjs_peak_over_lower_bound: tfMem?.peakGpu ? round(tfMem.peakGpu / lb.bytes, 3) : null,
+              ...(tfMem ? (tfMem.peakGpu === null ? { tfjs_why: 'the TF.js backend has no bufferManager to sample' } : {}) : { tfjs_why: tfWhy ?? 'TF.js did not run' }),
+              what:
+                'one untimed warm-up step of the transformer case. lower bound = params + grads + Adam m and v + the activations backward must keep ' +
+                '(per op, nothing recomputed; formula in bench/train-step.ts transformerLowerBound). basin_peak = buffer-pool high-water mark ' +
+                '(live tensors + free pooled buffers + flat params/grads/optimizer buffers and grad-norm buffers; the uniform ring and readback ' +
+                'staging buffers are not counted); basin_peak_live = the same without free pooled buffers; basin_forward_kept = live bytes forward + ' +
+                'loss added. tfjs_peak = high-water mark of the GPU bytes TF.js\'s buffer manager had in use (tensors, variables, Adam moments, ' +
+                'uniform and staging buffers); tfjs_peak_tensor = high-water mark of tf.memory().numBytes',
+            };
+          }
         }
         const tf0 = tfEnv ? { ...tfEnv.counters } : null;
         let basinSubmits = 0;
         let basinDispatches = 0;
         for (let i = 0; i < timed; i++) {
-          const order = i % 4 === 0 || i % 4 === 3 ? ['basin', 'tfjs'] : ['tfjs', 'basin'];
+          // ABBA with three peers: forward order, then reversed, so each peer sits first and last equally often.
+          const order = i % 4 === 0 || i % 4 === 3 ? ['basin', 'tfjs', 'torch'] : ['torch', 'tfjs', 'basin'];
           for (const who of order) {
             if (who === 'basin') {
               const d0 = rt.counters.dispatches;
@@ -471,11 +578,15 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
               b.losses.push(r.loss);
               b.times.push(r.ms);
               b.recordTimes.push(r.recordMs);
-            } else if (tfjs) {
+            } else if (who === 'tfjs' && tfjs) {
               const r = await tfjs.step();
               t.losses.push(r.loss);
               t.times.push(r.ms);
               t.recordTimes.push(r.recordMs);
+            } else if (who === 'torch' && torchOn) {
+              const r = await torch!.step('bench');
+              p.losses.push(r.loss);
+              p.times.push(r.ms);
             }
           }
         }
@@ -483,21 +594,31 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
         const tfSubmits = tfjs && tf0 ? (tfEnv!.counters.submits - tf0.submits) / timed : null;
         const bWhy = lossCheck('Basin', b);
         const tWhy = tfjs ? lossCheck('TF.js', t) : tfWhy;
+        const pWhy = torchOn ? lossCheck('PyTorch', p) : caseTorchWhy;
+        // The row fails on Basin's or TF.js's check (the peers it has always had); PyTorch's check nulls its ratio.
         rowWhy = [bWhy, tWhy].filter((x): x is string => !!x);
         const basinMs = median(b.times);
         const tfMs = tfjs ? median(t.times) : null;
-        // The two runs start from the same weights and see the same data with the same optimizer: their losses should track.
-        const maxLossDiff = tfjs ? Math.max(...[...warmLoss.basin.map((x, i) => Math.abs(x - warmLoss.tfjs[i])), ...b.losses.map((x, i) => Math.abs(x - t.losses[i]))]) : null;
+        const torchMs = torchOn ? median(p.times) : null;
+        // The runs start from the same weights and see the same data with the same optimizer: their losses should track.
+        const lossDiff = (other: number[], otherWarm: number[]) =>
+          Math.max(...[...warmLoss.basin.map((x, i) => Math.abs(x - otherWarm[i])), ...b.losses.map((x, i) => Math.abs(x - other[i]))]);
+        const maxLossDiff = tfjs ? lossDiff(t.losses, warmLoss.tfjs) : null;
+        const maxTorchDiff = torchOn ? lossDiff(p.losses, warmLoss.torch) : null;
         const row = {
           case: `${c.name}: vocab ${s.vocab}, d_model ${s.dModel}, ${s.layers} blocks, ${s.heads} heads, seq ${s.seqLen}, batch ${c.batch}, mlp x${s.mlpRatio}`,
           model: c.name,
           params: basinParams,
           tfjs_params: tfParams,
+          torch_params: torchParams,
           basin_ms: round(basinMs),
           tfjs_ms: tfMs === null ? null : round(tfMs),
+          torch_ms: torchMs === null ? null : round(torchMs),
           ratio: tfMs === null || bWhy || tWhy ? null : round(tfMs / basinMs, 3),
+          ratio_vs_torch: torchMs === null || bWhy || pWhy ? null : round(torchMs / basinMs, 3),
           basin_ms_all: b.times.map((x) => round(x, 1)),
           tfjs_ms_all: t.times.map((x) => round(x, 1)),
+          torch_ms_all: p.times.map((x) => round(x, 1)),
           basin_record_ms: round(median(b.recordTimes)),
           tfjs_record_ms: tfjs ? round(median(t.recordTimes)) : null,
           basin_dispatches_per_step: round(basinDispatches / timed, 1),
@@ -508,16 +629,21 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
           basin_loss_last: round(b.losses[b.losses.length - 1], 5),
           tfjs_loss_first: tfjs ? round(t.losses[0], 5) : null,
           tfjs_loss_last: tfjs ? round(t.losses[t.losses.length - 1], 5) : null,
+          torch_loss_first: torchOn ? round(p.losses[0], 5) : null,
+          torch_loss_last: torchOn ? round(p.losses[p.losses.length - 1], 5) : null,
           max_loss_diff_basin_vs_tfjs: maxLossDiff === null ? null : round(maxLossDiff, 6),
-          pytorch_ms: null,
-          pytorch_why: 'PyTorch is not installed on this machine and this session has no GPU machine',
+          max_loss_diff_basin_vs_torch: maxTorchDiff === null ? null : round(maxTorchDiff, 6),
+          ...(pWhy ? { torch_why: pWhy } : {}),
           ok: rowWhy.length === 0,
           ...(rowWhy.length ? { why: rowWhy.join('; ') } : {}),
-          timed: `median of ${timed} steps after ${warmup} warm-up steps; one step = upload batch, forward, cross-entropy, backward, Adam update (Basin: + zeroGrads), loss read back, waited to GPU completion`,
+          timed:
+            `median of ${timed} steps after ${warmup} warm-up steps; one step = upload batch, forward, cross-entropy, backward, Adam update (Basin: + zeroGrads), ` +
+            'loss read back, waited to GPU completion (PyTorch: timed inside its process, CPU, float32)',
         };
         rows.push(row);
         log(`  Basin ${row.basin_ms} ms/step (record ${row.basin_record_ms} ms, ${row.basin_dispatches_per_step} dispatches, ${row.basin_submits_per_step} submits), loss ${row.basin_loss_first} → ${row.basin_loss_last}`);
         if (tfjs) log(`  TF.js ${row.tfjs_ms} ms/step (record ${row.tfjs_record_ms} ms${tfDisp !== null ? `, ${row.tfjs_dispatches_per_step} dispatches, ${row.tfjs_submits_per_step} submits` : ''}), loss ${row.tfjs_loss_first} → ${row.tfjs_loss_last}; max |loss diff| ${row.max_loss_diff_basin_vs_tfjs}`);
+        if (torchOn) log(`  PyTorch ${row.torch_ms} ms/step, loss ${row.torch_loss_first} → ${row.torch_loss_last}; max |loss diff| ${row.max_loss_diff_basin_vs_torch}`);
         if (rowWhy.length) log(`  FAILED: ${rowWhy.join('; ')}`);
 
         // Profile (after timing, so it does not perturb the timed steps).
@@ -560,14 +686,15 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
       when: new Date().toISOString(),
       commit: gitCommit(),
       device: { vendor: info.vendor, description: info.description, backend: info.backend, fallback: info.fallback },
-      peers: tfEnv ? [`tfjs-webgpu ${tfEnv.version}`] : [],
+      peers: [...(tfEnv ? [`tfjs-webgpu ${tfEnv.version}`] : []), ...(torch ? [describeTorch(torch.info)] : [])],
+      torch: torch ? { version: torch.info.torch, python: torch.info.executable, threads: torch.info.threads, blas: torch.info.blas.kind, blas_libraries: torch.info.blas.libraries } : null,
       unavailable_peers: [
         ...(tfEnv ? [] : [{ peer: 'tfjs-webgpu', value: null, why: tfWhy }]),
-        { peer: 'pytorch', value: null, why: 'PyTorch is not installed here and this session has no GPU machine' },
+        ...(torch ? [] : [{ peer: 'pytorch-cpu', value: null, why: torchWhy }]),
       ],
       note: info.fallback
-        ? 'software adapter (lavapipe/llvmpipe on the CPU): a ratio against a peer on the same adapter, not a GPU speed'
-        : 'hardware adapter',
+        ? 'software adapter (lavapipe/llvmpipe on the CPU): a ratio against a peer on the same adapter, not a GPU speed; PyTorch runs on the same CPU cores'
+        : 'hardware adapter; PyTorch runs on the CPU',
       setup: { lr: LR, betas: BETAS, eps: EPS, weight_decay: 0, clip: 'none', warmup, timed, order: 'peers alternate step by step (ABBA)' },
       rows,
       memory,
@@ -576,7 +703,10 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
         ms_per_step: (tr.basin_ms as number) ?? null,
         ratio_vs_peer: (tr.ratio as number | null) ?? null,
         ratio_vs_peer_demo: (demo.ratio as number | null) ?? null,
-        memory_overhead_ratio: memory?.overhead_ratio ?? null,
+        ratio_vs_torch_cpu: (tr.ratio_vs_torch as number | null) ?? null,
+        ratio_vs_torch_cpu_demo: (demo.ratio_vs_torch as number | null) ?? null,
+        peak_over_lower_bound: memory?.peak_over_lower_bound ?? null,
+        tfjs_peak_over_lower_bound: memory?.tfjs_peak_over_lower_bound ?? null,
       },
     };
 
@@ -586,6 +716,7 @@ export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<ob
     console.warn = saved.warn;
     console.info = saved.info;
     tfEnv?.destroy();
+    torch?.close();
     gpu.destroy();
   }
 }
@@ -612,22 +743,33 @@ export function formatTrainStepReport(report: object): string {
   const cell = (v: unknown) => (v === null || v === undefined ? 'n/a' : String(v));
   out.push(`train step (f32, Adam) on ${r.device.description} [${r.device.backend}${r.device.fallback ? ', software' : ''}], peer ${r.peers.join(', ') || 'none'}, commit ${r.commit ?? 'n/a'}`);
   out.push('');
-  out.push(`${'model'.padEnd(18)} ${'params'.padStart(10)} ${'basin ms'.padStart(9)} ${'tfjs ms'.padStart(9)} ${'ratio'.padStart(6)} ${'disp/step'.padStart(9)} ${'submits'.padStart(7)}  loss basin | tfjs (first → last)`);
+  out.push(
+    `${'model'.padEnd(18)} ${'params'.padStart(10)} ${'basin ms'.padStart(9)} ${'tfjs ms'.padStart(9)} ${'ratio'.padStart(6)} ${'torch ms'.padStart(9)} ${'vs torch'.padStart(8)} ` +
+      `${'disp/step'.padStart(9)} ${'submits'.padStart(7)}  loss basin | tfjs | torch (first → last)`,
+  );
   for (const x of r.rows) {
     out.push(
-      `${cell(x.model).padEnd(18)} ${cell(x.params).padStart(10)} ${cell(x.basin_ms).padStart(9)} ${cell(x.tfjs_ms).padStart(9)} ${cell(x.ratio).padStart(6)} ${cell(x.basin_dispatches_per_step).padStart(9)} ${cell(x.basin_submits_per_step).padStart(7)}  ` +
-        `${cell(x.basin_loss_first)} → ${cell(x.basin_loss_last)} | ${cell(x.tfjs_loss_first)} → ${cell(x.tfjs_loss_last)}${x.ok ? '' : `  FAILED: ${cell(x.why)}`}`,
+      `${cell(x.model).padEnd(18)} ${cell(x.params).padStart(10)} ${cell(x.basin_ms).padStart(9)} ${cell(x.tfjs_ms).padStart(9)} ${cell(x.ratio).padStart(6)} ` +
+        `${cell(x.torch_ms).padStart(9)} ${cell(x.ratio_vs_torch).padStart(8)} ${cell(x.basin_dispatches_per_step).padStart(9)} ${cell(x.basin_submits_per_step).padStart(7)}  ` +
+        `${cell(x.basin_loss_first)} → ${cell(x.basin_loss_last)} | ${cell(x.tfjs_loss_first)} → ${cell(x.tfjs_loss_last)} | ${cell(x.torch_loss_first)} → ${cell(x.torch_loss_last)}` +
+        `${x.ok ? '' : `  FAILED: ${cell(x.why)}`}`,
     );
   }
-  out.push('ratio = TF.js ms ÷ Basin ms (bigger is better for Basin); median step, peers alternating; pytorch: n/a (not installed, no GPU machine in this session)');
+  out.push('ratio = TF.js ms ÷ Basin ms, vs torch = PyTorch (CPU) ms ÷ Basin ms (bigger is better for Basin); median step, peers alternating');
+  const torchWhy = r.rows.map((x) => x.torch_why).find((w) => w);
+  if (torchWhy) out.push(`pytorch: n/a (${cell(torchWhy)})`);
   const m = r.memory;
   if (m) {
-    const mib = (x: number) => (x / 2 ** 20).toFixed(2);
+    const mib = (x: number | null) => (x === null ? 'n/a' : (x / 2 ** 20).toFixed(2));
+    const p = m.lower_bound_parts;
     out.push('');
     out.push(
-      `memory (transformer step): peak ${mib(m.peak_total_bytes)} MiB (live ${mib(m.peak_live_bytes)}) vs params ${mib(m.params_bytes)} + grads ${mib(m.grads_bytes)} + ` +
-        `Adam ${mib(m.optimizer_state_bytes)} + activations ${mib(m.activations_bytes)} = ${mib(m.sum_bytes)} MiB → overhead ${m.overhead_ratio} (live ${m.overhead_ratio_live}; target ≤ 1.3)`,
+      `memory (transformer step): lower bound ${mib(m.lower_bound_bytes)} MiB = params ${mib(p.params)} + grads ${mib(p.grads)} + Adam ${mib(p.optimizer_state)} + ` +
+        `activations backward keeps ${mib(p.activations_kept)}`,
     );
+    out.push(`  ${'peer'.padEnd(8)} ${'peak MiB'.padStart(9)} ${'÷ bound'.padStart(8)}   detail`);
+    out.push(`  ${'basin'.padEnd(8)} ${mib(m.basin_peak_bytes).padStart(9)} ${cell(m.peak_over_lower_bound).padStart(8)}   pool high-water; live tensors only ${mib(m.basin_peak_live_bytes)} MiB (${m.live_over_lower_bound}); forward kept ${mib(m.basin_forward_kept_bytes)} MiB`);
+    out.push(`  ${'tfjs'.padEnd(8)} ${mib(m.tfjs_peak_bytes).padStart(9)} ${cell(m.tfjs_peak_over_lower_bound).padStart(8)}   buffer-manager high-water; tf.memory().numBytes peak ${mib(m.tfjs_peak_tensor_bytes)} MiB${m.tfjs_why ? ` (${m.tfjs_why})` : ''}`);
   }
   const names = Object.keys(r.profile);
   const p = r.profile[names[names.length - 1]];

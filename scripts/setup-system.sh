@@ -2,9 +2,21 @@
 # Installs the system packages Basin needs on Debian/Ubuntu (run as root):
 # a Vulkan driver (Mesa lavapipe when there is no GPU), and for the test tiers Chromium and libkrb5-dev
 # (code-server's native modules). Idempotent: skips what is already there.
+#   --torch  PyTorch on the CPU, the peer of `basin bench train-step` / `bench matmul` and of the parity tier
+#            (test/torch/): Debian's python3-torch and libopenblas0-pthread. Without OpenBLAS Debian's torch
+#            runs on the reference BLAS (libblas.so.3 alternative), tens of times slower: the benchmark reports
+#            which BLAS it loaded.
+#   --tests  everything the test tiers need (includes --torch).
 set -euo pipefail
 want_tests=0
-[ "${1:-}" = "--tests" ] && want_tests=1
+want_torch=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) want_tests=1; want_torch=1 ;;
+    --torch) want_torch=1 ;;
+    *) echo "setup-system.sh: unknown option $arg (known: --tests, --torch)" >&2; exit 2 ;;
+  esac
+done
 
 need_apt_update=1
 apt_update() { if [ $need_apt_update = 1 ]; then apt-get update -qq; need_apt_update=0; fi; }
@@ -45,5 +57,13 @@ if [ $want_tests = 1 ]; then
   command -v python3 >/dev/null 2>&1 || pk+=(python3)
   dpkg -s xauth >/dev/null 2>&1 || true
   if [ ${#pk[@]} -gt 0 ]; then apt_update; apt-get install -y -qq "${pk[@]}" >/dev/null; fi
+fi
+if [ $want_torch = 1 ]; then
+  pk=()
+  command -v python3 >/dev/null 2>&1 || pk+=(python3)
+  dpkg -s python3-torch >/dev/null 2>&1 || pk+=(python3-torch)
+  dpkg -s libopenblas0-pthread >/dev/null 2>&1 || pk+=(libopenblas0-pthread)
+  # No recommends: they bring a C++ toolchain, Qt and OpenCV development packages the peer does not use.
+  if [ ${#pk[@]} -gt 0 ]; then apt_update; apt-get install -y -qq --no-install-recommends "${pk[@]}" >/dev/null; fi
 fi
 echo "system packages ready"

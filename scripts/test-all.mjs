@@ -4,6 +4,8 @@
 //
 //   unit    mocha --config test/unit/.mocharc.json
 //   gpu     mocha --config test/gpu/.mocharc.json
+//   torch   mocha --config test/torch/.mocharc.json: parity with PyTorch on the CPU (skipped with the reason when
+//           python3-torch is absent, a failure under CI, where setup-system.sh --tests installs it)
 //   vscode  scripts/setup-vscode-test.sh, then test/vscode/run.mjs (code-server + headless Chromium)
 //   e2e     test/e2e/run.mjs: drives the workbench UI with playwright-core; screenshots in test-results/e2e/
 //
@@ -133,6 +135,7 @@ const mochaTier = (name, config) =>
 
 await mochaTier('unit', 'test/unit/.mocharc.json');
 await mochaTier('gpu', 'test/gpu/.mocharc.json');
+await mochaTier('torch', 'test/torch/.mocharc.json');
 await tier('vscode', async (summaryFile) => {
   if (!built && !hostBundlesFresh) return { code: 1, error: 'not run: the build of dist/extension.js or dist/worker.js failed' };
   const setup = await run('bash', ['scripts/setup-vscode-test.sh']);

@@ -1,4 +1,5 @@
 import { formatEditorReport, runEditorBench } from '../../bench/editor';
+import { formatKillResumeReport, runKillResumeBench } from '../../bench/kill-resume';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
@@ -24,8 +25,13 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatEditorReport(report);
       break;
     }
+    case 'kill-resume': {
+      report = await runKillResumeBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatKillResumeReport(report);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

@@ -4,6 +4,7 @@ import { GpuDevice } from '../../src/engine/gpu/device';
 import { Runtime } from '../../src/engine/gpu/runtime';
 import { Tensor, fromArray, tidy } from '../../src/engine/tensor/tensor';
 import { backward } from '../../src/engine/autograd/tape';
+import { Rng, seededRandom } from '../../src/engine/data/rng';
 
 let shared: Promise<Runtime> | null = null;
 
@@ -13,25 +14,19 @@ export function runtime(): Promise<Runtime> {
   return shared;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so a failing case can be reproduced. */
+/**
+ * Deterministic pseudo-random numbers so a failing case can be reproduced: Basin's one PRNG
+ * (src/engine/data/rng.ts), uniform in [0, 1).
+ */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed);
 }
 
+/** n standard-normal floats times `scale`, from Basin's PRNG (Rng.normal). */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
+  const r = new Rng(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(r(), 1e-12);
-    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
-  }
+  for (let i = 0; i < n; i++) out[i] = scale * r.normal();
   return out;
 }
 
