@@ -34,12 +34,19 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
   // bar behave as on a terminal (it checks isTTY and columns).
   const cols = Number(process.env.BASIN_TTY_COLUMNS);
   if (cols > 0) Object.assign(process.stderr, { isTTY: true, columns: cols });
+  // The parent is only a filter: if it dies (killed), so does this process — a trainer must never keep writing a
+  // run folder that a resumed process is writing too. The IPC channel closes when the parent goes; it keeps
+  // nothing alive (unref).
+  if (process.channel) {
+    process.channel.unref();
+    process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+  }
   runHere();
 } else {
   const verbose = process.argv.includes('--verbose') || process.env.BASIN_VERBOSE === '1';
   const env = { ...process.env, BASIN_CLI_CHILD: '1' };
   if (process.stderr.isTTY) env.BASIN_TTY_COLUMNS = String(process.stderr.columns || 80);
-  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
   const held = [];
   let pending = '';
   child.stderr.setEncoding('utf8');

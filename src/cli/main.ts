@@ -45,7 +45,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('run a benchmark with a peer side by side (matmul | train-step | editor)')
+    .description('run a benchmark with a peer side by side (matmul | train-step | editor | kill-resume)')
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')

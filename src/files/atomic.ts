@@ -228,3 +228,35 @@ export function writeFileAtomicSync(target: string, data: string | Uint8Array, o
   }
   fsyncDirSync(path.dirname(abs));
 }
+
+/**
+ * Removes the temporary files a killed writer left in `dir` (`.<name>.<pid>.<hex>.tmp`, see tempPathFor) whose
+ * process is gone. Never touches anything else. Returns the names removed.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    await fs.promises.rm(path.join(dir, n), { force: true });
+    removed.push(n);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -26,3 +26,52 @@ describe('basin CLI output', () => {
     assert.match(r.stderr, /no-such\.basin\.yaml:1:1: cannot read the config/);
   });
 });
+
+/** State and parent of a process from /proc (Linux; no procps needed). */
+function procStat(pid: number): { state: string; ppid: number } | null {
+  try {
+    const text = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string;
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0], ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const fs = require('node:fs') as typeof import('node:fs');
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => procStat(p)?.ppid === pid);
+}
+
+describe('basin CLI process', () => {
+  it('the CLI process dies with the filtering wrapper (no orphan keeps writing a run folder)', async function () {
+    this.timeout(60_000);
+    const { spawn } = await import('node:child_process');
+    // `bench` with an unknown name would exit at once; a long GPU command is needed: gpu-info is too quick, so
+    // the wrapper is killed while the child is still starting up, and the child must not outlive it.
+    const wrapper = spawn(process.execPath, [path.join(ROOT, 'bin/basin.js'), 'train', path.join(ROOT, 'examples/demo.basin.yaml'), '--output', require('node:os').tmpdir()], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const childPid = await new Promise<number>((resolve, reject) => {
+      const t = setInterval(() => {
+        const child = childrenOf(wrapper.pid!)[0];
+        if (child) {
+          clearInterval(t);
+          resolve(child);
+        }
+      }, 100);
+      setTimeout(() => {
+        clearInterval(t);
+        reject(new Error('no child process'));
+      }, 20_000);
+    });
+    process.kill(wrapper.pid!, 'SIGKILL');
+    // A zombie (exited, not yet reaped by whoever inherited it) counts as gone.
+    const alive = (pid: number) => procStat(pid)?.state !== undefined && procStat(pid)?.state !== 'Z';
+    const t0 = Date.now();
+    while (alive(childPid) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!alive(childPid), `the CLI process ${childPid} outlived its wrapper`);
+  });
+});

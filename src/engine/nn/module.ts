@@ -44,6 +44,12 @@ export abstract class Module {
     return m;
   }
 
+  /** This module and every descendant, depth first. */
+  *modules(): Generator<Module> {
+    yield this;
+    for (const c of this.children.values()) yield* c.modules();
+  }
+
   /** Every parameter with its full dotted name, in a stable order (declaration order, depth first). */
   namedParams(prefix = ''): [string, Param][] {
     const out: [string, Param][] = [];

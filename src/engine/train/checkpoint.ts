@@ -32,14 +32,16 @@ export async function saveCheckpoint(run: RunFolder, step: number, store: Parame
   const rel = run.checkpointPath(step);
   const abs = path.join(run.dir, rel);
   const meta = { step: String(step), format: 'basin-1' };
-  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), meta);
   const optTensors: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
   for (const d of optimizer.stateTensors()) {
     const data = snap.buffers[d.state]?.get(d.param);
     if (!data) throw new Error(`${optimizer.name}: its snapshot lacks ${d.state} of ${d.param}, which it declares`);
     optTensors.push({ name: `${d.state}.${d.param}`, dtype: 'F32', shape: d.shape, data });
   }
+  // The optimizer state first, the weights last: a checkpoint exists once its weights file does (that is what
+  // availableCheckpoints() looks for), so a kill between the two writes leaves no half checkpoint behind.
   await writeSafetensors(optimizerStatePath(abs), optTensors, { ...meta, optimizer: snap.optimizer, optimizerStep: String(snap.step) });
+  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), meta);
   await run.addCheckpoint({ step, path: rel, time: Date.now(), ...(metrics ? { metrics } : {}) });
   return rel;
 }

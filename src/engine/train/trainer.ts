@@ -17,6 +17,8 @@ import { writeSafetensors } from '../../files/safetensors';
 import { noGrad, tidy } from '../tensor/tensor';
 import type { TrainConfig } from '../../files/config/schema';
 import { RunFolder, openRun } from '../../files/run-record';
+import { removeStaleTempFiles } from '../../files/atomic';
+import { Dropout } from '../nn/layers';
 import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
 import { STATS_FILE } from '../../protocol/stats';
 import { TrainingData, buildTrainingData } from './data-source';
@@ -167,6 +169,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // Resuming before the latest: the later checkpoints are set aside, so a later resume cannot pick them.
       await run.supersedeCheckpointsAfter(ck.step);
     }
+    // What a killed process left past the checkpoint: metrics rows of the steps about to be replayed (they would
+    // appear twice) and the temporary files of interrupted atomic writes.
+    await run.truncateMetricsAfter(startStep);
+    for (const d of [run.dir, run.checkpointsDir, run.statsDir]) await removeStaleTempFiles(d);
+    // Dropout draws its mask from a per-call counter: continue the sequence where the run stopped (one call per
+    // training step; evaluation does not draw), so a resumed run sees the masks an uninterrupted one would.
+    for (const m of model.modules()) if (m instanceof Dropout) m.setCallCount(startStep);
     await run.resume();
   } else {
     const outputDir = opts.outputDir ?? path.resolve(opts.configPath ? path.dirname(opts.configPath) : process.cwd(), config.output ?? 'runs');
