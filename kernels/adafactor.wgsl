@@ -13,6 +13,7 @@
 // Per tensor: af_rows (one workgroup per row) and af_cols (one per column) update R and C; af_scalars (one
 // workgroup) reduces mean(R), Σu² and Σw² (and updates V for vectors); af_update applies the step elementwise.
 // Dispatches in one pass are ordered, so each kernel sees the previous one's writes.
+//#include "common/finite.wgsl"
 
 override WG: u32 = 256u;
 
@@ -53,15 +54,12 @@ var<workgroup> red: array<f32, WG>;
 var<workgroup> red2: array<f32, WG>;
 var<workgroup> shared_mean_r: f32;
 
-fn af_is_finite(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
 
 // The gradient scale of this step: the clipping factor, or −1 when the step is skipped (non-finite gradient).
 fn grad_scale() -> f32 {
   if (p.mode == 0u) { return 1.0; }
   let total = norms[p.numTensors];
-  if ((p.mode & USE_SKIP) != 0u && !af_is_finite(total)) { return -1.0; }
+  if ((p.mode & USE_SKIP) != 0u && !is_finite(total)) { return -1.0; }
   if ((p.mode & USE_CLIP) != 0u) { return min(1.0, p.maxNorm / (sqrt(total) + 1e-6)); }
   return 1.0;
 }

@@ -6,6 +6,7 @@
 // NaN and ±Inf propagate through the sums (squares are ≥ 0, so Inf − Inf never arises), which is how the
 // optimizer kernel learns that a step must be skipped.
 // Segments table (see src/engine/optim/params.ts): u32 × 4 per tensor = [offset, size, flags, firstBlock].
+//#include "common/finite.wgsl"
 
 override WG: u32 = 256u;      // power of two (tree reduction)
 override BLOCK: u32 = 1024u;  // FLAT_BLOCK: elements per layout block
@@ -109,10 +110,10 @@ fn sumsq_total(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) {
     let n = sp.numTensors;
     s_out[n] = total;
-    if (!total_is_finite(total) && bitcast<u32>(s_out[n + 1u]) == 0u && sp._p0 != 0u) {
+    if (!is_finite(total) && bitcast<u32>(s_out[n + 1u]) == 0u && sp._p0 != 0u) {
       var first = n;
       for (var t = 0u; t < n; t = t + 1u) {
-        if ((s_segments[t * 4u + 2u] & SEG_FROZEN) == 0u && !total_is_finite(s_out[t])) { first = t; break; }
+        if ((s_segments[t * 4u + 2u] & SEG_FROZEN) == 0u && !is_finite(s_out[t])) { first = t; break; }
       }
       s_out[n + 1u] = bitcast<f32>(sp._p0);
       s_out[n + 2u] = bitcast<f32>(first);
@@ -120,6 +121,3 @@ fn sumsq_total(@builtin(local_invocation_index) lid: u32) {
   }
 }
 
-fn total_is_finite(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}

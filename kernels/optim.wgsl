@@ -6,6 +6,7 @@
 // norms[numTensors]: no readback, the host never waits. If that total is NaN or ±Inf the whole step is a no-op
 // (parameters AND moments untouched), so one bad batch cannot corrupt the weights.
 // Segments table: u32 × 4 per tensor = [offset, size, flags, firstBlock].
+//#include "common/finite.wgsl"
 
 override WG: u32 = 256u;
 override BLOCK: u32 = 1024u;   // FLAT_BLOCK
@@ -15,11 +16,6 @@ const SEG_FROZEN: u32 = 2u;
 const USE_SKIP: u32 = 1u;      // `mode` bit: skip the step when the gradient total is not finite
 const USE_CLIP: u32 = 2u;      // `mode` bit: scale gradients by min(1, maxNorm / (‖g‖ + 1e-6))
 
-// WGSL has no isnan/isinf (and compilers may assume finite floats): an f32 is NaN or ±Inf iff its exponent bits
-// are all ones.
-fn is_finite(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
 
 // The element range [start, end) of this workgroup's block, or start == end when the workgroup has nothing to do.
 struct Range {

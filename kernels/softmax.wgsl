@@ -5,6 +5,7 @@
 // Forward keeps a running (max, sum of exp(x - max)) per invocation ("online softmax", Milakov & Gimelshein
 // 2018), merges those pairs across the workgroup, then writes: two reads of x instead of three.
 // LOG selects log-softmax.
+//#include "common/logsumexp.wgsl"
 
 struct Params {
   rows: u32,
@@ -17,21 +18,6 @@ struct Params {
 
 override WG: u32 = 256u;
 override LOG: bool = false;
-
-// Start the running max at the lowest finite float, not -inf: a row that begins with -inf (a masked
-// attention score) would otherwise compute exp(-inf - -inf) = NaN.
-const LOWEST: f32 = -3.4028234663852886e38;
-
-// Running (max, sum) after one more value.
-fn online(ms: vec2f, v: f32) -> vec2f {
-  if (v > ms.x) { return vec2f(v, ms.y * exp(ms.x - v) + 1.0); }
-  return vec2f(ms.x, ms.y + exp(v - ms.x));
-}
-
-fn merge(a: vec2f, b: vec2f) -> vec2f {
-  let m = max(a.x, b.x);
-  return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
 
 fn finish(v: f32, ms: vec2f, inv_sum: f32, log_sum: f32) -> f32 {
   if (LOG) { return v - ms.x - log_sum; }
@@ -48,16 +34,16 @@ fn softmax_small(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
   let base = row * p.d;
   // Blocks of 64 merged into the total: one running sum over a 50k row would lose precision that log-softmax
   // and its backward then expose.
-  var ms = vec2f(LOWEST, 0.0);
-  var part = vec2f(LOWEST, 0.0);
+  var ms = vec2f(LSE_LOWEST, 0.0);
+  var part = vec2f(LSE_LOWEST, 0.0);
   for (var j = 0u; j < p.d; j++) {
-    part = online(part, x[base + j]);
+    part = lse_push(part, x[base + j]);
     if ((j & 63u) == 63u) {
-      ms = merge(ms, part);
-      part = vec2f(LOWEST, 0.0);
+      ms = lse_merge(ms, part);
+      part = vec2f(LSE_LOWEST, 0.0);
     }
   }
-  ms = merge(ms, part);
+  ms = lse_merge(ms, part);
   let inv_sum = 1.0 / ms.y;
   let log_sum = log(ms.y);
   for (var j = 0u; j < p.d; j++) { y[base + j] = finish(x[base + j], ms, inv_sum, log_sum); }
@@ -71,14 +57,14 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; } // uniform per workgroup
   let base = row * p.d;
-  var ms = vec2f(LOWEST, 0.0);
-  for (var j = lid; j < p.d; j += WG) { ms = online(ms, x[base + j]); }
+  var ms = vec2f(LSE_LOWEST, 0.0);
+  for (var j = lid; j < p.d; j += WG) { ms = lse_push(ms, x[base + j]); }
   sh_m[lid] = ms.x;
   sh_s[lid] = ms.y;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
     if (lid < s) {
-      let r = merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + s], sh_s[lid + s]));
+      let r = lse_merge(vec2f(sh_m[lid], sh_s[lid]), vec2f(sh_m[lid + s], sh_s[lid + s]));
       sh_m[lid] = r.x;
       sh_s[lid] = r.y;
     }

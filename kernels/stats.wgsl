@@ -10,6 +10,7 @@
 //                  after chunk, in dispatch order)
 // Segments table (src/engine/optim/params.ts): u32 × 4 per tensor = [offset, size, flags, firstBlock].
 // Stats table (layer-stats.ts): u32 × 4 per tensor = [payloadBase, rows, cols, 0].
+//#include "common/finite.wgsl"
 
 override WG: u32 = 256u;      // power of two (tree reduction)
 override BLOCK: u32 = 1024u;  // FLAT_BLOCK
@@ -23,9 +24,6 @@ const NSCALARS: u32 = 9u;       // SCALAR_KEYS.length
 const PART: u32 = 38u;
 const LOG10_2: f32 = 0.30102999566398120;
 
-fn is_finite(x: f32) -> bool {
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
-}
 
 // log10 histogram bin of v: v ≤ 0 (zeros) and values below 10^HIST_LO → 0; above 10^HIST_HI, +Inf and NaN →
 // the last bin. Mirrors histBin() in src/engine/cpu/stats.ts.

@@ -1,6 +1,6 @@
 // Driving the VS Code workbench (code-server in headless Chromium) with playwright-core: the building blocks of
 // the end-to-end tests. Everything waits on the DOM, never on fixed sleeps, except where the workbench gives no
-// signal (noted). See /work/shared/notes/vscode-testing.md.
+// signal (noted). See ../shared/notes/vscode-testing.md (beside the repository).
 
 /** Waits until the workbench is up (layout and status bar rendered) and the extension host has started. */
 export async function waitForWorkbench(page, timeout = 60_000) {

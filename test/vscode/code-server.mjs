@@ -1,7 +1,7 @@
 // Helpers shared by test/vscode/launcher.mjs (extension tests in the extension host) and test/e2e/ (driving the
 // workbench UI): find code-server, its Node 24 and a Chromium; prepare a throwaway profile; start code-server in
 // its own process group and wait for /healthz; launch headless Chromium; format the workbench's console.
-// See /work/shared/notes/vscode-testing.md.
+// See ../shared/notes/vscode-testing.md (beside the repository).
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';

@@ -1,6 +1,6 @@
 // The vscode test tier: builds the test suite (test/vscode/suite/*.ts → out/test/vscode/suite/*.js) and runs it
 // in a real VS Code through @vscode/test-electron's runTests, whose "VS Code executable" is test/vscode/launcher.mjs
-// (code-server + headless Chromium; see /work/shared/notes/vscode-testing.md). Where a desktop VS Code is wanted
+// (code-server + headless Chromium; see ../shared/notes/vscode-testing.md (beside the repository)). Where a desktop VS Code is wanted
 // instead, set BASIN_VSCODE_EXECUTABLE to its binary: the same suite runs there unchanged.
 // Needs dist/ (npm run build) and `bash scripts/setup-vscode-test.sh`.
 // BASIN_TEST_EXTENSION_PATH: run the suite against another copy of the extension, e.g. an unpacked .vsix
