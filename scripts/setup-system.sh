@@ -64,6 +64,17 @@ if [ $want_torch = 1 ]; then
   dpkg -s python3-torch >/dev/null 2>&1 || pk+=(python3-torch)
   dpkg -s libopenblas0-pthread >/dev/null 2>&1 || pk+=(libopenblas0-pthread)
   # No recommends: they bring a C++ toolchain, Qt and OpenCV development packages the peer does not use.
-  if [ ${#pk[@]} -gt 0 ]; then apt_update; apt-get install -y -qq --no-install-recommends "${pk[@]}" >/dev/null; fi
+  if [ ${#pk[@]} -gt 0 ]; then
+    apt_update
+    # On bookworm with Mesa from backports, its newer libelf1 conflicts with main's libdw1 (torch's dependency
+    # chain pins libelf1 = 0.188): let apt take such libraries from backports too.
+    if ! apt-get install -y -qq --no-install-recommends "${pk[@]}" >/dev/null 2>&1; then
+      if [ -f /etc/apt/sources.list.d/basin-backports.list ]; then
+        apt-get install -y -qq --no-install-recommends -t bookworm-backports "${pk[@]}" >/dev/null
+      else
+        apt-get install -y -qq --no-install-recommends "${pk[@]}" >/dev/null
+      fi
+    fi
+  fi
 fi
 echo "system packages ready"
