@@ -76,24 +76,29 @@ fn reduce_wg(lid: u32) {
   }
 }
 
-@compute @workgroup_size(WG)
-fn af_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  let s = grad_scale();
-  // Uniform control flow: every invocation of the workgroup takes the same branch before the barriers.
-  if (row >= p.rows || s < 0.0) { return; }
+// One factor entry: second[slot] ← lerp toward the mean of g² over `count` elements of the gradient starting at
+// `start`, `stride` apart (a row: stride 1; a column: stride cols). Called in uniform control flow (barriers).
+fn update_factor(slot: u32, start: u32, stride: u32, count: u32, lid: u32, s: f32) {
   var acc = 0.0;
-  for (var j = lid; j < p.cols; j = j + WG) {
-    let g = grad[row * p.cols + j] * s;
+  for (var k = lid; k < count; k = k + WG) {
+    let g = grad[start + k * stride] * s;
     acc = acc + g * g;
   }
   red[lid] = acc;
   red2[lid] = 0.0;
   reduce_wg(lid);
   if (lid == 0u) {
-    let i = p.rOff + row;
-    second[i] = second[i] + (red[0] / f32(p.cols) - second[i]) * p.oneMinusBeta2;
+    second[slot] = second[slot] + (red[0] / f32(count) - second[slot]) * p.oneMinusBeta2;
   }
+}
+
+@compute @workgroup_size(WG)
+fn af_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  let s = grad_scale();
+  // Uniform control flow: every invocation of the workgroup takes the same branch before the barriers.
+  if (row >= p.rows || s < 0.0) { return; }
+  update_factor(p.rOff + row, row * p.cols, 1u, p.cols, lid, s);
 }
 
 @compute @workgroup_size(WG)
@@ -101,18 +106,7 @@ fn af_cols(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let col = wid.x + wid.y * nwg.x;
   let s = grad_scale();
   if (col >= p.cols || s < 0.0) { return; }
-  var acc = 0.0;
-  for (var i = lid; i < p.rows; i = i + WG) {
-    let g = grad[i * p.cols + col] * s;
-    acc = acc + g * g;
-  }
-  red[lid] = acc;
-  red2[lid] = 0.0;
-  reduce_wg(lid);
-  if (lid == 0u) {
-    let i = p.cOff + col;
-    second[i] = second[i] + (red[0] / f32(p.rows) - second[i]) * p.oneMinusBeta2;
-  }
+  update_factor(p.cOff + col, col, p.cols, p.rows, lid, s);
 }
 
 // V̂ at element (i, j) of a factored tensor, given max(mean(R), ε1).

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import yauzl from 'yauzl';
+import { zipEntries } from './zip-entries.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -74,22 +74,6 @@ run(process.execPath, [vsce, 'package', '--target', target, '--ignoreFile', igno
 
 // 4. Check the contents: only allowed paths, and the files the extension cannot run without. The archive is
 // read with yauzl (a devDependency), not `unzip`, which a fresh machine lacks.
-/** The entry names of the zip archive `file`. */
-function zipEntries(file) {
-  return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true }, (err, zip) => {
-      if (err) return reject(err);
-      const names = [];
-      zip.on('entry', (e) => {
-        names.push(e.fileName);
-        zip.readEntry();
-      });
-      zip.on('end', () => resolve(names));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 let entries;
 try {
   entries = await zipEntries(vsix);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'node:assert/strict';
-import yauzl from 'yauzl';
+import { zipEntries } from '../../scripts/zip-entries.mjs';
 import { findTools, launchChromium, pipeConsole, prepareScratch, startCodeServer, tail, workbenchUrl } from '../vscode/code-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,25 +30,6 @@ function run(cmd, args, opts = {}) {
   });
 }
 
-/**
- * The entry names of a zip archive (a .vsix), read with yauzl: a fresh machine has no `unzip`, and the test must
- * not depend on a system tool the README does not install.
- */
-function zipEntries(file) {
-  return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true }, (err, zip) => {
-      if (err) return reject(err);
-      const names = [];
-      zip.on('entry', (e) => {
-        names.push(e.fileName);
-        zip.readEntry();
-      });
-      zip.on('end', () => resolve(names));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 /** Processes of a process group (the code-server's: extension host, the extension's worker…). */
 function groupPids(pgid) {

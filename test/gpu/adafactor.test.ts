@@ -175,6 +175,23 @@ describe('Adafactor', () => {
   });
 });
 
+describe('Adafactor refuses what its kernels cannot bind', () => {
+  it('names a tensor above one binding, with its size and the way out, before any GPU work', async () => {
+    const rt = await runtime();
+    rt.setMaxBindingBytes(4096);
+    const store = new ParameterStore();
+    store.add('small.weight', [4, 4]);
+    store.add('tok.weight', [40, 64]); // 10 KiB: over the forced 4 KiB binding
+    try {
+      store.materialize(rt);
+      assert.throws(() => new Adafactor(store), /Adafactor: parameter 'tok\.weight' \(40×64, 0\.0 MiB\) is larger than one GPU binding .* use adamw or sgd/);
+    } finally {
+      store.destroy();
+      rt.setMaxBindingBytes(null);
+    }
+  });
+});
+
 describe('factored second-moment statistics (host)', () => {
   it('the pairwise histogram equals counting every product, zeros and extremes included', () => {
     const R = Float32Array.from([0, 1e-12, 3e-6, 0.5, 2, 7e-9, 1e-3]);

@@ -20,6 +20,12 @@ describe('basin CLI output', () => {
     if (/llvmpipe|lavapipe/i.test(verbose.stdout)) assert.match(verbose.stderr, /artificially reduced/);
   });
 
+  it('refuses --from-checkpoint without --resume, saying why', () => {
+    const r = basin('train', path.join(ROOT, 'examples/demo.basin.yaml'), '--from-checkpoint', '3');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--from-checkpoint needs --resume <runDir>/);
+  });
+
   it('passes the exit code and the error of a failing command through', () => {
     const r = basin('train', path.join(ROOT, 'no-such.basin.yaml'));
     assert.equal(r.status, 1);

@@ -189,6 +189,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   });
 }
 
+/** The gradient of linear's bias: Σ over the rows of g ([rows, out]); null when the bias needs none. */
+function biasGrad(g: Tensor, bias: Tensor, rows: number, outF: number): Tensor | null {
+  if (!bias.requiresGrad) return null;
+  const g2 = g.reshape([rows, outF]);
+  const db = sum(g2, 0);
+  g2.dispose();
+  return db;
+}
+
 /**
  * y = x·Wᵀ + b for x [..., in], weight [out, in] (PyTorch layout) and bias [out]; the bias is added in the
  * matmul's epilogue. Result: [..., out].
@@ -215,16 +224,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     // dx = g · W ([rows, out] × [out, in]); dW = gᵀ · x ([out, rows] × [rows, in]); db = Σ_rows g.
     const dx = x.requiresGrad ? gemm({ ...one, a: g, b: weight, transA: false, transB: false, m: rows, n: inF, k: outF, outShape: x.shape }) : null;
     const dw = weight.requiresGrad ? gemm({ ...one, a: g, b: x, transA: true, transB: false, m: outF, n: inF, k: rows, outShape: weight.shape }) : null;
-    const grads: (Tensor | null)[] = [dx, dw];
-    if (bias) {
-      if (!bias.requiresGrad) grads.push(null);
-      else {
-        const g2 = g.reshape([rows, outF]);
-        grads.push(sum(g2, 0));
-        g2.dispose();
-      }
-    }
-    return grads;
+    return bias ? [dx, dw, biasGrad(g, bias, rows, outF)] : [dx, dw];
   });
 }
 
@@ -308,15 +308,6 @@ function linearChunked(x: Tensor, weight: Tensor, bias: Tensor | undefined, rows
       }
       gc.dispose();
     }
-    const grads: (Tensor | null)[] = [dx, dw];
-    if (bias) {
-      if (!bias.requiresGrad) grads.push(null);
-      else {
-        const g2 = g.reshape([rows, outF]);
-        grads.push(sum(g2, 0));
-        g2.dispose();
-      }
-    }
-    return grads;
+    return bias ? [dx, dw, biasGrad(g, bias, rows, outF)] : [dx, dw];
   });
 }

@@ -9,6 +9,7 @@ import type { BasinApi } from '../../../src/extension';
 import type { AnyJobInfo, JobEndEvent, JobOutcome, JobProgressEvent } from '../../../src/host/jobs/jobs';
 import type { JobStatsEvent } from '../../../src/host/jobs/kinds/train';
 import { decodeStatsFrame } from '../../../src/protocol/stats';
+import { waitFor } from './wait';
 import type { EvalJobProgress, TrainJobResult } from '../../../src/protocol/worker';
 
 const EXTENSION_ID = 'basin-ml.basin';
@@ -35,23 +36,6 @@ function readRunJson(dir: string): { status: string; error?: { message: string }
   return JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
 }
 
-/** Resolves with the first event that passes `pred`, or rejects after `timeoutMs`. */
-function waitFor<T, S extends T>(event: vscode.Event<T>, pred: (e: T) => e is S, timeoutMs: number, what: string): Promise<S>;
-function waitFor<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: number, what: string): Promise<T>;
-function waitFor<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      sub.dispose();
-      reject(new Error(`no ${what} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const sub = event((e) => {
-      if (!pred(e)) return;
-      clearTimeout(timer);
-      sub.dispose();
-      resolve(e);
-    });
-  });
-}
 
 /** A train job's progress that passes `pred` (progress of other kinds never does). */
 function trainProgress(pred: (e: JobProgressEvent<'train'>) => boolean): (e: JobProgressEvent) => e is JobProgressEvent<'train'> {

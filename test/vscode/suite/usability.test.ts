@@ -10,9 +10,9 @@ import * as vscode from 'vscode';
 import type { BasinApi } from '../../../src/extension';
 import type { JobEndEvent, JobOutcome, JobProgressEvent } from '../../../src/host/jobs/jobs';
 import { cancelPickItems } from '../../../src/host/jobs/job-commands';
+import { until, waitFor } from './wait';
 
 const EXTENSION_ID = 'basin-ml.basin';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function mlp(name: string, steps: number, hidden = 16): string {
   return `name: ${name}
@@ -31,30 +31,7 @@ output: runs
 `;
 }
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
-function waitEvent<T>(event: vscode.Event<T>, pred: (e: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      sub.dispose();
-      reject(new Error(`no ${what} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const sub = event((e) => {
-      if (!pred(e)) return;
-      clearTimeout(timer);
-      sub.dispose();
-      resolve(e);
-    });
-  });
-}
 
 function labelOf(item: vscode.CompletionItem): string {
   return typeof item.label === 'string' ? item.label : item.label.label;
@@ -151,7 +128,7 @@ describe('Basin editor usability (issue 18)', function () {
       // A model no earlier test compiled: its first progress says the kernels compile.
       const cold = path.join(scratch, 'cold.basin.yaml');
       fs.writeFileSync(cold, mlp('cold', 10, 24).replace('type: sgd, lr: 0.05, momentum: 0.9', 'type: adamw, lr: 0.01'));
-      const first = waitEvent(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cold, 120_000, 'first progress');
+      const first = waitFor(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cold, 120_000, 'first progress');
       const run = api.jobs.run('train', { configPath: cold }, { notify: false });
       const p = (await first) as JobProgressEvent<'train'>;
       assert.equal(p.progress.compiling, true, `the first progress says compiling (${JSON.stringify(p.progress)})`);
@@ -162,7 +139,7 @@ describe('Basin editor usability (issue 18)', function () {
       // The warm-up: showing a config with another model compiles its kernels; training it then starts warm.
       const warm = vscode.Uri.file(path.join(scratch, 'warm.basin.yaml'));
       fs.writeFileSync(warm.fsPath, mlp('warm', 10, 20).replace('type: sgd, lr: 0.05, momentum: 0.9', 'type: adafactor, lr: 0.01'));
-      const warmed = waitEvent(api.warmUp.onDidWarm, (e) => e.configPath === warm.fsPath, 120_000, 'the warm-up');
+      const warmed = waitFor(api.warmUp.onDidWarm, (e) => e.configPath === warm.fsPath, 120_000, 'the warm-up');
       await vscode.window.showTextDocument(warm);
       const w = await warmed;
       assert.ok(!w.error, w.error);
@@ -209,7 +186,7 @@ describe('Basin editor usability (issue 18)', function () {
       const cfg = path.join(scratch, 'twice.basin.yaml');
       fs.writeFileSync(cfg, mlp('twice', 3000));
       const a = api.jobs.run('train', { configPath: cfg }, { notify: false });
-      await waitEvent(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cfg && (e as JobProgressEvent<'train'>).progress.step >= 10, 120_000, 'job A past step 10');
+      await waitFor(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cfg && (e as JobProgressEvent<'train'>).progress.step >= 10, 120_000, 'job A past step 10');
       const b = api.jobs.run('train', { configPath: cfg }, { notify: false });
       await until('job B queued', () => api.jobs.active.find((j) => j.queued));
       await until('a progress of A after B queued', async () => /step \d+\/3000/.test(api.jobs.statusText ?? '') || undefined);
@@ -228,7 +205,7 @@ describe('Basin editor usability (issue 18)', function () {
       // Cancel B (queued) then A, timing Cancel → status bar "stopping…" → job ended and the item gone.
       api.jobs.cancel(api.jobs.active.find((j) => j.queued)!.id);
       assert.equal((await b)?.status, 'cancelled');
-      const ended = waitEvent(api.jobs.onDidEnd, (e: JobEndEvent) => e.job === jobA, 30_000, 'the end of A');
+      const ended = waitFor(api.jobs.onDidEnd, (e: JobEndEvent) => e.job === jobA, 30_000, 'the end of A');
       const t0 = Date.now();
       assert.equal(api.jobs.cancel(jobA.id), 1);
       assert.match(api.jobs.statusText ?? '', /stopping…/, 'the status bar says stopping at once');
@@ -246,7 +223,7 @@ describe('Basin editor usability (issue 18)', function () {
       const cfg = path.join(scratch, 'ckpt.basin.yaml');
       fs.writeFileSync(cfg, mlp('ckpt', 3000).replace('checkpointEvery: 1000', 'checkpointEvery: 20'));
       const run = api.jobs.run('train', { configPath: cfg }, { notify: false });
-      const mid = await waitEvent(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cfg && ((e as JobProgressEvent<'train'>).progress.checkpointStep ?? 0) >= 40, 120_000, 'two checkpoints');
+      const mid = await waitFor(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.configPath === cfg && ((e as JobProgressEvent<'train'>).progress.checkpointStep ?? 0) >= 40, 120_000, 'two checkpoints');
       api.jobs.cancel(mid.job.id);
       const out = await run;
       const dir = out!.result!.runDir;
@@ -262,7 +239,7 @@ describe('Basin editor usability (issue 18)', function () {
       const actions = api.trainJobs.endActions(end);
       assert.deepEqual(actions.map((x) => x.title), [`Resume from step ${earlier} instead`]);
       // fromCheckpoint goes through the worker to the engine (resumeStep). Run it and stop it at once.
-      const first = waitEvent(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.resume === dir && (e as JobProgressEvent<'train'>).progress.phase === 'started', 120_000, 'the resumed start');
+      const first = waitFor(api.jobs.onDidProgress, (e) => e.kind === 'train' && e.job.params.resume === dir && (e as JobProgressEvent<'train'>).progress.phase === 'started', 120_000, 'the resumed start');
       const resumed = vscode.commands.executeCommand<JobOutcome<'train'> | undefined>('basin.resumeRun', { runDir: dir, fromCheckpoint: earlier });
       const p0 = (await first) as JobProgressEvent<'train'>;
       assert.deepEqual(p0.job.params, { resume: dir, fromCheckpoint: earlier });
