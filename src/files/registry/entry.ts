@@ -19,6 +19,11 @@ interface ParamBase {
   required?: boolean;
   /** Has no schema default but the loader fills it from other fields (the doc says from what). */
   derived?: boolean;
+  /**
+   * Merge methods: the parameter may be given per input model (mergekit's `models[].parameters`), not only
+   * globally; a per-model value wins over the global one. Ignored by other families.
+   */
+  perModel?: boolean;
 }
 
 export interface NumberParam extends ParamBase {
