@@ -2,7 +2,7 @@
 // `N passed, N failed[, N skipped]` summed over the tiers. Exits non-zero if a test failed or a step/tier crashed
 // (a crash counts as one failure and is named).
 //
-//   unit    mocha --config test/unit/.mocharc.json
+//   unit    mocha --config test/unit/.mocharc.json 'test/unit/**/*.test.ts' (each tier's globs: `tierSpec` in its config)
 //   gpu     mocha --config test/gpu/.mocharc.json
 //   torch   mocha --config test/torch/.mocharc.json: parity with PyTorch on the CPU (skipped with the reason when
 //           python3-torch is absent, a failure under CI, where setup-system.sh --tests installs it)
@@ -52,10 +52,18 @@ async function step(name, cmd, args) {
   return ok;
 }
 
-/** Does any file match the config's `spec` globs? (mocha fails on none; a tier with no tests yet counts 0/0.) */
+/**
+ * A tier's spec globs: `tierSpec` in its .mocharc.json, passed on the command line rather than as mocha's own
+ * `spec` key, because mocha ADDS command-line files to a config's `spec`: with `tierSpec`,
+ * `mocha --config test/gpu/.mocharc.json test/gpu/x.test.ts` runs x alone.
+ */
+function tierSpec(config) {
+  return [].concat(JSON.parse(readFileSync(join(root, config), 'utf8')).tierSpec ?? []);
+}
+
+/** Does any file match the config's spec globs? (mocha fails on none; a tier with no tests yet counts 0/0.) */
 function mochaHasFiles(config) {
-  const cfg = JSON.parse(readFileSync(join(root, config), 'utf8'));
-  return [].concat(cfg.spec ?? []).some((spec) => {
+  return tierSpec(config).some((spec) => {
     const parts = spec.split('/');
     const firstGlob = parts.findIndex((p) => /[*?[{]/.test(p));
     if (firstGlob < 0) return existsSync(join(root, spec));
@@ -130,7 +138,7 @@ const hostBundlesFresh = ['dist/extension.js', 'dist/worker.js'].every((f) => {
 const mochaTier = (name, config) =>
   tier(name, async (summaryFile) => {
     if (!mochaHasFiles(config)) return { skipped: 'no test files yet' };
-    return run(process.execPath, [mochaBin, '--config', config, '--reporter', reporter, '--reporter-option', `summary=${summaryFile}`]);
+    return run(process.execPath, [mochaBin, '--config', config, '--reporter', reporter, '--reporter-option', `summary=${summaryFile}`, ...tierSpec(config)]);
   });
 
 await mochaTier('unit', 'test/unit/.mocharc.json');

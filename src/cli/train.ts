@@ -59,6 +59,12 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
         onStart: (i) => {
           err.write(`basin: ${config.name} — ${i.model.type}, ${i.parameters.toLocaleString('en-US')} parameters on ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})\n`);
           err.write(`basin: run folder ${i.runDir}${i.startStep ? ` (resuming at step ${i.startStep})` : ''}\n`);
+          if (i.init) {
+            err.write(`basin: fine-tuning from ${i.init.file}: ${i.init.loaded.length} tensors loaded`);
+            err.write(i.init.fresh.length ? `; fresh initialization for ${i.init.fresh.join(', ')}\n` : '\n');
+            if (i.init.unused.length) err.write(`basin: not in this model (unused): ${i.init.unused.join(', ')}\n`);
+          }
+          if (i.frozen?.length) err.write(`basin: frozen (no gradient, no update): ${i.frozen.join(', ')}\n`);
           bar.start(i.totalSteps, i.startStep, { loss: '-', rate: '-' });
         },
         onLog: (l) => {

@@ -69,6 +69,10 @@ export interface RunLineage {
   parentCheckpoint?: string;
   /** Which slice of the data this run saw (continual training), e.g. {from, to} timestamps or row ranges. */
   dataWindow?: Record<string, unknown>;
+  /** How it relates to the parent: a fine-tune starts from its weights with a fresh optimizer (`init.from`). */
+  relation?: 'fine-tune' | 'continue';
+  /** Fine-tunes: the base model's validation metrics (evaluated once before the first step, as `val_*`). */
+  baseMetrics?: Record<string, number>;
 }
 
 /** What ran it; the GPU layer's adapter info goes here. */

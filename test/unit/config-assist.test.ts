@@ -78,7 +78,7 @@ describe('config assist: cursor context in YAML', () => {
 
 describe('config assist: schema navigation', () => {
   it('top-level and train keys', () => {
-    assert.deepEqual(objectProps(SCHEMA).map((p) => p.name).filter((n) => n !== '$schema'), ['name', 'seed', 'model', 'data', 'train', 'output']);
+    assert.deepEqual(objectProps(SCHEMA).map((p) => p.name).filter((n) => n !== '$schema'), ['name', 'seed', 'model', 'data', 'init', 'train', 'output']);
     const train = objectProps(schemaAt(SCHEMA, ['train'], () => undefined)).map((p) => p.name);
     assert.ok(train.includes('batchSize') && train.includes('optimizer'));
   });

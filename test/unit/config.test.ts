@@ -28,7 +28,7 @@ const keys = <T>() => <K extends Record<keyof T, true>>(k: K & Record<Exclude<ke
 const REGISTRIES = { model: modelRegistry, data: dataRegistry, optimizer: optimizerRegistry, schedule: scheduleRegistry, loss: lossRegistry } as Record<string, Registry<RegistryEntry>>;
 const entryFields = (reg: Registry<RegistryEntry>, type: string) => ['type', ...Object.keys(reg.get(type).params)].sort();
 const FIELDS = {
-  top: keys<TrainConfig>()({ $schema: true, name: true, seed: true, model: true, data: true, train: true, output: true }),
+  top: keys<TrainConfig>()({ $schema: true, name: true, seed: true, model: true, data: true, init: true, train: true, output: true }),
   train: keys<TrainSectionConfig>()({
     steps: true,
     epochs: true,
@@ -37,6 +37,8 @@ const FIELDS = {
     schedule: true,
     loss: true,
     gradClip: true,
+    freeze: true,
+    unfreeze: true,
     evalEvery: true,
     checkpointEvery: true,
     statsEvery: true,
@@ -56,7 +58,7 @@ function assertComplete(obj: Record<string, unknown>, fields: string[], where: s
 }
 
 function checkLoaded(c: TrainConfig, where: string) {
-  assertComplete(c as unknown as Record<string, unknown>, FIELDS.top, where, ['$schema']);
+  assertComplete(c as unknown as Record<string, unknown>, FIELDS.top, where, ['$schema', 'init']);
   assertComplete(c.model as unknown as Record<string, unknown>, entryFields(modelRegistry, c.model.type), `${where}.model`);
   assertComplete(c.data as unknown as Record<string, unknown>, entryFields(dataRegistry, c.data.type), `${where}.data`);
   assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs']);

@@ -16,7 +16,7 @@ import type { LrSchedule } from '../optim/schedule';
 import { writeSafetensors } from '../../files/safetensors';
 import { noGrad, tidy } from '../tensor/tensor';
 import type { TrainConfig } from '../../files/config/schema';
-import { RunFolder, openRun } from '../../files/run-record';
+import { RunFolder, openRun, type RunLineage } from '../../files/run-record';
 import { removeStaleTempFiles } from '../../files/atomic';
 import { Dropout } from '../nn/layers';
 import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
@@ -25,6 +25,8 @@ import { TrainingData, buildTrainingData } from './data-source';
 import { evaluate, EvalMetrics } from './evaluate';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
+import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
+import { configFieldError, resolveConfigPath } from '../../files/config/load';
 
 /** The longest the training loop runs without letting cancellation and IPC through. */
 const YIELD_MS = 200;
@@ -41,7 +43,7 @@ export interface StepLog {
 }
 
 export interface TrainEvents {
-  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec }): void;
+  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec; init?: InitReport; frozen?: string[] }): void;
   onLog?(log: StepLog): void;
   onEval?(step: number, metrics: EvalMetrics): void;
   onCheckpoint?(step: number, file: string): void;
@@ -144,6 +146,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const data = await buildTrainingData(config, opts.configPath);
   const spec = modelSpec(config);
   const { model, store } = materializeModel(rt, spec, config.seed);
+  // A problem only the built model can reveal (a glob matching no parameter, a missing init checkpoint) is still
+  // a config error: it names the file, line and field when the config came from a file.
+  const asConfigError = (segs: (string | number)[], e: Error) => (opts.configPath ? configFieldError(opts.configPath, segs, e.message) : e);
+  let freeze: ReturnType<typeof planFreeze>;
+  try {
+    freeze = planFreeze(store, t.freeze ?? [], t.unfreeze ?? []);
+  } catch (e) {
+    store.destroy();
+    throw e instanceof ParameterGlobError ? asConfigError(e.field, e) : e;
+  }
   const optimizer = makeOptimizer(config, store);
   const loss = makeLoss(config.train.loss);
   const totalSteps = data.totalSteps;
@@ -151,6 +163,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   let run: RunFolder;
   let startStep = 0;
+  let initReport: InitReport | undefined;
   if (opts.resume) {
     run = await openRun(opts.resume);
     const all = run.availableCheckpoints();
@@ -179,8 +192,31 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await run.resume();
   } else {
     const outputDir = opts.outputDir ?? path.resolve(opts.configPath ? path.dirname(opts.configPath) : process.cwd(), config.output ?? 'runs');
-    run = await RunFolder.create(outputDir, config.name, { config, configPath: opts.configPath, device: rt.gpu.info });
+    let lineage: RunLineage = {};
+    if (config.init) {
+      const from = opts.configPath ? resolveConfigPath(opts.configPath, config.init.from) : path.resolve(config.init.from);
+      let src: Awaited<ReturnType<typeof resolveInitSource>>;
+      try {
+        src = await resolveInitSource(from);
+      } catch (e) {
+        optimizer.destroy();
+        store.destroy();
+        throw asConfigError(['init', 'from'], e as Error);
+      }
+      try {
+        initReport = await initFromCheckpoint(src.file, store, { partial: config.init.partial });
+      } catch (e) {
+        optimizer.destroy();
+        store.destroy();
+        throw e;
+      }
+      // The base's own validation metrics, once: a fine-tune shows them beside its own at every evaluation.
+      const base = await evaluate(rt, model, data, loss);
+      lineage = { relation: 'fine-tune', parentCheckpoint: src.file, ...(src.runDir ? { parentRun: src.runDir } : {}), baseMetrics: prefixed('val', base) };
+    }
+    run = await RunFolder.create(outputDir, config.name, { config, configPath: opts.configPath, device: rt.gpu.info, lineage });
   }
+  const baseMetrics = run.record.lineage.baseMetrics;
   // Per-layer statistics (src/engine/stats/layer-stats.ts): sampled on the GPU every statsEvery steps, at each
   // checkpoint step and at the last step; frames are read back asynchronously and appended to stats.bin in order.
   const statsFile = path.join(run.dir, STATS_FILE);
@@ -206,8 +242,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await statsChain;
     if (statsError) throw statsError;
   };
+  let frozenNow = frozenAt(freeze, startStep);
+  applyFrozen(store, frozenNow);
   model.train();
-  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec });
+  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec, init: initReport, frozen: [...frozenNow] });
 
   let lastLoss = NaN;
   let lastEval: EvalMetrics | null = null;
@@ -241,6 +279,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         status = 'cancelled';
         break;
       }
+      if (freeze.unfreeze.some((u) => u.step === step)) {
+        frozenNow = frozenAt(freeze, step); // progressive unfreezing: these parameters train from this step on
+        applyFrozen(store, frozenNow);
+      }
       const lr = schedule(step);
       const batch = data.trainBatch(step);
       const wantLog = step % logEvery === 0 || step === totalSteps;
@@ -249,7 +291,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let lossRead: Promise<Float32Array | Int32Array | Uint32Array> | null = null;
       tidy(() => {
         const out = forwardBatch(rt, model, batch, { training: true, loss });
-        backward(out.loss);
+        // Everything frozen (progressive unfreezing before its first step): the loss is still logged.
+        if (frozenNow.size < store.entries.length) backward(out.loss);
         if (wantLog) lossRead = out.loss.toArray();
       });
       if (wantStats) stats!.beforeStep();
@@ -279,7 +322,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       if ((t.evalEvery && step % t.evalEvery === 0) || step === totalSteps) {
         lastEval = await evaluate(rt, model, data, loss);
-        await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval) });
+        await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval), ...(baseMetrics ? prefixed('base', baseMetrics) : {}) });
         opts.events?.onEval?.(step, lastEval);
       }
       if (wantCheckpoint) await checkpoint(step);
@@ -310,7 +353,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-function prefixed(prefix: string, m: EvalMetrics): Record<string, number> {
+function prefixed(prefix: string, m: EvalMetrics | Readonly<Record<string, number>>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(m)) out[`${prefix}_${k}`] = v;
   return out;

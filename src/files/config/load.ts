@@ -452,3 +452,22 @@ export function loadConfig(file: string): { config: TrainConfig; source: string;
 export function resolveConfigPath(configFile: string, p: string): string {
   return path.resolve(path.dirname(path.resolve(configFile)), p);
 }
+
+/**
+ * A ConfigError for a problem found after loading, where only the engine can tell (a freeze glob that matches no
+ * parameter, an `init.from` checkpoint that does not exist): re-reads the config file to point at the field's line.
+ * `segs` is the field's path (`['train', 'freeze', 0]`). Falls back to line 1 when the file cannot be read.
+ */
+export function configFieldError(file: string, segs: readonly (string | number)[], message: string): ConfigError {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    // keep line 1
+  }
+  const pos = new Positions(text);
+  const doc = parseDocument(text, { lineCounter: new LineCounter(), prettyErrors: false });
+  const loc = locate(doc, segs.map(String));
+  const r = (loc.depth === segs.length ? rangeOf(loc.node) ?? rangeOf(loc.key) : rangeOf(loc.key) ?? rangeOf(loc.node)) ?? [0, 1];
+  return new ConfigError(file, [pos.diag(r[0], r[1], fieldPath(segs), message)]);
+}

@@ -56,6 +56,27 @@ export const trainConfigSchema = {
     },
     model: sectionSchema(modelRegistry, 'The model to train. Default: a transformer with the defaults below.'),
     data: sectionSchema(dataRegistry, 'Where the examples come from. Default: synthetic sequences with the defaults below.'),
+    init: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['from'],
+      description:
+        'Start from a trained model’s weights (fine-tuning) with a fresh optimizer. Tensors are matched by name and shape; the run records the checkpoint as its base (`run.json` lineage), which merging and task-vector pruning use.',
+      properties: {
+        from: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'A checkpoint (`.safetensors`) or a run folder (its latest checkpoint); relative paths are resolved from the config file’s folder.',
+        },
+        partial: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Allow tensors missing from the checkpoint or of another shape (e.g. a new output head): they keep their fresh initialization and are listed. Without it such a mismatch is an error that names them.',
+        },
+      },
+    },
     train: {
       type: 'object',
       description: 'How to train.',
@@ -69,6 +90,27 @@ export const trainConfigSchema = {
         schedule: sectionSchema(scheduleRegistry, 'Learning-rate schedule. Default: cosine with the defaults below.'),
         loss: sectionSchema(lossRegistry, 'The training loss; it owns the output layer. Default: cross-entropy over every class.'),
         gradClip: { type: 'number', minimum: 0, default: 1, description: 'Clip the global gradient norm to this value; 0 disables clipping.' },
+        freeze: {
+          type: 'array',
+          items: { type: 'string', minLength: 1 },
+          default: [],
+          description:
+            'Parameters that do not train (partial fine-tuning): name globs (`*` matches any characters, dots included; `?` one), e.g. `embed.*`, `blocks.0.*`. Frozen tensors take no gradient and no update: they stay bit-identical. A glob matching nothing is an error listing the names.',
+        },
+        unfreeze: {
+          type: 'array',
+          default: [],
+          description: 'Progressive unfreezing: at each `step`, the frozen parameters matching `params` start training (with a fresh optimizer state).',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['step', 'params'],
+            properties: {
+              step: { type: 'integer', minimum: 1, description: 'The first step at which these parameters train.' },
+              params: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Name globs of the parameters to unfreeze.' },
+            },
+          },
+        },
         evalEvery: { type: 'integer', minimum: 0, default: 100, description: 'Evaluate on the validation split every N steps (and at the end); 0: only at the end.' },
         checkpointEvery: {
           type: 'integer',
@@ -111,6 +153,10 @@ export interface TrainSectionConfig {
   schedule: ScheduleConfig;
   loss: LossConfig;
   gradClip: number;
+  /** Name globs of parameters that do not train. */
+  freeze: string[];
+  /** Progressive unfreezing: from `step` on, the parameters matching `params` train. */
+  unfreeze: { step: number; params: string[] }[];
   evalEvery: number;
   checkpointEvery: number;
   statsEvery: number;
@@ -123,6 +169,8 @@ export interface TrainConfig {
   seed: number;
   model: ModelConfig;
   data: DataConfig;
+  /** Fine-tuning: start from these weights (`from` as written; resolve it with `resolveConfigPath()`). */
+  init?: { from: string; partial: boolean };
   train: TrainSectionConfig;
   /** As written in the config; resolve it with `resolveConfigPath()`. */
   output: string;
