@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { gpuInfoCommand } from './gpu-info';
+import { mergeCommand } from './merge';
 import { trainCommand } from './train';
 
 function positiveInt(v: string): number {
@@ -35,6 +36,16 @@ export function buildProgram(): Command {
     .option('--profile', 'print per-kernel dispatch counts and timings')
     .option('--json', 'print metrics as JSON lines on stdout')
     .action((config: string, o) => trainCommand(config, o));
+
+  program
+    .command('merge')
+    .description('merge models from a mergekit-style config (*.merge.yaml): every mergekit method plus fisher, regmean and curvature')
+    .argument('<config>', 'merge config file')
+    .option('--out <dir>', "output folder (default: the config's basin.output, else merged/<name> beside the config)")
+    .option('--force', 'write over a merged model already in the output folder')
+    .option('--preview', 'merge a sample of the tensors and rows and print the statistics; write nothing')
+    .option('--json', 'print the merge report as one JSON object')
+    .action((config: string, o) => mergeCommand(config, o));
 
   program
     .command('demo')

@@ -1,0 +1,284 @@
+// The streaming merge executor: runs a MergePlan (src/files/merge/plan.ts) on the GPU, tensor by tensor.
+//
+// Memory stays bounded by a few tensors, whatever the size of the models:
+//   - each input tensor is read from its file at its byte offset when its first task needs it (positioned reads,
+//     TensorFileReader), uploaded in its own dtype (F16/BF16 are widened on the GPU: ops/convert.ts) and
+//     released after its last use (the plan's `release` lists);
+//   - the output is written by writeSafetensors, which pulls each tensor when its turn comes (lazy data), so only
+//     the current merged tensor is on the host; shards are written one after another, each atomically (temp file
+//     + rename), the index last;
+//   - the next task's input bytes are read from disk while the GPU merges the current one (reading is usually
+//     what a merge waits for).
+// A report (merge-report.json) lands beside the output: per tensor the kept fraction per expert, the sign-conflict
+// fraction and the norm of the merged delta; per expert its saliency mass in total and per layer.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../../files/atomic';
+import { TensorFileReader, type TensorRef } from '../../files/merge/model-files';
+import { outputShards, type MergePlan, type MergeTask, type PlanInput } from '../../files/merge/plan';
+import { writeSafetensors } from '../../files/safetensors';
+import type { Runtime } from '../gpu/runtime';
+import { decodeFloatBytes } from '../ops/convert';
+import type { Tensor } from '../tensor/tensor';
+import { mergeTensor, type TensorMergeStats } from './tensor-merge';
+
+export const MERGE_REPORT_FILE = 'merge-report.json';
+
+export class MergeOutputExistsError extends Error {
+  constructor(readonly dir: string, readonly file: string) {
+    super(`${file} already exists: Basin does not write over a merged model (use --force, or another --out folder)`);
+    this.name = 'MergeOutputExistsError';
+  }
+}
+
+export interface MergeProgress {
+  done: number;
+  total: number;
+  tensor: string;
+  /** Input bytes read so far. */
+  bytesRead: number;
+}
+
+export interface TensorReport extends TensorMergeStats {
+  name: string;
+  shape: number[];
+  layer: number | null;
+}
+
+export interface MergeReport {
+  format: 'basin-merge-report-1';
+  configFile: string;
+  method: string;
+  /** The models in plan order (`written` as in the config), and which is the base. */
+  models: { index: number; written: string; path: string; role: 'base' | 'expert' | 'base+expert' }[];
+  /** Per expert (model index): Σ saliency over every tensor, and per layer (key: layer index, or "other"). */
+  saliency: { model: number; total: number; perLayer: Record<string, number> }[];
+  tensors: TensorReport[];
+  /** Input bytes read, output bytes written, seconds. */
+  bytesRead: number;
+  bytesWritten: number;
+  seconds: number;
+  /** The output's weights file (model.safetensors or the index), or null for a preview. */
+  output: string | null;
+  warnings: string[];
+  /** A preview ran on a sample: which tensors, how many rows of each. */
+  sample?: { tensors: number; rowsPerTensor: number };
+}
+
+export interface ExecuteOptions {
+  rt: Runtime;
+  plan: MergePlan;
+  /** Output folder (created). Required unless `preview`. */
+  outDir?: string;
+  /** Write over an existing merged model in outDir. */
+  force?: boolean;
+  maxShardBytes?: number;
+  signal?: AbortSignal;
+  onProgress?(p: MergeProgress): void;
+  /**
+   * Preview: run the plan on a sample and write nothing: at most `tensors` tasks (spread over the plan) and the
+   * first `rows` rows of each. Statistics are those of the sample (a top-k trim thresholds within it).
+   */
+  preview?: { tensors: number; rows: number };
+}
+
+export class MergeCancelledError extends Error {
+  constructor() {
+    super('merge cancelled');
+    this.name = 'MergeCancelledError';
+  }
+}
+
+/** The first `rows` rows of a tensor (rows = shape[0]) as a smaller ref: a prefix of its bytes. */
+function rowPrefix(ref: TensorRef, rows: number): TensorRef {
+  if (ref.shape.length === 0 || ref.shape[0] <= rows) return ref;
+  const per = ref.numel / ref.shape[0];
+  const shape = [rows, ...ref.shape.slice(1)];
+  const bpe = ref.byteLength / ref.numel;
+  return { ...ref, shape, numel: rows * per, byteLength: rows * per * bpe };
+}
+
+/** Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). */
+export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
+  const { rt, plan } = o;
+  const t0 = performance.now();
+  const preview = o.preview ?? null;
+  const layout = outputShards(plan, o.maxShardBytes ?? 5_000_000_000);
+  let outputFile: string | null = null;
+  if (!preview) {
+    if (!o.outDir) throw new Error('executeMerge: outDir is required');
+    await fs.promises.mkdir(o.outDir, { recursive: true });
+    for (const f of [MERGE_REPORT_FILE, 'model.safetensors', 'model.safetensors.index.json', ...layout.shards.map((s) => s.file)]) {
+      const p = path.join(o.outDir, f);
+      if (!o.force && fs.existsSync(p)) throw new MergeOutputExistsError(o.outDir, p);
+    }
+    outputFile = path.join(o.outDir, layout.index ? 'model.safetensors.index.json' : layout.shards[0].file);
+  }
+
+  // Which tasks run: all, or a preview's spread-out sample.
+  let tasks: MergeTask[] = plan.tasks;
+  if (preview) {
+    const k = Math.max(1, Math.min(preview.tensors, plan.tasks.length));
+    const pick = new Set<number>();
+    for (let i = 0; i < k; i++) pick.add(Math.floor((i * plan.tasks.length) / k));
+    tasks = plan.tasks.filter((t) => pick.has(t.index));
+  }
+  const rows = preview ? preview.rows : Infinity;
+  const refOf = (inp: PlanInput) => (preview ? rowPrefix(inp.tensor, rows) : inp.tensor);
+
+  const reader = new TensorFileReader();
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  const cache = new Map<string, Tensor>();
+  const keyOf = (inp: PlanInput) => `${inp.model}\u0000${inp.tensor.name}`;
+  // Raw bytes of the next task's inputs, read while the GPU works on the current task.
+  const pending = new Map<string, Promise<Uint8Array>>();
+  const readAhead = (task: MergeTask | undefined) => {
+    if (!task) return;
+    for (const inp of [...(task.base ? [task.base] : []), ...task.experts]) {
+      const k = keyOf(inp);
+      if (cache.has(k) || pending.has(k)) continue;
+      const p = reader.readBytes(refOf(inp));
+      p.catch(() => undefined);
+      pending.set(k, p);
+    }
+  };
+  const load = async (inp: PlanInput): Promise<Tensor> => {
+    const k = keyOf(inp);
+    const hit = cache.get(k);
+    if (hit) return hit;
+    const ref = refOf(inp);
+    const bytes = await (pending.get(k) ?? reader.readBytes(ref));
+    pending.delete(k);
+    bytesRead += bytes.byteLength;
+    const t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
+    t.name = `${inp.tensor.name} (model ${inp.model})`;
+    cache.set(k, t);
+    return t;
+  };
+  const loadStats = async (inp: PlanInput): Promise<{ row: Tensor; col: Tensor } | null> => {
+    if (!inp.stats) return null;
+    const [r, c] = await Promise.all([reader.readBytes(inp.stats.vRow), reader.readBytes(inp.stats.vCol)]);
+    const rowRef = preview ? rowPrefix(inp.stats.vRow, rows) : inp.stats.vRow;
+    const row = decodeFloatBytes(rt, r.subarray(0, rowRef.byteLength), rowRef.dtype, rowRef.shape);
+    const col = decodeFloatBytes(rt, c, inp.stats.vCol.dtype, inp.stats.vCol.shape);
+    return { row, col };
+  };
+
+  const modelName = (m: number) => `"${plan.models[m].ref.written}"`;
+  const reports: TensorReport[] = [];
+  const saliency = new Map<number, { total: number; perLayer: Record<string, number> }>();
+
+  /** Merges one task on the GPU and returns the merged values (host f32) after its statistics were checked. */
+  const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array> => {
+    if (o.signal?.aborted) throw new MergeCancelledError();
+    const base = task.base ? await load(task.base) : null;
+    const experts = await Promise.all(task.experts.map(load));
+    const curvature = plan.needs.statistics ? await Promise.all(task.experts.map(loadStats)) : undefined;
+    readAhead(next);
+    const shape = preview ? refOf(task.experts[0]).shape : task.shape;
+    let merged: Tensor | null = null;
+    try {
+      const r = mergeTensor(plan.method, {
+        name: task.output,
+        shape,
+        base,
+        experts,
+        perModel: task.experts.map((e) => e.params as Record<string, number | boolean>),
+        global: task.params as Record<string, number | boolean>,
+        curvature,
+      });
+      merged = r.merged;
+      let stats: TensorMergeStats;
+      try {
+        stats = await r.stats;
+      } catch (e) {
+        // The kernels count models among the experts; say which files they are.
+        const names = task.experts.map((x, i) => `model ${i} = ${modelName(x.model)}`).join(', ');
+        throw new Error(`${(e as Error).message} (${names}${task.base ? `, base = ${modelName(task.base.model)}` : ''})`);
+      }
+      reports.push({ name: task.output, shape, layer: task.layer, ...stats });
+      stats.saliencyMass?.forEach((m, i) => {
+        const id = task.experts[i].model;
+        const s = saliency.get(id) ?? { total: 0, perLayer: {} };
+        s.total += m;
+        const key = task.layer === null ? 'other' : String(task.layer);
+        s.perLayer[key] = (s.perLayer[key] ?? 0) + m;
+        saliency.set(id, s);
+      });
+      return await merged.toFloat32();
+    } finally {
+      merged?.dispose();
+      for (const c of curvature ?? []) {
+        c?.row.dispose();
+        c?.col.dispose();
+      }
+      for (const rel of task.release) {
+        const k = `${rel.model}\u0000${rel.tensor}`;
+        cache.get(k)?.dispose();
+        cache.delete(k);
+      }
+      o.onProgress?.({ done: reports.length, total: tasks.length, tensor: task.output, bytesRead });
+    }
+  };
+
+  try {
+    if (preview) {
+      for (let i = 0; i < tasks.length; i++) await runTask(tasks[i], tasks[i + 1]);
+      // A preview skips tasks, so inputs whose last use was skipped are still cached: free them all.
+    } else {
+      const order = layout.shards.flatMap((s) => s.tasks.map((i) => plan.tasks[i]));
+      let at = 0;
+      for (const shard of layout.shards) {
+        const file = path.join(o.outDir!, shard.file);
+        await writeSafetensors(
+          file,
+          shard.tasks.map((i) => {
+            const task = plan.tasks[i];
+            return {
+              name: task.output,
+              dtype: task.outDtype,
+              shape: task.shape,
+              data: () => {
+                const me = at++;
+                return runTask(task, order[me + 1]);
+              },
+            };
+          }),
+          { format: 'pt', merged_by: 'basin', merge_method: plan.method },
+        );
+        bytesWritten += (await fs.promises.stat(file)).size;
+      }
+      if (layout.index) await writeFileAtomic(path.join(o.outDir!, 'model.safetensors.index.json'), JSON.stringify(layout.index, null, 2) + '\n');
+    }
+  } finally {
+    for (const t of cache.values()) t.dispose();
+    cache.clear();
+    await Promise.allSettled(pending.values());
+    await reader.close();
+  }
+
+  const baseIdx = new Set(plan.tasks.flatMap((t) => (t.base ? [t.base.model] : [])));
+  const expertIdx = new Set(plan.tasks.flatMap((t) => t.experts.map((e) => e.model)));
+  const report: MergeReport = {
+    format: 'basin-merge-report-1',
+    configFile: plan.configFile,
+    method: plan.method,
+    models: plan.models.map((m) => ({
+      index: m.index,
+      written: m.ref.written,
+      path: m.ref.path,
+      role: baseIdx.has(m.index) && expertIdx.has(m.index) ? 'base+expert' : baseIdx.has(m.index) ? 'base' : 'expert',
+    })),
+    saliency: [...saliency.entries()].sort((a, b) => a[0] - b[0]).map(([model, s]) => ({ model, ...s })),
+    tensors: reports,
+    bytesRead,
+    bytesWritten,
+    seconds: (performance.now() - t0) / 1000,
+    output: outputFile,
+    warnings: plan.warnings,
+    ...(preview ? { sample: { tensors: tasks.length, rowsPerTensor: preview.rows } } : {}),
+  };
+  if (!preview) await writeFileAtomic(path.join(o.outDir!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
