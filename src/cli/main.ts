@@ -2,8 +2,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { benchCommand } from './bench';
 import { demoCommand } from './demo';
+import { evalCommand } from './eval';
 import { gpuInfoCommand } from './gpu-info';
+import { pruneCommand } from './prune';
 import { mergeCommand } from './merge';
+import { studyCommand } from './study';
 import { trainCommand } from './train';
 
 function positiveInt(v: string): number {
@@ -48,11 +51,50 @@ export function buildProgram(): Command {
     .action((config: string, o) => mergeCommand(config, o));
 
   program
+    .command('eval')
+    .description("score models (run folders, checkpoints, merged models) on tasks (training configs' validation splits)")
+    .argument('<model...>', 'run folders, checkpoints or safetensors models')
+    .requiredOption('--task <config...>', 'training configs whose model, data and loss define the tasks')
+    .option('--metric <name>', 'metric of the table: accuracy, loss, hr10 …', 'accuracy')
+    .option('--json', 'print every result as one JSON object')
+    .action((models: string[], o) => evalCommand(models, o));
+
+  program
+    .command('study')
+    .description('run a study: methods compared on the same models, one table (merge)')
+    .argument('<name>', 'study name')
+    .option('--json', 'print the report as one JSON object on the last line')
+    .option('--quick', 'fewer steps and settings')
+    .option('--out <dir>', 'keep the runs and models here (default: a temporary folder)')
+    .action((name: string, o) => studyCommand(name, o));
+
+  program
     .command('demo')
     .description('train a small transformer on generated sequences and show what it learned')
     .option('--output <dir>', 'parent folder of the run folder', 'runs')
     .option('--steps <n>', 'training steps', positiveInt)
     .action((o) => demoCommand(o));
+
+  program
+    .command('prune')
+    .description('prune a run\'s checkpoint: the sparsity sweep (--sweep) or one score at one density written as a checkpoint (--out)')
+    .argument('<input>', 'run folder, checkpoint inside one (checkpoints/step-N.safetensors), or training config (its newest run)')
+    .option('--sweep', 'evaluate every score at every density; writes <run>/prune/sweep-<time>.json and prints a table')
+    .option('--score <names>', 'scores, comma-separated: magnitude, random, curvature, wanda, sparsegpt (sweep default: magnitude,random)')
+    .option('--density <d>', 'fraction of the targeted weights kept, in (0, 1] (apply)')
+    .option('--densities <list>', 'sweep densities, e.g. 1,0.5,0.1 or 100,50,10% (default 100 … 10, 5, 1 %)')
+    .option('--pattern <N:M>', 'semi-structured: keep N of every M inputs per row (2:4, 4:8)')
+    .option('--granularity <g>', 'where the threshold is taken: row | tensor | global', 'tensor')
+    .option('--targets <globs>', 'name globs of the tensors to prune (default: 2-D weights of the blocks / layers, not the head)')
+    .option('--base <checkpoint>', 'prune the task vector θ − θ_base: pruned entries are reset to the base')
+    .option('--step <n>', 'the checkpoint step of a run folder (default: the latest)', positiveInt)
+    .option('--out <dir>', 'apply: folder for model.safetensors and prune-report.json')
+    .option('--seed <n>', 'random score: seed')
+    .option('--batches <n>', 'wanda / sparsegpt: calibration batches')
+    .option('--damp <x>', 'sparsegpt: dampening (fraction of the mean diagonal)')
+    .option('--block-size <n>', 'sparsegpt: columns per block')
+    .option('--json', 'print the sweep file or the report as one JSON object')
+    .action((input: string, o) => pruneCommand(input, o));
 
   program
     .command('bench')

@@ -26,6 +26,8 @@ export interface SyntheticSequencesOptions {
   /** Probability of a uniformly random next item. */
   noise: number;
   seed: number;
+  /** Seed of the transition rules alone (default: `seed`): runs that share it learn the same task. */
+  chainSeed?: number;
 }
 
 export interface MarkovChain {
@@ -54,7 +56,7 @@ export function syntheticSequences(o: SyntheticSequencesOptions): SyntheticSeque
   const items = o.vocab - 1;
   const b = Math.min(o.branching, items);
   // Separate streams: the chain does not change when only the number or length of sequences does.
-  const chainRng = new Rng(o.seed, 0x5eed);
+  const chainRng = new Rng(o.chainSeed ?? o.seed, 0x5eed);
   const successors: Int32Array[] = [new Int32Array(0)];
   const probs: Float64Array[] = [new Float64Array(0)];
   for (let item = 1; item <= items; item++) {

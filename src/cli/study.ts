@@ -1,0 +1,20 @@
+// `basin study <name>`: a study is a benchmark whose table answers a question about methods (which merge is best,
+// which pruning score), with the same report shape as `basin bench` (../shared/notes/benchmarks.md).
+import { formatMergeStudy, runMergeStudy } from '../../bench/study-merge';
+
+export const STUDIES = ['merge'] as const;
+
+export async function studyCommand(name: string, opts: { json?: boolean; quick?: boolean; out?: string }): Promise<void> {
+  const log = (s: string) => process.stderr.write(s + '\n');
+  let report: object;
+  let table: string;
+  switch (name) {
+    case 'merge':
+      report = await runMergeStudy({ json: Boolean(opts.json), quick: opts.quick, log, out: opts.out });
+      table = formatMergeStudy(report);
+      break;
+    default:
+      throw new Error(`unknown study "${name}" (known: ${STUDIES.join(', ')})`);
+  }
+  process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
+}

@@ -1,0 +1,41 @@
+// Evaluating any weights file against a task: a training config says the model, the data and the loss; the
+// weights come from a checkpoint, a merged model or any safetensors file of the same architecture (F32, F16 or
+// BF16; tensors matched by name and shape as `init.from` does). The data and the model are built once, so one
+// evaluator scores many models on its task (the merge study, `basin eval`).
+import type { TrainConfig } from '../../files/config/schema';
+import type { Runtime } from '../gpu/runtime';
+import { makeLoss } from '../loss/registry';
+import type { LossFn } from '../loss/loss';
+import type { Model } from '../nn/models';
+import type { ParameterStore } from '../optim/params';
+import { buildTrainingData, type TrainingData } from './data-source';
+import { evaluate, type EvalMetrics } from './evaluate';
+import { initFromCheckpoint } from './fine-tune';
+import { materializeModel, modelSpec } from './trainer';
+
+export class WeightsEvaluator {
+  private constructor(
+    private readonly rt: Runtime,
+    readonly config: TrainConfig,
+    readonly data: TrainingData,
+    private readonly model: Model,
+    private readonly store: ParameterStore,
+    private readonly loss: LossFn,
+  ) {}
+
+  static async create(rt: Runtime, config: TrainConfig, configPath?: string): Promise<WeightsEvaluator> {
+    const data = await buildTrainingData(config, configPath);
+    const { model, store } = materializeModel(rt, modelSpec(config), config.seed);
+    return new WeightsEvaluator(rt, config, data, model, store, makeLoss(config.train.loss));
+  }
+
+  /** The validation metrics of the weights in `file` on this evaluator's task. */
+  async evaluate(file: string): Promise<EvalMetrics> {
+    await initFromCheckpoint(file, this.store, { partial: false });
+    return { ...(await evaluate(this.rt, this.model, this.data, this.loss)) };
+  }
+
+  destroy(): void {
+    this.store.destroy();
+  }
+}
