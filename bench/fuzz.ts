@@ -22,14 +22,18 @@ import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import YAML from 'yaml';
 import { Rng } from '../src/engine/data/rng';
-import { SafetensorsError, SafetensorsReader } from '../src/files/safetensors';
+import { SafetensorsError, SafetensorsReader, writeSafetensors, type WriteTensor } from '../src/files/safetensors';
 import { STATS_MAGIC, StatsFormatError, decodeStatsFrames, encodeStatsFrame, frameFloats, matrixView, type StatsFrameHeader } from '../src/protocol/stats';
 import { ConfigError, parseConfig } from '../src/files/config/load';
 import { CsvParser, DataError, loadMovielens } from '../src/engine/data/movielens';
+import { parseMergeConfig } from '../src/files/merge/config';
+import { ModelFiles, ModelFilesError } from '../src/files/merge/model-files';
+import { MergePlanError, planMerge } from '../src/files/merge/plan';
+import { InteractionParser, readInteractions, type ReadOptions } from '../src/engine/data/interactions/read';
 
 const ROOT = path.resolve(__dirname, '..');
 
-export const FUZZ_PARSERS = ['safetensors', 'stats', 'config', 'csv'] as const;
+export const FUZZ_PARSERS = ['safetensors', 'stats', 'config', 'csv', 'interactions', 'merge-config', 'merge-index'] as const;
 export type FuzzParser = (typeof FUZZ_PARSERS)[number];
 
 export interface FuzzCrash {
@@ -562,7 +566,231 @@ const csvTarget: Target = {
   isNamed: (e) => e instanceof DataError,
 };
 
-const TARGETS: Record<FuzzParser, Target> = { safetensors: safetensorsTarget, stats: statsTarget, config: configTarget, csv: csvTarget };
+// Interaction logs (src/engine/data/interactions/read.ts) ---------------------------------------------------
+// The first byte picks the format and options (INTERACTION_MODES); the rest is the file. Each input is read from
+// a file (with or without skipBad), then parsed in memory in one chunk and in random chunks: both must give the
+// same rows and report, or the same DataError.
+
+const INTERACTION_MODES: Array<Omit<ReadOptions, 'file'>> = [
+  { format: 'movielens-csv' },
+  { format: 'delimited', delimiter: '\t', columns: { user: 'u', item: 'i', timestamp: 't' } },
+  { format: 'movielens-dat' },
+  { format: 'user-item' },
+  { format: 'delimited', delimiter: ';', header: false, quote: true, columns: { user: 2, item: 0, rating: 1 } },
+];
+
+function interactionSeed(rng: Rng, mode: number): Uint8Array {
+  const lines: string[] = [];
+  if (mode === 0) lines.push('userId,movieId,rating,timestamp');
+  if (mode === 1) lines.push('i\tt\tu');
+  for (let r = 0; r < 10; r++) {
+    const u = 1 + rng.int(5);
+    const i = 1 + rng.int(30);
+    const t = 964_980_000 + rng.int(100_000);
+    const rt = (1 + rng.int(9) / 2).toFixed(1);
+    lines.push([`${u},"${i}",${rt},${t}`, `I${i}\t${t}\tU${u}`, `${u}::${i}::${rt}::${t}`, `${u} ${i}`, `"${i}";${rt};u "${u}"`][mode]);
+  }
+  return concat(Uint8Array.of(mode), enc.encode((rng.float() < 0.3 ? '\ufeff' : '') + lines.join(rng.float() < 0.3 ? '\r\n' : '\n') + '\n'));
+}
+
+const INTERACTION_FIELDS = ['', ' ', '1', '-1', '1.5', '1e400', 'NaN', 'x', '"', '""', '"a;b"', '"q\nr"', '::', '\t', '\r', '9'.repeat(30)];
+
+const interactionsTarget: Target = {
+  parser: 'interactions',
+  named: 'DataError',
+  seeds() {
+    const rng = new Rng(16);
+    return [0, 1, 2, 3, 4, 0, 2].map((m) => interactionSeed(rng, m));
+  },
+  mutators: [
+    // a field replaced or inserted on one line (split on any delimiter the modes use)
+    (b, rng) => {
+      const lines = dec.decode(b.subarray(1)).split('\n');
+      const i = rng.int(lines.length);
+      const f = lines[i].split(/(,|\t|::|;| )/);
+      const at = rng.int(f.length);
+      if (rng.float() < 0.7) f[at] = INTERACTION_FIELDS[rng.int(INTERACTION_FIELDS.length)];
+      else f.splice(at, 0, INTERACTION_FIELDS[rng.int(INTERACTION_FIELDS.length)]);
+      lines[i] = f.join('');
+      return concat(b.subarray(0, 1), enc.encode(lines.join('\n')));
+    },
+    // another mode byte (the text read as another format)
+    (b, rng) => concat(Uint8Array.of(rng.int(INTERACTION_MODES.length)), b.subarray(1)),
+    // many rows
+    (b, rng) => {
+      const lines = dec.decode(b.subarray(1)).split('\n');
+      for (let k = rng.int(1500); k > 0; k--) lines.push(lines[1 + rng.int(Math.max(1, lines.length - 1))] ?? '');
+      return concat(b.subarray(0, 1), enc.encode(lines.join('\n')));
+    },
+  ],
+  async run(input, ctx) {
+    const mode = INTERACTION_MODES[(input[0] ?? 0) % INTERACTION_MODES.length];
+    const text = input.length > 0 ? dec.decode(input.subarray(1)) : '';
+    const file = ctx.file('.log');
+    fs.writeFileSync(file, text);
+    const skipBad = ctx.rng.float() < 0.5;
+    const outcome = (chunks: string[]): string => {
+      const rows: string[] = [];
+      try {
+        const p = new InteractionParser({ ...mode, file, skipBad }, (u, i, t, r, l) => rows.push(`${l}:${u}/${i}/${t}/${r}`));
+        for (const c of chunks) p.push(c);
+        const rep = p.end();
+        rows.push(`rows ${rep.rows} bad ${rep.bad} at ${rep.badLines.join(',')}`);
+      } catch (e) {
+        if (!(e instanceof DataError)) throw e;
+        rows.push(`error ${e.message}`);
+      }
+      return rows.join('\n');
+    };
+    const chunks: string[] = [];
+    for (let at = 0; at < text.length; ) {
+      const n = 1 + ctx.rng.int(Math.min(64, text.length - at));
+      chunks.push(text.slice(at, at + n));
+      at += n;
+    }
+    const whole = outcome(text === '' ? [] : [text]);
+    if (outcome(chunks) !== whole) throw new Error(`InteractionParser: rows differ when the text arrives in ${chunks.length} chunks`);
+    await readInteractions({ ...mode, file, skipBad }, () => {});
+  },
+  isNamed: (e) => e instanceof DataError,
+};
+
+// merge configs and sharded-model indices (src/files/merge/) ------------------------------------------------
+
+/** Model fixtures the merge inputs name, written once per fuzz folder (a worker's first input waits for them). */
+const mergeFixtures = new Map<string, Promise<void>>();
+function mergeFixture(dir: string): Promise<void> {
+  let p = mergeFixtures.get(dir);
+  if (!p) {
+    p = (async () => {
+      const model = (seed: number): WriteTensor[] =>
+        ['tok.weight', 'blocks.0.attn.q.weight', 'blocks.0.ln1.bias', 'blocks.1.attn.q.weight', 'blocks.1.ln1.bias', 'ln_f.weight', 'head.weight'].map((name) => ({
+          name,
+          dtype: 'F32',
+          shape: name.endsWith('bias') || name.startsWith('ln_f') ? [3] : [name.startsWith('blocks') ? 3 : 5, 3],
+          data: Float32Array.from({ length: name.endsWith('bias') || name.startsWith('ln_f') ? 3 : name.startsWith('blocks') ? 9 : 15 }, (_, i) => seed + i),
+        }));
+      for (const [i, m] of ['base', 'expert-math', 'expert-code'].entries()) {
+        fs.mkdirSync(path.join(dir, 'models', m), { recursive: true });
+        await writeSafetensors(path.join(dir, 'models', m, 'model.safetensors'), model(i));
+      }
+      await writeSafetensors(path.join(dir, 'a.safetensors'), model(7));
+      fs.mkdirSync(path.join(dir, 'idx'), { recursive: true });
+      const all = model(3);
+      await writeSafetensors(path.join(dir, 'idx', 'model-00001-of-00002.safetensors'), all.slice(0, 3));
+      await writeSafetensors(path.join(dir, 'idx', 'model-00002-of-00002.safetensors'), all.slice(3));
+    })();
+    mergeFixtures.set(dir, p);
+  }
+  return p;
+}
+
+const MERGE_KEYS = ['merge_method', 'models', 'slices', 'sources', 'model', 'layer_range', 'parameters', 'base_model', 'filter', 'value', 'weight', 'density', 'lambda', 't', 'dtype', 'out_dtype', 'basin', 'output', 'tokenizer_source'];
+const MERGE_VALUES: unknown[] = ['ties', 'slerp', 'curvature', 'linear', 'passthrough', 'a.safetensors', './models/base', 'mistralai/Mistral-7B-v0.1', '../../etc', '/', 'idx', [0, 1], [0, 99], [1, 0], [{ filter: 'attn', value: [0, 1] }, { value: 0.5 }], { filter: 'x' }, [[1]], 0.5, -1, 1e308];
+
+const mergeConfigTarget: Target = {
+  parser: 'merge-config',
+  named: 'ConfigError | MergePlanError',
+  seeds() {
+    const ex = fs.readFileSync(path.join(ROOT, 'examples', 'ties.merge.yaml'), 'utf8');
+    return [
+      ex,
+      'merge_method: linear\nmodels:\n  - model: a.safetensors\n    parameters: {weight: [0, 1]}\n  - model: models/base\n',
+      'merge_method: task_arithmetic\nbase_model: models/base\nslices:\n  - sources:\n      - {model: a.safetensors, layer_range: [0, 2], parameters: {weight: [{filter: attn, value: 2}, {value: 1}]}}\n      - {model: models/expert-math, layer_range: [0, 2]}\n    parameters: {lambda: [0.5, 1]}\n',
+      'merge_method: slerp\nbase_model: models/base\nmodels:\n  - model: models/expert-code\nparameters:\n  t: [{filter: self_attn, value: [0, 0.5, 0.3, 0.7, 1]}, {filter: mlp, value: [1, 0.5, 0.7, 0.3, 0]}, {value: 0.5}]\ndtype: bfloat16\n',
+    ].map((s) => enc.encode(s));
+  },
+  mutators: [
+    // a value edited structurally (merge keys and values among the edits), written back as YAML
+    (b, rng) => {
+      let v: unknown;
+      try {
+        v = YAML.parse(dec.decode(b), { logLevel: 'silent', maxAliasCount: 1000 });
+      } catch {
+        return b;
+      }
+      const s = slots(v);
+      if (s.length > 0 && rng.float() < 0.5) {
+        const [c, k] = s[rng.int(s.length)];
+        const key = Array.isArray(c) || rng.float() < 0.5 ? k : MERGE_KEYS[rng.int(MERGE_KEYS.length)];
+        Object.defineProperty(c, key, { value: structuredClone(MERGE_VALUES[rng.int(MERGE_VALUES.length)]), enumerable: true, writable: true, configurable: true });
+      } else v = mutateJson(v, rng);
+      try {
+        return enc.encode(YAML.stringify(v) ?? '');
+      } catch {
+        return b;
+      }
+    },
+    // YAML syntax dropped in at random places
+    (b, rng) => {
+      let text = dec.decode(b);
+      for (let k = 1 + rng.int(3); k > 0; k--) {
+        const at = rng.int(text.length + 1);
+        text = text.slice(0, at) + YAML_TOKENS[rng.int(YAML_TOKENS.length)] + text.slice(at);
+      }
+      return enc.encode(text);
+    },
+  ],
+  async run(input, ctx) {
+    const file = ctx.file('.merge.yaml');
+    await mergeFixture(path.dirname(file));
+    const c = parseMergeConfig(dec.decode(input), file);
+    await planMerge(c);
+  },
+  isNamed: (e) => e instanceof ConfigError || e instanceof MergePlanError,
+};
+
+const mergeIndexTarget: Target = {
+  parser: 'merge-index',
+  named: 'ModelFilesError | SafetensorsError',
+  seeds() {
+    const s1 = 'model-00001-of-00002.safetensors';
+    const s2 = 'model-00002-of-00002.safetensors';
+    const wm = { 'tok.weight': s1, 'blocks.0.attn.q.weight': s1, 'blocks.0.ln1.bias': s1, 'blocks.1.attn.q.weight': s2, 'blocks.1.ln1.bias': s2, 'ln_f.weight': s2, 'head.weight': s2 };
+    return [{ metadata: { total_size: 220 }, weight_map: wm }, { weight_map: wm }, { weight_map: { 'tok.weight': s1 } }].map((x) => enc.encode(JSON.stringify(x, null, 2)));
+  },
+  mutators: [
+    (b, rng) => {
+      let v: unknown;
+      try {
+        v = JSON.parse(dec.decode(b));
+      } catch {
+        return b;
+      }
+      return enc.encode(JSON.stringify(mutateJson(v, rng)) ?? 'null');
+    },
+    // shard paths made hostile or wrong
+    (b, rng) => {
+      let v: { weight_map?: Record<string, unknown> };
+      try {
+        v = JSON.parse(dec.decode(b));
+      } catch {
+        return b;
+      }
+      const wm = v?.weight_map;
+      if (!wm || typeof wm !== 'object') return b;
+      const keys = Object.keys(wm);
+      if (keys.length === 0) return b;
+      const bad = ['../a.safetensors', '/etc/passwd', 'sub/../../x.safetensors', '..\\x.safetensors', '', 'model.safetensors.index.json', 'missing.safetensors', 'model-00002-of-00002.safetensors', '.', 'x\u0000.safetensors', 'C:/x.safetensors'];
+      Object.defineProperty(wm, keys[rng.int(keys.length)], { value: bad[rng.int(bad.length)], enumerable: true, writable: true, configurable: true });
+      return enc.encode(JSON.stringify(v));
+    },
+  ],
+  async run(input, ctx) {
+    const dir = path.dirname(ctx.file('.json'));
+    await mergeFixture(dir);
+    fs.writeFileSync(path.join(dir, 'idx', 'model.safetensors.index.json'), input);
+    const m = await ModelFiles.open({ path: path.join(dir, 'idx'), kind: 'sharded' });
+    try {
+      if (m.list.length) await m.readF32(m.list[ctx.rng.int(m.list.length)].name);
+    } finally {
+      await m.close();
+    }
+  },
+  isNamed: (e) => e instanceof ModelFilesError || e instanceof SafetensorsError,
+};
+
+const TARGETS: Record<FuzzParser, Target> = { safetensors: safetensorsTarget, stats: statsTarget, config: configTarget, csv: csvTarget, interactions: interactionsTarget, 'merge-config': mergeConfigTarget, 'merge-index': mergeIndexTarget };
 
 // ---------------------------------------------------------------------------------------------- the inputs
 

@@ -1,6 +1,7 @@
 // The data a config describes, split into train/validation: what the trainer calls.
 import type { TrainConfig } from '../../files/config/schema';
 import { buildDataSource } from './registry';
+import type { SequenceSplit } from './interactions/splits';
 
 export type Dataset =
   | {
@@ -13,6 +14,8 @@ export type Dataset =
       summary: string;
       /** MovieLens: the original movieId of each item id (index 0 = padding). */
       itemIds?: Int32Array;
+      /** Interaction logs: the evaluation split (targets, inputs, seen items) for full-ranking metrics. */
+      split?: SequenceSplit;
     }
   | {
       kind: 'classification';

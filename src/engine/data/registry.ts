@@ -6,6 +6,7 @@ import { dataRegistry, type DataConfig } from '../../files/registry/data-sources
 import { splitIndices, splitTrainValid, takeRows } from './batches';
 import type { Dataset } from './dataset';
 import { loadMovielens } from './movielens';
+import { loadInteractionSplit, validationSequences } from './interactions/source';
 import { syntheticClassification, syntheticSequences } from './synthetic';
 
 interface DataContext {
@@ -31,6 +32,29 @@ const FACTORIES: Factories = {
       summary: `synthetic sequences: ${rows.length} × ${d.length} over ${d.vocab - 1} items (branching ${d.branching}, noise ${d.noise}); ${train.length} train / ${valid.length} valid`,
     };
   },
+  'synthetic-tasks': async (d, { config }) => {
+    // Task t's rules come from (taskSeed, t) only; its sequences from (seed, t). A mixture takes an equal share of
+    // each task; the split is per task, so a mixture's validation set holds every task.
+    const which = d.task === undefined ? Array.from({ length: d.tasks }, (_, t) => t) : [d.task];
+    const train: Int32Array[] = [];
+    const valid: Int32Array[] = [];
+    which.forEach((t, i) => {
+      const n = Math.floor(d.sequences / which.length) + (i < d.sequences % which.length ? 1 : 0);
+      if (n === 0) return;
+      const { rows } = syntheticSequences({ sequences: n, length: d.length, vocab: d.vocab, branching: d.branching, noise: d.noise, seed: (d.seed + 7919 * t) >>> 0, chainSeed: (d.taskSeed + 104729 * (t + 1)) >>> 0 });
+      const split = splitTrainValid(rows, d.validFraction, (d.seed + t) >>> 0);
+      train.push(...split.train);
+      valid.push(...split.valid);
+    });
+    const what = d.task === undefined ? `a mixture of ${d.tasks} tasks` : `task ${d.task} of ${d.tasks}`;
+    return {
+      kind: 'sequences',
+      train,
+      valid,
+      vocab: modelVocab(config, d.vocab),
+      summary: `synthetic tasks: ${what}, ${d.sequences} × ${d.length} over ${d.vocab - 1} items (branching ${d.branching}, noise ${d.noise}); ${train.length} train / ${valid.length} valid`,
+    };
+  },
   movielens: async (d, { config, configFile }) => {
     const base = configFile ? path.dirname(path.resolve(configFile)) : process.cwd();
     const ml = await loadMovielens({ path: path.resolve(base, d.path), minRating: d.minRating, maxItems: d.maxItems, minLength: d.minLength });
@@ -43,6 +67,10 @@ const FACTORIES: Factories = {
       itemIds: ml.itemIds,
       summary: `movielens: ${ml.sequences.length} users, ${ml.numItems} items, ${ml.counts.interactions.toLocaleString('en-US')} interactions; ${train.length} train / ${valid.length} valid users`,
     };
+  },
+  interactions: async (d, { config, configFile }) => {
+    const { split, summary } = await loadInteractionSplit(d, configFile ? path.dirname(path.resolve(configFile)) : process.cwd());
+    return { kind: 'sequences', train: split.train, valid: validationSequences(split), vocab: modelVocab(config, split.numItems + 1), summary, split };
   },
   'synthetic-classification': async (d) => {
     const all = syntheticClassification({ samples: d.samples, inputs: d.inputs, classes: d.classes, noise: d.noise, seed: d.seed });

@@ -67,6 +67,38 @@ export const syntheticSequences = defineData({
   },
 });
 
+export const syntheticTasks = defineData({
+  kind: 'data',
+  name: 'synthetic-tasks',
+  title: 'Several next-item tasks over one item set: each task its own sparse Markov chain (conflicting transition rules).',
+  doc:
+    'For merging and continual-learning studies: a base trains on the mixture (no `task`), experts fine-tune on one task each. ' +
+    'The rules of task t depend only on `taskSeed` and t, so every run with the same `taskSeed` sees the same tasks; `seed` only draws the sequences.',
+  gives: 'tokens',
+  params: {
+    tasks: { type: 'integer', minimum: 1, maximum: 64, default: 4, doc: 'How many tasks there are.' },
+    task: { type: 'integer', minimum: 0, doc: 'Which task (0 … tasks − 1). Absent: the mixture of every task, in equal shares.' },
+    taskSeed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1234, doc: 'Seed of the tasks’ transition rules (shared by the base and its experts).' },
+    sequences: positiveInt('Number of sequences to generate (split evenly over the tasks of a mixture).', 2000),
+    length: { type: 'integer', minimum: 2, derived: true, doc: 'Items per sequence. Default: `model.seqLen` + 1 (one full training window).' },
+    vocab: { type: 'integer', minimum: 2, derived: true, doc: 'Items are ids 1..vocab-1 (0 is padding). Default: `model.vocab`; at most `model.vocab`.' },
+    branching: positiveInt('How many likely successors each item has in each task.', 2),
+    noise: { type: 'number', minimum: 0, maximum: 1, default: 0.05, doc: 'Probability that the next item is uniformly random instead of one of the likely successors.' },
+    seed,
+    validFraction,
+  },
+  check(d, { model, given }) {
+    const out: FieldProblem[] = [];
+    if (d.task !== undefined && d.task >= d.tasks) out.push({ field: 'task', message: `must be below tasks (${d.tasks}), got ${d.task}` });
+    if (given.vocab !== undefined && model.vocab !== undefined && d.vocab > model.vocab) out.push({ field: 'vocab', message: `must be at most model.vocab (${model.vocab}), got ${d.vocab}` });
+    return out;
+  },
+  derive(d, { model }) {
+    d.vocab ??= model.vocab;
+    d.length ??= model.seqLen + 1;
+  },
+});
+
 export const syntheticClassification = defineData({
   kind: 'data',
   name: 'synthetic-classification',
@@ -126,7 +158,66 @@ export const movielens = defineData({
   },
 });
 
-export const DATA_ENTRIES = [syntheticSequences, syntheticClassification, movielens] as const;
+/** The largest item id the model section can hold (transformer: vocab − 1; sasrec: items). */
+const itemCapacity = (model: Record<string, any>): number | undefined => (model.type === 'sasrec' ? model.items : model.vocab !== undefined ? model.vocab - 1 : undefined);
+
+export const interactions = defineData({
+  kind: 'data',
+  name: 'interactions',
+  title: 'An interaction log (CSV/TSV with a column mapping, MovieLens ratings.csv or ratings.dat, `user item` lines) as per-user sequences, split leave-one-out or by global time.',
+  doc:
+    'Streams the file (any size), filters by rating and k-core, remaps items to 1..V by frequency (0 = padding) and splits: ' +
+    '`leave-one-out` trains on each user\'s items but the last two (the second to last is the validation target, the last the test target; users with < 3 interactions are dropped); ' +
+    '`temporal` puts the last `testFraction` of the interactions by time in the test period and holds a `validFraction` of the users out of training for validation. ' +
+    'The validation sequences are each validation user\'s input followed by its target.',
+  gives: 'tokens',
+  params: {
+    path: {
+      type: 'string',
+      minLength: 1,
+      required: true,
+      doc: "The log file, or a folder holding ratings.csv or ratings.dat; relative paths are resolved from the config file's folder.",
+    },
+    format: {
+      type: 'string',
+      enum: ['auto', 'delimited', 'movielens-csv', 'movielens-dat', 'user-item'],
+      default: 'auto',
+      doc: '`auto` goes by the name: *.dat → movielens-dat (UserID::MovieID::Rating::Timestamp), *.txt → user-item (`user item` per line, line order = time), ratings.csv → movielens-csv, other *.csv / *.tsv → delimited.',
+    },
+    delimiter: { type: 'string', minLength: 1, doc: 'delimited: the separator, one character (`tab` for a tab) or a longer string such as `::`. Default `,` (a tab for *.tsv).' },
+    header: { type: 'boolean', doc: 'delimited: whether the first line names the columns. Default true.' },
+    userColumn: { type: 'string', minLength: 1, doc: 'delimited: the user column, a header name or a 0-based index (digits).' },
+    itemColumn: { type: 'string', minLength: 1, doc: 'delimited: the item column, a header name or a 0-based index (digits).' },
+    timestampColumn: { type: 'string', minLength: 1, doc: 'delimited: the timestamp column (a number: seconds or any increasing unit). Absent: the line order is the time order.' },
+    ratingColumn: { type: 'string', minLength: 1, doc: 'delimited: the rating column (needed by `minRating`). Absent: no ratings.' },
+    skipBad: { type: 'boolean', default: false, doc: 'Skip malformed rows (wrong field count, a non-numeric timestamp or rating, an empty id) and count them, instead of stopping at the first with its file and line.' },
+    minRating: { type: 'number', minimum: 0, default: 0, doc: 'Keep only interactions rated at or above this (0 keeps all).' },
+    kCore: { type: 'integer', minimum: 0, default: 0, doc: 'Keep the k-core: repeatedly drop users and items with fewer than `kCore` interactions until none is left (0 or 1: off).' },
+    maxItems: {
+      type: 'integer',
+      minimum: 1,
+      derived: true,
+      doc: 'Keep the `maxItems` most frequent items (others are dropped from the sequences). Default and maximum: what the model holds (`model.vocab` − 1, or sasrec `model.items`).',
+    },
+    maxLength: { type: 'integer', minimum: 3, doc: "Keep only each user's most recent `maxLength` interactions. Default: all." },
+    split: { type: 'string', enum: ['leave-one-out', 'temporal'], default: 'leave-one-out', doc: 'The evaluation protocol (see above).' },
+    testFraction: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.1, doc: 'temporal: the fraction of the interactions, latest first, in the test period.' },
+    seed,
+    validFraction: { ...validFraction, doc: 'temporal: the fraction of the users (with ≥ 2 interactions before the test period) held out of training for validation. Ignored by leave-one-out.' },
+  },
+  check(d, { model, given }) {
+    const out: FieldProblem[] = [];
+    const cap = itemCapacity(model);
+    if (given.maxItems !== undefined && cap !== undefined && d.maxItems > cap) out.push({ field: 'maxItems', message: `must be at most ${model.type === 'sasrec' ? 'model.items' : 'model.vocab − 1'} (${cap}), got ${d.maxItems}` });
+    if (d.format === 'delimited') for (const f of ['userColumn', 'itemColumn'] as const) if (d[f] === undefined) out.push({ field: f, message: 'is required with format delimited' });
+    return out;
+  },
+  derive(d, { model }) {
+    d.maxItems ??= itemCapacity(model);
+  },
+});
+
+export const DATA_ENTRIES = [syntheticSequences, syntheticTasks, syntheticClassification, movielens, interactions] as const;
 export const dataRegistry = new Registry<DataEntry>('data', DATA_ENTRIES);
 export type DataConfig = ConfigUnion<typeof DATA_ENTRIES>;
 export type SyntheticSequencesDataConfig = Extract<DataConfig, { type: 'synthetic-sequences' }>;
