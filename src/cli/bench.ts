@@ -1,6 +1,11 @@
 import { formatEditorReport, runEditorBench } from '../../bench/editor';
 import { formatKillResumeReport, runKillResumeBench } from '../../bench/kill-resume';
+import { formatLossReport, runLossBench } from '../../bench/loss';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
+import { formatMergeBench, runMergeBench } from '../../bench/merge';
+import { formatMaoStepReport, runMaoStepBench } from '../../bench/mao-step';
+import { formatOptimizerMemoryReport, runOptimizerMemoryBench } from '../../bench/optimizer-memory';
+import { formatPruneReport, runPruneBench } from '../../bench/prune';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
 // `basin bench <name>`: a table for people, or with --json the report object on the last stdout line.
@@ -30,8 +35,33 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatKillResumeReport(report);
       break;
     }
+    case 'loss': {
+      report = await runLossBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatLossReport(report);
+      break;
+    }
+    case 'prune': {
+      report = await runPruneBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatPruneReport(report);
+      break;
+    }
+    case 'optimizer-memory': {
+      report = await runOptimizerMemoryBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatOptimizerMemoryReport(report);
+      break;
+    }
+    case 'mao-step': {
+      report = await runMaoStepBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatMaoStepReport(report);
+      break;
+    }
+    case 'merge': {
+      report = await runMergeBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatMergeBench(report);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

@@ -1,0 +1,447 @@
+// The merge methods' GPU passes (kernels/merge.wgsl), one function per family; the registry (./registry.ts) maps
+// each method name to one of them, and mergeTensor (./tensor-merge.ts) runs it. Conventions and semantics: see
+// tensor-merge.ts; CPU reference: src/engine/cpu/merge.ts.
+import type { KernelSpec } from '../gpu/kernels';
+import type { BufferBinding, Runtime } from '../gpu/runtime';
+import { ShapeError, Tensor, empty, fmtShape, fromArray, keep, numel } from '../tensor/tensor';
+import { axpbyInPlace, fillInPlace, zeros } from '../ops/basic';
+import { matmul } from '../ops/matmul';
+import { kthLargest, topKMask } from '../ops/select';
+import { matrixView } from '../../protocol/stats';
+import {
+  GTA_METHODS,
+  MergeMethodName,
+  NORM_EPS,
+  REGMEAN_JITTER,
+  boolParam,
+  breadcrumbsBand,
+  dareThreshold,
+  dellaConstants,
+  dellaView,
+  dropKey,
+  numParam,
+  trimCount,
+} from './common';
+import type { TensorMergeInput } from './tensor-merge';
+
+/** A device-side flag read with the stats: a message to throw when it is non-zero. */
+export interface Flag {
+  t: Tensor;
+  /** -1: nothing to check, the tensor is only released after the read. */
+  index: number;
+  message: (v: number) => string;
+}
+
+/** A method's passes: record them into `out` and the stats partials into `part`; return flags for the stats. */
+export type MergePasses = (c: MergeCtx, out: Tensor, part: Tensor) => Flag[];
+
+export const WG = 256;
+const k = (entry: string, bindings: KernelSpec['bindings']): KernelSpec => ({ file: 'merge', entry, bindings, overrides: { WG } });
+const R = 'read' as const;
+const W = 'rw' as const;
+const SCORE = k('mg_score', [R, R, R, W]);
+const DELLA_INIT = k('mg_della_init', [R, R, W]);
+const DELLA_STEP = k('mg_della_step', [W]);
+const DELLA_RANK = k('mg_della_rank', [R, W]);
+const VOTE = k('mg_vote', [R, R, R, R, W, W, W, W]);
+const ELECT = k('mg_elect', [R, R, R, R, R, W, W]);
+const FINAL = k('mg_final', [R, R, R, R, R, R, W, W]);
+const DOTS = k('mg_dots', [R, R, R, W]);
+export const REDUCE = k('mg_reduce', [R, W]);
+const COEF = k('mg_coef', [R, R, W]);
+const LINCOMB = k('mg_lincomb', [R, R, R, W, W, W, W, W]);
+const LIN_FINAL = k('mg_lin_final', [R, R, R, R, R, R, W, W]);
+const GSCALE = k('rm_gscale', [R, W]);
+const CHOL = k('rm_chol', [W, W]);
+const SOLVE = k('rm_solve', [R, R, W]);
+
+const OP = { linear: 0, gta: 1, curv: 2, fisher: 3, lin: 4, stats: 5 } as const;
+const MASK = { none: 0, buf: 1, dare: 2, della: 3 } as const;
+const COEF_OP = { slerp: 0, ms1: 1, ms2: 2, stock: 3 } as const;
+
+/** kernels/merge.wgsl's MgParams, in declaration order. */
+interface Mg {
+  n: number; rows: number; cols: number; E: number; t: number; op: number; maskMode: number; hasBase: number;
+  consensus: number; normalize: number; subBase: number; rowsC: number; stride: number; dareThr: number; key: number;
+  loQ: number; epsQ: number; F: number; writeOut: number; hasStats: number; chunks: number; P: number; kk: number;
+  jj: number; G: number; sF: number; sG: number; off: number; cnt: number; base0: number; gbase: number;
+  w: number; scale: number; lambda: number; floorv: number; wsumInv: number; dLo: number; dEps: number; eps: number;
+  alpha: number; invE: number;
+}
+const U_KEYS = ['n', 'rows', 'cols', 'E', 't', 'op', 'maskMode', 'hasBase', 'consensus', 'normalize', 'subBase', 'rowsC', 'stride', 'dareThr', 'key',
+  'loQ', 'epsQ', 'F', 'writeOut', 'hasStats', 'chunks', 'P', 'kk', 'jj', 'G', 'sF', 'sG', 'off', 'cnt', 'base0', 'gbase'] as const;
+const F_KEYS = ['w', 'scale', 'lambda', 'floorv', 'wsumInv', 'dLo', 'dEps', 'eps', 'alpha', 'invE'] as const;
+const FORMAT = 'u'.repeat(U_KEYS.length) + 'f'.repeat(F_KEYS.length);
+
+/** Where one expert's mask comes from in mg_vote / mg_elect. */
+interface MaskCfg {
+  mode: number;
+  ctl: Tensor | null;
+  dareThr: number;
+  key: number;
+  scale: number;
+  loQ: number;
+  epsQ: number;
+  dLo: number;
+  dEps: number;
+  /** DELLA: the row view its ranks use (overrides rows/cols in the passes that read them). */
+  view?: { rows: number; cols: number };
+}
+const NO_MASK: MaskCfg = { mode: MASK.none, ctl: null, dareThr: 0, key: 0, scale: 1, loQ: 0, epsQ: 0, dLo: 0, dEps: 0 };
+
+export class MergeCtx {
+  readonly rt: Runtime;
+  readonly n: number;
+  readonly E: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly F: number;
+  readonly G: number;
+  readonly common: Partial<Mg>;
+  /** Temporaries, disposed once everything is recorded. */
+  readonly temps: Tensor[] = [];
+  readonly dummy: Tensor;
+
+  constructor(readonly method: MergeMethodName, readonly inp: TensorMergeInput) {
+    this.rt = inp.experts[0].rt;
+    this.n = numel(inp.shape);
+    this.E = inp.experts.length;
+    ({ rows: this.rows, cols: this.cols } = matrixView(inp.shape));
+    this.F = 3 * this.E + 3;
+    this.G = Math.ceil(this.n / WG);
+    this.common = { n: this.n, rows: this.rows, cols: this.cols, E: this.E, F: this.F, hasBase: inp.base ? 1 : 0, invE: 1 / this.E, eps: NORM_EPS, rowsC: 1 };
+    this.dummy = this.temp(zeros(this.rt, [4]));
+  }
+
+  temp<T extends Tensor>(t: T): T {
+    this.temps.push(t);
+    return t;
+  }
+
+  zerosN(dtype: 'f32' | 'u32' = 'f32', n = this.n): Tensor {
+    const t = this.temp(empty(this.rt, [n], dtype));
+    fillInPlace(t, 0);
+    return t;
+  }
+
+  u(o: Partial<Mg>): { values: number[]; format: string } {
+    const all = { ...this.common, ...o } as Record<string, number | undefined>;
+    return { values: [...U_KEYS.map((k) => all[k] ?? 0), ...F_KEYS.map((k) => all[k] ?? 0)], format: FORMAT };
+  }
+
+  run(spec: KernelSpec, bufs: (Tensor | BufferBinding)[], o: Partial<Mg>, groups: number): void {
+    this.rt.dispatch(spec, bufs.map((b) => (b instanceof Tensor ? b.binding() : b)), this.u(o), groups);
+  }
+
+  /**
+   * An element-wise pass over binding-sized chunks of the tensor: `chunked` tensors (n elements each) are bound
+   * one chunk at a time, `{ whole }` ones whole (statistics, partials, placeholders). One chunk — the whole
+   * tensor, bound by name for the guard — when everything fits. Chunks are multiples of WG elements, so each
+   * chunk's workgroups continue the partials' numbering (gbase) and its storage offsets stay 256-byte aligned.
+   */
+  each(spec: KernelSpec, bufs: (Tensor | { whole: Tensor })[], o: Partial<Mg>): void {
+    const step = Math.max(WG, Math.floor(this.rt.maxBindingBytes / (4 * WG)) * WG);
+    if (this.n <= step) {
+      this.run(spec, bufs.map((b) => (b instanceof Tensor ? b : b.whole)), o, this.G);
+      return;
+    }
+    for (const b of bufs) {
+      if (b instanceof Tensor && b.storage.offset % 256 !== 0) {
+        throw new Error(
+          `merge ${this.method}: tensor '${this.inp.name}' is larger than one GPU binding and is processed in chunks, but ${b.name ?? 'one of its inputs'} starts at byte ${b.storage.offset} of its buffer, not on a 256-byte boundary; load it into its own buffer`,
+        );
+      }
+    }
+    for (let s = 0; s < this.n; s += step) {
+      const m = Math.min(step, this.n - s);
+      const bindings = bufs.map((b) =>
+        b instanceof Tensor ? { buffer: b.storage.buffer, offset: b.storage.offset + s * 4, size: m * 4 } : b.whole.binding(),
+      );
+      this.rt.dispatch(spec, bindings, this.u({ ...o, n: m, base0: s, gbase: s / WG }), Math.ceil(m / WG));
+    }
+  }
+
+  get baseT(): Tensor {
+    return this.inp.base ?? this.inp.experts[0];
+  }
+
+  dispose(): void {
+    for (const t of this.temps) t.dispose();
+  }
+}
+
+function param(c: MergeCtx, name: string, t?: number, fallback?: number): number {
+  return numParam(c.method, name, t === undefined ? undefined : c.inp.perModel[t], c.inp.global, fallback);
+}
+
+interface Accs {
+  acc0: Tensor;
+  acc1: Tensor;
+  acc2: Tensor;
+  mean: Tensor;
+  flags: Tensor;
+}
+
+function accs(c: MergeCtx): Accs {
+  return { acc0: c.zerosN(), acc1: c.zerosN(), acc2: c.zerosN(), mean: c.zerosN(), flags: c.zerosN('u32') };
+}
+
+function weightSum(c: MergeCtx): number {
+  return c.inp.perModel.reduce((s, _, t) => s + param(c, 'weight', t, 1), 0);
+}
+
+function ctlOf(c: MergeCtx, mask: MaskCfg): Tensor | { whole: Tensor } {
+  return mask.ctl ?? { whole: c.dummy };
+}
+
+function vote(c: MergeCtx, a: Accs, part: Tensor, t: number, op: number, mask: MaskCfg, aux: Tensor | null, extra: Partial<Mg> = {}): void {
+  c.each(VOTE, [c.baseT, c.inp.experts[t], { whole: aux ?? c.dummy }, ctlOf(c, mask), a.acc0, a.mean, a.flags, { whole: part }], {
+    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1),
+  });
+}
+
+/** aux: curvature statistics (bound whole) or, with `auxPerElement`, Fisher's dense tensor (chunked). */
+function elect(c: MergeCtx, a: Accs, t: number, op: number, mask: MaskCfg, aux: Tensor | null, extra: Partial<Mg> = {}, auxPerElement = false): void {
+  const auxB = aux && auxPerElement ? aux : { whole: aux ?? c.dummy };
+  c.each(ELECT, [c.baseT, c.inp.experts[t], auxB, ctlOf(c, mask), a.acc0, a.acc1, a.acc2], {
+    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1),
+  });
+}
+
+function final(c: MergeCtx, a: Accs, out: Tensor, part: Tensor, o: Partial<Mg>): void {
+  c.each(FINAL, [c.baseT, a.acc0, a.acc1, a.acc2, a.mean, a.flags, out, { whole: part }], { writeOut: 1, ...o });
+}
+
+function maskUniforms(m: MaskCfg): Partial<Mg> {
+  return { maskMode: m.mode, dareThr: m.dareThr, key: m.key, scale: m.scale, loQ: m.loQ, epsQ: m.epsQ, dLo: m.dLo, dEps: m.dEps, ...(m.view ?? {}) };
+}
+
+// ---- the task-arithmetic family ----------------------------------------------------------------------------
+
+export function gta(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
+  const cfg = GTA_METHODS[c.method]!;
+  const a = accs(c);
+  const masks = c.inp.experts.map((_, t) => expertMask(c, cfg.mask, t));
+  masks.forEach((mask, t) => vote(c, a, part, t, OP.gta, mask, null));
+  if (cfg.consensus) masks.forEach((mask, t) => elect(c, a, t, OP.gta, mask, null));
+  const normalize = boolParam(c.method, 'normalize', c.inp.global);
+  const ws = weightSum(c);
+  final(c, a, out, part, {
+    op: OP.gta,
+    consensus: cfg.consensus ? 1 : 0,
+    normalize: normalize ? 1 : 0,
+    wsumInv: normalize && !cfg.consensus ? 1 / (Math.abs(ws) < 1e-8 ? 1 : ws) : 1,
+    lambda: param(c, 'lambda', undefined, 1),
+  });
+  return [];
+}
+
+function expertMask(c: MergeCtx, kind: string, t: number): MaskCfg {
+  const density = param(c, 'density', t, 1);
+  if (kind === 'none' || density >= 1) return NO_MASK;
+  const seed = () => param(c, 'seed', undefined, 0);
+  switch (kind) {
+    case 'topk':
+    case 'band': {
+      const tau = c.temp(empty(c.rt, [c.n]));
+      c.each(SCORE, [c.baseT, c.inp.experts[t], { whole: c.dummy }, tau], { op: OP.gta });
+      let lower;
+      let upper = null;
+      if (kind === 'topk') lower = kthLargest(tau, trimCount(density, c.n), { abs: true });
+      else {
+        const b = breadcrumbsBand(density, param(c, 'gamma', t), c.n);
+        lower = kthLargest(tau, b.nTop + b.keep, { abs: true });
+        if (b.nTop > 0) upper = kthLargest(tau, b.nTop, { abs: true });
+      }
+      c.temp(lower.key);
+      if (upper) c.temp(upper.key);
+      return { ...NO_MASK, mode: MASK.buf, ctl: c.temp(topKMask(tau, lower, upper)) };
+    }
+    case 'bernoulli': {
+      const rescale = boolParam(c.method, 'rescale', c.inp.global);
+      return { ...NO_MASK, mode: MASK.dare, dareThr: dareThreshold(density), key: dropKey(seed(), c.inp.name, t), scale: rescale ? Math.fround(1 / density) : 1 };
+    }
+    case 'della': {
+      const eps = param(c, 'epsilon', t);
+      if (density - eps / 2 < 0 || density + eps / 2 > 1) {
+        throw new RangeError(
+          `merge della: tensor '${c.inp.name}', model ${t}: density ± epsilon/2 = [${density - eps / 2}, ${density + eps / 2}] must stay within [0, 1] (keep probabilities); lower epsilon or move density`,
+        );
+      }
+      const k = dellaConstants(density, eps);
+      const view = dellaView(c.inp.shape);
+      return { mode: MASK.della, ctl: dellaRanks(c, t, view), dareThr: 0, key: dropKey(seed(), c.inp.name, t), scale: 1, loQ: k.loQ, epsQ: k.epsQ, dLo: k.lo, dEps: eps, view };
+    }
+  }
+  throw new Error(`merge: unknown mask kind ${kind}`);
+}
+
+/** Rank of each |τ| within its row (0 = smallest; ties by column), by a bitonic sort of padded rows. */
+function dellaRanks(c: MergeCtx, t: number, view: { rows: number; cols: number }): Tensor {
+  let P = 1;
+  while (P < view.cols) P *= 2;
+  const total = view.rows * P;
+  const pairs = c.temp(empty(c.rt, [2 * total], 'u32'));
+  const rank = c.temp(empty(c.rt, [c.n], 'u32'));
+  const groups = Math.ceil(total / WG);
+  c.run(DELLA_INIT, [c.baseT, c.inp.experts[t], pairs], { P, ...view }, groups);
+  for (let kk = 2; kk <= P; kk *= 2) for (let jj = kk / 2; jj >= 1; jj /= 2) c.run(DELLA_STEP, [pairs], { P, kk, jj, ...view }, groups);
+  c.run(DELLA_RANK, [pairs, rank], { P, ...view }, groups);
+  return rank;
+}
+
+// ---- curvature ------------------------------------------------------------------------------------------------
+
+/** [R, C, ΣR] of expert t in one small buffer (null without statistics). */
+function curvatureAux(c: MergeCtx, t: number): Tensor | null {
+  const st = c.inp.curvature?.[t] ?? null;
+  if (!st) return null;
+  const what = `merge curvature: tensor '${c.inp.name}', model ${t}`;
+  if (st.row.size !== c.rows || st.col.size !== c.cols) {
+    throw new ShapeError(`${what}: statistics R ${fmtShape(st.row.shape)} and C ${fmtShape(st.col.shape)} do not match the tensor viewed as [${c.rows}, ${c.cols}] (from ${fmtShape(c.inp.shape)})`);
+  }
+  const aux = c.temp(empty(c.rt, [c.rows + c.cols + 1]));
+  c.rt.copy(st.row.range(), { buffer: aux.storage.buffer, offset: aux.storage.offset, size: c.rows * 4 }, c.rows * 4);
+  c.rt.copy(st.col.range(), { buffer: aux.storage.buffer, offset: aux.storage.offset + c.rows * 4, size: c.cols * 4 }, c.cols * 4);
+  c.run(REDUCE, [st.row, aux], { G: c.rows, sF: 0, sG: 1, off: c.rows + c.cols, cnt: 1 }, 1);
+  return aux;
+}
+
+export function curvature(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
+  const a = accs(c);
+  const per = c.inp.experts.map((_, t) => {
+    const aux = curvatureAux(c, t);
+    const density = param(c, 'density', t);
+    let mask = NO_MASK;
+    if (density < 1) {
+      const score = c.temp(empty(c.rt, [c.n]));
+      c.each(SCORE, [c.baseT, c.inp.experts[t], { whole: aux ?? c.dummy }, score], { op: OP.curv, hasStats: aux ? 1 : 0 });
+      const th = kthLargest(score, trimCount(density, c.n), { abs: true });
+      c.temp(th.key);
+      mask = { ...NO_MASK, mode: MASK.buf, ctl: c.temp(topKMask(score, th)) };
+    }
+    return { aux, mask };
+  });
+  per.forEach(({ aux, mask }, t) => vote(c, a, part, t, OP.curv, mask, aux, { hasStats: aux ? 1 : 0 }));
+  per.forEach(({ aux, mask }, t) => elect(c, a, t, OP.curv, mask, aux, { hasStats: aux ? 1 : 0 }));
+  final(c, a, out, part, { op: OP.curv, lambda: param(c, 'lambda', undefined, 1) });
+  return [];
+}
+
+// ---- averages ---------------------------------------------------------------------------------------------------
+
+export function weightedAverage(c: MergeCtx, out: Tensor, part: Tensor, normalize: boolean): Flag[] {
+  const a = accs(c);
+  const ws = weightSum(c);
+  if (normalize && Math.abs(ws) < 1e-8) throw new Error(`merge ${c.method}: the weights of tensor '${c.inp.name}' sum to 0`);
+  c.inp.experts.forEach((_, t) => vote(c, a, part, t, OP.linear, NO_MASK, null));
+  final(c, a, out, part, { op: OP.linear, wsumInv: normalize ? 1 / ws : 1 });
+  return [];
+}
+
+export function fisher(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
+  const f = c.inp.fisher;
+  if (!f || f.length !== c.E) throw new Error(`merge fisher: tensor '${c.inp.name}' needs one Fisher tensor per expert (${f?.length ?? 0} for ${c.E})`);
+  const a = accs(c);
+  const floorv = param(c, 'floor');
+  c.inp.experts.forEach((_, t) => vote(c, a, part, t, OP.fisher, NO_MASK, null));
+  c.inp.experts.forEach((_, t) => elect(c, a, t, OP.fisher, NO_MASK, f[t], { floorv }, true));
+  final(c, a, out, part, { op: OP.fisher });
+  return [];
+}
+
+// ---- RegMean -----------------------------------------------------------------------------------------------------
+
+export function regmean(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
+  const [rows, cols] = c.inp.shape;
+  const gram = c.inp.gram!;
+  if (gram.length !== c.E) throw new Error(`merge regmean: tensor '${c.inp.name}' needs one Gram matrix per expert (${gram.length} for ${c.E})`);
+  gram.forEach((g, t) => {
+    if (g.size !== cols * cols) throw new ShapeError(`merge regmean: the Gram matrix of model ${t} for '${c.inp.name}' is ${fmtShape(g.shape)}, [${cols}, ${cols}] expected for a weight ${fmtShape(c.inp.shape)}`);
+  });
+  const alpha = param(c, 'alpha');
+  const A = c.temp(zeros(c.rt, [cols, cols]));
+  const B = c.temp(zeros(c.rt, [rows, cols]));
+  const gs = c.temp(empty(c.rt, [cols, cols]));
+  c.inp.experts.forEach((x, t) => {
+    c.run(GSCALE, [gram[t], gs], { n: cols * cols, cols, w: param(c, 'weight', t, 1), alpha }, Math.ceil((cols * cols) / WG));
+    axpbyInPlace(A, gs, 1, 1);
+    const xg = c.temp(matmul(c.temp(x.reshape([rows, cols])), gs));
+    axpbyInPlace(B, xg, 1, 1);
+  });
+  const status = keep(empty(c.rt, [4], 'u32'));
+  fillInPlace(status, 0);
+  c.run(CHOL, [A, status], { cols, eps: REGMEAN_JITTER }, 1);
+  c.run(SOLVE, [A, B, out], { rows, cols }, Math.ceil(rows / WG));
+  // The averaging pass only feeds the stats (the mean for deltaNorm, non-finite checks).
+  const a = accs(c);
+  c.inp.experts.forEach((_, t) => vote(c, a, part, t, OP.linear, NO_MASK, null));
+  final(c, a, out, part, { op: OP.stats, writeOut: 0 });
+  return [{ t: status, index: 0, message: (v) => `merge regmean: tensor '${c.inp.name}': Σ G is not positive definite (pivot ${v - 1}); check the Gram matrices` }];
+}
+
+// ---- slerp, multislerp, model_stock: θ* = c_base·θ₀ + c_acc·Σ c_t (θ_t − θ₀) ---------------------------------
+
+export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
+  const { method, inp, E } = c;
+  const hasBase = !!inp.base;
+  const a = accs(c);
+  let rowsC = 1;
+  let dotRows = 1;
+  let dotCols = c.n;
+  if (method === 'model_stock' && boolParam(method, 'filter_wise', inp.global) && inp.shape.length >= 2) {
+    rowsC = dotRows = c.rows;
+    dotCols = c.cols;
+  }
+  if (method === 'slerp' && E !== 1) throw new Error(`merge slerp: tensor '${inp.name}' needs exactly one model besides the base, got ${E}`);
+  if (method === 'model_stock' && E < 2) throw new Error(`merge model_stock: tensor '${inp.name}' needs at least two models besides the base, got ${E}`);
+  const stride = 3 + 2 * E;
+  const coef = keep(empty(c.rt, [rowsC * stride + 1]));
+  fillInPlace(coef, 0);
+  const nSums = method === 'model_stock' ? ((E * (E + 1)) / 2) * rowsC : E + 2;
+  const sums = c.temp(zeros(c.rt, [Math.max(4, nSums)]));
+  const dots = (x: Tensor, y: Tensor, subBase: number, off: number) => {
+    const chunks = Math.ceil(dotCols / WG);
+    const dp = c.temp(empty(c.rt, [dotRows * chunks]));
+    c.run(DOTS, [c.baseT, x, y, dp], { rows: dotRows, cols: dotCols, subBase, chunks }, dotRows * chunks);
+    c.run(REDUCE, [dp, sums], { G: chunks, sF: chunks, sG: 1, off, cnt: dotRows }, dotRows);
+  };
+  const w = inp.perModel.map((_, t) => param(c, 'weight', t, 1));
+  let subBase = 0;
+  const flags: Flag[] = [];
+  if (method === 'slerp') {
+    dots(c.baseT, c.baseT, 0, 0);
+    dots(inp.experts[0], inp.experts[0], 0, 1);
+    dots(c.baseT, inp.experts[0], 0, 2);
+    c.run(COEF, [sums, c.dummy, coef], { op: COEF_OP.slerp, stride, w: param(c, 't') }, 1);
+  } else if (method === 'multislerp') {
+    if (E === 1) {
+      // A single model is returned as it is (mergekit does the same).
+      c.rt.write(coef.range(), new Float32Array([0, 1, 0, 1, 0]));
+    } else {
+      subBase = hasBase ? 1 : 0;
+      const wsum = w.reduce((s, v) => s + v, 0);
+      const ww = boolParam(method, 'normalize_weights', inp.global) ? w.map((v) => v / wsum) : w;
+      const wts = c.temp(fromArray(c.rt, ww, [E]));
+      const eps = param(c, 'eps');
+      inp.experts.forEach((x, t) => dots(x, x, subBase, t));
+      c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms1, stride, eps }, 1);
+      inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, a.acc1, a.mean, a.flags, part], { t, subBase, stride }, c.G));
+      dots(a.acc0, a.acc0, 0, E);
+      c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms2, stride, eps }, 1);
+      flags.push({ t: coef, index: stride, message: () => `merge multislerp: tensor '${inp.name}': the weighted sum of the unit task vectors is zero (antipodal models with balancing weights); change the weights` });
+      c.run(LIN_FINAL, [c.baseT, a.acc0, a.acc1, coef, a.mean, a.flags, out, part], { stride }, c.G);
+      return flags;
+    }
+  } else {
+    subBase = 1;
+    let q = 0;
+    for (let i = 0; i < E; i++) for (let j = i; j < E; j++, q++) dots(inp.experts[i], inp.experts[j], 1, q * rowsC);
+    c.run(COEF, [sums, c.dummy, coef], { op: COEF_OP.stock, stride, rowsC }, Math.ceil(rowsC / WG));
+  }
+  inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, a.acc1, a.mean, a.flags, part], { t, subBase, stride, rowsC }, c.G));
+  c.run(LIN_FINAL, [c.baseT, a.acc0, a.acc1, coef, a.mean, a.flags, out, part], { stride, rowsC }, c.G);
+  // Nothing to check in the coefficients: the entry only releases them after the stats are read.
+  flags.push({ t: coef, index: -1, message: () => '' });
+  return flags;
+}

@@ -1,0 +1,71 @@
+// kthLargest / topKMask (src/engine/ops/select.ts, kernels/select.wgsl) against sorting (src/engine/cpu/select.ts):
+// awkward sizes (1, primes, > 256 so that index bytes matter, > 65,536 so that three index bytes do), both
+// orders, ties at the threshold, all-equal inputs, negative values, the band mode, and binding-sized spans.
+import * as assert from 'node:assert/strict';
+import { randn, runtime } from './helpers';
+import { fromArray } from '../../src/engine/tensor/tensor';
+import { kthLargest, thresholdValue, topKMask } from '../../src/engine/ops/select';
+import { cpuKthLargest, cpuTopKMask } from '../../src/engine/cpu/select';
+
+async function check(x: Float32Array, k: number, abs: boolean, what: string) {
+  const rt = await runtime();
+  const t = fromArray(rt, x, [x.length]);
+  const th = kthLargest(t, k, { abs });
+  const got = await thresholdValue(th);
+  const want = cpuKthLargest(x, k, abs);
+  assert.equal(got.index, want.index, `${what}: index of the ${k}-th largest`);
+  assert.equal(got.value, want.value, `${what}: value of the ${k}-th largest`);
+  const mask = topKMask(t, th);
+  const m = (await mask.toArray()) as Uint32Array;
+  const wm = cpuTopKMask(x, k, abs);
+  let kept = 0;
+  for (let i = 0; i < m.length; i++) {
+    kept += m[i];
+    assert.equal(m[i], wm[i], `${what}: mask at ${i}`);
+  }
+  assert.equal(kept, k, `${what}: kept count`);
+  for (const d of [t, th.key, mask]) d.dispose();
+}
+
+describe('kthLargest (radix select)', () => {
+  it('matches sorting on awkward sizes, by value and by magnitude', async () => {
+    for (const n of [1, 7, 13, 257, 1031]) {
+      const x = randn(n, n);
+      for (const k of [1, Math.max(1, n >> 1), n]) {
+        await check(x, k, false, `n=${n} k=${k} signed`);
+        await check(x, k, true, `n=${n} k=${k} abs`);
+      }
+    }
+  });
+
+  it('breaks ties at the threshold by index, and keeps exactly k of an all-equal tensor', async () => {
+    const ties = Float32Array.from({ length: 300 }, (_, i) => [0.5, -0.5, 0.25, 2][i % 4]);
+    await check(ties, 100, true, 'ties abs');
+    await check(ties, 100, false, 'ties signed');
+    const equal = new Float32Array(333).fill(1.5);
+    await check(equal, 17, false, 'all equal');
+    await check(new Float32Array(70000), 12345, true, 'zeros, three index bytes');
+  });
+
+  it('band mode keeps ranks (a, a + b]', async () => {
+    const rt = await runtime();
+    const x = randn(101, 3);
+    const t = fromArray(rt, x, [101]);
+    const lower = kthLargest(t, 2 + 40, { abs: true });
+    const upper = kthLargest(t, 2, { abs: true });
+    const m = (await topKMask(t, lower, upper).toArray()) as Uint32Array;
+    assert.deepEqual(Array.from(m), Array.from(cpuTopKMask(x, 40, true, 2)));
+  });
+
+  it('works over binding-sized spans (forced small limit)', async () => {
+    const rt = await runtime();
+    const prev = rt.maxBindingBytes;
+    rt.setMaxBindingBytes(4096);
+    try {
+      const x = randn(5000, 11);
+      await check(x, 777, true, 'spans');
+    } finally {
+      rt.setMaxBindingBytes(prev);
+    }
+  });
+});
