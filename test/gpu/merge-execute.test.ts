@@ -197,3 +197,59 @@ train: { steps: 12, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
     assert.deepEqual([...merged.keys()].sort(), ['layers.0.bias', 'layers.0.weight', 'layers.1.bias', 'layers.1.weight']);
   });
 });
+
+describe('merge executor: the data pass of fisher and regmean', function () {
+  this.timeout(300_000);
+  let dir = '';
+  after(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('fisher and regmean run their pass over each expert’s own task data; a non-Basin model is refused with why', async () => {
+    const rt = await runtime();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-merge-data-'));
+    const yaml = (name: string, extra: string, seed: number) => `name: ${name}
+seed: ${seed}
+model: { type: mlp, inputs: 10, hidden: [16], classes: 4 }
+data: { type: synthetic-classification, samples: 300, seed: ${seed} }
+${extra}
+train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 0, checkpointEvery: 0, statsEvery: 0, logEvery: 5 }
+`;
+    const run = async (name: string, extra: string, seed: number) => {
+      const f = path.join(dir, `${name}.basin.yaml`);
+      fs.writeFileSync(f, yaml(name, extra, seed));
+      return (await train({ rt, config: loadConfig(f).config, configPath: f, outputDir: path.join(dir, 'runs') })).runDir;
+    };
+    const b = await run('b', '', 1);
+    const x = await run('x', `init: { from: ${JSON.stringify(b)} }`, 2);
+    const y = await run('y', `init: { from: ${JSON.stringify(b)} }`, 3);
+    for (const method of ['fisher', 'regmean']) {
+      const f = path.join(dir, `${method}.merge.yaml`);
+      fs.writeFileSync(f, `merge_method: ${method}\nmodels:\n  - model: ${JSON.stringify(x)}\n  - model: ${JSON.stringify(y)}\nparameters: { batches: 3 }\n`);
+      const plan = await planMerge(loadMergeConfig(f));
+      const out = path.join(dir, `out-${method}`);
+      await executeMerge({ rt, plan, outDir: out });
+      const merged = await readAll(path.join(out, 'model.safetensors'));
+      const xs = await readAll(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
+      const ys = await readAll(path.join(y, 'checkpoints', fs.readdirSync(path.join(y, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
+      for (const [name, m] of merged) {
+        // Each merged entry lies between the two experts' (a weighted mean: Fisher per entry; RegMean per layer
+        // is not elementwise, so only finiteness and that it differs from the plain average there).
+        assert.ok(m.every(Number.isFinite), `${method} ${name} finite`);
+        if (method === 'fisher') {
+          const a = xs.get(name)!;
+          const c = ys.get(name)!;
+          m.forEach((v, i) => assert.ok(v >= Math.min(a[i], c[i]) - 1e-5 && v <= Math.max(a[i], c[i]) + 1e-5, `${name}[${i}] between the experts`));
+        }
+      }
+      if (method === 'regmean') {
+        const w = merged.get('layers.0.weight')!;
+        const avg = xs.get('layers.0.weight')!.map((v, i) => (v + ys.get('layers.0.weight')![i]) / 2);
+        assert.ok(w.some((v, i) => Math.abs(v - avg[i]) > 1e-4), 'regmean is not the plain average on a Linear weight');
+      }
+    }
+    const g = path.join(dir, 'bad.merge.yaml');
+    const plain = path.join(dir, 'plain.safetensors');
+    fs.copyFileSync(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!), plain);
+    fs.writeFileSync(g, `merge_method: fisher\nmodels:\n  - model: ${JSON.stringify(x)}\n  - model: ./plain.safetensors\n`);
+    await assert.rejects(executeMerge({ rt, plan: await planMerge(loadMergeConfig(g)), outDir: path.join(dir, 'out-bad') }), /fisher needs a pass over each model's own data.*"\.\/plain\.safetensors" is not a Basin run/);
+  });
+});

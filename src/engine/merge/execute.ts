@@ -21,6 +21,9 @@ import type { Runtime } from '../gpu/runtime';
 import { decodeFloatBytes } from '../ops/convert';
 import type { Tensor } from '../tensor/tensor';
 import { mergeTensor, type TensorMergeStats } from './tensor-merge';
+import { MergeDataError, runMergeDataPass } from './data-pass';
+import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
+import * as os from 'node:os';
 
 export const MERGE_REPORT_FILE = 'merge-report.json';
 
@@ -166,6 +169,38 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   };
 
   const modelName = (m: number) => `"${plan.models[m].ref.written}"`;
+
+  // Fisher and RegMean: one pass over each expert's own training data first (./data-pass.ts), written to a
+  // temporary file per expert and read back tensor by tensor like the weights.
+  const dataFiles = new Map<number, { file: string; header: SafetensorsHeader }>();
+  let dataDir: string | null = null;
+  const prepareData = async () => {
+    if (!plan.needs.data) return;
+    const experts = [...new Set(tasks.flatMap((t) => t.experts.map((e) => e.model)))];
+    const batches = Number(plan.tasks[0]?.params.batches ?? 32);
+    dataDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'basin-merge-data-'));
+    for (const m of experts) {
+      const origin = plan.models[m].checkpoint;
+      if (!origin) {
+        throw new MergeDataError(
+          `${plan.method} needs a pass over each model's own data, which Basin finds in a run's config: model ${modelName(m)} is not a Basin run or checkpoint (use the curvature method, which needs no data, or merge Basin runs)`,
+        );
+      }
+      if (o.signal?.aborted) throw new MergeCancelledError();
+      const out = path.join(dataDir, `model-${m}.safetensors`);
+      await runMergeDataPass({ rt, runDir: origin.runDir, weightsFile: origin.file, fisher: plan.method === 'fisher', gram: plan.method === 'regmean', batches, out, signal: o.signal });
+      dataFiles.set(m, { file: out, header: await readSafetensorsHeader(out) });
+    }
+  };
+  const loadData = async (m: number, name: string, shape: number[]): Promise<Tensor | null> => {
+    const d = dataFiles.get(m);
+    const info = d?.header.tensors[name];
+    if (!d || !info) return null;
+    const ref: TensorRef = { name, dtype: 'F32', shape: info.shape, numel: info.shape.reduce((a, b) => a * b, 1), file: d.file, byteOffset: info.byteOffset, byteLength: info.byteLength };
+    const sliced = preview && shape[0] !== info.shape[0] && !name.endsWith('.gram') ? rowPrefix(ref, shape[0]) : ref;
+    const bytes = await reader.readBytes(sliced);
+    return decodeFloatBytes(rt, bytes, 'F32', sliced.shape);
+  };
   const reports: TensorReport[] = [];
   const saliency = new Map<number, { total: number; perLayer: Record<string, number> }>();
 
@@ -177,6 +212,17 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     const curvature = plan.needs.statistics ? await Promise.all(task.experts.map(loadStats)) : undefined;
     readAhead(next);
     const shape = preview ? refOf(task.experts[0]).shape : task.shape;
+    let fisher: Tensor[] | undefined;
+    let gram: Tensor[] | undefined;
+    if (plan.method === 'fisher') {
+      const f = await Promise.all(task.experts.map((e) => loadData(e.model, e.tensor.name, shape)));
+      if (f.every((x) => x)) fisher = f as Tensor[];
+      else f.forEach((x) => x?.dispose());
+    } else if (plan.method === 'regmean') {
+      const g = await Promise.all(task.experts.map((e) => loadData(e.model, `${e.tensor.name}.gram`, shape)));
+      if (g.every((x) => x)) gram = g as Tensor[];
+      else g.forEach((x) => x?.dispose());
+    }
     let merged: Tensor | null = null;
     try {
       const r = mergeTensor(plan.method, {
@@ -187,6 +233,8 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         perModel: task.experts.map((e) => e.params as Record<string, number | boolean>),
         global: task.params as Record<string, number | boolean>,
         curvature,
+        fisher,
+        gram,
       });
       merged = r.merged;
       let stats: TensorMergeStats;
@@ -209,6 +257,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       return await merged.toFloat32();
     } finally {
       merged?.dispose();
+      for (const t of [...(fisher ?? []), ...(gram ?? [])]) t.dispose();
       for (const c of curvature ?? []) {
         c?.row.dispose();
         c?.col.dispose();
@@ -223,6 +272,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   };
 
   try {
+    await prepareData();
     if (preview) {
       for (let i = 0; i < tasks.length; i++) await runTask(tasks[i], tasks[i + 1]);
       // A preview skips tasks, so inputs whose last use was skipped are still cached: free them all.
@@ -256,6 +306,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     cache.clear();
     await Promise.allSettled(pending.values());
     await reader.close();
+    if (dataDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
   }
 
   const baseIdx = new Set(plan.tasks.flatMap((t) => (t.base ? [t.base.model] : [])));
