@@ -581,7 +581,7 @@ function renderHeader(): void {
 
 /** Validation metrics that are fractions of examples (shown as percentages, as the job notifications do). */
 function isFractionMetric(key: string): boolean {
-  return /^val_(accuracy|acc|hr\d+)$/i.test(key);
+  return /^val_(accuracy|acc|hr\d+|hr\d+Full|ndcg\d+|mrr|coverage\d+)$/i.test(key);
 }
 
 const METRIC_LABELS: Record<string, string> = {
@@ -589,6 +589,10 @@ const METRIC_LABELS: Record<string, string> = {
   val_loss: 'validation loss',
   val_accuracy: 'accuracy',
   val_hr10: 'HR@10',
+  val_hr10Full: 'HR@10 (full ranking, seen removed)',
+  val_ndcg10: 'NDCG@10',
+  val_mrr: 'MRR',
+  val_coverage10: 'coverage@10',
   gradNorm: 'global ‖g‖ before clipping',
 };
 

@@ -9,12 +9,13 @@ import { Tensor, fromArray, keep, ShapeError, fmtShape } from '../tensor/tensor'
 import { seededRandom } from './init';
 import { Activation, Dropout, Embedding, LayerNorm, Linear, TransformerBlock } from './layers';
 import { Module } from './module';
-import type { MlpModelConfig, TransformerModelConfig } from '../../files/registry/models';
+import type { MlpModelConfig, SasrecModelConfig, TransformerModelConfig } from '../../files/registry/models';
 
 // A model's spec is its config section after defaults: one definition, in config/schema.ts.
 export type TransformerSpec = TransformerModelConfig;
 export type MlpSpec = MlpModelConfig;
-export type ModelSpec = TransformerSpec | MlpSpec;
+export type SasrecSpec = SasrecModelConfig;
+export type ModelSpec = TransformerSpec | MlpSpec | SasrecSpec;
 
 /** The output layer a loss works with: logits = hidden · weightᵀ + bias. */
 export interface OutputHead {

@@ -2,12 +2,14 @@
 // src/files/registry/models.ts; TypeScript checks that every entry has a factory here and nothing else does.
 import { modelRegistry, type ModelConfig, type ModelEntry } from '../../files/registry/models';
 import { MlpClassifier, Model, TransformerLM } from './models';
+import { SASRec } from './sasrec';
 
 type Factories = { [N in ModelConfig['type']]: (spec: Extract<ModelConfig, { type: N }>, seed: number) => Model };
 
 const FACTORIES: Factories = {
   transformer: (spec, seed) => new TransformerLM(spec, seed),
   mlp: (spec, seed) => new MlpClassifier(spec, seed),
+  sasrec: (spec, seed) => new SASRec(spec, seed),
 };
 
 /** The model a config section describes (unknown names throw, listing the known ones). */

@@ -34,8 +34,10 @@ export async function buildTrainingData(config: TrainConfig, configPath?: string
   const B = config.train.batchSize;
   const seed = config.seed;
   if (ds.kind === 'sequences') {
-    if (config.model.type !== 'transformer') throw new Error(`data ${config.data.type} gives token sequences: use model.type transformer`);
-    const T = config.model.seqLen;
+    if (config.model.type !== 'transformer' && config.model.type !== 'sasrec') throw new Error(`data ${config.data.type} gives token sequences: use model.type transformer or sasrec`);
+    // SASRec: windows of maxLen items; its item table has items + 1 rows, which must cover the data's ids.
+    if (config.model.type === 'sasrec' && config.model.items + 1 < ds.vocab) throw new Error(`model.items (${config.model.items}) is smaller than the ${ds.vocab - 1} items of data ${config.data.type}: set model.items to at least ${ds.vocab - 1}`);
+    const T = config.model.type === 'sasrec' ? config.model.maxLen : config.model.seqLen;
     const train = new NextTokenBatcher(ds.train, { batchSize: B, seqLen: T, seed, windows: 'all' });
     const valid = new NextTokenBatcher(ds.valid, { batchSize: B, seqLen: T, seed, shuffle: false, windows: 'all' });
     const toBatch = (b: { inputs: Int32Array; targets: Int32Array; batch: number; seqLen: number }): Batch =>

@@ -1,9 +1,13 @@
 // Validation metrics: mean cross-entropy, top-1 accuracy and HR@10 (target among the 10 highest logits) over the
-// rows whose target is not ignored.
+// rows whose target is not ignored. Next-item models (token batches) also get full-catalogue ranking metrics on the
+// GPU (src/engine/eval/ranking.ts): every validation target is ranked against all items, the padding id and the
+// items read before it in its window removed (the target itself never removed), ties counted as a random order.
 import type { Runtime } from '../gpu/runtime';
 import type { LossFn } from '../loss/loss';
 import type { Model } from '../nn/models';
-import { noGrad, tidy } from '../tensor/tensor';
+import { fromArray, keep, noGrad, tidy, type Tensor } from '../tensor/tensor';
+import { embedding } from '../ops/embedding';
+import { rankFullCatalog, RankingAccumulator } from '../eval/ranking';
 import type { TrainingData } from './data-source';
 import { batchInputs, forwardBatch } from './forward';
 
@@ -11,6 +15,11 @@ export interface EvalMetrics {
   loss: number;
   accuracy: number;
   hr10: number;
+  /** Next-item models: NDCG@10, HR@10, MRR and coverage@10 of full-catalogue ranking with seen items removed. */
+  ndcg10?: number;
+  hr10Full?: number;
+  mrr?: number;
+  coverage10?: number;
 }
 
 /** What guessing uniformly at random would score. */
@@ -34,13 +43,18 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData, lo
   let rows = 0;
   let hits1 = 0;
   let hits10 = 0;
+  let ranking: RankingAccumulator | null = null;
   try {
     for (const batch of data.validBatches()) {
+      const queries = batch.inputs ? rankingQueries(batch.inputs, batch.seqLen!, batch.targets) : null;
+      let queryHidden: Tensor | null = null;
       const reads = noGrad(() =>
         tidy(() => {
           const out = forwardBatch(rt, model, batch, { loss });
           // A loss that never forms the full logits (sampled, CCE) leaves them to the head here.
           const logits = out.logits ?? model.head.logits(model.hidden(batchInputs(rt, batch)));
+          // The hidden states of the rows to rank (one more forward: forwardBatch keeps its hidden states to itself).
+          if (queries && queries.rows.length) queryHidden = keep(embedding(model.hidden(batchInputs(rt, batch)), fromArray(rt, queries.rows, [queries.rows.length], 'i32')));
           return { loss: out.loss.toArray(), logits: logits.toArray() };
         }),
       );
@@ -57,10 +71,44 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData, lo
       }
       lossSum += lossArr[0] * counted;
       rows += counted;
+      if (queries && queryHidden) {
+        const q: Tensor = queryHidden;
+        try {
+          const r = await rankFullCatalog(q, model.head.weight, queries.targets, queries.seen, { k: 10, pad: 0 });
+          ranking ??= new RankingAccumulator(10, model.head.weight.shape[0] - 1);
+          ranking.add(r.greater, r.equal, r.topK ? { ids: r.topK, length: r.k } : null);
+        } finally {
+          q.dispose();
+        }
+      }
     }
   } finally {
     model.train();
   }
   if (rows === 0) return { loss: NaN, accuracy: NaN, hr10: NaN };
-  return { loss: lossSum / rows, accuracy: hits1 / rows, hr10: hits10 / rows };
+  const m: EvalMetrics = { loss: lossSum / rows, accuracy: hits1 / rows, hr10: hits10 / rows };
+  if (ranking) {
+    const r = ranking.result();
+    Object.assign(m, { ndcg10: r.ndcg, hr10Full: r.hr, mrr: r.mrr, coverage10: r.coverage ?? NaN });
+  }
+  return m;
+}
+
+/**
+ * The rows of a token batch to rank: every row with a target; its seen items are the non-padding inputs of its
+ * window up to and including its own position (what the model has read).
+ */
+export function rankingQueries(inputs: Int32Array, seqLen: number, targets: Int32Array): { rows: Int32Array; targets: Int32Array; seen: { offsets: Int32Array; items: Int32Array } } {
+  const rows: number[] = [];
+  const items: number[] = [];
+  const offsets: number[] = [0];
+  for (let r = 0; r < targets.length; r++) {
+    if (targets[r] <= 0) continue; // ignored rows (−1); the padding id is never a target to rank
+    rows.push(r);
+    const start = r - (r % seqLen);
+    for (let i = start; i <= r; i++) if (inputs[i] !== 0) items.push(inputs[i]);
+    offsets.push(items.length);
+  }
+  const rowsA = Int32Array.from(rows);
+  return { rows: rowsA, targets: Int32Array.from(rowsA, (r) => targets[r]), seen: { offsets: Int32Array.from(offsets), items: Int32Array.from(items) } };
 }

@@ -80,8 +80,38 @@ export const mlp = defineModel({
   },
 });
 
-export const MODEL_ENTRIES = [transformer, mlp] as const;
+export const sasrec = defineModel({
+  kind: 'model',
+  name: 'sasrec',
+  title: 'SASRec (Kang & McAuley 2018): a causal self-attentive next-item model whose output layer is its own item table.',
+  doc:
+    'Item table E [items + 1, hidden] (id 0 = padding, masked to zero at the input), learned positions, embedding scaled by √hidden, ' +
+    'pre-LayerNorm blocks `x + Dropout(g(LayerNorm(x)))` with causal attention and a ReLU point-wise FFN of width `hidden`, a final layer norm; ' +
+    'scores are hidden · Eᵀ with the SAME table (no bias). Sequences are right-padded (positions count from the first item of a window).',
+  input: 'tokens',
+  source: 'arXiv:1808.09781',
+  params: {
+    items: { type: 'integer', minimum: 1, default: 2000, doc: 'Number of items: ids are 1..items (0 is padding), so the item table has items + 1 rows. At least the data\'s item count (movielens: `data.maxItems`).' },
+    hidden: positiveInt('Width d of the item embeddings and of the residual stream; must be divisible by `heads`.', 64),
+    blocks: positiveInt('Number of self-attention blocks.', 2),
+    heads: positiveInt('Attention heads per block (the paper uses 1); `hidden` must be divisible by it.', 1),
+    maxLen: positiveInt('Longest history n the model reads (learned positions 0..maxLen-1); training windows have this length.', 200),
+    dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.2, doc: 'Dropout probability on the embeddings and after each sub-layer (training only).' },
+  },
+  check(m) {
+    return m.hidden % m.heads !== 0 ? [{ field: 'heads', message: `must divide model.hidden (${m.hidden}), got ${m.heads}` }] : [];
+  },
+  parameters(m) {
+    const d = m.hidden;
+    // item table (shared with the output) and positions; per block two layer norms, q/k/v/o, the FFN (d → d → d); the final norm.
+    const block = 2 * (2 * d) + 4 * (d * d + d) + 2 * (d * d + d);
+    return (m.items + 1) * d + m.maxLen * d + m.blocks * block + 2 * d;
+  },
+});
+
+export const MODEL_ENTRIES = [transformer, mlp, sasrec] as const;
 export const modelRegistry = new Registry<ModelEntry>('model', MODEL_ENTRIES);
 export type ModelConfig = ConfigUnion<typeof MODEL_ENTRIES>;
 export type TransformerModelConfig = Extract<ModelConfig, { type: 'transformer' }>;
 export type MlpModelConfig = Extract<ModelConfig, { type: 'mlp' }>;
+export type SasrecModelConfig = Extract<ModelConfig, { type: 'sasrec' }>;

@@ -10,7 +10,7 @@ export interface EvalKindEnv {
 }
 
 /** Metrics read best as percentages (fractions of rows). */
-const FRACTION_METRICS = /^(accuracy|acc|hr\d*|recall\d*|precision\d*|ndcg\d*)$/i;
+const FRACTION_METRICS = /^(accuracy|acc|hr\d*|hr\d*Full|recall\d*|precision\d*|ndcg\d*|mrr|coverage\d*)$/i;
 
 export class EvalJobHost implements JobKindHost<'eval'> {
   readonly kind = 'eval';
