@@ -1,0 +1,106 @@
+// A model opened for pruning: built from the run's config, the checkpoint's weights loaded (checked like the
+// trainer does), the targeted weight matrices found, and for each a DENSE COPY on the GPU (made once) from which
+// every masked version is written back into the live parameter view. So a sweep point costs one mask dispatch
+// per target, never a model copy; restore() writes the dense values back exactly. In task-vector mode the base's
+// values of the targets are loaded too (pruned entries are reset to them).
+import type { Runtime } from '../gpu/runtime';
+import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
+import { DEFAULT_TARGETS, PruneOptionError, selectTargets, type PruneOptions } from '../../files/prune/options';
+import { makeLoss } from '../loss/registry';
+import { Linear } from '../nn/layers';
+import type { Model } from '../nn/models';
+import type { ParameterStore } from '../optim/params';
+import { copyInto, clone } from '../ops/basic';
+import { Tensor, fromArray, keep } from '../tensor/tensor';
+import { loadWeights } from '../train/checkpoint';
+import { buildTrainingData, type TrainingData } from '../train/data-source';
+import { evaluate, type EvalMetrics } from '../train/evaluate';
+import { materializeModel, modelSpec } from '../train/trainer';
+import type { PruneSource } from './source';
+
+export interface PruneTarget {
+  name: string;
+  rows: number;
+  cols: number;
+  size: number;
+  /** The store's view: what the model reads. */
+  live: Tensor;
+  /** The unpruned values (a kept copy made once). */
+  dense: Tensor;
+  /** Task-vector mode: the base's values. */
+  base: Tensor | null;
+  /** The layer whose weight this is (calibration observes its input); null for a weight outside a Linear. */
+  layer: Linear | null;
+}
+
+export class PruneModel {
+  private dataPromise: Promise<TrainingData> | null = null;
+
+  private constructor(
+    readonly rt: Runtime,
+    readonly source: PruneSource,
+    readonly model: Model,
+    readonly store: ParameterStore,
+    readonly targets: PruneTarget[],
+    readonly options: PruneOptions,
+  ) {}
+
+  /** Loads the checkpoint, selects the targets (errors list the names) and loads the base. */
+  static async open(rt: Runtime, source: PruneSource, options: PruneOptions): Promise<PruneModel> {
+    const { model, store } = materializeModel(rt, modelSpec(source.config), source.config.seed);
+    try {
+      await loadWeights(source.checkpoint, store);
+      const headName = store.entries.find((e) => e.shape.length === 2 && store.get(e.name) === model.head.weight)?.name;
+      const chosen = selectTargets(store.entries, { targets: options.targets.length ? options.targets : [...DEFAULT_TARGETS], pattern: options.pattern }, headName ? [headName] : []);
+      const layers = new Map<Tensor, Linear>();
+      for (const m of model.modules()) if (m instanceof Linear) layers.set(m.weight.t, m);
+      let baseHeader: Awaited<ReturnType<typeof readSafetensorsHeader>> | null = null;
+      if (options.base) baseHeader = await readSafetensorsHeader(options.base);
+      const targets: PruneTarget[] = [];
+      for (const c of chosen) {
+        const live = store.get(c.name);
+        let base: Tensor | null = null;
+        if (baseHeader) {
+          const info = baseHeader.tensors[c.name];
+          if (!info) throw new PruneOptionError('base', `${options.base} has no tensor ${c.name} (a task vector needs the base's value of every target)`);
+          if (info.shape.join() !== c.shape.join()) throw new PruneOptionError('base', `${c.name} is [${info.shape.join(', ')}] in ${options.base} but [${c.shape.join(', ')}] in ${source.checkpoint}`);
+          const data = (await readTensor(options.base!, c.name, baseHeader)).data;
+          base = keep(fromArray(rt, Float32Array.from(data as ArrayLike<number>), c.shape));
+        }
+        targets.push({ name: c.name, rows: c.shape[0], cols: c.shape[1], size: c.shape[0] * c.shape[1], live, dense: keep(clone(live)), base, layer: layers.get(live) ?? null });
+      }
+      return new PruneModel(rt, source, model, store, targets, options);
+    } catch (e) {
+      store.destroy();
+      throw e;
+    }
+  }
+
+  /** The run's data (validation batches; training batches for calibration), built once. */
+  data(): Promise<TrainingData> {
+    this.dataPromise ??= buildTrainingData(this.source.config, this.source.configPath);
+    return this.dataPromise;
+  }
+
+  /** The validation metrics of the model as its live weights now are. */
+  async evaluate(): Promise<EvalMetrics> {
+    return evaluate(this.rt, this.model, await this.data(), makeLoss(this.source.config.train.loss));
+  }
+
+  /** Writes the dense values back into every target (exact). */
+  restore(): void {
+    for (const t of this.targets) copyInto(t.live, t.dense);
+  }
+
+  get targetElements(): number {
+    return this.targets.reduce((s, t) => s + t.size, 0);
+  }
+
+  destroy(): void {
+    for (const t of this.targets) {
+      t.dense.dispose();
+      t.base?.dispose();
+    }
+    this.store.destroy();
+  }
+}
