@@ -14,6 +14,11 @@ export type Activation = 'relu' | 'gelu';
 export class Linear extends Module {
   readonly weight: Param;
   readonly bias: Param | null;
+  /**
+   * Optional observer of the layer's input x [..., in] (pruning calibration: Wanda's input norms, SparseGPT's
+   * XᵀX; src/engine/prune/calibrate.ts). Off (null) by default, and then forward costs one null check.
+   */
+  observer: ((x: Tensor, layer: Linear) => void) | null = null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, rand: () => number, opts: { bias?: boolean; std?: number } = {}) {
     super();
@@ -24,12 +29,14 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    this.observer?.(x, this);
     return linear(x, this.weight.t, this.bias?.t);
   }
 
   /** x·Wᵀ + b followed by an activation, with bias and activation fused into one kernel. */
   forwardAct(x: Tensor, act: Activation): Tensor {
     if (!this.bias) throw new Error('forwardAct needs a bias');
+    this.observer?.(x, this);
     return biasAct(linear(x, this.weight.t), this.bias.t, act);
   }
 }
