@@ -24,6 +24,21 @@ export const METRICS_FILE = 'metrics.jsonl';
 export const CHECKPOINTS_DIR = 'checkpoints';
 export const STATS_DIR = 'stats';
 
+/**
+ * A LoRA run (train.lora) writes beside each checkpoint `step-N.safetensors` (base weights + adapters, what resume
+ * loads) the model-shaped `step-N.merged.safetensors` (adapters folded into the weights): the file a consumer of
+ * the MODEL (eval, init.from, merge, prune) should read. `modelWeightsFile()` picks it when it exists.
+ */
+export function mergedCheckpointPath(weightsFile: string): string {
+  return weightsFile.replace(/\.safetensors$/, '.merged.safetensors');
+}
+
+/** The file holding a checkpoint's model weights: its merged twin when there is one (LoRA), else the file itself. */
+export function modelWeightsFile(weightsFile: string): string {
+  const merged = mergedCheckpointPath(weightsFile);
+  return merged !== weightsFile && fs.existsSync(merged) ? merged : weightsFile;
+}
+
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
 /**

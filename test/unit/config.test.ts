@@ -39,6 +39,9 @@ const FIELDS = {
     gradClip: true,
     freeze: true,
     unfreeze: true,
+    lora: true,
+    earlyStopping: true,
+    ewc: true,
     evalEvery: true,
     checkpointEvery: true,
     statsEvery: true,
@@ -61,7 +64,7 @@ function checkLoaded(c: TrainConfig, where: string) {
   assertComplete(c as unknown as Record<string, unknown>, FIELDS.top, where, ['$schema', 'init']);
   assertComplete(c.model as unknown as Record<string, unknown>, entryFields(modelRegistry, c.model.type), `${where}.model`);
   assertComplete(c.data as unknown as Record<string, unknown>, entryFields(dataRegistry, c.data.type), `${where}.data`);
-  assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs']);
+  assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs', 'lora', 'earlyStopping', 'ewc']);
   assert.ok((c.train.steps === undefined) !== (c.train.epochs === undefined), 'exactly one of steps / epochs');
   assertComplete(c.train.optimizer as unknown as Record<string, unknown>, entryFields(optimizerRegistry, c.train.optimizer.type), `${where}.train.optimizer`);
   assertComplete(c.train.schedule as unknown as Record<string, unknown>, entryFields(scheduleRegistry, c.train.schedule.type), `${where}.train.schedule`);

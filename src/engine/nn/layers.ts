@@ -1,5 +1,5 @@
 // The building blocks: Linear, Embedding, LayerNorm, Dropout, MLP, causal MultiHeadAttention, TransformerBlock.
-import { add, biasAct } from '../ops/elementwise';
+import { add, biasAct, mulScalar } from '../ops/elementwise';
 import { causalSelfAttention } from '../ops/attention';
 import { dropout } from '../ops/dropout';
 import { embedding } from '../ops/embedding';
@@ -19,6 +19,11 @@ export class Linear extends Module {
    * XᵀX; src/engine/prune/calibrate.ts). Off (null) by default, and then forward costs one null check.
    */
   observer: ((x: Tensor, layer: Linear) => void) | null = null;
+  /**
+   * Optional LoRA branch (src/engine/train/lora.ts): y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ + b with A [rank, in] and
+   * B [out, rank] as parameters `weight.lora_a` / `weight.lora_b` of this layer. Null: a plain layer.
+   */
+  lora: { a: Param; b: Param; scale: number; drop: Dropout | null } | null = null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, rand: () => number, opts: { bias?: boolean; std?: number } = {}) {
     super();
@@ -30,6 +35,7 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     this.observer?.(x, this);
+    if (this.lora) return this.withBias(add(linear(x, this.weight.t), this.loraDelta(x)));
     return linear(x, this.weight.t, this.bias?.t);
   }
 
@@ -37,7 +43,31 @@ export class Linear extends Module {
   forwardAct(x: Tensor, act: Activation): Tensor {
     if (!this.bias) throw new Error('forwardAct needs a bias');
     this.observer?.(x, this);
-    return biasAct(linear(x, this.weight.t), this.bias.t, act);
+    const y = linear(x, this.weight.t);
+    return biasAct(this.lora ? add(y, this.loraDelta(x)) : y, this.bias.t, act);
+  }
+
+  /**
+   * Adds the LoRA branch (before the model is bound to a parameter store). B starts at zero, so the layer
+   * computes exactly what it did until B trains.
+   */
+  addLora(rank: number, alpha: number, initA: Float32Array, dropoutP: number, seed: number): void {
+    if (this.lora) throw new Error('this Linear already has a LoRA branch');
+    const a = this.param('weight.lora_a', [rank, this.inFeatures], initA);
+    const b = this.param('weight.lora_b', [this.outFeatures, rank], constant(this.outFeatures * rank, 0));
+    const drop = dropoutP > 0 ? this.child('lora_drop', new Dropout(dropoutP, seed)) : null;
+    this.lora = { a, b, scale: alpha / rank, drop };
+  }
+
+  /** scale·(drop(x)·Aᵀ)·Bᵀ: two thin matmuls through the rank, never the [out, in] product. */
+  private loraDelta(x: Tensor): Tensor {
+    const l = this.lora!;
+    const xin = l.drop ? l.drop.forward(x) : x;
+    return mulScalar(linear(linear(xin, l.a.t), l.b.t), l.scale);
+  }
+
+  private withBias(y: Tensor): Tensor {
+    return this.bias ? add(y, this.bias.t) : y;
   }
 }
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../../files/config/load';
 import type { TrainConfig } from '../../files/config/schema';
-import { listRuns, openRun, RUN_FILE, type RunFolder } from '../../files/run-record';
+import { listRuns, modelWeightsFile, openRun, RUN_FILE, type RunFolder } from '../../files/run-record';
 import { CheckpointNotFoundError, findCheckpoint, runConfig } from '../train/eval-checkpoint';
 
 export interface PruneSource {
@@ -56,5 +56,6 @@ export async function resolvePruneSource(input: string, opts: { step?: number } 
   const run = await openRun(runDir);
   const { config, configPath } = runConfig(run);
   const ck = findCheckpoint(run, step);
-  return { run, config, configPath, checkpoint: ck.file, step: ck.step, statsFile: path.join(run.dir, run.statsPath(ck.step)) };
+  // A LoRA run's model is its merged twin (W + scale·B·A), which fits the plain model pruning builds.
+  return { run, config, configPath, checkpoint: modelWeightsFile(ck.file), step: ck.step, statsFile: path.join(run.dir, run.statsPath(ck.step)) };
 }

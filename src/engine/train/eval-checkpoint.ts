@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import type { Runtime } from '../gpu/runtime';
 import type { TrainConfig } from '../../files/config/schema';
-import { openRun, type RunFolder } from '../../files/run-record';
+import { modelWeightsFile, openRun, type RunFolder } from '../../files/run-record';
 import { makeLoss } from '../loss/registry';
 import { loadWeights } from './checkpoint';
 import { buildTrainingData, type TrainingData } from './data-source';
@@ -54,7 +54,7 @@ export function findCheckpoint(run: RunFolder, step?: number): { step: number; f
   if (step === undefined) {
     const latest = run.latestCheckpoint();
     if (!latest) throw new CheckpointNotFoundError(`${run.dir} has no checkpoint to evaluate`);
-    return { step: latest.step, file: latest.absPath };
+    return { step: latest.step, file: modelWeightsFile(latest.absPath) }; // a LoRA run: its merged weights
   }
   const recorded = run.record.checkpoints.find((c) => c.step === step);
   const file = run.resolve(recorded?.path ?? run.checkpointPath(step));
@@ -62,7 +62,7 @@ export function findCheckpoint(run: RunFolder, step?: number): { step: number; f
     const steps = run.record.checkpoints.map((c) => c.step);
     throw new CheckpointNotFoundError(`${run.dir} has no checkpoint at step ${step}${steps.length ? ` (checkpoints: ${steps.join(', ')})` : ''}`);
   }
-  return { step, file };
+  return { step, file: modelWeightsFile(file) };
 }
 
 /** The training config a run recorded (every default applied), with the config file it came from. */

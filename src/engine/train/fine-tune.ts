@@ -7,7 +7,7 @@
 // find the common base without being told. Checkpoints in F32, F16 and BF16 load (decoded to f32).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RUN_FILE, openRun } from '../../files/run-record';
+import { RUN_FILE, modelWeightsFile, openRun } from '../../files/run-record';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
 import type { ParameterStore } from '../optim/params';
 import { CheckpointMismatchError } from './checkpoint';
@@ -34,11 +34,12 @@ export async function resolveInitSource(from: string): Promise<InitSource> {
     const run = await openRun(from);
     const ck = run.latestCheckpoint();
     if (!ck) throw new Error(`init.from: the run ${from} has no checkpoint yet`);
-    return { file: path.join(run.dir, ck.path), runDir: run.dir };
+    // A LoRA run's model is its merged file (adapters folded in), not the checkpoint that resume reads.
+    return { file: modelWeightsFile(path.join(run.dir, ck.path)), runDir: run.dir };
   }
   // A run's own checkpoint (<run>/checkpoints/step-N.safetensors): remember the run too.
   const maybeRun = path.dirname(path.dirname(path.resolve(from)));
-  return { file: path.resolve(from), runDir: fs.existsSync(path.join(maybeRun, RUN_FILE)) ? maybeRun : null };
+  return { file: modelWeightsFile(path.resolve(from)), runDir: fs.existsSync(path.join(maybeRun, RUN_FILE)) ? maybeRun : null };
 }
 
 export interface InitReport {

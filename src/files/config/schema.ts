@@ -111,6 +111,52 @@ export const trainConfigSchema = {
             },
           },
         },
+        lora: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['rank'],
+          description:
+            'LoRA fine-tuning: the base model is frozen (release tensors with `unfreeze`, step 1) and each targeted Linear weight W [out, in] gains a trainable update (alpha/rank)·B·A with A [rank, in] (small random) and B [out, rank] (zero at the start), stored as `<weight>.lora_a` / `<weight>.lora_b`. Each checkpoint also writes `step-<n>.merged.safetensors` (W + (alpha/rank)·B·A, no adapter): the file eval, init.from, merging and pruning read.',
+          properties: {
+            rank: { type: 'integer', minimum: 1, description: 'Rank of the update (rows of A, columns of B).' },
+            alpha: { type: 'number', exclusiveMinimum: 0, description: 'Scale numerator: the update is multiplied by alpha/rank. Default: rank (scale 1).' },
+            targets: {
+              type: 'array',
+              items: { type: 'string', minLength: 1 },
+              description:
+                'Name globs of the Linear weights to adapt, e.g. `blocks.*.attn.q.weight`. Default: every Linear weight in `blocks.*` / `layers.*` except the output head. A glob matching no Linear weight is an error listing them.',
+            },
+            dropout: { type: 'number', minimum: 0, maximum: 0.95, default: 0, description: 'Dropout on the input of the LoRA branch only (training).' },
+          },
+        },
+        earlyStopping: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['metric'],
+          description:
+            'Stop when a validation metric has not improved for `patience` evaluations (every `evalEvery` steps). Each improvement is checkpointed; run.json `lastMetrics` records `best_step`, `best_<metric>` and `stop_reason`.',
+          properties: {
+            metric: { type: 'string', minLength: 1, description: 'The validation metric, as in metrics.jsonl: `val_loss`, `val_accuracy`, `val_ndcg10`… (the `val_` prefix may be left out).' },
+            mode: { type: 'string', enum: ['min', 'max'], description: 'Whether lower or higher is better. Default: min for losses and perplexity, max otherwise.' },
+            patience: { type: 'integer', minimum: 1, default: 3, description: 'Evaluations without improvement before stopping.' },
+            minDelta: { type: 'number', minimum: 0, default: 0, description: 'An evaluation improves only if it beats the best by more than this.' },
+          },
+        },
+        ewc: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['from', 'lambda'],
+          description:
+            'Elastic weight consolidation against the previous task: adds (lambda/2)·Σ F̂⊙(θ−θ*)² to the loss (its gradient, on the GPU), θ* the previous weights and F̂ the rank-1 curvature R_i·C_j/ΣR from its statistics (v_row/v_col of stats/step-<n>.safetensors), normalised to mean 1 over all matrices. No Fisher pass; vectors (biases, norms) are not anchored.',
+          properties: {
+            from: {
+              type: 'string',
+              minLength: 1,
+              description: 'The previous task: a run folder (its latest checkpoint) or a checkpoint `.safetensors` of a run trained with statsEvery > 0; relative to the config file’s folder.',
+            },
+            lambda: { type: 'number', minimum: 0, description: 'Strength of the penalty (in units of the mean curvature).' },
+          },
+        },
         evalEvery: { type: 'integer', minimum: 0, default: 100, description: 'Evaluate on the validation split every N steps (and at the end); 0: only at the end.' },
         checkpointEvery: {
           type: 'integer',
@@ -157,6 +203,12 @@ export interface TrainSectionConfig {
   freeze: string[];
   /** Progressive unfreezing: from `step` on, the parameters matching `params` train. */
   unfreeze: { step: number; params: string[] }[];
+  /** LoRA fine-tuning (src/engine/train/lora.ts); `alpha` defaults to rank, `targets` to blocks/layers weights. */
+  lora?: { rank: number; alpha?: number; targets?: string[]; dropout: number };
+  /** Early stopping on a validation metric (src/engine/train/early-stopping.ts); `mode` defaults from the metric. */
+  earlyStopping?: { metric: string; mode?: 'min' | 'max'; patience: number; minDelta: number };
+  /** EWC from the previous task's weights and stored curvature (src/engine/train/ewc.ts). */
+  ewc?: { from: string; lambda: number };
   evalEvery: number;
   checkpointEvery: number;
   statsEvery: number;

@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeBf16, decodeF16 } from '../f16';
-import { RunFolder, RunRecordError } from '../run-record';
+import { RunFolder, RunRecordError, modelWeightsFile } from '../run-record';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsReader, type SafetensorsDType, type SafetensorsHeader } from '../safetensors';
 import { resolveModelRef, type ModelRef, type ModelRefKind } from './config';
 
@@ -231,14 +231,17 @@ export class ModelFiles {
         }
         const latest = run.latestCheckpoint();
         if (!latest) throw new ModelFilesError(`${r.path}: the run has no checkpoint yet (checkpoints/step-<n>.safetensors)`, r.path);
-        checkpoint = { runDir: run.dir, step: latest.step, file: latest.absPath };
-        files = [latest.absPath];
+        // A LoRA run's model is its merged twin (W + scale·B·A), not the checkpoint with adapter tensors.
+        const weights = modelWeightsFile(latest.absPath);
+        checkpoint = { runDir: run.dir, step: latest.step, file: weights };
+        files = [weights];
         break;
       }
       case 'checkpoint': {
         const step = Number(/step-(\d+)\.safetensors$/.exec(r.path)?.[1]);
-        checkpoint = { runDir: path.dirname(path.dirname(r.path)), step, file: r.path };
-        files = [r.path];
+        const weights = modelWeightsFile(r.path);
+        checkpoint = { runDir: path.dirname(path.dirname(r.path)), step, file: weights };
+        files = [weights];
         break;
       }
       case 'safetensors':
