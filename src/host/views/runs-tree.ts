@@ -428,7 +428,7 @@ function withId(item: vscode.TreeItem, el: RunsNode): vscode.TreeItem {
 /** Registers the Runs view; the provider is returned for tests (BasinApi.runsView). */
 export function registerRunsView(ctx: Ctx): RunsTreeProvider {
   const provider = new RunsTreeProvider(ctx.runs);
-  const view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: provider, showCollapseAll: true });
+  const view = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: provider, showCollapseAll: true, canSelectMany: true });
   ctx.push(provider, view);
   return provider;
 }
