@@ -65,6 +65,7 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
             if (i.init.unused.length) err.write(`basin: not in this model (unused): ${i.init.unused.join(', ')}\n`);
           }
           if (i.frozen?.length) err.write(`basin: frozen (no gradient, no update): ${i.frozen.join(', ')}\n`);
+          if (i.optimizer?.stateBytes !== undefined) err.write(`basin: optimizer ${i.optimizer.name}: state ${(i.optimizer.stateBytes / Math.max(1, i.parameters)).toFixed(2)} bytes/parameter (AdamW would keep 8.00)\n`);
           bar.start(i.totalSteps, i.startStep, { loss: '-', rate: '-' });
         },
         onLog: (l) => {

@@ -33,8 +33,12 @@ export interface StateTensorInfo {
 
 /** Which optimizer state the statistics pass reads as what (no `instanceof`, no fixed names). */
 export interface OptimizerStatistics {
-  /** A dense first moment with the store's layout (a key of state()), or null. */
-  momentum: { state: string } | null;
+  /**
+   * A dense first moment with the store's layout (a key of state()), or a LOW-RANK one (mao): per factored tensor
+   * U [rows, r], an r×r core S and V [cols, r] with momentum ≈ U·S·Vᵀ, and a dense state for the other tensors, all
+   * read with readState(). Null when the optimizer keeps none.
+   */
+  momentum: { state: string } | { layout: 'lowrank'; u: string; s: string; v: string; dense: string } | null;
   /**
    * The second moment (curvature proxy): dense with the store's layout (a key of state()), or factored — per
    * tensor of rank ≥ 2 a row vector [rows] and a column vector [cols] of g² means with V̂ = R·Cᵀ / mean(R), and a
@@ -55,6 +59,8 @@ export interface Optimizer {
   state(): Record<string, FlatBuffer>;
   /** Every state tensor with its shape: what a checkpoint holds, and what loading one checks. */
   stateTensors(): StateTensorInfo[];
+  /** Bytes of optimizer state in total (what stateTensors() declares, on the GPU); absent: unknown. */
+  readonly stateBytes?: number;
   statistics(): OptimizerStatistics;
   /** One state read back, by parameter name (any state, dense or factored). */
   readState(state: string): Promise<Map<string, Float32Array>>;
@@ -105,6 +111,11 @@ export abstract class FlatOptimizer implements Optimizer {
 
   get stepCount(): number {
     return this.steps;
+  }
+
+  /** Bytes of optimizer state: one f32 per parameter per state buffer (AdamW: 8 per parameter, SGD: 4 or 0). */
+  get stateBytes(): number {
+    return Object.keys(this.state()).length * this.store.parameterCount * 4;
   }
 
   /** Whether step() computes gradient norms first (clipping or the non-finite guard is on). */

@@ -6,6 +6,7 @@ import { optimizerRegistry, type OptimizerConfig } from '../../files/registry/op
 import { scheduleRegistry, type ScheduleConfig } from '../../files/registry/schedules';
 import { Adafactor } from './adafactor';
 import { AdamW } from './adamw';
+import { Mao } from './mao';
 import type { GradNorms } from './clip';
 import type { Optimizer } from './optimizer';
 import type { ParameterStore } from './params';
@@ -34,6 +35,21 @@ const OPTIMIZERS: OptimizerFactories = {
       clipThreshold: c.clipThreshold,
       scaleParameter: c.scaleParameter,
       weightDecay: c.weightDecay,
+      maxGradNorm,
+      gradNorms,
+    }),
+  mao: (c, { store, maxGradNorm, gradNorms }) =>
+    new Mao(store, {
+      betas: [c.betas[0], c.betas[1]],
+      eps: c.eps,
+      rank: c.rank,
+      refitEvery: c.refitEvery,
+      powerIters: c.powerIters,
+      pMax: c.pMax,
+      clipThreshold: c.clipThreshold,
+      weightDecay: c.weightDecay,
+      errorFeedback: c.errorFeedback,
+      residual: c.residual,
       maxGradNorm,
       gradNorms,
     }),

@@ -112,3 +112,38 @@ export function denseSecondMoment(v: ArrayLike<number>, rows: number, cols: numb
   const sorted = Float64Array.from(v).sort();
   return { vMean: v.length ? sum / v.length : 0, vMax: max, hist, vRow, vCol, quantile: (q) => sortedQuantile(sorted, q) };
 }
+
+/**
+ * ‖U·S·Vᵀ‖_F of a low-rank momentum (mao: U [rows, r], S [r, r], V [cols, r]), exactly, without assuming U and V
+ * orthonormal (Cholesky-QR leaves them orthonormal only to f32 accuracy, and a rank-deficient momentum leaves
+ * near-zero columns): ‖U·S·Vᵀ‖² = tr(Sᵀ·(UᵀU)·S·(VᵀV)), O((rows + cols)·r² + r³) on the host.
+ */
+export function lowRankNorm(U: ArrayLike<number>, S: ArrayLike<number>, V: ArrayLike<number>, rows: number, cols: number): number {
+  const r = rows > 0 ? U.length / rows : 0;
+  if (!r) return 0;
+  const gram = (X: ArrayLike<number>, n: number) => {
+    const G = new Float64Array(r * r);
+    for (let i = 0; i < n; i++) for (let a = 0; a < r; a++) {
+      const x = X[i * r + a];
+      if (x === 0) continue;
+      for (let b = 0; b < r; b++) G[a * r + b] += x * X[i * r + b];
+    }
+    return G;
+  };
+  const UU = gram(U, rows);
+  const VV = gram(V, cols);
+  // With X = (UᵀU)·S and Y = S·(VᵀV): tr(Sᵀ·UᵀU·S·VᵀV) = tr(Xᵀ·Y) = Σ_ab X_ab·Y_ab.
+  const X = new Float64Array(r * r);
+  const Y = new Float64Array(r * r);
+  for (let a = 0; a < r; a++) for (let c = 0; c < r; c++) {
+    const uu = UU[a * r + c];
+    const s = S[a * r + c];
+    for (let b = 0; b < r; b++) {
+      X[a * r + b] += uu * S[c * r + b];
+      Y[a * r + b] += s * VV[c * r + b];
+    }
+  }
+  let e = 0;
+  for (let k = 0; k < r * r; k++) e += X[k] * Y[k];
+  return Math.sqrt(Math.max(0, e));
+}

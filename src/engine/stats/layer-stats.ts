@@ -24,7 +24,7 @@ import type { Optimizer } from '../optim/optimizer';
 import { FLAT_BLOCK, FlatBuffer, ParameterStore } from '../optim/params';
 import type { WriteTensor } from '../../files/safetensors';
 import { writeFileAtomic } from '../../files/atomic';
-import { denseSecondMoment, factoredSecondMoment } from './factored';
+import { denseSecondMoment, factoredSecondMoment, lowRankNorm } from './factored';
 import { sortedQuantile } from './quantiles';
 import {
   HIST_BINS,
@@ -213,7 +213,8 @@ export class LayerStatsCollector {
       return b;
     };
     const sm = decl.secondMoment;
-    return { m: pick(decl.momentum?.state), v: pick(sm?.layout === 'dense' ? sm.state : undefined) };
+    const mom = decl.momentum;
+    return { m: pick(mom && 'state' in mom ? mom.state : undefined), v: pick(sm?.layout === 'dense' ? sm.state : undefined) };
   }
 
   /** Reads a factored second moment back (recorded after this sample's work, so it is the same step's state). */
@@ -222,6 +223,14 @@ export class LayerStatsCollector {
     if (sm?.layout !== 'factored') return null;
     const o = this.optimizer;
     return Promise.all([o.readState(sm.row), o.readState(sm.col), o.readState(sm.dense)]).then(([row, col, dense]) => ({ row, col, dense }));
+  }
+
+  /** Reads a low-rank momentum back (mao: U, S, V per factored tensor, a dense state for the others). */
+  private readLowRank(): Promise<{ u: Map<string, Float32Array>; s: Map<string, Float32Array>; v: Map<string, Float32Array>; dense: Map<string, Float32Array> }> | null {
+    const mom = this.optimizer.statistics().momentum;
+    if (!mom || !('layout' in mom)) return null;
+    const o = this.optimizer;
+    return Promise.all([o.readState(mom.u), o.readState(mom.s), o.readState(mom.v), o.readState(mom.dense)]).then(([u, s, v, dense]) => ({ u, s, v, dense }));
   }
 
   /**
@@ -249,11 +258,13 @@ export class LayerStatsCollector {
     this.record(hasPrev);
     const read = this.payloadFloats > 0 ? this.rt.readBytes({ buffer: this.payload, offset: 0, size: this.payloadFloats * 4 }) : Promise.resolve(new ArrayBuffer(0));
     const factors = this.readFactors();
+    const lowRank = this.readLowRank();
     const denseV = this.stateBuffers().v !== null;
     const sampleRead = denseV && this.sampleFloats > 0 ? this.rt.readBytes({ buffer: this.sampleOut, offset: 0, size: this.sampleFloats * 4 }) : null;
-    return Promise.all([read, factors, sampleRead]).then(([bytes, f, sampleBytes]) => {
+    return Promise.all([read, factors, sampleRead, lowRank]).then(([bytes, f, sampleBytes, lr]) => {
       const payload = new Float32Array(bytes);
       if (f) this.fillFactored(payload, f);
+      if (lr) this.fillLowRankMomentum(payload, lr);
       if (sampleBytes) this.fillSampledQuantiles(payload, new Float32Array(sampleBytes));
       this.finishPayload(payload, hasPrev);
       const header: StatsFrameHeader = { step, time, tensors: this.tensors as StatsTensorInfo[] };
@@ -352,6 +363,21 @@ export class LayerStatsCollector {
         payload.set(fields.vRow, h + HIST_BINS);
         payload.set(fields.vCol, h + HIST_BINS + t.rows);
       }
+      p += recordFloats(t);
+    }
+  }
+
+  /** momentumNorm of every tensor from a low-rank momentum (‖U·S·Vᵀ‖_F exactly) or its dense state. */
+  private fillLowRankMomentum(payload: Float32Array, f: { u: Map<string, Float32Array>; s: Map<string, Float32Array>; v: Map<string, Float32Array>; dense: Map<string, Float32Array> }): void {
+    const at = SCALAR_KEYS.indexOf('momentumNorm');
+    let p = 0;
+    for (const t of this.tensors) {
+      const U = f.u.get(t.name);
+      const S = f.s.get(t.name);
+      const V = f.v.get(t.name);
+      const D = f.dense.get(t.name);
+      if (U && S && V) payload[p + at] = lowRankNorm(U, S, V, t.rows, t.cols);
+      else if (D) payload[p + at] = Math.sqrt(D.reduce((a, x) => a + x * x, 0));
       p += recordFloats(t);
     }
   }

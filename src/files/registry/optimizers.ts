@@ -69,7 +69,43 @@ export const adafactor = defineEntry({
   },
 });
 
-export const OPTIMIZER_ENTRIES = [adamw, sgd, adafactor] as const;
+export const mao = defineEntry({
+  kind: 'optimizer',
+  name: 'mao',
+  title: 'mao: momentum-aware optimizer — low-rank momentum, factored second moment (below AdamW\'s memory).',
+  doc:
+    'For a weight viewed as a matrix [m, n] with min(m, n) > rank it keeps the momentum as U [m, r]·S [r, r]·V [n, r]ᵀ and Adafactor\'s row/column second moment R [m], C [n]: ' +
+    '(m + n)(r + 1) + r² floats instead of AdamW\'s 2·m·n. Update: P = min((V̂ + eps)^(−1/2), pMax), W ← W − lr·P ⊙ M̃ (M̃ = β1·U·S·Vᵀ + (1 − β1)·g, bias corrected), ' +
+    'the update RMS clipped to `clipThreshold`, decoupled weight decay. Between refits U, V stay fixed and S follows M̃ in their subspace; every `refitEvery` steps the subspaces ' +
+    'are refitted to M̃ by randomized subspace iteration on the GPU. Vectors and smaller matrices: dense Adam state. `errorFeedback` adds a dense residual E (+1 float per weight) that makes the momentum exact.',
+  source: 'UMTAM arXiv 2512.17109; MoFaSGD arXiv 2507.08091 (low-rank momentum); Adafactor arXiv 1804.04235 (factored second moment)',
+  params: {
+    lr: lr(0.003),
+    betas: {
+      type: 'array',
+      items: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+      minItems: 2,
+      maxItems: 2,
+      default: [0.9, 0.999],
+      doc: 'Decay rates [β1, β2] of the (low-rank) momentum and the (factored) second moment.',
+    },
+    eps: { type: 'number', minimum: 1e-30, default: 1e-16, doc: 'Added to V̂ inside the inverse square root (1e-16 ≈ AdamW\'s 1e-8 added to √v).' },
+    rank: { type: 'integer', minimum: 1, maximum: 128, default: 32, doc: 'Rank r of the momentum factors; matrices with min(m, n) ≤ rank keep dense Adam state instead.' },
+    refitEvery: { type: 'integer', minimum: 1, default: 20, doc: 'Steps between refits of the momentum subspaces (subspace iteration on the GPU); in between, the core S follows M̃ in the fixed subspaces.' },
+    powerIters: { type: 'integer', minimum: 0, maximum: 8, default: 1, doc: 'Power iterations per refit (each costs two products with M̃; the start is the previous subspace).' },
+    pMax: { type: 'number', exclusiveMinimum: 0, default: 10000, doc: 'Clamp of the preconditioner P = (V̂ + eps)^(−1/2) (caps the step where the second moment is tiny).' },
+    clipThreshold: { type: 'number', exclusiveMinimum: 0, default: 1, doc: 'Update clipping: the update is divided by max(1, RMS(update) / clipThreshold), per tensor.' },
+    weightDecay: { type: 'number', minimum: 0, default: 0.01, doc: 'Decoupled weight decay (multiplied by the learning rate).' },
+    errorFeedback: { type: 'boolean', default: false, doc: 'Keep the dense residual E = M̃ − U·S·Vᵀ (+4 bytes per factored weight): the momentum becomes exact.' },
+    residual: {
+      type: 'boolean',
+      default: true,
+      doc: 'Update with the low-rank momentum plus the gradient\'s part outside its subspaces at full weight (false: the plain M̃ = β1·U·S·Vᵀ + (1−β1)·g, which keeps only (1−β1) of that part). Ignored with errorFeedback (the momentum is then exact).',
+    },
+  },
+});
+
+export const OPTIMIZER_ENTRIES = [adamw, sgd, adafactor, mao] as const;
 export const optimizerRegistry = new Registry('optimizer', OPTIMIZER_ENTRIES);
 export type OptimizerConfig = ConfigUnion<typeof OPTIMIZER_ENTRIES>;
 export type OptimizerName = OptimizerConfig['type'];
