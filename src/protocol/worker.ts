@@ -117,6 +117,30 @@ export interface JobKinds {
     progress: EvalJobProgress;
     result: EvalJobResult;
   };
+  /** Scores weights files (merged models, checkpoints, run folders) on tasks (training configs or run folders). */
+  'eval-weights': {
+    params: EvalWeightsJobParams;
+    progress: EvalWeightsJobProgress;
+    result: EvalWeightsJobResult;
+  };
+  /** Runs a merge config (`*.merge.yaml`): the merged model and its report, or a preview on a sample. */
+  merge: {
+    params: MergeJobParams;
+    progress: MergeJobProgress;
+    result: MergeJobResult;
+  };
+  /** A sparsity sweep (`basin prune --sweep`): per score × density the validation metrics, in a sweep file. */
+  'prune-sweep': {
+    params: PruneSweepJobParams;
+    progress: PruneSweepJobProgress;
+    result: PruneSweepJobResult;
+  };
+  /** One score at one density written as a pruned checkpoint with its report (`basin prune --out`). */
+  'prune-apply': {
+    params: PruneApplyJobParams;
+    progress: PruneApplyJobProgress;
+    result: PruneApplyJobResult;
+  };
 }
 export type JobKind = keyof JobKinds;
 
@@ -204,6 +228,27 @@ export interface TrainJobResult {
   /** Absolute path of the latest checkpoint (weights .safetensors), null if none was written. */
   checkpoint: string | null;
 }
+// ---- eval-weights
+
+export interface EvalWeightsJobParams {
+  /** Absolute paths: weights files (.safetensors), folders holding model.safetensors, or run folders. */
+  models: string[];
+  /** Absolute paths: training configs (*.basin.yaml/json) or run folders (their recorded config) defining the tasks. */
+  tasks: string[];
+}
+
+export interface EvalWeightsJobProgress {
+  phase: 'queued' | 'evaluating';
+  /** (model, task) pairs done, of `total`. */
+  done: number;
+  total: number;
+}
+
+export interface EvalWeightsJobResult {
+  /** results[t][m]: the validation metrics of models[m] on tasks[t] (no `val_` prefix). */
+  results: Record<string, number>[][];
+}
+
 // ---- eval
 
 /** Evaluates one checkpoint of a run folder with the config recorded in its run.json (model, data, seed). */
@@ -231,6 +276,154 @@ export interface EvalJobResult {
   metrics: Record<string, number>;
   /** The checkpoint's step. */
   step: number;
+}
+
+// ---- merge
+
+/** A merge job: `basin merge <configFile> [--out] [--force] [--preview]` in the worker. */
+export interface MergeJobParams {
+  /** Absolute path of a `*.merge.yaml` / `*.merge.yml` config (read from disk: save it first). */
+  configFile: string;
+  /** Output folder; default: the config's `basin.output`, else `<config folder>/merged/<config name>`. */
+  out?: string;
+  /** Write over an existing merged model in the output folder. */
+  force?: boolean;
+  /** Run on a sample and write nothing: at most `tensors` tensors, the first `rows` rows of each. */
+  preview?: { tensors: number; rows: number };
+  /**
+   * Saliency instead of the config's method: a `curvature` preview over the experts that have training statistics
+   * (Σ τ²⊙F̂ per expert and layer, in `saliency`); experts without statistics are listed in `noStatistics`.
+   * Needs `preview` and a base model.
+   */
+  saliency?: boolean;
+}
+
+/** `data` of a merge job's progress: 'queued' while another GPU job runs, then after each tensor. */
+export interface MergeJobProgress {
+  phase: 'queued' | 'planning' | 'merging';
+  done: number;
+  total: number;
+  /** The tensor just merged ('' before the first). */
+  tensor: string;
+}
+
+/** One tensor of a merge report (the engine's TensorReport, as JSON). */
+export interface MergeJobTensor {
+  name: string;
+  shape: number[];
+  layer: number | null;
+  /** Per expert: fraction of the task vector's entries kept. */
+  keptFraction: number[];
+  /** Fraction of entries where the kept experts disagree on the sign. */
+  signConflict: number;
+  deltaNorm: number;
+  saliencyMass?: number[];
+}
+
+/** A merge job's result: the engine's MergeReport (merge-report.json) as JSON, plus what the job adds. */
+export interface MergeJobResult {
+  format: string;
+  configFile: string;
+  method: string;
+  models: { index: number; written: string; path: string; role: 'base' | 'expert' | 'base+expert' }[];
+  saliency: { model: number; total: number; perLayer: Record<string, number> }[];
+  tensors: MergeJobTensor[];
+  bytesRead: number;
+  bytesWritten: number;
+  seconds: number;
+  /** The merged weights file, null for a preview. */
+  output: string | null;
+  warnings: string[];
+  sample?: { tensors: number; rowsPerTensor: number };
+  /** With `saliency`: the experts (model index as in the config's plan) without training statistics, and why. */
+  noStatistics?: { model: number; written: string; message: string }[];
+}
+
+// ---- prune-sweep, prune-apply
+
+/** What both prune kinds prune and how (src/files/prune/options.ts documents each field). */
+export interface PruneJobCommon {
+  /** Absolute path: a run folder (its latest checkpoint), a checkpoint inside one, or a training config. */
+  source: string;
+  /** With a run folder or a config: the checkpoint's step instead of the latest. */
+  step?: number;
+  /** Tensor name globs; default the 2-D weights of the blocks / layers. */
+  targets?: string[];
+  /** 'row' | 'tensor' | 'global'; default 'tensor'. */
+  granularity?: 'row' | 'tensor' | 'global';
+  /** "2:4" (N:M) or absent for unstructured. */
+  pattern?: string;
+  /** Task-vector mode: the base checkpoint (absolute path). */
+  base?: string;
+}
+
+export interface PruneSweepJobParams extends PruneJobCommon {
+  /** Score names of the prune-score registry (`magnitude`, `random`, `wanda`…), at least one. */
+  scores: string[];
+  /** Per score name, parameters other than the defaults ({ wanda: { batches: 4 } }). */
+  scoreParams?: Record<string, Record<string, number | string | boolean>>;
+  /** Fractions kept in (0, 1]; default the sweep's standard list. */
+  densities?: number[];
+  /** Absolute path of the sweep file to write; default `<run>/prune/sweep-<timestamp>.json`. */
+  file?: string;
+}
+
+/**
+ * `data` of a prune-sweep job's progress: 'queued' while another GPU job runs, 'started' once the sweep file
+ * exists (the panel watches it), then per phase of the sweep ('dense' evaluation, a score's 'scores', each
+ * 'point' before its evaluation and 'saved' after it was written). `done`/`total` count evaluations.
+ */
+export interface PruneSweepJobProgress {
+  phase: 'queued' | 'started' | 'dense' | 'scores' | 'point' | 'saved';
+  /** The sweep file ('' while queued). */
+  file: string;
+  /** The run folder ('' while queued). */
+  runDir: string;
+  score?: string;
+  density?: number;
+  done: number;
+  total: number;
+}
+
+export interface PruneSweepJobResult {
+  /** Absolute path of the sweep file. */
+  file: string;
+  runDir: string;
+  checkpoint: string;
+  step: number | null;
+  points: number;
+  /** Wall time of the sweep, milliseconds. */
+  ms: number;
+}
+
+export interface PruneApplyJobParams extends PruneJobCommon {
+  /** One score name, with optional parameters. */
+  score: string;
+  scoreParams?: Record<string, number | string | boolean>;
+  /** Fraction kept in (0, 1] (ignored with an N:M pattern: N/M). */
+  density: number;
+  /** Absolute output folder; default `<run>/prune/<score>-d<density>-step<step>`. */
+  out?: string;
+}
+
+/** `data` of a prune-apply job's progress: 'queued', then 'pruning' (scores, mask, evaluation) and 'writing'. */
+export interface PruneApplyJobProgress {
+  phase: 'queued' | 'pruning' | 'writing';
+}
+
+export interface PruneApplyJobResult {
+  /** The pruned weights (`<out>/model.safetensors`) and the report (`<out>/prune-report.json`). */
+  weights: string;
+  report: string;
+  runDir: string;
+  score: string;
+  density: number;
+  /** Fraction of the targeted entries kept; per target, in order. */
+  kept: number;
+  layers: { name: string; kept: number }[];
+  /** Validation metrics of the dense and the pruned model. */
+  dense: Record<string, number> | null;
+  pruned: Record<string, number> | null;
 }
 
 export type JobParams<K extends JobKind> = JobKinds[K]['params'];

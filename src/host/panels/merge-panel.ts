@@ -210,6 +210,8 @@ class MergePanel {
   private plan: MergePlan | null = null;
   private grid: GridModel | null = null;
   private snap: MergePanelSnapshot;
+  /** The last completed merge (its output and models), for Evaluate. */
+  private lastMerge: MergeJobResult | null = null;
   private ui: MergeUiState | null = null;
   private invalid = 0;
   private yamlTimer: NodeJS.Timeout | undefined;
@@ -575,6 +577,7 @@ class MergePanel {
       return this.snap.job;
     }
     if (end.status === 'completed' && end.result) {
+      this.lastMerge = end.result;
       this.snap.result = this.resultTable(end.result);
       this.setJob({ status: 'completed', fraction: 1, message: `${end.result.tensors.length} tensors in ${end.result.seconds.toFixed(1)} s` });
     } else this.setJob({ status: end.status, fraction: null, message: end.error?.message ?? (end.status === 'cancelled' ? 'cancelled' : null) });
@@ -587,7 +590,7 @@ class MergePanel {
     for (const m of r.models) {
       const run = lib.runOfModel(m.path, this.kindOf(m.path));
       const metrics = run ? lib.lastValidationMetrics(run.runDir, run.step) : null;
-      rows.push({ label: m.written, role: m.role === 'base' ? 'base' : 'expert', metrics, note: run ? (metrics ? null : 'no validation metrics in its run') : 'not a Basin run' });
+      rows.push({ label: m.written, role: m.role === 'base' ? 'base' : 'expert', metrics, note: run ? (metrics ? 'from its run' : 'no validation metrics in its run') : 'not a Basin run' });
     }
     const keys = [...new Set(rows.flatMap((x) => Object.keys(x.metrics ?? {})))].sort();
     const experts = r.models.filter((m) => m.role !== 'base').length;
@@ -609,6 +612,41 @@ class MergePanel {
       n += w;
     }
     return { output: r.output ?? '', seconds: r.seconds, tensors: r.tensors.length, bytesWritten: r.bytesWritten, metricKeys: keys, rows, kept, signConflict: n ? sc / n : 0, evaluateNote: EVALUATE_NOTE };
+  }
+
+  /**
+   * Evaluate: the merged model, the base and every expert on each expert's own task (experts that are Basin runs:
+   * their recorded config is the task), one `eval-weights` job; the result table then shows per task the
+   * validation accuracy (or loss when a task reports no accuracy) and the mean over tasks.
+   */
+  private async evaluate(): Promise<{ started: boolean; message: string }> {
+    const r = this.lastMerge;
+    const table = this.snap.result;
+    if (!r || !r.output || !table) return { started: false, message: 'run the merge first' };
+    const lib = this.lib!;
+    const taskRuns = r.models.filter((m) => m.role !== 'base').map((m) => ({ m, run: lib.runOfModel(m.path, this.kindOf(m.path)) })).filter((x) => x.run);
+    if (!taskRuns.length) return { started: false, message: 'no expert is a Basin run, so no task data is known: evaluate with `basin eval <model> --task <config>`' };
+    const models = [r.output, ...r.models.map((m) => m.path)];
+    const end = await this.ctx.jobs.run('eval-weights', { models, tasks: taskRuns.map((x) => x.run!.runDir) });
+    if (!end || end.status !== 'completed' || !end.result) return { started: true, message: end?.error?.message ?? `evaluation ${end?.status ?? 'not run (untrusted workspace)'}` };
+    const res = end.result.results;
+    const metric = res.every((row) => row.every((x) => 'accuracy' in x)) ? 'accuracy' : 'loss';
+    const keys = taskRuns.map((x) => `${metric === 'accuracy' ? 'acc' : 'loss'} · ${path.basename(x.m.written)}`);
+    const meanKey = `${metric === 'accuracy' ? 'acc' : 'loss'} · mean`;
+    table.metricKeys = [...keys, meanKey];
+    table.rows = table.rows.map((row, i) => {
+      const vals = res.map((taskRow) => taskRow[i]?.[metric]).filter((v): v is number => Number.isFinite(v));
+      const metrics: Record<string, number> = {};
+      keys.forEach((k, t) => {
+        const v = res[t][i]?.[metric];
+        if (Number.isFinite(v)) metrics[k] = v;
+      });
+      if (vals.length === keys.length) metrics[meanKey] = vals.reduce((a, b) => a + b, 0) / vals.length;
+      return { ...row, metrics, note: null };
+    });
+    table.evaluateNote = null;
+    this.send();
+    return { started: true, message: `evaluated ${models.length} models on ${keys.length} tasks (validation ${metric})` };
   }
 
   private kindOf(p: string): string {
@@ -651,7 +689,7 @@ class MergePanel {
       await this.maybeSaliency(true);
       return { status: this.snap.saliency.status };
     },
-    evaluate: () => ({ started: false, message: EVALUATE_NOTE }),
+    evaluate: () => this.evaluate(),
   };
 
   /** A message as if from the webview (tests): validated, then handled; an edit is awaited. */

@@ -4,6 +4,10 @@
 import type { JobKind } from '../../protocol/worker';
 import type { JobHandler, JobHandlers } from './context';
 import { evalJob } from './eval';
+import { evalWeightsJob } from './eval-weights';
+import { mergeJob } from './merge';
+import { pruneApplyJob } from './prune-apply';
+import { pruneSweepJob } from './prune-sweep';
 import { selfTestJob } from './self-test';
 import { trainJob } from './train';
 
@@ -11,6 +15,10 @@ export const jobHandlers: JobHandlers = {
   selfTest: selfTestJob,
   train: trainJob,
   eval: evalJob,
+  'eval-weights': evalWeightsJob,
+  merge: mergeJob,
+  'prune-sweep': pruneSweepJob,
+  'prune-apply': pruneApplyJob,
 };
 
 /** The kinds this worker runs. */
