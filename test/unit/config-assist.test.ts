@@ -91,9 +91,9 @@ describe('config assist: schema navigation', () => {
     assert.ok(sgd.includes('momentum') && !sgd.includes('betas'));
     const any = objectProps(opt);
     assert.deepEqual(any.find((p) => p.name === 'momentum')?.onlyFor, ['sgd']);
-    assert.deepEqual(typeChoices(opt).map((c) => c.name), ['adamw', 'sgd', 'adafactor']);
+    assert.deepEqual(typeChoices(opt).map((c) => c.name), ['adamw', 'sgd', 'adafactor', 'mao']);
     const model = schemaAt(SCHEMA, ['model'], () => undefined);
-    assert.deepEqual(typeChoices(model).map((c) => c.name), ['transformer', 'mlp']);
+    assert.deepEqual(typeChoices(model).map((c) => c.name), ['transformer', 'mlp', 'sasrec']);
   });
 
   it('YAML text of defaults', () => {

@@ -251,7 +251,7 @@ describe('loadConfig', () => {
       `${p}:11:3: train.epochs: set either train.steps or train.epochs, not both`,
     ]);
     const q = write('mismatch.basin.yaml', 'model: { type: mlp, inputs: 3, classes: 2 }\n');
-    assert.equal(loadError(q).message, `${q}:1:1: data.type: "synthetic-sequences" needs model.type "transformer"; model.type "mlp" trains on "synthetic-classification"`);
+    assert.equal(loadError(q).message, `${q}:1:1: data.type: "synthetic-sequences" needs model.type "transformer" or "sasrec"; model.type "mlp" trains on "synthetic-classification"`);
   });
 
   it('reports every problem at once, sorted by line', () => {
