@@ -48,9 +48,9 @@ describe('worker job registry', () => {
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('has one handler per kind, found by name; inherited and unknown names are no kinds', () => {
-    assert.deepEqual([...jobKinds].sort(), ['eval', 'selfTest', 'train']);
+    assert.deepEqual([...jobKinds].sort(), ['eval', 'eval-weights', 'merge', 'prune-apply', 'prune-sweep', 'selfTest', 'train']);
     for (const k of jobKinds) assert.equal(handlerFor(k), jobHandlers[k]);
-    for (const bad of ['toString', '__proto__', 'constructor', 'merge', '', 42, null, undefined]) assert.equal(handlerFor(bad), undefined, String(bad));
+    for (const bad of ['toString', '__proto__', 'constructor', 'export', '', 42, null, undefined]) assert.equal(handlerFor(bad), undefined, String(bad));
   });
 
   it('dispatches selfTest: progress per step, a failure on request, cancellation', async () => {
