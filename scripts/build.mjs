@@ -41,7 +41,7 @@ const bundles = {
   // extension does not compile it.
   extension: {
     ...node,
-    entryPoints: { extension: 'src/extension.ts', 'config-validator': 'src/files/config/load.ts' },
+    entryPoints: { extension: 'src/extension.ts', 'config-validator': 'src/files/config/load.ts', 'merge-lib': 'src/host/merge/merge-lib.ts' },
     outdir: 'dist',
     external: ['vscode'],
   },

@@ -18,6 +18,9 @@ import { registerConfigDiagnostics } from './host/config/config-diagnostics';
 import { registerConfigAssist } from './host/config/config-assist';
 import type { KernelWarmUp } from './host/jobs/warm-up';
 import { registerStatsPanel } from './host/panels/stats-panel';
+import { registerMergePanel } from './host/panels/merge-panel';
+import { registerPrunePanel } from './host/panels/prune-panel';
+import { registerMergeCommands } from './host/merge/merge-commands';
 
 /** Command name (after `basin.`) → factory. Each is also declared in package.json's contributes.commands. */
 const COMMANDS: Record<string, CommandFactory> = {
@@ -75,6 +78,10 @@ export function activate(context: vscode.ExtensionContext): BasinApi {
   void c.warmUp;
   // basin.openStatistics, basin.statsPanelState and the `basin.stats` panel serializer (restores after reloads).
   registerStatsPanel(c);
+  // The merge panel (basin.openMergePanel, the `basin.merge` serializer), New Merge, ▶ Merge and the *.merge.yaml lenses.
+  registerMergeCommands(c, registerMergePanel(c));
+  // The prune panel (basin.previewPruning, the `basin.prune` serializer).
+  registerPrunePanel(c);
   timing.activateEndMs = performance.now();
   return {
     runsView,

@@ -2,6 +2,7 @@
 //   ▶ Train                       basin.trainFromConfig(<document Uri>)
 //   ↻ Resume from step n          basin.resumeRun({ runDir })      the newest stopped, unfinished run of this config with a checkpoint
 //   Open last run's statistics    basin.openStatistics({ runDir }) when this config has a run
+//   Preview pruning               basin.previewPruning({ runDir, checkpoint }) on the newest finished run's last checkpoint
 // on the `model:` line (the first line when there is none). "A run of this config" is a run folder whose
 // run.json `configPath` is this file. The lenses follow the run index, which file watchers keep current.
 import * as vscode from 'vscode';
@@ -66,6 +67,19 @@ export class ConfigLensProvider implements vscode.CodeLensProvider, vscode.Dispo
           tooltip: `Training statistics of ${last.dir}`,
           command: 'basin.openStatistics',
           arguments: [{ runDir: last.dir }],
+        }),
+      );
+    }
+    // Preview pruning: the newest finished run's last checkpoint (a sweep of a run still training would race it).
+    const finished = runs.find((r) => r.record && isFinishedRun(r.record, latestExistingCheckpoint(r)?.step) && latestExistingCheckpoint(r));
+    const ck = finished && latestExistingCheckpoint(finished);
+    if (finished && ck) {
+      lenses.push(
+        new vscode.CodeLens(range, {
+          title: 'Preview pruning',
+          tooltip: `The pruning trade-off of ${finished.name} at step ${ck.step} (Basin: Preview Pruning)`,
+          command: 'basin.previewPruning',
+          arguments: [{ runDir: finished.dir, checkpoint: { file: ck.file, step: ck.step } }],
         }),
       );
     }

@@ -2,11 +2,16 @@
 // Adding one: a class implementing JobKindHost<'<kind>'> in kinds/<kind>.ts and a line here.
 import type { JobManager } from '../jobs';
 import { EvalJobHost, type EvalKindEnv } from './eval';
+import { MergeJobHost } from './merge';
+import { PruneApplyJobHost, PruneSweepJobHost } from './prune';
 import { TrainJobHost, type TrainKindEnv } from './train';
 
 export interface JobKindParts {
   train: TrainJobHost;
   eval: EvalJobHost;
+  merge: MergeJobHost;
+  pruneSweep: PruneSweepJobHost;
+  pruneApply: PruneApplyJobHost;
 }
 
 /** Makes every kind's host part and registers it with the manager. */
@@ -14,8 +19,14 @@ export function registerJobKinds(jobs: JobManager, env: TrainKindEnv & EvalKindE
   const parts: JobKindParts = {
     train: new TrainJobHost(jobs, env),
     eval: new EvalJobHost(env),
+    merge: new MergeJobHost(),
+    pruneSweep: new PruneSweepJobHost(),
+    pruneApply: new PruneApplyJobHost(),
   };
   jobs.registerKind(parts.train);
   jobs.registerKind(parts.eval);
+  jobs.registerKind(parts.merge);
+  jobs.registerKind(parts.pruneSweep);
+  jobs.registerKind(parts.pruneApply);
   return parts;
 }

@@ -1,0 +1,137 @@
+// The prune panel, end to end in the real workbench: a demo-like run (the demo's transformer, trained for a few
+// steps with the CLI in `prepare`) is opened with Basin: Preview Pruning from the palette (quick pick of the run);
+// a small sweep (magnitude and random at 1, 0.5, 0.2) is run from the panel and its points appear; dragging the
+// sparsity slider moves the marker, the read-out says it interpolates and the per-layer bars follow; "Evaluate
+// this point" makes it exact; Apply writes the pruned checkpoint. Screenshots: 20-prune-empty, 21-prune-curves, 21b-prune-hr10,
+// 22-prune-slider, 23-prune-applied (BASIN_E2E_THEME="Default Light Modern" for light ones).
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const NAMES = [
+  'prune panel: opens from the palette on the demo-like checkpoint',
+  'prune panel: runs a small sweep, points appear',
+  'prune panel: dragging the slider interpolates, Evaluate this point makes it exact',
+  'prune panel: apply writes the pruned checkpoint',
+];
+const state = {};
+
+export async function prepare({ workspace, root }) {
+  const grep = process.env.BASIN_E2E_GREP ? new RegExp(process.env.BASIN_E2E_GREP, 'i') : null;
+  if (grep && !NAMES.some((n) => grep.test(n))) return;
+  const dir = join(workspace, 'prune');
+  mkdirSync(dir, { recursive: true });
+  // The demo, shortened: the same model and data, 40 steps (the point is the panel, not a good model).
+  const demo = readFileSync(join(root, 'examples', 'demo.basin.yaml'), 'utf8')
+    .replace(/^name: demo$/m, 'name: prune-demo')
+    .replace(/sequences: 2000/, 'sequences: 600')
+    .replace(/steps: 400/, 'steps: 40')
+    .replace(/warmup: 40/, 'warmup: 4')
+    .replace(/evalEvery: 100/, 'evalEvery: 40')
+    .replace(/checkpointEvery: 200/, 'checkpointEvery: 0')
+    .replace(/statsEvery: 50 .*$/m, 'statsEvery: 0');
+  const cfg = join(dir, 'prune-demo.basin.yaml');
+  writeFileSync(cfg, demo);
+  execFileSync(process.execPath, [join(root, 'bin', 'basin.js'), 'train', cfg], { cwd: dir, stdio: 'pipe', timeout: 240_000 });
+  const run = readdirSync(join(dir, 'runs')).find((d) => d.startsWith('prune-demo-'));
+  state.runDir = join(dir, 'runs', run);
+  state.checkpoint = join(state.runDir, 'checkpoints', 'step-40.safetensors');
+}
+
+async function noErrors(frame) {
+  const d = await frame.locator('body').evaluate((b) => ({ errors: b.dataset.errors, last: b.dataset.lastError }));
+  assert.equal(d.errors, undefined, `the webview reported errors: ${d.last}`);
+}
+
+const pruneFrame = (t, sel = '', timeout = 30_000) => t.wb.waitForWebview(t.page, `body[data-ready="true"][data-sweep-status]${sel}`, { timeout });
+
+export const tests = [
+  {
+    name: NAMES[0],
+    async fn(t) {
+      assert.ok(state.checkpoint && existsSync(state.checkpoint), 'prepare trained the run');
+      await t.wb.runCommand(t.page, 'Basin: Preview Pruning');
+      await t.wb.pickQuickItem(t.page, 'prune-demo', { timeout: 45_000 });
+      await t.wb.editorTab(t.page, 'Prune: prune-demo').waitFor({ state: 'visible', timeout: 20_000 });
+      const frame = await pruneFrame(t, '[data-sweep-status="none"]');
+      assert.match(await frame.locator('.empty').textContent(), /No pruning sweep of this checkpoint yet/);
+      assert.equal(await frame.locator('#score-magnitude').isChecked(), true);
+      assert.equal(await frame.locator('#score-random').isChecked(), true);
+      assert.equal(await frame.locator('#score-wanda').isChecked(), false);
+      await noErrors(frame);
+      await t.screenshot('20-prune-empty');
+    },
+  },
+  {
+    name: NAMES[1],
+    async fn(t) {
+      let frame = await pruneFrame(t);
+      await frame.locator('#densities').fill('1, 0.5, 0.2');
+      const t0 = Date.now();
+      await frame.locator('#run-sweep').click();
+      // Live: the sweep file shows while the job runs (fewer than all points), then completes with 6.
+      frame = await pruneFrame(t, '[data-sweep-status="running"]', 120_000);
+      t.log(`sweep file shown ${Date.now() - t0} ms after the click, ${(await t.wb.webviewData(frame)).points} points`);
+      frame = await pruneFrame(t, '[data-sweep-job="completed"][data-points="6"]', 240_000);
+      t.log(`sweep completed ${Date.now() - t0} ms after the click`);
+      assert.equal(await frame.locator('#metric option').count() >= 3, true, 'loss, accuracy, HR@10');
+      assert.match(await frame.locator('#curves').getAttribute('aria-label'), /magnitude: .*random: /);
+      // 2 blocks × (q, k, v, o, fc1, fc2) or so: at least one bar per targeted tensor.
+      assert.ok((await frame.locator('.barrow').count()) >= 4);
+      await noErrors(frame);
+      await t.screenshot('21-prune-curves');
+      // The metric is selectable: HR@10 in percent, higher is better.
+      await frame.locator('#metric').selectOption('hr10');
+      frame = await pruneFrame(t, '[data-metric="hr10"]');
+      assert.match(await frame.locator('.ylabel').textContent(), /HR@10 \(%\) ↑ better/);
+      await t.screenshot('21b-prune-hr10');
+      await frame.locator('#metric').selectOption('loss');
+    },
+  },
+  {
+    name: NAMES[2],
+    async fn(t) {
+      let frame = await pruneFrame(t, '[data-points="6"]');
+      // Drag the thumb from 50 % to about 65 % sparsity (the range is 0–99).
+      const box = await frame.locator('#sparsity').boundingBox();
+      const at = (v) => box.x + 8 + ((box.width - 16) * v) / 99;
+      await t.page.mouse.move(at(50), box.y + box.height / 2);
+      await t.page.mouse.down();
+      await t.page.mouse.move(at(58), box.y + box.height / 2, { steps: 4 });
+      await t.page.mouse.move(at(65), box.y + box.height / 2, { steps: 4 });
+      await t.page.mouse.up();
+      const d = await t.wb.webviewData(frame);
+      const density = Number(d.density);
+      assert.ok(density > 0.2 && density < 0.5, `the slider moved to density ${density}`);
+      assert.equal(d.exact, 'false');
+      assert.match(await frame.locator('.readout').first().textContent(), /interpolated between the evaluated 20% and 50%/);
+      assert.match(await frame.locator('.bars .note').textContent(), /Interpolated between/);
+      await noErrors(frame);
+      await t.screenshot('22-prune-slider');
+      await frame.locator('#evaluate-point').click();
+      frame = await pruneFrame(t, '[data-point-job="completed"][data-exact="true"]', 120_000);
+      assert.match(await frame.locator('.readout').first().textContent(), /evaluated at this density/);
+    },
+  },
+  {
+    name: NAMES[3],
+    async fn(t) {
+      let frame = await pruneFrame(t, '[data-points="7"]');
+      assert.equal(await frame.locator('#export').isDisabled(), true);
+      assert.equal(await frame.locator('.tip').getAttribute('title'), 'ONNX export comes with the export issue');
+      await frame.locator('#apply').click();
+      frame = await pruneFrame(t, '[data-apply-job="completed"][data-applied="true"]', 120_000);
+      const written = await frame.locator('.applied code').textContent();
+      assert.ok(existsSync(written), written);
+      assert.ok(written.startsWith(join(state.runDir, 'prune', 'magnitude-d')), written);
+      // The end notification covers the panel's corner: close it for the picture; show the result table.
+      await t.page.keyboard.press('Escape');
+      await frame.locator('.apply-sec table.readout').scrollIntoViewIfNeeded();
+      assert.match(await frame.locator('.apply-sec table.readout').textContent(), /dense.*magnitude \d+(\.\d+)?% sparse/s);
+      await t.page.waitForTimeout(300);
+      await noErrors(frame);
+      await t.screenshot('23-prune-applied');
+    },
+  },
+];
