@@ -6,6 +6,7 @@ import { formatMergeBench, runMergeBench } from '../../bench/merge';
 import { formatMaoStepReport, runMaoStepBench } from '../../bench/mao-step';
 import { formatOptimizerMemoryReport, runOptimizerMemoryBench } from '../../bench/optimizer-memory';
 import { formatPruneReport, runPruneBench } from '../../bench/prune';
+import { formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
 // `basin bench <name>`: a table for people, or with --json the report object on the last stdout line.
@@ -60,8 +61,13 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatMergeBench(report);
       break;
     }
+    case 'sasrec': {
+      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatSasrecReport(report);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge, sasrec)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

@@ -1,8 +1,9 @@
 // `basin study <name>`: a study is a benchmark whose table answers a question about methods (which merge is best,
 // which pruning score), with the same report shape as `basin bench` (../shared/notes/benchmarks.md).
 import { formatMergeStudy, runMergeStudy } from '../../bench/study-merge';
+import { formatDataEfficiencyStudy, runDataEfficiencyStudy } from '../../bench/study-data-efficiency';
 
-export const STUDIES = ['merge'] as const;
+export const STUDIES = ['merge', 'data-efficiency'] as const;
 
 export async function studyCommand(name: string, opts: { json?: boolean; quick?: boolean; out?: string }): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
@@ -12,6 +13,10 @@ export async function studyCommand(name: string, opts: { json?: boolean; quick?:
     case 'merge':
       report = await runMergeStudy({ json: Boolean(opts.json), quick: opts.quick, log, out: opts.out });
       table = formatMergeStudy(report);
+      break;
+    case 'data-efficiency':
+      report = await runDataEfficiencyStudy({ json: Boolean(opts.json), quick: opts.quick, log, out: opts.out });
+      table = formatDataEfficiencyStudy(report);
       break;
     default:
       throw new Error(`unknown study "${name}" (known: ${STUDIES.join(', ')})`);

@@ -5,6 +5,7 @@ import { totalSteps } from '../../files/config/schema';
 import { ClassificationBatcher, NextTokenBatcher } from '../data/batches';
 import { buildDataset } from '../data/dataset';
 import { chanceMetrics, EvalMetrics } from './evaluate';
+import { leaveOneOutData, type LeaveOneOutData } from './leave-one-out';
 
 export interface Batch {
   /** Rows of the loss: batch·seqLen for sequences, batch for classification. */
@@ -27,6 +28,8 @@ export interface TrainingData {
   /** What a uniform random guess scores on this task. */
   chance: EvalMetrics;
   describe: string;
+  /** Data with an evaluation split (the `interactions` source): leave-one-out queries, ranked by evaluate() instead of the validation windows. */
+  leaveOneOut?: LeaveOneOutData;
 }
 
 export async function buildTrainingData(config: TrainConfig, configPath?: string): Promise<TrainingData> {
@@ -51,6 +54,7 @@ export async function buildTrainingData(config: TrainConfig, configPath?: string
       totalSteps: totalSteps(config.train, train.batchesPerEpoch),
       chance: chanceMetrics(ds.vocab - 1),
       describe: ds.summary,
+      ...(ds.split ? { leaveOneOut: leaveOneOutData(ds.split, T, B) } : {}),
     };
   }
   if (config.model.type !== 'mlp') throw new Error(`data ${config.data.type} gives feature vectors: use model.type mlp`);

@@ -10,6 +10,7 @@ import { embedding } from '../ops/embedding';
 import { rankFullCatalog, RankingAccumulator } from '../eval/ranking';
 import type { TrainingData } from './data-source';
 import { batchInputs, forwardBatch } from './forward';
+import { evaluateLeaveOneOut } from './leave-one-out';
 
 export interface EvalMetrics {
   loss: number;
@@ -38,6 +39,8 @@ export function rankOfTarget(logits: Float32Array, row: number, classes: number,
 
 /** Validation metrics of a model; the loss is the run's registered loss (default cross-entropy), ranks from the full logits. */
 export async function evaluate(rt: Runtime, model: Model, data: TrainingData, loss?: LossFn): Promise<EvalMetrics> {
+  // Data with an evaluation split: each user's validation target given its history (./leave-one-out.ts).
+  if (data.leaveOneOut) return evaluateLeaveOneOut(rt, model, data.leaveOneOut, 'valid', loss);
   model.eval();
   let lossSum = 0;
   let rows = 0;
@@ -92,6 +95,11 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData, lo
     Object.assign(m, { ndcg10: r.ndcg, hr10Full: r.hr, mrr: r.mrr, coverage10: r.coverage ?? NaN });
   }
   return m;
+}
+
+/** The final test evaluation of data with an evaluation split (leave-one-out test targets); null for other data. */
+export async function evaluateTest(rt: Runtime, model: Model, data: TrainingData, loss?: LossFn): Promise<EvalMetrics | null> {
+  return data.leaveOneOut ? evaluateLeaveOneOut(rt, model, data.leaveOneOut, 'test', loss) : null;
 }
 
 /**

@@ -22,11 +22,14 @@ import { Dropout } from '../nn/layers';
 import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
 import { STATS_FILE } from '../../protocol/stats';
 import { TrainingData, buildTrainingData } from './data-source';
-import { evaluate, EvalMetrics } from './evaluate';
+import { evaluate, evaluateTest, EvalMetrics } from './evaluate';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
 import { configFieldError, resolveConfigPath } from '../../files/config/load';
+import { attachLora, loraFrozen, withoutLora, writeMergedCheckpoint, type LoraConfig, type LoraPlan } from './lora';
+import { EarlyStopper } from './early-stopping';
+import { EwcPenalty, resolveEwcSource } from './ewc';
 
 /** The longest the training loop runs without letting cancellation and IPC through. */
 const YIELD_MS = 200;
@@ -43,7 +46,7 @@ export interface StepLog {
 }
 
 export interface TrainEvents {
-  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec; init?: InitReport; frozen?: string[] }): void;
+  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec; init?: InitReport; frozen?: string[]; optimizer?: Optimizer }): void;
   onLog?(log: StepLog): void;
   onEval?(step: number, metrics: EvalMetrics): void;
   onCheckpoint?(step: number, file: string): void;
@@ -73,6 +76,12 @@ export interface TrainResult {
   eval: EvalMetrics | null;
   chance: EvalMetrics | null;
   checkpoint: string | null;
+  /** Set when early stopping ended the run (train.earlyStopping). */
+  stopReason?: string;
+  /** train.earlyStopping: the best evaluation (its step has a checkpoint). */
+  best?: { step: number; metric: string; value: number };
+  /** Data with an evaluation split: the final test metrics (also the metrics row `test_*`); absent otherwise. */
+  test?: EvalMetrics | null;
 }
 
 export class NonFiniteError extends Error {
@@ -130,14 +139,15 @@ export function modelSpec(config: TrainConfig): ModelSpec {
   return config.model;
 }
 
-/** Build a model and its flat parameter store on the GPU. */
-export function materializeModel(rt: Runtime, spec: ModelSpec, seed: number): { model: Model; store: ParameterStore } {
+/** Build a model and its flat parameter store on the GPU (with LoRA adapters when `lora` is given). */
+export function materializeModel(rt: Runtime, spec: ModelSpec, seed: number, lora?: LoraConfig): { model: Model; store: ParameterStore; lora: LoraPlan | null } {
   const model = buildModel(spec, seed);
+  const plan = lora ? attachLora(model, lora, seed) : null;
   const store = new ParameterStore();
   for (const d of model.declarations()) store.add(d.name, d.shape, d.init, { decay: d.decay });
   store.materialize(rt);
   model.bindParameters((n) => store.get(n));
-  return { model, store };
+  return { model, store, lora: plan };
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
@@ -145,13 +155,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const t = config.train;
   const data = await buildTrainingData(config, opts.configPath);
   const spec = modelSpec(config);
-  const { model, store } = materializeModel(rt, spec, config.seed);
   // A problem only the built model can reveal (a glob matching no parameter, a missing init checkpoint) is still
   // a config error: it names the file, line and field when the config came from a file.
   const asConfigError = (segs: (string | number)[], e: Error) => (opts.configPath ? configFieldError(opts.configPath, segs, e.message) : e);
+  let built: ReturnType<typeof materializeModel>;
+  try {
+    built = materializeModel(rt, spec, config.seed, t.lora);
+  } catch (e) {
+    throw e instanceof ParameterGlobError ? asConfigError(e.field, e) : e;
+  }
+  const { model, store, lora } = built;
   let freeze: ReturnType<typeof planFreeze>;
   try {
     freeze = planFreeze(store, t.freeze ?? [], t.unfreeze ?? []);
+    // LoRA: the base model is frozen, only the adapters train (train.unfreeze can still release base tensors).
+    if (lora) for (const n of loraFrozen(store)) freeze.frozen.add(n);
   } catch (e) {
     store.destroy();
     throw e instanceof ParameterGlobError ? asConfigError(e.field, e) : e;
@@ -160,6 +178,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const loss = makeLoss(config.train.loss);
   const totalSteps = data.totalSteps;
   const schedule = makeSchedule(config, totalSteps);
+  let early: EarlyStopper | null = null;
+  try {
+    early = t.earlyStopping ? new EarlyStopper(t.earlyStopping) : null;
+  } catch (e) {
+    optimizer.destroy();
+    store.destroy();
+    throw asConfigError(['train', 'earlyStopping', 'metric'], e as Error);
+  }
+  // EWC: the previous task's weights and curvature, read once (a missing statistics file is a config error).
+  let ewc: EwcPenalty | null = null;
+  if (t.ewc) {
+    try {
+      const from = opts.configPath ? resolveConfigPath(opts.configPath, t.ewc.from) : path.resolve(t.ewc.from);
+      ewc = await EwcPenalty.load(rt, store, await resolveEwcSource(from), t.ewc.lambda);
+    } catch (e) {
+      optimizer.destroy();
+      store.destroy();
+      throw asConfigError(['train', 'ewc', 'from'], e as Error);
+    }
+  }
+  let stopReason: string | undefined;
 
   let run: RunFolder;
   let startStep = 0;
@@ -204,7 +243,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         throw asConfigError(['init', 'from'], e as Error);
       }
       try {
-        initReport = await initFromCheckpoint(src.file, store, { partial: config.init.partial });
+        // LoRA adapters are not in a base checkpoint: they keep their initialization (B = 0: the base's function).
+        initReport = await initFromCheckpoint(src.file, lora ? withoutLora(store) : store, { partial: config.init.partial });
       } catch (e) {
         optimizer.destroy();
         store.destroy();
@@ -245,7 +285,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let frozenNow = frozenAt(freeze, startStep);
   applyFrozen(store, frozenNow);
   model.train();
-  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec, init: initReport, frozen: [...frozenNow] });
+  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec, init: initReport, frozen: [...frozenNow], optimizer });
 
   let lastLoss = NaN;
   let lastEval: EvalMetrics | null = null;
@@ -258,7 +298,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let status: TrainResult['status'] = 'completed';
   let lastYield = performance.now();
 
+  // Resume with early stopping: its state is rebuilt from the evaluations recorded up to the checkpoint.
+  if (early && opts.resume) early.replay(run.metricsPath, startStep);
+
   const checkpoint = async (step: number) => {
+    // LoRA: the merged model file first; the checkpoint exists once its weights file (written last) does.
+    if (lora) await writeMergedCheckpoint(run, step, store, lora);
     const file = await saveCheckpoint(run, step, store, optimizer, lastEval ? prefixed('val', lastEval) : undefined);
     if (stats) {
       await drainStats();
@@ -295,6 +340,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (frozenNow.size < store.entries.length) backward(out.loss);
         if (wantLog) lossRead = out.loss.toArray();
       });
+      if (ewc && frozenNow.size < store.entries.length) ewc.addGradients(); // the penalty's gradient, before clipping
       if (wantStats) stats!.beforeStep();
       optimizer.step(lr);
       const normsRead = wantLog ? optimizer.gradNorms?.readAsync() : undefined;
@@ -324,8 +370,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         lastEval = await evaluate(rt, model, data, loss);
         await run.appendMetrics({ step, time: Date.now(), ...prefixed('val', lastEval), ...(baseMetrics ? prefixed('base', baseMetrics) : {}) });
         opts.events?.onEval?.(step, lastEval);
+        if (early) {
+          const u = early.update(step, prefixed('val', lastEval));
+          // The best weights are always on disk: an improvement is checkpointed even between checkpointEvery steps.
+          if (u.improved && !wantCheckpoint) await checkpoint(step);
+          if (u.stop) stopReason = early.reason(step);
+        }
       }
       if (wantCheckpoint) await checkpoint(step);
+      if (stopReason) break;
       // Let cancellation and IPC through at least every YIELD_MS (a macrotask costs microseconds; steps between
       // logging steps never wait on the GPU, so without this a Cancel could wait up to logEvery steps). Before
       // yielding, wait for the GPU to reach this step so that the queue never runs far ahead of a Cancel.
@@ -339,15 +392,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // in well under a second; the previous checkpoint stays intact until the rename).
     if (status === 'cancelled' && done > lastCheckpointStep) await checkpoint(done);
     await drainStats();
+    // Data with an evaluation split: the test targets, once, with the final weights (metrics row `test_*`).
+    const testEval = status === 'completed' ? await evaluateTest(rt, model, data, loss) : null;
+    if (testEval) await run.appendMetrics({ step: done, time: Date.now(), ...prefixed('test', testEval) });
     await rt.sync();
-    await run.update({ status, lastMetrics: { loss: lastLoss, ...(lastEval ? prefixed('val', lastEval) : {}) } });
-    return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint };
+    await run.update({ status, lastMetrics: { loss: lastLoss, ...(lastEval ? prefixed('val', lastEval) : {}), ...(testEval ? prefixed('test', testEval) : {}), ...(early ? early.summary(stopReason ?? null) : {}) } });
+    return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint, test: testEval, ...(stopReason ? { stopReason } : {}), ...(early?.best ? { best: { step: early.best.step, metric: early.key, value: early.best.value } } : {}) };
   } catch (e) {
     await run.update({ status: 'failed', error: (e as Error).message }).catch(() => undefined);
     throw e;
   } finally {
     await statsChain; // never rejects (errors land in statsError); no frame is written after train() returns
     stats?.destroy();
+    ewc?.destroy();
     optimizer.destroy();
     store.destroy();
   }

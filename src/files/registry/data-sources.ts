@@ -142,19 +142,21 @@ export const movielens = defineData({
       type: 'integer',
       minimum: 1,
       derived: true,
-      doc: 'Keep the `maxItems` most frequent movies (others are dropped from the sequences). Default and maximum: `model.vocab` − 1.',
+      doc: 'Keep the `maxItems` most frequent movies (others are dropped from the sequences). Default and maximum: what the model holds (`model.vocab` − 1, or sasrec `model.items`).',
     },
     minLength: { type: 'integer', minimum: 2, default: 2, doc: 'Drop users whose sequence is shorter than this after filtering.' },
     seed,
     validFraction,
   },
   check(d, { model, given }) {
-    return given.maxItems !== undefined && model.vocab !== undefined && d.maxItems > model.vocab - 1
-      ? [{ field: 'maxItems', message: `must be at most model.vocab − 1 (${model.vocab - 1}; id 0 is padding), got ${d.maxItems}` }]
+    const cap = itemCapacity(model);
+    return given.maxItems !== undefined && cap !== undefined && d.maxItems > cap
+      ? [{ field: 'maxItems', message: model.type === 'sasrec' ? `must be at most model.items (${cap}), got ${d.maxItems}` : `must be at most model.vocab − 1 (${cap}; id 0 is padding), got ${d.maxItems}` }]
       : [];
   },
   derive(d, { model }) {
-    d.maxItems ??= model.vocab - 1;
+    // sasrec holds items 1..model.items; a transformer ids 1..vocab − 1.
+    d.maxItems ??= itemCapacity(model);
   },
 });
 
