@@ -21,7 +21,9 @@ export interface TrainCommandOptions {
 }
 
 export function fmtMetrics(m: EvalMetrics): string {
-  return `loss ${m.loss.toFixed(4)}  acc ${(100 * m.accuracy).toFixed(1)}%  HR@10 ${(100 * m.hr10).toFixed(1)}%`;
+  const base = `loss ${m.loss.toFixed(4)}  acc ${(100 * m.accuracy).toFixed(1)}%  HR@10 ${(100 * m.hr10).toFixed(1)}%`;
+  // Next-item models also rank the full catalogue (seen items removed): the recommender metrics.
+  return m.ndcg10 === undefined ? base : `${base}  full ranking: NDCG@10 ${m.ndcg10.toFixed(4)}  HR@10 ${(100 * (m.hr10Full ?? NaN)).toFixed(1)}%  MRR ${(m.mrr ?? NaN).toFixed(4)}`;
 }
 
 export async function runTrain(config: TrainConfig, configPath: string | undefined, opts: TrainCommandOptions): Promise<TrainResult> {
@@ -109,5 +111,6 @@ export async function trainCommand(configFile: string, opts: TrainCommandOptions
   const { config, path: file } = loadConfig(configFile);
   const result = await runTrain(config, file, opts);
   if (result.eval) process.stderr.write(`basin: final validation: ${fmtMetrics(result.eval)} (chance: ${fmtMetrics(result.chance!)})\n`);
+  if (result.test) process.stderr.write(`basin: test: ${fmtMetrics(result.test)}\n`);
   process.stdout.write(`${result.checkpoint ? path.join(result.runDir, result.checkpoint) : result.runDir}\n`);
 }
