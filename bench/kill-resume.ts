@@ -23,7 +23,7 @@
 // the killed process had logged minus the step the next process resumed from). The final weights and optimizer
 // state are compared with an uninterrupted run of the same config, and that run is repeated once to tell whether
 // the engine is deterministic at all (if two uninterrupted runs differ, a difference after kills says nothing).
-import { execSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,6 +32,7 @@ import { Rng } from '../src/engine/data/rng';
 import { readSafetensorsHeader, readTensor } from '../src/files/safetensors';
 import { openRun } from '../src/files/run-record';
 import { decodeStatsFrame, STATS_FILE } from '../src/protocol/stats';
+import { gitCommit, packageRoot } from './report';
 
 export interface KillResumeBenchOptions {
   json: boolean;
@@ -63,10 +64,6 @@ function config(steps: number): object {
     },
     output: 'runs',
   };
-}
-
-function packageRoot(): string {
-  return path.resolve(__dirname, '..');
 }
 
 interface Life {
@@ -498,14 +495,6 @@ export async function runKillResumeBench(opts: KillResumeBenchOptions): Promise<
   } finally {
     if (!process.env.BASIN_KEEP_BENCH) fs.rmSync(work, { recursive: true, force: true });
     else log(`kill-resume: kept ${work}`);
-  }
-}
-
-function gitCommit(): string | null {
-  try {
-    return execSync('git rev-parse --short HEAD', { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
-  } catch {
-    return null;
   }
 }
 

@@ -10,7 +10,6 @@
 // A case that cannot run says why (CE's logits above one storage binding: it reports the bytes they need), and on
 // a software adapter a case whose estimated time (from the rate the method reached on a smaller catalog) exceeds
 // the budget is skipped with its estimate. Every figure in the report is measured.
-import { execSync } from 'node:child_process';
 import * as path from 'node:path';
 import { backward } from '../src/engine/autograd/tape';
 import { GpuDevice } from '../src/engine/gpu/device';
@@ -21,6 +20,7 @@ import { linear } from '../src/engine/ops/matmul';
 import { makeLoss } from '../src/engine/loss/registry';
 import type { LossConfig } from '../src/files/registry/losses';
 import type { OutputHead } from '../src/engine/nn/models';
+import { gitCommit } from './report';
 
 export interface LossBenchOptions {
   json: boolean;
@@ -61,15 +61,6 @@ const METHODS: Method[] = [
   { name: 'cce', cfg: { type: 'cce', gradFilter: 0 }, flops: (n, v) => 5 * 2 * n * v * D },
   { name: 'cce-minus', cfg: { type: 'cce-minus', negatives: K, sampler: 'uniform', seed: 1 }, flops: (n) => 3 * 2 * n * (K + 1) * D },
 ];
-
-function gitCommit(): string | null {
-  try {
-    const cwd = path.resolve(__dirname, '..');
-    return execSync('git rev-parse --short HEAD', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    return null;
-  }
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -9,7 +9,6 @@
 // the queue drained, gradients left in place), to show what the optimizer itself costs.
 // Cases: the demo model with mao at rank 8 (at rank 32 every demo matrix would take the dense Adam path), and the
 // transformer of bench/train-step.ts at rank 32.
-import { execSync } from 'node:child_process';
 import * as path from 'node:path';
 import { backward } from '../src/engine/autograd/tape';
 import { GpuDevice } from '../src/engine/gpu/device';
@@ -22,6 +21,7 @@ import { forwardBatch, materializeModel } from '../src/engine/train/trainer';
 import type { Batch } from '../src/engine/train/data-source';
 import { tidy } from '../src/engine/tensor/tensor';
 import { seededRandom } from '../src/engine/data/rng';
+import { gitCommit } from './report';
 
 export interface MaoStepBenchOptions {
   json: boolean;
@@ -66,17 +66,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((x, y) => x - y);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function gitCommit(): string | null {
-  try {
-    const cwd = path.resolve(__dirname, '..');
-    const head = execSync('git rev-parse --short HEAD', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execSync('git status --porcelain --untracked-files=no', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return dirty ? `${head}+dirty` : head;
-  } catch {
-    return null;
-  }
 }
 
 class Runner {

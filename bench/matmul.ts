@@ -14,7 +14,6 @@
 // `sudo bash scripts/setup-system.sh --torch`) is the third column, timed the same way inside its process (a batch
 // of products, the last one finished when torch.matmul returns); its batches alternate with the other two.
 // Absent, its figures are null and `torch_why` says why.
-import { execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { GpuDevice } from '../src/engine/gpu/device';
@@ -24,6 +23,7 @@ import { matmul } from '../src/engine/ops/matmul';
 import { Rng } from '../src/engine/data/rng';
 import { TorchPeer, describeTorch, readAllF32 } from './torch/peer';
 import { writeSafetensors } from '../src/files/safetensors';
+import { gitCommit, packageRoot } from './report';
 
 export interface MatmulBenchOptions {
   json: boolean;
@@ -126,19 +126,6 @@ function spotCheck(c: Float32Array, a: Float32Array, b: Float32Array, q: Case): 
     worst = Math.max(worst, Math.abs(c[i * n + j] - ref) / (1 + Math.abs(ref)));
   }
   return worst;
-}
-
-function packageRoot(): string {
-  // bench/ or dist/ sits one level below the package root.
-  return path.resolve(__dirname, '..');
-}
-
-function gitCommit(): string | null {
-  try {
-    return execSync('git rev-parse --short HEAD', { cwd: packageRoot(), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
-  } catch {
-    return null;
-  }
 }
 
 /** TF.js with its WebGPU backend on Basin's own GPUDevice, or the reason it cannot run. */

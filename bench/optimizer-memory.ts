@@ -8,7 +8,6 @@
 // tensors it declares for checkpoints. The UMTAM reference (arXiv 2512.17109's public code: U, Σ, V at rank r, R and
 // C, plus dense E, S and W₀ buffers per 2-D weight; Adam m, v for vectors) has no implementation here: its figure
 // is COMPUTED from the shapes, and its row says so.
-import { execSync } from 'node:child_process';
 import * as path from 'node:path';
 import { GpuDevice } from '../src/engine/gpu/device';
 import { Runtime } from '../src/engine/gpu/runtime';
@@ -19,6 +18,7 @@ import { Mao } from '../src/engine/optim/mao';
 import type { Optimizer } from '../src/engine/optim/optimizer';
 import { ParameterStore } from '../src/engine/optim/params';
 import { materializeModel } from '../src/engine/train/trainer';
+import { gitCommit } from './report';
 
 export interface OptimizerMemoryBenchOptions {
   json: boolean;
@@ -84,17 +84,6 @@ export function umtamReferenceBytes(shapes: readonly (readonly number[])[], r: n
 
 function declaredBytes(o: Optimizer): number {
   return o.stateTensors().reduce((s, d) => s + 4 * d.shape.reduce((a, b) => a * b, 1), 0);
-}
-
-function gitCommit(): string | null {
-  try {
-    const cwd = path.resolve(__dirname, '..');
-    const head = execSync('git rev-parse --short HEAD', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execSync('git status --porcelain --untracked-files=no', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return dirty ? `${head}+dirty` : head;
-  } catch {
-    return null;
-  }
 }
 
 export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions): Promise<object> {

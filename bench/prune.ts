@@ -4,7 +4,6 @@
 // point and masks written into the live weights (no model copy) must add little on top of the evaluations.
 // The model is a small transformer trained here first (AdamW with statistics, so curvature runs too); no peer:
 // the reference is Basin's own evaluation pass, as the issue states the target.
-import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +15,7 @@ import { runSweep } from '../src/engine/prune/sweep';
 import { train } from '../src/engine/train/trainer';
 import { parseConfig } from '../src/files/config/load';
 import { DEFAULT_DENSITIES, DEFAULT_TARGETS, pruneScoreConfig } from '../src/files/prune/options';
+import { gitCommit } from './report';
 
 export interface PruneBenchOptions {
   json: boolean;
@@ -38,14 +38,6 @@ train:
   statsEvery: 50
   logEvery: 50
 `;
-
-function gitCommit(): string | null {
-  try {
-    return execSync('git rev-parse --short HEAD', { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

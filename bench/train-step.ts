@@ -18,7 +18,6 @@
 // Memory (the transformer case, one untimed warm-up step): Basin's buffer-pool high-water mark and TF.js's
 // buffer-manager high-water mark, each against an analytic lower bound from the model's shapes
 // (transformerLowerBound below).
-import { execSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
@@ -33,6 +32,7 @@ import { tidy } from '../src/engine/tensor/tensor';
 import { seededRandom } from '../src/engine/data/rng';
 import { TorchPeer, describeTorch } from './torch/peer';
 import { KernelProfiler, KernelProfileRow, formatProfile } from '../src/engine/gpu/profiler';
+import { gitCommit } from './report';
 
 export interface TrainStepBenchOptions {
   json: boolean;
@@ -429,17 +429,6 @@ function lossCheck(name: string, r: PeerRun): string | null {
   if (!r.losses.every(Number.isFinite)) return `${name}: non-finite loss`;
   if (!(last < first)) return `${name}: loss did not decrease over the timed steps (${first.toFixed(4)} → ${last.toFixed(4)})`;
   return null;
-}
-
-function gitCommit(): string | null {
-  try {
-    const cwd = path.resolve(__dirname, '..');
-    const head = execSync('git rev-parse --short HEAD', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execSync('git status --porcelain --untracked-files=no', { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    return dirty ? `${head}+dirty` : head;
-  } catch {
-    return null;
-  }
 }
 
 export async function runTrainStepBench(opts: TrainStepBenchOptions): Promise<object> {
