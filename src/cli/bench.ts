@@ -1,6 +1,8 @@
 import { formatEditorReport, runEditorBench } from '../../bench/editor';
 import { formatKillResumeReport, runKillResumeBench } from '../../bench/kill-resume';
 import { formatLossReport, runLossBench } from '../../bench/loss';
+import { formatLrRobustnessReport, runLrRobustnessBench } from '../../bench/lr-robustness';
+import { formatForgettingReport, runForgettingBench } from '../../bench/forgetting';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
 import { formatMergeBench, runMergeBench } from '../../bench/merge';
 import { formatMaoStepReport, runMaoStepBench } from '../../bench/mao-step';
@@ -66,8 +68,18 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatSasrecReport(report);
       break;
     }
+    case 'lr-robustness': {
+      report = await runLrRobustnessBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatLrRobustnessReport(report);
+      break;
+    }
+    case 'forgetting': {
+      report = await runForgettingBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatForgettingReport(report);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge, sasrec)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge, sasrec, lr-robustness, forgetting)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }
