@@ -98,7 +98,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('run a benchmark with a peer side by side (matmul | train-step | editor | kill-resume)')
+    .description('run a benchmark: matmul | train-step | editor | kill-resume | loss | sasrec | merge | prune | optimizer-memory | mao-step | lr-robustness | forgetting')
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')
