@@ -127,7 +127,17 @@ export const tests = [
       assert.ok(written.startsWith(join(state.runDir, 'prune', 'magnitude-d')), written);
       // The end notification covers the panel's corner: close it for the picture; show the result table.
       await t.page.keyboard.press('Escape');
-      await frame.locator('.apply-sec table.readout').scrollIntoViewIfNeeded();
+      // The panel re-renders on each state update (the job's end arrives in several): an element found just before
+      // one can be detached under the action, so scroll again until it holds still.
+      for (let i = 0; ; i++) {
+        try {
+          await frame.locator('.apply-sec table.readout').scrollIntoViewIfNeeded({ timeout: 5000 });
+          break;
+        } catch (e) {
+          if (i >= 5 || !/not attached/.test(String(e))) throw e;
+          await t.page.waitForTimeout(200);
+        }
+      }
       assert.match(await frame.locator('.apply-sec table.readout').textContent(), /dense.*magnitude \d+(\.\d+)?% sparse/s);
       await t.page.waitForTimeout(300);
       await noErrors(frame);
