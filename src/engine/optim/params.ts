@@ -14,6 +14,9 @@
 import type { BufferBinding, Runtime } from '../gpu/runtime';
 import { fillInPlace } from '../ops/basic';
 import { ShapeError, Tensor, fmtShape, keep, numel, view } from '../tensor/tensor';
+import { globToRegExp } from '../../files/glob';
+
+export { globToRegExp };
 
 /** Elements per block of the flat layout: a multiple of 64 so that every block starts 256-byte aligned. */
 export const FLAT_BLOCK = 1024;
@@ -179,21 +182,6 @@ interface Decl {
   shape: number[];
   init: Float32Array | null;
   flags: ParamFlags;
-}
-
-/**
- * Shell-style name globs: `*` matches any run of characters, dots included, `?` any one character. So
- * `blocks.*.attn.*` matches every attention parameter of every block (`blocks.0.attn.q.weight`), and
- * `*.bias` every bias.
- */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (const c of glob) {
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else re += c.replace(/[\\^$+.()|{}[\]]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 export class ParameterStore {

@@ -4,6 +4,7 @@
 // before any work and names the field (and the offending value or tensor names).
 import type { ParamSpec, RegistryEntry } from '../registry/entry';
 import { pruneScoreRegistry, type PruneScoreConfig } from '../registry/prune-scores';
+import { globToRegExp } from '../glob';
 
 /**
  * Where the threshold is taken:
@@ -86,16 +87,8 @@ export function parseGranularity(s: string | undefined, field = 'granularity'): 
   return s as Granularity;
 }
 
-/** `*` any characters (dots included), `?` one character; everything else literal. */
-export function pruneGlob(glob: string): RegExp {
-  let re = '';
-  for (const c of glob) {
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else re += c.replace(/[\\^$+.()|{}[\]]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
+/** The parameter-name glob rule shared with train.freeze and LoRA targets (../glob.ts). */
+export const pruneGlob = globToRegExp;
 
 export interface NamedShape {
   name: string;
