@@ -1,4 +1,4 @@
-// Evaluation splits of per-user sequences (docs: /work/shared/notes/algorithms.md §5).
+// Evaluation splits of per-user sequences (docs: ../shared/notes/algorithms.md §5, ../shared found from the repository root).
 //
 // leave-one-out: per user, the last item is the test target, the one before it the validation target, the rest
 //   is training. The validation input is the training prefix; the test input is the prefix plus the validation
