@@ -20,8 +20,8 @@ import type { Optimizer } from '../src/engine/optim/optimizer';
 import { forwardBatch, materializeModel } from '../src/engine/train/trainer';
 import type { Batch } from '../src/engine/train/data-source';
 import { tidy } from '../src/engine/tensor/tensor';
-import { seededRandom } from '../src/engine/data/rng';
 import { gitCommit } from './report';
+import { makeBatch, median } from './train-step';
 
 export interface MaoStepBenchOptions {
   json: boolean;
@@ -43,30 +43,6 @@ const CASES: Case[] = [
   { name: 'transformer', spec: { type: 'transformer', vocab: 4096, dModel: 128, layers: 2, heads: 4, seqLen: 64, mlpRatio: 4, dropout: 0 }, batch: 32, rank: 32 },
 ];
 
-function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
-  const rand = seededRandom(seed);
-  const V = spec.vocab;
-  const T = spec.seqLen;
-  const succ = Array.from({ length: V }, () => [0, 1, 2].map(() => Math.floor(rand() * V)));
-  const inputs = new Int32Array(batch * T);
-  const targets = new Int32Array(batch * T);
-  for (let b = 0; b < batch; b++) {
-    let tok = Math.floor(rand() * V);
-    for (let t = 0; t <= T; t++) {
-      const next = rand() < 0.1 ? Math.floor(rand() * V) : succ[tok][Math.floor(rand() * 3)];
-      if (t < T) inputs[b * T + t] = tok;
-      if (t > 0) targets[b * T + t - 1] = tok;
-      tok = next;
-    }
-  }
-  return { rows: batch * T, inputs, seqLen: T, targets };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 class Runner {
   readonly model;

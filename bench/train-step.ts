@@ -64,7 +64,7 @@ const TINY_DEMO: Case = { name: 'demo-tiny', spec: { type: 'transformer', vocab:
 const TINY: Case = { name: 'transformer-tiny', spec: { type: 'transformer', vocab: 128, dModel: 32, layers: 1, heads: 2, seqLen: 16, mlpRatio: 4, dropout: 0 }, batch: 8 };
 
 /** Token sequences from a sparse random Markov chain (3 likely successors per token, 10% uniform noise). */
-function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
+export function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
   const rand = seededRandom(seed);
   const V = spec.vocab;
   const T = spec.seqLen;
@@ -83,7 +83,7 @@ function makeBatch(spec: TransformerSpec, batch: number, seed: number): Batch {
   return { rows: batch * T, inputs, seqLen: T, targets };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((x, y) => x - y);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
