@@ -30,6 +30,7 @@ import { configFieldError, resolveConfigPath } from '../../files/config/load';
 import { attachLora, loraFrozen, withoutLora, writeMergedCheckpoint, type LoraConfig, type LoraPlan } from './lora';
 import { EarlyStopper } from './early-stopping';
 import { EwcPenalty, resolveEwcSource } from './ewc';
+import { checkTrainingFits, DeviceCapacityError, deviceCapacity } from './capacity';
 
 /** The longest the training loop runs without letting cancellation and IPC through. */
 const YIELD_MS = 200;
@@ -153,11 +154,16 @@ export function materializeModel(rt: Runtime, spec: ModelSpec, seed: number, lor
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { rt, config } = opts;
   const t = config.train;
-  const data = await buildTrainingData(config, opts.configPath);
-  const spec = modelSpec(config);
   // A problem only the built model can reveal (a glob matching no parameter, a missing init checkpoint) is still
   // a config error: it names the file, line and field when the config came from a file.
   const asConfigError = (segs: (string | number)[], e: Error) => (opts.configPath ? configFieldError(opts.configPath, segs, e.message) : e);
+  try {
+    checkTrainingFits(config, deviceCapacity(rt)); // before the data is read or anything allocated
+  } catch (e) {
+    throw e instanceof DeviceCapacityError ? asConfigError(e.field, e) : e;
+  }
+  const data = await buildTrainingData(config, opts.configPath);
+  const spec = modelSpec(config);
   let built: ReturnType<typeof materializeModel>;
   try {
     built = materializeModel(rt, spec, config.seed, t.lora);
