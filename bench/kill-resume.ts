@@ -32,7 +32,7 @@ import { Rng } from '../src/engine/data/rng';
 import { readSafetensorsHeader, readTensor } from '../src/files/safetensors';
 import { openRun } from '../src/files/run-record';
 import { decodeStatsFrame, STATS_FILE } from '../src/protocol/stats';
-import { gitCommit, packageRoot } from './report';
+import { gitCommit, median, packageRoot } from './report';
 
 export interface KillResumeBenchOptions {
   json: boolean;
@@ -280,12 +280,6 @@ async function checkRunFolder(runDir: string): Promise<{ files: number; corrupt:
   return { files, corrupt, strayTemp, statsFrames, metricsRows, metricsDuplicateSteps, status };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 export async function runKillResumeBench(opts: KillResumeBenchOptions): Promise<object> {
   const { log } = opts;

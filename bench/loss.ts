@@ -20,7 +20,7 @@ import { linear } from '../src/engine/ops/matmul';
 import { makeLoss } from '../src/engine/loss/registry';
 import type { LossConfig } from '../src/files/registry/losses';
 import type { OutputHead } from '../src/engine/nn/models';
-import { gitCommit } from './report';
+import { gitCommit, median } from './report';
 
 export interface LossBenchOptions {
   json: boolean;
@@ -62,10 +62,6 @@ const METHODS: Method[] = [
   { name: 'cce-minus', cfg: { type: 'cce-minus', negatives: K, sampler: 'uniform', seed: 1 }, flops: (n) => 3 * 2 * n * (K + 1) * D },
 ];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 export async function runLossBench(opts: LossBenchOptions): Promise<object> {
   const gpu = await GpuDevice.create();

@@ -23,7 +23,7 @@ import { matmul } from '../src/engine/ops/matmul';
 import { Rng } from '../src/engine/data/rng';
 import { TorchPeer, describeTorch, readAllF32 } from './torch/peer';
 import { writeSafetensors } from '../src/files/safetensors';
-import { gitCommit, packageRoot } from './report';
+import { gitCommit, median, packageRoot } from './report';
 
 export interface MatmulBenchOptions {
   json: boolean;
@@ -96,11 +96,6 @@ interface TfTensor {
   dispose(): void;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 /** Uniform in [-0.5, 0.5), from Basin's PRNG (src/engine/data/rng.ts) so a case is reproducible. */
 function randomData(n: number, seed: number): Float32Array {

@@ -15,3 +15,11 @@ export function gitCommit(): string | null {
     return null;
   }
 }
+
+/** The median (the mean of the middle two for an even count; NaN for none): every bench's summary of repeated timings. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

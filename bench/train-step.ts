@@ -32,7 +32,7 @@ import { tidy } from '../src/engine/tensor/tensor';
 import { seededRandom } from '../src/engine/data/rng';
 import { TorchPeer, describeTorch } from './torch/peer';
 import { KernelProfiler, KernelProfileRow, formatProfile } from '../src/engine/gpu/profiler';
-import { gitCommit } from './report';
+import { gitCommit, median } from './report';
 
 export interface TrainStepBenchOptions {
   json: boolean;
@@ -83,11 +83,7 @@ export function makeBatch(spec: TransformerSpec, batch: number, seed: number): B
   return { rows: batch * T, inputs, seqLen: T, targets };
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+export { median } from './report'; // mao-step imports it from here
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
