@@ -9,7 +9,6 @@
 //   mask_threshold    out = s ≥ thr[row or 0] ? w : (base or 0)
 //   mask_nm           out = (s among the N largest of its group of M in the row) ? w : (base or 0)
 //   mask_select       out = mask[offset + i] ≠ 0 ? w : (base or 0)   (a u32 top-k mask from ops/select.ts)
-//   count_kept        counts[slot] += #{s ≥ thr}                       (per-layer density of a point)
 //
 // The masked kernels write the pruned weights into the live parameter view from a dense copy, so the sweep
 // never copies the model: every point overwrites the same views (src/engine/prune/session.ts).
@@ -153,28 +152,6 @@ fn mask_nm(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     if (o > s || (o == s && k < i)) { rank++; }
   }
   if (rank < p.keep) { mt_out[i] = mt_dense[i]; } else { mt_out[i] = pruned_value(i); }
-}
-
-// ---- kept counts: how many scores of a tensor reach its threshold(s) (per-layer density of a sweep point) ------
-@group(0) @binding(1) var<storage, read> kc_score: array<f32>;
-@group(0) @binding(2) var<storage, read> kc_thr: array<f32>;
-@group(0) @binding(3) var<storage, read_write> kc_count: array<atomic<u32>>;
-
-var<workgroup> kc_local: atomic<u32>;
-
-@compute @workgroup_size(WG)
-fn count_kept(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin(wid, nwg, lid);
-  if (lid == 0u) { atomicStore(&kc_local, 0u); }
-  workgroupBarrier();
-  if (i < p.n) {
-    var t = kc_thr[0];
-    if (p.keep == 1u) { t = kc_thr[i / p.cols]; }
-    if (kc_score[i] >= t) { atomicAdd(&kc_local, 1u); }
-  }
-  workgroupBarrier();
-  // One global atomic per workgroup; `salt` is this tensor's slot in the counts.
-  if (lid == 0u) { atomicAdd(&kc_count[p.salt], atomicLoad(&kc_local)); }
 }
 
 // ---- mask_select: out = mask[offset + i] ≠ 0 ? w : (base or 0), with a u32 keep-mask (ops/select.ts topKMask) --

@@ -5,8 +5,10 @@ import { formatLrRobustnessReport, runLrRobustnessBench } from '../../bench/lr-r
 import { formatForgettingReport, runForgettingBench } from '../../bench/forgetting';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
 import { formatMergeBench, runMergeBench } from '../../bench/merge';
+import { formatMixedPrecisionReport, runMixedPrecisionBench } from '../../bench/mixed-precision';
 import { formatMaoStepReport, runMaoStepBench } from '../../bench/mao-step';
 import { formatOptimizerMemoryReport, runOptimizerMemoryBench } from '../../bench/optimizer-memory';
+import { formatOptimizerQualityReport, runOptimizerQualityBench } from '../../bench/optimizer-quality';
 import { formatPruneReport, runPruneBench } from '../../bench/prune';
 import { formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
@@ -53,6 +55,11 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatOptimizerMemoryReport(report);
       break;
     }
+    case 'optimizer-quality': {
+      report = await runOptimizerQualityBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatOptimizerQualityReport(report);
+      break;
+    }
     case 'mao-step': {
       report = await runMaoStepBench({ json: Boolean(opts.json), quick: opts.quick, log });
       table = formatMaoStepReport(report);
@@ -78,8 +85,14 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       table = formatForgettingReport(report);
       break;
     }
+    case 'mixed-precision': {
+      const r = await runMixedPrecisionBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      report = r;
+      table = formatMixedPrecisionReport(r);
+      break;
+    }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, mao-step, merge, sasrec, lr-robustness, forgetting)`);
+      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, optimizer-quality, mao-step, merge, sasrec, lr-robustness, forgetting, mixed-precision)`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

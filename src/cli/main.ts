@@ -93,12 +93,13 @@ export function buildProgram(): Command {
     .option('--batches <n>', 'wanda / sparsegpt: calibration batches')
     .option('--damp <x>', 'sparsegpt: dampening (fraction of the mean diagonal)')
     .option('--block-size <n>', 'sparsegpt: columns per block')
+    .option('--calibration <mode>', 'sparsegpt: sequential (each layer from the pruned earlier layers\' outputs; default) | one-pass (all from the dense model)')
     .option('--json', 'print the sweep file or the report as one JSON object')
     .action((input: string, o) => pruneCommand(input, o));
 
   program
     .command('bench')
-    .description('run a benchmark: matmul | train-step | editor | kill-resume | loss | sasrec | merge | prune | optimizer-memory | mao-step | lr-robustness | forgetting')
+    .description('run a benchmark: matmul | train-step | editor | kill-resume | loss | sasrec | merge | prune | optimizer-memory | optimizer-quality | mao-step | lr-robustness | forgetting')
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')

@@ -40,6 +40,7 @@ export interface PruneCommandOptions {
   batches?: string;
   damp?: string;
   blockSize?: string;
+  calibration?: string;
 }
 
 /** The parsed command: everything checked that can be without reading files. */
@@ -52,7 +53,7 @@ export function parsePruneArgs(o: PruneCommandOptions): { options: PruneOptions;
     base: o.base ? path.resolve(o.base) : undefined,
   };
   const names = (o.score ?? (o.sweep ? 'magnitude,random' : 'magnitude')).split(',').map((s) => s.trim()).filter(Boolean);
-  const given: Record<string, string | undefined> = { seed: o.seed, batches: o.batches, damp: o.damp, blockSize: o.blockSize };
+  const given: Record<string, string | undefined> = { seed: o.seed, batches: o.batches, damp: o.damp, blockSize: o.blockSize, calibration: o.calibration };
   const scores = names.map((n) => {
     const entry = pruneScoreRegistry.get(n);
     const params: Record<string, unknown> = {};

@@ -5,9 +5,11 @@ import { loadConfig } from '../files/config/load';
 import { GpuDevice } from '../engine/gpu/device';
 import { Runtime } from '../engine/gpu/runtime';
 import { train, TrainResult } from '../engine/train/trainer';
+import { describeAdapters } from '../engine/train/adapters';
 import type { TrainConfig } from '../files/config/schema';
 import type { EvalMetrics } from '../engine/train/evaluate';
 import { KernelProfiler, formatProfile } from '../engine/gpu/profiler';
+import { describePrecision } from '../engine/train/mixed-precision';
 
 export interface TrainCommandOptions {
   resume?: string;
@@ -67,7 +69,9 @@ export async function runTrain(config: TrainConfig, configPath: string | undefin
             if (i.init.unused.length) err.write(`basin: not in this model (unused): ${i.init.unused.join(', ')}\n`);
           }
           if (i.frozen?.length) err.write(`basin: frozen (no gradient, no update): ${i.frozen.join(', ')}\n`);
+          if (i.adapters) err.write(`basin: ${describeAdapters(i.adapters, i.parameters, i.trainable ?? i.adapters.parameters)}\n`);
           if (i.optimizer?.stateBytes !== undefined) err.write(`basin: optimizer ${i.optimizer.name}: state ${(i.optimizer.stateBytes / Math.max(1, i.parameters)).toFixed(2)} bytes/parameter (AdamW would keep 8.00)\n`);
+          if (i.precision && i.precision.requested !== 'f32') err.write(`basin: ${describePrecision(i.precision)}\n`);
           bar.start(i.totalSteps, i.startStep, { loss: '-', rate: '-' });
         },
         onLog: (l) => {

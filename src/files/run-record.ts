@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic';
+import { AdapterModelError, checkpointAdapters } from './adapter-checkpoint';
 
 export const RUN_RECORD_VERSION = 1;
 export const RUN_FILE = 'run.json';
@@ -33,10 +34,20 @@ export function mergedCheckpointPath(weightsFile: string): string {
   return weightsFile.replace(/\.safetensors$/, '.merged.safetensors');
 }
 
-/** The file holding a checkpoint's model weights: its merged twin when there is one (LoRA), else the file itself. */
-export function modelWeightsFile(weightsFile: string): string {
+/**
+ * The file holding a checkpoint's model weights: its merged twin when there is one (LoRA), else the file itself.
+ * An adapter run's checkpoint (train.adapters) holds no plain model (its adapters cannot be folded into the weights):
+ * AdapterModelError naming the run, unless the caller builds the model with its adapters (`withAdapters`).
+ */
+export function modelWeightsFile(weightsFile: string, opts: { withAdapters?: boolean } = {}): string {
   const merged = mergedCheckpointPath(weightsFile);
-  return merged !== weightsFile && fs.existsSync(merged) ? merged : weightsFile;
+  if (merged !== weightsFile && fs.existsSync(merged)) return merged;
+  const adapters = opts.withAdapters ? null : checkpointAdapters(weightsFile);
+  if (adapters) {
+    const runDir = path.dirname(path.dirname(path.resolve(weightsFile)));
+    throw new AdapterModelError(weightsFile, fs.existsSync(path.join(runDir, RUN_FILE)) ? runDir : null, adapters);
+  }
+  return weightsFile;
 }
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled';

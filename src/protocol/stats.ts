@@ -21,6 +21,22 @@
 // The engine samples every `train.statsEvery` steps, at every checkpoint step and at the last step; it also writes
 // the sample of each checkpoint step to `stats/step-<n>.safetensors` (tensors `<weight>.scalars` in SCALAR_KEYS
 // order, `<weight>.v_hist`, `<weight>.v_row`, `<weight>.v_col`).
+//
+// Optional header fields (absent in older files, which decode as before; the payload never changes):
+//   tensors[i].role   'trained' | 'frozen' | 'lora' | 'adapter' (TENSOR_ROLES): how the tensor trained at that
+//                     step. frozen: frozen by train.freeze, LoRA (the base weights) or not yet unfrozen — its
+//                     gradNorm, updateRatio and momentum are 0 by design; lora: `<weight>.lora_a`/`.lora_b`;
+//                     adapter: a name containing `.adapter_`; absent: not recorded (older writers).
+//   extras            per-sample values that change every step, aligned with `tensors` (one entry per tensor,
+//                     null where the tensor has none). Written BEFORE `tensors` so that readers that cache the
+//                     tensor list (stats-reduce.ts HeaderCache) still skip re-parsing it:
+//     capturedEnergy  mao: the fraction in [0, 1] of the momentum's energy ‖M̃‖²_F that its rank-r factors
+//                     keep after the step (null: a tensor with a dense momentum).
+//     saliencyMass    a run with a base (fine-tuning, `init.from`): Σ τ² ⊙ F̂ over the tensor, τ = θ − θ_base,
+//                     F̂_ij = sqrt(R_i·C_j / ΣR) from this frame's vRow/vCol — the merge's saliency mass
+//                     (src/engine/stats/saliency.ts); null where the base has no such tensor (LoRA, adapters).
+// The sidecar carries them as `<weight>.captured_energy` [1] and `<weight>.saliency_mass` [1] where present and
+// the roles as the metadata `roles` (JSON: name → role).
 
 export const STATS_MAGIC = 0x31545342; // 'BST1' read as little-endian u32
 export const STATS_FILE = 'stats.bin';
@@ -46,17 +62,32 @@ export const HIST_BINS = 32;
 export const HIST_LO = -16;
 export const HIST_HI = 0;
 
+/** How a tensor trained at the sampled step (see the header comment). */
+export const TENSOR_ROLES = ['trained', 'frozen', 'lora', 'adapter'] as const;
+export type TensorRole = (typeof TENSOR_ROLES)[number];
+
 export interface StatsTensorInfo {
   name: string;
   shape: number[];
   rows: number;
   cols: number;
+  /** Absent in frames of older writers. */
+  role?: TensorRole;
 }
+
+/** Per-sample values aligned with the header's tensors (null: the tensor has none). */
+export interface StatsExtras {
+  capturedEnergy?: (number | null)[];
+  saliencyMass?: (number | null)[];
+}
+export const EXTRA_KEYS = ['capturedEnergy', 'saliencyMass'] as const;
+export type ExtraKey = (typeof EXTRA_KEYS)[number];
 
 export interface StatsFrameHeader {
   step: number;
   /** ms since the epoch when the sample was taken. */
   time: number;
+  extras?: StatsExtras;
   tensors: StatsTensorInfo[];
 }
 
@@ -65,6 +96,9 @@ export interface TensorStats extends StatsTensorInfo {
   hist: Float32Array;
   vRow: Float32Array;
   vCol: Float32Array;
+  /** From the header's extras; absent when the frame has none for this tensor. */
+  capturedEnergy?: number;
+  saliencyMass?: number;
 }
 
 export interface StatsFrame {
@@ -97,7 +131,9 @@ export function frameFloats(tensors: readonly { rows: number; cols: number }[]):
 export function encodeStatsFrame(header: StatsFrameHeader, payload: Float32Array): Uint8Array {
   const want = frameFloats(header.tensors);
   if (payload.length !== want) throw new Error(`stats frame: payload has ${payload.length} floats, the header describes ${want}`);
-  let json = JSON.stringify(header);
+  checkExtras(header.extras, header.tensors.length, 'stats frame');
+  // Key order matters: extras before tensors (see the header comment).
+  let json = JSON.stringify({ step: header.step, time: header.time, ...(header.extras ? { extras: header.extras } : {}), tensors: header.tensors });
   const enc = new TextEncoder();
   let hbytes = enc.encode(json);
   const pad = (4 - (hbytes.length % 4)) % 4;
@@ -122,6 +158,26 @@ export class StatsFormatError extends Error {
 }
 
 const MAX_HEADER_BYTES = 64 * 1024 * 1024;
+
+const isRole = (x: unknown): x is TensorRole => (TENSOR_ROLES as readonly unknown[]).includes(x);
+
+/** Throws StatsFormatError unless `extras` is absent or holds arrays of `n` finite numbers or nulls. */
+export function checkExtras(extras: unknown, n: number, where: string): asserts extras is StatsExtras | undefined {
+  if (extras === undefined) return;
+  if (!extras || typeof extras !== 'object' || Array.isArray(extras)) throw new StatsFormatError(`${where}: extras is not an object`);
+  for (const k of EXTRA_KEYS) {
+    const a = (extras as Record<string, unknown>)[k];
+    if (a === undefined) continue;
+    if (!Array.isArray(a) || a.length !== n) throw new StatsFormatError(`${where}: extras.${k} must hold one entry per tensor (${n})`);
+    if (!a.every((v) => v === null || (typeof v === 'number' && Number.isFinite(v)))) throw new StatsFormatError(`${where}: extras.${k} holds a value that is neither a finite number nor null`);
+  }
+}
+
+/** The value of extras[key] for tensor i: undefined where absent or null. */
+export function extraAt(extras: StatsExtras | undefined, key: ExtraKey, i: number): number | undefined {
+  const v = extras?.[key]?.[i];
+  return typeof v === 'number' ? v : undefined;
+}
 
 /**
  * The header length of the frame at `offset`, checked (magic, bounds, alignment): null when `bytes` ends before
@@ -157,12 +213,14 @@ export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsF
     if (!t || typeof t !== 'object' || typeof t.name !== 'string' || !Number.isSafeInteger(t.rows) || !Number.isSafeInteger(t.cols) || t.rows < 0 || t.cols < 0 || !Array.isArray(t.shape)) {
       throw new StatsFormatError(`stats frame at byte ${offset}: a tensor entry is malformed`);
     }
+    if (t.role !== undefined && typeof t.role !== 'string') throw new StatsFormatError(`stats frame at byte ${offset}: tensor '${t.name}' has a malformed role`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new StatsFormatError(`stats frame at byte ${offset}: tensor '${t.name}' has a malformed shape`);
     const mv = matrixView(t.shape);
     if (mv.rows !== t.rows || mv.cols !== t.cols) {
       throw new StatsFormatError(`stats frame at byte ${offset}: tensor '${t.name}' is [${t.rows}, ${t.cols}], its shape [${t.shape.join(', ')}] gives [${mv.rows}, ${mv.cols}]`);
     }
   }
+  checkExtras(header.extras, header.tensors.length, `stats frame at byte ${offset}`);
   const floats = frameFloats(header.tensors);
   const start = offset + 8 + hlen;
   if (bytes.length - start < floats * 4) return null;
@@ -171,7 +229,7 @@ export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsF
   new Uint8Array(payload.buffer).set(bytes.subarray(start, start + floats * 4));
   const tensors: TensorStats[] = [];
   let p = 0;
-  for (const t of header.tensors) {
+  header.tensors.forEach((t, i) => {
     const scalars = {} as Record<ScalarKey, number>;
     SCALAR_KEYS.forEach((k, i) => (scalars[k] = payload[p + i]));
     p += SCALAR_KEYS.length;
@@ -181,8 +239,15 @@ export function decodeStatsFrame(bytes: Uint8Array, offset = 0): { frame: StatsF
     p += t.rows;
     const vCol = payload.subarray(p, p + t.cols);
     p += t.cols;
-    tensors.push({ name: t.name, shape: t.shape, rows: t.rows, cols: t.cols, scalars, hist, vRow, vCol });
-  }
+    const out: TensorStats = { name: t.name, shape: t.shape, rows: t.rows, cols: t.cols, scalars, hist, vRow, vCol };
+    // A role this reader does not know (a newer writer) is left out rather than refusing the frame.
+    if (isRole(t.role)) out.role = t.role;
+    const e = extraAt(header.extras, 'capturedEnergy', i);
+    if (e !== undefined) out.capturedEnergy = e;
+    const m = extraAt(header.extras, 'saliencyMass', i);
+    if (m !== undefined) out.saliencyMass = m;
+    tensors.push(out);
+  });
   return { frame: { step: header.step, time: header.time, tensors }, next: start + floats * 4 };
 }
 

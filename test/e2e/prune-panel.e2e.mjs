@@ -2,18 +2,23 @@
 // steps with the CLI in `prepare`) is opened with Basin: Preview Pruning from the palette (quick pick of the run);
 // a small sweep (magnitude and random at 1, 0.5, 0.2) is run from the panel and its points appear; dragging the
 // sparsity slider moves the marker, the read-out says it interpolates and the per-layer bars follow; "Evaluate
-// this point" makes it exact; Apply writes the pruned checkpoint. Screenshots: 20-prune-empty, 21-prune-curves, 21b-prune-hr10,
-// 22-prune-slider, 23-prune-applied (BASIN_E2E_THEME="Default Light Modern" for light ones).
+// this point" makes it exact; Apply writes the pruned checkpoint. At scale: a copy of the run named prune-wide
+// with a generated sweep of 600 targets (fixture/wide-sweep.mjs): the per-layer list draws only the rows in view,
+// keeps its scroll position while the slider moves, filters by name, and the page does not grow with the layers.
+// Screenshots: 20-prune-empty, 21-prune-curves, 21b-prune-hr10, 22-prune-slider, 23-prune-applied, 24-prune-wide,
+// 24b-prune-wide-list (BASIN_E2E_THEME="Default Light Modern" for light ones).
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { wideSweep } from './fixture/wide-sweep.mjs';
 
 const NAMES = [
   'prune panel: opens from the palette on the demo-like checkpoint',
   'prune panel: runs a small sweep, points appear',
   'prune panel: dragging the slider interpolates, Evaluate this point makes it exact',
   'prune panel: apply writes the pruned checkpoint',
+  'prune panel: 600 layers stay usable (virtualised bars, filter, bounded layout)',
 ];
 const state = {};
 
@@ -37,6 +42,15 @@ export async function prepare({ workspace, root }) {
   const run = readdirSync(join(dir, 'runs')).find((d) => d.startsWith('prune-demo-'));
   state.runDir = join(dir, 'runs', run);
   state.checkpoint = join(state.runDir, 'checkpoints', 'step-40.safetensors');
+  // The wide fixture: the same run copied under another name (the panel needs a run and a checkpoint to open on)
+  // and a generated 600-target sweep file of that checkpoint.
+  const wide = join(dir, 'runs', 'prune-wide-20260101-000000');
+  mkdirSync(join(wide, 'checkpoints'), { recursive: true });
+  mkdirSync(join(wide, 'prune'), { recursive: true });
+  const record = JSON.parse(readFileSync(join(state.runDir, 'run.json'), 'utf8'));
+  writeFileSync(join(wide, 'run.json'), JSON.stringify({ ...record, name: 'prune-wide' }, null, 1));
+  copyFileSync(state.checkpoint, join(wide, 'checkpoints', 'step-40.safetensors'));
+  writeFileSync(join(wide, 'prune', 'sweep-20260101-000000.json'), JSON.stringify(wideSweep({ checkpoint: join(wide, 'checkpoints', 'step-40.safetensors'), step: 40 })));
 }
 
 async function noErrors(frame) {
@@ -142,6 +156,54 @@ export const tests = [
       await t.page.waitForTimeout(300);
       await noErrors(frame);
       await t.screenshot('23-prune-applied');
+    },
+  },
+  {
+    name: NAMES[4],
+    async fn(t) {
+      await t.wb.runCommand(t.page, 'Basin: Preview Pruning');
+      await t.wb.pickQuickItem(t.page, 'prune-wide', { timeout: 45_000 });
+      await t.wb.editorTab(t.page, 'Prune: prune-wide').waitFor({ state: 'visible', timeout: 20_000 });
+      let frame = await pruneFrame(t, '[data-points="24"][data-layers="600"]', 60_000);
+      const d = await t.wb.webviewData(frame);
+      assert.ok(Number(d.barRows) > 10 && Number(d.barRows) < 60, `a screenful of rows drawn, not 600: ${d.barRows}`);
+      assert.match(await frame.locator('.bars-summary').textContent(), /^600 tensors · .* removed · least pruned blocks\.\d+\..* most blocks\.\d+\./);
+      // The layout does not grow with the layers: the whole page is about what 12 layers need.
+      const pageHeight = await frame.locator('body').evaluate(() => document.documentElement.scrollHeight);
+      assert.ok(pageHeight < 2000, `page height ${pageHeight} px`);
+      // The slider stays fast: 40 moves, each redrawing the read-out, the chart and the bars.
+      const ms = await frame.locator('#sparsity').evaluate((s) => {
+        const t0 = performance.now();
+        for (let i = 0; i < 40; i++) {
+          s.value = String(10 + 2 * i);
+          s.dispatchEvent(new Event('input', { bubbles: true }));
+        }
+        return performance.now() - t0;
+      });
+      t.log(`600 layers: 40 slider moves in ${ms.toFixed(0)} ms (${(ms / 40).toFixed(1)} ms each)`);
+      assert.ok(ms / 40 < 100, `a slider move takes ${(ms / 40).toFixed(1)} ms with 600 layers`);
+      // Scrolled to the middle of the list, the rows there are drawn, and they stay there as the slider moves.
+      await frame.locator('#bars-viewport').evaluate((v) => (v.scrollTop = 20 * 300));
+      await frame.locator('.barrow[aria-posinset="301"]').waitFor({ state: 'attached', timeout: 5000 });
+      assert.match(await frame.locator('.barrow[aria-posinset="301"] .bname').textContent(), /^blocks\.50\.attn\.q\.weight$/);
+      await frame.locator('#sparsity').focus();
+      await t.page.keyboard.press('ArrowRight');
+      await t.page.keyboard.press('ArrowRight');
+      assert.ok((await frame.locator('#bars-viewport').evaluate((v) => v.scrollTop)) > 20 * 290, 'the list kept its scroll position');
+      await frame.locator('.barrow[aria-posinset="301"]').waitFor({ state: 'attached', timeout: 5000 });
+      await frame.locator('#layers-view').scrollIntoViewIfNeeded();
+      await t.page.waitForTimeout(300);
+      await noErrors(frame);
+      await t.screenshot('24-prune-wide');
+      // The filter: one kind of layer across all 100 blocks.
+      await frame.locator('#layer-filter').fill('fc2');
+      frame = await pruneFrame(t, '[data-layers="100"]');
+      assert.match(await frame.locator('.bars-summary').textContent(), /^100 of 600 tensors · .* least pruned blocks\.\d+\.mlp\.fc2\.weight .* most blocks\.\d+\.mlp\.fc2\.weight/);
+      assert.match(await frame.locator('.barrow[aria-posinset="1"] .bname').textContent(), /^blocks\.0\.mlp\.fc2\.weight$/);
+      await frame.locator('#layers-view').scrollIntoViewIfNeeded();
+      await t.page.waitForTimeout(300);
+      await noErrors(frame);
+      await t.screenshot('24b-prune-wide-list');
     },
   },
 ];

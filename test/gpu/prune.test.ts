@@ -20,7 +20,7 @@ import {
   reconstructionError,
   sparseGptPrepare,
 } from '../../src/engine/cpu/prune';
-import { accumulateColSqSum, countKept, maskNm, maskSelect, maskThreshold, scoreCurvature, scoreMagnitude, scoreRandom, scoreWanda } from '../../src/engine/prune/kernels';
+import { accumulateColSqSum, maskNm, maskSelect, maskThreshold, scoreCurvature, scoreMagnitude, scoreRandom, scoreWanda } from '../../src/engine/prune/kernels';
 import { fromArray, type Tensor } from '../../src/engine/tensor/tensor';
 import { zeros } from '../../src/engine/ops/basic';
 import { parseConfig } from '../../src/files/config/load';
@@ -34,7 +34,10 @@ import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/f
 import { RunFolder } from '../../src/files/run-record';
 import { buildModel } from '../../src/engine/nn/registry';
 import { PruneModel } from '../../src/engine/prune/session';
-import { calibrate } from '../../src/engine/prune/calibrate';
+import { calibrate, forwardStages } from '../../src/engine/prune/calibrate';
+import { SparseGpt } from '../../src/engine/prune/sparsegpt';
+import { rankOrder } from '../../src/engine/prune/masks';
+import { kthLargest, topKMask } from '../../src/engine/ops/select';
 import { assertClose, randn, runtime } from './helpers';
 
 const SHAPES: [number, number][] = [
@@ -142,6 +145,25 @@ describe('prune: scores and masks vs CPU', function () {
     }
   });
 
+  it('tensor thresholds from the host rank order keep what the GPU select keeps: exactly k, ties to the lower index', async () => {
+    const rt = await runtime();
+    for (const [r, c] of SHAPES) {
+      const n = r * c;
+      // Many ties, both zeros (−0 orders below +0 in the select's keys) and negatives.
+      const s = new Float32Array(n).map((_, i) => (i % 3 === 0 ? (i % 2 ? -0 : 0) : Math.round(randn(1, i + n)[0] * 2) / 2));
+      const st = fromArray(rt, s, [r, c]);
+      const { hi, order } = rankOrder(s);
+      for (const k of [...new Set([1, Math.ceil(n / 3), Math.max(1, n - 1), n])]) {
+        const idx = order[k - 1];
+        const host = { key: fromArray(rt, Uint32Array.of(hi[idx], ~idx >>> 0, 0, 0), [4], 'u32'), k, n, abs: false };
+        const got = (await topKMask(st, host).toArray()) as Uint32Array;
+        const want = (await topKMask(st, kthLargest(st, k)).toArray()) as Uint32Array;
+        assert.deepEqual(got, want, `[${r}, ${c}] k=${k}`);
+        assert.equal(got.reduce((a, b) => a + b, 0), k);
+      }
+    }
+  });
+
   it('N:M keeps exactly N of every M (2:4, 4:8, ties included), as the CPU does', async () => {
     const rt = await runtime();
     for (const [r, c, n, m] of [
@@ -246,7 +268,9 @@ describe('prune: sweep and apply on a tiny trained model', function () {
       onPoint: (_p, s) => {
         seen.push(s.points.length);
         // What a reader polling the file sees meanwhile (the file may lag the sweep by the write in flight).
-        onDiskCounts.push(readSweepFile(path.join(runDir, 'prune', fs.readdirSync(path.join(runDir, 'prune'))[0])).then((f) => f.points.length));
+        // (Its atomic writes' temporary files are dot-files beside it: not the sweep file.)
+        const name = fs.readdirSync(path.join(runDir, 'prune')).find((f) => !f.startsWith('.'))!;
+        onDiskCounts.push(readSweepFile(path.join(runDir, 'prune', name)).then((f) => f.points.length));
       },
     });
     assert.deepEqual(seen, Array.from({ length: 15 }, (_, i) => i + 1));
@@ -311,6 +335,24 @@ describe('prune: sweep and apply on a tiny trained model', function () {
     assert.ok(fs.existsSync(path.join(out, 'prune-report.json')));
   });
 
+  it('the kept fractions a point reports are those of the weights it writes (row and global, ties counted)', async () => {
+    const rt = await runtime();
+    const src = await resolvePruneSource(runDir);
+    for (const granularity of ['row', 'global'] as const) {
+      const out = path.join(dir, `kept-${granularity}`);
+      const { weights, result } = await pruneToCheckpoint(rt, src, { ...base, granularity, score: pruneScoreConfig('magnitude'), density: 0.37, out, evaluate: false });
+      let all = 0;
+      for (const l of result.layers) {
+        const w = (await readTensor(weights, l.name)).data as Float32Array;
+        const nonzero = w.reduce((a, x) => a + (x !== 0 ? 1 : 0), 0);
+        assert.equal(Math.round(l.kept * w.length), nonzero, `${granularity} ${l.name}`);
+        all += nonzero;
+      }
+      const total = result.layers.reduce((a, l) => a + l.shape[0] * l.shape[1], 0);
+      assert.ok(Math.abs(result.kept - all / total) < 1e-12, `${granularity}: ${result.kept} vs ${all / total}`);
+    }
+  });
+
   it('apply 2:4 writes a checkpoint with exactly two of every four inputs', async () => {
     const rt = await runtime();
     const src = await resolvePruneSource(runDir);
@@ -325,23 +367,8 @@ describe('prune: sweep and apply on a tiny trained model', function () {
   });
 });
 
-describe('prune: kept counts and calibration', function () {
+describe('prune: calibration', function () {
   this.timeout(120_000);
-
-  it('kept counts equal the CPU mask’s, ties at the threshold included', async () => {
-    const rt = await runtime();
-    for (const [r, c] of SHAPES) {
-      const s = new Float32Array(r * c).map((_, i) => Math.round(Math.abs(randn(1, i + r)[0]) * 4) / 4);
-      const rowThr = new Float32Array(r).map((_, i) => s[i * c]);
-      const counts = fromArray(rt, new Uint32Array(3), [3], 'u32');
-      const st = fromArray(rt, s, [r, c]);
-      countKept(st, fromArray(rt, rowThr, [r]), counts, 1);
-      countKept(st, fromArray(rt, Float32Array.of(0.5), [1]), counts, 2);
-      const got = (await counts.toArray()) as Uint32Array;
-      const sum = (m: Uint8Array) => m.reduce((a, b) => a + b, 0);
-      assert.deepEqual(Array.from(got), [0, sum(cpuThresholdMask(s, c, rowThr)), sum(cpuThresholdMask(s, c, Float32Array.of(0.5)))], `[${r}, ${c}]`);
-    }
-  });
 
   it('a transformer’s calibration pass: XᵀX’s diagonal equals the input norms, for every targeted Linear', async () => {
     const rt = await runtime();
@@ -367,6 +394,13 @@ describe('prune: kept counts and calibration', function () {
           assertClose(Array.from({ length: t.cols }, (_, j) => g[j * t.cols + j]), sq, { rtol: 1e-4, atol: 1e-5, what: t.name });
           assert.ok(sq.every((x) => x > 0), `${t.name}: inputs seen`);
         }
+        // Sequential SparseGPT's stages: q/k/v read one input; a stage observed alone, its forward ended early,
+        // gets the same XᵀX as in the full pass.
+        assert.deepEqual(await forwardStages(pm), [[0, 1, 2], [3], [4], [5], [6]]);
+        const part = await calibrate(pm, { batches: 2, gram: true, only: [4], stopEarly: true });
+        assert.ok(part.gram[0] === null && part.gram[5] === null, 'only the stage is observed');
+        assertClose(await arr(part.gram[4]!), await arr(cal.gram[4]!), { rtol: 1e-5, atol: 1e-6, what: 'fc1 observed alone' });
+        part.dispose();
         cal.dispose();
         assert.ok(pm.targets.every((t) => t.layer!.observer === null), 'observers removed');
       } finally {
@@ -375,5 +409,130 @@ describe('prune: kept counts and calibration', function () {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// SparseGPT's sequential mode on a 2-layer MLP (16 → 24 → 8): the second layer's Hessian must come from the
+// inputs the PRUNED first layer produces. Checked against a CPU recomputation (features of the calibration
+// batches through the pruned layer 0, ReLU, XᵀX), and against the dense Hessian it must differ from.
+const MLP2 = `
+name: prune-mlp2
+seed: 5
+model: { type: mlp, inputs: 16, hidden: [24], classes: 8, activation: relu }
+data: { type: synthetic-classification, samples: 600, noise: 0.6, validFraction: 0.25 }
+train:
+  steps: 80
+  batchSize: 32
+  optimizer: { type: adamw, lr: 0.01 }
+  schedule: { type: constant, warmup: 0 }
+  evalEvery: 0
+  checkpointEvery: 80
+  statsEvery: 0
+  logEvery: 20
+`;
+
+describe('prune: SparseGPT sequential calibration (2-layer MLP)', function () {
+  this.timeout(300_000);
+  let dir = '';
+  let runDir = '';
+  const opts: PruneOptions = { targets: ['layers.*.weight'], granularity: 'tensor', pattern: null };
+  before(async () => {
+    const rt = await runtime();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-prune-seq-'));
+    runDir = (await train({ rt, config: parseConfig(MLP2, 'prune-mlp2.basin.yaml'), outputDir: dir })).runDir;
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('layer 1’s H is XᵀX of the pruned layer 0’s outputs (CPU recomputation), not the dense one', async () => {
+    const rt = await runtime();
+    const pm = await PruneModel.open(rt, await resolvePruneSource(runDir), opts);
+    try {
+      assert.deepEqual(await forwardStages(pm), [[0], [1]]);
+      const batches = 3;
+      const cfg = pruneScoreConfig('sparsegpt', { batches, blockSize: 8 }) as Extract<ReturnType<typeof pruneScoreConfig>, { type: 'sparsegpt' }>;
+      assert.equal(cfg.calibration, 'sequential', 'sequential is the default');
+      const sg = await SparseGpt.prepare(pm, cfg);
+      const hs: Float64Array[] = [];
+      const point = await sg.apply(0.3, null, { onHessian: (i, h) => (hs[i] = h) });
+      assert.ok(Math.abs(point.kept - 0.3) < 0.02, `kept ${point.kept}`);
+      const data = await pm.data();
+      const w0 = await arr(pm.targets[0].live);
+      const b0 = await arr(pm.store.get('layers.0.bias'));
+      const w0Dense = await arr(pm.targets[0].dense);
+      assert.ok(w0.filter((x) => x === 0).length > 0.6 * w0.length, 'layer 0 is pruned in the live weights');
+      const [hid, inp] = [24, 16];
+      const h0 = new Float64Array(inp * inp);
+      const h1 = new Float64Array(hid * hid);
+      const h1Dense = new Float64Array(hid * hid);
+      for (let s = 1; s <= batches; s++) {
+        const b = data.trainBatch(s);
+        const x = b.features!;
+        const layer0 = (w: Float32Array) => {
+          const out = new Float32Array(b.rows * hid);
+          for (let r = 0; r < b.rows; r++) {
+            for (let o = 0; o < hid; o++) {
+              let acc = b0[o];
+              for (let j = 0; j < inp; j++) acc += x[r * inp + j] * w[o * inp + j];
+              out[r * hid + o] = Math.max(0, acc);
+            }
+          }
+          return out;
+        };
+        const add = (into: Float64Array, g: Float64Array) => g.forEach((v, k) => (into[k] += v));
+        add(h0, cpuGram(x, b.rows, inp));
+        add(h1, cpuGram(layer0(w0), b.rows, hid));
+        add(h1Dense, cpuGram(layer0(w0Dense), b.rows, hid));
+      }
+      assertClose(hs[0], h0, { rtol: 1e-4, atol: 1e-3, what: 'layer 0: H from the model input' });
+      assertClose(hs[1], h1, { rtol: 1e-4, atol: 1e-3, what: 'layer 1: H from the pruned layer 0' });
+      let diff = 0;
+      let norm = 0;
+      h1.forEach((v, k) => {
+        diff += (v - h1Dense[k]) ** 2;
+        norm += h1Dense[k] ** 2;
+      });
+      assert.ok(Math.sqrt(diff / norm) > 0.05, `the pruned inputs' H differs from the dense one: relative ${Math.sqrt(diff / norm)}`);
+      // One-pass mode hands layer 1 the dense H.
+      const one = await SparseGpt.prepare(pm, { ...cfg, calibration: 'one-pass' });
+      const hsOne: Float64Array[] = [];
+      await one.apply(0.3, null, { onHessian: (i, h) => (hsOne[i] = h) });
+      assertClose(hsOne[1], h1Dense, { rtol: 1e-4, atol: 1e-3, what: 'one-pass: layer 1 from the dense model' });
+    } finally {
+      pm.restore();
+      pm.destroy();
+    }
+  });
+
+  // Sequential's loss is NOT reliably ≤ one-pass's on models this small (a 12-case exploration of seeds, widths
+  // and calibration sizes had it lower in 6 to 9 of 12 per density), so what is tested is the mechanism: the first
+  // stage is pruned identically in both modes (same inputs), the later one differently, and the sweep runs it.
+  it('both modes prune layer 0 identically and layer 1 differently; the sweep runs the sequential mode, density 1 dense', async () => {
+    const rt = await runtime();
+    const src = await resolvePruneSource(runDir);
+    const pm = await PruneModel.open(rt, src, opts);
+    const cfg = pruneScoreConfig('sparsegpt', { batches: 4, blockSize: 8 }) as Extract<ReturnType<typeof pruneScoreConfig>, { type: 'sparsegpt' }>;
+    let seqLoss = 0;
+    try {
+      const weights = async (calibration: 'sequential' | 'one-pass') => {
+        const sg = await SparseGpt.prepare(pm, { ...cfg, calibration });
+        await sg.apply(0.3, null);
+        const w = await Promise.all(pm.targets.map((t) => arr(t.live)));
+        const loss = (await pm.evaluate()).loss;
+        return { w, loss };
+      };
+      const seq = await weights('sequential');
+      const one = await weights('one-pass');
+      seqLoss = seq.loss;
+      assert.deepEqual(seq.w[0], one.w[0], 'layer 0 reads the model input in both modes');
+      assert.notDeepEqual(seq.w[1], one.w[1], 'layer 1 is rebuilt for the pruned inputs');
+      assert.notEqual(seq.loss, one.loss);
+    } finally {
+      pm.restore();
+      pm.destroy();
+    }
+    const { sweep } = await runSweep(rt, src, { ...opts, scores: [cfg], densities: [1, 0.3], file: path.join(dir, 'sweep-seq.json') });
+    assert.equal(sweep.options.scores[0].type === 'sparsegpt' && sweep.options.scores[0].calibration, 'sequential', 'the sweep file records the mode');
+    assert.deepEqual(sweep.points[0].metrics, sweep.dense, 'density 1 is the dense model');
+    assertClose([sweep.points[1].metrics.loss], [seqLoss], { rtol: 1e-5, what: 'the sweep point is the sequential result' });
   });
 });

@@ -1,9 +1,19 @@
 // Per-layer statistics on the GPU (src/engine/stats/layer-stats.ts, kernels/stats.wgsl) against the CPU reference
 // (src/engine/cpu/stats.ts) computed from the same buffers read back: awkward shapes ([1], [7], [3,5], [31,17],
 // [64,130], 3-D, scalar, empty), a frozen tensor, clipping, a chunked layout (tensors split across bindings),
-// SGD with and without momentum, large values, zero tensors, 1,000 tensors in a bounded number of dispatches.
+// SGD with and without momentum, large values, zero tensors, 1,000 tensors in a bounded number of dispatches;
+// the header's roles (freeze, LoRA, progressive unfreezing) and a fine-tune's saliency mass from training runs,
+// and mao's captured momentum energy.
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { assertClose, randn, rng, runtime } from './helpers';
+import { Mao } from '../../src/engine/optim/mao';
+import { train } from '../../src/engine/train/trainer';
+import { loadConfig } from '../../src/files/config/load';
+import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
+import { saliencyMass } from '../../src/engine/stats/saliency';
 import type { Runtime } from '../../src/engine/gpu/runtime';
 import { AdamW } from '../../src/engine/optim/adamw';
 import { SGD } from '../../src/engine/optim/sgd';
@@ -315,6 +325,151 @@ describe('per-layer statistics on the GPU', () => {
       assert.equal(ck.metadata.step, '1');
       const t7 = ck.tensors.find((t) => t.name === `${specs[7].name}.v_row`)!;
       assert.deepEqual(t7.shape, [specs[7].shape[0]]);
+    } finally {
+      collector.destroy();
+      opt.destroy();
+      store.destroy();
+    }
+  });
+});
+
+describe('statistics of fine-tunes and mao (frame header roles and extras)', function () {
+  this.timeout(240_000);
+  let dir = '';
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-stats-ft-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const MLP = (name: string, more: { extra?: string; train?: string; steps?: number; statsEvery?: number; optimizer?: string }) => `name: ${name}
+seed: 5
+model: { type: mlp, inputs: 12, hidden: [24], classes: 5, activation: relu }
+data: { type: synthetic-classification, samples: 256, noise: 0.5, validFraction: 0.25 }
+${more.extra ?? ''}
+train:
+${more.train ?? ''}  steps: ${more.steps ?? 6}
+  batchSize: 32
+  optimizer: ${more.optimizer ?? '{ type: adamw, lr: 0.02 }'}
+  schedule: { type: constant, warmup: 0 }
+  evalEvery: 0
+  checkpointEvery: 0
+  statsEvery: ${more.statsEvery ?? 2}
+  logEvery: 2
+`;
+  const run = async (name: string, text: string) => {
+    const file = path.join(dir, `${name}.basin.yaml`);
+    fs.writeFileSync(file, text);
+    return train({ rt: await runtime(), config: loadConfig(file).config, configPath: file, outputDir: path.join(dir, 'runs') });
+  };
+  const tensorsOf = async (file: string) => {
+    const h = await readSafetensorsHeader(file);
+    return async (name: string) => (await readTensor(file, name, h)).data as Float32Array;
+  };
+
+  it('LoRA with progressive unfreezing: roles per frame follow the frozen set; saliency matches the base, the checkpoint and the sidecar', async () => {
+    const base = await run('base', MLP('base', { steps: 8, statsEvery: 0 }));
+    const baseFile = path.join(base.runDir, base.checkpoint!);
+    // LoRA on layers.0.weight: every base tensor frozen; layers.1.* released at step 4.
+    const r = await run(
+      'lora',
+      MLP('lora', { extra: `init: { from: ${JSON.stringify(base.runDir)} }`, train: '  lora: { rank: 2, targets: ["layers.0.weight"] }\n  unfreeze: [{ step: 4, params: ["layers.1.*"] }]\n' }),
+    );
+    const frames = decodeStatsFrames(fs.readFileSync(path.join(r.runDir, 'stats.bin')));
+    assert.deepEqual(frames.map((f) => f.step), [2, 4, 6]);
+    const role = (f: StatsFrame, n: string) => f.tensors.find((t) => t.name === n)?.role;
+    for (const f of frames) {
+      assert.equal(role(f, 'layers.0.weight'), 'frozen', `step ${f.step}`);
+      assert.equal(role(f, 'layers.0.bias'), 'frozen', `step ${f.step}`);
+      assert.equal(role(f, 'layers.0.weight.lora_a'), 'lora', `step ${f.step}`);
+      assert.equal(role(f, 'layers.0.weight.lora_b'), 'lora', `step ${f.step}`);
+      assert.equal(role(f, 'layers.1.weight'), f.step < 4 ? 'frozen' : 'trained', `step ${f.step}: unfrozen at step 4`);
+      // A frozen tensor's gradient norm and update are 0 by design (what the panel says instead of drawing them).
+      const fz = f.tensors.find((t) => t.name === 'layers.0.weight')!;
+      assert.equal(fz.scalars.updateRatio, 0, `step ${f.step}`);
+    }
+    const last = frames[2];
+    const t = (n: string) => last.tensors.find((x) => x.name === n)!;
+    assert.equal(t('layers.0.weight.lora_a').saliencyMass, undefined, 'a LoRA factor has no base tensor');
+    assert.equal(t('layers.0.weight').saliencyMass, 0, 'frozen all along: τ = 0');
+    const m = t('layers.1.weight').saliencyMass!;
+    assert.ok(m > 0, `layers.1.weight trained from step 4: saliency ${m}`);
+    // The same number from the files: base, final checkpoint (the store's weights) and the sidecar's R, C.
+    const w = await tensorsOf(path.join(r.runDir, r.checkpoint!));
+    const b = await tensorsOf(baseFile);
+    const side = await tensorsOf(path.join(r.runDir, 'stats', 'step-6.safetensors'));
+    const tt = t('layers.1.weight');
+    const want = saliencyMass(await w('layers.1.weight'), tt.rows, tt.cols, await side('layers.1.weight.v_row'), await side('layers.1.weight.v_col'), await b('layers.1.weight'));
+    assert.ok(Math.abs(m - want) <= 1e-5 * want, `frame ${m} vs recomputed ${want}`);
+    assert.equal((await side('layers.1.weight.saliency_mass'))[0], Math.fround(m));
+    const meta = (await readSafetensorsHeader(path.join(r.runDir, 'stats', 'step-6.safetensors'))).metadata;
+    assert.equal(JSON.parse(meta!.roles)['layers.0.weight.lora_b'], 'lora');
+  });
+
+  it('a mao fine-tune: every frame carries captured energy in [0, 1] and the saliency of every base tensor', async () => {
+    const base = await run('base-mao', MLP('base-mao', { steps: 4, statsEvery: 0 }));
+    const r = await run('mao-ft', MLP('mao-ft', { extra: `init: { from: ${JSON.stringify(base.runDir)} }`, optimizer: '{ type: mao, lr: 0.01, rank: 4, refitEvery: 2 }', steps: 4 }));
+    const frames = decodeStatsFrames(fs.readFileSync(path.join(r.runDir, 'stats.bin')));
+    assert.deepEqual(frames.map((f) => f.step), [2, 4]);
+    for (const f of frames) {
+      const by = (n: string) => f.tensors.find((t) => t.name === n)!;
+      // [24, 12] and [5, 24] are factored at rank 4; the biases keep dense Adam state.
+      for (const n of ['layers.0.weight', 'layers.1.weight']) {
+        const e = by(n).capturedEnergy;
+        assert.ok(e !== undefined && e >= 0 && e <= 1, `step ${f.step}: ${n} captured energy ${e}`);
+      }
+      for (const n of ['layers.0.bias', 'layers.1.bias']) assert.equal(by(n).capturedEnergy, undefined);
+      for (const t of f.tensors) assert.ok(t.saliencyMass !== undefined && t.saliencyMass > 0, `step ${f.step}: ${t.name} saliency ${t.saliencyMass}`);
+    }
+  });
+
+  it('a run without a base has roles but no saliency; a freeze glob marks its tensors frozen', async () => {
+    const r = await run('plain', MLP('plain', { train: '  freeze: ["layers.0.*"]\n', steps: 2 }));
+    const [f] = decodeStatsFrames(fs.readFileSync(path.join(r.runDir, 'stats.bin')));
+    assert.deepEqual(
+      f.tensors.map((t) => [t.name, t.role]),
+      [
+        ['layers.0.weight', 'frozen'],
+        ['layers.0.bias', 'frozen'],
+        ['layers.1.weight', 'trained'],
+        ['layers.1.bias', 'trained'],
+      ],
+    );
+    assert.ok(f.tensors.every((t) => t.saliencyMass === undefined && t.capturedEnergy === undefined));
+  });
+
+  it("mao: frames carry each factored tensor's captured momentum energy in [0, 1], none for dense-momentum tensors", async () => {
+    const rt = await runtime();
+    // [41, 23]: factored at rank 4 (primes, not multiples of any tile); [3, 5] keeps dense Adam state (min ≤ rank); [7] a vector.
+    const specs: Spec[] = [
+      { name: 'a.weight', shape: [41, 23] },
+      { name: 'b.small', shape: [3, 5] },
+      { name: 'c.bias', shape: [7] },
+      { name: 'd.tall', shape: [97, 6], frozen: false },
+    ];
+    const store = build(rt, specs);
+    const opt = new Mao(store, { rank: 4, refitEvery: 3 });
+    const collector = new LayerStatsCollector(rt, store, opt);
+    try {
+      const energies: number[] = [];
+      for (let step = 1; step <= 7; step++) {
+        setGrads(store, specs, step);
+        opt.step(1e-3);
+        const frame = decodeStatsFrame(await collector.sample(step))!.frame;
+        const by = (n: string) => frame.tensors.find((t) => t.name === n)!;
+        for (const n of ['a.weight', 'd.tall']) {
+          const e = by(n).capturedEnergy;
+          assert.ok(e !== undefined && e >= 0 && e <= 1, `step ${step}: ${n} captured energy ${e}`);
+        }
+        assert.equal(by('b.small').capturedEnergy, undefined, 'dense momentum: no captured energy');
+        assert.equal(by('c.bias').capturedEnergy, undefined);
+        energies.push(by('a.weight').capturedEnergy!);
+        // The frame's value is the optimizer's own (no step in between).
+        const direct = await opt.capturedEnergy();
+        assert.equal(by('a.weight').capturedEnergy, Math.min(1, Math.max(0, direct.get('a.weight')!)));
+        store.zeroGrads();
+      }
+      // Random gradients of rank 23 against a rank-4 momentum: after a refit the factors hold a real, partial share.
+      assert.ok(energies.some((e) => e > 0.05 && e < 0.999), `captured energies ${energies.map((e) => e.toFixed(3)).join(', ')}`);
     } finally {
       collector.destroy();
       opt.destroy();

@@ -37,9 +37,12 @@ const FIELDS = {
     schedule: true,
     loss: true,
     gradClip: true,
+    precision: true,
+    lossScale: true,
     freeze: true,
     unfreeze: true,
     lora: true,
+    adapters: true,
     earlyStopping: true,
     ewc: true,
     evalEvery: true,
@@ -64,7 +67,7 @@ function checkLoaded(c: TrainConfig, where: string) {
   assertComplete(c as unknown as Record<string, unknown>, FIELDS.top, where, ['$schema', 'init']);
   assertComplete(c.model as unknown as Record<string, unknown>, entryFields(modelRegistry, c.model.type), `${where}.model`);
   assertComplete(c.data as unknown as Record<string, unknown>, entryFields(dataRegistry, c.data.type), `${where}.data`);
-  assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs', 'lora', 'earlyStopping', 'ewc']);
+  assertComplete(c.train as unknown as Record<string, unknown>, FIELDS.train, `${where}.train`, ['steps', 'epochs', 'lora', 'adapters', 'earlyStopping', 'ewc']);
   assert.ok((c.train.steps === undefined) !== (c.train.epochs === undefined), 'exactly one of steps / epochs');
   assertComplete(c.train.optimizer as unknown as Record<string, unknown>, entryFields(optimizerRegistry, c.train.optimizer.type), `${where}.train.optimizer`);
   assertComplete(c.train.schedule as unknown as Record<string, unknown>, entryFields(scheduleRegistry, c.train.schedule.type), `${where}.train.schedule`);
@@ -139,7 +142,7 @@ describe('loadConfig', () => {
     assert.fail(`${p} loaded without error`);
   };
 
-  for (const example of ['demo.basin.yaml', 'mlp.basin.yaml']) {
+  for (const example of ['demo.basin.yaml', 'mlp.basin.yaml', 'demo-adapters.basin.yaml']) {
     it(`examples/${example} loads, and with defaults applied sets every field the trainer reads`, () => {
       const { config, source, path: abs } = loadConfig(path.join(ROOT, 'examples', example));
       assert.ok(source.length > 0);

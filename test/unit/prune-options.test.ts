@@ -105,12 +105,15 @@ describe('prune options and their errors', () => {
   });
 
   it('score configs: defaults from the registry, unknown names and bad parameters refused', () => {
-    assert.deepEqual(pruneScoreConfig('sparsegpt'), { type: 'sparsegpt', batches: 16, damp: 0.01, blockSize: 128 });
+    assert.deepEqual(pruneScoreConfig('sparsegpt'), { type: 'sparsegpt', batches: 16, damp: 0.01, blockSize: 128, calibration: 'sequential' });
     assert.deepEqual(pruneScoreConfig('random', { seed: '7' }), { type: 'random', seed: 7 });
     assert.throws(() => pruneScoreConfig('obs'), (e: unknown) => e instanceof UnknownEntryError && /known: magnitude, random, curvature, wanda, sparsegpt/.test((e as Error).message));
     assert.throws(() => pruneScoreConfig('magnitude', { seed: 1 }), /score magnitude: unknown parameter "seed"/);
     assert.throws(() => pruneScoreConfig('sparsegpt', { damp: 0 }), /score sparsegpt\.damp: 0 is not a valid number/);
     assert.throws(() => pruneScoreConfig('wanda', { batches: 1.5 }), /wanda\.batches/);
+    assert.equal((pruneScoreConfig('sparsegpt', { calibration: 'one-pass' }) as { calibration: string }).calibration, 'one-pass');
+    assert.throws(() => pruneScoreConfig('sparsegpt', { calibration: 'dense' }), /sparsegpt\.calibration/);
+    assert.equal((parsePruneArgs({ sweep: true, score: 'sparsegpt,magnitude', calibration: 'one-pass' }).scores[0] as { calibration: string }).calibration, 'one-pass');
     for (const e of pruneScoreRegistry.entries) {
       assert.ok(e.title.length > 10);
       for (const [k, p] of Object.entries(e.params)) assert.ok(p.doc.length > 5, `${e.name}.${k}`);
@@ -157,6 +160,23 @@ describe('prune options and their errors', () => {
     for (const s of ['wanda', 'sparsegpt']) {
       await assert.rejects(checkScoreNeeds(pruneScoreConfig(s), noData, [{ name: 'layers.0.weight', shape: [8, 6] }]), new RegExp(`${s}: needs calibration data: the run's config .* must name a data section`));
     }
+  });
+
+  it('sparsegpt refuses a task vector and inputs wider than its CPU solve takes, before any work', async () => {
+    const src = await resolvePruneSource(runDir);
+    await assert.rejects(
+      checkScoreNeeds(pruneScoreConfig('sparsegpt'), src, [{ name: 'layers.0.weight', shape: [8, 6] }], path.join(dir, 'base.safetensors')),
+      (e: unknown) => e instanceof PruneOptionError && /sparsegpt updates the kept weights .* does not apply to a task vector \(use magnitude, curvature or wanda\)/.test((e as Error).message),
+    );
+    const wide = [
+      { name: 'layers.0.weight', shape: [8, 6] },
+      { name: 'blocks.9.mlp.fc2.weight', shape: [64, 1025] },
+    ];
+    await assert.rejects(checkScoreNeeds(pruneScoreConfig('sparsegpt'), src, wide), (e: unknown) => e instanceof MissingNeedError && /inputs up to 1024: blocks\.9\.mlp\.fc2\.weight \[64, 1025\] is wider/.test((e as Error).message));
+  });
+
+  it('a bad sparsegpt calibration mode is refused, naming the modes', () => {
+    assert.throws(() => parsePruneArgs({ sweep: true, score: 'sparsegpt', calibration: 'layerwise' }), /score sparsegpt\.calibration: layerwise is not one of sequential, one-pass/);
   });
 
   it('default targets of an MLP leave the output layer out; a base must hold every target in its shape', async () => {

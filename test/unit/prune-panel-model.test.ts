@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { SWEEP_FORMAT, type SweepFile, type SweepPoint } from '../../src/files/prune/sweep-file';
 import { sweepView } from '../../src/host/prune/sweep-view';
 import { isPruneSnapshot, pruneProtocol } from '../../src/protocol/panels/prune';
-import { curvesFor, isEvaluated, layerBars, metricKeys, nearestEvaluated, readCurve, readOutNote, scoresOf } from '../../webview/prune/model';
+import { LAYER_OVERSCAN, curvesFor, filterLayers, isEvaluated, layerBars, layerSummary, metricKeys, nearestEvaluated, readCurve, readOutNote, scoresOf, visibleRows } from '../../webview/prune/model';
 
 const m = (loss: number, accuracy: number) => ({ loss, accuracy, hr10: accuracy });
 
@@ -129,5 +129,44 @@ describe('prune panel: view model', () => {
     assert.equal(nearestEvaluated(v, 0.45), 0.5);
     assert.equal(nearestEvaluated(null, 0.45), 0.45);
     assert.deepEqual(curvesFor(withExtra, 'loss')[0].extra, [true, false, false]);
+  });
+});
+
+describe('prune panel: the per-layer list at 600 targets', () => {
+  it('draws only the rows in view plus the overscan, wherever it is scrolled', () => {
+    const n = 600;
+    const top = visibleRows(0, 360, n, 20);
+    assert.deepEqual(top, { first: 0, end: 18 + LAYER_OVERSCAN });
+    const mid = visibleRows(20 * 300 + 7, 360, n, 20);
+    assert.equal(mid.first, 300 - LAYER_OVERSCAN);
+    assert.equal(mid.end, 300 + 19 + LAYER_OVERSCAN);
+    const bottom = visibleRows(20 * n - 360, 360, n, 20);
+    assert.equal(bottom.end, n);
+    assert.ok(bottom.end - bottom.first <= 18 + 2 * LAYER_OVERSCAN + 1);
+    // Scrolled past the end (a shorter filtered list): still the last rows, never an empty or inverted range.
+    assert.deepEqual(visibleRows(1e6, 360, 5, 20), { first: 4, end: 5 });
+    assert.deepEqual(visibleRows(0, 360, 0, 20), { first: 0, end: 0 });
+    assert.deepEqual(visibleRows(-50, 100, 3, 20), { first: 0, end: 3 });
+  });
+
+  it('filters by every word of the query, case-insensitive, in order', () => {
+    const names = Array.from({ length: 600 }, (_, i) => `blocks.${Math.floor(i / 6)}.${['attn.q', 'attn.k', 'attn.v', 'attn.o', 'mlp.fc1', 'mlp.fc2'][i % 6]}.weight`);
+    assert.equal(filterLayers(names, '').length, 600);
+    assert.equal(filterLayers(names, 'FC1').length, 100);
+    assert.deepEqual(filterLayers(names, 'blocks.42. fc2'), [42 * 6 + 5]);
+    assert.deepEqual(filterLayers(names, 'nothing'), []);
+  });
+
+  it('summarises the sparsity weighted by size, and names the least and most pruned', () => {
+    const t = [
+      { name: 'a', size: 100 },
+      { name: 'b', size: 300 },
+      { name: 'c', size: 100 },
+    ];
+    const s = layerSummary(t, [0.5, 0.1, 0.9])!;
+    assert.ok(Math.abs(s.sparsity - (50 + 270 + 10) / 500) < 1e-12);
+    assert.deepEqual(s.least, { name: 'c', sparsity: 1 - 0.9 });
+    assert.deepEqual(s.most, { name: 'b', sparsity: 1 - 0.1 });
+    assert.equal(layerSummary(t, [1, 1]), null, 'a point whose layers do not fit the targets');
   });
 });

@@ -4,7 +4,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SWEEP_FORMAT, SweepFileError, formatSweepTable, listSweepFiles, readSweepFile, sweepFileName, writeSweepFile, type SweepFile } from '../../src/files/prune/sweep-file';
+import { SWEEP_FORMAT, SweepFileError, checkSweep, formatSweepTable, listSweepFiles, readSweepFile, sweepFileName, writeSweepFile, type SweepFile } from '../../src/files/prune/sweep-file';
+import { sweepView } from '../../src/host/prune/sweep-view';
 
 function sample(): SweepFile {
   const m = (loss: number, acc: number) => ({ loss, accuracy: acc, hr10: 1 });
@@ -71,5 +72,22 @@ describe('prune sweep file', () => {
     assert.match(t[2], /^dense\s+0\.1000\s+90\.0%/);
     assert.match(t[4], /^50\.0%\s+0\.3000\s+80\.0%\s+100\.0%\s+0\.9000\s+50\.0%/);
     assert.equal(t.length, 5);
+  });
+});
+
+describe('prune sweep file: the e2e wide fixture', () => {
+  it('is a valid sweep of 600 targets that the panel view takes', async () => {
+    const { wideSweep } = (await import('../e2e/fixture/wide-sweep.mjs' as string)) as { wideSweep(o: { checkpoint: string; step: number }): unknown };
+    const s = checkSweep('/r/prune/sweep-20260101-000000.json', JSON.parse(JSON.stringify(wideSweep({ checkpoint: '/r/checkpoints/step-40.safetensors', step: 40 }))));
+    assert.equal(s.targets.length, 600);
+    assert.equal(s.points.length, 24);
+    const v = sweepView('/r/prune/sweep-20260101-000000.json', s);
+    assert.equal(v.targets.length, 600);
+    for (const p of v.points) {
+      assert.equal(p.layers.length, 600);
+      assert.ok(p.layers.every((k) => k >= 0 && k <= 1));
+    }
+    const at = (score: string, d: number) => v.points.find((p) => p.score === score && p.density === d)!;
+    assert.ok(Math.max(...at('magnitude', 0.3).layers) - Math.min(...at('magnitude', 0.3).layers) > 0.2, 'layers differ, as a global threshold makes them');
   });
 });

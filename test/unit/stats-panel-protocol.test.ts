@@ -39,6 +39,9 @@ const run: RunInfo = {
   optimizer: 'adamw',
   gradClip: 1,
   classes: 64,
+  base: null,
+  rank: null,
+  kind: 'train',
 };
 
 describe('stats panel protocol: webview → host', () => {

@@ -18,7 +18,7 @@ import {
   type PruneSweepView,
   type PruneUiState,
 } from '../../src/protocol/panels/prune';
-import { curvesFor, isEvaluated, layerBars, metricKeys, metricLabel, readCurve, readOutNote, scoresOf } from './model';
+import { LAYER_ROW_PX, curvesFor, filterLayers, isEvaluated, layerBars, layerSummary, metricKeys, metricLabel, readCurve, readOutNote, scoresOf, visibleRows } from './model';
 
 let bridge: Bridge<PruneCommandParams, PruneRequestTypes, PruneNotificationParams>;
 let snap: PrunePanelSnapshot | null = null;
@@ -72,6 +72,8 @@ function render(): void {
   const s = snap;
   const app = root();
   const focusId = (document.activeElement as HTMLElement | null)?.id;
+  // A state update rebuilds the panel; the per-layer list keeps where it was scrolled to.
+  const listTop = document.getElementById('bars-viewport')?.scrollTop ?? 0;
   app.replaceChildren();
   if (!s) {
     app.append(el('p', { class: 'muted' }, 'Loading the pruning sweep…'));
@@ -92,8 +94,14 @@ function render(): void {
   if (s.jobsBlocked) app.append(el('p', { class: 'note warn', role: 'status' }, s.jobsBlocked));
   if (lastError) app.append(el('p', { class: 'note error', role: 'alert' }, lastError));
   app.append(sweepSection(s));
-  if (s.sweep) app.append(chartSection(s, s.sweep), sliderSection(s, s.sweep), applySection(s, s.sweep), el('section', { id: 'layers-view', class: 'layers-sec', 'aria-label': 'Per-layer sparsity' }));
+  if (s.sweep) app.append(chartSection(s, s.sweep), sliderSection(s, s.sweep), applySection(s, s.sweep), el('section', { id: 'layers-view', class: 'layers-sec', 'aria-label': 'Per-layer sparsity' }, ...layersView(s.sweep)));
   else app.append(el('p', { class: 'muted empty' }, s.sweepMessage || 'No sweep yet.'));
+  const vp = document.getElementById('bars-viewport');
+  if (vp) {
+    // The rows must exist for the height the scroll position needs; then the position, then the rows in view.
+    updateBars();
+    vp.scrollTop = listTop;
+  }
   refreshDensity();
   if (focusId) document.getElementById(focusId)?.focus();
 }
@@ -261,7 +269,7 @@ function refreshDensity(): void {
   if (!s || !sw) return;
   const view = document.getElementById('density-view');
   if (view) view.replaceChildren(...densityView(s, sw));
-  document.getElementById('layers-view')?.replaceChildren(...layersView(sw));
+  updateBars();
   document.getElementById('apply-sec')?.replaceWith(applySection(s, sw));
   const out = document.getElementById('sval');
   if (out) out.textContent = `${sparsity(ui.density)} sparse · ${pct(ui.density)} kept`;
@@ -305,37 +313,121 @@ function layersView(sw: PruneSweepView): HTMLElement[] {
     persist();
     render();
   });
-  return [el('div', { class: 'bar' }, el('h2', {}, 'Per-layer sparsity'), el('label', { class: 'field', for: 'score' }, el('span', {}, 'score'), scoreSel)), bars(sw)];
+  const head = el('div', { class: 'bar' }, el('h2', {}, 'Per-layer sparsity'), el('label', { class: 'field', for: 'score' }, el('span', {}, 'score'), scoreSel));
+  // A long list gets a filter by name (space-separated words, all must match).
+  if (sw.targets.length > FILTER_FROM) {
+    const filter = el('input', { type: 'search', id: 'layer-filter', class: 'layer-filter', placeholder: 'filter by name, e.g. fc1 blocks.3.', 'aria-label': 'Filter the layers by name' });
+    filter.value = layerQuery;
+    filter.addEventListener('input', () => {
+      layerQuery = filter.value;
+      const vp = document.getElementById('bars-viewport');
+      if (vp) vp.scrollTop = 0;
+      updateBars();
+    });
+    head.append(el('label', { class: 'field', for: 'layer-filter' }, el('span', {}, 'layers'), filter));
+  }
+  const viewport = el('div', { id: 'bars-viewport', class: 'bars-viewport', role: 'list', tabindex: '0' }, el('div', { class: 'bars-spacer' }));
+  let queued = false;
+  viewport.addEventListener('scroll', () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      paintBars();
+    });
+  });
+  const box = el('div', { class: 'bars', id: 'bars' }, el('p', { class: 'muted note', id: 'bars-note', hidden: '' }), el('p', { class: 'muted bars-summary', id: 'bars-summary' }), viewport);
+  return [head, box];
 }
 
-function bars(sw: PruneSweepView): HTMLElement {
+/** Targets above which the per-layer list offers a name filter. */
+const FILTER_FROM = 24;
+/** The per-layer list's filter (UI only, not persisted). */
+let layerQuery = '';
+/** What the bar rows show now: kept fraction per target, the (filtered) target indices in order, the colour. */
+let barsModel: { kept: number[]; rows: number[]; color: string } | null = null;
+
+/** The per-layer figures at the slider's density: note, summary, and the rows in view (scroll position kept). */
+function updateBars(): void {
+  const sw = snap?.sweep;
+  const note = document.getElementById('bars-note');
+  const summary = document.getElementById('bars-summary');
+  const viewport = document.getElementById('bars-viewport');
+  if (!sw || !note || !summary || !viewport) return;
   const lb = layerBars(sw, ui.score, ui.density);
-  const box = el('div', { class: 'bars', role: 'list', 'aria-label': `Per-layer sparsity of ${ui.score} at ${pct(ui.density)} kept` });
+  document.getElementById('bars')?.setAttribute('aria-label', `Per-layer sparsity of ${ui.score} at ${pct(ui.density)} kept`);
+  const say = (text: string) => {
+    note.textContent = text;
+    note.hidden = !text;
+  };
   if (!lb) {
-    box.append(el('p', { class: 'muted' }, `No per-layer figures for ${ui.score} at ${pct(ui.density)} kept: outside the evaluated densities.`));
-    return box;
+    barsModel = null;
+    say(`No per-layer figures for ${ui.score} at ${pct(ui.density)} kept: outside the evaluated densities.`);
+    summary.textContent = '';
+    paintBars();
+    return;
   }
-  if (!lb.exact && lb.lo !== null && lb.hi !== null) box.append(el('p', { class: 'muted note' }, `Interpolated between the evaluated ${pct(lb.lo)} and ${pct(lb.hi)}: use “Evaluate this point” for the exact split.`));
+  say(!lb.exact && lb.lo !== null && lb.hi !== null ? `Interpolated between the evaluated ${pct(lb.lo)} and ${pct(lb.hi)}: use “Evaluate this point” for the exact split.` : '');
   // The bars take the colour of the score's curve.
   const series = readTheme().series;
   const color = series[Math.max(0, scoresOf(sw).indexOf(ui.score)) % series.length];
-  sw.targets.forEach((t, i) => {
-    const kept = lb.kept[i];
-    const fill = el('div', { class: 'fill' });
-    fill.style.width = `${(100 * (1 - kept)).toFixed(2)}%`;
-    fill.style.background = color;
-    box.append(
-      el(
+  const rows = filterLayers(
+    sw.targets.map((t) => t.name),
+    sw.targets.length > FILTER_FROM ? layerQuery : '',
+  );
+  barsModel = { kept: lb.kept, rows, color };
+  // Over the rows shown: a filter summarises what it shows.
+  const sum = layerSummary(
+    rows.map((i) => sw.targets[i]),
+    rows.map((i) => lb.kept[i]),
+  );
+  const shown = rows.length === sw.targets.length ? `${sw.targets.length} tensors` : `${rows.length} of ${sw.targets.length} tensors`;
+  const p1 = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const spread = sum && p1(sum.least.sparsity) !== p1(sum.most.sparsity) ? ` · least pruned ${sum.least.name} (${p1(sum.least.sparsity)}), most ${sum.most.name} (${p1(sum.most.sparsity)})` : ' · the same in every one';
+  summary.textContent = sum ? `${shown} · ${p1(sum.sparsity)} of their weights removed${spread}` : shown;
+  paintBars();
+}
+
+/** Draws the rows of the list that are in view (plus a margin): a screenful, however many targets there are. */
+function paintBars(): void {
+  const sw = snap?.sweep;
+  const viewport = document.getElementById('bars-viewport');
+  const spacer = viewport?.firstElementChild as HTMLElement | null;
+  if (!sw || !viewport || !spacer) return;
+  const m = barsModel;
+  const count = m?.rows.length ?? 0;
+  const height = Math.min(BARS_MAX_PX, Math.max(1, count) * LAYER_ROW_PX);
+  viewport.style.height = `${height}px`;
+  spacer.style.height = `${count * LAYER_ROW_PX}px`;
+  const rows: HTMLElement[] = [];
+  if (m) {
+    const { first, end } = visibleRows(viewport.scrollTop, height, count);
+    for (let r = first; r < end; r++) {
+      const i = m.rows[r];
+      const t = sw.targets[i];
+      const kept = m.kept[i];
+      const fill = el('div', { class: 'fill' });
+      fill.style.width = `${(100 * (1 - kept)).toFixed(2)}%`;
+      fill.style.background = m.color;
+      const row = el(
         'div',
-        { class: 'barrow', role: 'listitem', title: `${t.name}: ${t.size.toLocaleString('en-US')} weights, ${pct(kept)} kept` },
+        { class: 'barrow', role: 'listitem', 'aria-setsize': String(count), 'aria-posinset': String(r + 1), title: `${t.name}: ${t.size.toLocaleString('en-US')} weights, ${pct(kept)} kept` },
         el('span', { class: 'bname' }, t.name),
         el('div', { class: 'track', 'aria-hidden': 'true' }, fill),
         el('span', { class: 'bval num' }, `${(100 * (1 - kept)).toFixed(1)}% sparse`),
-      ),
-    );
-  });
-  return box;
+      );
+      row.style.top = `${r * LAYER_ROW_PX}px`;
+      rows.push(row);
+    }
+  }
+  spacer.replaceChildren(...rows);
+  const b = document.body.dataset;
+  b.layers = String(count);
+  b.barRows = String(rows.length);
 }
+
+/** The list's viewport height at most, px (then it scrolls). */
+const BARS_MAX_PX = 360;
 
 function applySection(s: PrunePanelSnapshot, sw: PruneSweepView): HTMLElement {
   const sec = el('section', { class: 'apply-sec', id: 'apply-sec', 'aria-label': 'Apply' });

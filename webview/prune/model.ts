@@ -125,3 +125,47 @@ export function nearestEvaluated(sweep: PruneSweepView | null, d: number): numbe
   for (const p of sweep.points) if (Math.abs(p.density - d) < Math.abs(best - d)) best = p.density;
   return best;
 }
+
+// ------------------------------------------------------------------------------------------------ layer list
+// The per-layer bars are a virtualised list: a model of 600 (or 6,000) targets draws only the rows in view, so a
+// slider move repaints a screenful, never every layer, and the list keeps its scroll position.
+
+/** Height of one bar row, px (the rows are absolutely placed at i × LAYER_ROW_PX). */
+export const LAYER_ROW_PX = 20;
+/** Rows drawn above and below the viewport, so a fast scroll shows no blank band before the next paint. */
+export const LAYER_OVERSCAN = 8;
+
+/** The rows [first, end) of a list of `count` that a viewport at `scrollTop` of height `viewport` shows. */
+export function visibleRows(scrollTop: number, viewport: number, count: number, rowPx = LAYER_ROW_PX, overscan = LAYER_OVERSCAN): { first: number; end: number } {
+  if (count <= 0) return { first: 0, end: 0 };
+  const first = Math.max(0, Math.min(count - 1, Math.floor(Math.max(0, scrollTop) / rowPx) - overscan));
+  const end = Math.min(count, Math.ceil((Math.max(0, scrollTop) + Math.max(0, viewport)) / rowPx) + overscan);
+  return { first, end: Math.max(first + 1, end) };
+}
+
+/** Indices of the targets whose name contains every space-separated word of the query (case-insensitive). */
+export function filterLayers(names: readonly string[], query: string): number[] {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const out: number[] = [];
+  names.forEach((n, i) => {
+    const l = n.toLowerCase();
+    if (words.every((w) => l.includes(w))) out.push(i);
+  });
+  return out;
+}
+
+/** The bars' summary: weighted sparsity over the targets, and the least and most pruned ones. */
+export function layerSummary(targets: readonly { name: string; size: number }[], kept: readonly number[]): { sparsity: number; least: { name: string; sparsity: number }; most: { name: string; sparsity: number } } | null {
+  if (!targets.length || kept.length !== targets.length) return null;
+  let w = 0;
+  let n = 0;
+  let lo = 0;
+  let hi = 0;
+  kept.forEach((k, i) => {
+    w += (1 - k) * targets[i].size;
+    n += targets[i].size;
+    if (k > kept[lo]) lo = i;
+    if (k < kept[hi]) hi = i;
+  });
+  return { sparsity: n ? w / n : 0, least: { name: targets[lo].name, sparsity: 1 - kept[lo] }, most: { name: targets[hi].name, sparsity: 1 - kept[hi] } };
+}

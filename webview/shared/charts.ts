@@ -321,6 +321,8 @@ export interface Series {
   color: string;
   width?: number;
   dots?: boolean;
+  /** A dashed line (canvas setLineDash pattern, px), e.g. a reference such as a fine-tune's base model. */
+  dash?: number[];
 }
 
 export interface LineChartOptions {
@@ -515,6 +517,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     g.fillStyle = s.color;
     g.lineWidth = s.width ?? 1.5;
     g.lineJoin = 'round';
+    g.setLineDash(s.dash ?? []);
     g.beginPath();
     let pen = false;
     const n = s.xs.length;
@@ -531,6 +534,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
       pen = true;
     }
     g.stroke();
+    g.setLineDash([]);
     if (s.dots || n < 3) {
       for (let i = 0; i < n; i++) {
         const y = s.ys[i];
@@ -550,7 +554,11 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
     for (const e of legend) {
       const y = 8 + e.row * 16;
       g.fillStyle = e.s.color;
-      g.fillRect(e.x, y - 2, 10, 3);
+      if (e.s.dash) {
+        // A dashed swatch, so the legend tells the reference lines apart from the run's own.
+        g.fillRect(e.x, y - 2, 4, 3);
+        g.fillRect(e.x + 6, y - 2, 4, 3);
+      } else g.fillRect(e.x, y - 2, 10, 3);
       g.fillStyle = theme.fg;
       g.fillText(e.label, e.x + 13, y);
       if (e.row === legendRows - 1) endX = e.x + 13 + g.measureText(e.label).width + 13;
@@ -563,7 +571,7 @@ export function drawLineChart(canvas: HTMLCanvasElement, theme: Theme, series: S
   return series
     .map((s) => {
       const n = s.ys.length;
-      return n ? `${s.label ?? s.name}: ${fmt(s.ys[n - 1])}${unit} at step ${fmt(s.xs[n - 1])}` : `${s.label ?? s.name}: no data`;
+      return n ? `${s.label ?? s.name}: ${fmt(s.ys[n - 1])}${unit} at ${opts.xLabel && !isStep ? `${fmt(s.xs[n - 1])} ${opts.xLabel}` : `step ${fmt(s.xs[n - 1])}`}` : `${s.label ?? s.name}: no data`;
     })
     .join('; ');
 }

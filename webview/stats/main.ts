@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import css from './style.css';
 import { Bridge, boot } from '../shared/bridge';
-import { LayerTable, columnTitles, describeV, shownScalar } from './table';
+import { LayerTable, ROLE_TEXT, ZERO_WHEN_FROZEN, columnTitles, describeV, shownScalar } from './table';
 import {
   drawHeatmap,
   drawHistogram,
@@ -26,6 +26,7 @@ import {
   type Theme,
 } from '../shared/charts';
 import {
+  ROLE_FILTERS,
   TABS,
   coerceUiState,
   dispatchNotification,
@@ -42,8 +43,9 @@ import {
   type StatsUiState,
   statsProtocol,
 } from '../../src/protocol/panels/stats';
-import { ScalarHistory } from '../../src/protocol/panels/stats-reduce';
-import { decodeStatsFrame, HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, type ScalarKey, type StatsFrame } from '../../src/protocol/stats';
+import { studyCharts } from './study';
+import { ScalarHistory, capturedOverall, capturedOverallSeries, extrasArrays, lossGap, roleCounts, saliencyShares } from '../../src/protocol/panels/stats-reduce';
+import { decodeStatsFrame, EXTRA_KEYS, HIST_BINS, HIST_HI, HIST_LO, SCALAR_KEYS, TENSOR_ROLES, type ExtraKey, type ScalarKey, type StatsFrame, type TensorRole } from '../../src/protocol/stats';
 
 // ------------------------------------------------------------------------------------------------ perf
 
@@ -163,6 +165,12 @@ const hdr = {
   detail: document.createElement('vscode-button'),
 };
 
+const GAP_TIP =
+  'Validation loss minus the training loss around the same step (the mean of the training losses logged since the previous evaluation). Growing above 0: the model fits its training data better than new data (overfitting).';
+const ENERGY_TIP =
+  "mao keeps each weight matrix's momentum as rank-r factors U·S·Vᵀ. This is the share of the momentum's energy ‖M‖²_F they hold after each step (the rest is dropped, or carried by error feedback). The thick line is all factored tensors together (energy-weighted); low values mean the rank is too small for that layer.";
+const SALIENCY_TIP =
+  'Per tensor Σ τ²·F̂ with τ = weights − base weights and F̂ = sqrt(R·Cᵀ/ΣR) from the second moment (the curvature merge\'s saliency): how much the fine-tune changed this tensor where the loss is sensitive. Computed at each sample from the base checkpoint on disk.';
 const HR10_TIP = 'HR@10 (hit rate at 10): the share of validation examples whose true class (next item) is among the model\'s 10 highest-scoring classes.';
 const GLOBAL_GRAD_TIP =
   'The L2 norm of the whole gradient (all parameters together), as metrics.jsonl logs it: BEFORE clipping. Where it is above train.gradClip (dashed line), the step scaled every gradient down by gradClip / norm.';
@@ -178,8 +186,23 @@ const overview = {
   layerGrad: chartBox('Gradient norm per layer, after clipping (top layers, log scale)', 'Per-layer gradient norm over steps for the layers with the largest norm and the selected layer', '', LAYER_GRAD_TIP),
   update: chartBox('Update ratio ‖Δw‖/‖w‖ (top layers, log scale)', 'Update ratio over steps for the layers with the highest update ratio and the selected layer', '', 'The size of each step relative to the weights, per tensor.'),
   momentum: chartBox('Momentum norm ‖m‖ (top layers, log scale)', 'Momentum norm over steps for the layers with the largest momentum norm and the selected layer', '', "The L2 norm of the optimizer's first moment (momentum), per tensor."),
+  gap: chartBox('Overfitting: the val − train loss gap', 'Gap between validation and training loss over steps', '', GAP_TIP),
+  energy: chartBox('mao: momentum energy kept by the rank-r factors (%)', "Share of the momentum's energy mao's low-rank factors keep, over steps: all factored tensors together and the layers that keep the least", '', ENERGY_TIP),
+  saliency: chartBox('Task saliency mass Σ τ²·F̂ (top layers, log scale)', 'Task saliency mass of the fine-tune over steps for the layers with the largest mass and the selected layer', '', SALIENCY_TIP),
 };
-const layersTab = { root: el('div', 'tab-body layers'), empty: el('p', 'empty') };
+/** A study's run folder (run.json kind 'study'): its metrics against the data size (./study.ts). */
+const study = {
+  root: el('div', 'study'),
+  note: el('p', 'study-note'),
+  boxes: new Map<string, ChartBox>(),
+};
+const layersTab = {
+  root: el('div', 'tab-body layers'),
+  empty: el('p', 'empty'),
+  bar: el('div', 'lt-toolbar'),
+  roleSelect: document.createElement('vscode-single-select'),
+  note: el('p', 'lt-note'),
+};
 const curvature = {
   root: el('div', 'tab-body curvature'),
   scroller: el('div', 'hm-scroller'),
@@ -216,6 +239,17 @@ const SCALAR_LABELS: Record<ScalarKey, string> = {
   vP90: 'p90 of v',
   vP99: 'p99 of v',
 };
+/** The role filter's options (counts are added when a frame arrives). */
+const ROLE_FILTER_LABELS: Record<(typeof ROLE_FILTERS)[number], string> = {
+  all: 'all tensors',
+  trained: 'trained',
+  frozen: 'frozen',
+  lora: 'LoRA factors',
+  adapter: 'adapters',
+};
+const ROLE_LABELS: Record<TensorRole, string> = { trained: 'trained', frozen: 'frozen', lora: 'LoRA', adapter: 'adapter' };
+const EXTRA_LABELS: Record<ExtraKey, string> = { capturedEnergy: 'momentum energy kept (mao)', saliencyMass: 'task saliency mass' };
+
 const table = new LayerTable({
   onSelect: (name) => select(name, false),
   onSort: (key, dir) => {
@@ -265,9 +299,40 @@ function buildDom(): void {
     invalidate();
   });
 
-  overview.root.append(overview.loss.box, overview.val.box, overview.grad.box, overview.layerGrad.box, overview.update.box, overview.momentum.box);
+  overview.root.append(
+    overview.loss.box,
+    overview.val.box,
+    overview.gap.box,
+    overview.grad.box,
+    overview.layerGrad.box,
+    overview.update.box,
+    overview.momentum.box,
+    overview.energy.box,
+    overview.saliency.box,
+    study.root,
+  );
 
-  layersTab.root.append(layersTab.empty, table.el);
+  for (const f of ROLE_FILTERS) {
+    const o = document.createElement('vscode-option');
+    o.setAttribute('value', f);
+    o.textContent = ROLE_FILTER_LABELS[f];
+    layersTab.roleSelect.append(o);
+  }
+  layersTab.roleSelect.setAttribute('aria-label', 'Show the tensors of one role');
+  layersTab.roleSelect.addEventListener('change', () => {
+    const v = (layersTab.roleSelect as unknown as { value: string }).value;
+    const f = ROLE_FILTERS.find((x) => x === v);
+    if (f && f !== ui.roleFilter) {
+      ui.roleFilter = f;
+      table.setFilter(f);
+      saveState();
+      invalidate();
+    }
+  });
+  const roleLabel = el('label', 'detail-label', 'Show:');
+  layersTab.note.setAttribute('role', 'note');
+  layersTab.bar.append(roleLabel, layersTab.roleSelect, layersTab.note);
+  layersTab.root.append(layersTab.empty, layersTab.bar, table.el);
 
   const hmHead = el('div', 'hm-head');
   hmHead.append(el('span', 'hm-h-labels', 'Layer (model order)'), el('span', 'hm-h', 'Row profile: mean v per row i (vRow / cols)'), el('span', 'hm-h', 'Column profile: mean v per column j (vCol / rows)'));
@@ -336,7 +401,7 @@ function buildDom(): void {
   // Redraw when any canvas changes size (layout changes, not only window resizes, move them).
   const ro = new ResizeObserver(() => invalidate());
   ro.observe(main);
-  for (const c of [overview.loss, overview.val, overview.grad, overview.layerGrad, overview.update, overview.momentum, detail.hist, detail.vhist]) ro.observe(c.canvas);
+  for (const c of [overview.loss, overview.val, overview.gap, overview.grad, overview.layerGrad, overview.update, overview.momentum, overview.energy, overview.saliency, detail.hist, detail.vhist]) ro.observe(c.canvas);
   ro.observe(curvature.scroller);
   // The header wraps on narrow panels: the tab bodies' height (style.css) follows its real height.
   new ResizeObserver(() => app.style.setProperty('--hdr-h', `${hdr.root.offsetHeight}px`)).observe(hdr.root);
@@ -409,6 +474,13 @@ function frameScalarsOf(f: StatsFrame): Float32Array {
   return out;
 }
 
+/** The decoded frame's extras as the history keeps them (NaN where a tensor has none). */
+function frameExtrasOf(f: StatsFrame): ReturnType<typeof extrasArrays> {
+  const extras: Partial<Record<ExtraKey, (number | null)[]>> = {};
+  for (const k of EXTRA_KEYS) if (f.tensors.some((t) => t[k] !== undefined)) extras[k] = f.tensors.map((t) => t[k] ?? null);
+  return extrasArrays(extras, f.tensors.length);
+}
+
 function decode(buf: ArrayBuffer): StatsFrame | null {
   try {
     return decodeStatsFrame(new Uint8Array(buf))?.frame ?? null;
@@ -462,7 +534,7 @@ const handlers: NotificationHandlers = {
       const f = decode(buf);
       if (!f) continue;
       model.latest = f;
-      model.history.add(f.step, namesOf(f), frameScalarsOf(f));
+      model.history.add(f.step, namesOf(f), frameScalarsOf(f), frameExtrasOf(f));
     }
     if (model.run && model.latest) model.run = { ...model.run, step: Math.max(model.run.step ?? 0, model.latest.step) };
     if (!model.pinnedFrame) table.setData(model.latest ? model.latest.tensors : []);
@@ -524,7 +596,15 @@ function render(): void {
   layersTab.empty.hidden = hasFrames;
   table.el.hidden = !hasFrames;
   layersTab.empty.textContent = statsEmptyText();
+  layersTab.bar.hidden = !hasFrames;
   table.setTitles(columnTitles(model.run?.optimizer ?? null));
+  // Frames of older writers record no roles: no empty Role column, and no filter that could only say "all".
+  const hasRoles = !!f && f.tensors.some((t) => t.role !== undefined);
+  table.setColumns(f ? EXTRA_KEYS.filter((k) => f.tensors.some((t) => t[k] !== undefined)) : [], hasRoles);
+  layersTab.roleSelect.hidden = !hasRoles;
+  layersTab.bar.querySelector('label')!.hidden = !hasRoles;
+  if (tab === 'layers' && f) renderLayersBar(f);
+  document.body.dataset.roles = f ? JSON.stringify(roleCounts(f.tensors)) : '';
   if (tab === 'overview') renderOverview();
   if (tab === 'curvature') renderCurvature();
   renderDetail();
@@ -552,6 +632,33 @@ function render(): void {
   }
 }
 
+/** The Layers tab's role filter (with counts) and what the roles mean for the numbers. */
+function renderLayersBar(f: StatsFrame): void {
+  const counts = roleCounts(f.tensors);
+  const key = JSON.stringify(counts);
+  if (layersTab.bar.dataset.counts !== key) {
+    layersTab.bar.dataset.counts = key;
+    layersTab.roleSelect.querySelectorAll('vscode-option').forEach((o) => {
+      const v = o.getAttribute('value') as (typeof ROLE_FILTERS)[number];
+      const n = v === 'all' ? f.tensors.length : v === 'trained' ? counts.trained + counts.unknown : counts[v];
+      o.textContent = `${ROLE_FILTER_LABELS[v]} (${n})`;
+    });
+  }
+  const sel = layersTab.roleSelect as unknown as { value: string };
+  if (sel.value !== ui.roleFilter) sel.value = ui.roleFilter;
+  const parts: string[] = [];
+  if (counts.unknown === f.tensors.length) parts.push('These statistics record no roles (written by an older version of Basin).');
+  else {
+    const roles = TENSOR_ROLES.filter((r) => counts[r] > 0).map((r) => `${plural(counts[r], `${ROLE_LABELS[r]} tensor`)}`);
+    parts.push(`${roles.join(', ')}.`);
+  }
+  if (counts.frozen) parts.push('Frozen tensors do not train: their ‖g‖, ‖Δw‖/‖w‖ and ‖m‖ are 0 by design (shown as “frozen”, and left out of the Overview’s per-layer charts).');
+  layersTab.note.textContent = parts.join(' ');
+  const shown = table.shownCount;
+  layersTab.empty.hidden = shown > 0;
+  if (!shown) layersTab.empty.textContent = `No ${ROLE_FILTER_LABELS[ui.roleFilter]} in this run at step ${f.step}.`;
+}
+
 function renderHeader(): void {
   const r = model.run;
   hdr.name.textContent = r ? r.name : 'Loading…';
@@ -561,7 +668,12 @@ function renderHeader(): void {
   hdr.status.className = `badge status-${status}`;
   hdr.status.title = r?.error ?? '';
   const step = r?.step;
-  hdr.step.textContent = step === null || step === undefined ? 'no steps yet' : `step ${step}${r?.totalSteps ? ` / ${r.totalSteps}` : ''}`;
+  hdr.step.textContent =
+    r?.kind === 'study'
+      ? `study · ${plural(model.metrics.length, 'model')} trained` // its rows are models, its "steps" interactions
+      : step === null || step === undefined
+        ? 'no steps yet'
+        : `step ${step}${r?.totalSteps ? ` / ${r.totalSteps}` : ''}`;
   hdr.live.hidden = !model.live;
   hdr.live.textContent = 'live';
   hdr.live.title = 'Updating while the run trains';
@@ -629,11 +741,129 @@ function metricAt(key: string, step: number): number | null {
 function topLayers(key: ScalarKey, k: number): string[] {
   const f = current();
   if (!f) return [];
-  const idx = f.tensors.map((_, i) => i).filter((i) => Number.isFinite(f.tensors[i].scalars[key]));
+  // A frozen tensor's gradient, update and momentum are 0 by design: a flat line at 0 would say nothing.
+  const skipFrozen = (ZERO_WHEN_FROZEN as readonly string[]).includes(key);
+  const idx = f.tensors.map((_, i) => i).filter((i) => Number.isFinite(f.tensors[i].scalars[key]) && !(skipFrozen && f.tensors[i].role === 'frozen'));
   idx.sort((a, b) => f.tensors[b].scalars[key] - f.tensors[a].scalars[key]);
   const names = idx.slice(0, k).map((i) => f.tensors[i].name);
-  if (ui.selected && !names.includes(ui.selected)) names.push(ui.selected);
+  const selFrozen = skipFrozen && f.tensors.find((t) => t.name === ui.selected)?.role === 'frozen';
+  if (ui.selected && !names.includes(ui.selected) && !selFrozen) names.push(ui.selected);
   return names;
+}
+
+/** "12 frozen tensors are left out: …", for the per-layer charts of the scalars that are 0 when frozen. */
+function frozenNote(): string {
+  const n = current()?.tensors.filter((t) => t.role === 'frozen').length ?? 0;
+  return n ? `${plural(n, 'frozen tensor')} left out: their gradient, update and momentum are 0 by design.` : '';
+}
+
+/** Per-layer series of an extra (over steps, from the history): the `k` layers first by `order`, and the selected one. */
+function extraLayerSeries(key: ExtraKey, names: string[], scale = 1): Series[] {
+  const all = ui.selected && !names.includes(ui.selected) && current()?.tensors.some((t) => t.name === ui.selected && t[key] !== undefined) ? [...names, ui.selected] : names;
+  return all.map((name, i) => {
+    const s = model.history.extraSeries(name, key);
+    const sel = name === ui.selected;
+    return { name, xs: s.steps, ys: s.values.map((v) => v * scale), color: sel ? theme.fg : theme.series[(i + 1) % theme.series.length], width: sel ? 2.5 : 1.5 };
+  });
+}
+
+/** Dashed reference lines of a fine-tune's base model (`base_<key>` metrics), each in its own series' colour. */
+function baseSeries(own: Series[], scale = 1): Series[] {
+  const out: Series[] = [];
+  for (const s of own) {
+    const key = `base_${s.name}`;
+    const xs: number[] = [];
+    const ys: number[] = [];
+    for (const r of model.metrics) {
+      const v = r[key];
+      if (typeof v === 'number') {
+        xs.push(r.step);
+        ys.push(v * scale);
+      }
+    }
+    if (xs.length) out.push({ name: key, label: `base: ${s.label ?? s.name}`, xs, ys, color: s.color, width: 1.5, dash: [6, 4] });
+  }
+  return out;
+}
+
+/** A study run: one chart per `<split>_<metric>`, a line per case against training interactions. */
+function renderStudy(): void {
+  const charts = studyCharts(model.metrics);
+  document.body.dataset.studyCharts = String(charts.length);
+  if (!study.note.isConnected) study.root.append(study.note);
+  study.note.textContent = charts.length
+    ? 'One point per trained model: its metric against the training interactions it saw (every model trained for the same number of steps). A case with a single data budget is a dot.'
+    : model.metrics.length
+      ? 'This study wrote no <case>_val_… or <case>_test_… metrics.'
+      : 'No results yet: the study appends a row to metrics.jsonl as each model finishes.';
+  const seen = new Set<string>();
+  for (const c of charts) {
+    seen.add(c.key);
+    let box = study.boxes.get(c.key);
+    if (!box) {
+      box = chartBox(c.title, `${c.title}, one line per case`);
+      study.boxes.set(c.key, box);
+      study.root.append(box.box);
+    }
+    box.box.hidden = false;
+    box.title.textContent = c.title;
+    const scale = c.percent ? 100 : 1;
+    const series: Series[] = c.series.map((s, i) => ({
+      name: s.name,
+      xs: s.xs,
+      ys: s.ys.map((y) => y * scale),
+      color: theme.series[i % theme.series.length],
+      dots: true,
+      width: 2,
+    }));
+    box.summary.textContent = drawLineChart(box.canvas, theme, series, { xLabel: 'training interactions', yUnit: c.percent ? '%' : '' });
+  }
+  for (const [k, b] of study.boxes) if (!seen.has(k)) b.box.hidden = true;
+}
+
+function renderFineTuneCharts(marker: number | null): void {
+  // Overfitting: validation − training loss at each evaluation.
+  const gap = lossGap(model.metrics);
+  overview.gap.box.hidden = gap.steps.length === 0;
+  if (gap.steps.length) {
+    overview.gap.summary.textContent = drawLineChart(overview.gap.canvas, theme, [{ name: 'gap', label: 'validation − training loss', xs: gap.steps, ys: gap.gaps, color: theme.series[4 % theme.series.length], width: 2, dots: true }], {
+      xLabel: 'step',
+      markerX: marker,
+      hLines: [{ y: 0, label: 'no gap' }],
+    });
+    const last = gap.gaps[gap.gaps.length - 1];
+    const min = Math.min(...gap.gaps);
+    setNote(overview.gap, `Gap ${fmt(last, 3)} at step ${gap.steps[gap.steps.length - 1]}${gap.gaps.length > 1 && last > min + Math.abs(min) * 0.1 + 1e-9 ? ` (up from ${fmt(min, 3)}: overfitting grows)` : ''}.`);
+  }
+  // mao: captured momentum energy.
+  const f = current();
+  const energyNow = f ? capturedOverall(f.tensors.map((t) => t.capturedEnergy ?? NaN), f.tensors.map((t) => t.scalars.momentumNorm)) : null;
+  overview.energy.box.hidden = !energyNow;
+  document.body.dataset.capturedEnergy = energyNow ? energyNow.overall.toFixed(4) : '';
+  if (f && energyNow) {
+    const low = f.tensors.filter((t) => t.capturedEnergy !== undefined).sort((a, b) => a.capturedEnergy! - b.capturedEnergy!);
+    const overall = capturedOverallSeries(model.history.allPoints());
+    const series: Series[] = [{ name: 'all', label: 'all factored tensors', xs: overall.steps, ys: overall.values.map((v) => v * 100), color: theme.series[0], width: 2.5 }];
+    series.push(...extraLayerSeries('capturedEnergy', low.slice(0, 4).map((t) => t.name), 100));
+    overview.energy.summary.textContent = drawLineChart(overview.energy.canvas, theme, series, { xLabel: 'step', markerX: marker, yUnit: '%', yClamp: [0, 100] });
+    const r = model.run?.rank;
+    setNote(
+      overview.energy,
+      `mao keeps ${fmtPercent(energyNow.overall)} of the momentum energy at rank ${r ?? 'r'} (${plural(energyNow.tensors, 'factored tensor')}, step ${f.step}); least: ${low
+        .slice(0, 2)
+        .map((t) => `${t.name} ${fmtPercent(t.capturedEnergy)}`)
+        .join(', ')}.`,
+    );
+  }
+  // A fine-tune's task saliency per layer.
+  const shares = f ? saliencyShares(f.tensors) : [];
+  overview.saliency.box.hidden = shares.length === 0;
+  document.body.dataset.saliency = shares.length ? String(shares.length) : '';
+  if (shares.length) {
+    overview.saliency.summary.textContent = drawLineChart(overview.saliency.canvas, theme, extraLayerSeries('saliencyMass', shares.slice(0, 5).map((s) => s.name)), { logY: true, xLabel: 'step', markerX: marker });
+    const top = shares.filter((s) => s.share > 0).slice(0, 3);
+    setNote(overview.saliency, top.length ? `Where the fine-tune changed the model where it matters, at step ${f!.step}: ${top.map((s) => `${s.name} ${fmtPercent(s.share)}`).join(', ')} of the total.` : 'No saliency yet: the weights have not moved from the base, or the second moment is still 0.');
+  }
 }
 
 function layerSeries(key: ScalarKey): Series[] {
@@ -645,6 +875,11 @@ function layerSeries(key: ScalarKey): Series[] {
 }
 
 function renderOverview(): void {
+  const isStudy = model.run?.kind === 'study';
+  for (const c of Object.values(overview)) if (c !== overview.root) (c as ChartBox).box.hidden = isStudy ? true : (c as ChartBox).box.hidden;
+  study.root.hidden = !isStudy;
+  if (isStudy) return renderStudy();
+  if (overview.loss.box.hidden) for (const c of [overview.loss, overview.grad, overview.layerGrad, overview.update, overview.momentum]) c.box.hidden = false;
   const keys = new Set<string>();
   for (const r of model.metrics) for (const k in r) keys.add(k);
   const lossKeys = ['loss', ...[...keys].filter((k) => /^val[_A-Z]?loss$/i.test(k) || k === 'val_loss')].filter((k, i, a) => keys.has(k) && a.indexOf(k) === i);
@@ -652,7 +887,10 @@ function renderOverview(): void {
   const valKeys = [...keys].filter((k) => /^val/i.test(k) && !lossKeys.includes(k) && !(trivial && /^val_hr10$/i.test(k)));
   const marker = model.pinned?.step ?? null;
   const noMetrics = 'No metrics yet: metrics.jsonl is written every train.logEvery steps.';
-  overview.loss.summary.textContent = drawLineChart(overview.loss.canvas, theme, metricSeries(lossKeys), {
+  const lossSeries = metricSeries(lossKeys);
+  const lossBase = baseSeries(lossSeries);
+  let baseLines = lossBase.length;
+  overview.loss.summary.textContent = drawLineChart(overview.loss.canvas, theme, [...lossSeries, ...lossBase], {
     xLabel: 'step',
     markerX: marker,
     empty: model.metrics.length ? 'No loss values in metrics.jsonl' : noMetrics,
@@ -663,13 +901,17 @@ function renderOverview(): void {
     const hasHr = valKeys.some((k) => /^val_hr10$/i.test(k));
     overview.val.title.textContent = pct ? `Validation ${hasHr ? 'accuracy and HR@10' : 'accuracy'} (%)` : 'Validation metrics';
     setNote(overview.val, trivial && keys.has('val_hr10') ? `HR@10 is not shown: with ${model.run?.classes} classes every target is among the 10 highest, so it is always 100 %.` : '');
-    overview.val.summary.textContent = drawLineChart(overview.val.canvas, theme, metricSeries(valKeys, pct ? 100 : 1), {
+    const valSeries = metricSeries(valKeys, pct ? 100 : 1);
+    const valBase = baseSeries(valSeries, pct ? 100 : 1);
+    baseLines += valBase.length;
+    overview.val.summary.textContent = drawLineChart(overview.val.canvas, theme, [...valSeries, ...valBase], {
       xLabel: 'step',
       markerX: marker,
       yUnit: pct ? '%' : '',
       yClamp: pct ? [0, 100] : undefined,
     });
   }
+  document.body.dataset.baseLines = String(baseLines);
   const clip = model.run?.gradClip ?? null;
   overview.grad.summary.textContent = drawLineChart(overview.grad.canvas, theme, metricSeries(['gradNorm']), {
     xLabel: 'step',
@@ -682,6 +924,10 @@ function renderOverview(): void {
   overview.layerGrad.summary.textContent = drawLineChart(overview.layerGrad.canvas, theme, layerSeries('gradNorm'), { logY: true, xLabel: 'step', markerX: marker, empty });
   overview.update.summary.textContent = drawLineChart(overview.update.canvas, theme, layerSeries('updateRatio'), { logY: true, xLabel: 'step', markerX: marker, empty });
   overview.momentum.summary.textContent = drawLineChart(overview.momentum.canvas, theme, layerSeries('momentumNorm'), { logY: true, xLabel: 'step', markerX: marker, empty });
+  const frozen = frozenNote();
+  for (const c of [overview.layerGrad, overview.update, overview.momentum]) setNote(c, frozen);
+  setNote(overview.loss, model.run?.base ? 'Dashed: the base model (the checkpoint this run fine-tunes), evaluated once before the first step.' : '');
+  renderFineTuneCharts(marker);
 }
 
 // ---- curvature heatmaps
@@ -846,7 +1092,7 @@ function renderDetail(): void {
   table.setTitles(titles);
   const globalNorm = metricAt('gradNorm', f.step);
   const clip = model.run?.gradClip ?? null;
-  const key = `${f.step}:${t.name}:${globalNorm}:${clip}:${optimizer}`;
+  const key = `${f.step}:${t.name}:${globalNorm}:${clip}:${optimizer}:${t.role}`;
   if (detail.grid.dataset.key !== key) {
     detail.grid.dataset.key = key;
     detail.grid.textContent = '';
@@ -857,10 +1103,20 @@ function renderDetail(): void {
       dd.title = tip;
       detail.grid.append(dt, dd);
     };
+    if (t.role) row('role', ROLE_LABELS[t.role], ROLE_TEXT[t.role], `detail-role role-text-${t.role}`);
     for (const k of SCALAR_KEYS) {
       const shown = shownScalar(t, k);
       const clamped = shown !== t.scalars[k];
+      if (t.role === 'frozen' && (ZERO_WHEN_FROZEN as readonly string[]).includes(k)) {
+        row(SCALAR_LABELS[k], `${fmt(shown)} (frozen)`, `${titles[k]}. 0 by design: ${ROLE_TEXT.frozen}`);
+        continue;
+      }
       row(SCALAR_LABELS[k], fmt(shown), `${titles[k]}${clamped ? ` (computed ${fmt(t.scalars[k])} from log bins; shown at most max v)` : ''}`);
+    }
+    if (t.capturedEnergy !== undefined) row(EXTRA_LABELS.capturedEnergy, fmtPercent(t.capturedEnergy), titles.capturedEnergy, 'detail-extra');
+    if (t.saliencyMass !== undefined) {
+      const share = saliencyShares(f.tensors).find((x) => x.name === t.name)?.share;
+      row(EXTRA_LABELS.saliencyMass, `${fmt(t.saliencyMass)}${share !== undefined ? ` (${fmtPercent(share)} of all)` : ''}`, titles.saliencyMass, 'detail-extra');
     }
     // The other gradient norm, so both stay in view: the whole gradient before clipping, and the scale applied.
     if (globalNorm !== null) {
@@ -882,10 +1138,13 @@ function renderDetail(): void {
     ys = s.values;
   }
   const logY = hk !== 'updateRatio' || ys.every((v) => !(v <= 0));
-  detail.hist.summary.textContent = drawLineChart(detail.hist.canvas, theme, [{ name: hk, label: SCALAR_LABELS[hk], xs, ys, color: theme.series[0], width: 1.75 }], {
+  // Frozen now means frozen all along (unfreezing only releases): a line at 0 would look like a dead layer.
+  const frozenZero = t.role === 'frozen' && (ZERO_WHEN_FROZEN as readonly string[]).includes(hk);
+  detail.hist.summary.textContent = drawLineChart(detail.hist.canvas, theme, frozenZero ? [] : [{ name: hk, label: SCALAR_LABELS[hk], xs, ys, color: theme.series[0], width: 1.75 }], {
     logY,
     xLabel: 'step',
     markerX: model.pinned?.step ?? null,
+    empty: frozenZero ? `Frozen: ${SCALAR_LABELS[hk]} is 0 by design (this tensor does not train). Pick ‖w‖ or v to see its history.` : undefined,
   });
   detail.hist.canvas.setAttribute('aria-label', `${SCALAR_LABELS[hk]} of ${t.name} over steps`);
   const q = (k: 'vP50' | 'vP90' | 'vP99') => shownScalar(t, k);
@@ -926,6 +1185,7 @@ function start(): void {
   (tabs as unknown as { selectedIndex: number }).selectedIndex = Math.max(0, TABS.indexOf(ui.tab));
   table.sortKey = ui.sortKey;
   table.sortDir = ui.sortDir;
+  table.setFilter(ui.roleFilter);
   theme = readTheme();
   onThemeChange(() => {
     theme = readTheme();

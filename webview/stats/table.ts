@@ -1,14 +1,18 @@
 // The layer table: a virtualized ARIA grid. Only the rows in view exist in the DOM (a pool of row elements reused
 // on scroll), so 1,000+ layers scroll and update smoothly. Sortable headers (buttons, aria-sort); keyboard:
 // ↑/↓, PageUp/PageDown, Home/End move the active row, Enter or Space selects it.
-import { COLUMN_KEYS, type ColumnKey } from '../../src/protocol/panels/stats';
-import type { ScalarKey, TensorStats } from '../../src/protocol/stats';
-import { fmt, middleEllipsis } from '../shared/charts';
+// Each tensor's role (trained, frozen, LoRA, adapter) is a badge column and a filter (setFilter); a frozen tensor's
+// gradient, update and momentum cells say "frozen" (they are 0 by design). The extras' columns (mao's captured
+// energy, a fine-tune's saliency mass) show only when the frames carry them (setColumns).
+import { COLUMN_KEYS, type ColumnKey, type RoleFilter } from '../../src/protocol/panels/stats';
+import { EXTRA_KEYS, type ExtraKey, type ScalarKey, type TensorRole, type TensorStats } from '../../src/protocol/stats';
+import { fmt, fmtPercent, middleEllipsis } from '../shared/charts';
 
 export const ROW_H = 22;
 
 const LABELS: Record<ColumnKey, string> = {
   name: 'Layer',
+  role: 'Role',
   shape: 'Shape',
   gradNorm: '‖g‖ after clip',
   weightNorm: '‖w‖',
@@ -19,7 +23,24 @@ const LABELS: Record<ColumnKey, string> = {
   vP50: 'p50 of v',
   vP90: 'p90 of v',
   vP99: 'p99 of v',
+  capturedEnergy: 'energy kept',
+  saliencyMass: 'saliency',
 };
+
+/** What each role means, for the badge's label and the filter. */
+export const ROLE_TEXT: Record<TensorRole, string> = {
+  trained: 'trained: updated by the optimizer',
+  frozen: 'frozen: not trained at this step (train.freeze, a LoRA base weight, or not yet unfrozen); its gradient norm, update and momentum are 0 by design',
+  lora: 'LoRA factor (.lora_a / .lora_b): the low-rank update that trains in place of its frozen weight',
+  adapter: 'adapter: a small bottleneck module that trains while the model around it is frozen',
+};
+
+/** The scalars that are 0 by design for a frozen tensor. */
+export const ZERO_WHEN_FROZEN: readonly ScalarKey[] = ['gradNorm', 'updateRatio', 'momentumNorm'];
+
+const isExtra = (k: ColumnKey): k is ExtraKey => (EXTRA_KEYS as readonly string[]).includes(k);
+const isText = (k: ColumnKey) => k === 'name' || k === 'shape' || k === 'role';
+const cellClass = (k: ColumnKey) => (k === 'name' ? 'lt-name' : k === 'shape' ? 'lt-shape' : k === 'role' ? 'lt-role' : 'lt-num');
 
 /** What "v" is, for tooltips: Adam's second moment, or Adafactor's factored estimate of it. */
 export function describeV(optimizer: string | null): string {
@@ -39,6 +60,9 @@ export function columnTitles(optimizer: string | null): Record<ColumnKey, string
     weightNorm: 'L2 norm of the weights after the step',
     updateRatio: '‖Δw‖ / ‖w‖: size of the step relative to the weights',
     momentumNorm: "L2 norm of the optimizer's first moment (momentum)",
+    role: 'How the tensor trains at this step: trained, frozen (0 gradient and update by design), LoRA factor or adapter',
+    capturedEnergy: "mao: the share of the momentum's energy ‖M‖²_F its rank-r factors keep after the step (empty: a tensor with a dense momentum)",
+    saliencyMass: 'Task saliency mass Σ τ²·F̂ of the fine-tune: τ = weights − base weights, F̂ = sqrt(R·Cᵀ/ΣR) from the second moment; how much the fine-tune changed this tensor where the loss is sensitive',
     vMean: `Mean of v. ${v}`,
     vMax: `Largest v. ${v}`,
     vP50: `50th percentile (median) of v. ${v}`,
@@ -57,6 +81,22 @@ export function shownScalar(t: TensorStats, key: ScalarKey): number {
   return v;
 }
 
+/** A numeric column's value (NaN where the tensor has none, e.g. an extra the frame lacks). */
+export function columnValue(t: TensorStats, key: ScalarKey | ExtraKey): number {
+  if (isExtra(key)) return t[key] ?? NaN;
+  return shownScalar(t, key);
+}
+
+/** The role shown (frames of older writers have none: every tensor trained, as far as the panel knows). */
+export function roleOf(t: TensorStats): TensorRole | null {
+  return t.role ?? null;
+}
+
+/** Whether `key`'s cell of `t` shows "frozen" instead of its (zero) value. */
+export function frozenCell(t: TensorStats, key: ColumnKey): boolean {
+  return t.role === 'frozen' && (ZERO_WHEN_FROZEN as readonly string[]).includes(key);
+}
+
 export interface TableCallbacks {
   onSelect(name: string): void;
   onSort(key: ColumnKey, dir: 'asc' | 'desc'): void;
@@ -73,6 +113,9 @@ export class LayerTable {
   private readonly pool: { row: HTMLElement; cells: HTMLElement[] }[] = [];
   private readonly live: HTMLElement;
   private tensors: TensorStats[] = [];
+  private filter: RoleFilter = 'all';
+  /** Columns shown (the extras only when the frames carry them). */
+  private visible = new Set<ColumnKey>(COLUMN_KEYS.filter((k) => !isExtra(k)));
   /** Display order: indices into `tensors`. */
   private order: number[] = [];
   private active = 0;
@@ -99,14 +142,14 @@ export class LayerTable {
     this.header.setAttribute('aria-rowindex', '1');
     for (const key of COLUMN_KEYS) {
       const cell = document.createElement('div');
-      cell.className = `lt-cell lt-h ${key === 'name' ? 'lt-name' : key === 'shape' ? 'lt-shape' : 'lt-num'}`;
+      cell.className = `lt-cell lt-h ${cellClass(key)}`;
       cell.setAttribute('role', 'columnheader');
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'lt-sort';
       b.textContent = LABELS[key];
       b.addEventListener('click', () => {
-        const dir = this.sortKey === key ? (this.sortDir === 'asc' ? 'desc' : 'asc') : key === 'name' || key === 'shape' ? 'asc' : 'desc';
+        const dir = this.sortKey === key ? (this.sortDir === 'asc' ? 'desc' : 'asc') : isText(key) ? 'asc' : 'desc';
         this.setSort(key, dir);
         this.cb.onSort(key, dir);
       });
@@ -141,7 +184,38 @@ export class LayerTable {
     });
     new ResizeObserver(() => this.render()).observe(this.scroller);
     this.setTitles(columnTitles(null));
+    this.applyColumns();
     this.updateSortIndicators();
+  }
+
+  /** Shows the extras' columns that the frames carry, and the role column when they record roles. */
+  setColumns(extras: readonly ExtraKey[], roles = true): void {
+    const next = new Set<ColumnKey>(COLUMN_KEYS.filter((k) => (isExtra(k) ? extras.includes(k) : k !== 'role' || roles)));
+    if (next.size === this.visible.size && [...next].every((k) => this.visible.has(k))) return;
+    this.visible = next;
+    this.applyColumns();
+    this.render();
+  }
+
+  private applyColumns(): void {
+    for (const [key, cell] of this.headerCells) cell.hidden = !this.visible.has(key);
+    for (const { cells } of this.pool) COLUMN_KEYS.forEach((k, i) => (cells[i].hidden = !this.visible.has(k)));
+    // The row grid's number columns (style.css --lt-nums).
+    this.el.style.setProperty('--lt-nums', String([...this.visible].filter((k) => !isText(k)).length));
+    this.el.classList.toggle('lt-no-role', !this.visible.has('role'));
+    this.scroller.setAttribute('aria-colcount', String(this.visible.size));
+  }
+
+  /** Shows only the tensors of one role ('all': every tensor). */
+  setFilter(filter: RoleFilter): void {
+    if (filter === this.filter) return;
+    this.filter = filter;
+    this.setData(this.tensors);
+  }
+
+  /** Rows shown under the current filter. */
+  get shownCount(): number {
+    return this.order.length;
   }
 
   /** Header tooltips (they depend on the run's optimizer). */
@@ -158,7 +232,10 @@ export class LayerTable {
 
   /** `name` shortened in the middle to `width` px in `cell`'s font. */
   private fitName(cell: HTMLElement, name: string, width: number): string {
-    const font = getComputedStyle(cell).font;
+    // Not the `font` shorthand: Chromium serializes it as '' when font-variant-numeric is set (.lt-cell), and the
+    // canvas would then measure in its default 10 px font and never shorten a name.
+    const cs = getComputedStyle(cell);
+    const font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
     if (font !== this.measureFont) {
       this.measureFont = font;
       this.widths.clear();
@@ -182,8 +259,8 @@ export class LayerTable {
   setData(tensors: TensorStats[]): void {
     this.tensors = tensors;
     this.sort();
-    this.scroller.setAttribute('aria-rowcount', String(tensors.length + 1));
-    this.spacer.style.height = `${tensors.length * ROW_H}px`;
+    this.scroller.setAttribute('aria-rowcount', String(this.order.length + 1));
+    this.spacer.style.height = `${this.order.length * ROW_H}px`;
     this.render();
   }
 
@@ -226,14 +303,16 @@ export class LayerTable {
     const key = this.sortKey;
     const sign = this.sortDir === 'asc' ? 1 : -1;
     const t = this.tensors;
-    const order = t.map((_, i) => i);
+    const f = this.filter;
+    const order = t.map((_, i) => i).filter((i) => f === 'all' || (t[i].role ?? 'trained') === f);
     if (key === 'name') order.sort((a, b) => sign * t[a].name.localeCompare(t[b].name, undefined, { numeric: true }));
     else if (key === 'shape') order.sort((a, b) => sign * (t[a].rows * t[a].cols - t[b].rows * t[b].cols) || a - b);
+    else if (key === 'role') order.sort((a, b) => sign * (t[a].role ?? '').localeCompare(t[b].role ?? '') || a - b);
     else {
-      const k = key as ScalarKey;
+      const k = key as ScalarKey | ExtraKey;
       order.sort((a, b) => {
-        const x = shownScalar(t[a], k);
-        const y = shownScalar(t[b], k);
+        const x = columnValue(t[a], k);
+        const y = columnValue(t[b], k);
         const xn = !Number.isFinite(x);
         const yn = !Number.isFinite(y);
         if (xn || yn) return xn === yn ? a - b : xn ? 1 : -1; // NaN/∞ last, whatever the direction
@@ -312,7 +391,7 @@ export class LayerTable {
   private announce(): void {
     const t = this.tensors[this.order[this.active]];
     if (!t) return;
-    this.live.textContent = `Row ${this.active + 1} of ${this.order.length}: ${t.name}, update ratio ${fmt(t.scalars.updateRatio)}, gradient norm after clipping ${fmt(t.scalars.gradNorm)}, mean v ${fmt(t.scalars.vMean)}`;
+    this.live.textContent = `Row ${this.active + 1} of ${this.order.length}: ${t.name}${t.role ? `, ${t.role}` : ''}, update ratio ${fmt(t.scalars.updateRatio)}, gradient norm after clipping ${fmt(t.scalars.gradNorm)}, mean v ${fmt(t.scalars.vMean)}`;
   }
 
   /** Puts the rows in view into the pool's elements. */
@@ -329,8 +408,9 @@ export class LayerTable {
       row.id = `lt-row-${this.pool.length}`;
       const cells = COLUMN_KEYS.map((key) => {
         const c = document.createElement('div');
-        c.className = `lt-cell ${key === 'name' ? 'lt-name' : key === 'shape' ? 'lt-shape' : 'lt-num'}`;
+        c.className = `lt-cell ${cellClass(key)}`;
         c.setAttribute('role', 'gridcell');
+        c.hidden = !this.visible.has(key);
         row.append(c);
         return c;
       });
@@ -358,20 +438,44 @@ export class LayerTable {
       row.classList.toggle('lt-selected', sel);
       row.classList.toggle('lt-active', pos === this.active);
       if (pos === this.active) activeId = row.id;
-      const values = [nameWidth > 0 ? this.fitName(cells[0], t.name, nameWidth) : t.name, t.shape.length ? t.shape.join('×') : 'scalar'];
+      row.classList.toggle('lt-frozen', t.role === 'frozen');
+      const shownName = nameWidth > 0 ? this.fitName(cells[0], t.name, nameWidth) : t.name;
       for (let k = 0; k < COLUMN_KEYS.length; k++) {
         const key = COLUMN_KEYS[k];
-        const text = k < 2 ? values[k] : fmt(shownScalar(t, key as ScalarKey), 3);
-        if (cells[k].textContent !== text) cells[k].textContent = text;
+        const c = cells[k];
+        if (!this.visible.has(key)) continue;
+        let text: string;
+        // The full value on hover (the cell shows 3 significant digits).
+        let title: string;
+        if (key === 'name') [text, title] = [shownName, t.name];
+        else if (key === 'shape') [text, title] = [t.shape.length ? t.shape.join('×') : 'scalar', ''];
+        else if (key === 'role') [text, title] = [t.role ?? '', t.role ? ROLE_TEXT[t.role] : 'not recorded (statistics of an older version)'];
+        else if (frozenCell(t, key)) [text, title] = ['frozen', `0 by design: ${ROLE_TEXT.frozen}`];
+        else if (key === 'capturedEnergy') [text, title] = [t.capturedEnergy === undefined ? '' : fmtPercent(t.capturedEnergy), t.capturedEnergy === undefined ? 'dense momentum (no low-rank factors)' : String(t.capturedEnergy)];
+        else if (key === 'saliencyMass') [text, title] = [t.saliencyMass === undefined ? '' : fmt(t.saliencyMass, 3), t.saliencyMass === undefined ? 'no base tensor (LoRA factors, adapters, a partial init)' : String(t.saliencyMass)];
+        else {
+          const v = shownScalar(t, key as ScalarKey);
+          [text, title] = [fmt(v, 3), String(v)];
+        }
+        if (key === 'role') {
+          // A badge: the role's theme colour (style.css .role-*), its meaning as the label.
+          if (c.dataset.role !== (t.role ?? '')) {
+            c.dataset.role = t.role ?? '';
+            c.textContent = '';
+            if (t.role) {
+              const b = document.createElement('span');
+              b.className = `role-badge role-${t.role}`;
+              b.textContent = t.role === 'lora' ? 'LoRA' : t.role;
+              c.append(b);
+            }
+          }
+          c.setAttribute('aria-label', t.role ? `role: ${ROLE_TEXT[t.role]}` : 'role not recorded');
+        } else if (c.textContent !== text) c.textContent = text;
+        c.classList.toggle('lt-frozen-cell', frozenCell(t, key));
+        if (c.title !== title) c.title = title;
       }
-      if (cells[0].title !== t.name) cells[0].title = t.name;
-      if (values[0] !== t.name) cells[0].setAttribute('aria-label', t.name);
+      if (shownName !== t.name) cells[0].setAttribute('aria-label', t.name);
       else cells[0].removeAttribute('aria-label');
-      // The full value on hover (the cell shows 3 significant digits).
-      for (let k = 2; k < COLUMN_KEYS.length; k++) {
-        const full = String(shownScalar(t, COLUMN_KEYS[k] as ScalarKey));
-        if (cells[k].title !== full) cells[k].title = full;
-      }
     }
     if (activeId) this.scroller.setAttribute('aria-activedescendant', activeId);
     else this.scroller.removeAttribute('aria-activedescendant');

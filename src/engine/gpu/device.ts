@@ -54,6 +54,8 @@ async function loadDawn(): Promise<{ create: (flags: string[]) => GPU; globals: 
   return mod;
 }
 
+// shader-f16 lets kernels declare `enable f16;` (f16 storage and arithmetic): mixed-precision training needs it and
+// falls back to f32 without it (src/engine/train/mixed-precision.ts).
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
 
 export interface GpuDeviceOptions {
@@ -61,6 +63,11 @@ export interface GpuDeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Dawn toggles, e.g. 'disable_robustness'. */
   toggles?: string[];
+  /**
+   * Features not to request even where the adapter has them (default: BASIN_DISABLE_FEATURES, comma-separated),
+   * so that the paths for adapters without them (mixed precision without shader-f16) run on any machine.
+   */
+  withoutFeatures?: string[];
 }
 
 export class GpuDevice {
@@ -109,7 +116,8 @@ export class GpuDevice {
       liveInstances.delete(gpu);
       throw new NoAdapterError(backend === 'default' ? '' : `backend=${backend}`);
     }
-    const features = WANTED_FEATURES.filter((f) => adapter!.features.has(f));
+    const withheld = new Set(opts.withoutFeatures ?? (process.env.BASIN_DISABLE_FEATURES ?? '').split(',').map((f) => f.trim()).filter(Boolean));
+    const features = WANTED_FEATURES.filter((f) => adapter!.features.has(f) && !withheld.has(f));
     const requiredLimits: Record<string, number> = {};
     for (const key of limitNames(adapter.limits)) {
       // Basin binds one dynamic uniform buffer per pipeline: asking for the adapter's maximum of dynamic buffers
@@ -121,6 +129,11 @@ export class GpuDevice {
     const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
     const info = describe(adapter, device, backend);
     return new GpuDevice(gpu, adapter, device, info);
+  }
+
+  /** The device has shader-f16: kernels may use f16 types (`enable f16;`). */
+  get hasF16(): boolean {
+    return this.info.features.includes('shader-f16');
   }
 
   get isLost(): boolean {

@@ -81,6 +81,11 @@ export class Runtime {
     return this.gpu.device;
   }
 
+  /** Whether kernels may use f16 (the device was created with shader-f16). */
+  get hasF16(): boolean {
+    return this.gpu.hasF16;
+  }
+
   get limits(): Record<string, number> {
     return this.gpu.info.limits;
   }

@@ -4,10 +4,11 @@ import { causalSelfAttention } from '../ops/attention';
 import { dropout } from '../ops/dropout';
 import { embedding } from '../ops/embedding';
 import { layerNorm } from '../ops/layernorm';
-import { linear } from '../ops/matmul';
+import { linear, linearHalf } from '../ops/matmul';
 import type { Tensor } from '../tensor/tensor';
 import { constant, normal, uniform } from './init';
 import { Module, Param } from './module';
+import type { Adapter, AdapterSite, AdapterSlots } from './adapter';
 
 export type Activation = 'relu' | 'gelu';
 
@@ -24,6 +25,11 @@ export class Linear extends Module {
    * B [out, rank] as parameters `weight.lora_a` / `weight.lora_b` of this layer. Null: a plain layer.
    */
   lora: { a: Param; b: Param; scale: number; drop: Dropout | null } | null = null;
+  /**
+   * Mixed precision (src/engine/train/mixed-precision.ts): the f16 copy of the weight, refreshed after each
+   * optimizer step; the product runs on it and on an f16 copy of x (ops/matmul.ts linearHalf). Null: f32.
+   */
+  half: Tensor | null = null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, rand: () => number, opts: { bias?: boolean; std?: number } = {}) {
     super();
@@ -35,15 +41,20 @@ export class Linear extends Module {
 
   forward(x: Tensor): Tensor {
     this.observer?.(x, this);
-    if (this.lora) return this.withBias(add(linear(x, this.weight.t), this.loraDelta(x)));
-    return linear(x, this.weight.t, this.bias?.t);
+    if (this.lora) return this.withBias(add(this.product(x), this.loraDelta(x)));
+    return this.product(x, this.bias?.t);
+  }
+
+  /** x·Wᵀ (+ b): in f16 with f32 sums when the layer has a half copy of its weight, else in f32. */
+  private product(x: Tensor, bias?: Tensor): Tensor {
+    return this.half ? linearHalf(x, this.weight.t, this.half, bias) : linear(x, this.weight.t, bias);
   }
 
   /** x·Wᵀ + b followed by an activation, with bias and activation fused into one kernel. */
   forwardAct(x: Tensor, act: Activation): Tensor {
     if (!this.bias) throw new Error('forwardAct needs a bias');
     this.observer?.(x, this);
-    const y = linear(x, this.weight.t);
+    const y = this.product(x);
     return biasAct(this.lora ? add(y, this.loraDelta(x)) : y, this.bias.t, act);
   }
 
@@ -163,8 +174,10 @@ export class TransformerBlock extends Module {
   readonly mlp: MLP;
   readonly drop1: Dropout;
   readonly drop2: Dropout;
+  /** Bottleneck adapters on each sublayer's output, before the residual add (src/engine/nn/adapter.ts); none by default. */
+  readonly adapters: AdapterSlots = { attn: null, mlp: null };
 
-  constructor(dim: number, heads: number, mlpRatio: number, dropoutP: number, rand: () => number, seed: number, layers: number) {
+  constructor(readonly dim: number, heads: number, mlpRatio: number, dropoutP: number, rand: () => number, seed: number, layers: number) {
     super();
     const std = 0.02;
     // Residual projections scaled by 1/√(2·layers) (GPT-2) so the residual stream's variance stays bounded.
@@ -178,8 +191,15 @@ export class TransformerBlock extends Module {
     this.drop2 = this.child('drop2', new Dropout(dropoutP, seed * 2 + 2));
   }
 
+  addAdapter(site: AdapterSite, a: Adapter): void {
+    this.adapters[site] = this.child(`adapter_${site}`, a);
+  }
+
   forward(x: Tensor): Tensor {
-    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x))));
-    return add(h, this.drop2.forward(this.mlp.forward(this.ln2.forward(h))));
+    const { attn, mlp } = this.adapters;
+    const y1 = this.drop1.forward(this.attn.forward(this.ln1.forward(x)));
+    const h = add(x, attn?.forward(y1) ?? y1);
+    const y2 = this.drop2.forward(this.mlp.forward(this.ln2.forward(h)));
+    return add(h, mlp?.forward(y2) ?? y2);
   }
 }

@@ -26,6 +26,7 @@ import { normal, seededRandom } from './init';
 import { Dropout, LayerNorm, MLP, MultiHeadAttention } from './layers';
 import type { Model, OutputHead, SasrecSpec } from './models';
 import { Module, Param } from './module';
+import type { Adapter, AdapterSite, AdapterSlots } from './adapter';
 
 /** One SASRec block: pre-LayerNorm causal attention and a ReLU point-wise FFN, each with dropout on its residual branch. */
 export class SasrecBlock extends Module {
@@ -35,8 +36,10 @@ export class SasrecBlock extends Module {
   readonly ffn: MLP;
   readonly drop1: Dropout;
   readonly drop2: Dropout;
+  /** Bottleneck adapters on each sublayer's output, before the residual add (src/engine/nn/adapter.ts); none by default. */
+  readonly adapters: AdapterSlots = { attn: null, mlp: null };
 
-  constructor(dim: number, heads: number, dropoutP: number, rand: () => number, seed: number) {
+  constructor(readonly dim: number, heads: number, dropoutP: number, rand: () => number, seed: number) {
     super();
     // Xavier-normal for d×d matrices (the reference implementations' initialiser): std = √(2 / (d + d)).
     const std = Math.sqrt(1 / dim);
@@ -48,10 +51,18 @@ export class SasrecBlock extends Module {
     this.drop2 = this.child('drop2', new Dropout(dropoutP, seed * 2 + 2));
   }
 
+  /** `mlp` is the FFN's site: the same place as the transformer block's MLP. */
+  addAdapter(site: AdapterSite, a: Adapter): void {
+    this.adapters[site] = this.child(`adapter_${site}`, a);
+  }
+
   /** x [B, T, d], mask [B, T, 1] (1 = real item) → [B, T, d] with padding rows zero. */
   forward(x: Tensor, mask: Tensor): Tensor {
-    const h = add(x, this.drop1.forward(this.attn.forward(this.ln1.forward(x))));
-    return mul(add(h, this.drop2.forward(this.ffn.forward(this.ln2.forward(h)))), mask);
+    const { attn, mlp } = this.adapters;
+    const y1 = this.drop1.forward(this.attn.forward(this.ln1.forward(x)));
+    const h = add(x, attn?.forward(y1) ?? y1);
+    const y2 = this.drop2.forward(this.ffn.forward(this.ln2.forward(h)));
+    return mul(add(h, mlp?.forward(y2) ?? y2), mask);
   }
 }
 

@@ -11,9 +11,10 @@
 // above the limit by name before recording anything.
 import type { KernelSpec } from '../gpu/kernels';
 import type { Runtime } from '../gpu/runtime';
-import { leafGradSink, record } from '../autograd/tape';
+import { leafGradSink, needsGrad, record } from '../autograd/tape';
 import { BindingLimitError, ShapeError, Tensor, bindingLimitError, empty, fmtBytes, fmtShape, numel, rowRanges, view } from '../tensor/tensor';
 import { axpbyInPlace, copyColumns } from './basic';
+import { castF16 } from './convert';
 import { sum } from './reduce';
 
 export interface MatmulOptions {
@@ -113,14 +114,20 @@ function gemm(q: Gemm): Tensor {
   if (out.size === 0) return out;
   const t = tilesFor(rt);
   const overrides = { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy };
+  // f16 operands (mixed precision): kernels/matmul_f16.wgsl, the same kernels on f16 loads, f32 sums.
+  const half = q.a.dtype === 'f16';
   // vec4 loads and stores need K and N (and M when A is transposed) to be multiples of 4.
   const vec4 = vecMode !== 'scalar' && k % 4 === 0 && n % 4 === 0 && (!q.transA || m % 4 === 0);
-  const wide = vec4 && !q.transA && (vecMode === 'wide' || (vecMode === 'auto' && rt.gpu.info.fallback && m * n * k >= WIDE_MIN_MACS));
+  const wide = !half && vec4 && !q.transA && (vecMode === 'wide' || (vecMode === 'auto' && rt.gpu.info.fallback && m * n * k >= WIDE_MIN_MACS));
   const block = wide ? 16 : 8;
   const tilesX = vec4 ? Math.ceil(n / (t.wgx * block)) : Math.ceil(n / (t.wgx * t.tn4 * 4));
   const tilesY = vec4 ? Math.ceil(m / (t.wgy * block)) : Math.ceil(m / (t.wgy * t.tm));
   const outBatches = sumBatch ? 1 : batch;
-  const spec: KernelSpec = vec4
+  const spec: KernelSpec = half
+    ? vec4
+      ? { file: 'matmul_f16', entry: 'matmul_vec4_f16', bindings: ['read', 'read', 'read', 'rw'], overrides }
+      : { file: 'matmul_f16', entry: 'matmul_reg_f16', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } }
+    : vec4
     ? { file: 'matmul', entry: wide ? 'matmul_vec4_wide' : 'matmul_vec4', bindings: ['read', 'read', 'read', 'rw'], overrides }
     : { file: 'matmul', entry: 'matmul_reg', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } };
   // Without a bias its binding is unused; a stands in (two read-only bindings may alias).
@@ -134,14 +141,28 @@ function assertF32(x: Tensor, op: string): void {
   if (x.dtype !== 'f32') throw new TypeError(`${op}: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
 }
 
+/** Both operands f32, or both f16 (the mixed-precision product: no gradient flows into f16 copies). */
+function assertOperands(a: Tensor, b: Tensor, op: string): void {
+  if (a.dtype === 'f16' && b.dtype === 'f16') {
+    if (!a.rt.hasF16) throw new Error(`${op}: f16 operands need the device's shader-f16 feature, which this device lacks`);
+    if (a.requiresGrad || b.requiresGrad) throw new TypeError(`${op}: f16 operands take no gradient (train the f32 master weights; see linearHalf)`);
+    return;
+  }
+  if (a.dtype === 'f16' || b.dtype === 'f16') {
+    throw new TypeError(`${op}: operands must both be f32 or both f16, got ${a.dtype} ${fmtShape(a.shape)} and ${b.dtype} ${fmtShape(b.shape)}`);
+  }
+  assertF32(a, op);
+  assertF32(b, op);
+}
+
 /**
  * Matrix product of the last two dims. a is [..., M, K] (transA: [..., K, M]) and b is [..., K, N]
  * (transB: [..., N, K]); the leading (batch) dims must be equal, or one operand is 2-D and shared across the
- * other's batch. Transposed operands are read in place. Result: [..., M, N].
+ * other's batch. Transposed operands are read in place. Result: [..., M, N], f32. Both operands may be f16 (the
+ * product accumulates in f32; such operands take no gradient).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  assertF32(a, 'matmul');
-  assertF32(b, 'matmul');
+  assertOperands(a, b, 'matmul');
   const transA = Boolean(opts.transA);
   const transB = Boolean(opts.transB);
   const desc = () => `${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} × ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`;
@@ -217,6 +238,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   const rows = numel(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), outF];
   if (weight.size * 4 > x.rt.maxBindingBytes) return linearChunked(x, weight, bias, rows, outShape);
+  if (needsGrad(weight)) countSaved(x, x.size * 4); // dW needs x
   const y = gemm({ a: x, b: weight, transA: false, transB: true, batch: 1, m: rows, n: outF, k: inF, sa: 0, sb: 0, sumBatch: false, bias, outShape });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(y, 'linear', inputs, (g) => {
@@ -224,6 +246,78 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     // dx = g · W ([rows, out] × [out, in]); dW = gᵀ · x ([out, rows] × [rows, in]); db = Σ_rows g.
     const dx = x.requiresGrad ? gemm({ ...one, a: g, b: weight, transA: false, transB: false, m: rows, n: inF, k: outF, outShape: x.shape }) : null;
     const dw = weight.requiresGrad ? gemm({ ...one, a: g, b: x, transA: true, transB: false, m: outF, n: inF, k: rows, outShape: weight.shape }) : null;
+    return bias ? [dx, dw, biasGrad(g, bias, rows, outF)] : [dx, dw];
+  });
+}
+
+/**
+ * Bytes of layer inputs that linear() and linearHalf() held for their backward (the input x that dW = gᵀ·x reads),
+ * summed since the caller last set it to 0: 4 per element in f32, 2 for linearHalf's f16 copy. Benchmarks and tests
+ * read it to state what mixed precision saves in saved activations.
+ */
+export const linearSaved = { bytes: 0 };
+
+/** Inputs already counted in linearSaved: layers that share an input (q, k, v) share what they keep. */
+const counted = new WeakSet<Tensor>();
+
+function countSaved(t: Tensor, bytes: number): void {
+  if (counted.has(t)) return;
+  counted.add(t);
+  linearSaved.bytes += bytes;
+}
+
+/**
+ * The f16 copy of each input already cast while recording gradients: q, k and v read the same x, and one copy
+ * (one cast, one saved tensor) serves the three. Keyed by the tensor object (a disposed input's buffer reused by
+ * a new tensor is a new key); a copy disposed with its tidy() scope is cast again.
+ */
+const halfInputs = new WeakMap<Tensor, Tensor>();
+
+/**
+ * linear() in mixed precision: y = x·Wᵀ + b with x and W rounded to f16 and the products summed in f32 (the f16
+ * kernel of gemm), y and the bias f32. `weight16` is the f16 copy of `weight` that the caller keeps fresh (cast
+ * once per optimizer step, src/engine/train/mixed-precision.ts); the f32 weight is the master copy, the one that
+ * takes the gradient. What the backward keeps is the f16 copy of x: half the bytes of linear()'s f32 input.
+ * Backward: the output gradient is rounded to f16 too (it arrives multiplied by the loss scale, which keeps small
+ * values above f16's underflow), dx = g16·W16 and dW = g16ᵀ·x16 are summed in f32 and land as f32 gradients;
+ * an f16 overflow there is an Inf the loss scaler sees and answers by skipping the step.
+ * A weight above one binding falls back to linear() (its row-chunked path is f32 only).
+ */
+export function linearHalf(x: Tensor, weight: Tensor, weight16: Tensor, bias?: Tensor): Tensor {
+  if (weight16.dtype !== 'f16' || weight16.size !== weight.size) {
+    throw new TypeError(`linearHalf: the half copy of ${fmtShape(weight.shape)} must be f16 of the same shape, got ${weight16.dtype} ${fmtShape(weight16.shape)}`);
+  }
+  if (weight.size * 4 > x.rt.maxBindingBytes) return linear(x, weight, bias);
+  assertF32(x, 'linear');
+  assertF32(weight, 'linear');
+  if (weight.rank !== 2) throw new ShapeError(`linear: weight must be [out, in], got ${fmtShape(weight.shape)} for input ${fmtShape(x.shape)}`);
+  const [outF, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not end in ${inF}, the in-features of weight ${fmtShape(weight.shape)}`);
+  }
+  if (bias) {
+    assertF32(bias, 'linear');
+    if (bias.rank !== 1 || bias.shape[0] !== outF) throw new ShapeError(`linear: bias ${fmtShape(bias.shape)} does not match weight ${fmtShape(weight.shape)}`);
+  }
+  const rows = numel(x.shape.slice(0, -1));
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const one = { batch: 1, sa: 0, sb: 0, sumBatch: false };
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const training = needsGrad(...inputs);
+  const cached = training ? halfInputs.get(x) : undefined;
+  const x16 = cached && !cached.isDisposed ? cached : castF16(x);
+  const y = gemm({ ...one, a: x16, b: weight16, transA: false, transB: true, m: rows, n: outF, k: inF, bias, outShape });
+  if (!training) {
+    x16.dispose(); // recorded work keeps its buffer until submitted (the pool reuses it only after that)
+    return y;
+  }
+  halfInputs.set(x, x16);
+  if (weight.requiresGrad) countSaved(x16, x16.byteSize);
+  return record(y, 'linear_f16', inputs, (g) => {
+    const g16 = castF16(g);
+    const dx = x.requiresGrad ? gemm({ ...one, a: g16, b: weight16, transA: false, transB: false, m: rows, n: inF, k: outF, outShape: x.shape }) : null;
+    const dw = weight.requiresGrad ? gemm({ ...one, a: g16, b: x16, transA: true, transB: false, m: outF, n: inF, k: rows, outShape: weight.shape }) : null;
+    g16.dispose();
     return bias ? [dx, dw, biasGrad(g, bias, rows, outF)] : [dx, dw];
   });
 }

@@ -62,6 +62,8 @@ export interface Optimizer {
   /** Bytes of optimizer state in total (what stateTensors() declares, on the GPU); absent: unknown. */
   readonly stateBytes?: number;
   statistics(): OptimizerStatistics;
+  /** mao: per tensor name, the fraction in [0, 1] of the momentum's energy ‖·‖²_F its rank-r factors hold after the last step (dense-momentum tensors absent). Records its reads when called. */
+  capturedEnergy?(): Promise<Map<string, number>>;
   /** One state read back, by parameter name (any state, dense or factored). */
   readState(state: string): Promise<Map<string, Float32Array>>;
   /** Read the state back (checkpoint). */

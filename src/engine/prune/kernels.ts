@@ -13,7 +13,6 @@ const SCORE_WANDA = spec('score_wanda', ['read', 'read', 'read', 'rw']);
 const COL_SQSUM = spec('col_sqsum', ['read', 'rw']);
 const MASK_THRESHOLD = spec('mask_threshold', ['read', 'read', 'read', 'read', 'rw']);
 const MASK_NM = spec('mask_nm', ['read', 'read', 'read', 'read', 'rw']);
-const COUNT_KEPT = spec('count_kept', ['read', 'read', 'rw']);
 const MASK_SELECT = spec('mask_select', ['read', 'read', 'read', 'rw']);
 
 interface U {
@@ -128,13 +127,6 @@ export function maskNm(out: Tensor, dense: Tensor, score: Tensor, n: number, m: 
   dense.rt.dispatch(MASK_NM, [dense.binding(), (base ?? dense).binding(), score.binding(), score.binding(), out.binding()], uniforms({ n: dense.size, cols, flag: base ? 1 : 0, m, keep: n }), groups(dense.size));
 }
 
-/** counts[slot] += #{score ≥ thr} (thr [rows] per row or [1]); counts is u32. */
-export function countKept(score: Tensor, thr: Tensor, counts: Tensor, slot: number): void {
-  const [rows, cols] = matrix(score, 'kept count');
-  if (counts.dtype !== 'u32' || slot >= counts.size) throw new ShapeError(`kept count: slot ${slot} of counts ${fmtShape(counts.shape)} ${counts.dtype}`);
-  if (thr.size !== 1 && thr.size !== rows) throw new ShapeError(`kept count: thresholds ${fmtShape(thr.shape)} fit neither [1] nor [${rows}] rows of ${fmtShape(score.shape)}`);
-  score.rt.dispatch(COUNT_KEPT, [score.binding(), thr.binding(), counts.binding()], uniforms({ n: score.size, cols, salt: slot, keep: thr.size === rows && rows > 1 ? 1 : 0 }), groups(score.size));
-}
 
 /** out = mask[offset + i] ≠ 0 ? dense : (base or 0); mask is u32 (1 = kept), e.g. ops/select.ts topKMask. */
 export function maskSelect(out: Tensor, dense: Tensor, mask: Tensor, offset = 0, base?: Tensor): void {

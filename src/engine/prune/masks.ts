@@ -1,18 +1,21 @@
 // Masks from scores: a threshold per output row, per tensor or across all targets (global), or an exact N:M
 // pattern; and the masked view: the pruned values written into the live parameter views from the dense copies.
 //
-// Thresholds: keep k = round(d·size) entries of each group (at least 1).
-// - tensor: the GPU select (src/engine/ops/select.ts): kthLargest + topKMask keep exactly k (ties to the lower
-//   index), applied with mask_select; nothing is read back, so a point costs a few dispatches per target.
-// - global: the same select on one packed copy of all the scores for the threshold value (one read-back), then
-//   score ≥ threshold per target and the kept counts on the GPU (ties at the threshold are all kept and counted).
-// - row: the scores are read back once and each row sorted once, so every density is an index lookup (a GPU
-//   select per row per density would be rows × passes dispatches); kept counts by binary search on the host.
+// Thresholds: keep k = round(d·size) entries of each group (at least 1). The scores are read back ONCE when the
+// table is built and sorted on the host, so every density is an index lookup and a point reads nothing back:
+// it costs one tiny upload and one or two mask dispatches per target (a GPU select per point was ~12 dispatches
+// per target plus a read-back stall, the bulk of a sweep's own overhead on a software adapter).
+// - tensor: each target's (score, index) keys sorted; the k-th key is topKMask's threshold (the GPU select's key
+//   layout, src/engine/ops/select.ts), so exactly k are kept with ties to the lower index; applied with
+//   mask_select.
+// - global: all the scores sorted once for the k-th largest value, then score ≥ threshold per target (ties at
+//   the threshold are all kept) and the kept counts by binary search in each target's sorted scores.
+// - row: each row sorted once; the same per row.
 import type { Granularity, NmPattern } from '../../files/prune/options';
 import { keepCount } from '../cpu/prune';
-import { kthLargest, thresholdValue, topKMask } from '../ops/select';
-import { Tensor, empty, fromArray, keep } from '../tensor/tensor';
-import { countKept, maskNm, maskSelect, maskThreshold } from './kernels';
+import { topKMask, type TopKThreshold } from '../ops/select';
+import { Tensor, fromArray } from '../tensor/tensor';
+import { maskNm, maskSelect, maskThreshold } from './kernels';
 import type { ScoreSet } from './scores';
 import type { PruneModel } from './session';
 
@@ -23,39 +26,53 @@ export interface MaskPoint {
   kept: number;
 }
 
+/** The select's value key of an f32 (kernels/select.wgsl sel_hi, signed mode): unsigned order = float order. */
+export function selectValueKey(bits: number): number {
+  return bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+}
+
+/** Indices of `scores` by descending select key, ties by ascending index: position k−1 is the k-th largest. */
+export function rankOrder(scores: Float32Array): { hi: Uint32Array; order: Uint32Array } {
+  const bits = new Uint32Array(scores.buffer, scores.byteOffset, scores.length);
+  const hi = bits.map(selectValueKey);
+  const order = new Uint32Array(scores.length).map((_, i) => i);
+  order.sort((a, b) => hi[b] - hi[a] || a - b);
+  return { hi, order };
+}
+
 export class ThresholdTable {
   private constructor(
     private readonly pm: PruneModel,
     private readonly set: ScoreSet,
     readonly granularity: Granularity,
-    /** Row granularity: each row's scores sorted ascending (host). */
-    private readonly sortedRows: Float32Array[] | null,
-    /** Global granularity: every target's scores packed into one tensor. */
-    private readonly packed: Tensor | null,
+    /** Row and global granularity: each target's scores sorted ascending (row: each row on its own). */
+    private readonly sorted: Float32Array[],
+    /** Tensor granularity: each target's select keys and rank order. */
+    private readonly ranks: { hi: Uint32Array; order: Uint32Array }[],
+    /** Global granularity: all the scores, sorted ascending. */
+    private readonly all: Float32Array | null,
   ) {}
 
   static async build(pm: PruneModel, set: ScoreSet, granularity: Granularity): Promise<ThresholdTable> {
-    if (granularity === 'row') {
-      const sorted = await Promise.all(
-        set.scores.map(async (s, i) => {
-          const c = Float32Array.from((await s.toArray()) as Float32Array);
-          const { rows, cols } = pm.targets[i];
-          for (let r = 0; r < rows; r++) c.subarray(r * cols, (r + 1) * cols).sort();
-          return c;
-        }),
-      );
-      return new ThresholdTable(pm, set, granularity, sorted, null);
-    }
+    const host = await Promise.all(set.scores.map(async (s) => Float32Array.from((await s.toArray()) as Float32Array)));
+    if (granularity === 'tensor') return new ThresholdTable(pm, set, granularity, [], host.map(rankOrder), null);
+    const sorted = host.map((c, i) => {
+      const { rows, cols } = pm.targets[i];
+      if (granularity === 'row') for (let r = 0; r < rows; r++) c.subarray(r * cols, (r + 1) * cols).sort();
+      else c.sort();
+      return c;
+    });
+    let all: Float32Array | null = null;
     if (granularity === 'global') {
-      const packed = keep(empty(pm.rt, [pm.targetElements]));
+      all = new Float32Array(pm.targetElements);
       let o = 0;
-      for (const s of set.scores) {
-        pm.rt.copy(s.binding(), { buffer: packed.storage.buffer, offset: packed.storage.offset + o * 4, size: s.size * 4 }, s.size * 4);
-        o += s.size;
+      for (const c of sorted) {
+        all.set(c, o);
+        o += c.length;
       }
-      return new ThresholdTable(pm, set, granularity, null, packed);
+      all.sort();
     }
-    return new ThresholdTable(pm, set, granularity, null, null);
+    return new ThresholdTable(pm, set, granularity, sorted, [], all);
   }
 
   /** Writes the masked weights of a density into the live views; the kept fractions. */
@@ -64,7 +81,9 @@ export class ThresholdTable {
     if (this.granularity === 'tensor') {
       const layers = pm.targets.map((t, i) => {
         const k = keepCount(density, t.size);
-        const th = kthLargest(this.set.scores[i], k);
+        const { hi, order } = this.ranks[i];
+        const idx = order[k - 1];
+        const th: TopKThreshold = { key: fromArray(pm.rt, Uint32Array.of(hi[idx], ~idx >>> 0, 0, 0), [4], 'u32'), k, n: t.size, abs: false };
         const m = topKMask(this.set.scores[i], th);
         maskSelect(t.live, t.dense, m, 0, t.base ?? undefined);
         th.key.dispose();
@@ -74,13 +93,19 @@ export class ThresholdTable {
       return { layers, kept: layers.reduce((s, l, i) => s + l * pm.targets[i].size, 0) / pm.targetElements };
     }
     if (this.granularity === 'global') {
-      const t = await kthValue(this.packed!, keepCount(density, this.packed!.size));
-      const thr = pm.targets.map(() => Float32Array.of(t));
-      applyThresholds(pm, this.set, thr);
-      return keptFractions(pm, this.set, thr);
+      const all = this.all!;
+      const t = all[all.length - keepCount(density, all.length)];
+      let keptAll = 0;
+      const layers = this.sorted.map((s) => {
+        const n = s.length - lowerBound(s, t);
+        keptAll += n;
+        return n / s.length;
+      });
+      applyThresholds(pm, this.set, pm.targets.map(() => Float32Array.of(t)));
+      return { layers, kept: keptAll / pm.targetElements };
     }
     let keptAll = 0;
-    const layers = this.sortedRows!.map((s, i) => {
+    const thresholds = this.sorted.map((s, i) => {
       const { rows, cols } = pm.targets[i];
       const k = keepCount(density, cols);
       const thr = new Float32Array(rows);
@@ -90,18 +115,15 @@ export class ThresholdTable {
         thr[r] = row[cols - k];
         n += cols - lowerBound(row, thr[r]);
       }
-      this.rowThr[i] = thr;
       keptAll += n;
-      return n / (rows * cols);
+      return { thr, n };
     });
-    applyThresholds(pm, this.set, this.rowThr);
-    return { layers, kept: keptAll / pm.targetElements };
+    applyThresholds(pm, this.set, thresholds.map((x) => x.thr));
+    return { layers: thresholds.map((x, i) => x.n / pm.targets[i].size), kept: keptAll / pm.targetElements };
   }
 
-  private readonly rowThr: Float32Array[] = [];
-
   dispose(): void {
-    this.packed?.dispose();
+    // Host arrays only: nothing on the GPU to free.
   }
 }
 
@@ -115,29 +137,6 @@ function lowerBound(a: Float32Array, x: number): number {
     else hi = mid;
   }
   return lo;
-}
-
-/** The k-th largest value of a tensor (GPU select, one small read-back). */
-async function kthValue(x: Tensor, k: number): Promise<number> {
-  const t = kthLargest(x, k);
-  try {
-    return (await thresholdValue(t)).value;
-  } finally {
-    t.key.dispose();
-  }
-}
-
-/** The kept fractions of thresholds, counted on the GPU (ties at a threshold are kept, so they are counted). */
-export async function keptFractions(pm: PruneModel, set: ScoreSet, thr: Float32Array[]): Promise<MaskPoint> {
-  const counts = fromArray(pm.rt, new Uint32Array(pm.targets.length), [pm.targets.length], 'u32');
-  const th = thr.map((t) => fromArray(pm.rt, t, [t.length]));
-  pm.targets.forEach((_, i) => countKept(set.scores[i], th[i], counts, i));
-  const c = (await counts.toArray()) as Uint32Array;
-  counts.dispose();
-  for (const t of th) t.dispose();
-  let n = 0;
-  for (const x of c) n += x;
-  return { layers: pm.targets.map((t, i) => c[i] / t.size), kept: n / pm.targetElements };
 }
 
 /** Writes every target's masked values (from its dense copy) into the live weights: one dispatch per target. */
@@ -156,23 +155,10 @@ export function applyNm(pm: PruneModel, set: ScoreSet, pattern: NmPattern): Mask
   return { layers: pm.targets.map(() => d), kept: d };
 }
 
-/** SparseGPT: the OBS-updated weights of every target at a density (computed on the CPU), uploaded. */
-export function applyReconstruction(pm: PruneModel, set: ScoreSet, density: number, pattern: NmPattern | null): MaskPoint {
-  let kept = 0;
-  const layers = pm.targets.map((t, i) => {
-    const { weight, mask } = set.reconstruct!(i, density, pattern);
-    pm.rt.write(t.live.binding(), weight);
-    let n = 0;
-    for (const b of mask) n += b;
-    kept += n;
-    return n / t.size;
-  });
-  return { layers, kept: kept / pm.targetElements };
-}
-
 /** One point: the masked weights of a score at a density (or its N:M pattern) written into the live views. */
 export async function applyMask(pm: PruneModel, set: ScoreSet, table: ThresholdTable | null, density: number, pattern: NmPattern | null): Promise<MaskPoint> {
-  if (set.reconstruct) return applyReconstruction(pm, set, pattern ? pattern.n / pattern.m : density, pattern);
+  // SparseGPT: the OBS-updated weights of every target (src/engine/prune/sparsegpt.ts).
+  if (set.reconstruct) return set.reconstruct(pattern ? pattern.n / pattern.m : density, pattern);
   if (pattern) return applyNm(pm, set, pattern);
   if (!table) throw new Error('applyMask: a threshold table is needed for an unstructured mask');
   return table.apply(density);

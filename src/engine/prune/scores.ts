@@ -1,7 +1,7 @@
 // The prune-score factories, keyed by the registry's entries (src/files/registry/prune-scores.ts): TypeScript
 // refuses a score without a factory or a factory without an entry. A factory computes one score tensor per
-// target on the GPU (kernels/prune.wgsl); SparseGPT adds `reconstruct`, the OBS weight update at a density,
-// since its quality comes from updating the kept weights, not from its ranking alone.
+// target on the GPU (kernels/prune.wgsl); SparseGPT adds `reconstruct`, the OBS weight update at a density
+// (src/engine/prune/sparsegpt.ts), since its quality comes from updating the kept weights, not its ranking alone.
 //
 // checkScoreNeeds() runs before any work: curvature without statistics names the missing file (or tensors)
 // and how to get them; Wanda/SparseGPT without calibration data say what the config must name.
@@ -11,8 +11,9 @@ import { PruneOptionError, type NmPattern } from '../../files/prune/options';
 import type { RegistryEntry } from '../../files/registry/entry';
 import { pruneScoreRegistry, type PruneScoreConfig, type PruneScoreName } from '../../files/registry/prune-scores';
 import { fromArray, keep, type Tensor } from '../tensor/tensor';
-import { sparseGptPrepare, cpuSparseGpt, type SparseGptPrep } from '../cpu/prune';
 import { calibrate } from './calibrate';
+import type { MaskPoint } from './masks';
+import { SparseGpt } from './sparsegpt';
 import { scoreCurvature, scoreMagnitude, scoreRandom, scoreWanda } from './kernels';
 import type { PruneModel } from './session';
 import type { PruneSource } from './source';
@@ -24,8 +25,11 @@ export interface ScoreSet {
   score: PruneScoreConfig;
   /** One score per target, parallel to pm.targets (kept tensors; dispose()). */
   scores: Tensor[];
-  /** SparseGPT: target i's weights pruned to a density with the OBS update, and the keep-mask. */
-  reconstruct?(i: number, density: number, pattern: NmPattern | null): { weight: Float32Array; mask: Uint8Array };
+  /**
+   * SparseGPT: every target pruned to a density (or N:M) with the OBS update, written into the live weights
+   * (src/engine/prune/sparsegpt.ts; sequential mode runs its staged calibration here).
+   */
+  reconstruct?(density: number, pattern: NmPattern | null, signal?: AbortSignal): Promise<MaskPoint>;
   /** Wall time of the scoring (calibration pass included), ms. */
   ms: number;
   dispose(): void;
@@ -108,33 +112,8 @@ const FACTORIES: Factories = {
     }
   },
   sparsegpt: async (pm, s, signal) => {
-    const cal = await calibrate(pm, { batches: s.batches, gram: true, signal });
-    const preps: SparseGptPrep[] = [];
-    const dense: Float32Array[] = [];
-    const scores: Tensor[] = [];
-    try {
-      for (const [i, t] of pm.targets.entries()) {
-        const g = (await cal.gram[i]!.toArray()) as Float32Array;
-        const prep = sparseGptPrepare(Float64Array.from(g), t.cols, s.damp);
-        const w = (await t.dense.toArray()) as Float32Array;
-        // Its ranking (reported, and what a plain mask would use): the OBS saliency w²/U_jj², U_jj² being [H⁻¹]_jj
-        // once the earlier columns are eliminated — what SparseGPT compares within a block.
-        const sal = new Float32Array(t.size);
-        for (let k = 0; k < t.size; k++) {
-          const j = k % t.cols;
-          sal[k] = (w[k] * w[k]) / prep.u[j * t.cols + j] ** 2;
-        }
-        preps.push(prep);
-        dense.push(w);
-        scores.push(keep(fromArray(pm.rt, sal, [t.rows, t.cols])));
-      }
-    } finally {
-      cal.dispose();
-    }
-    return {
-      scores,
-      reconstruct: (i, density, pattern) => cpuSparseGpt(dense[i], pm.targets[i].rows, preps[i], { density, blockSize: s.blockSize, pattern }),
-    };
+    const sg = await SparseGpt.prepare(pm, s, signal);
+    return { scores: sg.saliencies(), reconstruct: (density, pattern, sig) => sg.apply(density, pattern, { signal: sig ?? signal }) };
   },
 };
 

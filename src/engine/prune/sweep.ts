@@ -4,13 +4,17 @@
 // restored at the end. The sweep file (src/files/prune/sweep-file.ts) is rewritten atomically after the dense
 // evaluation and after every point, so a reader sees points appear.
 //
-// SparseGPT's points run its OBS reconstruction at each density (CPU, float64; its Hessians and factorisations
-// are computed once): its quality comes from updating the kept weights, which a mask of its ranking would lose.
+// SparseGPT's points run its OBS reconstruction at each density (CPU, float64): its quality comes from updating
+// the kept weights, which a mask of its ranking would lose. Its weight update depends on the density, so there is
+// no "one score, many thresholds" for it: in its default sequential mode every point also runs its own staged
+// calibration (each layer's Hessian from the inputs of the earlier layers pruned at THAT density); in one-pass
+// mode the dense-input Hessians and their factors are computed once. Its `scoresMs` is the dense pass and
+// factors; the rest is in each point's `ms`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Runtime } from '../gpu/runtime';
 import { DEFAULT_DENSITIES, checkDensity, type PruneOptions } from '../../files/prune/options';
-import { SWEEP_FORMAT, sweepFileName, writeSweepFile, type SweepFile, type SweepMetrics, type SweepPoint } from '../../files/prune/sweep-file';
+import { SWEEP_FORMAT, sweepFileName, sweepFileText, writeSweepFile, type SweepFile, type SweepMetrics, type SweepPoint, type SweepTiming } from '../../files/prune/sweep-file';
 import type { PruneScoreConfig } from '../../files/registry/prune-scores';
 import { applyMask, ThresholdTable } from './masks';
 import { planPrune } from './plan';
@@ -27,6 +31,11 @@ export interface SweepOptions extends PruneOptions {
   signal?: AbortSignal;
   onProgress?(e: { phase: 'dense' | 'scores' | 'point'; score?: string; density?: number; done: number; total: number }): void;
   onPoint?(p: SweepPoint, sweep: SweepFile): void;
+  /**
+   * Awaited after each point; its time is counted in `timing.pausedMs` (totalMs includes it). `basin bench prune`
+   * times a reference validation pass here, so that the reference and the sweep meet the same machine load.
+   */
+  betweenPoints?(): Promise<void>;
 }
 
 export interface SweepResult {
@@ -76,21 +85,46 @@ export async function runSweep(rt: Runtime, source: PruneSource, opts: SweepOpti
     points: [],
     timing: { scoresMs: {}, totalMs: 0, denseEvalMs: 0 },
   };
-  // Writes are queued in order and not awaited between points: the next point's GPU work overlaps the write of
-  // the previous one (a reader still sees every point appear, in order). A failed write surfaces at the next
-  // awaited save.
-  let writes: Promise<void> = Promise.resolve();
+  // The file is written in the background: the next point's GPU work overlaps the write of the previous one. One
+  // write is in flight at a time; a save meanwhile only marks the file stale, and when the write ends ONE write of
+  // the newest state follows (a reader sees points appear in order, never an older state after a newer one, and a
+  // slow disk skips intermediate states instead of queueing them). A failed write surfaces at the next awaited save.
+  const timing = sweep.timing as Required<SweepTiming>;
+  Object.assign(timing, { openMs: 0, maskMs: 0, evalMs: 0, saveMs: 0, writeWaitMs: 0, writes: 0, pausedMs: 0 });
+  let pump: Promise<void> | null = null;
+  let stale = false;
+  let failure: { error: unknown } | null = null;
   const save = (wait = false): Promise<void> => {
     sweep.updated = now();
     sweep.timing.totalMs = performance.now() - t0;
-    const text = JSON.parse(JSON.stringify(sweep)) as SweepFile;
-    writes = writes.then(() => writeSweepFile(file, text));
-    writes.catch(() => undefined); // handled: it rejects again where it is awaited
-    return wait ? writes : Promise.resolve();
+    stale = true;
+    pump ??= (async () => {
+      try {
+        while (stale) {
+          stale = false;
+          const ts = performance.now();
+          const text = sweepFileText(sweep);
+          timing.saveMs += performance.now() - ts;
+          timing.writes++;
+          await writeSweepFile(file, text);
+        }
+      } catch (e) {
+        failure = { error: e };
+      } finally {
+        pump = null;
+      }
+    })();
+    if (!wait) return Promise.resolve();
+    return pump.then(() => {
+      if (failure) throw failure.error;
+    });
   };
+  /** The write in flight, if any (it never rejects: a failure is kept for the next awaited save). */
+  const inFlight = (): Promise<void> => pump ?? Promise.resolve();
   const total = 1 + opts.scores.length * densities.length;
   let done = 0;
   const pm = await PruneModel.open(rt, source, opts);
+  timing.openMs = performance.now() - t0; // the checks and plan before it included
   try {
     await save(true);
     opts.onProgress?.({ phase: 'dense', done, total });
@@ -106,20 +140,31 @@ export async function runSweep(rt: Runtime, source: PruneSource, opts: SweepOpti
       const set = await computeScores(pm, score, opts.signal);
       let table: ThresholdTable | null = null;
       try {
+        const tt = performance.now();
         table = set.reconstruct || opts.pattern ? null : await ThresholdTable.build(pm, set, opts.granularity);
-        sweep.timing.scoresMs[score.type] = set.ms;
+        sweep.timing.scoresMs[score.type] = set.ms + (performance.now() - tt);
         for (const density of densities) {
           aborted(opts.signal);
           opts.onProgress?.({ phase: 'point', score: score.type, density, done, total });
           const tp = performance.now();
           // SparseGPT at density 1 would still zero the inputs that never fire: density 1 is the dense model.
           const mp = set.reconstruct && density >= 1 ? (pm.restore(), { layers: pm.targets.map(() => 1), kept: 1 }) : await applyMask(pm, set, table, density, opts.pattern);
+          // Waiting for the mask's GPU work here costs one fence and attributes its time to the mask, not the eval.
+          await rt.sync();
+          const tm = performance.now();
+          timing.maskMs += tm - tp;
           const metrics = metricsOf(await pm.evaluate());
+          timing.evalMs += performance.now() - tm;
           const point: SweepPoint = { score: score.type, density, kept: mp.kept, layers: mp.layers, metrics, ms: performance.now() - tp };
           sweep.points.push(point);
           done++;
           await save();
           opts.onPoint?.(point, sweep);
+          if (opts.betweenPoints) {
+            const tb = performance.now();
+            await opts.betweenPoints();
+            timing.pausedMs += performance.now() - tb;
+          }
         }
       } finally {
         pm.restore();
@@ -129,14 +174,17 @@ export async function runSweep(rt: Runtime, source: PruneSource, opts: SweepOpti
       }
     }
     sweep.status = 'completed';
+    const tw = performance.now();
+    await inFlight();
+    timing.writeWaitMs = performance.now() - tw;
     await save(true);
     return { file, sweep };
   } catch (e) {
     const err = e as Error;
     sweep.status = err.name === 'AbortError' ? 'cancelled' : 'failed';
     if (sweep.status === 'failed') sweep.error = err.message;
-    await writes.catch(() => undefined);
-    writes = Promise.resolve();
+    await inFlight();
+    failure = null;
     await save(true).catch(() => undefined);
     throw e;
   } finally {

@@ -17,6 +17,12 @@
 // back (rows + cols floats per tensor) and its fields are filled on the host, exactly, by ./factored.ts. Without
 // momentum, momentumNorm is 0; without a second moment, every v-derived field is 0 and the histogram empty (see
 // the header of src/protocol/stats.ts).
+//
+// The header's optional fields (src/protocol/stats.ts): each tensor's `role` (./roles.ts) from the store's frozen
+// flags at the sampled step (progressive unfreezing changes them); `extras.capturedEnergy` when the optimizer
+// reports it (mao's Optimizer.capturedEnergy(), called right after the step like every other read here); and
+// `extras.saliencyMass` when the collector is given the run's base checkpoint (./saliency.ts: the parameters are
+// read back at the sampled step and the base read from disk, tensor by tensor — no dense buffer kept).
 import * as fs from 'node:fs';
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding, Runtime } from '../gpu/runtime';
@@ -26,13 +32,17 @@ import type { WriteTensor } from '../../files/safetensors';
 import { writeFileAtomic } from '../../files/atomic';
 import { denseSecondMoment, factoredSecondMoment, lowRankNorm } from './factored';
 import { sortedQuantile } from './quantiles';
+import { tensorRole } from './roles';
+import { BaseWeights, saliencyMass } from './saliency';
 import {
   HIST_BINS,
   HIST_HI,
   HIST_LO,
   SCALAR_KEYS,
+  StatsExtras,
   StatsFrame,
   StatsFrameHeader,
+  TensorRole,
   StatsFormatError,
   StatsTensorInfo,
   decodeStatsFrame,
@@ -104,12 +114,20 @@ export class LayerStatsCollector {
   private readonly plan: ChunkPlan[];
   private last: StatsFrame | null = null;
   private destroyed = false;
+  /** A fine-tune's base checkpoint (saliency mass), null otherwise. */
+  private readonly base: BaseWeights | null;
+  /** Why the last saliency could not be computed (the base file unreadable), null when it was. */
+  saliencyError: string | null = null;
+  /** The tensors with their roles as of the last sample (the same objects while no role changes). */
+  private withRoles: StatsTensorInfo[] = [];
 
   constructor(
     rt: Runtime,
     readonly store: ParameterStore,
     readonly optimizer: Optimizer,
+    opts: { baseFile?: string | null } = {},
   ) {
+    this.base = opts.baseFile ? new BaseWeights(opts.baseFile) : null;
     if (store.runtime !== rt) throw new Error('LayerStatsCollector: the parameter store lives on another runtime');
     this.rt = rt;
     const entries = store.entries;
@@ -255,24 +273,66 @@ export class LayerStatsCollector {
     const time = Date.now();
     const hasPrev = this.prevValid;
     this.prevValid = false;
+    const tensors = this.tensorsWithRoles();
     this.record(hasPrev);
     const read = this.payloadFloats > 0 ? this.rt.readBytes({ buffer: this.payload, offset: 0, size: this.payloadFloats * 4 }) : Promise.resolve(new ArrayBuffer(0));
     const factors = this.readFactors();
     const lowRank = this.readLowRank();
     const denseV = this.stateBuffers().v !== null;
     const sampleRead = denseV && this.sampleFloats > 0 ? this.rt.readBytes({ buffer: this.sampleOut, offset: 0, size: this.sampleFloats * 4 }) : null;
-    return Promise.all([read, factors, sampleRead, lowRank]).then(([bytes, f, sampleBytes, lr]) => {
+    const energy = this.optimizer.capturedEnergy?.() ?? null;
+    // Saliency needs a second moment (R, C): without one (SGD) there is nothing to weigh τ² by.
+    const params = this.base && this.optimizer.statistics().secondMoment ? this.store.params.readFlat() : null;
+    return Promise.all([read, factors, sampleRead, lowRank, energy, params]).then(async ([bytes, f, sampleBytes, lr, en, theta]) => {
       const payload = new Float32Array(bytes);
       if (f) this.fillFactored(payload, f);
       if (lr) this.fillLowRankMomentum(payload, lr);
       if (sampleBytes) this.fillSampledQuantiles(payload, new Float32Array(sampleBytes));
       this.finishPayload(payload, hasPrev);
-      const header: StatsFrameHeader = { step, time, tensors: this.tensors as StatsTensorInfo[] };
+      const extras: StatsExtras = {};
+      if (en) extras.capturedEnergy = this.tensors.map((t) => clampEnergy(en.get(t.name)));
+      if (theta) {
+        const mass = await this.saliency(payload, theta);
+        if (mass) extras.saliencyMass = mass;
+      }
+      const header: StatsFrameHeader = { step, time, ...(Object.keys(extras).length ? { extras } : {}), tensors };
       const frame = encodeStatsFrame(header, payload);
       const decoded = decodeStatsFrame(frame);
       if (decoded) this.last = decoded.frame;
       return frame;
     });
+  }
+
+  /** Every tensor with its role at this step (a new list only when a role changed: progressive unfreezing). */
+  private tensorsWithRoles(): StatsTensorInfo[] {
+    const roles: TensorRole[] = this.store.entries.map((e) => tensorRole(e.name, e.flags.frozen));
+    if (this.withRoles.length === roles.length && this.withRoles.every((t, i) => t.role === roles[i])) return this.withRoles;
+    this.withRoles = this.tensors.map((t, i) => ({ ...t, role: roles[i] }));
+    return this.withRoles;
+  }
+
+  /**
+   * Per tensor, Σ τ²⊙F̂ from the parameters read back at the sampled step (`theta`, the store's flat layout), the
+   * base read from disk and R, C of this frame's payload; null where the base lacks the tensor. Null as a whole
+   * (and `saliencyError` set) when the base cannot be read: the statistics go on without it.
+   */
+  private async saliency(payload: Float32Array, theta: Float32Array): Promise<(number | null)[] | null> {
+    const out: (number | null)[] = [];
+    let p = 0;
+    try {
+      for (const [k, t] of this.tensors.entries()) {
+        const e = this.store.entries[k];
+        const base = t.rows * t.cols > 0 ? await this.base!.read(t.name, t.shape) : null;
+        const h = p + SCALAR_KEYS.length + HIST_BINS;
+        out.push(base ? saliencyMass(theta.subarray(e.offset, e.offset + e.size), t.rows, t.cols, payload.subarray(h, h + t.rows), payload.subarray(h + t.rows, h + t.rows + t.cols), base) : null);
+        p += recordFloats(t);
+      }
+    } catch (e) {
+      this.saliencyError = `${this.base!.file}: ${(e as Error).message}`;
+      return null;
+    }
+    this.saliencyError = null;
+    return out;
   }
 
   /** The last frame sample() resolved, decoded (null before the first). */
@@ -417,10 +477,17 @@ export class LayerStatsCollector {
   }
 }
 
+/** A captured-energy fraction as the frame stores it: within [0, 1] (rounding can step past), null when absent. */
+function clampEnergy(v: number | undefined): number | null {
+  if (v === undefined || !Number.isFinite(v)) return null;
+  return Math.min(1, Math.max(0, v));
+}
+
 /**
  * The tensors of `stats/step-<n>.safetensors` for a frame: per weight `<name>.scalars` [SCALAR_KEYS.length]
- * (SCALAR_KEYS order), `<name>.v_hist` [HIST_BINS], `<name>.v_row` [rows], `<name>.v_col` [cols]; metadata names
- * the step, the scalar keys and the histogram range.
+ * (SCALAR_KEYS order), `<name>.v_hist` [HIST_BINS], `<name>.v_row` [rows], `<name>.v_col` [cols], and where the
+ * frame has them `<name>.captured_energy` [1] and `<name>.saliency_mass` [1]; metadata names the step, the scalar
+ * keys, the histogram range and (JSON, name → role) the roles.
  */
 export function statsCheckpoint(frame: StatsFrame): { tensors: WriteTensor[]; metadata: Record<string, string> } {
   const tensors: WriteTensor[] = [];
@@ -430,8 +497,11 @@ export function statsCheckpoint(frame: StatsFrame): { tensors: WriteTensor[]; me
     tensors.push({ name: `${t.name}.v_hist`, dtype: 'F32', shape: [HIST_BINS], data: t.hist });
     tensors.push({ name: `${t.name}.v_row`, dtype: 'F32', shape: [t.rows], data: t.vRow });
     tensors.push({ name: `${t.name}.v_col`, dtype: 'F32', shape: [t.cols], data: t.vCol });
+    if (t.capturedEnergy !== undefined) tensors.push({ name: `${t.name}.captured_energy`, dtype: 'F32', shape: [1], data: new Float32Array([t.capturedEnergy]) });
+    if (t.saliencyMass !== undefined) tensors.push({ name: `${t.name}.saliency_mass`, dtype: 'F32', shape: [1], data: new Float32Array([t.saliencyMass]) });
   }
-  const metadata = {
+  const roles = Object.fromEntries(frame.tensors.filter((t) => t.role !== undefined).map((t) => [t.name, t.role]));
+  const metadata: Record<string, string> = {
     format: 'basin-stats-1',
     step: String(frame.step),
     time: String(frame.time),
@@ -440,6 +510,7 @@ export function statsCheckpoint(frame: StatsFrame): { tensors: WriteTensor[]; me
     histLo: String(HIST_LO),
     histHi: String(HIST_HI),
   };
+  if (Object.keys(roles).length) metadata.roles = JSON.stringify(roles);
   return { tensors, metadata };
 }
 

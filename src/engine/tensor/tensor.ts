@@ -2,8 +2,27 @@
 // parameter slices of a flat buffer) share storage. Memory is released deterministically: by dispose(), or by
 // the tidy() scope the tensor was made in. Gradients are filled by autograd/ (the tape).
 import type { BufferBinding, Runtime } from '../gpu/runtime';
+import { decodeF16, encodeF16 } from '../../files/f16';
 
-export type DType = 'f32' | 'i32' | 'u32';
+/**
+ * Element types. f16 (IEEE binary16, 2 bytes) holds the half-precision copies of mixed-precision training
+ * (weights and saved activations, src/engine/train/mixed-precision.ts); kernels that read it need the device's
+ * shader-f16 feature (rt.hasF16). Everything else, master weights and gradients included, is f32.
+ */
+export type DType = 'f32' | 'i32' | 'u32' | 'f16';
+
+/** Bytes per element of a dtype. */
+export function dtypeBytes(dtype: DType): number {
+  return dtype === 'f16' ? 2 : 4;
+}
+
+/**
+ * Bytes a tensor of `n` elements occupies in a buffer: rounded up to a whole 4-byte word (an odd count of f16
+ * elements leaves half a word; WebGPU sizes copies and bindings in multiples of 4) and never 0.
+ */
+export function tensorBytes(n: number, dtype: DType): number {
+  return Math.max(4, Math.ceil((n * dtypeBytes(dtype)) / 4) * 4);
+}
 
 export class ShapeError extends Error {
   constructor(message: string) {
@@ -110,14 +129,19 @@ export class Tensor {
 
   constructor(readonly rt: Runtime, readonly shape: readonly number[], readonly dtype: DType, readonly storage: Storage) {
     this.size = numel(shape);
-    if (this.size * 4 > storage.byteLength) {
-      throw new ShapeError(`shape ${fmtShape(shape)} needs ${this.size * 4} bytes, storage has ${storage.byteLength}`);
+    if (this.size * dtypeBytes(dtype) > storage.byteLength) {
+      throw new ShapeError(`shape ${fmtShape(shape)} ${dtype} needs ${this.size * dtypeBytes(dtype)} bytes, storage has ${storage.byteLength}`);
     }
     trackInScope(this);
   }
 
   get rank(): number {
     return this.shape.length;
+  }
+
+  /** Bytes of the tensor's range (whole 4-byte words, at least 4: see tensorBytes). */
+  get byteSize(): number {
+    return tensorBytes(this.size, this.dtype);
   }
 
   get isDisposed(): boolean {
@@ -131,13 +155,13 @@ export class Tensor {
    */
   binding(): BufferBinding {
     this.assertAlive();
-    return { buffer: this.storage.buffer, offset: this.storage.offset, size: Math.max(4, this.size * 4), tensor: this };
+    return { buffer: this.storage.buffer, offset: this.storage.offset, size: this.byteSize, tensor: this };
   }
 
   /** The tensor's byte range for copies and read-backs, which have no binding limit. */
   range(): BufferBinding {
     this.assertAlive();
-    return { buffer: this.storage.buffer, offset: this.storage.offset, size: Math.max(4, this.size * 4) };
+    return { buffer: this.storage.buffer, offset: this.storage.offset, size: this.byteSize };
   }
 
   /** A view with another shape over the same storage (autograd: gradient reshaped back). */
@@ -153,9 +177,15 @@ export class Tensor {
     return out;
   }
 
+  /** The values; an f16 tensor is widened to a Float32Array (exactly: every f16 is an f32). */
   async toArray(): Promise<Float32Array | Int32Array | Uint32Array> {
     this.assertAlive();
-    const bytes = await this.rt.readBytes(this.range(), this.size * 4);
+    const bytes = await this.rt.readBytes(this.range(), this.dtype === 'f16' ? this.byteSize : this.size * 4);
+    if (this.dtype === 'f16') {
+      const out = new Float32Array(this.size);
+      decodeF16(new Uint16Array(bytes, 0, this.size), out);
+      return out;
+    }
     return this.dtype === 'f32' ? new Float32Array(bytes) : this.dtype === 'i32' ? new Int32Array(bytes) : new Uint32Array(bytes);
   }
 
@@ -203,7 +233,7 @@ function resolveShape(shape: readonly number[], size: number, from: readonly num
 
 /** An uninitialised tensor for recorded GPU work to write (`hostWrite`: for the host to fill with writeBuffer). */
 export function empty(rt: Runtime, shape: readonly number[], dtype: DType = 'f32', opts: { hostWrite?: boolean } = {}): Tensor {
-  const bytes = Math.max(4, numel(shape) * 4);
+  const bytes = tensorBytes(numel(shape), dtype);
   const buf = rt.pool.acquire(bytes, undefined, opts);
   return new Tensor(rt, shape, dtype, new Storage(rt, buf, 0, buf.size, true));
 }
@@ -213,6 +243,13 @@ export function fromArray(rt: Runtime, data: ArrayLike<number> | Float32Array | 
     throw new ShapeError(`data has ${data.length} elements, shape ${fmtShape(shape)} needs ${numel(shape)}`);
   }
   const t = empty(rt, shape, dtype, { hostWrite: true });
+  if (dtype === 'f16') {
+    // Rounded to nearest even on the host (src/files/f16.ts), padded to a whole word.
+    const half = new Uint16Array(t.byteSize / 2);
+    encodeF16(data instanceof Float32Array ? data : Float32Array.from(data), half);
+    rt.device.queue.writeBuffer(t.storage.buffer, 0, half.buffer, 0, half.byteLength);
+    return t;
+  }
   const typed = dtype === 'f32' ? (data instanceof Float32Array ? data : Float32Array.from(data))
     : dtype === 'i32' ? (data instanceof Int32Array ? data : Int32Array.from(data))
     : (data instanceof Uint32Array ? data : Uint32Array.from(data));
@@ -223,7 +260,7 @@ export function fromArray(rt: Runtime, data: ArrayLike<number> | Float32Array | 
 
 /** A tensor viewing a byte range of an externally owned buffer (flat parameter/gradient/state buffers). */
 export function view(rt: Runtime, buffer: GPUBuffer, byteOffset: number, shape: readonly number[], dtype: DType = 'f32'): Tensor {
-  return new Tensor(rt, shape, dtype, new Storage(rt, buffer, byteOffset, Math.max(4, numel(shape) * 4), false));
+  return new Tensor(rt, shape, dtype, new Storage(rt, buffer, byteOffset, tensorBytes(numel(shape), dtype), false));
 }
 
 // ---- binding-sized pieces ------------------------------------------------------------------------------
@@ -252,6 +289,8 @@ function gcd(a: number, b: number): number {
  */
 export function rowRanges(t: Tensor, rowElems: number, opts: { where: string; aligned?: boolean }): RowRange[] {
   t.assertAlive();
+  // Offsets below count 4-byte elements; f16 tensors are never split (mixed precision keeps such layers in f32).
+  if (t.dtype === 'f16') throw new TypeError(`${opts.where}: rowRanges() handles 4-byte elements, got an f16 tensor ${fmtShape(t.shape)}`);
   const limit = t.rt.maxBindingBytes;
   const rows = rowElems > 0 ? t.size / rowElems : 0;
   if (!Number.isInteger(rows)) throw new ShapeError(`rowRanges: ${fmtShape(t.shape)} is not made of rows of ${rowElems}`);

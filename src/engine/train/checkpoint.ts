@@ -25,8 +25,8 @@ export function optimizerStatePath(weightsFile: string): string {
   return weightsFile.replace(/\.safetensors$/, '.opt.safetensors');
 }
 
-/** Writes the weights and the optimizer state of `step`, then records the checkpoint in run.json. */
-export async function saveCheckpoint(run: RunFolder, step: number, store: ParameterStore, optimizer: Optimizer, metrics?: Record<string, number>): Promise<string> {
+/** Writes the weights and the optimizer state of `step`, then records the checkpoint in run.json; `metadata` goes into the weights file's header. */
+export async function saveCheckpoint(run: RunFolder, step: number, store: ParameterStore, optimizer: Optimizer, metrics?: Record<string, number>, metadata?: Record<string, string>): Promise<string> {
   const weights = await store.readAll();
   const snap = await optimizer.snapshot();
   const rel = run.checkpointPath(step);
@@ -41,7 +41,7 @@ export async function saveCheckpoint(run: RunFolder, step: number, store: Parame
   // The optimizer state first, the weights last: a checkpoint exists once its weights file does (that is what
   // availableCheckpoints() looks for), so a kill between the two writes leaves no half checkpoint behind.
   await writeSafetensors(optimizerStatePath(abs), optTensors, { ...meta, optimizer: snap.optimizer, optimizerStep: String(snap.step) });
-  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), meta);
+  await writeSafetensors(abs, [...weights].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: store.entry(name).shape as number[], data })), { ...metadata, ...meta });
   await run.addCheckpoint({ step, path: rel, time: Date.now(), ...(metrics ? { metrics } : {}) });
   return rel;
 }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import type { Runtime } from '../gpu/runtime';
 import type { TrainConfig } from '../../files/config/schema';
 import { modelWeightsFile, openRun, type RunFolder } from '../../files/run-record';
+import { checkpointAdapters } from '../../files/adapter-checkpoint';
 import { makeLoss } from '../loss/registry';
 import { loadWeights } from './checkpoint';
 import { buildTrainingData, type TrainingData } from './data-source';
@@ -49,12 +50,15 @@ export class CheckpointNotFoundError extends Error {
   }
 }
 
-/** The weights file of a run's checkpoint at `step` (recorded or on disk), or of its latest one. */
+/**
+ * The weights file of a run's checkpoint at `step` (recorded or on disk), or of its latest one. An adapter run's is
+ * the checkpoint itself, adapters included: a reader that wants a plain model passes it to `modelWeightsFile()`.
+ */
 export function findCheckpoint(run: RunFolder, step?: number): { step: number; file: string } {
   if (step === undefined) {
     const latest = run.latestCheckpoint();
     if (!latest) throw new CheckpointNotFoundError(`${run.dir} has no checkpoint to evaluate`);
-    return { step: latest.step, file: modelWeightsFile(latest.absPath) }; // a LoRA run: its merged weights
+    return { step: latest.step, file: modelWeightsFile(latest.absPath, { withAdapters: true }) }; // a LoRA run: its merged weights
   }
   const recorded = run.record.checkpoints.find((c) => c.step === step);
   const file = run.resolve(recorded?.path ?? run.checkpointPath(step));
@@ -62,7 +66,7 @@ export function findCheckpoint(run: RunFolder, step?: number): { step: number; f
     const steps = run.record.checkpoints.map((c) => c.step);
     throw new CheckpointNotFoundError(`${run.dir} has no checkpoint at step ${step}${steps.length ? ` (checkpoints: ${steps.join(', ')})` : ''}`);
   }
-  return { step, file: modelWeightsFile(file) };
+  return { step, file: modelWeightsFile(file, { withAdapters: true }) };
 }
 
 /** The training config a run recorded (every default applied), with the config file it came from. */
@@ -87,7 +91,8 @@ export async function evaluateCheckpoint(opts: EvalCheckpointOptions): Promise<E
   throwIfAborted(signal);
   opts.onProgress?.({ phase: 'loading', batch: 0, batches });
 
-  const { model, store } = materializeModel(rt, modelSpec(config), config.seed);
+  // An adapter run's checkpoint holds the adapters and says how they are built: the model gets them too.
+  const { model, store } = materializeModel(rt, modelSpec(config), config.seed, undefined, checkpointAdapters(ck.file) ?? undefined);
   try {
     // The trainer's own checks (names, dtypes, shapes, finite values): CheckpointMismatchError says what differs.
     await loadWeights(ck.file, store);

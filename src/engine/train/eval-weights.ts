@@ -12,6 +12,7 @@ import { buildTrainingData, type TrainingData } from './data-source';
 import { evaluate, type EvalMetrics } from './evaluate';
 import { initFromCheckpoint } from './fine-tune';
 import { materializeModel, modelSpec } from './trainer';
+import { checkpointAdapters } from '../../files/adapter-checkpoint';
 
 export class WeightsEvaluator {
   private constructor(
@@ -31,6 +32,19 @@ export class WeightsEvaluator {
 
   /** The validation metrics of the weights in `file` on this evaluator's task. */
   async evaluate(file: string): Promise<EvalMetrics> {
+    // An adapter run's checkpoint: the task's model with those adapters, built for this file (the plain model would
+    // leave the adapter tensors unused and score the base instead).
+    const adapters = checkpointAdapters(file);
+    if (adapters) {
+      const { model, store } = materializeModel(this.rt, modelSpec(this.config), this.config.seed, undefined, adapters);
+      try {
+        await initFromCheckpoint(file, store, { partial: false });
+        return { ...(await evaluate(this.rt, model, this.data, this.loss)) };
+      } finally {
+        await this.rt.sync().catch(() => undefined);
+        store.destroy();
+      }
+    }
     await initFromCheckpoint(file, this.store, { partial: false });
     return { ...(await evaluate(this.rt, this.model, this.data, this.loss)) };
   }

@@ -10,7 +10,7 @@
 //
 // Only the penalty's GRADIENT λ·F̂⊙(θ−θ*) is applied (kernels/ewc.wgsl, added into the gradients after backward
 // and before the optimizer step, so clipping and the optimizer see it like any loss term); the logged loss is the
-// task loss alone. Vectors (biases, norms) and LoRA adapters are not anchored; frozen weights are skipped.
+// task loss alone. Vectors (biases, norms), LoRA and bottleneck adapters are not anchored; frozen weights are skipped.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILE, modelWeightsFile, openRun } from '../../files/run-record';
@@ -20,6 +20,7 @@ import type { Runtime } from '../gpu/runtime';
 import type { ParameterStore } from '../optim/params';
 import { Tensor, fromArray } from '../tensor/tensor';
 import { isLoraParam } from './lora';
+import { isAdapterParam } from '../../files/adapter-checkpoint';
 
 const WG = 256;
 const EWC_GRAD: KernelSpec = { file: 'ewc', entry: 'ewc_grad', bindings: ['rw', 'read', 'read', 'read', 'read'] };
@@ -130,7 +131,7 @@ export class EwcPenalty {
     const skipped: string[] = [];
     const found: { name: string; rows: number; cols: number; R: Float32Array; C: Float32Array }[] = [];
     for (const e of store.entries) {
-      if (e.shape.length !== 2 || isLoraParam(e.name)) continue;
+      if (e.shape.length !== 2 || isLoraParam(e.name) || isAdapterParam(e.name)) continue; // new tensors: nothing to anchor to
       const [rows, cols] = e.shape;
       const w = wh.tensors[e.name];
       if (!w) {

@@ -7,7 +7,9 @@
 // find the common base without being told. Checkpoints in F32, F16 and BF16 load (decoded to f32).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RUN_FILE, modelWeightsFile, openRun } from '../../files/run-record';
+import { RUN_FILE, listRuns, modelWeightsFile, openRun } from '../../files/run-record';
+import { isConfigFile } from '../../files/config/config-files';
+import { loadConfig, resolveConfigPath } from '../../files/config/load';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
 import type { ParameterStore } from '../optim/params';
 import { CheckpointMismatchError } from './checkpoint';
@@ -19,13 +21,27 @@ export interface InitSource {
   runDir: string | null;
 }
 
-/** A checkpoint file, or a run folder (its latest checkpoint). Throws a clear error for anything else. */
+/**
+ * A checkpoint file, a run folder (its latest checkpoint) or a training config (the latest checkpoint of its latest
+ * run: `from: demo.basin.yaml` fine-tunes whatever `basin train demo.basin.yaml` left). A clear error for anything else.
+ */
 export async function resolveInitSource(from: string): Promise<InitSource> {
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(from);
   } catch {
-    throw new Error(`init.from: ${from} does not exist (give a checkpoint .safetensors file or a run folder)`);
+    throw new Error(`init.from: ${from} does not exist (give a checkpoint .safetensors file, a run folder or a training config)`);
+  }
+  if (st.isFile() && isConfigFile(from)) {
+    const { config, path: cfgPath } = loadConfig(from);
+    const outDir = resolveConfigPath(cfgPath, config.output);
+    const runs = (await listRuns(outDir)).filter((r) => 'record' in r && r.record.name === config.name);
+    for (const r of runs.reverse()) {
+      const run = await openRun(r.dir);
+      const ck = run.latestCheckpoint();
+      if (ck) return { file: modelWeightsFile(path.join(run.dir, ck.path), { withAdapters: true }), runDir: run.dir };
+    }
+    throw new Error(`init.from: no run of ${config.name} with a checkpoint under ${outDir} yet: train it first (basin train ${from})`);
   }
   if (st.isDirectory()) {
     if (!fs.existsSync(path.join(from, RUN_FILE))) {
@@ -34,12 +50,13 @@ export async function resolveInitSource(from: string): Promise<InitSource> {
     const run = await openRun(from);
     const ck = run.latestCheckpoint();
     if (!ck) throw new Error(`init.from: the run ${from} has no checkpoint yet`);
-    // A LoRA run's model is its merged file (adapters folded in), not the checkpoint that resume reads.
-    return { file: modelWeightsFile(path.join(run.dir, ck.path)), runDir: run.dir };
+    // A LoRA run's model is its merged file (adapters folded in), not the checkpoint that resume reads. An adapter
+    // run has none: its checkpoint, whose adapter tensors a plain model leaves unused (and an adapter run re-initializes).
+    return { file: modelWeightsFile(path.join(run.dir, ck.path), { withAdapters: true }), runDir: run.dir };
   }
   // A run's own checkpoint (<run>/checkpoints/step-N.safetensors): remember the run too.
   const maybeRun = path.dirname(path.dirname(path.resolve(from)));
-  return { file: modelWeightsFile(path.resolve(from)), runDir: fs.existsSync(path.join(maybeRun, RUN_FILE)) ? maybeRun : null };
+  return { file: modelWeightsFile(path.resolve(from), { withAdapters: true }), runDir: fs.existsSync(path.join(maybeRun, RUN_FILE)) ? maybeRun : null };
 }
 
 export interface InitReport {

@@ -27,9 +27,12 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
 import { configFieldError, resolveConfigPath } from '../../files/config/load';
-import { attachLora, loraFrozen, withoutLora, writeMergedCheckpoint, type LoraConfig, type LoraPlan } from './lora';
+import { attachLora, loraFrozen, trainableCount, withoutLora, writeMergedCheckpoint, type LoraConfig, type LoraPlan } from './lora';
+import { AdapterConfigError, adaptersFrozen, attachAdapters, withoutAdapters, type AdapterPlan, type AdaptersInput } from './adapters';
+import { adaptersMetadata } from '../../files/adapter-checkpoint';
 import { EarlyStopper } from './early-stopping';
 import { EwcPenalty, resolveEwcSource } from './ewc';
+import { MixedPrecision, scaleStopSubject, startPrecision, type PrecisionReport } from './mixed-precision';
 import { checkTrainingFits, DeviceCapacityError, deviceCapacity } from './capacity';
 
 /** The longest the training loop runs without letting cancellation and IPC through. */
@@ -47,7 +50,7 @@ export interface StepLog {
 }
 
 export interface TrainEvents {
-  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec; init?: InitReport; frozen?: string[]; optimizer?: Optimizer }): void;
+  onStart?(info: { runDir: string; totalSteps: number; startStep: number; parameters: number; model: ModelSpec; init?: InitReport; frozen?: string[]; optimizer?: Optimizer; precision?: PrecisionReport; trainable?: number; adapters?: AdapterPlan }): void;
   onLog?(log: StepLog): void;
   onEval?(step: number, metrics: EvalMetrics): void;
   onCheckpoint?(step: number, file: string): void;
@@ -140,15 +143,23 @@ export function modelSpec(config: TrainConfig): ModelSpec {
   return config.model;
 }
 
-/** Build a model and its flat parameter store on the GPU (with LoRA adapters when `lora` is given). */
-export function materializeModel(rt: Runtime, spec: ModelSpec, seed: number, lora?: LoraConfig): { model: Model; store: ParameterStore; lora: LoraPlan | null } {
+/** Build a model and its flat parameter store on the GPU (with LoRA when `lora` is given, bottleneck adapters when `adapters` is). */
+export function materializeModel(
+  rt: Runtime,
+  spec: ModelSpec,
+  seed: number,
+  lora?: LoraConfig,
+  adapters?: AdaptersInput,
+): { model: Model; store: ParameterStore; lora: LoraPlan | null; adapters: AdapterPlan | null } {
   const model = buildModel(spec, seed);
+  if (lora && adapters) throw new AdapterConfigError(['train', 'adapters'], 'train.adapters and train.lora cannot be combined: choose one fine-tuning mode');
   const plan = lora ? attachLora(model, lora, seed) : null;
+  const adapterPlan = adapters ? attachAdapters(model, adapters, seed) : null;
   const store = new ParameterStore();
   for (const d of model.declarations()) store.add(d.name, d.shape, d.init, { decay: d.decay });
   store.materialize(rt);
   model.bindParameters((n) => store.get(n));
-  return { model, store, lora: plan };
+  return { model, store, lora: plan, adapters: adapterPlan };
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
@@ -166,16 +177,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const spec = modelSpec(config);
   let built: ReturnType<typeof materializeModel>;
   try {
-    built = materializeModel(rt, spec, config.seed, t.lora);
+    built = materializeModel(rt, spec, config.seed, t.lora, t.adapters);
   } catch (e) {
-    throw e instanceof ParameterGlobError ? asConfigError(e.field, e) : e;
+    throw e instanceof ParameterGlobError || e instanceof AdapterConfigError ? asConfigError(e.field, e) : e;
   }
-  const { model, store, lora } = built;
+  const { model, store, lora, adapters } = built;
   let freeze: ReturnType<typeof planFreeze>;
   try {
     freeze = planFreeze(store, t.freeze ?? [], t.unfreeze ?? []);
     // LoRA: the base model is frozen, only the adapters train (train.unfreeze can still release base tensors).
     if (lora) for (const n of loraFrozen(store)) freeze.frozen.add(n);
+    if (adapters) for (const n of adaptersFrozen(store)) freeze.frozen.add(n); // likewise: only the adapters train
   } catch (e) {
     store.destroy();
     throw e instanceof ParameterGlobError ? asConfigError(e.field, e) : e;
@@ -250,7 +262,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       try {
         // LoRA adapters are not in a base checkpoint: they keep their initialization (B = 0: the base's function).
-        initReport = await initFromCheckpoint(src.file, lora ? withoutLora(store) : store, { partial: config.init.partial });
+        initReport = await initFromCheckpoint(src.file, lora ? withoutLora(store) : adapters ? withoutAdapters(store) : store, { partial: config.init.partial });
       } catch (e) {
         optimizer.destroy();
         store.destroy();
@@ -268,7 +280,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const statsFile = path.join(run.dir, STATS_FILE);
   if (opts.resume) await truncateStatsFile(statsFile, startStep); // drop frames past the checkpoint and a torn tail
   const statsEvery = t.statsEvery ?? 0;
-  const stats = statsEvery > 0 ? new LayerStatsCollector(rt, store, optimizer) : null;
+  // A fine-tune's frames carry its task saliency: the base is read from its checkpoint on disk at each sample.
+  const lineageNow = run.record.lineage;
+  const statsBase = lineageNow.relation === 'fine-tune' && lineageNow.parentCheckpoint && fs.existsSync(lineageNow.parentCheckpoint) ? lineageNow.parentCheckpoint : null;
+  const stats = statsEvery > 0 ? new LayerStatsCollector(rt, store, optimizer, { baseFile: statsBase }) : null;
   let statsChain: Promise<void> = Promise.resolve();
   let statsError: unknown = null;
   const queueStats = (step: number, frame: Promise<Uint8Array>) => {
@@ -291,7 +306,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let frozenNow = frozenAt(freeze, startStep);
   applyFrozen(store, frozenNow);
   model.train();
-  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec, init: initReport, frozen: [...frozenNow], optimizer });
+  // train.precision: mixed gives the Linear layers f16 weight copies and scales the loss (./mixed-precision.ts).
+  const { report: precision, mixed } = await startPrecision({ rt, train: t, model, store, optimizer, run, resumeWeights: opts.resume ? run.latestCheckpoint()?.path ?? null : null });
+  opts.events?.onStart?.({ runDir: run.dir, totalSteps, startStep, parameters: store.parameterCount, model: spec, init: initReport, frozen: [...frozenNow], optimizer, precision, trainable: trainableCount(store), ...(adapters ? { adapters } : {}) });
 
   let lastLoss = NaN;
   let lastEval: EvalMetrics | null = null;
@@ -310,7 +327,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const checkpoint = async (step: number) => {
     // LoRA: the merged model file first; the checkpoint exists once its weights file (written last) does.
     if (lora) await writeMergedCheckpoint(run, step, store, lora);
-    const file = await saveCheckpoint(run, step, store, optimizer, lastEval ? prefixed('val', lastEval) : undefined);
+    if (mixed) await mixed.save(run.dir, run.checkpointPath(step)); // the loss scale, before the weights
+    // Adapters: their config goes into the checkpoint's metadata (eval and `basin eval` rebuild the model from it).
+    const file = await saveCheckpoint(run, step, store, optimizer, lastEval ? prefixed('val', lastEval) : undefined, adapters ? adaptersMetadata(adapters.config) : undefined);
     if (stats) {
       await drainStats();
       if (stats.latest) {
@@ -343,33 +362,37 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       tidy(() => {
         const out = forwardBatch(rt, model, batch, { training: true, loss });
         // Everything frozen (progressive unfreezing before its first step): the loss is still logged.
-        if (frozenNow.size < store.entries.length) backward(out.loss);
+        if (frozenNow.size < store.entries.length) backward(out.loss, mixed?.seed(out.loss));
         if (wantLog) lossRead = out.loss.toArray();
       });
+      mixed?.unscale(); // the gradients arrive multiplied by the loss scale
       if (ewc && frozenNow.size < store.entries.length) ewc.addGradients(); // the penalty's gradient, before clipping
       if (wantStats) stats!.beforeStep();
       optimizer.step(lr);
+      mixed?.afterStep(step);
       const normsRead = wantLog ? optimizer.gradNorms?.readAsync() : undefined;
+      const scaleRead = wantLog ? mixed?.readAsync() : undefined;
       if (wantStats) queueStats(step, stats!.sample(step)); // reads the gradients: before they are zeroed
       store.zeroGrads();
       if (statsError) throw statsError;
       done = step;
       intervalSteps++;
       if (wantLog) {
-        const [lossArr, norms] = await Promise.all([lossRead!, normsRead]);
+        const [lossArr, norms, scale] = await Promise.all([lossRead!, normsRead, scaleRead]);
         const loss = lossArr[0];
         // The GPU latched the first non-finite step since the start (checked every step, read with the norms).
         const ckStep = lastCheckpoint !== null ? lastCheckpointStep : null;
         const bad = norms?.firstNonFiniteStep;
-        if (bad) throw new NonFiniteError(bad.step, bad.tensor, 'the gradient', ckStep, step);
-        if (norms && !norms.finite) throw new NonFiniteError(step, norms.firstNonFinite(), 'the gradient', ckStep);
+        if (bad) throw new NonFiniteError(bad.step, bad.tensor, mixed && scale ? scaleStopSubject(scale, mixed.scaler.opts.minScale) : 'the gradient', ckStep, step);
+        // Mixed precision: a step skipped for an overflow is the loss scaler's business (it halved the scale).
+        if (norms && !norms.finite && scale?.lastSkippedStep !== step) throw new NonFiniteError(step, norms.firstNonFinite(), 'the gradient', ckStep);
         if (!Number.isFinite(loss)) throw new NonFiniteError(step, null, 'the loss', ckStep);
         lastLoss = loss;
         const now = performance.now();
         const log: StepLog = { step, totalSteps, loss, lr, gradNorm: norms?.total ?? NaN, stepsPerSec: (intervalSteps * 1000) / (now - intervalStart), time: Date.now() };
         intervalStart = now;
         intervalSteps = 0;
-        await run.appendMetrics({ step, time: log.time, loss, lr, gradNorm: log.gradNorm, stepsPerSec: log.stepsPerSec });
+        await run.appendMetrics({ step, time: log.time, loss, lr, gradNorm: log.gradNorm, stepsPerSec: log.stepsPerSec, ...(scale ? MixedPrecision.metrics(scale) : {}) });
         opts.events?.onLog?.(log);
       }
       if ((t.evalEvery && step % t.evalEvery === 0) || step === totalSteps) {
@@ -411,6 +434,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await statsChain; // never rejects (errors land in statsError); no frame is written after train() returns
     stats?.destroy();
     ewc?.destroy();
+    mixed?.destroy();
     optimizer.destroy();
     store.destroy();
   }

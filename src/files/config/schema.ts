@@ -67,7 +67,7 @@ export const trainConfigSchema = {
           type: 'string',
           minLength: 1,
           description:
-            'A checkpoint (`.safetensors`) or a run folder (its latest checkpoint); relative paths are resolved from the config file’s folder.',
+            'A checkpoint (`.safetensors`), a run folder (its latest checkpoint) or a training config (`*.basin.yaml`: the latest checkpoint of its latest run); relative paths are resolved from the config file’s folder.',
         },
         partial: {
           type: 'boolean',
@@ -90,6 +90,30 @@ export const trainConfigSchema = {
         schedule: sectionSchema(scheduleRegistry, 'Learning-rate schedule. Default: cosine with the defaults below.'),
         loss: sectionSchema(lossRegistry, 'The training loss; it owns the output layer. Default: cross-entropy over every class.'),
         gradClip: { type: 'number', minimum: 0, default: 1, description: 'Clip the global gradient norm to this value; 0 disables clipping.' },
+        precision: {
+          type: 'string',
+          enum: ['f32', 'mixed'],
+          default: 'f32',
+          description:
+            'Numeric precision. `f32`: everything in f32. `mixed`: the Linear layers multiply f16 copies of their weights and inputs with f32 sums (the f16 input is what the backward keeps: half the bytes), while the master weights, gradients, optimizer state, embeddings, layer norm, softmax, attention and the loss stay f32, with dynamic loss scaling (`lossScale`). Needs the adapter\'s shader-f16 feature; without it the run trains in f32 and says why (run.json `device.precision`).',
+        },
+        lossScale: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description:
+            'Dynamic loss scaling (precision: mixed): the backward starts from the scale S, gradients are divided by S before clipping and the step; a step whose gradient overflows is skipped and S halves; S doubles after `growthInterval` good steps in a row. The scale and the skipped-step count are logged (metrics `lossScale`, `skippedSteps`) and saved with each checkpoint.',
+          properties: {
+            initial: { type: 'number', exclusiveMinimum: 0, maximum: 16777216, default: 32768, description: 'The scale S at the start (2^15).' },
+            growthInterval: { type: 'integer', minimum: 1, default: 2000, description: 'Good steps in a row after which S doubles.' },
+            minScale: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              default: 1,
+              description: 'When halving takes S below this, the gradients are not finite whatever the scale: training stops, naming the step and the first non-finite layer.',
+            },
+          },
+        },
         freeze: {
           type: 'array',
           items: { type: 'string', minLength: 1 },
@@ -127,6 +151,30 @@ export const trainConfigSchema = {
                 'Name globs of the Linear weights to adapt, e.g. `blocks.*.attn.q.weight`. Default: every Linear weight in `blocks.*` / `layers.*` except the output head. A glob matching no Linear weight is an error listing them.',
             },
             dropout: { type: 'number', minimum: 0, maximum: 0.95, default: 0, description: 'Dropout on the input of the LoRA branch only (training).' },
+          },
+        },
+        adapters: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['size'],
+          description:
+            'Adapter fine-tuning (Houlsby): every transformer block gains a bottleneck h ← h + up(act(down(h))) on the output of its attention and of its MLP, before the residual add; the base model is frozen (release tensors with `unfreeze`) and only the adapters train. down [size, d] starts small and random, up [d, size] and both biases at zero, so training starts exactly at the base model. Tensors `blocks.<i>.adapter_attn.down.weight`, `….down.bias`, `….up.weight`, `….up.bias` (and `adapter_mlp`), saved in the checkpoints beside the frozen ones. Models with transformer blocks only (transformer, sasrec). Adapters are non-linear: they cannot be merged into the weights, so an adapter run cannot be merged or pruned.',
+          properties: {
+            size: { type: 'integer', minimum: 1, description: 'Bottleneck width (rows of down, columns of up); at most the model width d (dModel / hidden).' },
+            targets: {
+              type: 'array',
+              items: { type: 'string', enum: ['attn', 'mlp'] },
+              minItems: 1,
+              uniqueItems: true,
+              default: ['attn', 'mlp'],
+              description: 'Where the adapters go: after the attention sublayer (`attn`), after the MLP (`mlp`), or both.',
+            },
+            activation: { type: 'string', enum: ['gelu', 'relu'], default: 'gelu', description: 'Non-linearity between down and up.' },
+            initScale: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              description: 'Standard deviation of down’s initial weights (normal). Default: 1/√d. up starts at zero whatever this is, so the fresh adapter is the identity.',
+            },
           },
         },
         earlyStopping: {
@@ -199,12 +247,18 @@ export interface TrainSectionConfig {
   schedule: ScheduleConfig;
   loss: LossConfig;
   gradClip: number;
+  /** `mixed`: f16 Linear products, f32 master weights, loss scaling (src/engine/train/mixed-precision.ts). */
+  precision: 'f32' | 'mixed';
+  /** Dynamic loss scaling of mixed precision (src/engine/train/loss-scale.ts; configs built in code may leave fields out). */
+  lossScale: { initial?: number; growthInterval?: number; minScale?: number };
   /** Name globs of parameters that do not train. */
   freeze: string[];
   /** Progressive unfreezing: from `step` on, the parameters matching `params` train. */
   unfreeze: { step: number; params: string[] }[];
   /** LoRA fine-tuning (src/engine/train/lora.ts); `alpha` defaults to rank, `targets` to blocks/layers weights. */
   lora?: { rank: number; alpha?: number; targets?: string[]; dropout: number };
+  /** Adapter fine-tuning (src/engine/train/adapters.ts); `initScale` defaults to 1/√d. */
+  adapters?: { size: number; targets: ('attn' | 'mlp')[]; activation: 'gelu' | 'relu'; initScale?: number };
   /** Early stopping on a validation metric (src/engine/train/early-stopping.ts); `mode` defaults from the metric. */
   earlyStopping?: { metric: string; mode?: 'min' | 'max'; patience: number; minDelta: number };
   /** EWC from the previous task's weights and stored curvature (src/engine/train/ewc.ts). */

@@ -158,6 +158,8 @@ export function pruneScoreConfig(name: string, params: Record<string, unknown> =
         (s.exclusiveMinimum !== undefined && x <= s.exclusiveMinimum);
       if (bad) throw new PruneOptionError(`score ${name}.${k}`, `${String(v)} is not a valid ${spec.type} here (${spec.doc})`);
       out[k] = x;
+    } else if (spec.type === 'string' && spec.enum && !spec.enum.includes(String(v))) {
+      throw new PruneOptionError(`score ${name}.${k}`, `${String(v)} is not one of ${spec.enum.join(', ')} (${spec.doc})`);
     } else out[k] = v;
   }
   return out as PruneScoreConfig;

@@ -65,7 +65,33 @@ export interface SweepFile {
   /** What a uniform random guess scores on the same data (the floor of the chart). */
   chance: SweepMetrics | null;
   points: SweepPoint[];
-  timing: { scoresMs: Record<string, number>; totalMs: number; denseEvalMs: number };
+  timing: SweepTiming;
+}
+
+/**
+ * Where a sweep's wall time went (ms). The profile fields are optional: files of older sweeps lack them. The
+ * sweep's own overhead over its evaluations is totalMs − pausedMs − denseEvalMs − evalMs: openMs + Σ scoresMs +
+ * maskMs + saveMs + writeWaitMs + what is left (bookkeeping).
+ */
+export interface SweepTiming {
+  /** Per score: computing it (calibration included) and its threshold table. */
+  scoresMs: Record<string, number>;
+  totalMs: number;
+  denseEvalMs: number;
+  /** From the start: the checks and plan, loading the checkpoint and the dense copies of the targets. */
+  openMs?: number;
+  /** Every point's threshold and mask (SparseGPT: its reconstruction), the GPU work included. */
+  maskMs?: number;
+  /** Every point's validation pass. */
+  evalMs?: number;
+  /** Serialising the file on the main thread (the writes themselves run in the background). */
+  saveMs?: number;
+  /** Waiting for writes still in flight at the end. */
+  writeWaitMs?: number;
+  /** Sweep-file writes issued (snapshots taken while one was in flight are merged into the next). */
+  writes?: number;
+  /** Time spent in the caller's betweenPoints hook (a benchmark's reference passes): not the sweep's. */
+  pausedMs?: number;
 }
 
 export class SweepFileError extends Error {
@@ -87,9 +113,16 @@ export function sweepFileName(d: Date): string {
 }
 
 /** Writes the whole file atomically (the prune folder is created if needed). */
-export async function writeSweepFile(file: string, sweep: SweepFile): Promise<void> {
+/** The file's text (one space of indentation: small, still readable). */
+export function sweepFileText(sweep: SweepFile): string {
+  return JSON.stringify(sweep, null, 1) + '\n';
+}
+
+/** Writes a sweep (or its text, already serialised) atomically. */
+export async function writeSweepFile(file: string, sweep: SweepFile | string): Promise<void> {
+  const text = typeof sweep === 'string' ? sweep : sweepFileText(sweep);
   await fs.promises.mkdir(path.dirname(file), { recursive: true });
-  await writeFileAtomic(file, JSON.stringify(sweep, null, 1) + '\n');
+  await writeFileAtomic(file, text);
 }
 
 const isNum = (x: unknown) => typeof x === 'number' || x === null; // JSON writes NaN as null

@@ -56,14 +56,24 @@ export const sparsegpt = defineEntry({
     'H = XᵀX + damp·mean(diag H)·I; H⁻¹ = UᵀU (U upper Cholesky); columns in blocks of `blockSize`: the block’s ' +
     'lowest w²/U_jj² are pruned (unstructured: across the block’s rows, as the reference does, so `granularity` ' +
     'does not apply; N:M: per row), and each pruned column’s error is spread over the later columns. Both the sweep ' +
-    '(at every density) and `apply` run this weight update; the Hessians and their factors are computed once. ' +
-    'The [in, in] solve runs on the CPU in float64 (inputs up to 1024).',
+    '(at every density) and `apply` run this weight update. The [in, in] solve runs on the CPU in float64 (inputs ' +
+    'up to 1024). `calibration: sequential` (the default, as the paper does) prunes the layers in the order the ' +
+    'forward reads them, each stage’s H from the inputs the already-pruned earlier layers produce (layers reading ' +
+    'the same input, like q/k/v, share a stage): since those inputs depend on the density, every sweep point runs ' +
+    'its own staged calibration (stages × `batches` partial forwards). `one-pass`: every H from the dense model’s ' +
+    'inputs, computed once for all densities (faster, less exact). The ranking the sweep reports is from the dense H.',
   source: 'arXiv 2301.00774',
   needs: { data: true },
   params: {
     batches: batches(16),
     damp: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.01, doc: 'Dampening: a fraction of the mean diagonal of H added to the diagonal.' },
     blockSize: { type: 'integer', minimum: 1, default: 128, doc: 'Columns per lazy-update block (the mask is chosen per block).' },
+    calibration: {
+      type: 'string',
+      enum: ['sequential', 'one-pass'],
+      default: 'sequential',
+      doc: 'Whose inputs each layer’s Hessian comes from: `sequential`, the already-pruned earlier layers’ (the paper; one calibration per density); `one-pass`, the dense model’s (one calibration for every density).',
+    },
   },
 });
 

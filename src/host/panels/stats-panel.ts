@@ -36,7 +36,7 @@ import {
   type StatsUiState,
 } from '../../protocol/panels/stats';
 import { HeaderCache, toArrayBuffer, type FrameInfo } from '../../protocol/panels/stats-reduce';
-import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, STATS_FILE, type StatsTensorInfo } from '../../protocol/stats';
+import { encodeStatsFrame, HIST_BINS, matrixView, SCALAR_KEYS, STATS_FILE, TENSOR_ROLES, type StatsExtras, type StatsTensorInfo, type TensorRole } from '../../protocol/stats';
 import { RUN_FILE } from '../../files/run-record';
 import { SafetensorsReader } from '../../files/safetensors';
 import { RunSource, type PollResult } from './stats-source';
@@ -506,8 +506,9 @@ class StatsPanel {
 }
 
 /**
- * A checkpoint's statistics file (`<weight>.scalars`, `.v_hist`, `.v_row`, `.v_col`) as an encoded frame. Shapes
- * come from the checkpoint's weights header when it is there, else [rows, cols].
+ * A checkpoint's statistics file (`<weight>.scalars`, `.v_hist`, `.v_row`, `.v_col`, and where present
+ * `.captured_energy`, `.saliency_mass` and the metadata `roles`) as an encoded frame. Shapes come from the
+ * checkpoint's weights header when it is there, else [rows, cols].
  */
 export async function readStatsCheckpoint(file: string, step: number, weightsFile?: string): Promise<FrameInfo | null> {
   const shapes = new Map<string, number[]>();
@@ -525,6 +526,21 @@ export async function readStatsCheckpoint(file: string, step: number, weightsFil
     if (!names.length) return null;
     const infos: StatsTensorInfo[] = [];
     const parts: Float32Array[] = [];
+    let roles: Record<string, unknown> = {};
+    try {
+      const r0 = JSON.parse(r.header.metadata?.roles ?? '{}') as unknown;
+      if (r0 && typeof r0 === 'object') roles = r0 as Record<string, unknown>;
+    } catch {
+      /* unreadable roles: the frame goes without them */
+    }
+    const has = new Set(r.tensors.map((t) => t.name));
+    const extra = async (name: string, suffix: string): Promise<number | null> => {
+      if (!has.has(`${name}.${suffix}`)) return null;
+      const v = ((await r.read(`${name}.${suffix}`)).data as Float32Array)[0];
+      return Number.isFinite(v) ? v : null;
+    };
+    const energy: (number | null)[] = [];
+    const mass: (number | null)[] = [];
     for (const name of names) {
       const scalars = (await r.read(`${name}.scalars`)).data as Float32Array;
       const hist = (await r.read(`${name}.v_hist`)).data as Float32Array;
@@ -534,7 +550,10 @@ export async function readStatsCheckpoint(file: string, step: number, weightsFil
       let shape = shapes.get(name) ?? [vRow.length, vCol.length];
       const mv = matrixView(shape);
       if (mv.rows !== vRow.length || mv.cols !== vCol.length) shape = [vRow.length, vCol.length];
-      infos.push({ name, shape, rows: vRow.length, cols: vCol.length });
+      const role = roles[name];
+      infos.push({ name, shape, rows: vRow.length, cols: vCol.length, ...((TENSOR_ROLES as readonly unknown[]).includes(role) ? { role: role as TensorRole } : {}) });
+      energy.push(await extra(name, 'captured_energy'));
+      mass.push(await extra(name, 'saliency_mass'));
       parts.push(Float32Array.from(scalars), Float32Array.from(hist), Float32Array.from(vRow), Float32Array.from(vCol));
     }
     const total = parts.reduce((a, p) => a + p.length, 0);
@@ -545,7 +564,10 @@ export async function readStatsCheckpoint(file: string, step: number, weightsFil
       o += p.length;
     }
     const timeMeta = Number(r.header.metadata?.time);
-    const bytes = encodeStatsFrame({ step, time: Number.isFinite(timeMeta) ? timeMeta : 0, tensors: infos }, payload);
+    const extras: StatsExtras = {};
+    if (energy.some((v) => v !== null)) extras.capturedEnergy = energy;
+    if (mass.some((v) => v !== null)) extras.saliencyMass = mass;
+    const bytes = encodeStatsFrame({ step, time: Number.isFinite(timeMeta) ? timeMeta : 0, ...(Object.keys(extras).length ? { extras } : {}), tensors: infos }, payload);
     return new HeaderCache().scan(bytes, 0);
   } finally {
     await r.close();

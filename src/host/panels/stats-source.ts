@@ -256,6 +256,9 @@ export function emptyRunInfo(dir: string): RunInfo {
     optimizer: null,
     gradClip: null,
     classes: null,
+    base: null,
+    rank: null,
+    kind: 'train',
   };
 }
 
@@ -282,6 +285,11 @@ export function runInfoFromRecord(dir: string, text: string): RunInfo {
   info.statsEvery = num(train?.statsEvery);
   info.optimizer = str((train?.optimizer as { type?: unknown } | undefined)?.type);
   info.gradClip = num(train?.gradClip);
+  info.rank = num((train?.optimizer as { rank?: unknown } | undefined)?.rank);
+  info.kind = str(rec.kind) || 'train'; // run-record.ts: a missing kind is a training run
+  // A fine-tune (init.from): the panel draws the base's metrics beside the run's and its saliency mass.
+  const lineage = rec.lineage as { relation?: unknown; parentCheckpoint?: unknown } | null | undefined;
+  info.base = lineage && lineage.relation === 'fine-tune' ? (str(lineage.parentCheckpoint) ?? '') : null;
   // A classifier's classes, or a token model's vocabulary (its logits are over the whole vocabulary).
   info.classes = num(config?.model?.classes) ?? num(config?.model?.vocab);
   info.checkpoints = Array.isArray(rec.checkpoints)

@@ -7,12 +7,14 @@
 //   FrameStore     keeps the last `recent` frames in full plus at most `history` older ones, evenly thinned
 //                  (every other one dropped when full), within a byte budget; dedups by step and handles a resumed
 //                  run whose steps go back.
-//   ScalarHistory  the per-tensor scalars of every frame (36 bytes per tensor per frame), thinned the same way
-//                  past its cap: what the per-layer "over steps" charts ask for at full resolution.
+//   ScalarHistory  the per-tensor scalars of every frame (36 bytes per tensor per frame, 4 more per extra the
+//                  frame carries: mao's captured energy, a fine-tune's saliency mass), thinned the same way past
+//                  its cap: what the per-layer "over steps" charts ask for at full resolution.
+//   lossGap, capturedOverall(Series), saliencyShares, roleCounts   the fine-tuning and mao summaries the panel draws.
 //   LineSplitter   metrics.jsonl appended to in chunks: complete lines out, the torn tail kept for next time.
 
-import { frameFloats, HIST_BINS, SCALAR_KEYS, StatsFormatError, statsHeaderLength, type ScalarKey, type StatsTensorInfo } from '../stats';
-import type { LayerHistory, ScalarHistoryPayload } from './stats';
+import { checkExtras, EXTRA_KEYS, frameFloats, HIST_BINS, SCALAR_KEYS, StatsFormatError, statsHeaderLength, type ExtraKey, type ScalarKey, type StatsExtras, type StatsTensorInfo, type TensorRole } from '../stats';
+import type { LayerHistory, MetricRow, ScalarHistoryPayload } from './stats';
 
 const NSC = SCALAR_KEYS.length;
 
@@ -22,6 +24,8 @@ export interface FrameInfo {
   /** The encoded frame (its own copy, or a view of the caller's bytes; see FrameIndexer). */
   bytes: Uint8Array;
   tensors: StatsTensorInfo[];
+  /** The header's per-sample extras (mao's captured energy, a fine-tune's saliency mass), when it has them. */
+  extras?: StatsExtras;
   /** Byte offset of the payload inside `bytes`. */
   payloadOffset: number;
 }
@@ -49,15 +53,22 @@ export class HeaderCache {
     let time: number;
     let tensors: StatsTensorInfo[];
     let floats: number;
+    let extras: unknown;
     if (ti >= 0 && tensorsText === this.lastTensorsText) {
-      // Same tensor list as the previous frame: only step and time are new.
-      const head = JSON.parse(`${text.slice(0, ti)}"tensors":[]}`) as { step?: unknown; time?: unknown };
+      // Same tensor list as the previous frame: only step, time and the extras (written before it) are new.
+      let head: { step?: unknown; time?: unknown; extras?: unknown };
+      try {
+        head = JSON.parse(`${text.slice(0, ti)}"tensors":[]}`) as typeof head;
+      } catch (e) {
+        throw new StatsFormatError(`stats frame at byte ${offset}: header is not JSON (${(e as Error).message})`);
+      }
       step = head.step as number;
       time = head.time as number;
+      extras = head.extras;
       tensors = this.lastTensors;
       floats = this.lastFloats;
     } else {
-      let header: { step?: unknown; time?: unknown; tensors?: unknown };
+      let header: { step?: unknown; time?: unknown; extras?: unknown; tensors?: unknown };
       try {
         header = JSON.parse(text) as typeof header;
       } catch (e) {
@@ -71,6 +82,7 @@ export class HeaderCache {
       }
       step = header.step as number;
       time = header.time as number;
+      extras = header.extras;
       tensors = header.tensors as StatsTensorInfo[];
       floats = frameFloats(tensors);
       if (ti >= 0) {
@@ -80,10 +92,13 @@ export class HeaderCache {
       }
     }
     if (typeof step !== 'number' || !Number.isFinite(step)) throw new StatsFormatError(`stats frame at byte ${offset}: header lacks a step`);
+    checkExtras(extras, tensors.length, `stats frame at byte ${offset}`);
     const payloadStart = offset + 8 + hlen;
     const end = payloadStart + floats * 4;
     if (bytes.length < end) return null;
-    return { step, time: typeof time === 'number' ? time : 0, bytes: bytes.subarray(offset, end), tensors, payloadOffset: 8 + hlen };
+    const info: FrameInfo = { step, time: typeof time === 'number' ? time : 0, bytes: bytes.subarray(offset, end), tensors, payloadOffset: 8 + hlen };
+    if (extras) info.extras = extras;
+    return info;
   }
 }
 
@@ -257,10 +272,30 @@ export class FrameStore<T> {
   }
 }
 
-interface HistoryPoint {
+/** Per extra key, one value per tensor (NaN where the tensor has none). */
+export type HistoryExtras = Partial<Record<ExtraKey, Float32Array>>;
+
+export interface HistoryPoint {
   step: number;
   names: string[];
   scalars: Float32Array;
+  extras?: HistoryExtras;
+}
+
+/** A frame's extras as Float32 arrays aligned with its tensors (NaN for null); undefined without extras. */
+export function extrasArrays(extras: StatsExtras | undefined, n: number): HistoryExtras | undefined {
+  if (!extras) return undefined;
+  const out: HistoryExtras = {};
+  let any = false;
+  for (const k of EXTRA_KEYS) {
+    const a = extras[k];
+    if (!a) continue;
+    const f = new Float32Array(n).fill(NaN);
+    for (let i = 0; i < Math.min(n, a.length); i++) if (typeof a[i] === 'number') f[i] = a[i] as number;
+    out[k] = f;
+    any = true;
+  }
+  return any ? out : undefined;
 }
 
 /**
@@ -278,16 +313,21 @@ export class ScalarHistory {
     return this.points.length;
   }
 
-  add(step: number, names: string[], scalars: Float32Array): void {
+  add(step: number, names: string[], scalars: Float32Array, extras?: HistoryExtras): void {
     const last = this.points[this.points.length - 1];
     if (last && step === last.step) return;
     if (last && step < last.step) this.points = this.points.filter((p) => p.step < step);
-    this.points.push({ step, names, scalars });
+    this.points.push(extras ? { step, names, scalars, extras } : { step, names, scalars });
     if (this.points.length > this.cap) this.points = this.points.filter((_, i) => i % 2 === 0 || i === this.points.length - 1);
   }
 
   addFrame(f: FrameInfo): void {
-    this.add(f.step, this.namesOf(f.tensors), frameScalars(f));
+    this.add(f.step, this.namesOf(f.tensors), frameScalars(f), extrasArrays(f.extras, f.tensors.length));
+  }
+
+  /** The kept points, oldest first (read-only views: summaries over steps, e.g. the mean captured energy). */
+  allPoints(): readonly HistoryPoint[] {
+    return this.points;
   }
 
   clear(): void {
@@ -332,9 +372,22 @@ export class ScalarHistory {
     }
     const T = names.length;
     const data = new Float32Array(pts.length * T * NSC);
+    const keys = EXTRA_KEYS.filter((k) => pts.some((p) => p.extras?.[k]));
+    const extras: Partial<Record<ExtraKey, Float32Array>> = {};
+    for (const k of keys) extras[k] = new Float32Array(pts.length * T).fill(NaN);
     pts.forEach((p, j) => {
       const base = j * T * NSC;
-      if (p.names === names || (p.names.length === T && p.names.every((n, i) => n === names[i]))) {
+      const same = p.names === names || (p.names.length === T && p.names.every((n, i) => n === names[i]));
+      for (const k of keys) {
+        const src = p.extras?.[k];
+        if (!src) continue;
+        if (same) extras[k]!.set(src.subarray(0, T), j * T);
+        else for (let t = 0; t < T; t++) {
+          const i = this.indexOf(p.names, names[t]);
+          if (i >= 0) extras[k]![j * T + t] = src[i];
+        }
+      }
+      if (same) {
         data.set(p.scalars.subarray(0, T * NSC), base);
         return;
       }
@@ -343,7 +396,9 @@ export class ScalarHistory {
         for (let k = 0; k < NSC; k++) data[base + t * NSC + k] = i < 0 ? NaN : p.scalars[i * NSC + k];
       }
     });
-    return { steps: pts.map((p) => p.step), names, data: data.buffer };
+    const out: ScalarHistoryPayload = { steps: pts.map((p) => p.step), names, data: data.buffer };
+    if (keys.length) out.extras = Object.fromEntries(keys.map((k) => [k, extras[k]!.buffer])) as ScalarHistoryPayload['extras'];
+    return out;
   }
 
   /** Replaces the history with a payload's points. */
@@ -351,7 +406,35 @@ export class ScalarHistory {
     this.points = [];
     const T = h.names.length;
     const all = new Float32Array(h.data);
-    h.steps.forEach((step, j) => this.points.push({ step, names: h.names, scalars: all.subarray(j * T * NSC, (j + 1) * T * NSC) }));
+    const ex = EXTRA_KEYS.filter((k) => h.extras?.[k]).map((k) => [k, new Float32Array(h.extras![k]!)] as const);
+    h.steps.forEach((step, j) => {
+      const p: HistoryPoint = { step, names: h.names, scalars: all.subarray(j * T * NSC, (j + 1) * T * NSC) };
+      if (ex.length) {
+        // A point whose values are all NaN had no extras (a frame of an older writer, or before mao started).
+        const e: HistoryExtras = {};
+        for (const [k, a] of ex) {
+          const v = a.subarray(j * T, (j + 1) * T);
+          if (v.some((x) => !Number.isNaN(x))) e[k] = v;
+        }
+        if (Object.keys(e).length) p.extras = e;
+      }
+      this.points.push(p);
+    });
+  }
+
+  /** Extra `key` of one tensor over the points that have it. */
+  extraSeries(tensor: string, key: ExtraKey): { steps: number[]; values: number[] } {
+    const steps: number[] = [];
+    const values: number[] = [];
+    for (const p of this.points) {
+      const a = p.extras?.[key];
+      if (!a) continue;
+      const i = this.indexOf(p.names, tensor);
+      if (i < 0 || Number.isNaN(a[i])) continue;
+      steps.push(p.step);
+      values.push(a[i]);
+    }
+    return { steps, values };
   }
 
   /** Scalar `key` of every tensor at every point, for charts: { steps, values[point] } for tensor `tensor`. */
@@ -372,16 +455,23 @@ export class ScalarHistory {
   get(tensor: string): LayerHistory | null {
     const steps: number[] = [];
     const scalars = Object.fromEntries(SCALAR_KEYS.map((k) => [k, [] as (number | null)[]])) as Record<ScalarKey, (number | null)[]>;
+    const extras: Partial<Record<ExtraKey, (number | null)[]>> = {};
     for (const p of this.points) {
       const i = this.indexOf(p.names, tensor);
       if (i < 0) continue;
+      for (const k of EXTRA_KEYS) {
+        const v = p.extras?.[k]?.[i];
+        if (v !== undefined && Number.isFinite(v)) extras[k] ??= new Array<number | null>(steps.length).fill(null);
+        extras[k]?.push(v !== undefined && Number.isFinite(v) ? v : null);
+      }
       steps.push(p.step);
       for (let k = 0; k < NSC; k++) {
         const v = p.scalars[i * NSC + k];
         scalars[SCALAR_KEYS[k]].push(Number.isFinite(v) ? v : null);
       }
     }
-    return steps.length ? { tensor, steps, scalars } : null;
+    if (!steps.length) return null;
+    return Object.keys(extras).length ? { tensor, steps, scalars, extras } : { tensor, steps, scalars };
   }
 }
 
@@ -408,4 +498,95 @@ export class LineSplitter {
 export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
   return bytes.slice().buffer as ArrayBuffer;
+}
+
+// ------------------------------------------------------------------------------ fine-tuning and mao summaries
+
+/**
+ * The overfitting gap at each evaluation: validation loss minus the training loss around the same step — the mean
+ * of the training losses logged since the previous evaluation (one batch's loss is noisy), or the last one logged
+ * before it when none was logged in between. Rows in file order (the trainer logs a step's loss before its
+ * evaluation).
+ */
+export function lossGap(rows: readonly MetricRow[], trainKey = 'loss', valKey = 'val_loss'): { steps: number[]; gaps: number[] } {
+  const steps: number[] = [];
+  const gaps: number[] = [];
+  let sum = 0;
+  let count = 0;
+  let last: number | null = null;
+  for (const r of rows) {
+    const t = r[trainKey];
+    if (typeof t === 'number') {
+      sum += t;
+      count++;
+      last = t;
+    }
+    const v = r[valKey];
+    if (typeof v !== 'number') continue;
+    const train = count ? sum / count : last;
+    if (train === null) continue;
+    steps.push(r.step);
+    gaps.push(v - train);
+    sum = 0;
+    count = 0;
+  }
+  return { steps, gaps };
+}
+
+/**
+ * mao's captured momentum energy over all its factored tensors: Σ‖U·S·Vᵀ‖² / Σ‖M̃‖², each tensor's total energy
+ * being momentumNorm² / fraction (momentumNorm is ‖U·S·Vᵀ‖_F, the factors' norm). Tensors without a fraction (NaN:
+ * dense momentum) are left out; when no tensor has momentum yet it is the plain mean of the fractions. Null when
+ * no tensor has one.
+ */
+export function capturedOverall(fractions: ArrayLike<number>, momentumNorms: ArrayLike<number>): { overall: number; tensors: number } | null {
+  let kept = 0;
+  let total = 0;
+  let n = 0;
+  let mean = 0;
+  for (let i = 0; i < fractions.length; i++) {
+    const f = fractions[i];
+    if (!Number.isFinite(f)) continue;
+    n++;
+    mean += f;
+    const m2 = momentumNorms[i] ** 2;
+    if (f > 0 && Number.isFinite(m2) && m2 > 0) {
+      kept += m2;
+      total += m2 / f;
+    }
+  }
+  if (!n) return null;
+  return { overall: total > 0 ? kept / total : mean / n, tensors: n };
+}
+
+/** capturedOverall of each history point that has captured energies: the summary line over steps. */
+export function capturedOverallSeries(points: readonly HistoryPoint[]): { steps: number[]; values: number[] } {
+  const at = SCALAR_KEYS.indexOf('momentumNorm');
+  const steps: number[] = [];
+  const values: number[] = [];
+  for (const p of points) {
+    const f = p.extras?.capturedEnergy;
+    if (!f) continue;
+    const norms = new Float32Array(f.length);
+    for (let i = 0; i < f.length; i++) norms[i] = p.scalars[i * NSC + at];
+    const c = capturedOverall(f, norms);
+    if (!c) continue;
+    steps.push(p.step);
+    values.push(c.overall);
+  }
+  return { steps, values };
+}
+
+/** Tensors by saliency mass, largest first, with their share of the total (tensors without one left out). */
+export function saliencyShares(tensors: readonly { name: string; saliencyMass?: number }[]): { name: string; mass: number; share: number }[] {
+  const withMass = tensors.filter((t): t is { name: string; saliencyMass: number } => typeof t.saliencyMass === 'number' && Number.isFinite(t.saliencyMass));
+  const total = withMass.reduce((a, t) => a + t.saliencyMass, 0);
+  return withMass.map((t) => ({ name: t.name, mass: t.saliencyMass, share: total > 0 ? t.saliencyMass / total : 0 })).sort((a, b) => b.mass - a.mass);
+}
+
+/** How many tensors have each role; `unknown`: frames of older writers record none. */
+export function roleCounts(tensors: readonly { role?: TensorRole }[]): Record<TensorRole | 'unknown', number> {
+  const out = { trained: 0, frozen: 0, lora: 0, adapter: 0, unknown: 0 };
+  for (const t of tensors) out[t.role ?? 'unknown']++;
+  return out;
 }

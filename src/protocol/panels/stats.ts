@@ -14,7 +14,7 @@
 // the validators' machinery and `ready`/`log` are every panel's (./panel.ts); this file holds what is the
 // statistics panel's own. Pure TypeScript: no Node, no DOM, no vscode.
 
-import { SCALAR_KEYS, type ScalarKey } from '../stats';
+import { EXTRA_KEYS, SCALAR_KEYS, TENSOR_ROLES, type ExtraKey, type ScalarKey, type TensorRole } from '../stats';
 import {
   definePanelProtocol,
   isArrayBuffer,
@@ -41,7 +41,7 @@ export { isArrayBuffer, isObject, type ParseResult } from './panel';
 
 export const STATS_VIEW_TYPE = 'basin.stats';
 /** Bumped when a message changes shape; the webview sends it with `ready`. */
-export const STATS_PROTOCOL_VERSION = 1;
+export const STATS_PROTOCOL_VERSION = 2;
 
 // ---------------------------------------------------------------------------------------------- shared shapes
 
@@ -73,6 +73,16 @@ export interface RunInfo {
   gradClip: number | null;
   /** Output classes of the model (model.classes, or the vocabulary of a token model): HR@10 is trivial at ≤ 10. */
   classes: number | null;
+  /** A fine-tune's base checkpoint (run.json lineage.parentCheckpoint with relation 'fine-tune'); null otherwise. */
+  base: string | null;
+  /** train.optimizer.rank (mao's momentum rank); null when the optimizer has none. */
+  rank: number | null;
+  /**
+   * run.json `kind`: 'train' for training runs; 'study' for a study's run folder (`basin study data-efficiency`),
+   * whose metrics rows are one per trained model (`step` = its training interactions, `<case>_<split>_<metric>`):
+   * the panel charts them against the data size instead of steps. Other kinds are shown like training runs.
+   */
+  kind: string;
 }
 
 /** One metrics.jsonl row reduced to its finite numbers (strings and nested values dropped). */
@@ -91,8 +101,14 @@ export interface PinnedCheckpoint {
 export const TABS = ['overview', 'layers', 'curvature'] as const;
 export type StatsTab = (typeof TABS)[number];
 
-export const COLUMN_KEYS = ['name', 'shape', ...SCALAR_KEYS] as const;
+/** The layer table's columns; the extras' columns show only when the frames carry them (mao, fine-tunes). */
+export const COLUMN_KEYS = ['name', 'role', 'shape', ...SCALAR_KEYS, ...EXTRA_KEYS] as const;
 export type ColumnKey = (typeof COLUMN_KEYS)[number];
+
+/** The Layers tab's role filter: every tensor, or only those of one role. */
+export const ROLE_FILTERS = ['all', ...TENSOR_ROLES] as const;
+export type RoleFilter = (typeof ROLE_FILTERS)[number];
+export type { TensorRole };
 
 /** What the webview persists with vscode.setState and reports to the host (for tests and restores). */
 export interface StatsUiState {
@@ -107,6 +123,8 @@ export interface StatsUiState {
   historyKey: ScalarKey;
   /** Whether the layer detail pane is open (it can be collapsed to give the table and charts the width). */
   detailOpen: boolean;
+  /** The Layers tab shows the tensors of this role only ('all': every tensor). */
+  roleFilter: RoleFilter;
 }
 
 export const DEFAULT_UI_STATE: StatsUiState = {
@@ -117,6 +135,7 @@ export const DEFAULT_UI_STATE: StatsUiState = {
   scrollTop: 0,
   historyKey: 'updateRatio',
   detailOpen: true,
+  roleFilter: 'all',
 };
 
 /** Scalars of one tensor over steps (the host's full-resolution history, decimated only past its cap). */
@@ -125,6 +144,8 @@ export interface LayerHistory {
   steps: number[];
   /** Per scalar, one value per step; null where the value was not finite (NaN/±Infinity do not survive JSON). */
   scalars: Record<ScalarKey, (number | null)[]>;
+  /** Per extra (mao's captured energy, a fine-tune's saliency mass) the frames had, one value per step (null: none). */
+  extras?: Partial<Record<ExtraKey, (number | null)[]>>;
 }
 
 export interface PerfReport {
@@ -148,6 +169,8 @@ export interface ScalarHistoryPayload {
   steps: number[];
   names: string[];
   data: ArrayBuffer;
+  /** Per extra key the frames had: Float32 [point][tensor], NaN where a point lacks it. */
+  extras?: Partial<Record<ExtraKey, ArrayBuffer>>;
 }
 
 // ------------------------------------------------------------------------------------- webview → host: commands
@@ -212,6 +235,7 @@ const MAX_NAME = 4096;
 export const isStatsTab = isOneOf(TABS);
 export const isColumnKey = isOneOf(COLUMN_KEYS);
 export const isScalarKey = isOneOf(SCALAR_KEYS);
+export const isRoleFilter = isOneOf(ROLE_FILTERS);
 
 export function isUiState(x: unknown): x is StatsUiState {
   return (
@@ -223,7 +247,8 @@ export function isUiState(x: unknown): x is StatsUiState {
     isFiniteNumber(x.scrollTop) &&
     x.scrollTop >= 0 &&
     isScalarKey(x.historyKey) &&
-    typeof x.detailOpen === 'boolean'
+    typeof x.detailOpen === 'boolean' &&
+    isRoleFilter(x.roleFilter)
   );
 }
 
@@ -238,6 +263,7 @@ export function coerceUiState(x: unknown): StatsUiState {
   if (isFiniteNumber(x.scrollTop) && x.scrollTop >= 0) s.scrollTop = x.scrollTop;
   if (isScalarKey(x.historyKey)) s.historyKey = x.historyKey;
   if (typeof x.detailOpen === 'boolean') s.detailOpen = x.detailOpen;
+  if (isRoleFilter(x.roleFilter)) s.roleFilter = x.roleFilter;
   return s;
 }
 
@@ -270,7 +296,10 @@ export function isRunInfo(x: unknown): x is RunInfo {
     isNullable(isString)(x.error) &&
     isNullable(isString)(x.optimizer) &&
     isNullable(isFiniteNumber)(x.gradClip) &&
-    isNullable(isFiniteNumber)(x.classes)
+    isNullable(isFiniteNumber)(x.classes) &&
+    isNullable(isString)(x.base) &&
+    isNullable(isFiniteNumber)(x.rank) &&
+    isString(x.kind)
   );
 }
 
@@ -289,12 +318,19 @@ function isLayerHistory(x: unknown): x is LayerHistory {
   const n = (x.steps as number[]).length;
   const sc = x.scalars as Record<string, unknown>;
   // Non-finite values (a diverged run's NaN/Infinity) travel as null in JSON-ish transports: allow numbers or null.
-  return SCALAR_KEYS.every((k) => Array.isArray(sc[k]) && (sc[k] as unknown[]).length === n && (sc[k] as unknown[]).every((v) => typeof v === 'number' || v === null));
+  const series = (a: unknown) => Array.isArray(a) && a.length === n && a.every((v) => typeof v === 'number' || v === null);
+  if (x.extras !== undefined && !(isObject(x.extras) && Object.entries(x.extras).every(([k, a]) => (EXTRA_KEYS as readonly string[]).includes(k) && series(a)))) return false;
+  return SCALAR_KEYS.every((k) => series(sc[k]));
 }
 
 export function isHistoryPayload(x: unknown): x is ScalarHistoryPayload {
   if (!isObject(x) || !isArrayOf(isFiniteNumber)(x.steps) || !isArrayOf(isString)(x.names) || !isArrayBuffer(x.data)) return false;
-  return x.data.byteLength === (x.steps as number[]).length * (x.names as string[]).length * SCALAR_KEYS.length * 4;
+  const points = (x.steps as number[]).length * (x.names as string[]).length;
+  if (x.extras !== undefined) {
+    if (!isObject(x.extras)) return false;
+    for (const [k, b] of Object.entries(x.extras)) if (!(EXTRA_KEYS as readonly string[]).includes(k) || !isArrayBuffer(b) || b.byteLength !== points * 4) return false;
+  }
+  return x.data.byteLength === points * SCALAR_KEYS.length * 4;
 }
 
 const commandGuards = {

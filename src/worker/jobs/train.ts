@@ -7,6 +7,7 @@ import { loadConfig } from '../../files/config/load';
 import type { TrainConfig } from '../../files/config/schema';
 import { openRun } from '../../files/run-record';
 import { train, type TrainEvents } from '../../engine/train/trainer';
+import { describePrecision } from '../../engine/train/mixed-precision';
 import { InvalidJobParamsError, optionalAbsolutePath, type JobHandler } from './context';
 import { isWarm, markWarm, withGpu } from './gpu';
 import { ThrottledProgress } from './throttle';
@@ -95,6 +96,7 @@ export const trainJob: JobHandler<'train'> = async (params, ctx) => {
     const events: TrainEvents = {
       onStart: (i) => {
         ctx.log('info', `train ${config.name}: ${i.model.type}, ${i.parameters.toLocaleString('en-US')} parameters on ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend}); run folder ${i.runDir}${i.startStep ? `, resuming at step ${i.startStep}` : ''}`);
+        if (i.precision && i.precision.requested !== 'f32') ctx.log(i.precision.reason ? 'warn' : 'info', `train ${config.name}: ${describePrecision(i.precision)}`);
         update({ phase: 'started', runDir: i.runDir, step: i.startStep, startStep: i.startStep, totalSteps: i.totalSteps, parameters: i.parameters }, true);
       },
       onLog: (l) => {
