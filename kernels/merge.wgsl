@@ -12,6 +12,12 @@
 //   rm_*        RegMean: scaled Gram matrices, a one-workgroup Cholesky and per-row triangular solves
 // Element-wise passes (mg_score, mg_vote, mg_elect, mg_final) also run over binding-sized chunks of a large
 // tensor: buffers are indexed by the chunk-local i, hashes/rows/columns by the global p.base0 + i.
+// Every element-wise pass has each invocation visit p.items elements (strided by WG, so loads stay coalesced) and
+// reduces its stats once per workgroup: a software rasterizer (lavapipe) pays per workgroup and per barrier far
+// more than per element, and 16K elements per workgroup still leave a large tensor thousands of workgroups.
+// The accumulators are not cleared beforehand: the first expert's pass (p.first) writes them, the others add.
+// Top-k trims (MASK_THR) compare each entry's score (the buffer ops/select.ts ranked) with the thresholds that
+// kernels/select.wgsl found, as the same (|score| bits, ~index) keys: no mask buffer, no separate mask pass.
 // Stats partials: part[g·F + f] for workgroup g: f = t kept count, E + t saliency, 2E + t non-finite count of
 // expert t, 3E non-finite count of the base, 3E + 1 sign conflicts, 3E + 2 Σ(θ* − refv)².
 //#include "common/finite.wgsl"
@@ -26,7 +32,7 @@ const OP_LIN: u32 = 4u;
 const OP_STATS: u32 = 5u;   // out already written (regmean): stats only
 
 const MASK_NONE: u32 = 0u;
-const MASK_BUF: u32 = 1u;   // ctl = 0/1 mask from topk_mask
+const MASK_THR: u32 = 1u;   // ctl = the score select ranked (f32 bits); thresholds in aux at p.thrOff
 const MASK_DARE: u32 = 2u;
 const MASK_DELLA: u32 = 3u; // ctl = rank within the row
 
@@ -62,6 +68,10 @@ struct MgParams {
   cnt: u32,        // mg_reduce: fields (workgroups past it, from folding, do nothing)
   base0: u32,      // chunked passes: global index of the chunk's first element (hashes, rows and columns)
   gbase: u32,      // chunked passes: global index of the chunk's first workgroup (stats partials)
+  items: u32,      // element-wise passes: elements per invocation
+  first: u32,      // mg_vote / mg_elect / mg_lincomb: the first expert writes the accumulators instead of adding
+  thrOff: u32,     // MASK_THR: where the thresholds (lower hi, lo, upper hi, lo) start in aux
+  band: u32,       // MASK_THR: the upper threshold is in use (breadcrumbs' band)
   w: f32,
   scale: f32,
   lambda: f32,
@@ -85,6 +95,30 @@ fn lin_index(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
 
 fn group_index(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
+}
+
+// The chunk-local index of this invocation's e-th element (p.items per invocation, strided by WG).
+fn elem_index(wid: vec3u, nwg: vec3u, lid: u32, e: u32) -> u32 {
+  return group_index(wid, nwg) * WG * p.items + e * WG + lid;
+}
+
+// Whether this workgroup lies past the tensor (a grid folded into y): it writes no partials.
+fn past_end(wid: vec3u, nwg: vec3u) -> bool {
+  return group_index(wid, nwg) * WG * p.items >= p.n;
+}
+
+// ops/select.ts's key order in abs mode: (|score| bits, ~global index), compared as a 64-bit pair.
+fn key_ge(hi: u32, lo: u32, th: u32, tl: u32) -> bool {
+  return hi > th || (hi == th && lo >= tl);
+}
+
+// MASK_THR: entry i (global) with score bits `bits` lies in the kept range of the thresholds thr.
+fn thr_keep(bits: u32, i: u32, thr: vec4u) -> bool {
+  let hi = bits & 0x7fffffffu;
+  let lo = ~i;
+  var keep = key_ge(hi, lo, thr.x, thr.y);
+  if (p.band != 0u) { keep = keep && !key_ge(hi, lo, thr.z, thr.w); }
+  return keep;
 }
 
 // Three tree reductions at once; results in red0[0], red1[0], red2[0]. Uniform control flow only.
@@ -179,13 +213,15 @@ fn fhat_eb(i: u32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn mg_score(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
-  if (i >= p.n) { return; }
-  let tau = sc_x[i] - sc_base[i];
-  if (p.op == OP_CURV) {
-    sc_out[i] = tau * tau * fhat_sc(p.base0 + i);
-  } else {
-    sc_out[i] = tau;
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
+    let tau = sc_x[i] - sc_base[i];
+    if (p.op == OP_CURV) {
+      sc_out[i] = tau * tau * fhat_sc(p.base0 + i);
+    } else {
+      sc_out[i] = tau;
+    }
   }
 }
 
@@ -256,10 +292,10 @@ fn mg_della_rank(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg
 @group(0) @binding(8) var<storage, read_write> va_part: array<f32>;
 
 // Whether expert t keeps entry i, and the factor its kept τ is rescaled by.
-// ctl: the entry's mask (MASK_BUF) or rank (MASK_DELLA) word.
-fn keep_scale(ctl: u32, i: u32) -> vec2f {
+// ctl: the entry's score bits (MASK_THR) or rank (MASK_DELLA) word; thr: the thresholds (MASK_THR).
+fn keep_scale(ctl: u32, i: u32, thr: vec4u) -> vec2f {
   switch p.maskMode {
-    case MASK_BUF: { return vec2f(select(0.0, 1.0, ctl != 0u), 1.0); }
+    case MASK_THR: { return vec2f(select(0.0, 1.0, thr_keep(ctl, i, thr)), 1.0); }
     case MASK_DARE: { return vec2f(select(0.0, 1.0, element_hash(p.key, i) < p.dareThr), p.scale); }
     case MASK_DELLA: {
       let rd = della_rd(ctl);
@@ -274,54 +310,76 @@ fn keep_scale(ctl: u32, i: u32) -> vec2f {
 }
 
 fn ctl_va(i: u32) -> u32 {
-  if (p.maskMode == MASK_BUF || p.maskMode == MASK_DELLA) { return va_ctl[i]; }
+  if (p.maskMode == MASK_THR || p.maskMode == MASK_DELLA) { return va_ctl[i]; }
   return 0u;
 }
 
 fn ctl_eb(i: u32) -> u32 {
-  if (p.maskMode == MASK_BUF || p.maskMode == MASK_DELLA) { return eb_ctl[i]; }
+  if (p.maskMode == MASK_THR || p.maskMode == MASK_DELLA) { return eb_ctl[i]; }
   return 0u;
+}
+
+fn thr_va() -> vec4u {
+  if (p.maskMode != MASK_THR) { return vec4u(0u); }
+  let o = p.thrOff;
+  return vec4u(bitcast<u32>(va_aux[o]), bitcast<u32>(va_aux[o + 1u]), bitcast<u32>(va_aux[o + 2u]), bitcast<u32>(va_aux[o + 3u]));
+}
+
+fn thr_eb() -> vec4u {
+  if (p.maskMode != MASK_THR) { return vec4u(0u); }
+  let o = p.thrOff;
+  return vec4u(bitcast<u32>(eb_aux[o]), bitcast<u32>(eb_aux[o + 1u]), bitcast<u32>(eb_aux[o + 2u]), bitcast<u32>(eb_aux[o + 3u]));
 }
 
 @compute @workgroup_size(WG)
 fn mg_vote(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
   var kept = 0.0;
   var sal = 0.0;
   var bad = 0.0;
-  if (i < p.n) {
+  let thr = thr_va();
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
     let xv = va_x[i];
     var tau = xv;
-    if (p.hasBase != 0u) { tau = xv - va_base[i]; } else { va_mean[i] += xv; }
-    if (!is_finite(xv)) { bad = 1.0; }
+    if (p.hasBase != 0u) {
+      tau = xv - va_base[i];
+    } else if (p.first != 0u) {
+      va_mean[i] = xv;
+    } else {
+      va_mean[i] += xv;
+    }
+    if (!is_finite(xv)) { bad += 1.0; }
     var md = tau;
-    kept = 1.0;
+    var k = 1.0;
+    var add = 0.0;     // this expert's term of acc0
+    var s = tau * tau; // its saliency
     switch p.op {
       case OP_GTA: {
-        let ks = keep_scale(ctl_va(i), p.base0 + i);
-        kept = ks.x;
+        let ks = keep_scale(ctl_va(i), p.base0 + i, thr);
+        k = ks.x;
         md = select(0.0, tau * ks.y, ks.x != 0.0);
-        va_acc0[i] += p.w * md;
-        sal = tau * tau;
+        add = p.w * md;
       }
       case OP_CURV: {
         let fh = fhat_va(p.base0 + i);
-        let ks = keep_scale(ctl_va(i), p.base0 + i);
-        kept = ks.x;
+        let ks = keep_scale(ctl_va(i), p.base0 + i, thr);
+        k = ks.x;
         md = select(0.0, tau, ks.x != 0.0);
-        if (ks.x != 0.0) { va_acc0[i] += sgn(tau) * fh; }
-        sal = tau * tau * fh;
+        add = select(0.0, sgn(tau) * fh, ks.x != 0.0);
+        s = tau * tau * fh;
       }
-      case OP_FISHER: { sal = tau * tau; }
-      default: {
-        va_acc0[i] += p.w * xv;
-        sal = tau * tau;
-      }
+      case OP_FISHER: { }
+      default: { add = p.w * xv; }
     }
+    if (p.op != OP_FISHER) {
+      if (p.first != 0u) { va_acc0[i] = add; } else { va_acc0[i] += add; }
+    }
+    kept += k;
     if (p.hasBase != 0u) {
-      va_flags[i] = va_flags[i] | select(0u, 1u, md > 0.0) | select(0u, 2u, md < 0.0);
-    } else {
-      sal = 0.0;
+      let bits = select(0u, 1u, md > 0.0) | select(0u, 2u, md < 0.0);
+      if (p.first != 0u) { va_flags[i] = bits; } else { va_flags[i] = va_flags[i] | bits; }
+      sal += s;
     }
   }
   red0[lid] = kept;
@@ -329,9 +387,8 @@ fn mg_vote(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   red2[lid] = bad;
   reduce3(lid);
   if (lid == 0u) {
-    let lg = group_index(wid, nwg);
-    if (lg * WG >= p.n) { return; } // groups past the tensor (a grid folded into y) write nothing
-    let g = p.gbase + lg;           // a binding-sized chunk's groups start at gbase
+    if (past_end(wid, nwg)) { return; }
+    let g = p.gbase + group_index(wid, nwg); // a binding-sized chunk's groups start at gbase
     va_part[g * p.F + p.t] = red0[0];
     va_part[g * p.F + p.E + p.t] = red1[0];
     va_part[g * p.F + 2u * p.E + p.t] = red2[0];
@@ -349,30 +406,43 @@ fn mg_vote(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
 
 @compute @workgroup_size(WG)
 fn mg_elect(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
-  if (i >= p.n) { return; }
-  let xv = eb_x[i];
-  if (p.op == OP_FISHER) {
-    let f = p.w * (eb_aux[i] + p.floorv);
-    eb_num[i] += f * xv;
-    eb_den[i] += f;
-    return;
-  }
-  let tau = xv - eb_base[i];
-  let s = select(-1.0, 1.0, eb_vote[i] >= 0.0);
-  let ks = keep_scale(ctl_eb(i), p.base0 + i);
-  if (ks.x == 0.0) { return; }
-  if (p.op == OP_CURV) {
-    if (sgn(tau) == s) {
-      let fh = fhat_eb(p.base0 + i);
-      eb_num[i] += p.w * fh * tau;
-      eb_den[i] += p.w * fh;
+  let thr = thr_eb();
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
+    let xv = eb_x[i];
+    var dn = 0.0; // this expert's terms of the numerator and the denominator
+    var dd = 0.0;
+    if (p.op == OP_FISHER) {
+      let f = p.w * (eb_aux[i] + p.floorv);
+      dn = f * xv;
+      dd = f;
+    } else {
+      let tau = xv - eb_base[i];
+      let s = select(-1.0, 1.0, eb_vote[i] >= 0.0);
+      let ks = keep_scale(ctl_eb(i), p.base0 + i, thr);
+      if (ks.x != 0.0) {
+        if (p.op == OP_CURV) {
+          if (sgn(tau) == s) {
+            let fh = fhat_eb(p.base0 + i);
+            dn = p.w * fh * tau;
+            dd = p.w * fh;
+          }
+        } else {
+          let wd = p.w * (tau * ks.y);
+          if (sgn(wd) == s) {
+            dn = wd;
+            dd = p.w;
+          }
+        }
+      }
     }
-  } else {
-    let wd = p.w * (tau * ks.y);
-    if (sgn(wd) == s) {
-      eb_num[i] += wd;
-      eb_den[i] += p.w;
+    if (p.first != 0u) {
+      eb_num[i] = dn;
+      eb_den[i] = dd;
+    } else if (dd != 0.0 || dn != 0.0) {
+      eb_num[i] += dn;
+      eb_den[i] += dd;
     }
   }
 }
@@ -393,9 +463,8 @@ fn write_final_stats(wid: vec3u, nwg: vec3u, lid: u32, bad: f32, conflict: f32, 
   red2[lid] = dsq;
   reduce3(lid);
   if (lid == 0u) {
-    let lg = group_index(wid, nwg);
-    if (lg * WG >= p.n) { return; } // groups past the tensor (a grid folded into y) write nothing
-    let g = p.gbase + lg;           // a binding-sized chunk's groups start at gbase
+    if (past_end(wid, nwg)) { return; }
+    let g = p.gbase + group_index(wid, nwg); // a binding-sized chunk's groups start at gbase
     fi_part[g * p.F + 3u * p.E] = red0[0];
     fi_part[g * p.F + 3u * p.E + 1u] = red1[0];
     fi_part[g * p.F + 3u * p.E + 2u] = red2[0];
@@ -404,18 +473,19 @@ fn write_final_stats(wid: vec3u, nwg: vec3u, lid: u32, bad: f32, conflict: f32, 
 
 @compute @workgroup_size(WG)
 fn mg_final(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
   var bad = 0.0;
   var conflict = 0.0;
   var dsq = 0.0;
-  if (i < p.n) {
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
     var b = 0.0;
     var refv = 0.0;
     if (p.hasBase != 0u) {
       b = fi_base[i];
       refv = b;
-      if (!is_finite(b)) { bad = 1.0; }
-      if (fi_flags[i] == 3u) { conflict = 1.0; }
+      if (!is_finite(b)) { bad += 1.0; }
+      if (fi_flags[i] == 3u) { conflict += 1.0; }
     } else {
       refv = fi_mean[i] * p.invE;
     }
@@ -433,13 +503,15 @@ fn mg_final(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
         v = b + p.lambda * select(0.0, fi_num[i] / fi_den[i], fi_den[i] > 0.0);
       }
       case OP_FISHER: {
-        v = select(fi_mean[i] * p.invE, fi_num[i] / fi_den[i], fi_den[i] != 0.0);
+        // Without a base the mean is the fallback; with one, no mean was accumulated (0, as it always was).
+        let m = select(0.0, fi_mean[i] * p.invE, p.hasBase == 0u);
+        v = select(m, fi_num[i] / fi_den[i], fi_den[i] != 0.0);
       }
       case OP_STATS: { v = fi_out[i]; }
       default: { v = fi_acc0[i] * p.wsumInv; }
     }
     if (p.writeOut != 0u) { fi_out[i] = v; }
-    dsq = (v - refv) * (v - refv);
+    dsq += (v - refv) * (v - refv);
   }
   write_final_stats(wid, nwg, lid, bad, conflict, dsq);
 }
@@ -580,32 +652,45 @@ fn ms_pair(a: u32, b: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn mg_lincomb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
+  var cnt = 0.0;
   var sal = 0.0;
   var bad = 0.0;
-  if (i < p.n) {
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
+    cnt += 1.0;
     let xv = lc_x[i];
-    if (!is_finite(xv)) { bad = 1.0; }
+    if (!is_finite(xv)) { bad += 1.0; }
     var u = xv;
     if (p.hasBase != 0u) {
       let tau = xv - lc_base[i];
-      sal = tau * tau;
-      lc_flags[i] = lc_flags[i] | select(0u, 1u, tau > 0.0) | select(0u, 2u, tau < 0.0);
+      sal += tau * tau;
+      let bits = select(0u, 1u, tau > 0.0) | select(0u, 2u, tau < 0.0);
+      if (p.first != 0u) { lc_flags[i] = bits; } else { lc_flags[i] = lc_flags[i] | bits; }
       if (p.subBase != 0u) { u = tau; }
+    } else if (p.first != 0u) {
+      lc_mean[i] = xv;
     } else {
       lc_mean[i] += xv;
     }
     let o = select(0u, i / p.cols, p.rowsC > 1u) * p.stride;
-    lc_acc0[i] += lc_coef[o + 3u + p.t] * u;
-    lc_acc1[i] += lc_coef[o + 3u + p.E + p.t] * u;
+    let a0 = lc_coef[o + 3u + p.t] * u;
+    let a1 = lc_coef[o + 3u + p.E + p.t] * u;
+    if (p.first != 0u) {
+      lc_acc0[i] = a0;
+      lc_acc1[i] = a1;
+    } else {
+      lc_acc0[i] += a0;
+      lc_acc1[i] += a1;
+    }
   }
-  red0[lid] = select(0.0, 1.0, i < p.n);
+  red0[lid] = cnt;
   red1[lid] = sal;
   red2[lid] = bad;
   reduce3(lid);
   if (lid == 0u) {
+    if (past_end(wid, nwg)) { return; }
     let g = group_index(wid, nwg);
-    if (g * WG >= p.n) { return; } // groups past the tensor (a grid folded into y) write nothing
     lc_part[g * p.F + p.t] = red0[0];
     lc_part[g * p.F + p.E + p.t] = red1[0];
     lc_part[g * p.F + 2u * p.E + p.t] = red2[0];
@@ -623,33 +708,34 @@ fn mg_lincomb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 
 @compute @workgroup_size(WG)
 fn mg_lin_final(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = lin_index(wid, nwg, lid);
   var bad = 0.0;
   var conflict = 0.0;
   var dsq = 0.0;
-  if (i < p.n) {
+  for (var e = 0u; e < p.items; e++) {
+    let i = elem_index(wid, nwg, lid, e);
+    if (i >= p.n) { break; }
     var b = 0.0;
     var refv = 0.0;
     if (p.hasBase != 0u) {
       b = lf_base[i];
       refv = b;
-      if (!is_finite(b)) { bad = 1.0; }
-      if (lf_flags[i] == 3u) { conflict = 1.0; }
+      if (!is_finite(b)) { bad += 1.0; }
+      if (lf_flags[i] == 3u) { conflict += 1.0; }
     } else {
       refv = lf_mean[i] * p.invE;
     }
     let o = select(0u, i / p.cols, p.rowsC > 1u) * p.stride;
     let v = lf_coef[o] * b + lf_coef[o + 1u] * lf_acc0[i] + lf_coef[o + 2u] * lf_acc1[i];
     lf_out[i] = v;
-    dsq = (v - refv) * (v - refv);
+    dsq += (v - refv) * (v - refv);
   }
   red0[lid] = bad;
   red1[lid] = conflict;
   red2[lid] = dsq;
   reduce3(lid);
   if (lid == 0u) {
+    if (past_end(wid, nwg)) { return; }
     let g = group_index(wid, nwg);
-    if (g * WG >= p.n) { return; } // groups past the tensor (a grid folded into y) write nothing
     lf_part[g * p.F + 3u * p.E] = red0[0];
     lf_part[g * p.F + 3u * p.E + 1u] = red1[0];
     lf_part[g * p.F + 3u * p.E + 2u] = red2[0];

@@ -7,8 +7,13 @@
 // radix select, most significant byte first: per byte a 256-bin histogram of the elements whose higher bytes match
 // the prefix found so far (sel_hist), then one invocation walks the bins from the top (sel_scan) and fixes the
 // byte. Index bytes that are the same for every element (n ≤ 2^(8m)) are fixed on the host and skipped.
+// The index bytes matter only when ties at the threshold value straddle it. When the last value byte leaves every
+// element of that value kept (rank still to find = their count, the usual case for real-valued data), the k-th
+// largest key is the one of the highest index among them: one pass (sel_tie, an atomic max) finds it and the
+// index passes return at once.
 //
-// State (u32): [0] hi prefix, [1] lo prefix, [2] rank still to find inside the current prefix (1-based), [3] spare.
+// State (u32): [0] hi prefix, [1] lo prefix, [2] rank still to find inside the current prefix (1-based),
+// [3] 0 = index passes run; 1 = tie mode (set by the last value scan), then 2 + the highest tied index.
 
 struct SelParams {
   n: u32,        // elements in this binding-sized piece
@@ -57,6 +62,8 @@ var<workgroup> whist: array<atomic<u32>, 256>;
 
 @compute @workgroup_size(WG)
 fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // Tie mode: no index pass needed. (No early return: the barriers below must stay in uniform control flow.)
+  let skip = p.stage >= 4u && hstate[3] != 0u;
   for (var b = lid; b < 256u; b += WG) { atomicStore(&whist[b], 0u); }
   workgroupBarrier();
   // ITEMS elements per invocation (strided by WG, so loads stay coalesced): fewer workgroups, fewer flushes of the
@@ -66,7 +73,7 @@ fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
   let pl = hstate[1];
   for (var e = 0u; e < ITEMS; e++) {
     let i = first + e * WG;
-    if (i >= p.n) { break; }
+    if (i >= p.n || skip) { break; }
     let hi = sel_hi(hx[p.lead + i]);
     let lo = ~(p.base + i);
     var byte = 0u;
@@ -97,6 +104,7 @@ fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 
 @compute @workgroup_size(1)
 fn sel_scan() {
+  if (p.stage >= 4u && sstate[3] != 0u) { return; }
   var rem = sstate[2];
   var chosen = 0u;
   for (var b = 255i; b >= 0i; b--) {
@@ -110,7 +118,45 @@ fn sel_scan() {
     sstate[1] = (sstate[1] & ~(255u << (24u - 8u * (p.stage - 4u)))) | (chosen << (24u - 8u * (p.stage - 4u)));
   }
   sstate[2] = rem;
+  // The last value byte: if every element of the chosen value is kept, the index passes are not needed.
+  if (p.stage == 3u && rem == shist[chosen]) { sstate[3] = 1u; }
   for (var b = 0u; b < 256u; b++) { shist[b] = 0u; }
+}
+
+// ---- sel_tie (tie mode only): state[3] = 2 + the highest index whose value key equals the threshold's --------
+@group(0) @binding(1) var<storage, read> tx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tstate: array<atomic<u32>>;
+
+var<workgroup> wmax: atomic<u32>;
+
+@compute @workgroup_size(WG)
+fn sel_tie(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // Not in tie mode: nothing to do. (No early return: the barriers below must stay in uniform control flow.)
+  let skip = atomicLoad(&tstate[3]) == 0u;
+  if (lid == 0u) { atomicStore(&wmax, 0u); }
+  workgroupBarrier();
+  let first = (wid.x + wid.y * nwg.x) * WG * ITEMS + lid;
+  let th = atomicLoad(&tstate[0]);
+  var m = 0u;
+  for (var e = 0u; e < ITEMS; e++) {
+    let i = first + e * WG;
+    if (i >= p.n || skip) { break; }
+    if (sel_hi(tx[p.lead + i]) == th) { m = max(m, p.base + i + 2u); }
+  }
+  if (m != 0u) { atomicMax(&wmax, m); }
+  workgroupBarrier();
+  if (lid == 0u) {
+    let w = atomicLoad(&wmax);
+    if (w != 0u) { atomicMax(&tstate[3], w); }
+  }
+}
+
+// ---- sel_tie_done: tie mode's lo key from the highest tied index -----------------------------------------------
+@group(0) @binding(1) var<storage, read_write> dstate: array<u32>;
+
+@compute @workgroup_size(1)
+fn sel_tie_done() {
+  if (dstate[3] >= 2u) { dstate[1] = ~(dstate[3] - 2u); }
 }
 
 // ---- topk_mask: mask[i] = 1 where key(i) ≥ threshold A (and key(i) < threshold B in range mode) -------------

@@ -4,6 +4,10 @@
 // the weight filter), shift-drag a block of cells and give them a density, preview (kept fraction and sign
 // conflicts per layer), run the merge and see the result table. Screenshots: 10-merge-grid, 11-merge-excluded,
 // 12-merge-selection, 13-merge-preview, 14-merge-result (BASIN_E2E_THEME="Default Light Modern" for light ones).
+// Then the grid at scale: a merge of two experts with 600 layers (written directly, not trained): the column
+// headers, horizontal scrolling with the expert names kept in view, a far column excluded without losing the
+// scroll position, and a Shift-drag that runs past the visible columns (the grid scrolls along). Screenshots:
+// 15-merge-wide, 16-merge-wide-drag.
 import * as assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,14 +21,16 @@ const NAMES = [
   'merge panel: preview per layer',
   'merge panel: run the merge and see the result table',
 ];
+const WIDE_NAMES = ['merge panel at 600 layers: headers, scrolling and excluding a far layer', 'merge panel at 600 layers: a drag past the visible columns scrolls the grid'];
+const WIDE_LAYERS = 600;
 const state = {};
 
 export async function prepare({ workspace, root }) {
-  // Training takes ~20 s: only when one of these tests will run.
   const grep = process.env.BASIN_E2E_GREP ? new RegExp(process.env.BASIN_E2E_GREP, 'i') : null;
-  if (grep && !NAMES.some((n) => grep.test(n))) return;
-  const { makeMergeExperts } = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'merge-experts.ts')).href, import.meta.url);
-  state.fx = makeMergeExperts(join(workspace, 'merge'), { root });
+  const fixtures = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'merge-experts.ts')).href, import.meta.url);
+  // Training takes ~20 s: only when one of these tests will run.
+  if (!grep || NAMES.some((n) => grep.test(n))) state.fx = fixtures.makeMergeExperts(join(workspace, 'merge'), { root });
+  if (!grep || WIDE_NAMES.some((n) => grep.test(n))) state.wide = await fixtures.makeWideMergeExperts(join(workspace, 'merge-wide'), WIDE_LAYERS);
 }
 
 async function noErrors(frame) {
@@ -136,6 +142,93 @@ export const tests = [
       await t.page.waitForTimeout(300);
       await noErrors(frame);
       await t.screenshot('14-merge-result');
+    },
+  },
+  {
+    name: WIDE_NAMES[0],
+    async fn(t) {
+      assert.ok(state.wide, 'prepare wrote the wide experts');
+      // Layers 0…599 and the "other" column (embedding and head).
+      const cols = WIDE_LAYERS + 1;
+      const wideFrame = (extra = '', timeout = 30_000) => t.wb.waitForWebview(t.page, `body[data-cols="${cols}"]${extra}`, { timeout });
+      const t0 = Date.now();
+      await t.wb.runCommand(t.page, 'Basin: Open in Merge Panel');
+      await t.wb.pickQuickItem(t.page, 'wide.merge.yaml', { timeout: 45_000 });
+      let frame = await wideFrame('[data-ready="true"]', 60_000);
+      t.log(`wide merge panel: grid shown ${Date.now() - t0} ms after the command (first paint ${(await t.wb.webviewData(frame)).firstPaintMs} ms after script start)`);
+      assert.equal(await frame.locator('button.colhdr').count(), cols);
+      assert.equal(await frame.locator('td.cell').count(), 2 * cols);
+      frame = await wideFrame('[data-saliency="done"]', 180_000);
+      t.log(`wide merge panel: saliency of ${cols} columns ${Date.now() - t0} ms after the command`);
+      await noErrors(frame);
+      // Scroll to layer 550: its header and cells are in view, and so are the experts' names (sticky column).
+      const scroller = frame.locator('.grid-scroll');
+      await frame.locator('button.colhdr[data-col="550"]').scrollIntoViewIfNeeded();
+      const box = await scroller.boundingBox();
+      const hdr = await frame.locator('button.colhdr[data-col="550"]').boundingBox();
+      assert.ok(hdr.x >= box.x && hdr.x + hdr.width <= box.x + box.width + 1, `layer 550's header in view: ${JSON.stringify({ hdr, box })}`);
+      const name = await frame.locator('button.rowhdr[data-row="0"]').boundingBox();
+      assert.ok(name.x >= box.x - 1 && name.x < box.x + 40, `the expert's name stays at the left edge while scrolled: ${JSON.stringify({ name, box })}`);
+      const left = await scroller.evaluate((e) => e.scrollLeft);
+      assert.ok(left > 1000, `scrolled: scrollLeft ${left}`);
+      // The bar says which layers are in view.
+      await t.page.waitForTimeout(100);
+      const span = (await frame.locator('#layer-span').textContent()).match(/columns (\d+)–(\d+) in view, of 600 layers/);
+      assert.ok(span && Number(span[1]) <= 550 && Number(span[2]) >= 550, `the layers in view: ${await frame.locator('#layer-span').textContent()}`);
+      // Exclude layer 550 by its header: the YAML gets its filters, and the grid stays where it was.
+      await frame.locator('button.colhdr[data-col="550"]').click();
+      frame = await wideFrame('[data-excluded="2"]', 15_000);
+      const yaml = readFileSync(state.wide.file, 'utf8');
+      assert.equal((yaml.match(/filter: layers\.550\., value: 0/g) ?? []).length, 2, yaml);
+      const after = await frame.locator('.grid-scroll').evaluate((e) => e.scrollLeft);
+      assert.ok(Math.abs(after - left) < 2, `the scroll position survives the edit: ${left} → ${after}`);
+      assert.equal(await frame.locator('td.cell.excl').count(), 2);
+      await noErrors(frame);
+      await t.screenshot('15-merge-wide');
+    },
+  },
+  {
+    name: WIDE_NAMES[1],
+    async fn(t) {
+      const cols = WIDE_LAYERS + 1;
+      let frame = await t.wb.waitForWebview(t.page, `body[data-cols="${cols}"]`);
+      const scroller = frame.locator('.grid-scroll');
+      await scroller.evaluate((e) => (e.scrollLeft = 0));
+      await t.page.waitForTimeout(200); // the "in view" line updates on the next frame (it must not move the grid)
+      const box = await scroller.boundingBox();
+      // Which columns are in view now.
+      const visible = await frame.locator('button.colhdr').evaluateAll((bs, b) => bs.filter((x) => { const r = x.getBoundingClientRect(); return r.right > 0 && r.left < b; }).length, await scroller.evaluate((e) => e.getBoundingClientRect().right));
+      const from = await frame.locator('td.cell[data-cell="0,1"]').boundingBox();
+      // Shift-drag from (0, 1) to the grid's right edge and hold there: the grid scrolls along under the pointer.
+      await t.page.keyboard.down('Shift');
+      await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+      await t.page.mouse.down();
+      const edgeX = box.x + box.width - 6;
+      const y = from.y + from.height * 1.5; // the second expert's row: a two-row block
+      await t.page.mouse.move(edgeX, y, { steps: 6 });
+      const t0 = Date.now();
+      for (;;) {
+        const l = await scroller.evaluate((e) => e.scrollLeft);
+        if (l > 1500) break;
+        if (Date.now() - t0 > 8000) throw new Error(`the grid did not scroll along a drag held at its edge (scrollLeft ${l})`);
+        await t.page.mouse.move(edgeX + ((Date.now() / 100) % 2), y);
+        await t.page.waitForTimeout(100);
+      }
+      await t.page.mouse.up();
+      await t.page.keyboard.up('Shift');
+      await frame.locator('.selbar').waitFor({ state: 'visible', timeout: 5000 });
+      const n = Number((await frame.locator('.selbar strong').textContent()).match(/(\d+) selected/)[1]);
+      const cells = await frame.locator('td.cell[aria-selected="true"]').evaluateAll((tds) => tds.map((td) => td.dataset.cell.split(',').map(Number)));
+      const colsSel = cells.map(([, c]) => c);
+      const [c0, c1] = [Math.min(...colsSel), Math.max(...colsSel)];
+      t.log(`drag selection: columns ${c0}–${c1}, ${n} cells, ${visible} columns were in view`);
+      assert.equal(c0, 1, 'the block starts where the drag did');
+      assert.ok(c1 >= visible + 5, `the block runs past the ${visible} visible columns: columns ${c0}–${c1}`);
+      assert.equal(n, 2 * (c1 - c0 + 1), 'both experts of each column, nothing else');
+      frame = await t.wb.waitForWebview(t.page, `body[data-cols="${cols}"]`);
+      await noErrors(frame);
+      await t.screenshot('16-merge-wide-drag');
+      await frame.locator('.selbar button', { hasText: 'Deselect' }).click();
     },
   },
 ];

@@ -1,8 +1,8 @@
 // The merge methods on the GPU (src/engine/merge/, kernels/merge.wgsl) against their CPU reference
 // (src/engine/cpu/merge.ts): every method on awkward shapes (1, 7, 13×17, 64×33, rank 3) with 2–4 experts, with
 // and without a base where the method allows; the random drops (DARE, DELLA) equal exactly for a fixed seed;
-// known answers from the papers' definitions on tiny hand-made tensors; the stats; NaN inputs; element-wise
-// methods over binding-sized chunks, and the refusal of the others.
+// known answers from the papers' definitions on tiny hand-made tensors; the stats; NaN inputs; tensors past one
+// workgroup's span; element-wise methods over binding-sized chunks, and the refusal of the others.
 import * as assert from 'node:assert/strict';
 import { assertClose, randn, runtime } from './helpers';
 import { BindingLimitError, Tensor, fromArray } from '../../src/engine/tensor/tensor';
@@ -293,6 +293,19 @@ describe('merge methods: errors', () => {
       rt.setMaxBindingBytes(prev);
       x.dispose();
     }
+  });
+});
+
+describe('merge methods over several workgroup spans (64 elements per invocation)', () => {
+  it('element-wise methods match the CPU reference past one workgroup (16,384 elements): partials, first-expert writes', async () => {
+    // [131, 257] = 33,667 elements: two full workgroups and a ragged third, one binding (not chunked).
+    const shape = [131, 257];
+    await compare('ties', { shape, E: 3, perModel: (t) => ({ density: 0.2 + 0.3 * t }) });
+    await compare('breadcrumbs', { shape, E: 2, perModel: () => ({ density: 0.4, gamma: 0.01 }) });
+    await compare('curvature', { shape, E: 3, curvature: true, perModel: () => ({ density: 0.3 }) });
+    await compare('linear', { shape, E: 2, base: false });
+    await compare('fisher', { shape, E: 2, fisher: true });
+    await compare('multislerp', { shape, E: 3 });
   });
 });
 

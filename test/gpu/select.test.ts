@@ -47,6 +47,27 @@ describe('kthLargest (radix select)', () => {
     await check(new Float32Array(70000), 12345, true, 'zeros, three index bytes');
   });
 
+  it('keeps a tied value whole without the index passes (tie mode: the highest tied index)', async () => {
+    // |x| ∈ {2 (75 times), 0.5 (150), 0.25 (75)}: k = 225 keeps every 0.5 entry, so the 225-th key is the one of
+    // the highest index holding ±0.5; k = 226 splits the 0.25 entries and needs the index passes again.
+    const ties = Float32Array.from({ length: 300 }, (_, i) => [0.5, -0.5, 0.25, 2][i % 4]);
+    await check(ties, 225, true, 'tied value kept whole, abs');
+    await check(ties, 226, true, 'ties straddling after a whole group, abs');
+    await check(ties, 150, false, 'signed: every 0.5 kept');
+    const rt = await runtime();
+    const prev = rt.maxBindingBytes;
+    rt.setMaxBindingBytes(4096);
+    try {
+      // Ties spread over several binding-sized spans: the highest tied index is in the last one.
+      const x = Float32Array.from({ length: 4099 }, (_, i) => (i % 5 === 0 ? 3 : i % 5 === 1 ? -3 : 0.1 * (i % 7)));
+      const threes = x.filter((v) => Math.abs(v) === 3).length;
+      await check(x, threes, true, 'tie mode over spans');
+      await check(x, threes + 1, true, 'index passes over spans');
+    } finally {
+      rt.setMaxBindingBytes(prev);
+    }
+  });
+
   it('band mode keeps ranks (a, a + b]', async () => {
     const rt = await runtime();
     const x = randn(101, 3);

@@ -4,7 +4,9 @@
 // cells show, scroll) is persisted with vscode.setState (with the config file, for the panel serializer).
 //
 // Grid interaction: click a cell to include/exclude it; drag across cells to do the same to all of them (the
-// first cell decides include or exclude); click a layer's header or an expert's name for the whole column/row.
+// first cell decides include or exclude; held at the grid's left or right edge, a drag scrolls it along, so a
+// block can span more layers than fit on screen); click a layer's header or an expert's name for the whole
+// column/row.
 // Shift-click (or Shift-drag) selects cells instead, for the "Selected cells" bar: set a weight or density there,
 // or clear the overrides. Keyboard: arrows move between cells, Space/Enter toggles, Shift+Space selects.
 import css from './style.css';
@@ -75,6 +77,7 @@ function render(): void {
   app.append(runSection(s));
   const g = app.querySelector('.grid-scroll');
   if (g) g.scrollLeft = scroll;
+  updateLayerSpan();
   const f = app.querySelector<HTMLElement>(`[data-cell="${focusCell[0]},${focusCell[1]}"]`);
   if (f && document.activeElement === document.body) f.tabIndex = 0;
 }
@@ -185,7 +188,7 @@ function grid(s: MergePanelSnapshot): HTMLElement {
       if (e.shiftKey) return selectCells(cells);
       sendEdit({ kind: 'include', cells, included: excluded });
     });
-    hr.append(el('th', { scope: 'col' }, b));
+    hr.append(el('th', { scope: 'col', class: 'colh' }, b));
   });
   thead.append(hr);
   table.append(thead);
@@ -245,14 +248,53 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   table.append(tbody);
   table.addEventListener('keydown', (e) => onGridKey(e, s));
   const scroller = el('div', { class: 'grid-scroll' }, table);
+  let spanFrame = 0;
   scroller.addEventListener('scroll', () => {
     ui.scrollLeft = scroller.scrollLeft;
+    if (!spanFrame) spanFrame = requestAnimationFrame(() => ((spanFrame = 0), updateLayerSpan()));
   });
   sec.append(scroller);
+  // Under the grid (its text changes while scrolling; above, a changed line wrap would move the cells): which
+  // layers are in view when they do not all fit (a deep model has hundreds), and the saliency legend.
+  const foot = el('div', { class: 'legend muted' }, el('span', { class: 'span', id: 'layer-span', role: 'status' }));
   if (ui.show === 'saliency') {
-    sec.append(el('div', { class: 'legend muted' }, el('span', { class: 'ramp', 'aria-hidden': 'true' }), 'saliency per expert and layer, log scale (stronger colour: more of the task lives there)'));
+    foot.append(el('span', { class: 'ramp', 'aria-hidden': 'true' }), 'saliency per expert and layer, log scale (stronger colour: more of the task lives there)');
   }
+  sec.append(foot);
   return sec;
+}
+
+/** "layers a–b of n in view" beside the grid, from the column headers' offsets (binary search: n may be large). */
+function updateLayerSpan(): void {
+  const sc = root().querySelector<HTMLElement>('.grid-scroll');
+  const out = root().querySelector<HTMLElement>('#layer-span');
+  if (!sc || !out || !snap) return;
+  const hdrs = Array.from(sc.querySelectorAll<HTMLElement>('thead th.colh'));
+  const corner = sc.querySelector<HTMLElement>('th.corner');
+  if (!hdrs.length || sc.scrollWidth <= sc.clientWidth + 1) {
+    out.textContent = '';
+    return;
+  }
+  // The names column is sticky: what lies under it is not in view.
+  const lo = sc.scrollLeft + (corner ? corner.offsetWidth : 0);
+  const hi = sc.scrollLeft + sc.clientWidth;
+  /** The first header for which `past(h)` holds (headers are in left-to-right order). */
+  const firstWhere = (past: (h: HTMLElement) => boolean) => {
+    let a = 0;
+    let b = hdrs.length;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (past(hdrs[m])) b = m;
+      else a = m + 1;
+    }
+    return a;
+  };
+  // A column counts as in view when at least a few pixels of it show.
+  const first = Math.min(hdrs.length - 1, firstWhere((h) => h.offsetLeft + h.offsetWidth > lo + 8));
+  const last = Math.max(first, firstWhere((h) => h.offsetLeft >= hi - 8) - 1);
+  const label = (i: number) => snap!.columns[i]?.label ?? String(i);
+  const layers = snap.columns.filter((c) => c.layer !== null).length;
+  out.textContent = `columns ${label(first)}–${label(last)} in view, of ${layers} layers`;
 }
 
 function paintDrag(): void {
@@ -263,7 +305,62 @@ function paintDrag(): void {
   }
 }
 
+// ---- a drag held at the grid's edge scrolls it -------------------------------------------------------------------
+
+const EDGE_PX = 36;
+const SCROLL_STEP_PX = 28;
+let pointer: { x: number; y: number } | null = null;
+let edgeTimer: number | null = null;
+
+function stopEdgeScroll(): void {
+  if (edgeTimer !== null) window.clearInterval(edgeTimer);
+  edgeTimer = null;
+}
+
+/** -1 / 1 while the pointer is within EDGE_PX of the scrolled area's left (past the sticky names) or right edge. */
+function edgeDirection(sc: HTMLElement, x: number): number {
+  const r = sc.getBoundingClientRect();
+  const namesRight = sc.querySelector('th.corner')?.getBoundingClientRect().right ?? r.left;
+  if (x > r.right - EDGE_PX) return sc.scrollLeft + sc.clientWidth < sc.scrollWidth ? 1 : 0;
+  if (x < namesRight + EDGE_PX) return sc.scrollLeft > 0 ? -1 : 0;
+  return 0;
+}
+
+/** The cell under the pointer, clamped into the grid: where a drag that left the visible cells has got to. */
+function cellUnderPointer(sc: HTMLElement): [number, number] | null {
+  if (!pointer) return null;
+  const r = sc.getBoundingClientRect();
+  const body = sc.querySelector('tbody')?.getBoundingClientRect();
+  const namesRight = sc.querySelector('th.corner')?.getBoundingClientRect().right ?? r.left;
+  const x = Math.min(Math.max(pointer.x, namesRight + 2), r.right - 3);
+  const y = body ? Math.min(Math.max(pointer.y, body.top + 2), body.bottom - 3) : pointer.y;
+  const td = document.elementFromPoint(x, y)?.closest<HTMLElement>('td.cell');
+  return td?.dataset.cell ? (td.dataset.cell.split(',').map(Number) as [number, number]) : null;
+}
+
+function onDragMove(e: MouseEvent): void {
+  pointer = { x: e.clientX, y: e.clientY };
+  const sc = root().querySelector<HTMLElement>('.grid-scroll');
+  if (!drag || !sc) return stopEdgeScroll();
+  if (edgeDirection(sc, e.clientX) === 0) return stopEdgeScroll();
+  if (edgeTimer !== null) return;
+  edgeTimer = window.setInterval(() => {
+    const g = root().querySelector<HTMLElement>('.grid-scroll');
+    const dir = g && drag && pointer ? edgeDirection(g, pointer.x) : 0;
+    if (!g || dir === 0) return stopEdgeScroll();
+    g.scrollLeft += dir * SCROLL_STEP_PX;
+    ui.scrollLeft = g.scrollLeft;
+    // The content moved under a still pointer: no mouseenter comes, so find the cell it is over now.
+    const at = cellUnderPointer(g);
+    if (at && drag && (at[0] !== drag.to[0] || at[1] !== drag.to[1])) {
+      drag.to = at;
+      paintDrag();
+    }
+  }, 30);
+}
+
 function endDrag(): void {
+  stopEdgeScroll();
   if (!drag || !snap) return;
   const d = drag;
   drag = null;
@@ -444,6 +541,7 @@ function start(): void {
   configFile = typeof saved?.configFile === 'string' ? saved.configFile : (initial.configFile ?? '');
   bridge.setState({ configFile, ui });
   window.addEventListener('mouseup', () => endDrag());
+  window.addEventListener('mousemove', (e) => onDragMove(e));
   onThemeChange(() => render());
   render();
   bridge.start();

@@ -8,7 +8,11 @@
 //     the current merged tensor is on the host; shards are written one after another, each atomically (temp file
 //     + rename), the index last;
 //   - the next task's input bytes are read from disk while the GPU merges the current one (reading is usually
-//     what a merge waits for).
+//     what a merge waits for);
+//   - nothing per tensor is garbage for the host: input bytes land in reused read buffers (HostBuffers) and are
+//     uploaded from there as they lie; the merged tensor comes back through one reused staging buffer (Readback),
+//     recorded in the same submit as the merge so that one round trip fetches both the stats and the values, and
+//     the writer encodes straight from the mapped staging memory (no host copy of the tensor).
 // A report (merge-report.json) lands beside the output: per tensor the kept fraction per expert, the sign-conflict
 // fraction and the norm of the merged delta; per expert its saliency mass in total and per layer.
 import * as fs from 'node:fs';
@@ -66,6 +70,24 @@ export interface MergeReport {
   warnings: string[];
   /** A preview ran on a sample: which tensors, how many rows of each. */
   sample?: { tensors: number; rowsPerTensor: number };
+  /** Where the time went (ms, summed over tensors) and how much GPU work each tensor recorded. */
+  timing?: MergeTiming;
+}
+
+export interface MergeTiming {
+  /** Waiting for input bytes from disk (reads of the next tensor overlap the current one's GPU work). */
+  readWaitMs: number;
+  /** Uploading the inputs and recording the F16/BF16 widening. */
+  uploadMs: number;
+  /** Recording the merge's passes, then waiting for the GPU to finish them (stats and values come back together). */
+  computeMs: number;
+  /** Mapping the merged values' staging buffer (after the passes finished: the copy's own time). */
+  readbackMs: number;
+  /** Encoding and writing the output (everything between handing a tensor to the writer and the next task). */
+  writeMs: number;
+  tensors: number;
+  dispatches: number;
+  submits: number;
 }
 
 export interface ExecuteOptions {
@@ -101,6 +123,72 @@ function rowPrefix(ref: TensorRef, rows: number): TensorRef {
   return { ...ref, shape, numel: rows * per, byteLength: rows * per * bpe };
 }
 
+/** Host arrays for input bytes, reused by size (a model has few distinct tensor sizes). */
+class HostBuffers {
+  private free = new Map<number, Uint8Array[]>();
+
+  acquire(bytes: number): Uint8Array {
+    // Rounded to 4 bytes so that the upload can view the words in place.
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    return (this.free.get(size)?.pop() ?? new Uint8Array(size)).subarray(0, bytes);
+  }
+
+  release(b: Uint8Array): void {
+    const whole = new Uint8Array(b.buffer, 0, b.buffer.byteLength);
+    let list = this.free.get(whole.byteLength);
+    if (!list) this.free.set(whole.byteLength, (list = []));
+    if (list.length < 8) list.push(whole);
+  }
+}
+
+/**
+ * The merged tensors' way back to the host: one MAP_READ staging buffer, grown to the largest tensor and reused,
+ * instead of a fresh staging buffer and a fresh host copy per tensor. The copy into staging is recorded right
+ * after the merge's passes (before its stats are awaited), so one submit serves both; read() hands out the mapped
+ * memory itself, which stays valid until the next record() unmaps it (the writer is done with a tensor before it
+ * asks for the next one).
+ */
+class Readback {
+  private staging: GPUBuffer | null = null;
+  private mapped = false;
+  private bytes = 0;
+
+  constructor(private readonly rt: Runtime) {}
+
+  private unmap(): void {
+    if (this.mapped) this.staging?.unmap();
+    this.mapped = false;
+  }
+
+  /** Record the copy of t into the staging buffer (the next flush submits it). */
+  record(t: Tensor): void {
+    this.unmap();
+    const bytes = t.size * 4;
+    if (!this.staging || this.staging.size < bytes) {
+      this.staging?.destroy();
+      this.staging = this.rt.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'basin-merge-readback' });
+    }
+    this.bytes = bytes;
+    if (bytes > 0) this.rt.copy(t.range(), { buffer: this.staging, offset: 0, size: bytes }, bytes);
+  }
+
+  /** The recorded values, as a view of the mapped staging memory (valid until the next record()). */
+  async read(): Promise<Float32Array> {
+    if (this.bytes === 0 || !this.staging) return new Float32Array(0);
+    this.rt.flush();
+    await Promise.race([this.staging.mapAsync(GPUMapMode.READ, 0, this.bytes), this.rt.gpu.lostPromise()]);
+    this.rt.gpu.check();
+    this.mapped = true;
+    return new Float32Array(this.staging.getMappedRange(0, this.bytes));
+  }
+
+  destroy(): void {
+    this.unmap();
+    this.staging?.destroy();
+    this.staging = null;
+  }
+}
+
 /** Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). */
 export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const { rt, plan } = o;
@@ -130,6 +218,18 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const refOf = (inp: PlanInput) => (preview ? rowPrefix(inp.tensor, rows) : inp.tensor);
 
   const reader = new TensorFileReader();
+  const hostBufs = new HostBuffers();
+  const readback = new Readback(rt);
+  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0 };
+  const counters0 = { dispatches: rt.counters.dispatches, submits: rt.counters.submits };
+  /** Reads a tensor's bytes into a reused host buffer (give it back with hostBufs.release once uploaded). */
+  const readInto = (ref: TensorRef): Promise<Uint8Array> => {
+    const buf = hostBufs.acquire(ref.byteLength);
+    return reader.readBytes(ref, buf).catch((e: unknown) => {
+      hostBufs.release(buf);
+      throw e;
+    });
+  };
   let bytesRead = 0;
   let bytesWritten = 0;
   const cache = new Map<string, Tensor>();
@@ -141,7 +241,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     for (const inp of [...(task.base ? [task.base] : []), ...task.experts]) {
       const k = keyOf(inp);
       if (cache.has(k) || pending.has(k)) continue;
-      const p = reader.readBytes(refOf(inp));
+      const p = readInto(refOf(inp));
       p.catch(() => undefined);
       pending.set(k, p);
     }
@@ -151,16 +251,26 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     const hit = cache.get(k);
     if (hit) return hit;
     const ref = refOf(inp);
-    const bytes = await (pending.get(k) ?? reader.readBytes(ref));
+    const w0 = performance.now();
+    const bytes = await (pending.get(k) ?? readInto(ref));
     pending.delete(k);
+    const u0 = performance.now();
+    timing.readWaitMs += u0 - w0;
     bytesRead += bytes.byteLength;
-    const t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
+    let t: Tensor;
+    try {
+      t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
+    } finally {
+      hostBufs.release(bytes); // queue.writeBuffer copied them
+    }
+    timing.uploadMs += performance.now() - u0;
     t.name = `${inp.tensor.name} (model ${inp.model})`;
     cache.set(k, t);
     return t;
   };
   const loadStats = async (inp: PlanInput): Promise<{ row: Tensor; col: Tensor } | null> => {
     if (!inp.stats) return null;
+    // Statistics are small (rows + cols floats): plain reads.
     const [r, c] = await Promise.all([reader.readBytes(inp.stats.vRow), reader.readBytes(inp.stats.vCol)]);
     const rowRef = preview ? rowPrefix(inp.stats.vRow, rows) : inp.stats.vRow;
     const row = decodeFloatBytes(rt, r.subarray(0, rowRef.byteLength), rowRef.dtype, rowRef.shape);
@@ -204,7 +314,10 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const reports: TensorReport[] = [];
   const saliency = new Map<number, { total: number; perLayer: Record<string, number> }>();
 
-  /** Merges one task on the GPU and returns the merged values (host f32) after its statistics were checked. */
+  /**
+   * Merges one task on the GPU and returns the merged values (host f32, valid until the next task) after its
+   * statistics were checked; a preview returns none.
+   */
   const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array> => {
     if (o.signal?.aborted) throw new MergeCancelledError();
     const base = task.base ? await load(task.base) : null;
@@ -224,6 +337,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       else g.forEach((x) => x?.dispose());
     }
     let merged: Tensor | null = null;
+    const c0 = performance.now();
     try {
       const r = mergeTensor(plan.method, {
         name: task.output,
@@ -235,6 +349,9 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         curvature,
         fisher,
         gram,
+      }, (out) => {
+        // A preview reports only the stats: its values never leave the GPU (one map per tensor, not two).
+        if (!preview) readback.record(out);
       });
       merged = r.merged;
       let stats: TensorMergeStats;
@@ -254,7 +371,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         s.perLayer[key] = (s.perLayer[key] ?? 0) + m;
         saliency.set(id, s);
       });
-      return await merged.toFloat32();
+      const r0 = performance.now();
+      timing.computeMs += r0 - c0;
+      const values = preview ? new Float32Array(0) : await readback.read();
+      timing.readbackMs += performance.now() - r0;
+      timing.tensors++;
+      return values;
     } finally {
       merged?.dispose();
       for (const t of [...(fisher ?? []), ...(gram ?? [])]) t.dispose();
@@ -279,6 +401,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     } else {
       const order = layout.shards.flatMap((s) => s.tasks.map((i) => plan.tasks[i]));
       let at = 0;
+      // The writer's time: from handing it a tensor until it asks for the next one (or finishes the shard).
+      let handedAt: number | null = null;
+      const wrote = () => {
+        if (handedAt !== null) timing.writeMs += performance.now() - handedAt;
+        handedAt = null;
+      };
       for (const shard of layout.shards) {
         const file = path.join(o.outDir!, shard.file);
         await writeSafetensors(
@@ -289,14 +417,18 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
               name: task.output,
               dtype: task.outDtype,
               shape: task.shape,
-              data: () => {
+              data: async () => {
+                wrote();
                 const me = at++;
-                return runTask(task, order[me + 1]);
+                const values = await runTask(task, order[me + 1]);
+                handedAt = performance.now();
+                return values;
               },
             };
           }),
           { format: 'pt', merged_by: 'basin', merge_method: plan.method },
         );
+        wrote();
         bytesWritten += (await fs.promises.stat(file)).size;
       }
       if (layout.index) await writeFileAtomic(path.join(o.outDir!, 'model.safetensors.index.json'), JSON.stringify(layout.index, null, 2) + '\n');
@@ -305,6 +437,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     for (const t of cache.values()) t.dispose();
     cache.clear();
     await Promise.allSettled(pending.values());
+    readback.destroy();
     await reader.close();
     if (dataDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
   }
@@ -329,6 +462,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     output: outputFile,
     warnings: plan.warnings,
     ...(preview ? { sample: { tensors: tasks.length, rowsPerTensor: preview.rows } } : {}),
+    timing: { ...timing, dispatches: rt.counters.dispatches - counters0.dispatches, submits: rt.counters.submits - counters0.submits },
   };
   if (!preview) await writeFileAtomic(path.join(o.outDir!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
   return report;

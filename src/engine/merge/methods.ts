@@ -6,7 +6,7 @@ import type { BufferBinding, Runtime } from '../gpu/runtime';
 import { ShapeError, Tensor, empty, fmtShape, fromArray, keep, numel } from '../tensor/tensor';
 import { axpbyInPlace, fillInPlace, zeros } from '../ops/basic';
 import { matmul } from '../ops/matmul';
-import { kthLargest, topKMask } from '../ops/select';
+import { kthLargest, type TopKThreshold } from '../ops/select';
 import { matrixView } from '../../protocol/stats';
 import {
   GTA_METHODS,
@@ -36,6 +36,13 @@ export interface Flag {
 export type MergePasses = (c: MergeCtx, out: Tensor, part: Tensor) => Flag[];
 
 export const WG = 256;
+/**
+ * Elements per invocation of the element-wise passes (kernels/merge.wgsl): a workgroup then covers 16K elements
+ * and reduces its stats once. A software rasterizer (lavapipe) pays per workgroup and per barrier far more than
+ * per element (one element per invocation made mg_vote ~20× slower than a plain copy there); a real GPU still
+ * gets ≥ 1,000 workgroups from any tensor above 16M elements, where the time goes.
+ */
+export const ITEMS = 64;
 const k = (entry: string, bindings: KernelSpec['bindings']): KernelSpec => ({ file: 'merge', entry, bindings, overrides: { WG } });
 const R = 'read' as const;
 const W = 'rw' as const;
@@ -56,7 +63,7 @@ const CHOL = k('rm_chol', [W, W]);
 const SOLVE = k('rm_solve', [R, R, W]);
 
 const OP = { linear: 0, gta: 1, curv: 2, fisher: 3, lin: 4, stats: 5 } as const;
-const MASK = { none: 0, buf: 1, dare: 2, della: 3 } as const;
+const MASK = { none: 0, thr: 1, dare: 2, della: 3 } as const;
 const COEF_OP = { slerp: 0, ms1: 1, ms2: 2, stock: 3 } as const;
 
 /** kernels/merge.wgsl's MgParams, in declaration order. */
@@ -65,18 +72,24 @@ interface Mg {
   consensus: number; normalize: number; subBase: number; rowsC: number; stride: number; dareThr: number; key: number;
   loQ: number; epsQ: number; F: number; writeOut: number; hasStats: number; chunks: number; P: number; kk: number;
   jj: number; G: number; sF: number; sG: number; off: number; cnt: number; base0: number; gbase: number;
-  w: number; scale: number; lambda: number; floorv: number; wsumInv: number; dLo: number; dEps: number; eps: number;
+  items: number; first: number; thrOff: number; band: number; w: number; scale: number; lambda: number; floorv: number; wsumInv: number; dLo: number; dEps: number; eps: number;
   alpha: number; invE: number;
 }
 const U_KEYS = ['n', 'rows', 'cols', 'E', 't', 'op', 'maskMode', 'hasBase', 'consensus', 'normalize', 'subBase', 'rowsC', 'stride', 'dareThr', 'key',
-  'loQ', 'epsQ', 'F', 'writeOut', 'hasStats', 'chunks', 'P', 'kk', 'jj', 'G', 'sF', 'sG', 'off', 'cnt', 'base0', 'gbase'] as const;
+  'loQ', 'epsQ', 'F', 'writeOut', 'hasStats', 'chunks', 'P', 'kk', 'jj', 'G', 'sF', 'sG', 'off', 'cnt', 'base0', 'gbase',
+  'items', 'first', 'thrOff', 'band'] as const;
 const F_KEYS = ['w', 'scale', 'lambda', 'floorv', 'wsumInv', 'dLo', 'dEps', 'eps', 'alpha', 'invE'] as const;
 const FORMAT = 'u'.repeat(U_KEYS.length) + 'f'.repeat(F_KEYS.length);
 
 /** Where one expert's mask comes from in mg_vote / mg_elect. */
 interface MaskCfg {
   mode: number;
+  /** MASK_THR: the score select ranked; MASK_DELLA: the ranks. */
   ctl: Tensor | null;
+  /** MASK_THR: the small buffer holding the thresholds at `thrOff` (bound as the passes' aux). */
+  thr?: Tensor;
+  thrOff?: number;
+  band?: number;
   dareThr: number;
   key: number;
   scale: number;
@@ -96,6 +109,10 @@ export class MergeCtx {
   readonly rows: number;
   readonly cols: number;
   readonly F: number;
+  /** Elements per invocation and per workgroup (ITEMS · WG) of the element-wise passes. */
+  readonly items: number;
+  readonly span: number;
+  /** Workgroups of an element-wise pass over the whole tensor: the stats partials per field. */
   readonly G: number;
   readonly common: Partial<Mg>;
   /** Temporaries, disposed once everything is recorded. */
@@ -108,8 +125,11 @@ export class MergeCtx {
     this.E = inp.experts.length;
     ({ rows: this.rows, cols: this.cols } = matrixView(inp.shape));
     this.F = 3 * this.E + 3;
-    this.G = Math.ceil(this.n / WG);
-    this.common = { n: this.n, rows: this.rows, cols: this.cols, E: this.E, F: this.F, hasBase: inp.base ? 1 : 0, invE: 1 / this.E, eps: NORM_EPS, rowsC: 1 };
+    // A chunk (one binding) must hold at least one workgroup's span: fewer items under a small binding limit.
+    this.items = Math.max(1, Math.min(ITEMS, Math.floor(this.rt.maxBindingBytes / 4 / WG)));
+    this.span = WG * this.items;
+    this.G = Math.ceil(this.n / this.span);
+    this.common = { n: this.n, rows: this.rows, cols: this.cols, E: this.E, F: this.F, hasBase: inp.base ? 1 : 0, invE: 1 / this.E, eps: NORM_EPS, rowsC: 1, items: this.items };
     this.dummy = this.temp(zeros(this.rt, [4]));
   }
 
@@ -136,11 +156,11 @@ export class MergeCtx {
   /**
    * An element-wise pass over binding-sized chunks of the tensor: `chunked` tensors (n elements each) are bound
    * one chunk at a time, `{ whole }` ones whole (statistics, partials, placeholders). One chunk — the whole
-   * tensor, bound by name for the guard — when everything fits. Chunks are multiples of WG elements, so each
-   * chunk's workgroups continue the partials' numbering (gbase) and its storage offsets stay 256-byte aligned.
+   * tensor, bound by name for the guard — when everything fits. Chunks are multiples of a workgroup's span, so
+   * each chunk's workgroups continue the partials' numbering (gbase) and its storage offsets stay 256-byte aligned.
    */
   each(spec: KernelSpec, bufs: (Tensor | { whole: Tensor })[], o: Partial<Mg>): void {
-    const step = Math.max(WG, Math.floor(this.rt.maxBindingBytes / (4 * WG)) * WG);
+    const step = Math.max(this.span, Math.floor(this.rt.maxBindingBytes / (4 * this.span)) * this.span);
     if (this.n <= step) {
       this.run(spec, bufs.map((b) => (b instanceof Tensor ? b : b.whole)), o, this.G);
       return;
@@ -157,7 +177,7 @@ export class MergeCtx {
       const bindings = bufs.map((b) =>
         b instanceof Tensor ? { buffer: b.storage.buffer, offset: b.storage.offset + s * 4, size: m * 4 } : b.whole.binding(),
       );
-      this.rt.dispatch(spec, bindings, this.u({ ...o, n: m, base0: s, gbase: s / WG }), Math.ceil(m / WG));
+      this.rt.dispatch(spec, bindings, this.u({ ...o, n: m, base0: s, gbase: s / this.span }), Math.ceil(m / this.span));
     }
   }
 
@@ -174,17 +194,39 @@ function param(c: MergeCtx, name: string, t?: number, fallback?: number): number
   return numParam(c.method, name, t === undefined ? undefined : c.inp.perModel[t], c.inp.global, fallback);
 }
 
+/** An accumulator, or the placeholder bound where a method does not use one. */
+type Acc = Tensor | { whole: Tensor };
+
 interface Accs {
   acc0: Tensor;
-  acc1: Tensor;
-  acc2: Tensor;
-  mean: Tensor;
-  flags: Tensor;
+  acc1: Acc;
+  acc2: Acc;
+  mean: Acc;
+  flags: Acc;
 }
 
-function accs(c: MergeCtx): Accs {
-  return { acc0: c.zerosN(), acc1: c.zerosN(), acc2: c.zerosN(), mean: c.zerosN(), flags: c.zerosN('u32') };
+/**
+ * Per-element accumulators, only those the method reads (each is as large as the tensor): acc0 always; the
+ * numerator and denominator (acc1, acc2) for a sign election or a weighted mean (`num`), acc1 alone for the
+ * norm-based combination; the mean without a base, the sign flags with one. Not cleared: the first expert's
+ * pass writes them (uniform `first`), the later ones add.
+ */
+function accs(c: MergeCtx, need: { num?: boolean; acc1?: boolean } = {}): Accs {
+  const f32 = () => c.temp(empty(c.rt, [c.n]));
+  // Its own placeholder: a pass binds it writable, which WebGPU forbids beside a read of the same buffer (dummy).
+  const none = { whole: c.temp(zeros(c.rt, [4])) };
+  const hasBase = !!c.inp.base;
+  return {
+    acc0: f32(),
+    acc1: need.num || need.acc1 ? f32() : none,
+    acc2: need.num ? f32() : none,
+    mean: hasBase ? none : f32(),
+    flags: hasBase ? c.temp(empty(c.rt, [c.n], 'u32')) : none,
+  };
 }
+
+/** A whole-tensor binding of an accumulator (the passes that are not chunked). */
+const whole = (a: Acc): Tensor => (a instanceof Tensor ? a : a.whole);
 
 function weightSum(c: MergeCtx): number {
   return c.inp.perModel.reduce((s, _, t) => s + param(c, 'weight', t, 1), 0);
@@ -194,17 +236,18 @@ function ctlOf(c: MergeCtx, mask: MaskCfg): Tensor | { whole: Tensor } {
   return mask.ctl ?? { whole: c.dummy };
 }
 
+/** aux: curvature statistics (bound whole; they may carry the mask's thresholds too), else the thresholds. */
 function vote(c: MergeCtx, a: Accs, part: Tensor, t: number, op: number, mask: MaskCfg, aux: Tensor | null, extra: Partial<Mg> = {}): void {
-  c.each(VOTE, [c.baseT, c.inp.experts[t], { whole: aux ?? c.dummy }, ctlOf(c, mask), a.acc0, a.mean, a.flags, { whole: part }], {
-    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1),
+  c.each(VOTE, [c.baseT, c.inp.experts[t], { whole: aux ?? mask.thr ?? c.dummy }, ctlOf(c, mask), a.acc0, a.mean, a.flags, { whole: part }], {
+    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1), first: t === 0 ? 1 : 0,
   });
 }
 
-/** aux: curvature statistics (bound whole) or, with `auxPerElement`, Fisher's dense tensor (chunked). */
+/** aux: as vote's or, with `auxPerElement`, Fisher's dense tensor (chunked). */
 function elect(c: MergeCtx, a: Accs, t: number, op: number, mask: MaskCfg, aux: Tensor | null, extra: Partial<Mg> = {}, auxPerElement = false): void {
-  const auxB = aux && auxPerElement ? aux : { whole: aux ?? c.dummy };
+  const auxB = aux && auxPerElement ? aux : { whole: aux ?? mask.thr ?? c.dummy };
   c.each(ELECT, [c.baseT, c.inp.experts[t], auxB, ctlOf(c, mask), a.acc0, a.acc1, a.acc2], {
-    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1),
+    ...maskUniforms(mask), ...extra, t, op, w: param(c, 'weight', t, 1), first: t === 0 ? 1 : 0,
   });
 }
 
@@ -213,14 +256,27 @@ function final(c: MergeCtx, a: Accs, out: Tensor, part: Tensor, o: Partial<Mg>):
 }
 
 function maskUniforms(m: MaskCfg): Partial<Mg> {
-  return { maskMode: m.mode, dareThr: m.dareThr, key: m.key, scale: m.scale, loQ: m.loQ, epsQ: m.epsQ, dLo: m.dLo, dEps: m.dEps, ...(m.view ?? {}) };
+  return { maskMode: m.mode, dareThr: m.dareThr, key: m.key, scale: m.scale, loQ: m.loQ, epsQ: m.epsQ, dLo: m.dLo, dEps: m.dEps, thrOff: m.thrOff ?? 0, band: m.band ?? 0, ...(m.view ?? {}) };
+}
+
+/**
+ * Copies the select's thresholds (key words 0 and 1 of each) into `into` at word `off`: [lower hi, lo, upper hi,
+ * lo]; the passes compare each entry's score key with them (MASK_THR), so no mask buffer is made.
+ */
+function placeThresholds(c: MergeCtx, into: Tensor, off: number, lower: TopKThreshold, upper: TopKThreshold | null): void {
+  if (!lower.abs || (upper && !upper.abs)) throw new Error('merge: top-k trims rank by magnitude (abs mode)');
+  const at = (w: number) => ({ buffer: into.storage.buffer, offset: into.storage.offset + 4 * (off + w), size: 8 });
+  c.rt.copy(lower.key.range(), at(0), 8);
+  if (upper) c.rt.copy(upper.key.range(), at(2), 8);
+  lower.key.dispose();
+  upper?.key.dispose();
 }
 
 // ---- the task-arithmetic family ----------------------------------------------------------------------------
 
 export function gta(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   const cfg = GTA_METHODS[c.method]!;
-  const a = accs(c);
+  const a = accs(c, { num: cfg.consensus });
   const masks = c.inp.experts.map((_, t) => expertMask(c, cfg.mask, t));
   masks.forEach((mask, t) => vote(c, a, part, t, OP.gta, mask, null));
   if (cfg.consensus) masks.forEach((mask, t) => elect(c, a, t, OP.gta, mask, null));
@@ -253,9 +309,9 @@ function expertMask(c: MergeCtx, kind: string, t: number): MaskCfg {
         lower = kthLargest(tau, b.nTop + b.keep, { abs: true });
         if (b.nTop > 0) upper = kthLargest(tau, b.nTop, { abs: true });
       }
-      c.temp(lower.key);
-      if (upper) c.temp(upper.key);
-      return { ...NO_MASK, mode: MASK.buf, ctl: c.temp(topKMask(tau, lower, upper)) };
+      const thr = c.temp(empty(c.rt, [4], 'u32'));
+      placeThresholds(c, thr, 0, lower, upper);
+      return { ...NO_MASK, mode: MASK.thr, ctl: tau, thr, thrOff: 0, band: upper ? 1 : 0 };
     }
     case 'bernoulli': {
       const rescale = boolParam(c.method, 'rescale', c.inp.global);
@@ -292,7 +348,7 @@ function dellaRanks(c: MergeCtx, t: number, view: { rows: number; cols: number }
 
 // ---- curvature ------------------------------------------------------------------------------------------------
 
-/** [R, C, ΣR] of expert t in one small buffer (null without statistics). */
+/** [R, C, ΣR, 4 words for a trim's thresholds] of expert t in one small buffer (null without statistics). */
 function curvatureAux(c: MergeCtx, t: number): Tensor | null {
   const st = c.inp.curvature?.[t] ?? null;
   if (!st) return null;
@@ -300,7 +356,7 @@ function curvatureAux(c: MergeCtx, t: number): Tensor | null {
   if (st.row.size !== c.rows || st.col.size !== c.cols) {
     throw new ShapeError(`${what}: statistics R ${fmtShape(st.row.shape)} and C ${fmtShape(st.col.shape)} do not match the tensor viewed as [${c.rows}, ${c.cols}] (from ${fmtShape(c.inp.shape)})`);
   }
-  const aux = c.temp(empty(c.rt, [c.rows + c.cols + 1]));
+  const aux = c.temp(empty(c.rt, [c.rows + c.cols + 1 + 4]));
   c.rt.copy(st.row.range(), { buffer: aux.storage.buffer, offset: aux.storage.offset, size: c.rows * 4 }, c.rows * 4);
   c.rt.copy(st.col.range(), { buffer: aux.storage.buffer, offset: aux.storage.offset + c.rows * 4, size: c.cols * 4 }, c.cols * 4);
   c.run(REDUCE, [st.row, aux], { G: c.rows, sF: 0, sG: 1, off: c.rows + c.cols, cnt: 1 }, 1);
@@ -308,7 +364,7 @@ function curvatureAux(c: MergeCtx, t: number): Tensor | null {
 }
 
 export function curvature(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
-  const a = accs(c);
+  const a = accs(c, { num: true });
   const per = c.inp.experts.map((_, t) => {
     const aux = curvatureAux(c, t);
     const density = param(c, 'density', t);
@@ -317,8 +373,11 @@ export function curvature(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
       const score = c.temp(empty(c.rt, [c.n]));
       c.each(SCORE, [c.baseT, c.inp.experts[t], { whole: aux ?? c.dummy }, score], { op: OP.curv, hasStats: aux ? 1 : 0 });
       const th = kthLargest(score, trimCount(density, c.n), { abs: true });
-      c.temp(th.key);
-      mask = { ...NO_MASK, mode: MASK.buf, ctl: c.temp(topKMask(score, th)) };
+      // The thresholds ride in the statistics' buffer, or in their own without statistics.
+      const thr = aux ?? c.temp(empty(c.rt, [4], 'u32'));
+      const thrOff = aux ? c.rows + c.cols + 1 : 0;
+      placeThresholds(c, thr, thrOff, th, null);
+      mask = { ...NO_MASK, mode: MASK.thr, ctl: score, thr, thrOff };
     }
     return { aux, mask };
   });
@@ -342,7 +401,7 @@ export function weightedAverage(c: MergeCtx, out: Tensor, part: Tensor, normaliz
 export function fisher(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   const f = c.inp.fisher;
   if (!f || f.length !== c.E) throw new Error(`merge fisher: tensor '${c.inp.name}' needs one Fisher tensor per expert (${f?.length ?? 0} for ${c.E})`);
-  const a = accs(c);
+  const a = accs(c, { num: true });
   const floorv = param(c, 'floor');
   c.inp.experts.forEach((_, t) => vote(c, a, part, t, OP.fisher, NO_MASK, null));
   c.inp.experts.forEach((_, t) => elect(c, a, t, OP.fisher, NO_MASK, f[t], { floorv }, true));
@@ -385,7 +444,7 @@ export function regmean(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
 export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   const { method, inp, E } = c;
   const hasBase = !!inp.base;
-  const a = accs(c);
+  const a = accs(c, { acc1: true });
   let rowsC = 1;
   let dotRows = 1;
   let dotCols = c.n;
@@ -426,11 +485,11 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
       const eps = param(c, 'eps');
       inp.experts.forEach((x, t) => dots(x, x, subBase, t));
       c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms1, stride, eps }, 1);
-      inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, a.acc1, a.mean, a.flags, part], { t, subBase, stride }, c.G));
+      inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, first: t === 0 ? 1 : 0 }, c.G));
       dots(a.acc0, a.acc0, 0, E);
       c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms2, stride, eps }, 1);
       flags.push({ t: coef, index: stride, message: () => `merge multislerp: tensor '${inp.name}': the weighted sum of the unit task vectors is zero (antipodal models with balancing weights); change the weights` });
-      c.run(LIN_FINAL, [c.baseT, a.acc0, a.acc1, coef, a.mean, a.flags, out, part], { stride }, c.G);
+      c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), coef, whole(a.mean), whole(a.flags), out, part], { stride }, c.G);
       return flags;
     }
   } else {
@@ -439,8 +498,8 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
     for (let i = 0; i < E; i++) for (let j = i; j < E; j++, q++) dots(inp.experts[i], inp.experts[j], 1, q * rowsC);
     c.run(COEF, [sums, c.dummy, coef], { op: COEF_OP.stock, stride, rowsC }, Math.ceil(rowsC / WG));
   }
-  inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, a.acc1, a.mean, a.flags, part], { t, subBase, stride, rowsC }, c.G));
-  c.run(LIN_FINAL, [c.baseT, a.acc0, a.acc1, coef, a.mean, a.flags, out, part], { stride, rowsC }, c.G);
+  inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, rowsC, first: t === 0 ? 1 : 0 }, c.G));
+  c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), coef, whole(a.mean), whole(a.flags), out, part], { stride, rowsC }, c.G);
   // Nothing to check in the coefficients: the entry only releases them after the stats are read.
   flags.push({ t: coef, index: -1, message: () => '' });
   return flags;

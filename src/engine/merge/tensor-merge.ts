@@ -66,8 +66,11 @@ function validate(method: MergeMethodName, inp: TensorMergeInput): void {
   if (inp.fisher) inp.fisher.forEach((f, t) => check(f, `the Fisher tensor of model ${t}`));
 }
 
-/** Merge one tensor on the GPU. Throws at once on bad input; `stats` rejects on NaN/Inf inputs (see above). */
-export function mergeTensor(method: MergeMethodName, input: TensorMergeInput): TensorMergeResult {
+/**
+ * Merge one tensor on the GPU. Throws at once on bad input; `stats` rejects on NaN/Inf inputs (see above).
+ * `beforeStats` may record more work on `merged` (a copy out) into the submit that the stats' read makes.
+ */
+export function mergeTensor(method: MergeMethodName, input: TensorMergeInput, beforeStats?: (merged: Tensor) => void): TensorMergeResult {
   validate(method, input);
   const c = new MergeCtx(method, input);
   try {
@@ -85,6 +88,7 @@ export function mergeTensor(method: MergeMethodName, input: TensorMergeInput): T
     const sums = keep(c.zerosN('f32', c.F));
     c.temps.splice(c.temps.indexOf(sums), 1);
     c.run(REDUCE, [part, sums], { G: c.G, sF: 1, sG: c.F, off: 0, cnt: c.F }, c.F);
+    beforeStats?.(out);
     const stats = readStats(c, sums, extra);
     stats.catch(() => undefined); // an unawaited rejection must not crash the process; awaiting still throws
     return { merged: out, stats };

@@ -7,8 +7,10 @@
 // among equal values the lower indices are kept first. An all-equal tensor keeps its first k elements.
 // Inputs must be finite: a NaN orders above +Inf (signed mode) or above every finite magnitude (abs mode).
 //
-// Cost: 4 + ⌈log₂₅₆ n⌉ histogram passes over the tensor (each reads it once) and as many one-invocation scans;
-// nothing is read back. Tensors above one binding are processed in binding-sized spans.
+// Cost: 4 histogram passes over the tensor (each reads it once) and as many one-invocation scans, then either one
+// pass that finds the highest tied index (when every element of the threshold's value is kept: the usual case)
+// or ⌈log₂₅₆ n⌉ index passes (when ties straddle the threshold); the others are recorded too and return at once,
+// since nothing is read back to choose. Tensors above one binding are processed in binding-sized spans.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
 import { Tensor, ShapeError, empty, fmtShape } from '../tensor/tensor';
@@ -16,9 +18,15 @@ import { Tensor, ShapeError, empty, fmtShape } from '../tensor/tensor';
 const WG = 256;
 const spec = (entry: string, bindings: KernelSpec['bindings'], wg = WG): KernelSpec => ({ file: 'select', entry, bindings, overrides: { WG: wg } });
 const INIT = spec('sel_init', ['rw', 'rw']);
-const ITEMS = 16;
+/**
+ * Elements per invocation: 64 × 256 per workgroup, so a pass flushes few workgroup histograms into the global one
+ * (and a software rasterizer, which pays per workgroup, runs few of them).
+ */
+const ITEMS = 64;
 const HIST: KernelSpec = { file: 'select', entry: 'sel_hist', bindings: ['read', 'read', 'rw'], overrides: { WG, ITEMS } };
 const SCAN: KernelSpec = { file: 'select', entry: 'sel_scan', bindings: ['rw', 'rw'] };
+const TIE: KernelSpec = { file: 'select', entry: 'sel_tie', bindings: ['read', 'rw'], overrides: { WG, ITEMS } };
+const TIE_DONE: KernelSpec = { file: 'select', entry: 'sel_tie_done', bindings: ['rw'] };
 const MASK = spec('topk_mask', ['read', 'read', 'rw']);
 /** Uniform layout of kernels/select.wgsl (SelParams). */
 const FORMAT = 'uuuuuuuuu';
@@ -89,6 +97,13 @@ export function kthLargest(x: Tensor, k: number, opts: SelectOptions = {}): TopK
       rt.dispatch(HIST, [s.binding, key.binding(), hist.binding()], { values: [s.n, s.lead, s.start, abs, pass, k, init, 0, 0], format: FORMAT }, Math.ceil(s.n / (WG * ITEMS)));
     }
     rt.dispatch(SCAN, [key.binding(), hist.binding()], { values: [n, 0, 0, abs, pass, k, init, 0, 0], format: FORMAT }, 1);
+    if (pass === 3) {
+      // Tie mode (set by this scan when the threshold's value is kept whole): the highest tied index.
+      for (const s of pieces) {
+        rt.dispatch(TIE, [s.binding, key.binding()], { values: [s.n, s.lead, s.start, abs, 0, k, init, 0, 0], format: FORMAT }, Math.ceil(s.n / (WG * ITEMS)));
+      }
+      rt.dispatch(TIE_DONE, [key.binding()], { values: [n, 0, 0, abs, 0, k, init, 0, 0], format: FORMAT }, 1);
+    }
   }
   hist.dispose();
   return { key, k, n, abs: !!opts.abs };

@@ -373,9 +373,14 @@ export class TensorFileReader {
     return h;
   }
 
-  async readBytes(ref: TensorRef): Promise<Uint8Array> {
+  /**
+   * The tensor's bytes, read at their offset. `into` (at least byteLength long) is filled instead of a fresh array
+   * and its prefix returned: a merge reuses its read buffers rather than making garbage of every tensor.
+   */
+  async readBytes(ref: TensorRef, into?: Uint8Array): Promise<Uint8Array> {
     const h = await this.handle(ref.file);
-    const out = new Uint8Array(ref.byteLength);
+    if (into && into.byteLength < ref.byteLength) throw new RangeError(`readBytes: a ${into.byteLength}-byte buffer for ${ref.byteLength} bytes of "${ref.name}"`);
+    const out = into ? into.subarray(0, ref.byteLength) : new Uint8Array(ref.byteLength);
     let off = 0;
     while (off < out.length) {
       const { bytesRead } = await h.read(out, off, out.length - off, ref.byteOffset + off);
