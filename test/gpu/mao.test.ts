@@ -48,7 +48,12 @@ function toOpts(c: CpuMaoConfig): MaoOptions {
   return { ...c, betas: [c.beta1, c.beta2] };
 }
 
-async function run(layout: Decl[], cfg: CpuMaoConfig, steps: number, extra: { gradScale?: number; zeroRows?: boolean; maxGradNorm?: number } = {}) {
+async function run(
+  layout: Decl[],
+  cfg: CpuMaoConfig,
+  steps: number,
+  extra: { gradScale?: number; zeroRows?: boolean; maxGradNorm?: number; maxBindingBytes?: number; beforeStep?: (t: number, store: ParameterStore, cpu: CpuParam[]) => void } = {},
+) {
   const rt = await runtime();
   const store = new ParameterStore();
   const cpu: CpuParam[] = [];
@@ -58,13 +63,14 @@ async function run(layout: Decl[], cfg: CpuMaoConfig, steps: number, extra: { gr
     store.add(s.name, s.shape, init, { decay: s.decay, frozen: s.frozen });
     cpu.push({ name: s.name, p: init.slice(), g: new Float32Array(n), decay: s.decay ?? s.shape.length >= 2, frozen: s.frozen ?? false });
   });
-  store.materialize(rt);
+  store.materialize(rt, extra.maxBindingBytes ? { maxBindingBytes: extra.maxBindingBytes } : {});
   const full = { ...cfg, maxGradNorm: extra.maxGradNorm ?? 0 };
   const opt = new Mao(store, { ...toOpts(cfg), maxGradNorm: full.maxGradNorm });
   const state = layout.map((s) => cpuMaoState(s.shape, cfg));
   // The dense momentum β1-EMA of the clipped gradients, kept independently of the optimizer's algebra.
   const ema = cpu.map((x) => new Float64Array(x.g.length));
   for (let t = 1; t <= steps; t++) {
+    extra.beforeStep?.(t, store, cpu);
     cpu.forEach((x, i) => {
       x.g.set(randn(x.g.length, 100 * t + i, (extra.gradScale ?? 0.05) * (1 + i)));
       if (extra.zeroRows && x.name === 'c.weight') x.g.fill(0, 0, 30);
@@ -95,9 +101,28 @@ async function assertMatches(r: Awaited<ReturnType<typeof run>>, layout: Decl[],
       assertClose(Float32Array.from(got), Float32Array.from(want), { atol: 1e-5, rtol: 1e-3, what: `${what}: U·S·Vᵀ ${d.name}` });
       if (E) assertClose(E.get(d.name)!, Float32Array.from(st.E!), { atol: 1e-5, rtol: 1e-3, what: `${what}: E ${d.name}` });
     } else {
-      assertClose(m.get(d.name)!, Float32Array.from(st.m!), { atol: 1e-9, rtol: 1e-4, what: `${what}: m ${d.name}` });
-      assertClose(v.get(d.name)!, Float32Array.from(st.v!), { atol: 1e-12, rtol: 1e-4, what: `${what}: v ${d.name}` });
+      // f32 resolution at the tensor's scale: an entry of m that cancels to near 0 keeps an absolute error of a
+      // few ulps of the largest entries.
+      const scale = (x: Float64Array) => x.reduce((a, y) => Math.max(a, Math.abs(y)), 0);
+      assertClose(m.get(d.name)!, Float32Array.from(st.m!), { atol: Math.max(1e-9, 1e-6 * scale(st.m!)), rtol: 1e-4, what: `${what}: m ${d.name}` });
+      assertClose(v.get(d.name)!, Float32Array.from(st.v!), { atol: Math.max(1e-12, 1e-6 * scale(st.v!)), rtol: 1e-4, what: `${what}: v ${d.name}` });
     }
+  });
+}
+
+/** capturedEnergy() against the CPU reference's dense ‖U·S·Vᵀ‖² / ‖M̃‖²; dense-momentum tensors absent. */
+async function assertEnergy(r: Awaited<ReturnType<typeof run>>, layout: Decl[], what: string) {
+  const got = await r.opt.capturedEnergy();
+  layout.forEach((d, k) => {
+    const st = r.state[k];
+    if (!st.factored || st.captured === null) {
+      assert.ok(!got.has(d.name), `${what}: ${d.name} has no factored momentum, yet captured energy ${got.get(d.name)}`);
+      return;
+    }
+    const g = got.get(d.name);
+    assert.ok(g !== undefined, `${what}: no captured energy for ${d.name}`);
+    assert.ok(g >= 0 && g <= 1, `${what}: captured energy of ${d.name} is ${g}`);
+    assertClose([g], [st.captured], { atol: 2e-4, rtol: 1e-3, what: `${what}: captured energy ${d.name}` });
   });
 }
 
@@ -110,6 +135,7 @@ describe('mao', () => {
         [false, true, true, false, true, true, false],
       );
       await assertMatches(r, LAYOUT, 'mao');
+      await assertEnergy(r, LAYOUT, 'mao');
       assert.ok((await r.store.read('c.weight')).every(Number.isFinite), 'rows without gradient stay finite');
       const frozen = LAYOUT.findIndex((d) => d.frozen);
       assert.deepEqual(await r.store.read('e.weight'), randn(16, 7 + frozen, 0.3), 'a frozen tensor is untouched');
@@ -123,6 +149,7 @@ describe('mao', () => {
     const r = await run(LAYOUT, { ...DEFAULTS, residual: false }, 4, { zeroRows: true });
     try {
       await assertMatches(r, LAYOUT, 'mao plain');
+      await assertEnergy(r, LAYOUT, 'mao plain');
     } finally {
       r.opt.destroy();
       r.store.destroy();
@@ -135,6 +162,7 @@ describe('mao', () => {
     const r = await run(layout, cfg, 4, { gradScale: 0.5, maxGradNorm: 0.5 });
     try {
       await assertMatches(r, layout, 'mao r8 EF');
+      await assertEnergy(r, layout, 'mao r8 EF');
       // With error feedback, U·S·Vᵀ + E is the dense momentum exactly: compare with a plain EMA of the clipped g.
       const [U, S, V, E] = await Promise.all(['U', 'S', 'V', 'E'].map(async (st) => (await r.opt.readState(st)).get('w')!));
       const low = lowRankProduct(U, S, V, 64, 48, 8);
@@ -153,6 +181,70 @@ describe('mao', () => {
     } finally {
       r.opt.destroy();
       r.store.destroy();
+    }
+  });
+
+  it('batches: several bindings, more columns and rows than a workgroup, a frozen tensor unfrozen midway (batched kernels)', async () => {
+    // 4 KiB bindings: every tensor below is its own batch or shares one with a neighbour; 7×300 has more columns
+    // than a workgroup has invocations, 257×5 more rows; 3×40 at rank 4 is a dense-Adam matrix (min 3 ≤ 4).
+    const layout: Decl[] = [
+      { name: 'p.weight', shape: [7, 300] },
+      { name: 'q.weight', shape: [257, 5] },
+      { name: 'q.bias', shape: [5] },
+      { name: 's.weight', shape: [3, 40] },
+      { name: 't.weight', shape: [11, 13], frozen: true },
+      { name: 'u.weight', shape: [19, 23] },
+    ];
+    const cfg = { ...DEFAULTS, rank: 4, refitEvery: 3 };
+    const r = await run(layout, cfg, 6, {
+      maxBindingBytes: 4096,
+      beforeStep: (t, store, cpu) => {
+        if (t !== 3) return; // progressive unfreezing: t.weight trains from step 3 on
+        store.setFlags('t.weight', { frozen: false });
+        cpu[4].frozen = false;
+      },
+    });
+    try {
+      assert.deepEqual(layout.map((d) => r.opt.isFactored(d.name)), [true, true, false, false, true, true]);
+      assert.ok(r.opt.batchCount >= 3, `${r.opt.batchCount} batches`);
+      await assertMatches(r, layout, 'mao batched');
+      await assertEnergy(r, layout, 'mao batched');
+    } finally {
+      r.opt.destroy();
+      r.store.destroy();
+    }
+  });
+
+  it('captured energy: absent before any step; 1 when the rank holds the whole momentum; below 1 when it cannot', async () => {
+    const rt = await runtime();
+    const store = new ParameterStore();
+    store.add('lowrank', [20, 12]);
+    store.add('full', [20, 12]);
+    store.add('bias', [12]);
+    store.materialize(rt);
+    const opt = new Mao(store, { rank: 3, refitEvery: 100, betas: [0.9, 0.99] });
+    try {
+      assert.equal((await opt.capturedEnergy()).size, 0, 'no step, no momentum');
+      // A rank-2 gradient fits rank 3 exactly: the refit at step 1 holds all of M̃ = (1−β1)·g.
+      const a = randn(20 * 2, 3);
+      const b = randn(2 * 12, 4);
+      const low = new Float32Array(20 * 12);
+      for (let i = 0; i < 20; i++) for (let j = 0; j < 12; j++) low[i * 12 + j] = a[2 * i] * b[j] + a[2 * i + 1] * b[12 + j];
+      store.grads.load('lowrank', low);
+      store.grads.load('full', randn(240, 5));
+      store.grads.load('bias', randn(12, 6));
+      opt.step(0.01);
+      const e = await opt.capturedEnergy();
+      assert.deepEqual([...e.keys()].sort(), ['full', 'lowrank']);
+      assert.ok(Math.abs(e.get('lowrank')! - 1) < 1e-4, `rank-2 momentum at rank 3: ${e.get('lowrank')}`);
+      assert.ok(e.get('full')! < 0.9, `a random 20×12 momentum at rank 3: ${e.get('full')}`);
+      // Step 2 projects a new random gradient on the kept subspaces: the rank-2 tensor now holds less.
+      store.grads.load('lowrank', randn(240, 7));
+      opt.step(0.01);
+      assert.ok((await opt.capturedEnergy()).get('lowrank')! < 0.999);
+    } finally {
+      opt.destroy();
+      store.destroy();
     }
   });
 

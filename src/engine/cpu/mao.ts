@@ -57,6 +57,8 @@ export interface CpuMaoState {
   /** Dense Adam state (unfactored tensors). */
   m: Float64Array | null;
   v: Float64Array | null;
+  /** After a step: ‖U·S·Vᵀ‖²_F / ‖M̃‖²_F, both computed densely (the share of the momentum the factors hold). */
+  captured: number | null;
 }
 
 export function cpuMaoState(shape: readonly number[], c: Pick<CpuMaoConfig, 'rank' | 'errorFeedback'>): CpuMaoState {
@@ -76,6 +78,7 @@ export function cpuMaoState(shape: readonly number[], c: Pick<CpuMaoConfig, 'ran
     E: factored && c.errorFeedback ? new Float64Array(n) : null,
     m: factored ? null : new Float64Array(n),
     v: factored ? null : new Float64Array(n),
+    captured: null,
   };
 }
 
@@ -256,6 +259,9 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
       const L = lowRankProduct(s.U, s.S, s.V, m, n, r);
       for (let q = 0; q < N; q++) s.E[q] = mt[q] - L[q];
     }
+    let total = 0;
+    for (let q = 0; q < N; q++) total += mt[q] * mt[q];
+    s.captured = total > 0 ? lowRankEnergy(s.U, s.S, s.V, m, n, r) / total : null;
   });
   return true;
 }

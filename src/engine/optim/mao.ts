@@ -1,6 +1,6 @@
 // mao: momentum-aware optimization (Basin issue 17), after UMTAM (arXiv 2512.17109) with MoFaSGD's low-rank
 // momentum (arXiv 2507.08091) and Adafactor's factored second moment (arXiv 1804.04235). Formulas and the CPU
-// reference: src/engine/cpu/mao.ts; kernels: kernels/mao.wgsl (one tensor per dispatch, like Adafactor).
+// reference: src/engine/cpu/mao.ts; kernels: kernels/mao.wgsl.
 //
 // State of a tensor of rank ≥ 2 viewed as W [m, n] (shape[0] × rest) with min(m, n) > rank:
 //   U [m, r], S [r, r], V [n, r]   the momentum ≈ U·S·Vᵀ    (m·r + r² + n·r floats instead of m·n)
@@ -28,7 +28,28 @@
 // (β1·U·S·Vᵀ + (1−β1)·g), never formed.
 //
 // All factors of all tensors live in ONE `state` buffer; E (error feedback) in one more, per tensor at 256-byte
-// aligned offsets; `work` is scratch sized for the largest tensor (3·m·r + n·r + 3·r² + m floats), not state.
+// aligned offsets; `work` is scratch, not state: per batch of tensors the batched step's (A [m, r], Vᵀ [r, n], K
+// [r, r] and a few partial sums per tensor), or the largest tensor's refit (3·m·r + n·r + 3·r² + m floats).
+//
+// Dispatches. On a software adapter (lavapipe) a dispatch costs about as much as a small kernel, and the first
+// version (one tensor per dispatch, eleven per matrix, two per vector) made a step 1.5–2 × AdamW's on the
+// benchmark models while the arithmetic is a few % of a training step's. So the step is batched: the tensors whose
+// span of the flat layout fits one binding form a batch, a table (one record per tensor: offsets, shape, the
+// first workgroup of each phase) lets one dispatch serve all of them, and the step without error feedback is five
+// dispatches per batch (kernels/mao.wgsl, mao_b_*), the dense-Adam tensors two. The refit and the error-feedback
+// path stay one tensor per dispatch (the refit runs every `refitEvery` steps).
+//
+// Captured energy (capturedEnergy()): the fraction of the momentum's energy ‖M̃‖²_F the rank-r factors hold after
+// the step. Without error feedback M̃ = β1·U·S·Vᵀ + (1−β1)·s·g with U, V of orthonormal columns (CholQR2 makes
+// them so at every refit; before the first refit they are 0 and so is S), hence
+//   ‖M̃‖² = β1²‖U·S·Vᵀ‖² + 2β1(1−β1)⟨U·S·Vᵀ, s·g⟩ + (1−β1)²‖s·g‖²
+//        = β1²‖S‖² + 2β1(1−β1)⟨S, T⟩ + (1−β1)²‖s·g‖²,   T = Uᵀ·(s·g)·V,
+// because ‖U·X·Vᵀ‖ = ‖X‖ and ⟨U·S·Vᵀ, G⟩ = tr(V·Sᵀ·Uᵀ·G) = ⟨S, Uᵀ·G·V⟩. The step has every term at hand: T for
+// the projection, ‖s·g‖² from the row sums of g² (mao_b_core, mao_b_total keep it in scalars). The factors after
+// the step hold U'·S'·V'ᵀ = P_U'·M̃·P_V' (the projection, or the refit's S' = U'ᵀ·M̃·V'), whose energy is ‖S'‖²; the
+// fraction ‖S'‖² / ‖M̃‖² is in [0, 1] because an orthogonal projection cannot add energy. In the residual form the
+// update also applies g outside the subspaces, but the momentum the factors stand for is still this M̃. With
+// error feedback M̃ = U'·S'·V'ᵀ + E' with E' = M̃ − P_U'·M̃·P_V' orthogonal to the first term, so ‖M̃‖² = ‖S'‖² + ‖E'‖².
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
 import { maoLayout, maoOmegaScale, maoSeed } from '../cpu/mao';
@@ -37,8 +58,9 @@ import type { Optimizer, OptimizerSnapshot, OptimizerStateInput, OptimizerStatis
 import { FLAT_ALIGN, ParamEntry, ParameterStore } from './params';
 
 const WG = 256;
-const BINDINGS = ['rw', 'read', 'rw', 'rw', 'rw', 'rw', 'read'] as const;
+const BINDINGS = ['rw', 'read', 'rw', 'rw', 'rw', 'rw', 'read', 'read'] as const;
 const K = (entry: string): KernelSpec => ({ file: 'mao', entry, bindings: [...BINDINGS], overrides: { WG } });
+// One tensor per dispatch: the refit, and the step with error feedback.
 const ROWS = K('mao_rows');
 const COLS = K('mao_cols');
 const MEANR = K('mao_meanr');
@@ -46,28 +68,74 @@ const US = K('mao_us');
 const SUMSQ = K('mao_sumsq');
 const TOTAL = K('mao_total');
 const UPDATE = K('mao_update');
-const ADAM_SCALARS = K('mao_adam_scalars');
-const ADAM_UPDATE = K('mao_adam_update');
 const OMEGA = K('mao_omega');
 const ATB = K('mao_atb');
-const SMALL = K('mao_small');
 const MUL = K('mao_mul');
 const CORE = K('mao_core');
 const CHOL = K('mao_chol');
 const TRSM = K('mao_trsm');
 const COMMIT = K('mao_commit');
 const EF = K('mao_ef');
-const KCORE = K('mao_kcore');
+// Every tensor of a batch per dispatch (kernels/mao.wgsl, "batched step").
+const B_STATS = K('mao_b_stats');
+const B_CORE = K('mao_b_core');
+const B_SUMSQ = K('mao_b_sumsq');
+const B_TOTAL = K('mao_b_total');
+const B_UPDATE = K('mao_b_update');
+const B_ADAM_SCALARS = K('mao_b_adam_scalars');
+const B_ADAM_UPDATE = K('mao_b_adam_update');
+const B_ENERGY = K('mao_b_energy');
+const RB_OMEGA_K = K('mao_rb_omega');
+const RB_ATB = K('mao_rb_atb');
+const RB_SMALL = K('mao_rb_small');
+const RB_MUL = K('mao_rb_mul');
+const RB_CHOL = K('mao_rb_chol');
+const RB_TRSM = K('mao_rb_trsm');
+const RB_COMMIT = K('mao_rb_commit');
 
 const USAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
 const USE_SKIP = 1;
 const USE_CLIP = 2;
-// What the update applies (kernels/mao.wgsl `kind`).
-const KIND_PLAIN = 0;
-const KIND_EF = 1;
-const KIND_RESIDUAL = 2;
 const SEL_STATE = 0;
 const SEL_WORK = 1;
+// The batched kernels' table (kernels/mao.wgsl TAB, T_*): one record of TAB u32s per tensor.
+const TAB = 24;
+const T_POFF = 0;
+const T_ROWS = 1;
+const T_COLS = 2;
+const T_U = 3;
+const T_S = 4;
+const T_V = 5;
+const T_R = 6;
+const T_C = 7;
+const T_SCR = 8;
+const T_IDX = 9;
+const T_DECAY = 10;
+const T_WG_STATS = 11;
+const T_WG_CORE = 12;
+const T_WG_ROWS = 13;
+const T_WG_ELEMS = 14;
+const T_WG_MR = 15;
+const T_OMEGA = 22;
+// Slots of the batched refit's operands (kernels/mao.wgsl RS_*).
+const RS_U = 0;
+const RS_V = 1;
+const RS_Y = 2;
+const RS_A = 3;
+const RS_Z = 4;
+const RS_T1 = 5;
+const RS_T2 = 6;
+const RS_GM = 7;
+/** Phases of the batched refit by invocations per tensor (table columns T_WG_MR + k). */
+const RB_MR = 0;
+const RB_NR = 1;
+const RB_RR = 2;
+const RB_M = 3;
+const RB_N = 4;
+const RB_ONE = 5;
+const RB_MAX = 6;
+/** A table section starts 256-byte aligned (it is bound at its own offset). */
+const TAB_ALIGN = 64;
 /** Largest rank: the r×r Cholesky runs in one workgroup and S is r² floats. */
 export const MAO_MAX_RANK = 128;
 
@@ -117,6 +185,33 @@ function workLayout(m: number, n: number, r: number) {
   return { w1, y, a, z, t1, t2, gm, rowpart, total: rowpart + m };
 }
 
+/** Floats of a factored tensor's scratch in the batched step (kernels/mao.wgsl scratch_of). */
+function batchScratch(m: number, n: number, r: number): number {
+  const step = m * r + r * n + 2 * r * r + 2 * m;
+  const refit = 2 * m * r + n * r + 3 * r * r; // Y, A, Z, T1, T2, Gm (kernels/mao.wgsl rs_off)
+  return Math.max(step, refit);
+}
+
+/** One dispatch group of the batched step: tensors whose span of the flat layout fits one binding. */
+interface Batch {
+  /** First element of the span (param and grad are bound from here) and its length. */
+  base: number;
+  elems: number;
+  factored: number;
+  dense: number;
+  /** Byte offsets of the two table sections (factored records, then dense records). */
+  factoredTab: number;
+  denseTab: number;
+  /** Workgroups of the phases: mao_b_stats, mao_b_core, mao_b_sumsq, mao_b_update, mao_b_adam_update. */
+  wgStats: number;
+  wgCore: number;
+  wgRows: number;
+  wgElems: number;
+  wgDense: number;
+  /** Workgroups of the batched refit's phases (RB_*). */
+  wgRefit: number[];
+}
+
 export class Mao implements Optimizer {
   readonly name = 'mao';
   readonly gradNorms: GradNorms;
@@ -141,6 +236,16 @@ export class Mao implements Optimizer {
   private readonly work: GPUBuffer;
   private readonly scalars: GPUBuffer;
   private readonly ef: GPUBuffer;
+  /** The batched step's tables (records rebuilt when a tensor is frozen or unfrozen) and capturedEnergy()'s. */
+  private readonly table: GPUBuffer;
+  private readonly energyTable: GPUBuffer;
+  private readonly energyCount: number;
+  private readonly batches: Batch[];
+  /** Per slot: its batch and its scratch base in `work` (batched step). */
+  private readonly batchOf: number[];
+  private readonly scratchOf: number[];
+  /** The flags the table records were built for ('' before the first step). */
+  private tableKey = '';
   private steps = 0;
   private readonly ownsNorms: boolean;
   private destroyed = false;
@@ -213,6 +318,37 @@ export class Mao implements Optimizer {
     });
     this.stateFloats = off;
     this.efFloats = eOff;
+    // Batches: consecutive tensors while their span fits one binding (and so does their scratch). Frozen tensors
+    // stay inside the spans (a tensor can be unfrozen later); the table records skip them.
+    this.batches = [];
+    this.batchOf = [];
+    this.scratchOf = [];
+    const maxElems = store.maxBindingElems; // the store's limit: tests lower it to make several batches
+    let tableU32 = 0;
+    let cur: Batch | null = null;
+    let scratch = 0;
+    for (const sl of this.slots) {
+      const e = sl.entry;
+      const own = sl.factored && !this.errorFeedback ? batchScratch(sl.rows, sl.cols, this.rank) : 0;
+      if (!cur || e.offset + e.size - cur.base > maxElems || scratch + own > maxElems) {
+        cur = { base: e.offset, elems: 0, factored: 0, dense: 0, factoredTab: 0, denseTab: 0, wgStats: 0, wgCore: 0, wgRows: 0, wgElems: 0, wgDense: 0, wgRefit: [] };
+        this.batches.push(cur);
+        scratch = 0;
+      }
+      cur.elems = Math.max(1, e.offset + e.size - cur.base);
+      this.batchOf.push(this.batches.length - 1);
+      this.scratchOf.push(scratch);
+      scratch += own;
+      work = Math.max(work, scratch);
+      if (sl.factored && !this.errorFeedback) cur.factored++;
+      else if (!sl.factored) cur.dense++;
+    }
+    for (const b of this.batches) {
+      b.factoredTab = tableU32 * 4;
+      tableU32 += Math.ceil((b.factored * TAB) / TAB_ALIGN) * TAB_ALIGN || TAB_ALIGN;
+      b.denseTab = tableU32 * 4;
+      tableU32 += Math.ceil((b.dense * TAB) / TAB_ALIGN) * TAB_ALIGN || TAB_ALIGN;
+    }
     this.workFloats = work;
     for (const [what, floats] of [['state', off], ['error-feedback', eOff], ['scratch', work]] as const) {
       if (floats * 4 > rt.maxBindingBytes) {
@@ -224,6 +360,21 @@ export class Mao implements Optimizer {
     this.work = dev.createBuffer({ size: Math.max(16, work * 4), usage: USAGE, label: 'mao:work' });
     this.scalars = dev.createBuffer({ size: Math.max(16, store.entries.length * 16), usage: USAGE, label: 'mao:scalars' });
     this.ef = dev.createBuffer({ size: Math.max(256, eOff * 4), usage: USAGE, label: 'mao:ef' });
+    this.table = dev.createBuffer({ size: Math.max(256, tableU32 * 4), usage: USAGE, label: 'mao:table' });
+    // capturedEnergy()'s records: every factored tensor (T_POFF: where its E starts in `ef`).
+    const energy = this.slots.filter((sl) => sl.factored);
+    this.energyCount = energy.length;
+    const et = new Uint32Array(Math.max(64, energy.length * TAB));
+    energy.forEach((sl, k) => {
+      const b = k * TAB;
+      et[b + T_POFF] = sl.eOff;
+      et[b + T_ROWS] = sl.rows;
+      et[b + T_COLS] = sl.cols;
+      et[b + T_S] = sl.sOff;
+      et[b + T_IDX] = sl.entry.index;
+    });
+    this.energyTable = dev.createBuffer({ size: et.byteLength, usage: USAGE, label: 'mao:energy-table' });
+    rt.write({ buffer: this.energyTable, offset: 0, size: et.byteLength }, et);
     rt.pool.trackExternal(this.externalBytes());
     if (opts.gradNorms && opts.gradNorms.store !== store) throw new Error('gradNorms belongs to another parameter store');
     this.ownsNorms = !opts.gradNorms;
@@ -249,6 +400,11 @@ export class Mao implements Optimizer {
     return this.workFloats * 4;
   }
 
+  /** How many batches the batched step dispatches (tensors whose span fits one binding share one). */
+  get batchCount(): number {
+    return this.batches.length;
+  }
+
   /** Whether a parameter's momentum is factored (else dense Adam). */
   isFactored(name: string): boolean {
     const sl = this.slots.find((s) => s.entry.name === name);
@@ -264,6 +420,7 @@ export class Mao implements Optimizer {
     const rt = s.runtime;
     const mode = (this.skipNonFinite ? USE_SKIP : 0) | (this.maxGradNorm > 0 ? USE_CLIP : 0);
     if (mode) this.gradNorms.compute(t);
+    this.writeTables();
     const bc1 = 1 - this.beta1 ** t;
     const bc2 = 1 - this.beta2 ** t;
     const refit = (t - 1) % this.refitEvery === 0;
@@ -272,20 +429,96 @@ export class Mao implements Optimizer {
     const scalarsB: BufferBinding = { buffer: this.scalars, offset: 0, size: this.scalars.size };
     const norms = this.gradNorms.binding();
     const n = s.entries.length;
+    const r = this.rank;
     const groups = (count: number) => Math.max(1, Math.ceil(count / WG));
+    const hyper = (decayKeep: number) => [this.maxGradNorm, this.beta1, this.beta2, bc1, bc2, this.eps, this.pMax, this.clipThreshold, lr, decayKeep];
+    const FORMAT = 'u'.repeat(25) + 'f'.repeat(13) + 'uuuu';
+
+    // The batched step: every factored tensor without error feedback, and every dense-Adam tensor.
+    const keep = 1 - lr * this.weightDecay;
+    const placeholderEf: BufferBinding = { buffer: this.ef, offset: 0, size: 256 };
+    for (const b of this.batches) {
+      const span = { offset: b.base * 4, size: b.elems * 4 };
+      const bufs = (tab: number, count: number): BufferBinding[] => [
+        { buffer: s.params.buffer, ...span }, { buffer: s.grads.buffer, ...span }, stateB, workB, scalarsB, placeholderEf, norms,
+        { buffer: this.table, offset: tab, size: Math.max(256, Math.ceil((count * TAB) / TAB_ALIGN) * TAB_ALIGN * 4) },
+      ];
+      // Operands of the refit kernels: slots (RS_*), the reduction's length (0 rows, 1 cols), flag, cL, cD.
+      type Ops = { a?: number; b?: number; o?: number; x?: number; len?: number; flag?: number; cL?: number; cD?: number };
+      const d = (spec: KernelSpec, tab: number, count: number, wg: number, o: Ops = {}) =>
+        rt.dispatch(spec, bufs(tab, count), {
+          values: [
+            0, 0, r, mode, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, o.a ?? 0, 0, o.b ?? 0, o.o ?? 0, o.len ?? 0, o.flag ?? 0, t, o.x ?? 0,
+            ...hyper(keep), o.cL ?? 0, o.cD ?? 0, 0, count, wg, refit ? 1 : 0, this.residual ? 0 : 1,
+          ],
+          format: FORMAT,
+        }, wg);
+      if (b.factored) {
+        const f = (spec: KernelSpec, wg: number, o: Ops = {}) => d(spec, b.factoredTab, b.factored, wg, o);
+        f(B_STATS, b.wgStats);
+        f(B_CORE, b.wgCore);
+        f(B_SUMSQ, b.wgRows);
+        f(B_TOTAL, groups(b.factored));
+        f(B_UPDATE, b.wgElems);
+        if (refit) {
+          // The subspace iteration on M̃ = β1·U·S·Vᵀ + (1−β1)·s·g (old factors: mao_b_core left S alone).
+          const wg = b.wgRefit;
+          const op = { cL: this.beta1, cD: 1 - this.beta1 };
+          const mulRight = (x: number, out: number) => {
+            f(RB_ATB, wg[RB_RR], { a: RS_V, b: x, o: RS_T1, len: 1 });
+            f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 0 });
+            f(RB_MUL, wg[RB_MR], { flag: 0, b: x, x: RS_T2, o: out, ...op });
+          };
+          const mulLeft = (x: number, out: number) => {
+            f(RB_ATB, wg[RB_RR], { a: RS_U, b: x, o: RS_T1, len: 0 });
+            f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 1 });
+            f(RB_MUL, wg[RB_NR], { flag: 1, b: x, x: RS_T2, o: out, ...op });
+          };
+          const orth = (slot: number, len: 0 | 1) => {
+            for (let pass = 0; pass < 2; pass++) {
+              f(RB_ATB, wg[RB_RR], { a: slot, b: slot, o: RS_GM, len });
+              f(RB_CHOL, wg[RB_ONE], { o: RS_GM });
+              f(RB_TRSM, wg[len === 0 ? RB_M : RB_N], { a: slot, o: RS_GM, len });
+            }
+          };
+          f(RB_OMEGA_K, wg[RB_NR], { o: RS_Z });
+          mulRight(RS_Z, RS_Y);
+          orth(RS_Y, 0);
+          for (let it = 0; it < this.powerIters; it++) {
+            mulLeft(RS_Y, RS_Z);
+            orth(RS_Z, 1);
+            mulRight(RS_Z, RS_Y);
+            orth(RS_Y, 0);
+          }
+          mulLeft(RS_Y, RS_Z);
+          orth(RS_Z, 1);
+          mulRight(RS_Z, RS_A); // M̃·V'
+          f(RB_ATB, wg[RB_RR], { a: RS_Y, b: RS_A, o: RS_GM, len: 0 }); // S' = U'ᵀ·M̃·V'
+          f(RB_COMMIT, wg[RB_MAX]);
+        }
+      }
+      if (b.dense) {
+        d(B_ADAM_SCALARS, b.denseTab, b.dense, groups(b.dense));
+        d(B_ADAM_UPDATE, b.denseTab, b.dense, b.wgDense);
+      }
+    }
+
+    // With error feedback, one tensor per dispatch: the update, the projection or the refit, and E.
+    if (!this.errorFeedback) return;
+    const tableB: BufferBinding = { buffer: this.table, offset: 0, size: 256 };
     for (const sl of this.slots) {
       const e = sl.entry;
-      if (e.flags.frozen || e.size === 0) continue;
+      if (!sl.factored || e.flags.frozen || e.size === 0) continue;
       const range = { offset: e.offset * 4, size: e.size * 4 };
-      const efB: BufferBinding = sl.factored && this.errorFeedback ? { buffer: this.ef, offset: sl.eOff * 4, size: e.size * 4 } : { buffer: this.ef, offset: 0, size: 256 };
-      const bufs: BufferBinding[] = [{ buffer: s.params.buffer, ...range }, { buffer: s.grads.buffer, ...range }, stateB, workB, scalarsB, efB, norms];
-      const { rows: m, cols: nc, r } = sl;
+      const efB: BufferBinding = { buffer: this.ef, offset: sl.eOff * 4, size: e.size * 4 };
+      const bufs: BufferBinding[] = [{ buffer: s.params.buffer, ...range }, { buffer: s.grads.buffer, ...range }, stateB, workB, scalarsB, efB, norms, tableB];
+      const { rows: m, cols: nc } = sl;
       const w = workLayout(m, nc, r);
       const base = {
         aSel: 0, aOff: 0, bSel: 0, bOff: 0, oOff: 0, len: 0, flag: 0, seed: 0, xOff: 0, cL: 0, cD: 0,
       };
-      const decayKeep = e.flags.decay ? 1 - lr * this.weightDecay : 1;
-      const kind = !sl.factored ? 0 : this.errorFeedback ? KIND_EF : this.residual ? KIND_RESIDUAL : KIND_PLAIN;
+      const decayKeep = e.flags.decay ? keep : 1;
       const d = (spec: KernelSpec, g: number, o: Partial<typeof base> = {}) => {
         const x = { ...base, ...o };
         rt.dispatch(
@@ -293,51 +526,26 @@ export class Mao implements Optimizer {
           bufs,
           {
             values: [
-              m, nc, r, mode, n, e.index, sl.uOff, sl.sOff, sl.vOff, sl.rOff, sl.cOff, sl.amOff, sl.avOff, kind, w.w1, w.rowpart,
+              m, nc, r, mode, n, e.index, sl.uOff, sl.sOff, sl.vOff, sl.rOff, sl.cOff, sl.amOff, sl.avOff, 0, w.w1, w.rowpart,
               x.aSel, x.aOff, x.bSel, x.bOff, x.oOff, x.len, x.flag, x.seed, x.xOff,
-              this.maxGradNorm, this.beta1, this.beta2, bc1, bc2, this.eps, this.pMax, this.clipThreshold, lr, decayKeep, x.cL, x.cD, maoOmegaScale(nc),
+              ...hyper(decayKeep), x.cL, x.cD, maoOmegaScale(nc), 0, 0, 0, 0,
             ],
-            format: 'u'.repeat(25) + 'f'.repeat(13),
+            format: FORMAT,
           },
           g,
         );
       };
-      if (!sl.factored) {
-        d(ADAM_SCALARS, 1);
-        d(ADAM_UPDATE, groups(e.size));
-        continue;
-      }
+      // The update with M̃ = β1·(U·S·Vᵀ + E) + (1−β1)·g; mao_update leaves M̃ in E, so the operator M̃·X is E·X
+      // (mao_mul with flag bit 1, no low-rank part).
       d(ROWS, m);
       d(COLS, nc);
       d(MEANR, 1);
-      if (kind === KIND_RESIDUAL) {
-        // T1 = Uᵀ·(s·g)·V, then K so that U·K·Vᵀ + s·g = bias-corrected low-rank momentum + g outside the subspaces.
-        d(MUL, groups(m * r), { flag: 0, bSel: SEL_STATE, bOff: sl.vOff, oOff: w.a, cL: 0, cD: 1 });
-        d(ATB, groups(r * r), { aSel: SEL_STATE, aOff: sl.uOff, bSel: SEL_WORK, bOff: w.a, oOff: w.t1, len: m });
-        d(KCORE, groups(r * r), { xOff: w.t1, oOff: w.t2 });
-        d(US, groups(m * r), { flag: 1, xOff: w.t2 });
-      } else d(US, groups(m * r));
+      d(US, groups(m * r));
       d(SUMSQ, m);
       d(TOTAL, 1);
       d(UPDATE, groups(e.size));
-      const ef = this.errorFeedback ? 2 : 0;
-      // The operator M̃ (old factors) applied to X: with error feedback E holds M̃ densely.
-      const cL = this.errorFeedback ? 0 : this.beta1;
-      const cD = this.errorFeedback ? 1 : 1 - this.beta1;
-      const mulRight = (xOff: number, out: number) => {
-        if (cL !== 0) {
-          d(ATB, groups(r * r), { aSel: SEL_STATE, aOff: sl.vOff, bSel: SEL_WORK, bOff: xOff, oOff: w.t1, len: nc });
-          d(SMALL, groups(r * r), { xOff: w.t1, oOff: w.t2, flag: 0 });
-        }
-        d(MUL, groups(m * r), { flag: ef, bSel: SEL_WORK, bOff: xOff, xOff: w.t2, oOff: out, cL, cD });
-      };
-      const mulLeft = (xOff: number, out: number) => {
-        if (cL !== 0) {
-          d(ATB, groups(r * r), { aSel: SEL_STATE, aOff: sl.uOff, bSel: SEL_WORK, bOff: xOff, oOff: w.t1, len: m });
-          d(SMALL, groups(r * r), { xOff: w.t1, oOff: w.t2, flag: 1 });
-        }
-        d(MUL, groups(nc * r), { flag: 1 | ef, bSel: SEL_WORK, bOff: xOff, xOff: w.t2, oOff: out, cL, cD });
-      };
+      const mulE = (trans: boolean, xOff: number, out: number) =>
+        d(MUL, groups((trans ? nc : m) * r), { flag: (trans ? 1 : 0) | 2, bSel: SEL_WORK, bOff: xOff, oOff: out, cL: 0, cD: 1 });
       const orth = (off: number, len: number) => {
         for (let pass = 0; pass < 2; pass++) {
           d(ATB, groups(r * r), { aSel: SEL_WORK, aOff: off, bSel: SEL_WORK, bOff: off, oOff: w.gm, len });
@@ -347,33 +555,114 @@ export class Mao implements Optimizer {
       };
       if (refit) {
         d(OMEGA, groups(nc * r), { oOff: w.z, seed: maoSeed(t, e.index) });
-        mulRight(w.z, w.y);
+        mulE(false, w.z, w.y);
         orth(w.y, m);
         for (let it = 0; it < this.powerIters; it++) {
-          mulLeft(w.y, w.z);
+          mulE(true, w.y, w.z);
           orth(w.z, nc);
-          mulRight(w.z, w.y);
+          mulE(false, w.z, w.y);
           orth(w.y, m);
         }
-        mulLeft(w.y, w.z);
+        mulE(true, w.y, w.z);
         orth(w.z, nc);
-        mulRight(w.z, w.a); // M̃·V'
+        mulE(false, w.z, w.a); // M̃·V'
         d(ATB, groups(r * r), { aSel: SEL_WORK, aOff: w.y, bSel: SEL_WORK, bOff: w.a, oOff: w.gm, len: m }); // S' = U'ᵀ·M̃·V'
         d(COMMIT, groups(Math.max(m * r, nc * r, r * r)), { aOff: w.y, xOff: w.z, bOff: w.gm });
-      } else if (kind === KIND_RESIDUAL) {
-        // S ← β1·S + (1−β1)·T1: T1 = Uᵀ·(s·g)·V is still in work (nothing since mao_kcore wrote there).
-        d(CORE, groups(r * r), { xOff: w.t1, cL: this.beta1, cD: 1 - this.beta1 });
       } else {
-        // S ← Uᵀ·M̃·V with U, V fixed: β1·S + (1−β1)·Uᵀ·(s·g)·V, or Uᵀ·E·V (E = M̃) with error feedback.
-        d(MUL, groups(m * r), { flag: ef, bSel: SEL_STATE, bOff: sl.vOff, oOff: w.a, cL: 0, cD: 1 });
+        // S ← Uᵀ·E·V with U, V fixed (E = M̃).
+        d(MUL, groups(m * r), { flag: 2, bSel: SEL_STATE, bOff: sl.vOff, oOff: w.a, cL: 0, cD: 1 });
         d(ATB, groups(r * r), { aSel: SEL_STATE, aOff: sl.uOff, bSel: SEL_WORK, bOff: w.a, oOff: w.t1, len: m });
-        d(CORE, groups(r * r), { xOff: w.t1, cL: this.errorFeedback ? 0 : this.beta1, cD: this.errorFeedback ? 1 : 1 - this.beta1 });
+        d(CORE, groups(r * r), { xOff: w.t1, cL: 0, cD: 1 });
       }
-      if (this.errorFeedback) {
-        d(US, groups(m * r));
-        d(EF, groups(e.size));
-      }
+      d(US, groups(m * r));
+      d(EF, groups(e.size));
     }
+  }
+
+  /**
+   * The batched step's table records, rewritten when the frozen or decay flags changed (progressive unfreezing):
+   * per batch, the non-frozen factored tensors (error feedback off) and the non-frozen dense ones, with the first
+   * workgroup of each phase.
+   */
+  private writeTables(): void {
+    const key = this.slots.map((sl) => (sl.entry.flags.frozen ? 'f' : sl.entry.flags.decay ? 'd' : '-')).join('');
+    if (key === this.tableKey) return;
+    this.tableKey = key;
+    const r = this.rank;
+    const host = new Uint32Array(this.table.size / 4);
+    const count = this.batches.map(() => ({ f: 0, d: 0 }));
+    for (const b of this.batches) Object.assign(b, { wgStats: 0, wgCore: 0, wgRows: 0, wgElems: 0, wgDense: 0, wgRefit: [0, 0, 0, 0, 0, 0, 0] });
+    const wgs = (invocations: number) => Math.ceil(invocations / WG);
+    this.slots.forEach((sl, k) => {
+      const e = sl.entry;
+      if (e.flags.frozen || e.size === 0 || (sl.factored && this.errorFeedback)) return;
+      const bi = this.batchOf[k];
+      const b = this.batches[bi];
+      const c = count[bi];
+      const rec = (sl.factored ? b.factoredTab / 4 + c.f++ * TAB : b.denseTab / 4 + c.d++ * TAB);
+      host[rec + T_POFF] = e.offset - b.base;
+      host[rec + T_IDX] = e.index;
+      host[rec + T_DECAY] = e.flags.decay ? 1 : 0;
+      if (sl.factored) {
+        host.set([sl.rows, sl.cols, sl.uOff, sl.sOff, sl.vOff, sl.rOff, sl.cOff, this.scratchOf[k]], rec + T_ROWS);
+        host.set([b.wgStats, b.wgCore, b.wgRows, b.wgElems], rec + T_WG_STATS);
+        b.wgStats += wgs(sl.rows * r + sl.cols);
+        b.wgCore += wgs(r * r + 1);
+        b.wgRows += wgs(sl.rows);
+        b.wgElems += wgs(e.size);
+        const { rows: m, cols: nc } = sl;
+        [m * r, nc * r, r * r, m, nc, 1, Math.max(m * r, nc * r, r * r)].forEach((count, c) => {
+          host[rec + T_WG_MR + c] = b.wgRefit[c];
+          b.wgRefit[c] += wgs(count);
+        });
+        host[rec + T_OMEGA] = new Uint32Array(Float32Array.of(maoOmegaScale(nc)).buffer)[0];
+      } else {
+        host[rec + T_ROWS] = e.size;
+        host[rec + T_U] = sl.amOff;
+        host[rec + T_S] = sl.avOff;
+        host[rec + T_WG_STATS] = b.wgDense;
+        b.wgDense += wgs(e.size);
+      }
+    });
+    this.batches.forEach((b, i) => {
+      b.factored = count[i].f;
+      b.dense = count[i].d;
+    });
+    this.store.runtime.write({ buffer: this.table, offset: 0, size: this.table.size }, host);
+  }
+
+  /**
+   * Per factored tensor, the fraction in [0, 1] of the momentum's energy ‖M̃‖²_F that the rank-r factors hold after
+   * the last step (the derivation: the header of this file). Computed on the GPU from what the step keeps (‖M̃‖² in
+   * `scalars`, S in the state; with error feedback ‖E‖²), read back here only. Absent: tensors with dense momentum,
+   * and tensors that have not stepped yet (no momentum).
+   */
+  async capturedEnergy(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!this.energyCount) return out;
+    const rt = this.store.runtime;
+    const s = this.store;
+    const first = s.entries[0];
+    const tiny = { offset: first.offset * 4, size: Math.max(4, first.size * 4) };
+    const bufs: BufferBinding[] = [
+      { buffer: s.params.buffer, ...tiny }, { buffer: s.grads.buffer, ...tiny },
+      { buffer: this.state_, offset: 0, size: this.state_.size }, { buffer: this.work, offset: 0, size: this.work.size },
+      { buffer: this.scalars, offset: 0, size: this.scalars.size }, { buffer: this.ef, offset: 0, size: this.ef.size },
+      this.gradNorms.binding(), { buffer: this.energyTable, offset: 0, size: this.energyTable.size },
+    ];
+    const values = new Array<number>(42).fill(0);
+    values[2] = this.rank;
+    values[13] = this.errorFeedback ? 1 : 0;
+    values[38] = this.energyCount;
+    values[39] = this.energyCount;
+    rt.dispatch(B_ENERGY, bufs, { values, format: 'u'.repeat(25) + 'f'.repeat(13) + 'uuuu' }, Math.ceil(this.energyCount / WG));
+    const sc = new Float32Array(await rt.readBytes({ buffer: this.scalars, offset: 0, size: s.entries.length * 16 }));
+    for (const sl of this.slots) {
+      if (!sl.factored || this.steps === 0) continue;
+      const f = sc[sl.entry.index * 4 + 3];
+      if (f >= 0) out.set(sl.entry.name, f);
+    }
+    return out;
   }
 
   state(): Record<string, never> {
@@ -477,7 +766,7 @@ export class Mao implements Optimizer {
     const rt = this.store.runtime;
     rt.flush();
     rt.pool.trackExternal(-this.externalBytes());
-    for (const b of [this.state_, this.work, this.scalars, this.ef]) {
+    for (const b of [this.state_, this.work, this.scalars, this.ef, this.table, this.energyTable]) {
       rt.pool.onDestroy?.(b);
       b.destroy();
     }
@@ -485,7 +774,7 @@ export class Mao implements Optimizer {
   }
 
   private externalBytes(): number {
-    return this.state_.size + this.work.size + this.scalars.size + this.ef.size;
+    return this.state_.size + this.work.size + this.scalars.size + this.ef.size + this.table.size + this.energyTable.size;
   }
 
   private async readBuffer(buf: GPUBuffer, floats: number): Promise<Float32Array> {
