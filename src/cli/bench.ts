@@ -13,6 +13,12 @@ import { formatPruneReport, runPruneBench } from '../../bench/prune';
 import { formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
+/** Every benchmark `basin bench` runs: the CLI's help and the unknown-name error read this list. */
+export const BENCH_NAMES = [
+  'matmul', 'train-step', 'editor', 'kill-resume', 'loss', 'sasrec', 'merge', 'prune', 'optimizer-memory',
+  'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision',
+] as const;
+
 // `basin bench <name>`: a table for people, or with --json the report object on the last stdout line.
 // Progress goes to stderr either way.
 export async function benchCommand(name: string, opts: { json?: boolean; quick?: boolean }): Promise<void> {
@@ -92,7 +98,7 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       break;
     }
     default:
-      throw new Error(`unknown benchmark "${name}" (known: matmul, train-step, editor, kill-resume, loss, prune, optimizer-memory, optimizer-quality, mao-step, merge, sasrec, lr-robustness, forgetting, mixed-precision)`);
+      throw new Error(`unknown benchmark "${name}" (known: ${BENCH_NAMES.join(', ')})`);
   }
   process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : table + '\n');
 }

@@ -1,6 +1,6 @@
 // `basin <verb>`: the command line on the same engine the extension's worker uses.
 import { Command, InvalidArgumentError } from 'commander';
-import { benchCommand } from './bench';
+import { BENCH_NAMES, benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { evalCommand } from './eval';
 import { gpuInfoCommand } from './gpu-info';
@@ -99,7 +99,7 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('run a benchmark: matmul | train-step | editor | kill-resume | loss | sasrec | merge | prune | optimizer-memory | optimizer-quality | mao-step | lr-robustness | forgetting')
+    .description(`run a benchmark: ${BENCH_NAMES.join(' | ')}`)
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')
