@@ -109,7 +109,7 @@ async function tier(name, body) {
     t.note = r.skipped;
   } else if (existsSync(summaryFile)) {
     const s = JSON.parse(readFileSync(summaryFile, 'utf8'));
-    Object.assign(t, { passed: s.passed | 0, failed: s.failed | 0, pending: s.pending | 0 });
+    Object.assign(t, { passed: s.passed | 0, failed: s.failed | 0, pending: s.pending | 0, failures: s.failures ?? [] });
     if (r.code !== 0 && t.failed === 0) t.crashed = r.error ?? `exit code ${r.code}${r.signal ? ` (${r.signal})` : ''} with no failed test`;
   } else {
     t.crashed = r.error ?? `exit code ${r.code}${r.signal ? ` (${r.signal})` : ''}, no summary written (it crashed before its tests finished)`;
@@ -170,6 +170,16 @@ console.log(`  total ${secs(tStart)} s`);
 
 const crashes = [...steps.filter((s) => !s.ok).map((s) => s.name), ...tiers.filter((t) => t.crashed).map((t) => `tier ${t.name}`)];
 if (crashes.length) console.log(`  crashed (each counted as 1 failure): ${crashes.join(', ')}`);
+// The first failures, a line each, just above the last line: CI shows only the end of the log, and the first
+// failure is often the cause of the rest.
+const failures = tiers.flatMap((t) => (t.failures ?? []).map((f) => ({ tier: t.name, ...f })));
+if (failures.length) {
+  console.log(`  first failures (of ${failures.length}):`);
+  for (const f of failures.slice(0, 6)) {
+    const first = String(f.error ?? '').split('\n').map((l) => l.trim()).find((l) => l) ?? '';
+    console.log(`    ${f.tier}: ${String(f.title).slice(0, 90)} — ${first.slice(0, 160)}`);
+  }
+}
 const passed = tiers.reduce((a, t) => a + t.passed, 0);
 const failed = tiers.reduce((a, t) => a + t.failed, 0) + crashes.length;
 const skipped = tiers.reduce((a, t) => a + t.pending, 0);

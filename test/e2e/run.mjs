@@ -5,10 +5,12 @@
 // A test file exports `tests`: [{ name, fn: async (t) => … }], run in order; `t` holds the page, the workspace
 // folder, the workbench helpers (workbench.mjs), `screenshot(name, options)` (options as page.screenshot's, e.g.
 // `clip`) and `fixtures` (test/fixtures/*.ts, loaded through tsx). A failing test does not stop the next ones
-// (each should be able to recover its own state).
+// (each should be able to recover its own state; after a failure the runner dismisses dialogs, and reloads or
+// replaces a window that ran past its time, crashed or stopped answering).
 // Writes the summary JSON ({ passed, failed, pending, durationMs, failures }) to BASIN_TEST_SUMMARY (default
 // out/test/e2e/summary.json), as the other tiers do. Env: BASIN_E2E_GREP (run matching tests), BASIN_TEST_VERBOSE=1,
-// BASIN_TEST_KEEP=1 (keep the scratch folder), BASIN_E2E_TIMEOUT_S (whole run, default 600), BASIN_E2E_THEME (the
+// BASIN_TEST_KEEP=1 (keep the scratch folder), BASIN_E2E_TIMEOUT_S (whole run, default 1200;
+// about 300 s on 2 cores), BASIN_E2E_TEST_TIMEOUT_S (one test, default 240; a test may set its own `timeoutS`), BASIN_E2E_THEME (the
 // window's colour theme, e.g. "Default Light Modern"; default: VS Code's, Default Dark Modern), BASIN_E2E_SHOTS
 // (the screenshots' folder, emptied first; default test-results/e2e).
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,7 +59,52 @@ mkdirSync(shotsDir, { recursive: true });
 
 let server;
 let browser;
-const overallS = Number(process.env.BASIN_E2E_TIMEOUT_S || 600);
+// A test that runs past this fails (and the window is reloaded) instead of eating the whole run's time.
+const perTestS = Number(process.env.BASIN_E2E_TEST_TIMEOUT_S || 240);
+let pageCrashed = false;
+
+/** A fresh page on the workbench, its console piped; a crash is logged and remembered for recover(). */
+async function openWorkbench(url) {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  pipeConsole(page, { verbose, t0 });
+  pageCrashed = false;
+  page.on('crash', () => {
+    pageCrashed = true;
+    log('the workbench page crashed');
+  });
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await wb.waitForWorkbench(page);
+  return page;
+}
+
+/**
+ * After a failed test, leave a window the next test can use: a crashed or closed page is replaced, a page that no
+ * longer answers or that ran past its time is reloaded, and a modal left open is dismissed. Without this one
+ * failure (a dialog, a crashed renderer) made every later test fail on its timeouts, and the run ran out of time.
+ */
+async function recover(t, error) {
+  const timedOut = /ran past its/.test(String(error?.message ?? ''));
+  const answers = !pageCrashed && !t.page.isClosed() && (await Promise.race([
+    t.page.evaluate(() => true).catch(() => false),
+    new Promise((r) => setTimeout(() => r(false), 10_000)),
+  ]));
+  try {
+    if (!answers) {
+      log(`recover: the workbench page ${pageCrashed ? 'crashed' : t.page.isClosed() ? 'is closed' : 'does not answer'}; opening a new one`);
+      await t.page.close().catch(() => undefined);
+      t.page = await openWorkbench(t.url);
+    } else if (timedOut) {
+      log('recover: reloading the window after a test that ran past its time');
+      await t.page.reload({ waitUntil: 'domcontentloaded' });
+      await wb.waitForWorkbench(t.page);
+    } else {
+      for (let i = 0; i < 3; i++) await t.page.keyboard.press('Escape').catch(() => undefined);
+    }
+  } catch (e) {
+    log(`recover failed: ${e?.message ?? e}`);
+  }
+}
+const overallS = Number(process.env.BASIN_E2E_TIMEOUT_S || 1200);
 const overall = setTimeout(() => {
   log(`timed out after ${overallS} s`);
   summary.failed++;
@@ -104,12 +151,8 @@ try {
   });
   log(`code-server is up on ${server.host}`);
   browser = await launchChromium(tools.chromium);
-  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  pipeConsole(page, { verbose, t0 });
-  page.on('crash', () => log('the workbench page crashed'));
   const url = workbenchUrl(server.host, { folder: workspace, dev: [root] });
-  await page.goto(url, { waitUntil: 'domcontentloaded' });
-  await wb.waitForWorkbench(page);
+  const page = await openWorkbench(url);
   log('workbench is up');
 
   const t = {
@@ -122,7 +165,7 @@ try {
     log,
     async screenshot(name, options = {}) {
       const file = join(shotsDir, `${name}.png`);
-      await page.screenshot({ ...options, path: file });
+      await t.page.screenshot({ ...options, path: file });
       log(`screenshot ${file}`);
       return file;
     },
@@ -135,15 +178,25 @@ try {
         continue;
       }
       const ts = Date.now();
+      const limitS = test.timeoutS ?? perTestS;
+      let timer;
       try {
-        await test.fn(t);
+        await Promise.race([
+          test.fn(t),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`the test ran past its ${limitS} s (timeoutS)`)), limitS * 1000);
+          }),
+        ]);
         summary.passed++;
         console.log(`    ✔ ${test.name} (${Date.now() - ts} ms)`);
       } catch (e) {
         summary.failed++;
         summary.failures.push({ title: `${s.file}: ${test.name}`, error: e?.stack ?? String(e) });
-        console.log(`    ✘ ${test.name}\n${String(e?.stack ?? e).replace(/^/gm, '      ')}`);
+        console.log(`    ✘ ${test.name} (${Date.now() - ts} ms, at +${((Date.now() - t0) / 1000).toFixed(0)} s)\n${String(e?.stack ?? e).replace(/^/gm, '      ')}`);
         await t.screenshot(`FAILED-${test.name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+        await recover(t, e);
+      } finally {
+        clearTimeout(timer);
       }
     }
   }
