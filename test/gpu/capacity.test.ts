@@ -11,7 +11,7 @@ import { runtime } from './helpers';
 describe('device capacity in train()', function () {
   this.timeout(120_000);
 
-  it('full cross-entropy whose logits exceed the binding limit: a config error on train.loss, no run folder', async () => {
+  it('full cross-entropy where 64 rows of logits exceed the binding limit: a config error on train.loss, no run folder', async () => {
     const rt = await runtime();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-capacity-'));
     const file = path.join(dir, 'big.basin.yaml');
@@ -27,7 +27,7 @@ train:
   loss: { type: cross-entropy }
 `,
     );
-    // 4 × 8 rows × 5001 items × 4 B = 640 kB of logits against a 64 kB binding (this adapter's real limit is 128 MiB).
+    // 64 rows × 5001 items × 4 B = 1.28 MB of logits against a 64 kB binding (this adapter's real limit is 128 MiB).
     const prev = rt.setMaxBindingBytes(65536);
     try {
       const { config } = loadConfig(file);

@@ -50,14 +50,28 @@ describe('device capacity (capacity.ts)', () => {
     assert.ok(e.neededBytes > e.limitBytes && e.limitBytes === 4 * GiB);
   });
 
-  it('refuses full cross-entropy whose logits exceed one binding and points at cce', () => {
-    // 128 × 200 rows × 100,001 items × 4 B = 10 GB of logits.
-    const e = refusal(() => checkTrainingFits(sasrec(100_000, 'cross-entropy'), lavapipe));
+  it('full cross-entropy: logits above one binding run in pieces; refused when 64 rows exceed a binding, pointing at cce', () => {
+    // 128 × 200 rows × 100,001 items × 4 B = 10.2 GB of logits: in pieces of 320 rows, within 24 GiB of host memory.
+    checkTrainingFits(sasrec(100_000, 'cross-entropy'), lavapipe);
+    // 64 rows × 1,000,001 items × 4 B = 256 MB, over a 128 MiB binding.
+    const e = refusal(() => checkTrainingFits(sasrec(1_000_000, 'cross-entropy'), lavapipe));
     assert.deepEqual(e.field, ['train', 'loss']);
-    assert.match(e.message, /logits \[25,600 rows, 100,001\]/);
+    assert.match(e.message, /logits \[25,600 rows, 1,000,001\]/);
+    assert.match(e.message, /64 rows of them are 244\.1 MiB, over this device's maxStorageBufferBindingSize of 128\.0 MiB/);
     assert.match(e.message, /type: cce/);
     // The same catalog with the fused loss fits.
-    checkTrainingFits(sasrec(100_000, 'cce'), lavapipe);
+    checkTrainingFits(sasrec(1_000_000, 'cce'), lavapipe);
+    checkTrainingFits(sasrec(1_000_000, 'cross-entropy', { batchSize: 2 }), bigGpu);
+  });
+
+  it('on a software adapter, refuses full cross-entropy whose kept logits exceed host memory, on train.loss', () => {
+    const small = { ...lavapipe, hostMemoryBytes: 8 * GiB };
+    const e = refusal(() => checkTrainingFits(sasrec(100_000, 'cross-entropy'), small));
+    assert.deepEqual(e.field, ['train', 'loss']);
+    assert.match(e.message, /keeps logits \[25,600 rows, 100,001\] = 9765\.7 MiB/);
+    assert.match(e.message, /host memory/);
+    assert.match(e.message, /type: cce/);
+    checkTrainingFits(sasrec(100_000, 'cross-entropy', { batchSize: 32 }), small);
   });
 
   it('on a software adapter, refuses parameters + gradients + optimizer state above host memory; counts the optimizer', () => {

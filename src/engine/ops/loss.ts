@@ -7,8 +7,10 @@
 // the targets as host data, they are checked here instead and an out-of-range one throws a RangeError.
 import type { KernelSpec } from '../gpu/kernels';
 import { record } from '../autograd/tape';
-import { ShapeError, Tensor, empty, fmtShape, fromArray, numel } from '../tensor/tensor';
-import { rowLayout } from './reduce';
+import { ShapeError, Tensor, empty, fmtBytes, fmtShape, fromArray, noGrad, numel, view } from '../tensor/tensor';
+import { axpbyInPlace, clone, copyInto, zeros } from './basic';
+import { linear, matmul } from './matmul';
+import { rowLayout, sum } from './reduce';
 
 const WG = 256;
 
@@ -94,4 +96,117 @@ export function crossEntropy(logits: Tensor, targets: Tensor | Int32Array | read
     if (tgt !== targets) tgt.dispose();
   }
   return res;
+}
+
+/** Rows of logits per piece of crossEntropyOverHead: a multiple of 64, so that every piece of the hidden states,
+ * the targets and the per-row statistics starts on a 256-byte boundary (WebGPU's binding-offset alignment). */
+const HEAD_ROW_UNIT = 64;
+
+/**
+ * The most rows of [rows, classes] f32 logits crossEntropyOverHead puts in one piece (one storage binding); 0 when
+ * not even HEAD_ROW_UNIT rows fit (full cross-entropy cannot run on this device at this many classes: use CCE).
+ */
+export function headRowsPerPiece(maxBindingBytes: number, classes: number): number {
+  return Math.floor(maxBindingBytes / (classes * 4) / HEAD_ROW_UNIT) * HEAD_ROW_UNIT;
+}
+
+/**
+ * Full cross-entropy over a linear head, mean over the rows whose target is not `ignoreIndex`, when the logits
+ * hidden · weightᵀ + bias are larger than one storage binding: they are formed in pieces of rows (each within a
+ * binding, `rowsPerPiece` or as many as fit), every piece is kept for the backward — exactly what a standard
+ * cross-entropy keeps, [rows, classes] floats in all — and the backward overwrites each piece with its gradient
+ * (ce_backward_inplace) before the two products that take it to the hidden states and the head. It is the
+ * full-logits baseline the fused losses (CCE, CCE−) are measured against, and what `loss: cross-entropy` runs
+ * when a batch's logits exceed one binding.
+ */
+export function crossEntropyOverHead(
+  hidden: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  targets: Tensor,
+  opts: { ignoreIndex?: number; rowsPerPiece?: number } = {},
+): Tensor {
+  const rt = hidden.rt;
+  const ignoreIndex = opts.ignoreIndex ?? -1;
+  if (hidden.dtype !== 'f32' || hidden.rank !== 2) throw new ShapeError(`crossEntropyOverHead: hidden must be f32 [rows, d], got ${hidden.dtype} ${fmtShape(hidden.shape)}`);
+  const [rows, d] = hidden.shape;
+  if (weight.rank !== 2 || weight.shape[1] !== d) throw new ShapeError(`crossEntropyOverHead: hidden ${fmtShape(hidden.shape)} and the head's weight ${fmtShape(weight.shape)} disagree on d`);
+  const c = weight.shape[0];
+  if (bias && bias.size !== c) throw new ShapeError(`crossEntropyOverHead: bias ${fmtShape(bias.shape)} does not match the weight ${fmtShape(weight.shape)} (${c} classes)`);
+  if (targets.dtype !== 'i32' || targets.size !== rows) throw new ShapeError(`crossEntropyOverHead: targets ${targets.dtype} ${fmtShape(targets.shape)} do not match the ${rows} rows of hidden ${fmtShape(hidden.shape)}`);
+  const fit = headRowsPerPiece(rt.maxBindingBytes, c);
+  const per = opts.rowsPerPiece ?? fit;
+  if (per < HEAD_ROW_UNIT || per % HEAD_ROW_UNIT !== 0 || per > Math.max(fit, HEAD_ROW_UNIT)) {
+    if (fit === 0) {
+      throw new ShapeError(
+        `crossEntropyOverHead: ${HEAD_ROW_UNIT} rows of logits over ${c.toLocaleString('en-US')} classes (${fmtBytes(HEAD_ROW_UNIT * c * 4)}) ` +
+          `exceed one storage binding (${fmtBytes(rt.maxBindingBytes)}): use a loss that never forms the logits (cce)`,
+      );
+    }
+    throw new RangeError(`crossEntropyOverHead: rowsPerPiece must be a multiple of ${HEAD_ROW_UNIT} in [${HEAD_ROW_UNIT}, ${fit}], got ${per}`);
+  }
+  // Pieces are views at row offsets: the inputs must start on a 256-byte boundary (fresh tensors always do).
+  const h = hidden.storage.offset % 256 === 0 ? hidden : noGradClone(hidden);
+  const tgt = targets.storage.offset % 256 === 0 ? targets : noGradClone(targets);
+  const pieces: { r0: number; n: number; logits: Tensor }[] = [];
+  const rowLoss = empty(rt, [rows]);
+  const stats = empty(rt, [rows, 2]);
+  const rowsOf = (t: Tensor, r0: number, n: number, width: number, dtype: 'f32' | 'i32' = 'f32') =>
+    view(rt, t.storage.buffer, t.storage.offset + r0 * width * 4, width === 1 ? [n] : [n, width], dtype);
+  noGrad(() => {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      const logits = linear(rowsOf(h, r0, n, d), weight, bias ?? undefined);
+      const { perWorkgroup, wg } = rowLayout(rt, n, c);
+      const fwd: KernelSpec = { file: 'cross_entropy', entry: `ce_forward_${perWorkgroup ? 'rows' : 'small'}`, bindings: ['read', 'read', 'rw', 'rw'], overrides: { WG: wg } };
+      const u = { values: [n, c, ignoreIndex, 1], format: 'uuiu' };
+      rt.dispatch(fwd, [logits.binding(), rowsOf(tgt, r0, n, 1, 'i32').binding(), rowsOf(rowLoss, r0, n, 1).binding(), rowsOf(stats, r0, n, 2).binding()], u, perWorkgroup ? n : Math.ceil(n / wg));
+      pieces.push({ r0, n, logits });
+    }
+  });
+  const out = empty(rt, []);
+  const count = empty(rt, [1]);
+  const uniforms = { values: [rows, c, ignoreIndex, 1], format: 'uuiu' };
+  const red: KernelSpec = { file: 'cross_entropy', entry: 'ce_reduce', bindings: ['read', 'read', 'rw', 'rw'], overrides: { WG: rt.gpu.info.fallback ? 64 : WG } };
+  rt.dispatch(red, [rowLoss.binding(), tgt.binding(), out.binding(), count.binding()], uniforms, 1);
+  rowLoss.dispose();
+  const release = () => {
+    for (const p of pieces) p.logits.dispose();
+    stats.dispose();
+    count.dispose();
+    if (h !== hidden) h.dispose();
+    if (tgt !== targets) tgt.dispose();
+  };
+  const inputs = bias ? [hidden, weight, bias] : [hidden, weight];
+  const res = record(out, 'crossEntropyOverHead', inputs, (g) =>
+    noGrad(() => {
+      const dh = empty(rt, [rows, d]);
+      const dw = zeros(rt, weight.shape);
+      const db = bias ? zeros(rt, [c]) : null;
+      const inplace: KernelSpec = { file: 'cross_entropy', entry: 'ce_backward_inplace', bindings: ['rw', 'read', 'read', 'read', 'read'] };
+      for (const { r0, n, logits } of pieces) {
+        const u = { values: [n, c, ignoreIndex, 1], format: 'uuiu' };
+        rt.dispatch(inplace, [logits.binding(), rowsOf(tgt, r0, n, 1, 'i32').binding(), rowsOf(stats, r0, n, 2).binding(), g.binding(), count.binding()], u, Math.ceil((n * c) / WG));
+        const dhPiece = matmul(logits, weight);
+        copyInto(rowsOf(dh, r0, n, d), dhPiece);
+        dhPiece.dispose();
+        const dwPiece = matmul(logits, rowsOf(h, r0, n, d), { transA: true });
+        axpbyInPlace(dw, dwPiece, 1, 1);
+        dwPiece.dispose();
+        if (db) {
+          const dbPiece = sum(logits, 0);
+          axpbyInPlace(db, dbPiece, 1, 1);
+          dbPiece.dispose();
+        }
+      }
+      release();
+      return bias ? [dh, dw, db] : [dh, dw];
+    }),
+  );
+  if (!res.gradFn) release();
+  return res;
+}
+
+function noGradClone(t: Tensor): Tensor {
+  return noGrad(() => clone(t));
 }

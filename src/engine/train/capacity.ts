@@ -5,16 +5,17 @@
 // Three limits, each a hard fact of the device or the host:
 //   1. One flat buffer holds every parameter (src/engine/optim/params.ts), and another the gradients: its bytes must
 //      not exceed the adapter's maxBufferSize. For a recommender that is the item table [items + 1, hidden].
-//   2. Full cross-entropy writes the logits [rows, classes] into one storage binding (src/engine/ops/matmul.ts):
-//      rows × classes × 4 bytes must not exceed maxStorageBufferBindingSize. The fused losses (cce, cce-minus,
-//      sampled) never form them: the error says so.
+//   2. Full cross-entropy forms the logits [rows, classes] in pieces of 64-row multiples, one storage binding each
+//      (src/engine/ops/loss.ts crossEntropyOverHead): 64 × classes × 4 bytes must not exceed
+//      maxStorageBufferBindingSize. The fused losses (cce, cce-minus, sampled) never form them: the error says so.
 //   3. A software adapter (lavapipe, SwiftShader, WARP) allocates "GPU" buffers in host memory: parameters,
-//      gradients and the optimizer's dense state must fit in it. Real GPUs don't tell WebGPU how much memory they
-//      have, so there the first two checks are all we can do before the allocation itself.
+//      gradients, the optimizer's dense state and full cross-entropy's logits must fit in it. Real GPUs don't tell
+//      WebGPU how much memory they have, so there the first two checks are all we can do before the allocation.
 import * as os from 'node:os';
 import type { TrainConfig } from '../../files/config/schema';
 import { modelRegistry } from '../../files/registry/models';
 import { fmtBytes } from '../tensor/tensor';
+import { headRowsPerPiece } from '../ops/loss';
 
 export class DeviceCapacityError extends Error {
   constructor(
@@ -89,31 +90,43 @@ export function checkTrainingFits(config: TrainConfig, cap: DeviceCapacity): voi
     );
   }
 
-  // 2. Full cross-entropy's logits in one binding.
-  if (config.train.loss.type === 'cross-entropy') {
-    const rows = logitRows(config);
-    const logitBytes = rows * classes * 4;
-    if (logitBytes > cap.maxBindingBytes) {
-      throw new DeviceCapacityError(
-        `full cross-entropy over ${what} writes logits [${rows.toLocaleString('en-US')} rows, ${classes.toLocaleString('en-US')}] = ` +
-          `${fmtBytes(logitBytes)} into one storage binding, over this device's maxStorageBufferBindingSize of ${fmtBytes(cap.maxBindingBytes)}. ` +
-          `Use a loss that never forms them (type: cce — exact, the same loss — or cce-minus / sampled-softmax), or fewer rows per batch (train.batchSize${config.model.type === 'mlp' ? '' : ' × sequence length'}).`,
-        ['train', 'loss'],
-        logitBytes,
-        cap.maxBindingBytes,
-      );
-    }
+  // 2. Full cross-entropy forms its logits in pieces of rows, a multiple of 64 rows per binding (ops/loss.ts).
+  const fullCe = config.train.loss.type === 'cross-entropy';
+  const rows = logitRows(config);
+  const logitBytes = fullCe ? rows * classes * 4 : 0;
+  const useCce = `Use a loss that never forms them (type: cce — exact, the same loss — or cce-minus / sampled-softmax)`;
+  if (fullCe && headRowsPerPiece(cap.maxBindingBytes, classes) === 0) {
+    throw new DeviceCapacityError(
+      `full cross-entropy over ${what} forms logits [${rows.toLocaleString('en-US')} rows, ${classes.toLocaleString('en-US')}] in pieces of ` +
+        `64-row multiples, each in one storage binding, but 64 rows of them are ${fmtBytes(64 * classes * 4)}, over this device's ` +
+        `maxStorageBufferBindingSize of ${fmtBytes(cap.maxBindingBytes)}. ${useCce}.`,
+      ['train', 'loss'],
+      64 * classes * 4,
+      cap.maxBindingBytes,
+    );
   }
 
   // 3. Host memory behind a software adapter: parameters, gradients and the optimizer's dense state.
   if (cap.hostMemoryBytes !== null) {
     const opt = config.train.optimizer as unknown as Record<string, unknown> & { type: string };
     const stateFloats = (DENSE_STATE_PER_PARAM[opt.type] ?? (() => 2))(opt);
-    const needed = paramBytes * (2 + stateFloats);
+    const weights = paramBytes * (2 + stateFloats);
+    // Full cross-entropy keeps every logit of the step for its backward.
+    const needed = weights + logitBytes;
     if (needed > cap.hostMemoryBytes) {
+      if (logitBytes > weights) {
+        throw new DeviceCapacityError(
+          `full cross-entropy over ${what} keeps logits [${rows.toLocaleString('en-US')} rows, ${classes.toLocaleString('en-US')}] = ${fmtBytes(logitBytes)} ` +
+            `for each step's backward (${fmtBytes(needed)} with the parameters); this software adapter allocates GPU buffers in host memory, ` +
+            `which has ${fmtBytes(cap.hostMemoryBytes)}. ${useCce}, or fewer rows per batch (train.batchSize${config.model.type === 'mlp' ? '' : ' × sequence length'}).`,
+          ['train', 'loss'],
+          needed,
+          cap.hostMemoryBytes,
+        );
+      }
       throw new DeviceCapacityError(
         `the model's ${params.toLocaleString('en-US')} parameters${tableNote} need about ${fmtBytes(needed)} with their gradients and ` +
-          `${opt.type}'s state; this software adapter allocates GPU buffers in host memory, which has ${fmtBytes(cap.hostMemoryBytes)}. ${shrink}`,
+          `${opt.type}'s state${logitBytes ? ' (and the cross-entropy logits)' : ''}; this software adapter allocates GPU buffers in host memory, which has ${fmtBytes(cap.hostMemoryBytes)}. ${shrink}`,
         field,
         needed,
         cap.hostMemoryBytes,

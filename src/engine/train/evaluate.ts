@@ -5,7 +5,9 @@
 import type { Runtime } from '../gpu/runtime';
 import type { LossFn } from '../loss/loss';
 import type { Model } from '../nn/models';
-import { fromArray, keep, noGrad, tidy, type Tensor } from '../tensor/tensor';
+import { fromArray, keep, noGrad, tidy, view, type Tensor } from '../tensor/tensor';
+import { headRowsPerPiece } from '../ops/loss';
+import type { OutputHead } from '../nn/models';
 import { embedding } from '../ops/embedding';
 import { rankFullCatalog, RankingAccumulator } from '../eval/ranking';
 import type { TrainingData } from './data-source';
@@ -37,6 +39,35 @@ export function rankOfTarget(logits: Float32Array, row: number, classes: number,
   return rank;
 }
 
+/**
+ * The head's logits of hidden [rows, d], read back to the host; formed in pieces of rows (views of the hidden
+ * states, 64-row multiples so that each starts on a 256-byte boundary) when [rows, classes] exceeds one storage
+ * binding. Call inside a tidy scope: the readbacks are recorded before the scope disposes the pieces.
+ */
+export function headLogitsToHost(head: OutputHead, hidden: Tensor): Promise<Float32Array> {
+  const rt = hidden.rt;
+  const [rows, d] = hidden.shape;
+  const classes = head.weight.shape[0];
+  if (rows * classes * 4 <= rt.maxBindingBytes || hidden.storage.offset % 256 !== 0) {
+    return head.logits(hidden).toArray() as Promise<Float32Array>;
+  }
+  const per = Math.max(64, headRowsPerPiece(rt.maxBindingBytes, classes));
+  const reads: Promise<Float32Array>[] = [];
+  for (let r0 = 0; r0 < rows; r0 += per) {
+    const n = Math.min(per, rows - r0);
+    reads.push(head.logits(view(rt, hidden.storage.buffer, hidden.storage.offset + r0 * d * 4, [n, d])).toArray() as Promise<Float32Array>);
+  }
+  return Promise.all(reads).then((parts) => {
+    const out = new Float32Array(rows * classes);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  });
+}
+
 /** Validation metrics of a model; the loss is the run's registered loss (default cross-entropy), ranks from the full logits. */
 export async function evaluate(rt: Runtime, model: Model, data: TrainingData, loss?: LossFn): Promise<EvalMetrics> {
   // Data with an evaluation split: each user's validation target given its history (./leave-one-out.ts).
@@ -54,11 +85,11 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData, lo
       const reads = noGrad(() =>
         tidy(() => {
           const out = forwardBatch(rt, model, batch, { loss });
-          // A loss that never forms the full logits (sampled, CCE) leaves them to the head here.
-          const logits = out.logits ?? model.head.logits(model.hidden(batchInputs(rt, batch)));
+          // A loss that never forms the full logits (sampled, CCE, CE in pieces) leaves them to the head here.
+          const logits = out.logits ? out.logits.toArray() : headLogitsToHost(model.head, model.hidden(batchInputs(rt, batch)));
           // The hidden states of the rows to rank (one more forward: forwardBatch keeps its hidden states to itself).
           if (queries && queries.rows.length) queryHidden = keep(embedding(model.hidden(batchInputs(rt, batch)), fromArray(rt, queries.rows, [queries.rows.length], 'i32')));
-          return { loss: out.loss.toArray(), logits: logits.toArray() };
+          return { loss: out.loss.toArray(), logits };
         }),
       );
       const [lossArr, logits] = await Promise.all([reads.loss, reads.logits]);
