@@ -66,8 +66,7 @@ export const tests = [
       await frame.locator('.lt-scroller').focus();
       for (let i = 0; i < 3; i++) await t.page.keyboard.press('ArrowDown');
       await t.page.keyboard.press('Enter');
-      const selected = (await t.wb.webviewData(frame)).selected;
-      assert.ok(selected, 'a layer is selected');
+      const { selected } = await t.wb.waitForWebviewData(frame, (d) => !!d.selected, { what: 'a layer selected by Enter' });
       state.selected = selected;
       await frame.locator('.detail-title', { hasText: selected }).waitFor({ state: 'visible' });
       await t.page.waitForTimeout(300); // the layer history request answers asynchronously

@@ -78,3 +78,17 @@ export async function waitForWebview(page, selector, { timeout = 30_000 } = {}) 
 export async function webviewData(frame) {
   return frame.locator('body').evaluate((b) => ({ ...b.dataset }));
 }
+
+/**
+ * Waits until the webview body's data-* attributes satisfy `ok(data)` (the panel applies input on its next frame,
+ * later still on a loaded machine) and returns them; throws with the last attributes seen after `timeout` ms.
+ */
+export async function waitForWebviewData(frame, ok, { timeout = 10_000, what = 'the panel state' } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    const d = await webviewData(frame);
+    if (ok(d)) return d;
+    if (Date.now() - t0 > timeout) throw new Error(`${what} not reached within ${timeout} ms; last data-*: ${JSON.stringify(d).slice(0, 400)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

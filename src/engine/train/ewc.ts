@@ -1,6 +1,6 @@
 // Elastic weight consolidation from stored curvature (`train.ewc`): the loss gains (λ/2)·Σ F̂ ⊙ (θ − θ*)², θ* the
 // previous task's weights, F̂ its curvature — with no Fisher pass: the previous run's statistics sidecar
-// (`stats/step-<n>.safetensors`) holds, per 2-D weight, the row and column sums R, C of the optimizer's second
+// (`stats/step-<n>.safetensors`) holds, per weight viewed as a matrix, the row and column sums R, C of the optimizer's second
 // moment v (AdamW's v ≈ E[g²], the diagonal empirical Fisher of its batches), and the rank-1 estimate
 // V̂_ij = R_i·C_j/ΣR reproduces those sums exactly.
 //
@@ -10,7 +10,9 @@
 //
 // Only the penalty's GRADIENT λ·F̂⊙(θ−θ*) is applied (kernels/ewc.wgsl, added into the gradients after backward
 // and before the optimizer step, so clipping and the optimizer see it like any loss term); the logged loss is the
-// task loss alone. Vectors (biases, norms), LoRA and bottleneck adapters are not anchored; frozen weights are skipped.
+// task loss alone. Every tensor is anchored, vectors (biases, norms) included: the statistics view a vector [n] as
+// [n, 1], whose row sums are v itself, so its F̂ is exact. LoRA and bottleneck adapters (new tensors) are not
+// anchored; frozen weights are skipped.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILE, modelWeightsFile, openRun } from '../../files/run-record';
@@ -21,6 +23,7 @@ import type { ParameterStore } from '../optim/params';
 import { Tensor, fromArray } from '../tensor/tensor';
 import { isLoraParam } from './lora';
 import { isAdapterParam } from '../../files/adapter-checkpoint';
+import { matrixView } from '../../protocol/stats';
 
 const WG = 256;
 const EWC_GRAD: KernelSpec = { file: 'ewc', entry: 'ewc_grad', bindings: ['rw', 'read', 'read', 'read', 'read'] };
@@ -116,12 +119,12 @@ export class EwcPenalty {
     readonly anchors: Anchor[],
     /** Mean of V̂ over every anchored element (what F̂ is divided by). */
     readonly meanCurvature: number,
-    /** 2-D weights not anchored, with why (no statistics for them, zero curvature). */
+    /** Weights not anchored, with why (no statistics for them, zero curvature). */
     readonly skipped: string[],
   ) {}
 
   /**
-   * Reads θ* and the curvature of every 2-D weight of the store. A weight missing from the previous weights or of
+   * Reads θ* and the curvature of every weight of the store (vectors too). A weight missing from the previous weights or of
    * another shape is an error naming the first mismatches (EWC needs the same architecture).
    */
   static async load(rt: Runtime, store: ParameterStore, source: EwcSource, lambda: number): Promise<EwcPenalty> {
@@ -131,15 +134,17 @@ export class EwcPenalty {
     const skipped: string[] = [];
     const found: { name: string; rows: number; cols: number; R: Float32Array; C: Float32Array }[] = [];
     for (const e of store.entries) {
-      if (e.shape.length !== 2 || isLoraParam(e.name) || isAdapterParam(e.name)) continue; // new tensors: nothing to anchor to
-      const [rows, cols] = e.shape;
+      if (isLoraParam(e.name) || isAdapterParam(e.name)) continue; // new tensors: nothing to anchor to
+      // Any tensor as the statistics view it (protocol/stats.ts matrixView): a vector [n] is [n, 1], so its v_row
+      // is v itself and V̂_i = R_i·ΣR/ΣR = v_i exactly; higher ranks are [shape[0], rest].
+      const { rows, cols } = matrixView(e.shape);
       const w = wh.tensors[e.name];
       if (!w) {
         problems.push(`no tensor ${e.name} in ${source.weights}`);
         continue;
       }
-      if (w.shape.length !== 2 || w.shape[0] !== rows || w.shape[1] !== cols) {
-        problems.push(`${e.name} is [${w.shape.join(', ')}] in ${source.weights}, the model has [${rows}, ${cols}]`);
+      if (w.shape.length !== e.shape.length || w.shape.some((d, i) => d !== e.shape[i])) {
+        problems.push(`${e.name} is [${w.shape.join(', ')}] in ${source.weights}, the model has [${e.shape.join(', ')}]`);
         continue;
       }
       const r = sh.tensors[`${e.name}.v_row`];
@@ -180,7 +185,7 @@ export class EwcPenalty {
         rows: f.rows,
         cols: f.cols,
         coef: lambda / (sum(f.R) * mean),
-        anchor: fromArray(rt, Float32Array.from(theta), [f.rows, f.cols]),
+        anchor: fromArray(rt, Float32Array.from(theta), [f.rows * f.cols]),
         rowv: fromArray(rt, f.R, [f.rows]),
         colv: fromArray(rt, f.C, [f.cols]),
       });
