@@ -267,6 +267,24 @@ describe('adapters', function () {
       await assert.rejects(resolvePruneSource(r.runDir), (e: Error) => e instanceof AdapterModelError && e.message.includes(r.runDir));
     });
 
+    it('in mixed precision: the base stays bit-identical, the adapters train, the losses track the f32 adapter run', async () => {
+      const f32 = await run(write('adapt-f32', ADAPT('adapt-f32', { more: '  precision: f32\n' })));
+      const mixed = await run(write('adapt-mixed', ADAPT('adapt-mixed', { more: '  precision: mixed\n' })));
+      const p = ((await openRun(mixed.runDir)).record.device as { precision?: { used: string; halfLayers: number } }).precision;
+      assert.equal(p?.used, 'mixed', 'this adapter has shader-f16: the run trained in mixed precision');
+      assert.ok(p!.halfLayers >= 7, `${p!.halfLayers} layers in f16`);
+      const base = await weights(baseCkpt);
+      const ck = await weights(path.join(mixed.runDir, mixed.checkpoint!));
+      for (const [n, d] of base) assert.deepEqual(ck.get(n), d, `${n} is frozen under adapters in mixed precision`);
+      const ups = [...ck.keys()].filter((n) => /\.adapter_(attn|mlp)\.up\.weight$/.test(n));
+      assert.equal(ups.length, 4);
+      for (const n of ups) assert.ok(ck.get(n)!.some((x) => x !== 0), `${n} trained away from zero`);
+      // f16 products change the numbers, a little: the final loss is within 2 % of the f32 adapter run's.
+      assert.notEqual(mixed.lastLoss, f32.lastLoss, 'the mixed run computed in f16');
+      assert.ok(Math.abs(mixed.lastLoss - f32.lastLoss) <= 0.02 * f32.lastLoss, `mixed ${mixed.lastLoss} vs f32 ${f32.lastLoss}`);
+      assert.ok(Math.abs(mixed.eval!.loss - f32.eval!.loss) <= 0.02 * f32.eval!.loss, `val: mixed ${mixed.eval!.loss} vs f32 ${f32.eval!.loss}`);
+    });
+
     it('resumes bit for bit (adapters and their optimizer state)', async () => {
       const cfg = ADAPT('adapt-resume', { steps: 12, checkpointEvery: 6, adapters: '{ size: 3, targets: [mlp], activation: relu }' });
       const full = await run(write('adapt-full', cfg));
