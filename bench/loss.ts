@@ -51,6 +51,8 @@ export interface LossRow {
 
 const D = 64;
 const K = 256;
+/** The headline cases' budget on a software adapter, in units of the per-case budget. */
+const HEADLINE_BUDGET_FACTOR = 4;
 
 interface Method {
   name: string;
@@ -107,10 +109,15 @@ export async function runLossBench(opts: LossBenchOptions): Promise<object> {
         if (logitBytes > rt.maxBindingBytes) row.note = `logits (${fmtBytes(logitBytes)}) in ${Math.ceil(tokens / per)} pieces of ≤ ${per} rows: above one binding (${fmtBytes(rt.maxBindingBytes)})`;
       }
       const r = rate.get(m.name);
+      // The headline's two cases get a longer budget and as few as one timed step after the warm-up: without them
+      // there is no headline, and the ratio is what the bench is for.
+      const headlineCase = v === 100_000 && (m.name === 'ce' || m.name === 'cce-minus');
+      const caseBudget = headlineCase ? HEADLINE_BUDGET_FACTOR * budget : budget;
+      const minSteps = headlineCase ? 2 : reps + 1;
       if (info.fallback && r) {
-        const est = (m.flops(tokens, v) / (r * 1e9)) * 1000 * (reps + 1);
-        if (est > budget) {
-          row.why = `too slow on this software adapter: about ${(est / 1000).toFixed(0)} s for ${reps + 1} steps at the ${r.toFixed(1)} GFLOP/s it reached on a smaller catalog (budget ${budget / 1000} s)`;
+        const est = (m.flops(tokens, v) / (r * 1e9)) * 1000 * minSteps;
+        if (est > caseBudget) {
+          row.why = `too slow on this software adapter: about ${(est / 1000).toFixed(0)} s for ${minSteps} steps at the ${r.toFixed(1)} GFLOP/s it reached on a smaller catalog (budget ${caseBudget / 1000} s)`;
           opts.log(`${label}: skipped (${row.why})`);
           continue;
         }
@@ -147,15 +154,18 @@ export async function runLossBench(opts: LossBenchOptions): Promise<object> {
         const warm = performance.now() - w0;
         row.peak_bytes = rt.pool.snapshot().peakTotalBytes;
         const times: number[] = [];
-        if (info.fallback && warm * reps > budget) {
+        // On a software adapter, as many timed steps as the budget allows (up to reps).
+        const timedSteps = info.fallback ? Math.min(reps, Math.floor((caseBudget - warm) / warm)) : reps;
+        if (timedSteps < 1) {
           // No smaller catalog told us the rate: the warm-up step alone (pipeline compiles included) is the figure.
           row.ms_per_step = warm;
-          row.why = `one step only (warm-up included): ${reps} more would exceed the ${budget / 1000} s budget on this software adapter`;
+          row.why = `one step only (warm-up included): another would exceed the ${caseBudget / 1000} s budget on this software adapter`;
           rate.set(m.name, m.flops(tokens, v) / (warm * 1e6));
           opts.log(`${label}: ${warm.toFixed(1)} ms for its only step, peak ${fmtBytes(row.peak_bytes)}`);
           continue;
         }
-        for (let i = 0; i < reps; i++) {
+        if (timedSteps < reps) row.note = [row.note, `${timedSteps} timed step${timedSteps > 1 ? 's' : ''} (budget)`].filter(Boolean).join('; ');
+        for (let i = 0; i < timedSteps; i++) {
           const t0 = performance.now();
           await step();
           times.push(performance.now() - t0);
@@ -188,7 +198,7 @@ export async function runLossBench(opts: LossBenchOptions): Promise<object> {
     commit: gitCommit(),
     device: { vendor: info.vendor, description: info.description, backend: info.backend, fallback: info.fallback },
     peers: [],
-    timed: `one training step of the loss: forward + backward into X [${tokens}, ${D}] and the item table [V, ${D}] (negatives drawn inside the step), median of ${reps} after one warm-up`,
+    timed: `one training step of the loss: forward + backward into X [${tokens}, ${D}] and the item table [V, ${D}] (negatives drawn inside the step), median of ${reps} after one warm-up (fewer where a row says so)`,
     rows,
     headline,
   };

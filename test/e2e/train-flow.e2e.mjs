@@ -51,6 +51,7 @@ async function runDirs() {
 }
 
 function runJson() {
+  if (!state.runName) throw new Error('no run folder is known: the test that starts training failed before it appeared');
   return JSON.parse(readFileSync(join(state.folder, 'runs', state.runName, 'run.json'), 'utf8'));
 }
 
@@ -95,12 +96,18 @@ export const tests = [
       // (the warm-up that started when the config was shown may already hold the GPU: the same notice).
       const compiling = page.locator('.statusbar-item', { hasText: /compiling GPU kernels/ }).first();
       if (await compiling.waitFor({ state: 'visible', timeout: 15_000 }).then(() => true, () => false)) {
-        t.log(`status bar: ${(await compiling.textContent())?.trim()} (${Date.now() - state.trainClickedAt} ms after the click)`);
+        // The notice can be gone by the next line (the first step started): read it without waiting.
+        const text = await compiling.textContent({ timeout: 1_000 }).catch(() => null);
+        t.log(`status bar: ${text?.trim() ?? '(the notice had gone already)'} (${Date.now() - state.trainClickedAt} ms after the click)`);
         await t.screenshot('11a-compiling-kernels-status-bar');
       } else {
         t.log('no "compiling GPU kernels" notice (the kernels were compiled already)');
       }
       await statusItem(page).waitFor({ state: 'visible', timeout: 90_000 });
+      // The run folder exists once steps are reported; later tests need its name even if a check below fails.
+      const dirs = await runDirs();
+      assert.equal(dirs.length, 1, `one run folder: ${dirs.join(', ')}`);
+      state.runName = dirs[0];
       await showNotifications(t);
       await toast(page, 'Basin: training demo').waitFor({ state: 'visible', timeout: 30_000 });
       const bar = await statusItem(page).textContent();
@@ -108,9 +115,6 @@ export const tests = [
       assert.match(bar, new RegExp(`demo.*step \\d+/${TOTAL_STEPS}`));
       assert.match(await toast(page, 'Basin: training demo').textContent(), new RegExp(`step \\d+/${TOTAL_STEPS}`));
       assert.equal(await toast(page, 'Basin: training demo').locator('.monaco-button', { hasText: 'Cancel' }).isVisible(), true, 'the notification offers Cancel');
-      const dirs = await runDirs();
-      assert.equal(dirs.length, 1, `one run folder: ${dirs.join(', ')}`);
-      state.runName = dirs[0];
       await t.screenshot('11-training-notification-and-status-bar');
     },
   },
