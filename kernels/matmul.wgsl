@@ -13,6 +13,11 @@
 // Workgroups are linearised (wid.x + wid.y * nwg.x) over tiles_x · tiles_y · out_batches, and each loops with a
 // stride of the whole grid, so no dimension is limited by the 65,535-group limit.
 
+// One file for f32 and f16 operands (ops/matmul.ts passes the defines): {{E}} is the element type of A and B and
+// {{V4}} its vec4, {{ENABLE}} is `enable f16;` for f16, and {{SUFFIX}} ("" or "_f16") names the entries. Every load
+// widens to f32 (a no-op for f32), so sums, bias and C stay f32: mixed precision's products read half the bytes.
+{{ENABLE}}
+
 struct Params {
   m: u32,
   n: u32,
@@ -59,13 +64,13 @@ const MAX_TM: u32 = 8u;
 const MAX_TN4: u32 = 2u;
 const MAX_ACC: u32 = 16u; // MAX_TM * MAX_TN4
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<{{E}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{E}}>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 @compute @workgroup_size(WGX, WGY)
-fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn matmul_reg{{SUFFIX}}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let bs = batches();
   let out_batches = bs.x;
   let inner_batches = bs.y;
@@ -115,10 +120,10 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
         var bv: array<vec4f, MAX_TN4>;
         for (var j = 0u; j < TN4; j++) {
           let o = cb[j] + vec4u(bo);
-          bv[j] = vec4f(b[o.x], b[o.y], b[o.z], b[o.w]);
+          bv[j] = vec4f({{V4}}(b[o.x], b[o.y], b[o.z], b[o.w]));
         }
         for (var i = 0u; i < TM; i++) {
-          let av = vec4f(a[ao + ra[i]]);
+          let av = vec4f(f32(a[ao + ra[i]]));
           for (var j = 0u; j < TN4; j++) { acc[i * TN4 + j] = fma(av, bv[j], acc[i * TN4 + j]); }
         }
         ao += a_k;
@@ -152,12 +157,15 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
 // row); per step of 4 along k it loads 8 vec4 of A and 8 of B, whatever the transposes: an operand is read along
 // its contiguous dim and the fragments are rearranged in registers (free on a SIMD-lane machine). Strides and
 // offsets in the uniform are in elements, as for matmul_reg.
-@group(0) @binding(1) var<storage, read> a4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(1) var<storage, read> a4: array<{{V4}}>;
+@group(0) @binding(2) var<storage, read> b4: array<{{V4}}>;
 @group(0) @binding(4) var<storage, read_write> c4: array<vec4f>;
 
+fn ld_a(i: u32) -> vec4f { return vec4f(a4[i]); }
+fn ld_b(i: u32) -> vec4f { return vec4f(b4[i]); }
+
 @compute @workgroup_size(WGX, WGY)
-fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn matmul_vec4{{SUFFIX}}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let bs = batches();
   let out_batches = bs.x;
   let inner_batches = bs.y;
@@ -206,7 +214,7 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
         if (TRANS_A) {
           var at: array<vec4f, 8>;
           for (var q = 0u; q < 4u; q++) {
-            for (var h = 0u; h < 2u; h++) { at[2u * q + h] = a4[ao + (4u * kk + q) * m4 + ra[h]]; }
+            for (var h = 0u; h < 2u; h++) { at[2u * q + h] = ld_a(ao + (4u * kk + q) * m4 + ra[h]); }
           }
           for (var h = 0u; h < 2u; h++) {
             for (var r = 0u; r < 4u; r++) {
@@ -214,12 +222,12 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
             }
           }
         } else {
-          for (var i = 0u; i < 8u; i++) { af[i] = a4[ao + ra[i] + kk]; }
+          for (var i = 0u; i < 8u; i++) { af[i] = ld_a(ao + ra[i] + kk); }
         }
         var bf: array<vec4f, 8>;
         if (TRANS_B) {
           var bt4: array<vec4f, 8>;
-          for (var j = 0u; j < 8u; j++) { bt4[j] = b4[bo + cb[j] + kk]; }
+          for (var j = 0u; j < 8u; j++) { bt4[j] = ld_b(bo + cb[j] + kk); }
           for (var q = 0u; q < 4u; q++) {
             for (var j = 0u; j < 2u; j++) {
               bf[2u * q + j] = vec4f(bt4[4u * j][q], bt4[4u * j + 1u][q], bt4[4u * j + 2u][q], bt4[4u * j + 3u][q]);
@@ -227,7 +235,7 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
           }
         } else {
           for (var q = 0u; q < 4u; q++) {
-            for (var j = 0u; j < 2u; j++) { bf[2u * q + j] = b4[bo + (4u * kk + q) * n4 + cb[j]]; }
+            for (var j = 0u; j < 2u; j++) { bf[2u * q + j] = ld_b(bo + (4u * kk + q) * n4 + cb[j]); }
           }
         }
         for (var i = 0u; i < 8u; i++) {
@@ -266,7 +274,7 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
 // (measured 1.7 → 3.8 GFLOP per CPU-second at 1024³); it costs a slower first compile, so ops/matmul.ts uses it
 // only for products large enough to repay it.
 @compute @workgroup_size(WGX, WGY)
-fn matmul_vec4_wide(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn matmul_vec4_wide{{SUFFIX}}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let bs = batches();
   let out_batches = bs.x;
   let inner_batches = bs.y;
@@ -307,7 +315,7 @@ fn matmul_vec4_wide(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
         var bf: array<vec4f, 16>;
         if (TRANS_B) {
           var bt4: array<vec4f, 16>;
-          for (var r = 0u; r < 16u; r++) { bt4[r] = b4[bo + cb[r] + kk]; }
+          for (var r = 0u; r < 16u; r++) { bt4[r] = ld_b(bo + cb[r] + kk); }
           for (var q = 0u; q < 4u; q++) {
             for (var j = 0u; j < 4u; j++) {
               bf[4u * q + j] = vec4f(bt4[4u * j][q], bt4[4u * j + 1u][q], bt4[4u * j + 2u][q], bt4[4u * j + 3u][q]);
@@ -316,11 +324,11 @@ fn matmul_vec4_wide(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
         } else {
           for (var q = 0u; q < 4u; q++) {
             let bq = bo + (4u * kk + q) * n4;
-            for (var j = 0u; j < 4u; j++) { bf[4u * q + j] = b4[bq + cb[j]]; }
+            for (var j = 0u; j < 4u; j++) { bf[4u * q + j] = ld_b(bq + cb[j]); }
           }
         }
         for (var i = 0u; i < 16u; i++) {
-          let av = a4[ao + ra[i] + kk];
+          let av = ld_a(ao + ra[i] + kk);
           for (var j = 0u; j < 4u; j++) {
             acc[4u * i + j] = fma(vec4f(av[3]), bf[12u + j], fma(vec4f(av[2]), bf[8u + j], fma(vec4f(av[1]), bf[4u + j], fma(vec4f(av[0]), bf[j], acc[4u * i + j]))));
           }

@@ -47,6 +47,10 @@ export function setMatmulTiles(t: MatmulTiles | null): MatmulTiles | null {
 
 let vecMode: 'auto' | 'scalar' | 'wide' = 'auto';
 
+/** kernels/matmul.wgsl's element type for A and B: f32, or f16 (mixed precision; the entries end in _f16). */
+const F32_DEFINES = { E: 'f32', V4: 'vec4f', ENABLE: '', SUFFIX: '' } as const;
+const F16_DEFINES = { E: 'f16', V4: 'vec4<f16>', ENABLE: 'enable f16;', SUFFIX: '_f16' } as const;
+
 /**
  * On software adapters, products of at least this many multiply-adds (m·n·k per output batch) use the 16 × 16
  * block kernel (matmul_vec4_wide): twice the throughput, but a slower first compile that small products (tests,
@@ -114,7 +118,7 @@ function gemm(q: Gemm): Tensor {
   if (out.size === 0) return out;
   const t = tilesFor(rt);
   const overrides = { TRANS_A: q.transA ? 1 : 0, TRANS_B: q.transB ? 1 : 0, BIAS: q.bias ? 1 : 0, WGX: t.wgx, WGY: t.wgy };
-  // f16 operands (mixed precision): kernels/matmul_f16.wgsl, the same kernels on f16 loads, f32 sums.
+  // f16 operands (mixed precision): the same kernels on f16 loads, f32 sums.
   const half = q.a.dtype === 'f16';
   // vec4 loads and stores need K and N (and M when A is transposed) to be multiples of 4.
   const vec4 = vecMode !== 'scalar' && k % 4 === 0 && n % 4 === 0 && (!q.transA || m % 4 === 0);
@@ -123,13 +127,12 @@ function gemm(q: Gemm): Tensor {
   const tilesX = vec4 ? Math.ceil(n / (t.wgx * block)) : Math.ceil(n / (t.wgx * t.tn4 * 4));
   const tilesY = vec4 ? Math.ceil(m / (t.wgy * block)) : Math.ceil(m / (t.wgy * t.tm));
   const outBatches = sumBatch ? 1 : batch;
-  const spec: KernelSpec = half
-    ? vec4
-      ? { file: 'matmul_f16', entry: 'matmul_vec4_f16', bindings: ['read', 'read', 'read', 'rw'], overrides }
-      : { file: 'matmul_f16', entry: 'matmul_reg_f16', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } }
-    : vec4
-    ? { file: 'matmul', entry: wide ? 'matmul_vec4_wide' : 'matmul_vec4', bindings: ['read', 'read', 'read', 'rw'], overrides }
-    : { file: 'matmul', entry: 'matmul_reg', bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 } };
+  // f16 operands (mixed precision) use the same file with f16 loads (kernels/matmul.wgsl's defines).
+  const defines = half ? F16_DEFINES : F32_DEFINES;
+  const suffix = half ? '_f16' : '';
+  const spec: KernelSpec = vec4
+    ? { file: 'matmul', entry: `${wide ? 'matmul_vec4_wide' : 'matmul_vec4'}${suffix}`, bindings: ['read', 'read', 'read', 'rw'], overrides, defines }
+    : { file: 'matmul', entry: `matmul_reg${suffix}`, bindings: ['read', 'read', 'read', 'rw'], overrides: { ...overrides, TM: t.tm, TN4: t.tn4 }, defines };
   // Without a bias its binding is unused; a stands in (two read-only bindings may alias).
   const bufs = [q.a.binding(), q.b.binding(), (q.bias ?? q.a).binding(), out.binding()];
   const values = [m, n, k, batch, sa, sb, sumBatch ? 0 : m * n, sumBatch ? 1 : 0, tilesX, tilesY, 0, 0];
