@@ -13,6 +13,8 @@ import { GpuDevice } from '../../src/engine/gpu/device';
 import { Runtime } from '../../src/engine/gpu/runtime';
 import { castF16, castF32 } from '../../src/engine/ops/convert';
 import { linear, linearHalf, linearSaved, matmul } from '../../src/engine/ops/matmul';
+import { layerNorm } from '../../src/engine/ops/layernorm';
+import { add } from '../../src/engine/ops/elementwise';
 import { GradNorms } from '../../src/engine/optim/clip';
 import { ParameterStore } from '../../src/engine/optim/params';
 import { LossScaleRules, LossScaler, lossScalePath, readLossScaleState } from '../../src/engine/train/loss-scale';
@@ -207,6 +209,36 @@ describe('mixed precision', function () {
         }
       });
     }
+
+    it('an activation released after its f16 readers: gradients unchanged, its values unreadable, its buffer freed', async () => {
+      const rt = await runtime();
+      const rows = 13;
+      const d = 8;
+      const run = async (release: boolean) => {
+        const x = fromArray(rt, randn(rows * d, 3), [rows, d]);
+        x.requiresGrad = true;
+        const lw = fromArray(rt, randn(d, 4, 0.1).map((v) => 1 + v), [d]);
+        const lb = fromArray(rt, randn(d, 5, 0.1), [d]);
+        const w = [6, 7].map((seed) => fromArray(rt, randn(5 * d, seed, 0.3), [5, d]));
+        for (const t of [lw, lb, ...w]) t.requiresGrad = true;
+        const a = layerNorm(x, lw, lb);
+        const ys = w.map((wi) => linearHalf(a, wi, castF16(wi)));
+        if (release) {
+          const live = rt.pool.snapshot().liveBytes;
+          a.releaseData();
+          assert.ok(rt.pool.snapshot().liveBytes < live, 'its buffer went back to the pool');
+          assert.equal(a.isReleased, true);
+          assert.throws(() => a.binding(), /was read after releaseData\(\) freed its values/);
+        }
+        backward(add(ys[0], ys[1]), fromArray(rt, randn(rows * 5, 9), [rows, 5]));
+        return { dx: await x.grad!.toFloat32(), dlw: await lw.grad!.toFloat32(), dw: await w[1].grad!.toFloat32() };
+      };
+      const kept = await run(false);
+      const freed = await run(true);
+      assert.deepEqual(freed.dx, kept.dx, 'dx through the released layer-norm output');
+      assert.deepEqual(freed.dlw, kept.dlw);
+      assert.deepEqual(freed.dw, kept.dw);
+    });
 
     it('bad input: a half copy of another shape or dtype is refused', async () => {
       const rt = await runtime();

@@ -12,6 +12,14 @@ import type { Adapter, AdapterSite, AdapterSlots } from './adapter';
 
 export type Activation = 'relu' | 'gelu';
 
+/**
+ * Mixed precision's activation saving: frees x's values (keeping its autograd node) when every layer that read it
+ * keeps only its f16 copy for the backward. Called by the module that made x, after the last of those layers.
+ */
+export function releaseAfterHalfLayers(x: Tensor, readers: readonly Linear[]): void {
+  if (readers.every((l) => !l.readsInputF32)) x.releaseData();
+}
+
 export class Linear extends Module {
   readonly weight: Param;
   readonly bias: Param | null;
@@ -43,6 +51,15 @@ export class Linear extends Module {
     this.observer?.(x, this);
     if (this.lora) return this.withBias(add(this.product(x), this.loraDelta(x)));
     return this.product(x, this.bias?.t);
+  }
+
+  /**
+   * Whether the backward of this layer reads its f32 input (an f32 product, a LoRA branch, or a weight above one
+   * binding, whose product is f32 only). When false the layer keeps only the f16 copy of x, and the caller may free
+   * x once every consumer has run (releaseAfterHalfLayers).
+   */
+  get readsInputF32(): boolean {
+    return !this.half || this.lora !== null || this.observer !== null || this.weight.t.size * 4 > this.weight.t.rt.maxBindingBytes;
   }
 
   /** x·Wᵀ (+ b): in f16 with f32 sums when the layer has a half copy of its weight, else in f32. */
@@ -140,7 +157,12 @@ export class MLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.fc1.forwardAct(x, this.act));
+    const hidden = this.fc1.forwardAct(x, this.act);
+    const y = this.fc2.forward(hidden);
+    // The activation's backward reads its input (fc1's product), not its output: once fc2 has its f16 copy, the
+    // widest activation of the block is garbage until the step ends.
+    releaseAfterHalfLayers(hidden, [this.fc2]);
+    return y;
   }
 }
 
@@ -197,9 +219,15 @@ export class TransformerBlock extends Module {
 
   forward(x: Tensor): Tensor {
     const { attn, mlp } = this.adapters;
-    const y1 = this.drop1.forward(this.attn.forward(this.ln1.forward(x)));
+    // Layer norm's backward reads its input, not its output; the output's only readers are the q, k, v (fc1)
+    // products, so in mixed precision it is freed once they hold its f16 copy.
+    const a = this.ln1.forward(x);
+    const y1 = this.drop1.forward(this.attn.forward(a));
+    releaseAfterHalfLayers(a, [this.attn.q, this.attn.k, this.attn.v]);
     const h = add(x, attn?.forward(y1) ?? y1);
-    const y2 = this.drop2.forward(this.mlp.forward(this.ln2.forward(h)));
+    const b = this.ln2.forward(h);
+    const y2 = this.drop2.forward(this.mlp.forward(b));
+    releaseAfterHalfLayers(b, [this.mlp.fc1]);
     return add(h, mlp?.forward(y2) ?? y2);
   }
 }

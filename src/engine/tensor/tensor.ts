@@ -126,6 +126,7 @@ export class Tensor {
   /** A frozen parameter takes no gradient and no optimizer update. */
   frozen = false;
   private disposed = false;
+  private released = false;
 
   constructor(readonly rt: Runtime, readonly shape: readonly number[], readonly dtype: DType, readonly storage: Storage) {
     this.size = numel(shape);
@@ -203,12 +204,29 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.storage.release();
+    if (!this.released) this.storage.release();
     this.gradFn = null;
+  }
+
+  /**
+   * Frees the values and keeps the tensor as a node of the autograd graph: for an activation whose last reader has
+   * run and that no backward reads (mixed precision: a layer norm's output once the f16 Linear layers that take it
+   * have cast it; they keep the f16 copy). Its gradient still flows through it; reading it again throws.
+   */
+  releaseData(): void {
+    if (this.disposed || this.released) return;
+    this.released = true;
+    this.storage.release();
+  }
+
+  /** True once releaseData() freed the values (the autograd node remains). */
+  get isReleased(): boolean {
+    return this.released;
   }
 
   assertAlive(): void {
     if (this.disposed) throw new Error(`tensor ${this.name ?? fmtShape(this.shape)} was used after dispose()`);
+    if (this.released) throw new Error(`tensor ${this.name ?? fmtShape(this.shape)} was read after releaseData() freed its values (an activation released after its last use)`);
   }
 
   toString(): string {

@@ -6,6 +6,8 @@
 //         attention and the loss, as in the usual recipe (reductions, exponentials and normalisations lose too much
 //         in f16, and they are a small share of the work); and a weight too large for one binding (its row-chunked
 //         product is f32 only).
+//   memory an activation read only by f16 Linear layers (a layer norm's output, the MLP's hidden activation) is
+//         freed once they have cast it (nn/layers.ts releaseAfterHalfLayers): its f16 copy is what they keep.
 //   loss scaling (./loss-scale.ts): the backward starts from S instead of 1 and the gradients are divided by S
 //         before clipping and the step, so small f16 gradients do not flush to zero; an overflow skips the step.
 // Without shader-f16 the run trains in f32 and says why once (onStart, run.json `device.precision`).
