@@ -43,7 +43,8 @@ import {
 } from '../../protocol/panels/merge';
 import type { MergeJobParams, MergeJobResult } from '../../protocol/worker';
 import { isObject } from '../../protocol/panels/panel';
-import { PanelController, createWebviewPanel, registerPanelSerializer, webviewOptions } from './panel-controller';
+import { PanelController, createWebviewPanel, registerPanelSerializer } from './panel-controller';
+import { PanelSet, showGonePanel } from './panel-set';
 
 type MergeLib = typeof import('../merge/merge-lib');
 type GridModel = import('../merge/merge-lib').GridModel;
@@ -124,7 +125,7 @@ async function pickMergeConfig(): Promise<string | undefined> {
 }
 
 export class MergePanels implements vscode.Disposable {
-  private readonly panels = new Set<MergePanel>();
+  private readonly set = new PanelSet<MergePanel, MergePanelState>((p) => p.configFile, 'merge');
   constructor(readonly ctx: Ctx) {}
 
   async open(arg: unknown): Promise<MergePanelState | undefined> {
@@ -134,52 +135,40 @@ export class MergePanels implements vscode.Disposable {
       void vscode.window.showErrorMessage(`Basin: ${file} is not a merge config (*.merge.yaml).`);
       return undefined;
     }
-    const existing = this.find(file);
+    const existing = this.set.find(file);
     if (existing) {
       existing.panel.reveal();
       return existing.state();
     }
     const panel = createWebviewPanel(MERGE_VIEW_TYPE, panelTitle(file), this.ctx.extCtx.extensionUri);
-    const p = this.adopt(panel, file);
+    const p = this.set.adopt(new MergePanel(this.ctx, panel, path.resolve(file)));
     await p.loaded;
     return p.state();
   }
 
   find(file: string): MergePanel | undefined {
-    return [...this.panels].find((p) => p.configFile === path.resolve(file));
+    return this.set.find(file);
   }
 
   async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     const file = isObject(state) && typeof state.configFile === 'string' ? state.configFile : undefined;
     if (!file || !fs.existsSync(file)) {
-      panel.webview.options = webviewOptions(this.ctx.extCtx.extensionUri);
-      panel.webview.html = `<!DOCTYPE html><html><body><p>This merge panel has no merge config to show. Open one with “Basin: Open in Merge Panel”.</p></body></html>`;
+      showGonePanel(panel, this.ctx.extCtx.extensionUri, 'This merge panel has no merge config to show. Open one with “Basin: Open in Merge Panel”.');
       return;
     }
-    this.adopt(panel, file);
-  }
-
-  private adopt(panel: vscode.WebviewPanel, file: string): MergePanel {
-    const p = new MergePanel(this.ctx, panel, path.resolve(file));
-    this.panels.add(p);
-    panel.onDidDispose(() => this.panels.delete(p));
-    return p;
+    this.set.adopt(new MergePanel(this.ctx, panel, path.resolve(file)));
   }
 
   states(): MergePanelState[] {
-    return [...this.panels].map((p) => p.state());
+    return this.set.states();
   }
 
-  async dispatch(file: unknown, message: unknown): Promise<{ ok: boolean; reason?: string; result?: unknown }> {
-    const f = configFileOf(file);
-    const p = f ? this.find(f) : undefined;
-    if (!p) return { ok: false, reason: `no merge panel for ${String(f)}` };
-    return p.receive(message);
+  dispatch(file: unknown, message: unknown): Promise<{ ok: boolean; reason?: string; result?: unknown }> {
+    return this.set.dispatch(configFileOf(file), message);
   }
 
   dispose(): void {
-    for (const p of this.panels) p.panel.dispose();
-    this.panels.clear();
+    this.set.dispose();
   }
 }
 

@@ -40,7 +40,8 @@ import {
 import type { PruneApplyJobParams, PruneSweepJobParams } from '../../protocol/worker';
 import { isObject } from '../../protocol/panels/panel';
 import { sweepView } from '../prune/sweep-view';
-import { PanelController, createWebviewPanel, registerPanelSerializer, webviewOptions } from './panel-controller';
+import { PanelController, createWebviewPanel, registerPanelSerializer } from './panel-controller';
+import { PanelSet, showGonePanel } from './panel-set';
 
 /** Sub-folder of `<run>/prune/` for the one-density sweeps of "Evaluate this point". */
 export const POINTS_DIR = 'points';
@@ -140,7 +141,7 @@ async function pickTarget(): Promise<Target | undefined> {
 }
 
 export class PrunePanels implements vscode.Disposable {
-  private readonly panels = new Set<PrunePanel>();
+  private readonly set = new PanelSet<PrunePanel, PrunePanelState>((p) => p.target.checkpoint, 'prune');
   constructor(readonly ctx: Ctx) {}
 
   async open(arg: unknown): Promise<PrunePanelState | undefined> {
@@ -149,53 +150,42 @@ export class PrunePanels implements vscode.Disposable {
       if (arg !== undefined) void vscode.window.showErrorMessage(`Basin: ${describeArg(arg)} is not a checkpoint of a run (<run>/checkpoints/step-<n>.safetensors) nor a run folder with one.`);
       return undefined;
     }
-    const existing = this.find(t.checkpoint);
+    const existing = this.set.find(t.checkpoint);
     if (existing) {
       existing.panel.reveal();
       if (t.sweepFile) await existing.show(t.sweepFile);
       return existing.state();
     }
     const panel = createWebviewPanel(PRUNE_VIEW_TYPE, panelTitle(t), this.ctx.extCtx.extensionUri);
-    const p = this.adopt(panel, t);
+    const p = this.set.adopt(new PrunePanel(this.ctx, panel, t));
     await p.loaded;
     return p.state();
   }
 
   find(checkpoint: string): PrunePanel | undefined {
-    return [...this.panels].find((p) => p.target.checkpoint === path.resolve(checkpoint));
+    return this.set.find(checkpoint);
   }
 
   async restore(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     const ck = isObject(state) && typeof state.checkpoint === 'string' ? state.checkpoint : undefined;
     const t = ck && fs.existsSync(ck) ? fromCheckpointFile(ck) : undefined;
     if (!t) {
-      panel.webview.options = webviewOptions(this.ctx.extCtx.extensionUri);
-      panel.webview.html = `<!DOCTYPE html><html><body><p>This prune panel's checkpoint is gone. Open another with “Basin: Preview Pruning”.</p></body></html>`;
+      showGonePanel(panel, this.ctx.extCtx.extensionUri, 'This prune panel’s checkpoint is gone. Open another with “Basin: Preview Pruning”.');
       return;
     }
-    this.adopt(panel, t);
-  }
-
-  private adopt(panel: vscode.WebviewPanel, t: Target): PrunePanel {
-    const p = new PrunePanel(this.ctx, panel, t);
-    this.panels.add(p);
-    panel.onDidDispose(() => this.panels.delete(p));
-    return p;
+    this.set.adopt(new PrunePanel(this.ctx, panel, t));
   }
 
   states(): PrunePanelState[] {
-    return [...this.panels].map((p) => p.state());
+    return this.set.states();
   }
 
-  async dispatch(checkpoint: unknown, message: unknown): Promise<{ ok: boolean; reason?: string; result?: unknown }> {
-    const p = typeof checkpoint === 'string' ? this.find(checkpoint) : undefined;
-    if (!p) return { ok: false, reason: `no prune panel for ${String(checkpoint)}` };
-    return p.receive(message);
+  dispatch(checkpoint: unknown, message: unknown): Promise<{ ok: boolean; reason?: string; result?: unknown }> {
+    return this.set.dispatch(typeof checkpoint === 'string' ? checkpoint : undefined, message);
   }
 
   dispose(): void {
-    for (const p of this.panels) p.panel.dispose();
-    this.panels.clear();
+    this.set.dispose();
   }
 }
 
