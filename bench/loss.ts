@@ -52,7 +52,7 @@ export interface LossRow {
 const D = 64;
 const K = 256;
 /** The headline cases' budget on a software adapter, in units of the per-case budget. */
-const HEADLINE_BUDGET_FACTOR = 4;
+const HEADLINE_BUDGET_FACTOR = 6;
 
 interface Method {
   name: string;
