@@ -19,10 +19,52 @@ export const BENCH_NAMES = [
   'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision',
 ] as const;
 
+export interface BenchCliOptions {
+  json?: boolean;
+  quick?: boolean;
+  /** bench loss: catalog sizes, comma-separated ("100000" or "10000,100000"). */
+  catalogs?: string;
+  /** bench loss: tokens per batch. */
+  tokens?: string;
+  /** bench merge: matrices × dimension of each model ("8x2048"). */
+  shape?: string;
+  /** bench merge: repetitions. */
+  reps?: string;
+}
+
+const positiveInt = (flag: string, v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got "${v}"`);
+  return n;
+};
+
+/**
+ * The size options of `basin bench`, checked: a case of a benchmark picked out (the headline's catalog of bench
+ * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
+ */
+export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number } {
+  const owner: Record<string, string> = { catalogs: 'loss', tokens: 'loss', shape: 'merge', reps: 'merge' };
+  for (const [k, bench] of Object.entries(owner)) {
+    if (o[k as keyof BenchCliOptions] !== undefined && name !== bench) throw new Error(`--${k} is an option of \`basin bench ${bench}\`, not of ${name}`);
+  }
+  const out: ReturnType<typeof benchSizes> = {};
+  if (o.catalogs !== undefined) out.catalogs = o.catalogs.split(',').map((c) => positiveInt('--catalogs', c));
+  if (o.catalogs !== undefined && out.catalogs!.some((c) => c < 2)) throw new Error('--catalogs: every catalog needs at least 2 items');
+  if (o.tokens !== undefined) out.tokens = positiveInt('--tokens', o.tokens);
+  if (o.shape !== undefined) {
+    const m = /^(\d+)x(\d+)$/.exec(o.shape.trim());
+    if (!m) throw new Error(`--shape: expected <matrices>x<dim>, e.g. 8x2048, got "${o.shape}"`);
+    out.shape = { matrices: positiveInt('--shape', m[1]), dim: positiveInt('--shape', m[2]) };
+  }
+  if (o.reps !== undefined) out.reps = positiveInt('--reps', o.reps);
+  return out;
+}
+
 // `basin bench <name>`: a table for people, or with --json the report object on the last stdout line.
 // Progress goes to stderr either way.
-export async function benchCommand(name: string, opts: { json?: boolean; quick?: boolean }): Promise<void> {
+export async function benchCommand(name: string, opts: BenchCliOptions): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
+  const sized = benchSizes(name, opts);
   let report: object;
   let table: string;
   switch (name) {
@@ -47,7 +89,7 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       break;
     }
     case 'loss': {
-      report = await runLossBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      report = await runLossBench({ json: Boolean(opts.json), quick: opts.quick, log, catalogs: sized.catalogs, tokens: sized.tokens });
       table = formatLossReport(report);
       break;
     }
@@ -72,7 +114,7 @@ export async function benchCommand(name: string, opts: { json?: boolean; quick?:
       break;
     }
     case 'merge': {
-      report = await runMergeBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      report = await runMergeBench({ json: Boolean(opts.json), quick: opts.quick, log, shape: sized.shape, reps: sized.reps });
       table = formatMergeBench(report);
       break;
     }

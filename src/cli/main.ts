@@ -103,6 +103,10 @@ export function buildProgram(): Command {
     .argument('<name>', 'benchmark name')
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer cases and repetitions')
+    .option('--catalogs <list>', 'loss: catalog sizes, comma-separated (default 10000,100000,1000000)')
+    .option('--tokens <n>', 'loss: tokens per batch (default 4096; 1024 with --quick)')
+    .option('--shape <MxD>', 'merge: M matrices of D × D per model, e.g. 8x2048 (default 32x4096; 48x1024 with --quick)')
+    .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
     .action((name: string, o) => benchCommand(name, o));
 
   return program;

@@ -2,12 +2,30 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BENCH_NAMES } from '../../src/cli/bench';
+import { BENCH_NAMES, benchSizes } from '../../src/cli/bench';
 
 describe('basin bench names', () => {
   it('BENCH_NAMES equals the switch cases of benchCommand', () => {
     const src = fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'cli', 'bench.ts'), 'utf8');
     const cases = [...src.matchAll(/^\s+case '([a-z0-9-]+)':/gm)].map((m) => m[1]);
     assert.deepEqual([...cases].sort(), [...BENCH_NAMES].sort());
+  });
+});
+
+describe('basin bench size options', () => {
+  it('parse the headline catalog, tokens, a merge shape and reps', () => {
+    assert.deepEqual(benchSizes('loss', { catalogs: '100000', tokens: '4096' }), { catalogs: [100_000], tokens: 4096 });
+    assert.deepEqual(benchSizes('loss', { catalogs: '10000,100000' }), { catalogs: [10_000, 100_000] });
+    assert.deepEqual(benchSizes('merge', { shape: '8x2048', reps: '2' }), { shape: { matrices: 8, dim: 2048 }, reps: 2 });
+    assert.deepEqual(benchSizes('matmul', {}), {});
+  });
+
+  it('refuse bad values and an option of another benchmark, naming the flag', () => {
+    assert.throws(() => benchSizes('loss', { catalogs: '10k' }), /--catalogs: expected a positive integer, got "10k"/);
+    assert.throws(() => benchSizes('loss', { catalogs: '1' }), /at least 2 items/);
+    assert.throws(() => benchSizes('loss', { tokens: '0' }), /--tokens: expected a positive integer/);
+    assert.throws(() => benchSizes('merge', { shape: '2048' }), /--shape: expected <matrices>x<dim>/);
+    assert.throws(() => benchSizes('merge', { catalogs: '100' }), /--catalogs is an option of `basin bench loss`, not of merge/);
+    assert.throws(() => benchSizes('loss', { reps: '2' }), /--reps is an option of `basin bench merge`/);
   });
 });
