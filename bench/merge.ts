@@ -38,6 +38,8 @@ export interface MergeBenchOptions {
   shape?: ModelShape;
   /** Repetitions (default: 3 quick, 1 full). */
   reps?: number;
+  /** The executor's row-chunk budget (bytes of f32 per operand; default the executor's; Infinity: whole tensors). */
+  chunkBytes?: number;
   log(s: string): void;
 }
 
@@ -188,7 +190,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
         const t0 = performance.now();
         const cpu0 = process.cpuUsage();
-        const report = await executeMerge({ rt, plan: plans.get(method)!, outDir: path.join(dir, `out-${method}`), force: true });
+        const report = await executeMerge({ rt, plan: plans.get(method)!, outDir: path.join(dir, `out-${method}`), force: true, chunkBytes: o.chunkBytes });
         const seconds = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(cpu0);
         const cpuSeconds = (cpu.user + cpu.system) / 1e6;

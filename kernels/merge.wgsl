@@ -540,7 +540,7 @@ fn mg_dots(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   red1[lid] = 0.0;
   red2[lid] = 0.0;
   reduce3(lid);
-  if (lid == 0u && r < p.rows) { dt_part[g] = red0[0]; }
+  if (lid == 0u && r < p.rows) { dt_part[p.off + g] = red0[0]; } // a row chunk's partials start at off
 }
 
 @group(0) @binding(1) var<storage, read> rd_part: array<f32>;
@@ -673,7 +673,7 @@ fn mg_lincomb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
     } else {
       lc_mean[i] += xv;
     }
-    let o = select(0u, i / p.cols, p.rowsC > 1u) * p.stride;
+    let o = select(0u, (p.base0 + i) / p.cols, p.rowsC > 1u) * p.stride; // a row chunk: global row
     let a0 = lc_coef[o + 3u + p.t] * u;
     let a1 = lc_coef[o + 3u + p.E + p.t] * u;
     if (p.first != 0u) {
@@ -690,7 +690,7 @@ fn mg_lincomb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   reduce3(lid);
   if (lid == 0u) {
     if (past_end(wid, nwg)) { return; }
-    let g = group_index(wid, nwg);
+    let g = p.gbase + group_index(wid, nwg); // a row chunk's groups start at gbase
     lc_part[g * p.F + p.t] = red0[0];
     lc_part[g * p.F + p.E + p.t] = red1[0];
     lc_part[g * p.F + 2u * p.E + p.t] = red2[0];
@@ -724,7 +724,7 @@ fn mg_lin_final(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
     } else {
       refv = lf_mean[i] * p.invE;
     }
-    let o = select(0u, i / p.cols, p.rowsC > 1u) * p.stride;
+    let o = select(0u, (p.base0 + i) / p.cols, p.rowsC > 1u) * p.stride; // a row chunk: global row
     let v = lf_coef[o] * b + lf_coef[o + 1u] * lf_acc0[i] + lf_coef[o + 2u] * lf_acc1[i];
     lf_out[i] = v;
     dsq += (v - refv) * (v - refv);
@@ -735,7 +735,7 @@ fn mg_lin_final(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   reduce3(lid);
   if (lid == 0u) {
     if (past_end(wid, nwg)) { return; }
-    let g = group_index(wid, nwg);
+    let g = p.gbase + group_index(wid, nwg); // a row chunk's groups start at gbase
     lf_part[g * p.F + 3u * p.E] = red0[0];
     lf_part[g * p.F + 3u * p.E + 1u] = red1[0];
     lf_part[g * p.F + 3u * p.E + 2u] = red2[0];

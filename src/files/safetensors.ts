@@ -414,6 +414,18 @@ export type WriteTensor =
   | { name: string; dtype: WritableFloatDType; shape: readonly number[]; data: Lazy<Float32Array> }
   | { name: string; dtype: 'I32'; shape: readonly number[]; data: Lazy<Int32Array> };
 
+/**
+ * A float tensor written in pieces, in order: `pieces` is called when the tensor's turn comes and each piece is
+ * written before the next is asked for (so a piece may be a view the producer reuses); their total must be the
+ * shape's. For tensors too large to hold on the host at once (the merge executor's row chunks).
+ */
+export interface WriteTensorPieces {
+  name: string;
+  dtype: WritableFloatDType;
+  shape: readonly number[];
+  pieces: () => AsyncIterable<Float32Array>;
+}
+
 const CHUNK_ELEMENTS = 1 << 20;
 
 /**
@@ -422,7 +434,7 @@ const CHUNK_ELEMENTS = 1 << 20;
  */
 export async function writeSafetensors(
   file: string,
-  tensors: readonly WriteTensor[],
+  tensors: readonly (WriteTensor | WriteTensorPieces)[],
   metadata?: Record<string, string>,
 ): Promise<void> {
   const fail = (msg: string, tensor?: string): never => {
@@ -446,7 +458,9 @@ export async function writeSafetensors(
       if (!Number.isSafeInteger(d) || d < 0) fail(`shape [${t.shape.join(', ')}] must hold non-negative integers`, t.name);
       numel *= d;
     }
-    if (typeof t.data !== 'function' && t.data.length !== numel) {
+    if ('pieces' in t) {
+      if (t.dtype === ('I32' as string)) fail('pieces are for float tensors', t.name);
+    } else if (typeof t.data !== 'function' && t.data.length !== numel) {
       fail(`data has ${t.data.length} elements but shape [${t.shape.join(', ')}] needs ${numel}`, t.name);
     }
     const bytes = numel * DTYPE_SIZES[t.dtype];
@@ -465,19 +479,40 @@ export async function writeSafetensors(
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(json.length));
 
+  let halfMax = 1;
+  for (let i = 0; i < tensors.length; i++) if (tensors[i].dtype === 'F16' || tensors[i].dtype === 'BF16') halfMax = Math.max(halfMax, numels[i]);
+  const scratch16 = new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax));
   const w = await openAtomic(file);
   try {
     await w.write(prefix);
     await w.write(json);
-    let halfMax = 1;
-    for (let i = 0; i < tensors.length; i++) if (tensors[i].dtype === 'F16' || tensors[i].dtype === 'BF16') halfMax = Math.max(halfMax, numels[i]);
-    const scratch16 = new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax));
     for (let i = 0; i < tensors.length; i++) {
       const t = tensors[i];
+      if ('pieces' in t) {
+        let total = 0;
+        for await (const piece of t.pieces()) {
+          if (!(piece instanceof Float32Array)) fail('a piece of data must be a Float32Array', t.name);
+          total += piece.length;
+          if (total > numels[i]) fail(`data has more than the ${numels[i]} elements shape [${t.shape.join(', ')}] needs`, t.name);
+          await writeValues(t, piece);
+        }
+        if (total !== numels[i]) fail(`data has ${total} elements but shape [${t.shape.join(', ')}] needs ${numels[i]}`, t.name);
+        continue;
+      }
       const data = typeof t.data === 'function' ? await t.data() : t.data;
       if (!(data instanceof Float32Array || data instanceof Int32Array)) fail('data must be a Float32Array or Int32Array', t.name);
       if ((t.dtype === 'I32') !== data instanceof Int32Array) fail(`data of dtype ${t.dtype} must be ${t.dtype === 'I32' ? 'an Int32Array' : 'a Float32Array'}`, t.name);
       if (data.length !== numels[i]) fail(`data has ${data.length} elements but shape [${t.shape.join(', ')}] needs ${numels[i]}`, t.name);
+      await writeValues(t, data);
+    }
+    if (w.bytesWritten !== 8 + json.length + offset) fail(`wrote ${w.bytesWritten} bytes, expected ${8 + json.length + offset}`);
+  } catch (e) {
+    await w.abort().catch(() => undefined);
+    throw e;
+  }
+  await w.commit();
+
+  async function writeValues(t: WriteTensor | WriteTensorPieces, data: Float32Array | Int32Array): Promise<void> {
       for (let s = 0; s < data.length; s += CHUNK_ELEMENTS) {
         const part = data.subarray(s, Math.min(data.length, s + CHUNK_ELEMENTS));
         if (t.dtype === 'F32' || t.dtype === 'I32') {
@@ -497,11 +532,5 @@ export async function writeSafetensors(
           await w.write(view);
         }
       }
-    }
-    if (w.bytesWritten !== 8 + json.length + offset) fail(`wrote ${w.bytesWritten} bytes, expected ${8 + json.length + offset}`);
-  } catch (e) {
-    await w.abort().catch(() => undefined);
-    throw e;
   }
-  await w.commit();
 }

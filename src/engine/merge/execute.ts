@@ -1,6 +1,11 @@
 // The streaming merge executor: runs a MergePlan (src/files/merge/plan.ts) on the GPU, tensor by tensor.
 //
-// Memory stays bounded by a few tensors, whatever the size of the models:
+// Memory stays bounded by a few tensors, whatever the size of the models, and by a few row chunks, whatever the
+// size of the tensors: a tensor above the chunk budget (ExecuteOptions.chunkBytes, 8 MiB of f32 per operand) is
+// merged in row chunks (tensor-merge.ts mergeTensorChunked: bit-identical to the whole-tensor merge), its rows
+// read at their offsets when each chunk needs them (again for each sweep of a first pass that finds per-tensor
+// quantities: top-k thresholds, norms; the page cache serves the re-reads), and written piece by piece
+// (writeSafetensors' pieces); smaller tensors take the path below, whole:
 //   - each input tensor is read from its file at its byte offset when its first task needs it (positioned reads,
 //     TensorFileReader), uploaded in its own dtype (F16/BF16 are widened on the GPU: ops/convert.ts) and
 //     released after its last use (the plan's `release` lists);
@@ -24,7 +29,7 @@ import { writeSafetensors } from '../../files/safetensors';
 import type { Runtime } from '../gpu/runtime';
 import { decodeFloatBytes } from '../ops/convert';
 import type { Tensor } from '../tensor/tensor';
-import { mergeTensor, type TensorMergeStats } from './tensor-merge';
+import { DEFAULT_CHUNK_BYTES, chunkRowsFor, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
 import * as os from 'node:os';
@@ -105,6 +110,12 @@ export interface ExecuteOptions {
    * first `rows` rows of each. Statistics are those of the sample (a top-k trim thresholds within it).
    */
   preview?: { tensors: number; rows: number };
+  /**
+   * Bytes of f32 per operand of a row chunk (tensor-merge.ts chunkRowsFor): tensors above it are merged and
+   * written in row chunks; 0 or Infinity merges every tensor whole. Default DEFAULT_CHUNK_BYTES (8 MiB).
+   * Tests force tiny chunks with it.
+   */
+  chunkBytes?: number;
 }
 
 export class MergeCancelledError extends Error {
@@ -121,6 +132,13 @@ function rowPrefix(ref: TensorRef, rows: number): TensorRef {
   const shape = [rows, ...ref.shape.slice(1)];
   const bpe = ref.byteLength / ref.numel;
   return { ...ref, shape, numel: rows * per, byteLength: rows * per * bpe };
+}
+
+/** Rows [r0, r1) of a tensor (rows = shape[0]) as a smaller ref: a positioned slice of its bytes. */
+function rowSlice(ref: TensorRef, r0: number, r1: number): TensorRef {
+  const per = ref.numel / ref.shape[0];
+  const bpe = ref.byteLength / ref.numel;
+  return { ...ref, shape: [r1 - r0, ...ref.shape.slice(1)], numel: (r1 - r0) * per, byteOffset: ref.byteOffset + r0 * per * bpe, byteLength: (r1 - r0) * per * bpe };
 }
 
 /** Host arrays for input bytes, reused by size (a model has few distinct tensor sizes). */
@@ -236,8 +254,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const keyOf = (inp: PlanInput) => `${inp.model}\u0000${inp.tensor.name}`;
   // Raw bytes of the next task's inputs, read while the GPU works on the current task.
   const pending = new Map<string, Promise<Uint8Array>>();
+  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  /** Rows per chunk of a task merged in row chunks, or 0 (whole; always for a preview: its tensors are samples). */
+  const chunkRowsOf = (task: MergeTask) => (preview || !Number.isFinite(chunkBytes) ? 0 : chunkRowsFor(rt, plan.method, task.shape, chunkBytes));
   const readAhead = (task: MergeTask | undefined) => {
-    if (!task) return;
+    // A chunked task reads its rows when they are merged, never the whole tensor.
+    if (!task || chunkRowsOf(task) > 0) return;
     for (const inp of [...(task.base ? [task.base] : []), ...task.experts]) {
       const k = keyOf(inp);
       if (cache.has(k) || pending.has(k)) continue;
@@ -301,6 +323,13 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       await runMergeDataPass({ rt, runDir: origin.runDir, weightsFile: origin.file, fisher: plan.method === 'fisher', gram: plan.method === 'regmean', batches, out, signal: o.signal });
       dataFiles.set(m, { file: out, header: await readSafetensorsHeader(out) });
     }
+  };
+  /** The data pass's tensor `name` of model m as a ref (null when it has none). */
+  const dataRef = (m: number, name: string): TensorRef | null => {
+    const d = dataFiles.get(m);
+    const info = d?.header.tensors[name];
+    if (!d || !info) return null;
+    return { name, dtype: 'F32', shape: info.shape, numel: info.shape.reduce((a, b) => a * b, 1), file: d.file, byteOffset: info.byteOffset, byteLength: info.byteLength };
   };
   const loadData = async (m: number, name: string, shape: number[]): Promise<Tensor | null> => {
     const d = dataFiles.get(m);
@@ -393,6 +422,110 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     }
   };
 
+  /**
+   * Merges one task in row chunks (tensor-merge.ts mergeTensorChunked): yields the merged rows, chunk by chunk,
+   * as views of the staging memory (valid until the next piece is asked for). Inputs are read chunk by chunk at
+   * their row offsets (positioned reads into reused host buffers); nothing of the task is cached.
+   */
+  async function* runChunked(task: MergeTask, next: MergeTask | undefined, rowsPer: number): AsyncGenerator<Float32Array> {
+    if (o.signal?.aborted) throw new MergeCancelledError();
+    const curvature = plan.needs.statistics ? await Promise.all(task.experts.map(loadStats)) : undefined;
+    readAhead(next);
+    const fisherRefs = plan.method === 'fisher' ? task.experts.map((e) => dataRef(e.model, e.tensor.name)) : null;
+    const hasFisher = !!fisherRefs && fisherRefs.every((r) => r);
+    const readRows = async (ref: TensorRef, r0: number, r1: number): Promise<Tensor> => {
+      const slice = rowSlice(ref, r0, r1);
+      const w0 = performance.now();
+      const bytes = await readInto(slice);
+      const u0 = performance.now();
+      timing.readWaitMs += u0 - w0;
+      bytesRead += bytes.byteLength;
+      try {
+        return decodeFloatBytes(rt, bytes, slice.dtype, slice.shape);
+      } finally {
+        hostBufs.release(bytes);
+        timing.uploadMs += performance.now() - u0;
+      }
+    };
+    const load: ChunkLoader = async (r0, r1, need) => {
+      const opt = async (yes: boolean, ref: TensorRef | null | undefined) => (yes && ref ? readRows(ref, r0, r1) : null);
+      const got = await Promise.allSettled([
+        opt(need.base, task.base?.tensor),
+        ...task.experts.map((e, t) => opt(need.experts.includes(t), e.tensor)),
+        ...(need.fisher && hasFisher ? fisherRefs!.map((r) => opt(true, r)) : []),
+      ]);
+      const ok = got.map((g) => (g.status === 'fulfilled' ? g.value : null));
+      const bad = got.find((g) => g.status === 'rejected');
+      if (bad) {
+        for (const t of ok) t?.dispose();
+        throw (bad as PromiseRejectedResult).reason;
+      }
+      const E = task.experts.length;
+      return { base: ok[0], experts: ok.slice(1, 1 + E), fisher: need.fisher && hasFisher ? (ok.slice(1 + E) as Tensor[]) : undefined };
+    };
+    const c0 = performance.now();
+    let readbackMs = 0;
+    try {
+      const gen = mergeTensorChunked(rt, plan.method, {
+        name: task.output,
+        shape: task.shape,
+        hasBase: !!task.base,
+        experts: task.experts.length,
+        hasFisher,
+        perModel: task.experts.map((e) => e.params as Record<string, number | boolean>),
+        global: task.params as Record<string, number | boolean>,
+        curvature,
+      }, rowsPer, load);
+      let stats: TensorMergeStats;
+      for (;;) {
+        const r = await gen.next().catch((e: unknown) => {
+          // The stats' errors (plain Errors: NaN/Inf, a zero multislerp sum) count models among the experts: say
+          // which files they are, as runTask does; typed errors (reads, cancellation, ranges) pass unchanged.
+          if (!(e instanceof Error) || e.constructor !== Error) throw e;
+          const names = task.experts.map((x, i) => `model ${i} = ${modelName(x.model)}`).join(', ');
+          throw new Error(`${(e as Error).message} (${names}${task.base ? `, base = ${modelName(task.base.model)}` : ''})`);
+        });
+        if (r.done) {
+          stats = r.value;
+          break;
+        }
+        if (o.signal?.aborted) {
+          await gen.return(undefined as never);
+          throw new MergeCancelledError();
+        }
+        readback.record(r.value);
+        const r0 = performance.now();
+        const values = await readback.read();
+        readbackMs += performance.now() - r0;
+        yield values;
+      }
+      reports.push({ name: task.output, shape: task.shape, layer: task.layer, ...stats });
+      stats.saliencyMass?.forEach((m, i) => {
+        const id = task.experts[i].model;
+        const s = saliency.get(id) ?? { total: 0, perLayer: {} };
+        s.total += m;
+        const key = task.layer === null ? 'other' : String(task.layer);
+        s.perLayer[key] = (s.perLayer[key] ?? 0) + m;
+        saliency.set(id, s);
+      });
+      timing.tensors++;
+    } finally {
+      // Reads and writes of the pieces interleave with the GPU work: count the GPU side as compute.
+      timing.readbackMs += readbackMs;
+      timing.computeMs += performance.now() - c0 - readbackMs;
+      for (const c of curvature ?? []) {
+        c?.row.dispose();
+        c?.col.dispose();
+      }
+      for (const rel of task.release) {
+        const k = `${rel.model}\u0000${rel.tensor}`;
+        cache.get(k)?.dispose();
+        cache.delete(k);
+      }
+      o.onProgress?.({ done: reports.length, total: tasks.length, tensor: task.output, bytesRead });
+    }
+  }
+
   try {
     await prepareData();
     if (preview) {
@@ -413,6 +546,31 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
           file,
           shard.tasks.map((i) => {
             const task = plan.tasks[i];
+            const rowsPer = chunkRowsOf(task);
+            if (rowsPer > 0) {
+              return {
+                name: task.output,
+                dtype: task.outDtype,
+                shape: task.shape,
+                pieces: () => {
+                  wrote();
+                  const me = at++;
+                  const gen = runChunked(task, order[me + 1], rowsPer);
+                  // The writer's time between pieces is write time; the generator's own is compute/read.
+                  return {
+                    [Symbol.asyncIterator]: () => ({
+                      next: async () => {
+                        wrote();
+                        const r = await gen.next();
+                        handedAt = performance.now();
+                        return r;
+                      },
+                      return: async () => gen.return(undefined),
+                    }),
+                  };
+                },
+              };
+            }
             return {
               name: task.output,
               dtype: task.outDtype,

@@ -6,7 +6,7 @@ import type { BufferBinding, Runtime } from '../gpu/runtime';
 import { ShapeError, Tensor, empty, fmtShape, fromArray, keep, numel } from '../tensor/tensor';
 import { axpbyInPlace, fillInPlace, zeros } from '../ops/basic';
 import { matmul } from '../ops/matmul';
-import { kthLargest, type TopKThreshold } from '../ops/select';
+import { kthLargest, kthLargestStreamed, type TopKThreshold } from '../ops/select';
 import { matrixView } from '../../protocol/stats';
 import {
   GTA_METHODS,
@@ -43,6 +43,11 @@ export const WG = 256;
  * gets ≥ 1,000 workgroups from any tensor above 16M elements, where the time goes.
  */
 export const ITEMS = 64;
+
+/** Elements per invocation: ITEMS, fewer under a small binding limit (a binding must hold a workgroup's span). */
+export function spanItems(rt: Runtime): number {
+  return Math.max(1, Math.min(ITEMS, Math.floor(rt.maxBindingBytes / 4 / WG)));
+}
 const k = (entry: string, bindings: KernelSpec['bindings']): KernelSpec => ({ file: 'merge', entry, bindings, overrides: { WG } });
 const R = 'read' as const;
 const W = 'rw' as const;
@@ -102,6 +107,31 @@ interface MaskCfg {
 }
 const NO_MASK: MaskCfg = { mode: MASK.none, ctl: null, dareThr: 0, key: 0, scale: 1, loQ: 0, epsQ: 0, dLo: 0, dEps: 0 };
 
+/**
+ * Where a row chunk lies in its tensor, and what the first streaming pass found over the whole tensor
+ * (./chunked.ts): a MergeCtx over a chunk records the same passes as over the whole tensor, with hashes, rows,
+ * columns and stats partials at their global positions, so every element comes out bit for bit as it would.
+ */
+export interface ChunkWindow {
+  /** Global index of the chunk's first element: a multiple of the span (stats partials line up). */
+  base0: number;
+  /** Global index of the chunk's first row. */
+  row0: number;
+  /** The whole tensor's rows (curvature's R index, model_stock's per-row coefficients). */
+  rows: number;
+  /** The whole tensor's stats partials (G × F of the whole tensor). */
+  part: Tensor;
+  pre: Prepared;
+}
+
+/** Per-tensor quantities found by the first streaming pass (./chunked.ts), used by every chunk's passes. */
+export interface Prepared {
+  /** Per expert: a trim's thresholds, u32 [4] (lower hi, lo, upper hi, lo), and whether they bound a band. */
+  thr?: ({ t: Tensor; band: boolean } | null)[];
+  /** The norm-based methods' coefficients (mg_coef's output). */
+  coef?: Tensor;
+}
+
 export class MergeCtx {
   readonly rt: Runtime;
   readonly n: number;
@@ -118,18 +148,29 @@ export class MergeCtx {
   /** Temporaries, disposed once everything is recorded. */
   readonly temps: Tensor[] = [];
   readonly dummy: Tensor;
+  /** A row chunk's first global element and first stats group (0 for a whole tensor). */
+  readonly base0: number;
+  readonly gbase0: number;
+  /** Rows of the tensor this ctx binds: the chunk's (`rows` stays the whole tensor's). */
+  readonly localRows: number;
 
-  constructor(readonly method: MergeMethodName, readonly inp: TensorMergeInput) {
+  constructor(readonly method: MergeMethodName, readonly inp: TensorMergeInput, readonly win: ChunkWindow | null = null) {
     this.rt = inp.experts[0].rt;
     this.n = numel(inp.shape);
     this.E = inp.experts.length;
-    ({ rows: this.rows, cols: this.cols } = matrixView(inp.shape));
+    ({ rows: this.localRows, cols: this.cols } = matrixView(inp.shape));
+    this.rows = win ? win.rows : this.localRows;
     this.F = 3 * this.E + 3;
-    // A chunk (one binding) must hold at least one workgroup's span: fewer items under a small binding limit.
-    this.items = Math.max(1, Math.min(ITEMS, Math.floor(this.rt.maxBindingBytes / 4 / WG)));
+    this.items = spanItems(this.rt);
     this.span = WG * this.items;
     this.G = Math.ceil(this.n / this.span);
-    this.common = { n: this.n, rows: this.rows, cols: this.cols, E: this.E, F: this.F, hasBase: inp.base ? 1 : 0, invE: 1 / this.E, eps: NORM_EPS, rowsC: 1, items: this.items };
+    this.base0 = win ? win.base0 : 0;
+    if (this.base0 % this.span !== 0) throw new Error(`merge: a row chunk of '${inp.name}' starts at element ${this.base0}, not on a multiple of ${this.span}`);
+    this.gbase0 = this.base0 / this.span;
+    this.common = {
+      n: this.n, rows: this.rows, cols: this.cols, E: this.E, F: this.F, hasBase: inp.base ? 1 : 0, invE: 1 / this.E, eps: NORM_EPS, rowsC: 1, items: this.items,
+      base0: this.base0, gbase: this.gbase0,
+    };
     this.dummy = this.temp(zeros(this.rt, [4]));
   }
 
@@ -177,7 +218,7 @@ export class MergeCtx {
       const bindings = bufs.map((b) =>
         b instanceof Tensor ? { buffer: b.storage.buffer, offset: b.storage.offset + s * 4, size: m * 4 } : b.whole.binding(),
       );
-      this.rt.dispatch(spec, bindings, this.u({ ...o, n: m, base0: s, gbase: s / this.span }), Math.ceil(m / this.span));
+      this.rt.dispatch(spec, bindings, this.u({ ...o, n: m, base0: this.base0 + s, gbase: this.gbase0 + s / this.span }), Math.ceil(m / this.span));
     }
   }
 
@@ -292,6 +333,21 @@ export function gta(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   return [];
 }
 
+/** The top-k / band thresholds of expert t from its whole score `tau` (n elements): u32 [4], not a temp. */
+function gtaThresholds(c: MergeCtx, tau: Tensor, kind: string, t: number, density: number, n: number): { t: Tensor; band: boolean } {
+  let lower;
+  let upper = null;
+  if (kind === 'topk') lower = kthLargest(tau, trimCount(density, n), { abs: true });
+  else {
+    const b = breadcrumbsBand(density, param(c, 'gamma', t), n);
+    lower = kthLargest(tau, b.nTop + b.keep, { abs: true });
+    if (b.nTop > 0) upper = kthLargest(tau, b.nTop, { abs: true });
+  }
+  const thr = empty(c.rt, [4], 'u32');
+  placeThresholds(c, thr, 0, lower, upper);
+  return { t: thr, band: !!upper };
+}
+
 function expertMask(c: MergeCtx, kind: string, t: number): MaskCfg {
   const density = param(c, 'density', t, 1);
   if (kind === 'none' || density >= 1) return NO_MASK;
@@ -301,17 +357,12 @@ function expertMask(c: MergeCtx, kind: string, t: number): MaskCfg {
     case 'band': {
       const tau = c.temp(empty(c.rt, [c.n]));
       c.each(SCORE, [c.baseT, c.inp.experts[t], { whole: c.dummy }, tau], { op: OP.gta });
-      let lower;
-      let upper = null;
-      if (kind === 'topk') lower = kthLargest(tau, trimCount(density, c.n), { abs: true });
-      else {
-        const b = breadcrumbsBand(density, param(c, 'gamma', t), c.n);
-        lower = kthLargest(tau, b.nTop + b.keep, { abs: true });
-        if (b.nTop > 0) upper = kthLargest(tau, b.nTop, { abs: true });
-      }
-      const thr = c.temp(empty(c.rt, [4], 'u32'));
-      placeThresholds(c, thr, 0, lower, upper);
-      return { ...NO_MASK, mode: MASK.thr, ctl: tau, thr, thrOff: 0, band: upper ? 1 : 0 };
+      // A row chunk: the thresholds the first pass found over the whole tensor's scores.
+      const pre = c.win ? c.win.pre.thr?.[t] : null;
+      if (c.win && !pre) throw new Error(`merge ${c.method}: tensor '${c.inp.name}': no thresholds for model ${t} from the first pass`);
+      const { t: thr, band } = pre ?? gtaThresholds(c, tau, kind, t, density, c.n);
+      if (!pre) c.temps.push(thr);
+      return { ...NO_MASK, mode: MASK.thr, ctl: tau, thr, thrOff: 0, band: band ? 1 : 0 };
     }
     case 'bernoulli': {
       const rescale = boolParam(c.method, 'rescale', c.inp.global);
@@ -372,11 +423,17 @@ export function curvature(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
     if (density < 1) {
       const score = c.temp(empty(c.rt, [c.n]));
       c.each(SCORE, [c.baseT, c.inp.experts[t], { whole: aux ?? c.dummy }, score], { op: OP.curv, hasStats: aux ? 1 : 0 });
-      const th = kthLargest(score, trimCount(density, c.n), { abs: true });
       // The thresholds ride in the statistics' buffer, or in their own without statistics.
       const thr = aux ?? c.temp(empty(c.rt, [4], 'u32'));
       const thrOff = aux ? c.rows + c.cols + 1 : 0;
-      placeThresholds(c, thr, thrOff, th, null);
+      if (c.win) {
+        // A row chunk: the threshold the first pass found over the whole tensor's scores.
+        const pre = c.win.pre.thr?.[t];
+        if (!pre) throw new Error(`merge curvature: tensor '${c.inp.name}': no threshold for model ${t} from the first pass`);
+        c.rt.copy(pre.t.range(), { buffer: thr.storage.buffer, offset: thr.storage.offset + 4 * thrOff, size: 8 }, 8);
+      } else {
+        placeThresholds(c, thr, thrOff, kthLargest(score, trimCount(density, c.n), { abs: true }), null);
+      }
       mask = { ...NO_MASK, mode: MASK.thr, ctl: score, thr, thrOff };
     }
     return { aux, mask };
@@ -455,6 +512,15 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   if (method === 'slerp' && E !== 1) throw new Error(`merge slerp: tensor '${inp.name}' needs exactly one model besides the base, got ${E}`);
   if (method === 'model_stock' && E < 2) throw new Error(`merge model_stock: tensor '${inp.name}' needs at least two models besides the base, got ${E}`);
   const stride = 3 + 2 * E;
+  if (c.win) {
+    // A row chunk: the coefficients came from the first pass (dots over all chunks); only the combination here.
+    const pre = c.win.pre.coef;
+    if (!pre) throw new Error(`merge ${method}: tensor '${inp.name}': no coefficients from the first pass`);
+    const sb = method === 'slerp' || (method === 'multislerp' && E === 1) ? 0 : method === 'multislerp' ? (hasBase ? 1 : 0) : 1;
+    inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, pre, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase: sb, stride, rowsC, first: t === 0 ? 1 : 0 }, c.G));
+    c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), pre, whole(a.mean), whole(a.flags), out, part], { stride, rowsC }, c.G);
+    return [];
+  }
   const coef = keep(empty(c.rt, [rowsC * stride + 1]));
   fillInPlace(coef, 0);
   const nSums = method === 'model_stock' ? ((E * (E + 1)) / 2) * rowsC : E + 2;
@@ -503,4 +569,154 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   // Nothing to check in the coefficients: the entry only releases them after the stats are read.
   flags.push({ t: coef, index: -1, message: () => '' });
   return flags;
+}
+
+// ---- row chunks: the first streaming pass (./chunked.ts) -------------------------------------------------------
+
+/**
+ * Visits a tensor's row chunks in order: loads the inputs asked for (the others are bound to placeholders that no
+ * pass reads), calls `visit` with a MergeCtx over the chunk, records and frees them.
+ */
+export type ChunkVisitor = (need: { base: boolean; experts: readonly number[] }, visit: (c: MergeCtx) => void) => Promise<void>;
+
+/** Whether a method needs the first pass (per-tensor quantities) before its chunks can be merged. */
+export function needsPrepare(method: MergeMethodName, inp: { perModel: ParamValues[]; global: ParamValues }): boolean {
+  const cfg = GTA_METHODS[method];
+  if (cfg) return (cfg.mask === 'topk' || cfg.mask === 'band') && inp.perModel.some((_, t) => numParam(method, 'density', inp.perModel[t], inp.global, 1) < 1);
+  if (method === 'curvature') return inp.perModel.some((_, t) => numParam(method, 'density', inp.perModel[t], inp.global) < 1);
+  return method === 'slerp' || method === 'multislerp' || method === 'model_stock';
+}
+
+type ParamValues = Record<string, number | boolean>;
+
+/**
+ * The per-tensor quantities of a chunked merge, found by streaming the chunks (`w`: a ctx with the whole
+ * tensor's facts, its inputs placeholders; `part`: the whole stats partials, which multislerp's second pass
+ * fills as its apply pass will again). The same kernels and the same partial layouts as the whole-tensor path,
+ * so the results are bit-identical: a trim's threshold comes from the radix select's histograms accumulated
+ * over the chunks' scores (ops/select.ts kthLargestStreamed: ~5 sweeps per threshold, each re-reading the
+ * chunks and recomputing their scores), the dots' partials land in whole (small: n/256 floats) partial buffers
+ * reduced once as the whole path reduces them.
+ * Returns the quantities and the flags to check with the stats (the caller disposes both).
+ */
+export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisitor): Promise<{ pre: Prepared; flags: Flag[] }> {
+  const { method, inp, E, rt, n } = w;
+  const pre: Prepared = {};
+  const flags: Flag[] = [];
+  const cfg = GTA_METHODS[method];
+  if ((cfg && (cfg.mask === 'topk' || cfg.mask === 'band')) || method === 'curvature') {
+    const curv = method === 'curvature';
+    pre.thr = [];
+    try {
+      for (let t = 0; t < E; t++) {
+        const density = curv ? param(w, 'density', t) : param(w, 'density', t, 1);
+        if (density >= 1) {
+          pre.thr.push(null);
+          continue;
+        }
+        // The scores are recomputed per chunk for every sweep of the select (inputs re-read: the page cache
+        // holds them), so no whole score is ever held: memory stays at a chunk.
+        const sweep = (v: (x: Tensor, start: number) => void) =>
+          visit({ base: true, experts: [t] }, (cc) => {
+            const aux = curv ? curvatureAux(cc, t) : null;
+            const tau = cc.temp(empty(cc.rt, [cc.n]));
+            cc.each(SCORE, [cc.baseT, cc.inp.experts[t], { whole: aux ?? cc.dummy }, tau], curv ? { op: OP.curv, hasStats: aux ? 1 : 0 } : { op: OP.gta });
+            v(tau, cc.base0);
+          });
+        const select = (k: number) => kthLargestStreamed(rt, n, k, { abs: true }, sweep);
+        let lower: TopKThreshold;
+        let upper: TopKThreshold | null = null;
+        if (curv || cfg!.mask === 'topk') lower = await select(trimCount(density, n));
+        else {
+          const b = breadcrumbsBand(density, param(w, 'gamma', t), n);
+          lower = await select(b.nTop + b.keep);
+          if (b.nTop > 0) upper = await select(b.nTop);
+        }
+        const thr = empty(rt, [4], 'u32');
+        placeThresholds(w, thr, 0, lower, upper);
+        pre.thr.push({ t: thr, band: !!upper });
+      }
+    } catch (e) {
+      for (const x of pre.thr) x?.t.dispose();
+      throw e;
+    }
+    return { pre, flags };
+  }
+  if (method !== 'slerp' && method !== 'multislerp' && method !== 'model_stock') return { pre, flags };
+
+  const hasBase = !!inp.base;
+  if (method === 'slerp' && E !== 1) throw new Error(`merge slerp: tensor '${inp.name}' needs exactly one model besides the base, got ${E}`);
+  if (method === 'model_stock' && E < 2) throw new Error(`merge model_stock: tensor '${inp.name}' needs at least two models besides the base, got ${E}`);
+  const filterWise = method === 'model_stock' && boolParam(method, 'filter_wise', inp.global) && inp.shape.length >= 2;
+  const rowsC = filterWise ? w.rows : 1;
+  const dotRows = rowsC;
+  const dotCols = filterWise ? w.cols : n;
+  const chunksW = Math.ceil(dotCols / WG);
+  const stride = 3 + 2 * E;
+  const coef = keep(empty(rt, [rowsC * stride + 1]));
+  fillInPlace(coef, 0);
+  pre.coef = coef;
+  const nSums = method === 'model_stock' ? ((E * (E + 1)) / 2) * rowsC : E + 2;
+  const sums = w.temp(zeros(rt, [Math.max(4, nSums)]));
+  // Per sums slot: the whole tensor's dot partials (dotRows × ⌈dotCols/WG⌉ floats), each chunk writing its own.
+  const dps = new Map<number, Tensor>();
+  const dots = (cc: MergeCtx, x: Tensor, y: Tensor, subBase: number, off: number) => {
+    let dp = dps.get(off);
+    if (!dp) dps.set(off, (dp = w.temp(empty(rt, [dotRows * chunksW]))));
+    const rows = filterWise ? cc.localRows : 1;
+    const cols = filterWise ? cc.cols : cc.n;
+    const chunks = filterWise ? chunksW : Math.ceil(cc.n / WG);
+    // Chunks start on a multiple of the span (a multiple of WG): column blocks line up with the whole tensor's.
+    const partOff = filterWise ? (cc.base0 / cc.cols) * chunksW : cc.base0 / WG;
+    cc.run(DOTS, [cc.baseT, x, y, dp], { rows, cols, subBase, chunks, off: partOff }, rows * chunks);
+  };
+  const reduceDots = () => {
+    for (const [off, dp] of dps) w.run(REDUCE, [dp, sums], { G: chunksW, sF: chunksW, sG: 1, off, cnt: dotRows }, dotRows);
+  };
+  try {
+    if (method === 'slerp') {
+      await visit({ base: true, experts: [0] }, (cc) => {
+        dots(cc, cc.baseT, cc.baseT, 0, 0);
+        dots(cc, cc.inp.experts[0], cc.inp.experts[0], 0, 1);
+        dots(cc, cc.baseT, cc.inp.experts[0], 0, 2);
+      });
+      reduceDots();
+      w.run(COEF, [sums, w.dummy, coef], { op: COEF_OP.slerp, stride, w: param(w, 't') }, 1);
+    } else if (method === 'multislerp') {
+      if (E === 1) rt.write(coef.range(), new Float32Array([0, 1, 0, 1, 0]));
+      else {
+        const subBase = hasBase ? 1 : 0;
+        const wv = inp.perModel.map((_, t) => param(w, 'weight', t, 1));
+        const wsum = wv.reduce((s, v) => s + v, 0);
+        const ww = boolParam(method, 'normalize_weights', inp.global) ? wv.map((v) => v / wsum) : wv;
+        const wts = w.temp(fromArray(rt, ww, [E]));
+        const eps = param(w, 'eps');
+        const all = inp.experts.map((_, t) => t);
+        await visit({ base: hasBase, experts: all }, (cc) => cc.inp.experts.forEach((x, t) => dots(cc, x, x, subBase, t)));
+        reduceDots();
+        w.run(COEF, [sums, wts, coef], { op: COEF_OP.ms1, stride, eps }, 1);
+        dps.clear();
+        // ‖Σ c_t u_t‖: the combination per chunk (its stats partials too, rewritten alike by the apply pass).
+        await visit({ base: hasBase, experts: all }, (cc) => {
+          const a = accs(cc, { acc1: true });
+          cc.inp.experts.forEach((x, t) => cc.run(LINCOMB, [cc.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, first: t === 0 ? 1 : 0 }, cc.G));
+          dots(cc, a.acc0, a.acc0, 0, E);
+        });
+        reduceDots();
+        w.run(COEF, [sums, wts, coef], { op: COEF_OP.ms2, stride, eps }, 1);
+        flags.push({ t: coef, index: stride, message: () => `merge multislerp: tensor '${inp.name}': the weighted sum of the unit task vectors is zero (antipodal models with balancing weights); change the weights` });
+      }
+    } else {
+      await visit({ base: true, experts: inp.experts.map((_, t) => t) }, (cc) => {
+        let q = 0;
+        for (let i = 0; i < E; i++) for (let j = i; j < E; j++, q++) dots(cc, cc.inp.experts[i], cc.inp.experts[j], 1, q * rowsC);
+      });
+      reduceDots();
+      w.run(COEF, [sums, w.dummy, coef], { op: COEF_OP.stock, stride, rowsC }, Math.ceil(rowsC / WG));
+    }
+  } catch (e) {
+    coef.dispose();
+    throw e;
+  }
+  return { pre, flags };
 }

@@ -13,12 +13,16 @@
 // dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, curvature, fisher) run over binding-sized chunks (inputs
 // must start on 256-byte boundaries, as fresh or aligned tensors do); della (per-row sort), slerp, multislerp,
 // model_stock and regmean bind them whole and are refused with rt.dispatch's BindingLimitError, by name.
+// Tensors above the executor's chunk budget are merged in row chunks instead (mergeTensorChunked, below: the
+// same passes per chunk, bit-identical results; regmean stays whole).
 // Inputs are checked for NaN/Inf on the GPU in the passes that read them; `stats` rejects with an error naming
 // the tensor and the model, so the executor must await `stats` before it writes `merged` anywhere.
 import { ShapeError, Tensor, empty, fmtShape, keep, numel } from '../tensor/tensor';
 import { zeros } from '../ops/basic';
 import { MergeMethodName, ParamValues, TensorMergeStats, methodNeedsBase } from './common';
-import { Flag, MergeCtx, REDUCE } from './methods';
+import { ChunkVisitor, Flag, MergeCtx, Prepared, REDUCE, WG, needsPrepare, prepareChunked, spanItems } from './methods';
+import type { Runtime } from '../gpu/runtime';
+import { matrixView } from '../../protocol/stats';
 import { MERGE_PASSES } from './registry';
 
 export type { TensorMergeStats, MergeMethodName };
@@ -123,3 +127,129 @@ async function readStats(c: MergeCtx, sums: Tensor, flags: Flag[]): Promise<Tens
   }
 }
 
+
+// ---- row chunks ---------------------------------------------------------------------------------------------
+
+/** Bytes of one f32 operand per chunk (see chunkRowsFor). */
+export const DEFAULT_CHUNK_BYTES = 8 << 20;
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * Rows per chunk when a tensor is merged in row chunks, or 0 to merge it whole. A chunk holds at most
+ * `chunkBytes` of f32 per operand (inputs, accumulators, scores, output), so a merge's GPU memory is about
+ * (operands per chunk) × chunkBytes — ties with two experts: base + 2 experts + 2 scores + 4 accumulators + the
+ * output = 10 × chunkBytes — instead of ~10 whole f32 copies of the tensor (./methods.ts prepareChunked finds
+ * the per-tensor quantities chunk by chunk too). Chunks are whole rows whose first element is a multiple of the
+ * element-wise passes' span, so stats partials and dot partials line up with the whole tensor's: results and
+ * stats are then bit-identical. Whole instead: tensors within one chunk, vectors, regmean (its Gram solve works
+ * on the whole weight: B = Σ X_t·G̃_t by a matmul whose tiling may depend on the row count), and shapes whose
+ * span-aligned row unit is above 4 chunks (an odd column count: its unit is `span` rows).
+ */
+export function chunkRowsFor(rt: Runtime, method: MergeMethodName, shape: readonly number[], chunkBytes: number): number {
+  if (method === 'regmean' || shape.length < 2 || !(chunkBytes > 0)) return 0;
+  const { rows, cols } = matrixView(shape);
+  if (rows * cols * 4 <= chunkBytes || cols === 0) return 0;
+  const span = WG * spanItems(rt);
+  const unit = span / gcd(cols, span);
+  if (unit * cols * 4 > 4 * chunkBytes) return 0;
+  const r = Math.max(unit, Math.floor(chunkBytes / 4 / cols / unit) * unit);
+  return r >= rows ? 0 : r;
+}
+
+/** What mergeTensorChunked needs of a tensor: mergeTensor's input without the (whole) weights. */
+export interface ChunkedMergeInput extends Omit<TensorMergeInput, 'base' | 'experts' | 'fisher' | 'gram'> {
+  hasBase: boolean;
+  experts: number;
+  hasFisher: boolean;
+}
+
+/** Loads rows [r0, r1) of the inputs asked for as f32 tensors (the caller disposes them). */
+export type ChunkLoader = (
+  r0: number,
+  r1: number,
+  need: { base: boolean; experts: readonly number[]; fisher: boolean },
+) => Promise<{ base: Tensor | null; experts: (Tensor | null)[]; fisher?: Tensor[] }>;
+
+/**
+ * mergeTensor over row chunks (see chunkRowsFor): yields each chunk's merged rows in order (valid until the
+ * generator resumes: copy or write them first), then returns the whole tensor's stats. Methods with per-tensor
+ * quantities (top-k thresholds, slerp/multislerp/model_stock's dots) first stream the chunks to find them
+ * (methods.ts prepareChunked), then merge chunk by chunk; the others merge at once. Every chunk's passes are the
+ * whole-tensor path's passes on the chunk with global hashes/rows/partials, so the result is the same bit for bit.
+ * NaN/Inf inputs are only known at the end (the stats): the caller must not commit the output before it returns.
+ */
+export async function* mergeTensorChunked(rt: Runtime, method: MergeMethodName, input: ChunkedMergeInput, rowsPerChunk: number, load: ChunkLoader): AsyncGenerator<Tensor, TensorMergeStats> {
+  const ph = zeros(rt, [4]);
+  const E = input.experts;
+  const whole: TensorMergeInput = { ...input, base: input.hasBase ? ph : null, experts: Array.from({ length: E }, () => ph) };
+  if (methodNeedsBase(method) && !input.hasBase) throw new Error(`merge ${method}: tensor '${input.name}' needs a base model (merge_method ${method} works on task vectors θ_t − θ₀)`);
+  let w: MergeCtx | null = null;
+  let prepared: { pre: Prepared; flags: Flag[] } = { pre: {}, flags: [] };
+  try {
+    w = new MergeCtx(method, whole);
+    const part = w.temp(zeros(rt, [w.G * w.F]));
+    const { rows, cols } = w;
+    const ranges: [number, number][] = [];
+    for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) ranges.push([r0, Math.min(rows, r0 + rowsPerChunk)]);
+    const chunkInput = (r0: number, r1: number, got: Awaited<ReturnType<ChunkLoader>>): TensorMergeInput => {
+      const filler = got.experts.find((x) => x) ?? got.base;
+      if (!filler) throw new Error(`merge ${method}: tensor '${input.name}': a chunk loaded no input`);
+      // Experts a pass does not read are bound to a loaded chunk (never read): MergeCtx counts experts by slots.
+      return { ...input, shape: [r1 - r0, ...input.shape.slice(1)], base: got.base, experts: got.experts.map((x) => x ?? filler), fisher: got.fisher };
+    };
+    const freeChunk = (got: Awaited<ReturnType<ChunkLoader>>) => {
+      got.base?.dispose();
+      for (const x of got.experts) x?.dispose();
+      for (const x of got.fisher ?? []) x.dispose();
+    };
+    const visitor: ChunkVisitor = async (need, visit) => {
+      for (const [r0, r1] of ranges) {
+        const got = await load(r0, r1, { ...need, base: need.base && input.hasBase, fisher: false });
+        const cc = new MergeCtx(method, chunkInput(r0, r1, got), { base0: r0 * cols, row0: r0, rows, part, pre: {} });
+        try {
+          visit(cc);
+        } finally {
+          cc.dispose();
+          freeChunk(got);
+        }
+        await rt.sync(); // one chunk's uploads in flight: memory stays at a chunk
+      }
+    };
+    if (needsPrepare(method, input)) prepared = await prepareChunked(w, part, visitor);
+    const all = Array.from({ length: E }, (_, t) => t);
+    for (const [r0, r1] of ranges) {
+      const got = await load(r0, r1, { base: input.hasBase, experts: all, fisher: input.hasFisher });
+      let cc: MergeCtx | null = null;
+      let out: Tensor | null = null;
+      try {
+        const ci = chunkInput(r0, r1, got);
+        validate(method, ci);
+        cc = new MergeCtx(method, ci, { base0: r0 * cols, row0: r0, rows, part, pre: prepared.pre });
+        out = empty(rt, ci.shape, 'f32');
+        out.name = `${input.name} rows ${r0}..${r1}`;
+        for (const f of MERGE_PASSES[method](cc, out, part)) f.t.dispose();
+        yield out;
+      } finally {
+        out?.dispose();
+        cc?.dispose();
+        freeChunk(got);
+      }
+    }
+    const sums = keep(w.zerosN('f32', w.F));
+    w.temps.splice(w.temps.indexOf(sums), 1);
+    w.run(REDUCE, [part, sums], { G: w.G, sF: 1, sG: w.F, off: 0, cnt: w.F }, w.F);
+    const flags = prepared.flags;
+    prepared.flags = [];
+    return await readStats(w, sums, flags);
+  } finally {
+    for (const f of prepared.flags) f.t.dispose();
+    for (const x of prepared.pre.thr ?? []) x?.t.dispose();
+    prepared.pre.coef?.dispose();
+    w?.dispose();
+    ph.dispose();
+  }
+}

@@ -143,3 +143,59 @@ export async function thresholdValue(t: TopKThreshold): Promise<{ value: number;
   return { value: f, index: ~a[1] >>> 0 };
 }
 
+
+/**
+ * kthLargest over a tensor of n elements that is never held whole (the merge's row chunks): `sweep(visit)` hands
+ * over every piece once, in any order, as an f32 tensor and the global index of its first element (the piece may
+ * be freed once visit returns; the work is recorded in order). The same passes as kthLargest on the whole tensor,
+ * so the same threshold bit for bit: the histograms are counts and the tie pass a max, whatever the pieces. The
+ * state is read back once after the last value byte, so only the needed sweeps run: the tie pass (the usual case)
+ * or the index passes; 5 sweeps in all, usually.
+ */
+export async function kthLargestStreamed(
+  rt: Tensor['rt'],
+  n: number,
+  k: number,
+  opts: SelectOptions,
+  sweep: (visit: (x: Tensor, start: number) => void) => Promise<void>,
+): Promise<TopKThreshold> {
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new ShapeError(`kthLargestStreamed: k = ${k} is outside [1, ${n}]`);
+  const abs = opts.abs ? 1 : 0;
+  const key = empty(rt, [4], 'u32');
+  const hist = empty(rt, [256], 'u32');
+  const init = loInit(n);
+  const u = (vals: number[]) => ({ values: vals, format: FORMAT });
+  try {
+    rt.dispatch(INIT, [key.binding(), hist.binding()], u([n, 0, 0, abs, 0, k, init, 0, 0]), 1);
+    const histSweep = (pass: number) =>
+      sweep((x, start) => {
+        if (x.dtype !== 'f32') throw new TypeError(`kthLargestStreamed: expected f32 pieces, got ${x.dtype}`);
+        for (const s of spans(x)) {
+          rt.dispatch(HIST, [s.binding, key.binding(), hist.binding()], u([s.n, s.lead, start + s.start, abs, pass, k, init, 0, 0]), Math.ceil(s.n / (WG * ITEMS)));
+        }
+      });
+    for (const pass of [0, 1, 2, 3]) {
+      await histSweep(pass);
+      rt.dispatch(SCAN, [key.binding(), hist.binding()], u([n, 0, 0, abs, pass, k, init, 0, 0]), 1);
+    }
+    const tieMode = ((await key.toArray()) as Uint32Array)[3] !== 0;
+    if (tieMode) {
+      await sweep((x, start) => {
+        for (const s of spans(x)) rt.dispatch(TIE, [s.binding, key.binding()], u([s.n, s.lead, start + s.start, abs, 0, k, init, 0, 0]), Math.ceil(s.n / (WG * ITEMS)));
+      });
+      rt.dispatch(TIE_DONE, [key.binding()], u([n, 0, 0, abs, 0, k, init, 0, 0]), 1);
+    } else {
+      // Without tie mode the tie pass and sel_tie_done change nothing: only the index passes remain.
+      for (let q = 4 - indexBytes(n); q < 4; q++) {
+        await histSweep(4 + q);
+        rt.dispatch(SCAN, [key.binding(), hist.binding()], u([n, 0, 0, abs, 4 + q, k, init, 0, 0]), 1);
+      }
+    }
+  } catch (e) {
+    key.dispose();
+    throw e;
+  } finally {
+    hist.dispose();
+  }
+  return { key, k, n, abs: !!opts.abs };
+}

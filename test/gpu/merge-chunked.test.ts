@@ -1,0 +1,264 @@
+// Row-chunked merging (src/engine/merge/tensor-merge.ts mergeTensorChunked, methods.ts prepareChunked): with a
+// tiny forced chunk budget every registered method gives the whole-tensor path's result bit for bit, and the same
+// stats, on awkward shapes (prime rows, rows that do not divide the chunk, rank 3); tensors that are not chunked
+// (one row, vectors, an odd column count whose aligned row unit is too large, regmean) say so. End to end: the
+// executor with tiny chunks writes the same bytes as without, from BF16/F16 files, with pieces streamed to the
+// writer.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randn, runtime } from './helpers';
+import { Tensor, fromArray } from '../../src/engine/tensor/tensor';
+import { chunkRowsFor, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from '../../src/engine/merge/tensor-merge';
+import { MERGE_METHOD_ENTRIES, type MergeMethodName } from '../../src/files/registry/merge-methods';
+import { matrixView } from '../../src/protocol/stats';
+import { kthLargest, kthLargestStreamed } from '../../src/engine/ops/select';
+import { executeMerge } from '../../src/engine/merge/execute';
+import { loadMergeConfig } from '../../src/files/merge/config';
+import { planMerge } from '../../src/files/merge/plan';
+import { writeSafetensors } from '../../src/files/safetensors';
+import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
+
+type Params = Record<string, number | boolean>;
+const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Parameters that make each method do its per-tensor work (trims below density 1, several experts). */
+function setup(method: MergeMethodName): { E: number; base: boolean; perModel: (t: number) => Params; global: Params; curvature?: boolean; fisher?: boolean } {
+  const w = (t: number) => ({ weight: 1 + 0.5 * t });
+  switch (method) {
+    case 'ties': return { E: 3, base: true, perModel: (t) => ({ ...w(t), density: [0.5, 0.3, 1][t] }), global: { lambda: 0.9 } };
+    case 'breadcrumbs':
+    case 'breadcrumbs_ties': return { E: 2, base: true, perModel: (t) => ({ ...w(t), density: 0.4 + 0.1 * t, gamma: 0.05 }), global: {} };
+    case 'dare_linear':
+    case 'dare_ties': return { E: 3, base: true, perModel: (t) => ({ ...w(t), density: 0.3 + 0.2 * t }), global: { seed: 5 } };
+    case 'della': return { E: 3, base: true, perModel: (t) => ({ ...w(t), density: 0.5, epsilon: 0.2 * t }), global: { seed: 7 } };
+    case 'slerp': return { E: 1, base: true, perModel: w, global: { t: 0.3 } };
+    case 'multislerp': return { E: 3, base: true, perModel: w, global: {} };
+    case 'model_stock': return { E: 3, base: true, perModel: w, global: { filter_wise: false } };
+    case 'curvature': return { E: 3, base: true, perModel: (t) => ({ ...w(t), density: 0.4 }), global: {}, curvature: true };
+    case 'fisher': return { E: 2, base: false, perModel: w, global: {}, fisher: true };
+    case 'linear': return { E: 3, base: false, perModel: w, global: { normalize: true } };
+    default: return { E: 2, base: true, perModel: w, global: {} };
+  }
+}
+
+const pos = (len: number, s: number) => Float32Array.from(randn(len, s), (v) => 0.1 + v * v);
+
+async function both(method: MergeMethodName, shape: number[], chunkBytes: number, over: Partial<ReturnType<typeof setup>> = {}, seed = 1) {
+  const rt = await runtime();
+  const s = { ...setup(method), ...over };
+  const n = numel(shape);
+  const { rows, cols } = matrixView(shape);
+  const base = s.base ? randn(n, seed) : null;
+  const experts = Array.from({ length: s.E }, (_, t) => {
+    const d = randn(n, seed * 100 + t + 1, 0.1);
+    return base ? Float32Array.from(d, (v, i) => Math.fround(base[i] + v)) : randn(n, seed * 100 + t + 1);
+  });
+  const perModel = Array.from({ length: s.E }, (_, t) => s.perModel(t));
+  const fisher = s.fisher ? experts.map((_, t) => pos(n, 31 + t)) : undefined;
+  const made: Tensor[] = [];
+  const up = (a: Float32Array, sh: number[]) => {
+    const t = fromArray(rt, a, sh);
+    made.push(t);
+    return t;
+  };
+  const curvature = s.curvature ? experts.map((_, t) => (t === s.E - 1 ? null : { row: up(pos(rows, 7 + t), [rows]), col: up(pos(cols, 17 + t), [cols]) })) : undefined;
+  const name = `layers.${method}.weight`;
+  try {
+    const res = mergeTensor(method, {
+      name, shape, base: base ? up(base, shape) : null, experts: experts.map((x) => up(x, shape)), perModel, global: s.global, curvature,
+      fisher: fisher?.map((f) => up(f, shape)),
+    });
+    const whole = await res.merged.toFloat32();
+    res.merged.dispose();
+    const wholeStats = await res.stats;
+
+    const rowsPer = chunkRowsFor(rt, method, shape, chunkBytes);
+    if (rowsPer === 0) return { whole, wholeStats, rowsPer, chunked: null, chunkedStats: null };
+    const per = n / shape[0];
+    const slice = (a: Float32Array, r0: number, r1: number) => fromArray(rt, a.subarray(r0 * per, r1 * per), [r1 - r0, ...shape.slice(1)]);
+    const loads: number[][] = [];
+    const load: ChunkLoader = async (r0, r1, need) => {
+      loads.push([r0, r1]);
+      return {
+        base: need.base && base ? slice(base, r0, r1) : null,
+        experts: experts.map((x, t) => (need.experts.includes(t) ? slice(x, r0, r1) : null)),
+        fisher: need.fisher && fisher ? fisher.map((f) => slice(f, r0, r1)) : undefined,
+      };
+    };
+    const chunked = new Float32Array(n);
+    const gen = mergeTensorChunked(rt, method, { name, shape, hasBase: !!base, experts: s.E, hasFisher: !!fisher, perModel, global: s.global, curvature }, rowsPer, load);
+    let at = 0;
+    let chunkedStats: TensorMergeStats;
+    for (;;) {
+      const r = await gen.next();
+      if (r.done) {
+        chunkedStats = r.value;
+        break;
+      }
+      const v = await r.value.toFloat32();
+      chunked.set(v, at);
+      at += v.length;
+    }
+    assert.equal(at, n, `${method} ${JSON.stringify(shape)}: chunks cover the tensor`);
+    assert.ok(loads.length >= 2, `${method} ${JSON.stringify(shape)}: more than one chunk (${rowsPer} rows per chunk)`);
+    return { whole, wholeStats, rowsPer, chunked, chunkedStats };
+  } finally {
+    for (const t of made) t.dispose();
+  }
+}
+
+function assertSame(what: string, a: Float32Array, b: Float32Array): void {
+  assert.equal(a.length, b.length, what);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < a.length; i++) {
+    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} (row ${i}) differs: chunked ${b[i]} vs whole ${a[i]}`);
+  }
+}
+
+// Column counts that are powers of two keep the span-aligned row unit small (16384 / cols rows); the chunk budget
+// (bytes per f32 operand) is chosen so the rows per chunk do not divide the rows.
+const CHUNKED: { shape: number[]; chunkBytes: number }[] = [
+  { shape: [37, 512], chunkBytes: 32 * 512 * 4 }, // prime rows: 32 + 5
+  { shape: [100, 1024], chunkBytes: 48 * 1024 * 4 }, // 48 + 48 + 4
+  { shape: [41, 8, 64], chunkBytes: 32 * 512 * 4 }, // rank 3, one unit (32 rows) per chunk: 32 + 9
+];
+
+describe('merge in row chunks = whole tensor, bit for bit', function () {
+  this.timeout(600_000);
+  const methods = MERGE_METHOD_ENTRIES.map((e) => e.name as MergeMethodName);
+
+  for (const method of methods) {
+    it(`${method}`, async () => {
+      for (const { shape, chunkBytes } of CHUNKED) {
+        const r = await both(method, shape, chunkBytes);
+        const what = `${method} ${JSON.stringify(shape)}`;
+        if (method === 'regmean') {
+          // RegMean solves whole (its Gram matrices span the weight's columns): never chunked.
+          assert.equal(r.rowsPer, 0, `${what}: regmean is merged whole`);
+          continue;
+        }
+        assert.ok(r.rowsPer > 0, `${what}: chunked`);
+        assertSame(what, r.whole, r.chunked!);
+        assert.deepEqual(r.chunkedStats, r.wholeStats, `${what}: stats`);
+      }
+    });
+  }
+
+  it('model_stock filter-wise and multislerp without a base, chunked', async () => {
+    for (const [method, over] of [['model_stock', { global: { filter_wise: true } }], ['multislerp', { base: false }], ['multislerp', { E: 1 }], ['ties', { base: true, E: 2 }]] as const) {
+      const r = await both(method, [37, 512], 32 * 512 * 4, over as Partial<ReturnType<typeof setup>>);
+      assertSame(`${method} ${JSON.stringify(over)}`, r.whole, r.chunked!);
+      assert.deepEqual(r.chunkedStats, r.wholeStats);
+    }
+  });
+
+  it('keeps one row, vectors, small tensors and odd column counts whole', async () => {
+    const rt = await runtime();
+    assert.equal(chunkRowsFor(rt, 'ties', [1, 70000], 1024), 0);
+    assert.equal(chunkRowsFor(rt, 'ties', [70000], 1024), 0);
+    assert.equal(chunkRowsFor(rt, 'ties', [37, 512], 37 * 512 * 4), 0);
+    assert.equal(chunkRowsFor(rt, 'ties', [37, 13], 64), 0); // the aligned unit would be 16384 rows
+    assert.equal(chunkRowsFor(rt, 'regmean', [4096, 4096], 1 << 20), 0);
+    assert.ok(chunkRowsFor(rt, 'ties', [4096, 4096], 8 << 20) === 512);
+  });
+
+  it('the streamed select finds the key kthLargest finds, from pieces in any order, ties straddling the threshold too', async () => {
+    const rt = await runtime();
+    for (const [n, quant, piece] of [[1000, 0, 77], [70000, 4, 16384], [5000, 1, 999]] as const) {
+      // quant > 0: values on a coarse grid, so ties straddle the threshold (the index passes run).
+      const v = Float32Array.from(randn(n, n + quant), (x) => (quant ? Math.round(x * quant) / quant : x));
+      const whole = fromArray(rt, v, [n]);
+      for (const k of [1, 7, Math.floor(n / 3), n]) {
+        const want = kthLargest(whole, k, { abs: true });
+        const starts: number[] = [];
+        for (let s = 0; s < n; s += piece) starts.push(s);
+        const got = await kthLargestStreamed(rt, n, k, { abs: true }, async (visit) => {
+          for (const s of [...starts].reverse()) {
+            const x = fromArray(rt, v.subarray(s, Math.min(n, s + piece)), [Math.min(n, s + piece) - s]);
+            visit(x, s);
+            x.dispose();
+          }
+        });
+        const [a, b] = [(await want.key.toArray()) as Uint32Array, (await got.key.toArray()) as Uint32Array];
+        assert.deepEqual([b[0], b[1]], [a[0], a[1]], `n=${n} quant=${quant} k=${k}`);
+        want.key.dispose();
+        got.key.dispose();
+      }
+      whole.dispose();
+    }
+  });
+
+  it('a NaN in a chunk is reported with the stats at the end', async () => {
+    const rt = await runtime();
+    const shape = [37, 512];
+    const n = numel(shape);
+    const a = randn(n, 3);
+    const b = randn(n, 4);
+    b[33 * 512 + 7] = NaN;
+    const load: ChunkLoader = async (r0, r1, need) => ({
+      base: null,
+      experts: [a, b].map((x, t) => (need.experts.includes(t) ? fromArray(rt, x.subarray(r0 * 512, r1 * 512), [r1 - r0, 512]) : null)),
+    });
+    const gen = mergeTensorChunked(rt, 'linear', { name: 'x', shape, hasBase: false, experts: 2, hasFisher: false, perModel: [{}, {}], global: {} }, 32, load);
+    await assert.rejects(async () => {
+      for (;;) if ((await gen.next()).done) break;
+    }, /model 1 has 1 non-finite/);
+  });
+});
+
+describe('merge executor in row chunks', function () {
+  this.timeout(600_000);
+  let dir = '';
+  const SH: Record<string, number[]> = { 'a.weight': [37, 512], 'b.weight': [100, 256], 'c.bias': [512], 'd.weight': [5, 13] };
+  async function model(file: string, seed: number, dtype: 'F32' | 'F16' | 'BF16', base?: Map<string, Float32Array>) {
+    const values = new Map<string, Float32Array>();
+    let s = seed;
+    for (const [name, shape] of Object.entries(SH)) {
+      const n = numel(shape);
+      const v = randn(n, s++, base ? 0.1 : 1);
+      if (base) for (let i = 0; i < n; i++) v[i] += base.get(name)![i];
+      if (dtype !== 'F32') {
+        const h = new Uint16Array(n);
+        (dtype === 'F16' ? encodeF16 : encodeBf16)(v, h);
+        (dtype === 'F16' ? decodeF16 : decodeBf16)(h, v);
+      }
+      values.set(name, v);
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    await writeSafetensors(file, [...values].map(([name, data]) => ({ name, dtype, shape: SH[name], data })));
+    return values;
+  }
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-merge-chunked-'));
+    const base = await model(path.join(dir, 'base/model.safetensors'), 1, 'BF16');
+    await model(path.join(dir, 'e1/model.safetensors'), 100, 'BF16', base);
+    await model(path.join(dir, 'e2/model.safetensors'), 200, 'F16', base);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  for (const [method, params] of [
+    ['ties', '    parameters: { weight: 1, density: 0.4 }'],
+    ['della', '    parameters: { weight: 1, density: 0.5, epsilon: 0.1 }'],
+    ['multislerp', '    parameters: { weight: 1 }'],
+  ] as const) {
+    it(`${method}: the same bytes with tiny chunks as whole (BF16/F16 inputs, BF16 output)`, async () => {
+      const f = path.join(dir, `${method}.merge.yaml`);
+      const global = method === 'della' ? 'parameters: { seed: 3 }\n' : '';
+      fs.writeFileSync(f, `merge_method: ${method}\nbase_model: ./base\n${global}models:\n  - model: ./e1\n${params}\n  - model: ./e2\n${params}\nout_dtype: bfloat16\n`);
+      const rt = await runtime();
+      const plan = await planMerge(loadMergeConfig(f));
+      const outs: Buffer[] = [];
+      const reports = [];
+      for (const [k, chunkBytes] of [['whole', Infinity], ['chunked', 16 * 512 * 4]] as const) {
+        const out = path.join(dir, `${method}-${k}`);
+        reports.push(await executeMerge({ rt, plan, outDir: out, chunkBytes }));
+        outs.push(fs.readFileSync(path.join(out, 'model.safetensors')));
+      }
+      assert.ok(outs[0].equals(outs[1]), `${method}: the chunked output differs from the whole one`);
+      assert.deepEqual(reports[1].tensors, reports[0].tensors);
+    });
+  }
+});
