@@ -377,7 +377,8 @@ fn mg_vote(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
     }
     kept += k;
     if (p.hasBase != 0u) {
-      let bits = select(0u, 1u, md > 0.0) | select(0u, 2u, md < 0.0);
+      // An expert of weight 0 takes no part in the merge, so none in its sign conflicts either.
+      let bits = select(0u, select(0u, 1u, md > 0.0) | select(0u, 2u, md < 0.0), p.w != 0.0);
       if (p.first != 0u) { va_flags[i] = bits; } else { va_flags[i] = va_flags[i] | bits; }
       sal += s;
     }
@@ -665,7 +666,7 @@ fn mg_lincomb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
     if (p.hasBase != 0u) {
       let tau = xv - lc_base[i];
       sal += tau * tau;
-      let bits = select(0u, 1u, tau > 0.0) | select(0u, 2u, tau < 0.0);
+      let bits = select(0u, select(0u, 1u, tau > 0.0) | select(0u, 2u, tau < 0.0), p.w != 0.0); // weight 0: no vote
       if (p.first != 0u) { lc_flags[i] = bits; } else { lc_flags[i] = lc_flags[i] | bits; }
       if (p.subBase != 0u) { u = tau; }
     } else if (p.first != 0u) {

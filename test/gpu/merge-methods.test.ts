@@ -185,6 +185,17 @@ describe('merge methods: known answers', () => {
     assert.equal(r.stats.signConflict, 0.25);
   });
 
+  it('an expert of weight 0 takes no part in sign conflicts (voting and linear-combination methods)', async () => {
+    // τ2 opposes τ1 everywhere: with weight 1 every entry conflicts, with weight 0 none does.
+    const experts = [[1, -2, 3, 0.5], [-1, 2, -3, -0.5], [2, -1, 1, 1]];
+    for (const method of ['task_arithmetic', 'ties', 'linear', 'multislerp'] as MergeMethodName[]) {
+      const on = await merge(method, [0, 0, 0, 0], experts, [{ weight: 1 }, { weight: 1 }, { weight: 1 }]);
+      const off = await merge(method, [0, 0, 0, 0], experts, [{ weight: 1 }, { weight: 0 }, { weight: 1 }]);
+      if (method !== 'ties') assert.equal(on.stats.signConflict, 1, `${method} with every weight 1`);
+      assert.equal(off.stats.signConflict, 0, `${method} with the opposing expert at weight 0`);
+    }
+  });
+
   it('TIES keeps the lower index among equal magnitudes at the threshold', async () => {
     const r = await merge('ties', [0, 0, 0], [[1, -1, 1]], [{ weight: 1, density: 0.34 }]);
     assertClose(r.merged, [1, 0, 0], { what: 'tie at the threshold' });

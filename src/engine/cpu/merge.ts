@@ -156,7 +156,9 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
   const out = new Float64Array(n);
   const kept = new Array<number>(E).fill(1);
   const signs = new Uint8Array(n); // bit 0: some kept entry > 0, bit 1: some < 0
-  const noteSigns = (md: ArrayLike<number>) => {
+  // An expert of weight 0 takes no part in the merge, so none in its sign conflicts either.
+  const noteSigns = (md: ArrayLike<number>, t: number) => {
+    if (w[t] === 0) return;
     for (let i = 0; i < n; i++) signs[i] |= md[i] > 0 ? 1 : md[i] < 0 ? 2 : 0;
   };
   let saliency: number[] | undefined = taus ? taus.map((tau) => tau.reduce((s, v) => s + v * v, 0)) : undefined;
@@ -169,7 +171,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
     const masked = taus!.map((tau, t) => maskTaskVector(method, gta.mask, tau, inp, t));
     masked.forEach((m, t) => {
       kept[t] = m.kept.reduce((a, b) => a + b, 0) / n;
-      noteSigns(m.md);
+      noteSigns(m.md, t);
     });
     const lam = lambda();
     if (gta.consensus) {
@@ -213,7 +215,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
     });
     masks.forEach((m, t) => {
       kept[t] = m.reduce((a, b) => a + b, 0) / n;
-      noteSigns(taus![t].map((v, i) => (m[i] ? v : 0)));
+      noteSigns(taus![t].map((v, i) => (m[i] ? v : 0)), t);
     });
     const vote = new Float32Array(n);
     masks.forEach((m, t) => {
@@ -240,7 +242,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
       for (let t = 0; t < E; t++) s += w[t] * inp.experts[t][i];
       out[i] = normalize ? s / wsum : s;
     }
-    if (taus) taus.forEach((tau) => noteSigns(tau));
+    if (taus) taus.forEach((tau, t) => noteSigns(tau, t));
   } else if (method === 'fisher') {
     if (!inp.fisher || inp.fisher.length !== E) throw new Error(`merge fisher: tensor '${inp.name}' needs one Fisher tensor per expert`);
     const floor = numParam(method, 'floor', undefined, inp.global);
@@ -256,7 +258,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
       }
       out[i] = den !== 0 ? num / den : mean / E;
     }
-    if (taus) taus.forEach((tau) => noteSigns(tau));
+    if (taus) taus.forEach((tau, t) => noteSigns(tau, t));
   } else if (method === 'slerp') {
     if (E !== 1) throw new Error(`merge slerp: tensor '${inp.name}' needs exactly one model besides the base, got ${E}`);
     const t = numParam(method, 't', undefined, inp.global);
@@ -272,7 +274,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
     }
     const [c0, c1] = slerpCoefficients(t, Math.sqrt(n0), Math.sqrt(n1), d);
     for (let i = 0; i < n; i++) out[i] = c0 * v0[i] + c1 * v1[i];
-    noteSigns(taus![0]);
+    noteSigns(taus![0], 0);
   } else if (method === 'multislerp') {
     const normW = boolParam(method, 'normalize_weights', inp.global);
     const eps = numParam(method, 'eps', undefined, inp.global);
@@ -293,7 +295,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
         for (let i = 0; i < n; i++) out[i] = (m[i] / mn) * avg + (base ? base[i] : 0);
       }
     }
-    if (taus) taus.forEach((tau) => noteSigns(tau));
+    if (taus) taus.forEach((tau, t) => noteSigns(tau, t));
   } else if (method === 'model_stock') {
     if (E < 2) throw new Error(`merge model_stock: tensor '${inp.name}' needs at least two models besides the base, got ${E}`);
     const filterWise = boolParam(method, 'filter_wise', inp.global) && inp.shape.length >= 2;
@@ -316,7 +318,7 @@ export function cpuMergeTensor(method: MergeMethodName, inp: CpuMergeInput): Cpu
         out[r * cols + j] = base![r * cols + j] + (tt * mean) / E;
       }
     }
-    taus!.forEach((tau) => noteSigns(tau));
+    taus!.forEach((tau, t) => noteSigns(tau, t));
   } else if (method === 'regmean') {
     out.set(cpuRegmean(inp, w));
   } else {

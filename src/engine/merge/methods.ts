@@ -517,7 +517,7 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
     const pre = c.win.pre.coef;
     if (!pre) throw new Error(`merge ${method}: tensor '${inp.name}': no coefficients from the first pass`);
     const sb = method === 'slerp' || (method === 'multislerp' && E === 1) ? 0 : method === 'multislerp' ? (hasBase ? 1 : 0) : 1;
-    inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, pre, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase: sb, stride, rowsC, first: t === 0 ? 1 : 0 }, c.G));
+    inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, pre, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase: sb, stride, rowsC, w: param(c, 'weight', t, 1), first: t === 0 ? 1 : 0 }, c.G));
     c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), pre, whole(a.mean), whole(a.flags), out, part], { stride, rowsC }, c.G);
     return [];
   }
@@ -551,7 +551,7 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
       const eps = param(c, 'eps');
       inp.experts.forEach((x, t) => dots(x, x, subBase, t));
       c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms1, stride, eps }, 1);
-      inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, first: t === 0 ? 1 : 0 }, c.G));
+      inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, w: w[t], first: t === 0 ? 1 : 0 }, c.G));
       dots(a.acc0, a.acc0, 0, E);
       c.run(COEF, [sums, wts, coef], { op: COEF_OP.ms2, stride, eps }, 1);
       flags.push({ t: coef, index: stride, message: () => `merge multislerp: tensor '${inp.name}': the weighted sum of the unit task vectors is zero (antipodal models with balancing weights); change the weights` });
@@ -564,7 +564,7 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
     for (let i = 0; i < E; i++) for (let j = i; j < E; j++, q++) dots(inp.experts[i], inp.experts[j], 1, q * rowsC);
     c.run(COEF, [sums, c.dummy, coef], { op: COEF_OP.stock, stride, rowsC }, Math.ceil(rowsC / WG));
   }
-  inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, rowsC, first: t === 0 ? 1 : 0 }, c.G));
+  inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, rowsC, w: w[t], first: t === 0 ? 1 : 0 }, c.G));
   c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), coef, whole(a.mean), whole(a.flags), out, part], { stride, rowsC }, c.G);
   // Nothing to check in the coefficients: the entry only releases them after the stats are read.
   flags.push({ t: coef, index: -1, message: () => '' });
@@ -699,7 +699,7 @@ export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisi
         // ‖Σ c_t u_t‖: the combination per chunk (its stats partials too, rewritten alike by the apply pass).
         await visit({ base: hasBase, experts: all }, (cc) => {
           const a = accs(cc, { acc1: true });
-          cc.inp.experts.forEach((x, t) => cc.run(LINCOMB, [cc.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, first: t === 0 ? 1 : 0 }, cc.G));
+          cc.inp.experts.forEach((x, t) => cc.run(LINCOMB, [cc.baseT, x, coef, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase, stride, w: wv[t], first: t === 0 ? 1 : 0 }, cc.G));
           dots(cc, a.acc0, a.acc0, 0, E);
         });
         reduceDots();
