@@ -67,7 +67,7 @@ struct MaoParams {
   nb: u32,           // tensors in the batch
   wgTotal: u32,      // workgroups of this dispatch (the 2-D fold may add a few past the end)
   refit: u32,        // 1: this step refits the factors, so mao_b_core leaves S for the refit (it needs the old S)
-  plain: u32,        // 1: m̂ = M̃ / (1 − β1ᵗ) (residual off); 0: the residual form
+  rho: f32,          // weight ρ of the gradient's part outside the subspaces in m̂ (plain m̂ = M̃/(1 − β1ᵗ): (1−β1)/(1 − β1ᵗ))
 }
 @group(0) @binding(0) var<uniform> p: MaoParams;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
@@ -393,8 +393,9 @@ fn mao_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 //   up [rows]     Σ_j u² per row (mao_b_sumsq)
 // Phases: mao_b_stats (R, A per row; C, Vt per column) → mao_b_core (T = Uᵀ·A, K, S, ep per entry; meanR) →
 // mao_b_sumsq (W1, Σu² per row) → mao_b_total (Σu², ‖M̃‖² per tensor) → mao_b_update (per element).
-// m̂ = U·K·Vᵀ + cg·s·g with K = (β1·S + (1−β1)·T)/(1 − β1ᵗ) − T and cg = 1 (residual), or K = β1·S/(1 − β1ᵗ) and
-// cg = (1−β1)/(1 − β1ᵗ) (plain m̂ = M̃/(1 − β1ᵗ)).
+// m̂ = U·K·Vᵀ + ρ·s·g with K = (β1·S + (1−β1)·T)/(1 − β1ᵗ) − ρ·T: the bias-corrected low-rank momentum plus ρ times the
+// part of s·g outside its subspaces (ρ = 1: at full weight; ρ = (1−β1)/(1 − β1ᵗ) gives the plain m̂ = M̃/(1 − β1ᵗ),
+// K = β1·S/(1 − β1ᵗ)).
 // The dense-Adam tensors: mao_b_adam_scalars (one invocation per tensor) and mao_b_adam_update (per element).
 
 const TAB: u32 = 24u;
@@ -521,24 +522,18 @@ fn mao_b_core(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   for (var i = 0u; i < rows; i = i + 1u) { t = t + state[uOff + i * r + a] * work[sc.a + i * r + c]; }
   let si = table[b + T_S] + idx;
   let sOld = state[si];
-  if (p.plain != 0u) {
-    work[sc.k + idx] = p.beta1 * sOld / p.bc1;
-  } else {
-    work[sc.k + idx] = (p.beta1 * sOld + (1.0 - p.beta1) * t) / p.bc1 - t;
-  }
+  work[sc.k + idx] = (p.beta1 * sOld + (1.0 - p.beta1) * t) / p.bc1 - p.rho * t;
   // ‖M̃‖² = β1²‖S‖² + 2β1(1−β1)⟨S, T⟩ + (1−β1)²‖s·g‖² (mao_b_total adds the last term; derivation: mao.ts).
   work[sc.ep + idx] = p.beta1 * p.beta1 * sOld * sOld + 2.0 * p.beta1 * (1.0 - p.beta1) * sOld * t;
   if (p.refit == 0u) { state[si] = p.beta1 * sOld + (1.0 - p.beta1) * t; }
 }
 
-// u at (row, j) given W1[row] at w1 (in work): P ⊙ (W1[row]·Vt[:, j] + cg·s·g).
+// u at (row, j) given W1[row] at w1 (in work): P ⊙ (W1[row]·Vt[:, j] + ρ·s·g).
 fn b_u(b: u32, sc: Scratch, w1: u32, row: u32, j: u32, cols: u32, g: f32, meanR: f32) -> f32 {
   var low = 0.0;
   for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[w1 + c] * work[sc.vt + c * cols + j]; }
-  var cg = 1.0;
-  if (p.plain != 0u) { cg = (1.0 - p.beta1) / p.bc1; }
   let vhat = state[table[b + T_R] + row] * state[table[b + T_C] + j] / meanR / p.bc2;
-  return precond(vhat) * (low + cg * g);
+  return precond(vhat) * (low + p.rho * g);
 }
 
 // Invocations [0, rows): W1[row] = U[row]·K (into A's place), up[row] = Σ_j u².

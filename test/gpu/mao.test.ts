@@ -156,6 +156,16 @@ describe('mao', () => {
     }
   });
 
+  it('matches with a residual weight ρ = 0.3 (the gradient outside the subspaces damped)', async () => {
+    const r = await run(LAYOUT, { ...DEFAULTS, residualWeight: 0.3 }, 4, { zeroRows: true });
+    try {
+      await assertMatches(r, LAYOUT, 'mao ρ 0.3');
+    } finally {
+      r.opt.destroy();
+      r.store.destroy();
+    }
+  });
+
   it('matches at 64×48, rank 8, with error feedback, global-norm clipping and two power iterations', async () => {
     const layout: Decl[] = [{ name: 'w', shape: [64, 48] }, { name: 'b', shape: [48] }];
     const cfg = { ...DEFAULTS, rank: 8, refitEvery: 3, powerIters: 2, errorFeedback: true };

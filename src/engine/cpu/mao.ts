@@ -33,6 +33,8 @@ export interface CpuMaoConfig extends CpuGuard {
   errorFeedback: boolean;
   /** Default true: the update is the low-rank momentum plus the gradient outside its subspaces (see below). */
   residual?: boolean;
+  /** ρ: weight of g's part outside the subspaces in the residual form (default 1). */
+  residualWeight?: number;
 }
 
 /** How mao treats a tensor: factored momentum (rank ≥ 2 and min(rows, cols) > rank) or dense Adam. */
@@ -216,6 +218,7 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
       // T1 = Uᵀ·g·V (the gradient in the current subspaces).
       const T1 = mm(tr(s.U, m, r), mm(g, s.V, m, n, r), r, m, r);
       const residual = !s.E && (c.residual ?? true);
+      const rho = c.residualWeight ?? 1;
       // Residual: m̂ = U·(β1·S + (1−β1)·T1)·Vᵀ / bc1 + (g − U·T1·Vᵀ).
       const Lt = residual ? lowRankProduct(s.U, T1, s.V, m, n, r) : null;
       mt = new Float64Array(N);
@@ -223,7 +226,7 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
         for (let j = 0; j < n; j++) {
           const q = i * n + j;
           mt[q] = c.beta1 * (L[q] + (s.E ? s.E[q] : 0)) + (1 - c.beta1) * g[q];
-          const mhat = Lt ? (c.beta1 * L[q] + (1 - c.beta1) * Lt[q]) / bc1 + g[q] - Lt[q] : mt[q] / bc1;
+          const mhat = Lt ? (c.beta1 * L[q] + (1 - c.beta1) * Lt[q]) / bc1 + rho * (g[q] - Lt[q]) : mt[q] / bc1;
           u[q] = precond((s.R[i] * s.C[j]) / meanR / bc2) * mhat;
         }
       }

@@ -150,6 +150,8 @@ export interface MaoOptions {
   weightDecay?: number;
   errorFeedback?: boolean;
   residual?: boolean;
+  /** ρ of the residual form (default 1). */
+  residualWeight?: number;
   maxGradNorm?: number;
   skipNonFinite?: boolean;
   gradNorms?: GradNorms;
@@ -228,6 +230,8 @@ export class Mao implements Optimizer {
   readonly weightDecay: number;
   readonly errorFeedback: boolean;
   readonly residual: boolean;
+  /** ρ: the weight of the gradient's part outside the momentum's subspaces in the residual form (1: full). */
+  readonly residualWeight: number;
   private readonly slots: Slot[];
   private readonly stateFloats: number;
   private readonly efFloats: number;
@@ -264,6 +268,7 @@ export class Mao implements Optimizer {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.errorFeedback = opts.errorFeedback ?? false;
     this.residual = opts.residual ?? true;
+    this.residualWeight = opts.residualWeight ?? 1;
     this.maxGradNorm = opts.maxGradNorm ?? 0;
     this.skipNonFinite = opts.skipNonFinite ?? true;
     const checks: [string, boolean][] = [
@@ -432,7 +437,7 @@ export class Mao implements Optimizer {
     const r = this.rank;
     const groups = (count: number) => Math.max(1, Math.ceil(count / WG));
     const hyper = (decayKeep: number) => [this.maxGradNorm, this.beta1, this.beta2, bc1, bc2, this.eps, this.pMax, this.clipThreshold, lr, decayKeep];
-    const FORMAT = 'u'.repeat(25) + 'f'.repeat(13) + 'uuuu';
+    const FORMAT = 'u'.repeat(25) + 'f'.repeat(13) + 'uuuf';
 
     // The batched step: every factored tensor without error feedback, and every dense-Adam tensor.
     const keep = 1 - lr * this.weightDecay;
@@ -450,7 +455,7 @@ export class Mao implements Optimizer {
           values: [
             0, 0, r, mode, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
             0, o.a ?? 0, 0, o.b ?? 0, o.o ?? 0, o.len ?? 0, o.flag ?? 0, t, o.x ?? 0,
-            ...hyper(keep), o.cL ?? 0, o.cD ?? 0, 0, count, wg, refit ? 1 : 0, this.residual ? 0 : 1,
+            ...hyper(keep), o.cL ?? 0, o.cD ?? 0, 0, count, wg, refit ? 1 : 0, this.residual ? this.residualWeight : (1 - this.beta1) / bc1,
           ],
           format: FORMAT,
         }, wg);

@@ -50,6 +50,7 @@ const OPTIMIZERS: OptimizerFactories = {
       weightDecay: c.weightDecay,
       errorFeedback: c.errorFeedback,
       residual: c.residual,
+      residualWeight: c.residualWeight,
       maxGradNorm,
       gradNorms,
     }),

@@ -102,6 +102,13 @@ export const mao = defineEntry({
       default: true,
       doc: 'Update with the low-rank momentum plus the gradient\'s part outside its subspaces at full weight (false: the plain M̃ = β1·U·S·Vᵀ + (1−β1)·g, which keeps only (1−β1) of that part). Ignored with errorFeedback (the momentum is then exact).',
     },
+    residualWeight: {
+      type: 'number',
+      minimum: 0,
+      maximum: 1,
+      default: 1,
+      doc: 'ρ: the weight of the gradient\'s part outside the momentum\'s subspaces in the residual form, m̂ = U·(β1·S + (1−β1)·T)·Vᵀ/(1 − β1ᵗ) + ρ·(g − U·T·Vᵀ). That part has no momentum to average its noise, so a ρ below 1 damps it.',
+    },
   },
 });
 
