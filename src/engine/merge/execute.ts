@@ -112,7 +112,7 @@ export interface ExecuteOptions {
   preview?: { tensors: number; rows: number };
   /**
    * Bytes of f32 per operand of a row chunk (tensor-merge.ts chunkRowsFor): tensors above it are merged and
-   * written in row chunks; 0 or Infinity merges every tensor whole. Default DEFAULT_CHUNK_BYTES (8 MiB).
+   * written in row chunks; 0 or Infinity merges every tensor whole. Default DEFAULT_CHUNK_BYTES (4 MiB).
    * Tests force tiny chunks with it.
    */
   chunkBytes?: number;

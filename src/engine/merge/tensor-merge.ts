@@ -131,7 +131,7 @@ async function readStats(c: MergeCtx, sums: Tensor, flags: Flag[]): Promise<Tens
 // ---- row chunks ---------------------------------------------------------------------------------------------
 
 /** Bytes of one f32 operand per chunk (see chunkRowsFor). */
-export const DEFAULT_CHUNK_BYTES = 8 << 20;
+export const DEFAULT_CHUNK_BYTES = 4 << 20;
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
