@@ -30,6 +30,8 @@ export interface BenchCliOptions {
   shape?: string;
   /** bench merge: repetitions. */
   reps?: string;
+  /** bench sasrec, optimizer-quality: training steps per case. */
+  steps?: string;
 }
 
 const positiveInt = (flag: string, v: string): number => {
@@ -42,10 +44,12 @@ const positiveInt = (flag: string, v: string): number => {
  * The size options of `basin bench`, checked: a case of a benchmark picked out (the headline's catalog of bench
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
-export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number } {
-  const owner: Record<string, string> = { catalogs: 'loss', tokens: 'loss', shape: 'merge', reps: 'merge' };
-  for (const [k, bench] of Object.entries(owner)) {
-    if (o[k as keyof BenchCliOptions] !== undefined && name !== bench) throw new Error(`--${k} is an option of \`basin bench ${bench}\`, not of ${name}`);
+export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number } {
+  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'] };
+  for (const [k, benches] of Object.entries(owner)) {
+    if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
+      throw new Error(`--${k} is an option of ${benches.map((b) => `\`basin bench ${b}\``).join(' and ')}, not of ${name}`);
+    }
   }
   const out: ReturnType<typeof benchSizes> = {};
   if (o.catalogs !== undefined) out.catalogs = o.catalogs.split(',').map((c) => positiveInt('--catalogs', c));
@@ -57,6 +61,7 @@ export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: numbe
     out.shape = { matrices: positiveInt('--shape', m[1]), dim: positiveInt('--shape', m[2]) };
   }
   if (o.reps !== undefined) out.reps = positiveInt('--reps', o.reps);
+  if (o.steps !== undefined) out.steps = positiveInt('--steps', o.steps);
   return out;
 }
 
@@ -104,7 +109,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'optimizer-quality': {
-      report = await runOptimizerQualityBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      report = await runOptimizerQualityBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps });
       table = formatOptimizerQualityReport(report);
       break;
     }
@@ -119,7 +124,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'sasrec': {
-      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps });
       table = formatSasrecReport(report);
       break;
     }

@@ -107,6 +107,7 @@ export function buildProgram(): Command {
     .option('--tokens <n>', 'loss: tokens per batch (default 4096; 1024 with --quick)')
     .option('--shape <MxD>', 'merge: M matrices of D × D per model, e.g. 8x2048 (default 32x4096; 48x1024 with --quick)')
     .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
+    .option('--steps <n>', 'sasrec, optimizer-quality: training steps per case (default 400 / 120; 60 / 30 with --quick)')
     .action((name: string, o) => benchCommand(name, o));
 
   return program;

@@ -18,6 +18,8 @@ describe('basin bench size options', () => {
     assert.deepEqual(benchSizes('loss', { catalogs: '10000,100000' }), { catalogs: [10_000, 100_000] });
     assert.deepEqual(benchSizes('merge', { shape: '8x2048', reps: '2' }), { shape: { matrices: 8, dim: 2048 }, reps: 2 });
     assert.deepEqual(benchSizes('matmul', {}), {});
+    assert.deepEqual(benchSizes('sasrec', { steps: '1000' }), { steps: 1000 });
+    assert.deepEqual(benchSizes('optimizer-quality', { steps: '60' }), { steps: 60 });
   });
 
   it('refuse bad values and an option of another benchmark, naming the flag', () => {
@@ -27,5 +29,7 @@ describe('basin bench size options', () => {
     assert.throws(() => benchSizes('merge', { shape: '2048' }), /--shape: expected <matrices>x<dim>/);
     assert.throws(() => benchSizes('merge', { catalogs: '100' }), /--catalogs is an option of `basin bench loss`, not of merge/);
     assert.throws(() => benchSizes('loss', { reps: '2' }), /--reps is an option of `basin bench merge`/);
+    assert.throws(() => benchSizes('loss', { steps: '10' }), /--steps is an option of `basin bench sasrec` and `basin bench optimizer-quality`, not of loss/);
+    assert.throws(() => benchSizes('sasrec', { steps: '-1' }), /--steps: expected a positive integer/);
   });
 });
