@@ -8,8 +8,8 @@
 //   V̂ = R·Cᵀ / max(mean(R), tiny) / (1 − β2ᵗ)
 //   M̃ = β1·(U·S·Vᵀ [+ E]) + (1−β1)·g   (the momentum the factors are fitted to)
 //   m̂ = M̃ / (1 − β1ᵗ)                  (plain; or with error feedback, where U·S·Vᵀ + E is the dense momentum)
-//   m̂ = U·(β1·S + (1−β1)·T)·Vᵀ / (1 − β1ᵗ) + (g − U·T·Vᵀ),  T = Uᵀ·g·V   (`residual`, the default): the
-//       low-rank momentum, plus the part of g that lies outside its subspaces at full weight (the plain M̃ would
+//   m̂ = U·(β1·S + (1−β1)·T)·Vᵀ / (1 − β1ᵗ) + ρ·(g − U·T·Vᵀ),  T = Uᵀ·g·V   (`residual`, the default): the
+//       low-rank momentum, plus the part of g outside its subspaces at weight ρ (`residualWeight`, 1: full; the plain M̃ would
 //       keep only (1−β1)·g of it: a 10× smaller step in every direction the rank-r momentum cannot hold)
 //   u = min((V̂ + ε)^(−1/2), pMax) ⊙ m̂;   u ← u / max(1, RMS(u)/clipThreshold)
 //   W ← W·(1 − lr·λ) − lr·u
@@ -219,7 +219,7 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
       const T1 = mm(tr(s.U, m, r), mm(g, s.V, m, n, r), r, m, r);
       const residual = !s.E && (c.residual ?? true);
       const rho = c.residualWeight ?? 1;
-      // Residual: m̂ = U·(β1·S + (1−β1)·T1)·Vᵀ / bc1 + (g − U·T1·Vᵀ).
+      // Residual: m̂ = U·(β1·S + (1−β1)·T1)·Vᵀ / bc1 + ρ·(g − U·T1·Vᵀ).
       const Lt = residual ? lowRankProduct(s.U, T1, s.V, m, n, r) : null;
       mt = new Float64Array(N);
       for (let i = 0; i < m; i++) {

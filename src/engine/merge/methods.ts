@@ -512,12 +512,15 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   if (method === 'slerp' && E !== 1) throw new Error(`merge slerp: tensor '${inp.name}' needs exactly one model besides the base, got ${E}`);
   if (method === 'model_stock' && E < 2) throw new Error(`merge model_stock: tensor '${inp.name}' needs at least two models besides the base, got ${E}`);
   const stride = 3 + 2 * E;
+  // Each expert's weight (1 where the method has none): multislerp's combination, and every method's sign vote
+  // (an expert of weight 0 takes no part in the conflicts).
+  const w = inp.perModel.map((_, t) => param(c, 'weight', t, 1));
   if (c.win) {
     // A row chunk: the coefficients came from the first pass (dots over all chunks); only the combination here.
     const pre = c.win.pre.coef;
     if (!pre) throw new Error(`merge ${method}: tensor '${inp.name}': no coefficients from the first pass`);
     const sb = method === 'slerp' || (method === 'multislerp' && E === 1) ? 0 : method === 'multislerp' ? (hasBase ? 1 : 0) : 1;
-    inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, pre, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase: sb, stride, rowsC, w: param(c, 'weight', t, 1), first: t === 0 ? 1 : 0 }, c.G));
+    inp.experts.forEach((x, t) => c.run(LINCOMB, [c.baseT, x, pre, a.acc0, whole(a.acc1), whole(a.mean), whole(a.flags), part], { t, subBase: sb, stride, rowsC, w: w[t], first: t === 0 ? 1 : 0 }, c.G));
     c.run(LIN_FINAL, [c.baseT, a.acc0, whole(a.acc1), pre, whole(a.mean), whole(a.flags), out, part], { stride, rowsC }, c.G);
     return [];
   }
@@ -531,7 +534,6 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
     c.run(DOTS, [c.baseT, x, y, dp], { rows: dotRows, cols: dotCols, subBase, chunks }, dotRows * chunks);
     c.run(REDUCE, [dp, sums], { G: chunks, sF: chunks, sG: 1, off, cnt: dotRows }, dotRows);
   };
-  const w = inp.perModel.map((_, t) => param(c, 'weight', t, 1));
   let subBase = 0;
   const flags: Flag[] = [];
   if (method === 'slerp') {
