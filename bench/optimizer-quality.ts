@@ -26,9 +26,17 @@ export interface OptimizerQualityOptions {
   only?: readonly string[];
   /** Override the step budget (default 120, quick 30). */
   steps?: number;
+  /** Also run mao's diagnostic variants (MAO_VARIANTS), each a row beside the defaults. */
+  variants?: boolean;
 }
 
 export const QUALITY_OPTIMIZERS = ['adamw', 'adafactor', 'mao'] as const;
+/**
+ * mao with one setting changed from its defaults: which part of mao costs quality against AdamW (exact momentum
+ * through error feedback, dense Adam state at rank 128, the weight of the gradient outside the momentum subspaces,
+ * refit frequency, the learning rate). Each is the row `mao <setting>`.
+ */
+export const MAO_VARIANTS = ['errorFeedback: true', 'rank: 128', 'residualWeight: 0.5', 'refitEvery: 5', 'lr: 0.0015', 'lr: 0.006'] as const;
 /** The benchmark transformer of bench/train-step.ts, as a config's model line. */
 const MODEL = '{ type: transformer, vocab: 4096, dModel: 128, layers: 2, heads: 4, seqLen: 64, mlpRatio: 4, dropout: 0 }';
 const BATCH = 32;
@@ -51,13 +59,13 @@ export function lossRatio(loss: number | null, adamw: number | null): number | n
   return loss / adamw;
 }
 
-function yaml(optimizer: string, lr: number, steps: number, sequences: number): string {
+function yaml(optimizer: string, lr: number, steps: number, sequences: number, extra = ''): string {
   return [
     `name: quality-${optimizer}`,
     'seed: 1',
     `model: ${MODEL}`,
     `data: { type: synthetic-sequences, sequences: ${sequences}, branching: 3, noise: 0.1, validFraction: 0.1 }`,
-    `train: { steps: ${steps}, batchSize: ${BATCH}, optimizer: { type: ${optimizer}, lr: ${lr} }, schedule: { type: cosine, warmup: ${Math.max(1, steps >> 3)}, minLrRatio: 0.1 }, gradClip: 1.0, evalEvery: 0, checkpointEvery: 0, statsEvery: 0, logEvery: 50 }`,
+    `train: { steps: ${steps}, batchSize: ${BATCH}, optimizer: { type: ${optimizer}, lr: ${lr}${extra ? `, ${extra}` : ''} }, schedule: { type: cosine, warmup: ${Math.max(1, steps >> 3)}, minLrRatio: 0.1 }, gradClip: 1.0, evalEvery: 0, checkpointEvery: 0, statsEvery: 0, logEvery: 50 }`,
   ].join('\n');
 }
 
@@ -72,23 +80,27 @@ export async function runOptimizerQualityBench(o: OptimizerQualityOptions): Prom
   const rt = new Runtime(gpu);
   try {
     const rows: Row[] = [];
-    for (const opt of QUALITY_OPTIMIZERS.filter((x) => !o.only || o.only.includes(x))) {
-      const lr = defaultLr(opt);
-      const text = yaml(opt, lr, steps, sequences);
-      const file = path.join(work, `${opt}.basin.yaml`);
+    const cases: { opt: string; label: string; lr: number; extra: string }[] = QUALITY_OPTIMIZERS.filter((x) => !o.only || o.only.includes(x)).map((opt) => ({ opt, label: opt, lr: defaultLr(opt), extra: '' }));
+    for (const v of o.variants ? MAO_VARIANTS : []) {
+      const lrOf = /^lr: (.*)$/.exec(v);
+      cases.push({ opt: 'mao', label: `mao ${v}`, lr: lrOf ? Number(lrOf[1]) : defaultLr('mao'), extra: lrOf ? '' : v });
+    }
+    for (const [i, { opt, label, lr, extra }] of cases.entries()) {
+      const text = yaml(opt, lr, steps, sequences, extra);
+      const file = path.join(work, `case-${i}.basin.yaml`);
       fs.writeFileSync(file, text + '\n');
       const s0 = performance.now();
       try {
         const r = await train({ rt, config: parseConfig(text, file), configPath: file, outputDir: path.join(work, 'runs') });
         const ev = r.eval;
-        rows.push({ optimizer: opt, lr, steps, validLoss: ev?.loss ?? null, validAccuracy: ev?.accuracy ?? null, vsAdamw: null, seconds: (performance.now() - s0) / 1000, ...(ev ? {} : { why: 'no validation metrics' }) });
+        rows.push({ optimizer: label, lr, steps, validLoss: ev?.loss ?? null, validAccuracy: ev?.accuracy ?? null, vsAdamw: null, seconds: (performance.now() - s0) / 1000, ...(ev ? {} : { why: 'no validation metrics' }) });
       } catch (e) {
         // A diverged optimizer is a result (the worst one), reported as such.
         if (!(e instanceof NonFiniteError)) throw e;
-        rows.push({ optimizer: opt, lr, steps, validLoss: null, validAccuracy: null, vsAdamw: null, seconds: (performance.now() - s0) / 1000, why: 'diverged (non-finite loss)' });
+        rows.push({ optimizer: label, lr, steps, validLoss: null, validAccuracy: null, vsAdamw: null, seconds: (performance.now() - s0) / 1000, why: 'diverged (non-finite loss)' });
       }
       const last = rows[rows.length - 1];
-      o.log(`  ${opt} (lr ${lr}): valid loss ${last.validLoss?.toFixed(4) ?? '—'}, acc ${last.validAccuracy === null ? '—' : (100 * last.validAccuracy).toFixed(1) + '%'} (${last.seconds.toFixed(1)} s)`);
+      o.log(`  ${label} (lr ${lr}): valid loss ${last.validLoss?.toFixed(4) ?? '—'}, acc ${last.validAccuracy === null ? '—' : (100 * last.validAccuracy).toFixed(1) + '%'} (${last.seconds.toFixed(1)} s)`);
     }
     const adamw = rows.find((r) => r.optimizer === 'adamw')?.validLoss ?? null;
     for (const r of rows) r.vsAdamw = lossRatio(r.validLoss, adamw);
@@ -125,11 +137,12 @@ export async function runOptimizerQualityBench(o: OptimizerQualityOptions): Prom
 export function formatOptimizerQualityReport(report: object): string {
   const r = report as { rows: Row[]; headline: Record<string, number | null>; setup: { steps: number; quick: boolean; seconds: number } };
   const lines = [`optimizer quality on the benchmark transformer: validation loss after ${r.setup.steps} steps${r.setup.quick ? ' (quick)' : ''}`];
-  const head = `${'optimizer'.padEnd(10)} ${'lr'.padStart(7)} ${'val loss'.padStart(9)} ${'val acc %'.padStart(9)} ${'÷ adamw'.padStart(8)} ${'s'.padStart(6)}`;
+  const wide = Math.max(10, ...r.rows.map((x) => x.optimizer.length));
+  const head = `${'optimizer'.padEnd(wide)} ${'lr'.padStart(7)} ${'val loss'.padStart(9)} ${'val acc %'.padStart(9)} ${'÷ adamw'.padStart(8)} ${'s'.padStart(6)}`;
   lines.push(head, '-'.repeat(head.length));
   for (const x of r.rows) {
     lines.push(
-      `${x.optimizer.padEnd(10)} ${String(x.lr).padStart(7)} ${(x.validLoss?.toFixed(4) ?? '—').padStart(9)} ${(x.validAccuracy === null ? '—' : (100 * x.validAccuracy).toFixed(1)).padStart(9)} ${(x.vsAdamw?.toFixed(4) ?? '—').padStart(8)} ${x.seconds.toFixed(1).padStart(6)}${x.why ? `  (${x.why})` : ''}`,
+      `${x.optimizer.padEnd(wide)} ${String(x.lr).padStart(7)} ${(x.validLoss?.toFixed(4) ?? '—').padStart(9)} ${(x.validAccuracy === null ? '—' : (100 * x.validAccuracy).toFixed(1)).padStart(9)} ${(x.vsAdamw?.toFixed(4) ?? '—').padStart(8)} ${x.seconds.toFixed(1).padStart(6)}${x.why ? `  (${x.why})` : ''}`,
     );
   }
   const q = r.headline.mao_val_loss_vs_adamw;

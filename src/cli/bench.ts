@@ -32,6 +32,8 @@ export interface BenchCliOptions {
   reps?: string;
   /** bench sasrec, optimizer-quality: training steps per case. */
   steps?: string;
+  /** bench optimizer-quality: also mao's diagnostic variants. */
+  variants?: boolean;
 }
 
 const positiveInt = (flag: string, v: string): number => {
@@ -45,7 +47,7 @@ const positiveInt = (flag: string, v: string): number => {
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
 export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number } {
-  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'] };
+  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], variants: ['optimizer-quality'] };
   for (const [k, benches] of Object.entries(owner)) {
     if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
       throw new Error(`--${k} is an option of ${benches.map((b) => `\`basin bench ${b}\``).join(' and ')}, not of ${name}`);
@@ -109,7 +111,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'optimizer-quality': {
-      report = await runOptimizerQualityBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps });
+      report = await runOptimizerQualityBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, variants: opts.variants });
       table = formatOptimizerQualityReport(report);
       break;
     }

@@ -31,5 +31,6 @@ describe('basin bench size options', () => {
     assert.throws(() => benchSizes('loss', { reps: '2' }), /--reps is an option of `basin bench merge`/);
     assert.throws(() => benchSizes('loss', { steps: '10' }), /--steps is an option of `basin bench sasrec` and `basin bench optimizer-quality`, not of loss/);
     assert.throws(() => benchSizes('sasrec', { steps: '-1' }), /--steps: expected a positive integer/);
+    assert.throws(() => benchSizes('sasrec', { variants: true }), /--variants is an option of `basin bench optimizer-quality`, not of sasrec/);
   });
 });
