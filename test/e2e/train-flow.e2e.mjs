@@ -150,8 +150,9 @@ export const tests = [
       await frame.locator('vscode-tab-header[data-tab="layers"]').click();
       await frame.locator('.lt-rows .lt-row').first().waitFor({ state: 'visible' });
       await page.waitForTimeout(400);
+      // Text and title read in one evaluation: live updates re-sort the rows between two separate reads.
       const name = frame.locator('.lt-rows .lt-row .lt-name').first();
-      const [shown, full] = [await name.textContent(), await name.getAttribute('title')];
+      const [shown, full] = await name.evaluate((el) => [el.textContent, el.getAttribute('title')]);
       assert.equal(shown, full, `the whole layer name shows in a wide table (${shown} for ${full})`);
       await t.screenshot('12-live-layer-table');
       await frame.locator('vscode-tab-header[data-tab="overview"]').click();
