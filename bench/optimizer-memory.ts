@@ -15,7 +15,7 @@ import type { TransformerSpec } from '../src/engine/nn/models';
 import { Adafactor } from '../src/engine/optim/adafactor';
 import { AdamW } from '../src/engine/optim/adamw';
 import { Mao } from '../src/engine/optim/mao';
-import type { Optimizer } from '../src/engine/optim/optimizer';
+import { stateElementBytes, type Optimizer } from '../src/engine/optim/optimizer';
 import { ParameterStore } from '../src/engine/optim/params';
 import { materializeModel } from '../src/engine/train/trainer';
 import { gitCommit } from './report';
@@ -83,7 +83,7 @@ export function umtamReferenceBytes(shapes: readonly (readonly number[])[], r: n
 }
 
 function declaredBytes(o: Optimizer): number {
-  return o.stateTensors().reduce((s, d) => s + 4 * d.shape.reduce((a, b) => a * b, 1), 0);
+  return o.stateTensors().reduce((s, d) => s + stateElementBytes(d) * d.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions): Promise<object> {

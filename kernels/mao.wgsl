@@ -3,7 +3,8 @@
 //
 // A factored tensor W [rows, cols] keeps U [rows, r], an r×r core S, V [cols, r] (its momentum ≈ U·S·Vᵀ), the
 // row/column means R [rows], C [cols] of g², and with error feedback a dense E. All factors of all tensors live in
-// ONE `state` buffer at per-tensor offsets; `work` is scratch.
+// ONE `state` buffer at per-tensor offsets; `work` is scratch. E is stored as bfloat16, two per u32 (ef_get, ef_pair):
+// 2 bytes per weight instead of 4, rounded to nearest even exactly as the CPU reference's bf16Round does.
 // Without error feedback (the default) every tensor of a batch (a span of the flat layout one binding covers) is
 // served by the same dispatch: the step (mao_b_*: R, C, the projection S ← β1·S + (1−β1)·Uᵀ·g·V, the update; dense
 // Adam for the vectors and small matrices) and every refitEvery steps the refit (mao_rb_*: subspace iteration from
@@ -75,7 +76,7 @@ struct MaoParams {
 @group(0) @binding(3) var<storage, read_write> state: array<f32>;
 @group(0) @binding(4) var<storage, read_write> work: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scalars: array<f32>;
-@group(0) @binding(6) var<storage, read_write> ef: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ef: array<u32>; // E, bf16 pairs: element k in word k/2, low half first
 @group(0) @binding(7) var<storage, read> norms: array<f32>;
 @group(0) @binding(8) var<storage, read> table: array<u32>;
 
@@ -107,6 +108,20 @@ fn ld(sel: u32, i: u32) -> f32 {
 }
 
 fn precond(vhat: f32) -> f32 { return min(inverseSqrt(vhat + p.eps), p.pMax); }
+
+// bf16 of x (its upper 16 bits) rounded to nearest, ties to even; finite inputs only (a skipped step writes nothing).
+fn bf16_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return (b + 0x7FFFu + ((b >> 16u) & 1u)) >> 16u;
+}
+
+// Element k of E (an index into the bound E, which starts at an even element).
+fn ef_get(k: u32) -> f32 {
+  let w = ef[k >> 1u];
+  return bitcast<f32>(select(w << 16u, w & 0xFFFF0000u, (k & 1u) == 1u));
+}
+
+fn ef_pair(lo: f32, hi: f32) -> u32 { return bf16_bits(lo) | (bf16_bits(hi) << 16u); }
 
 // ---------------- second moment ----------------
 
@@ -169,7 +184,7 @@ fn mao_us(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u
 fn momentum_at(i: u32, j: u32, k: u32, s: f32) -> f32 {
   var low = 0.0;
   for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[p.w1Off + i * p.r + c] * state[p.vOff + j * p.r + c]; }
-  return p.beta1 * (low + ef[k]) + (1.0 - p.beta1) * s * grad[k];
+  return p.beta1 * (low + ef_get(k)) + (1.0 - p.beta1) * s * grad[k];
 }
 
 fn direction(i: u32, j: u32, mt: f32, meanR: f32) -> f32 {
@@ -206,20 +221,27 @@ fn mao_total(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { scalars[p.tensor * 4u + 1u] = red[0]; }
 }
 
+// One invocation per pair of elements (2q, 2q + 1): they share E's word.
 @compute @workgroup_size(WG)
 fn mao_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let k = linear_wg(wid, nwg) * WG + lid;
+  let q = linear_wg(wid, nwg) * WG + lid;
   let n = p.rows * p.cols;
   let s = grad_scale();
-  if (k >= n || s < 0.0) { return; }
-  let i = k / p.cols;
-  let j = k % p.cols;
+  if (2u * q >= n || s < 0.0) { return; }
   let meanR = scalars[p.tensor * 4u];
   let denom = max(1.0, sqrt(scalars[p.tensor * 4u + 1u] / f32(n)) / p.clip);
-  let mt = momentum_at(i, j, k, s);
-  let u = direction(i, j, mt, meanR) / denom;
-  param[k] = param[k] * p.decayKeep - p.lr * u;
-  ef[k] = mt; // E holds M̃ until mao_ef subtracts the new factors
+  var mts = vec2f(0.0, 0.0);
+  for (var h = 0u; h < 2u; h = h + 1u) {
+    let k = 2u * q + h;
+    if (k >= n) { break; }
+    let i = k / p.cols;
+    let j = k % p.cols;
+    let mt = momentum_at(i, j, k, s);
+    let u = direction(i, j, mt, meanR) / denom;
+    param[k] = param[k] * p.decayKeep - p.lr * u;
+    mts[h] = mt;
+  }
+  ef[q] = ef_pair(mts.x, mts.y); // E holds M̃ (in bf16) until mao_ef subtracts the new factors
 }
 
 // ---------------- the momentum factors: projection and refit ----------------
@@ -281,13 +303,13 @@ fn mao_mul(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   if (trans) {
     for (var k = 0u; k < p.rows; k = k + 1u) {
       var d = 0.0;
-      if (useE) { d = ef[k * p.cols + i]; } else { d = grad[k * p.cols + i]; }
+      if (useE) { d = ef_get(k * p.cols + i); } else { d = grad[k * p.cols + i]; }
       dense = dense + d * ld(p.bSel, p.bOff + k * p.r + a);
     }
   } else {
     for (var k = 0u; k < p.cols; k = k + 1u) {
       var d = 0.0;
-      if (useE) { d = ef[i * p.cols + k]; } else { d = grad[i * p.cols + k]; }
+      if (useE) { d = ef_get(i * p.cols + k); } else { d = grad[i * p.cols + k]; }
       dense = dense + d * ld(p.bSel, p.bOff + k * p.r + a);
     }
   }
@@ -360,16 +382,24 @@ fn mao_commit(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   if (idx < p.r * p.r) { state[p.sOff + idx] = work[p.bOff + idx]; }
 }
 
-// E ← E − W1·Vᵀ with W1 = U·S of the NEW factors (mao_us ran after the refit or projection).
+// E ← E − W1·Vᵀ with W1 = U·S of the NEW factors (mao_us ran after the refit or projection). One invocation per
+// pair of elements, as mao_update.
 @compute @workgroup_size(WG)
 fn mao_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let k = linear_wg(wid, nwg) * WG + lid;
-  if (k >= p.rows * p.cols || grad_scale() < 0.0) { return; }
-  let i = k / p.cols;
-  let j = k % p.cols;
-  var low = 0.0;
-  for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[p.w1Off + i * p.r + c] * state[p.vOff + j * p.r + c]; }
-  ef[k] = ef[k] - low;
+  let q = linear_wg(wid, nwg) * WG + lid;
+  let n = p.rows * p.cols;
+  if (2u * q >= n || grad_scale() < 0.0) { return; }
+  var e = vec2f(0.0, 0.0);
+  for (var h = 0u; h < 2u; h = h + 1u) {
+    let k = 2u * q + h;
+    if (k >= n) { break; }
+    let i = k / p.cols;
+    let j = k % p.cols;
+    var low = 0.0;
+    for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[p.w1Off + i * p.r + c] * state[p.vOff + j * p.r + c]; }
+    e[h] = ef_get(k) - low;
+  }
+  ef[q] = ef_pair(e.x, e.y);
 }
 
 // ---------------- batched step: every tensor of a batch in one dispatch per phase ----------------
@@ -676,7 +706,10 @@ fn mao_b_energy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
     let n = table[b + T_ROWS] * table[b + T_COLS];
     let e0 = table[b + T_POFF];
     var e2 = 0.0;
-    for (var i = 0u; i < n; i = i + 1u) { e2 = e2 + ef[e0 + i] * ef[e0 + i]; }
+    for (var i = 0u; i < n; i = i + 1u) {
+      let x = ef_get(e0 + i);
+      e2 = e2 + x * x;
+    }
     total = s2 + e2;
   }
   var frac = -1.0;

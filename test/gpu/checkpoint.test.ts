@@ -132,4 +132,23 @@ describe('checkpoints', function () {
     assert.deepEqual(run.record.checkpoints.map((c) => c.step), [10, 20, 30]);
     await assert.rejects(train({ rt, config: parseConfig(CONFIG(30), 'ck.basin.yaml'), resume: r.runDir, resumeStep: 25 }), /has no checkpoint at step 25 \(checkpoints: 10, 20, 30\)/);
   });
+
+  it('mao with error feedback: E is checkpointed as BF16 (as it is held) and a resume replays the original run bit for bit', async () => {
+    const rt = await runtime();
+    const opt = 'mao, rank: 4, refitEvery: 3, errorFeedback: true';
+    const r = await train({ rt, config: parseConfig(CONFIG(30, opt), 'ck.basin.yaml'), outputDir: dir });
+    const latest = path.join(r.runDir, 'checkpoints/step-30.safetensors');
+    const original = await readTensor(latest, 'layers.0.weight');
+    const h = await readSafetensorsHeader(optimizerStatePath(latest));
+    assert.equal(h.tensors['E.layers.0.weight']?.dtype, 'BF16', 'E of the factored 24×12 weight, in bf16');
+    assert.deepEqual(h.tensors['E.layers.0.weight']?.shape, [24, 12]);
+    assert.equal(h.tensors['U.layers.0.weight']?.dtype, 'F32');
+    const e = (await readTensor(optimizerStatePath(latest), 'E.layers.0.weight', h)).data as Float32Array;
+    assert.ok(e.some((x) => x !== 0), 'E holds a residual');
+    fs.renameSync(latest, `${latest}.moved`);
+    fs.renameSync(optimizerStatePath(latest), `${optimizerStatePath(latest)}.moved`);
+    const resumed = await train({ rt, config: parseConfig(CONFIG(30, opt), 'ck.basin.yaml'), resume: r.runDir, resumeStep: 20 });
+    assert.equal(resumed.status, 'completed');
+    assert.deepEqual((await readTensor(latest, 'layers.0.weight')).data, original.data, 'steps 21–30 replayed from the step-20 checkpoint give the original weights');
+  });
 });

@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import { assertClose, randn, runtime } from './helpers';
 import { Mao, MaoOptions } from '../../src/engine/optim/mao';
 import { AdamW } from '../../src/engine/optim/adamw';
+import { stateElementBytes } from '../../src/engine/optim/optimizer';
 import { ParameterStore } from '../../src/engine/optim/params';
 import { CpuParam, cpuClipScale } from '../../src/engine/cpu/optim';
 import { CpuMaoConfig, bestRankEnergy, cpuMaoState, cpuMaoStep, cpuRefit, jacobiEigen, lowRankEnergy, lowRankProduct, maoLayout } from '../../src/engine/cpu/mao';
@@ -99,7 +100,8 @@ async function assertMatches(r: Awaited<ReturnType<typeof run>>, layout: Decl[],
       const got = lowRankProduct(U.get(d.name)!, S.get(d.name)!, V.get(d.name)!, st.rows, st.cols, st.r);
       const want = lowRankProduct(st.U, st.S, st.V, st.rows, st.cols, st.r);
       assertClose(Float32Array.from(got), Float32Array.from(want), { atol: 1e-5, rtol: 1e-3, what: `${what}: U·S·Vᵀ ${d.name}` });
-      if (E) assertClose(E.get(d.name)!, Float32Array.from(st.E!), { atol: 1e-5, rtol: 1e-3, what: `${what}: E ${d.name}` });
+      // E is bf16: where the GPU's f32 M̃ and the CPU's f64 one round to neighbouring bf16 values, one ulp (2⁻⁸).
+      if (E) assertClose(E.get(d.name)!, Float32Array.from(st.E!), { atol: 1e-5, rtol: 8e-3, what: `${what}: E ${d.name}` });
     } else {
       // f32 resolution at the tensor's scale: an entry of m that cancels to near 0 keeps an absolute error of a
       // few ulps of the largest entries.
@@ -173,10 +175,16 @@ describe('mao', () => {
     try {
       await assertMatches(r, layout, 'mao r8 EF');
       await assertEnergy(r, layout, 'mao r8 EF');
-      // With error feedback, U·S·Vᵀ + E is the dense momentum exactly: compare with a plain EMA of the clipped g.
+      // With error feedback, U·S·Vᵀ + E is the dense momentum up to E's bf16 rounding (2⁻⁹ of |M̃| and of |E| per
+      // step, decaying by β1): compare with a plain EMA of the clipped g.
       const [U, S, V, E] = await Promise.all(['U', 'S', 'V', 'E'].map(async (st) => (await r.opt.readState(st)).get('w')!));
       const low = lowRankProduct(U, S, V, 64, 48, 8);
-      assertClose(Float32Array.from(low, (x, q) => x + E[q]), Float32Array.from(r.ema[0]), { atol: 1e-6, rtol: 1e-4, what: 'U·S·Vᵀ + E vs the dense momentum' });
+      const ema = r.ema[0];
+      const scale = ema.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+      assertClose(Float32Array.from(low, (x, q) => x + E[q]), Float32Array.from(ema), { atol: 2e-2 * scale, rtol: 2e-2, what: 'U·S·Vᵀ + E vs the dense momentum' });
+      // … and not the low-rank part alone (the test would pass without E otherwise).
+      const err = (a: ArrayLike<number>) => Math.sqrt(Array.from(ema, (x, q) => (a[q] - x) ** 2).reduce((p, y) => p + y, 0));
+      assert.ok(err(Float32Array.from(low, (x, q) => x + E[q])) < 0.05 * err(low), 'E carries the momentum the rank-8 factors miss');
     } finally {
       r.opt.destroy();
       r.store.destroy();
@@ -364,7 +372,7 @@ describe('mao', () => {
       const declared = opt2.stateTensors().map((d) => `${d.state}.${d.param}:${d.shape.reduce((x, y) => x * y, 1)}`).sort();
       const held = Object.entries(snap.buffers).flatMap(([st, m]) => [...m].map(([p, x]) => `${st}.${p}:${x.length}`)).sort();
       assert.deepEqual(held, declared);
-      assert.equal(opt2.stateBytes, opt2.stateTensors().reduce((s, d) => s + 4 * d.shape.reduce((x, y) => x * y, 1), 0), 'stateBytes = what the checkpoint holds');
+      assert.equal(opt2.stateBytes, opt2.stateTensors().reduce((s, d) => s + stateElementBytes(d) * d.shape.reduce((x, y) => x * y, 1), 0), 'stateBytes = what the checkpoint holds');
       assert.throws(() => opt2.loadState({ step: 1, buffers: { ...snap.buffers, S: new Map() } }), /mao: the snapshot has no S for 'b\.weight'/);
     } finally {
       a.opt.destroy();

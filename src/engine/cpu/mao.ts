@@ -16,7 +16,9 @@
 //   then the momentum factors: on refit steps ((t − 1) mod K = 0) (U, S, V) ← rank-r subspace iteration on M̃;
 //   otherwise S ← Uᵀ·M̃·V with U, V fixed (= β1·S + (1−β1)·Uᵀ·g·V without error feedback). S is an r×r core (not a
 //   diagonal): the projection of M̃ on the fixed subspaces is then exact, and the refit makes it diagonal-dominant
-//   again. With error feedback E ← M̃ − U·S·Vᵀ (the new factors): U·S·Vᵀ + E is then the dense momentum exactly.
+//   again. With error feedback E ← M̃ − U·S·Vᵀ (the new factors): U·S·Vᵀ + E is then the dense momentum, up to E's
+//   storage in bfloat16: as on the GPU, E first holds bf16(M̃) (the projection and the refit read that) and then
+//   bf16(bf16(M̃) − U·S·Vᵀ).
 // Vectors and small matrices (min(m, n) ≤ rank): dense m, v with the same P, clamp and RMS clipping (Adam).
 import { CpuGuard, CpuParam, cpuClipScale } from './optim';
 
@@ -35,6 +37,37 @@ export interface CpuMaoConfig extends CpuGuard {
   residual?: boolean;
   /** ρ: weight of g's part outside the subspaces in the residual form (default 1). */
   residualWeight?: number;
+}
+
+// ---- bfloat16, E's storage: the upper 16 bits of an f32, rounded to nearest even (kernels/mao.wgsl bf16_bits) ----
+
+const f32Box = new Float32Array(1);
+const u32Box = new Uint32Array(f32Box.buffer);
+
+/** x rounded to bfloat16 (through f32, as the GPU holds it), returned as a number. */
+export function bf16Round(x: number): number {
+  f32Box[0] = x;
+  const b = u32Box[0];
+  u32Box[0] = (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  return f32Box[0];
+}
+
+/** The bf16 bit patterns of x (round to nearest even). */
+export function f32ToBf16(x: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    f32Box[0] = x[i];
+    const b = u32Box[0];
+    out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+/** bf16 bit patterns decoded to f32 (exact). */
+export function bf16ToF32(h: Uint16Array): Float32Array {
+  const bits = new Uint32Array(h.length);
+  for (let i = 0; i < h.length; i++) bits[i] = h[i] << 16;
+  return new Float32Array(bits.buffer);
 }
 
 /** How mao treats a tensor: factored momentum (rank ≥ 2 and min(rows, cols) > rank) or dense Adam. */
@@ -247,6 +280,8 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
     for (let q = 0; q < N; q++) x.p[q] = x.p[q] * decay - (lr * u[q]) / denom;
     if (!mt) return;
     const { rows: m, cols: n, r } = s;
+    // With error feedback the factors are fitted to what E holds: bf16(M̃).
+    if (s.E) for (let q = 0; q < N; q++) mt[q] = bf16Round(mt[q]);
     if ((t - 1) % c.refitEvery === 0) {
       const f = cpuRefit(mt, m, n, r, c.powerIters, s.V, maoSeed(t, k));
       s.U.set(f.U);
@@ -260,7 +295,7 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
     }
     if (s.E) {
       const L = lowRankProduct(s.U, s.S, s.V, m, n, r);
-      for (let q = 0; q < N; q++) s.E[q] = mt[q] - L[q];
+      for (let q = 0; q < N; q++) s.E[q] = bf16Round(mt[q] - L[q]);
     }
     let total = 0;
     for (let q = 0; q < N; q++) total += mt[q] * mt[q];

@@ -5,9 +5,13 @@
 // State of a tensor of rank ≥ 2 viewed as W [m, n] (shape[0] × rest) with min(m, n) > rank:
 //   U [m, r], S [r, r], V [n, r]   the momentum ≈ U·S·Vᵀ    (m·r + r² + n·r floats instead of m·n)
 //   R [m], C [n]                   row/column means of g²   (V̂ = R·Cᵀ / mean(R), bias corrected)
-//   E [m, n]                       only with errorFeedback: the dense residual M̃ − U·S·Vᵀ (+ m·n floats: with it
-//                                  the momentum is exact, and mao keeps 1 + (m+n)(r+1)/mn floats per weight
-//                                  against AdamW's 2; without it, (m+n)(r+1)/mn + r²/mn)
+//   E [m, n]                       only with errorFeedback: the dense residual M̃ − U·S·Vᵀ in bfloat16 (+ 2 bytes per
+//                                  weight: with it the momentum is exact up to E's rounding, 2⁻⁹ of the residual,
+//                                  and mao keeps 0.5 + (m+n)(r+1)/mn floats per weight against AdamW's 2; without
+//                                  it, (m+n)(r+1)/mn + r²/mn). bf16 rather than f16: the residual has the gradient's
+//                                  range (down to 1e-9 and below), which f16 would flush to zero; 8 bits of mantissa
+//                                  are plenty for a momentum (the rounding error does not accumulate: each step
+//                                  rounds β1·E + …, so it stays at 2⁻⁹·|E| / (1 − β1)).
 // Vectors and matrices with min(m, n) ≤ rank: dense Adam m, v (factoring them would save nothing), with the same
 // preconditioner clamp and RMS clipping.
 //
@@ -52,7 +56,7 @@
 // error feedback M̃ = U'·S'·V'ᵀ + E' with E' = M̃ − P_U'·M̃·P_V' orthogonal to the first term, so ‖M̃‖² = ‖S'‖² + ‖E'‖².
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
-import { maoLayout, maoOmegaScale, maoSeed } from '../cpu/mao';
+import { bf16ToF32, f32ToBf16, maoLayout, maoOmegaScale, maoSeed } from '../cpu/mao';
 import { GradNorms } from './clip';
 import type { Optimizer, OptimizerSnapshot, OptimizerStateInput, OptimizerStatistics, StateTensorInfo } from './optimizer';
 import { FLAT_ALIGN, ParamEntry, ParameterStore } from './params';
@@ -157,7 +161,7 @@ export interface MaoOptions {
   gradNorms?: GradNorms;
 }
 
-/** Where one tensor's state lives (offsets in elements of `state`, or of `ef` for E). */
+/** Where one tensor's state lives (offsets in elements of `state`, or in bf16 elements of `ef` for E). */
 interface Slot {
   entry: ParamEntry;
   factored: boolean;
@@ -234,7 +238,8 @@ export class Mao implements Optimizer {
   readonly residualWeight: number;
   private readonly slots: Slot[];
   private readonly stateFloats: number;
-  private readonly efFloats: number;
+  /** bf16 elements of `ef` (a multiple of 128: every tensor's E starts 256-byte aligned). */
+  private readonly efHalves: number;
   private readonly workFloats: number;
   private readonly state_: GPUBuffer;
   private readonly work: GPUBuffer;
@@ -312,7 +317,7 @@ export class Mao implements Optimizer {
         work = Math.max(work, workLayout(rows, cols, r).total);
         if (this.errorFeedback) {
           s.eOff = eOff;
-          eOff += Math.ceil(e.size / FLAT_ALIGN) * FLAT_ALIGN; // each E bound alone: 256-byte aligned
+          eOff += Math.ceil(e.size / (2 * FLAT_ALIGN)) * 2 * FLAT_ALIGN; // each E bound alone: 256-byte aligned
         }
       } else {
         s.amOff = off;
@@ -322,7 +327,7 @@ export class Mao implements Optimizer {
       return s;
     });
     this.stateFloats = off;
-    this.efFloats = eOff;
+    this.efHalves = eOff;
     // Batches: consecutive tensors while their span fits one binding (and so does their scratch). Frozen tensors
     // stay inside the spans (a tensor can be unfrozen later); the table records skip them.
     this.batches = [];
@@ -355,7 +360,7 @@ export class Mao implements Optimizer {
       tableU32 += Math.ceil((b.dense * TAB) / TAB_ALIGN) * TAB_ALIGN || TAB_ALIGN;
     }
     this.workFloats = work;
-    for (const [what, floats] of [['state', off], ['error-feedback', eOff], ['scratch', work]] as const) {
+    for (const [what, floats] of [['state', off], ['error-feedback', eOff / 2], ['scratch', work]] as const) {
       if (floats * 4 > rt.maxBindingBytes) {
         throw new Error(`mao: the ${what} buffer (${(floats * 4 / 2 ** 20).toFixed(1)} MiB) is larger than one GPU binding (${(rt.maxBindingBytes / 2 ** 20).toFixed(0)} MiB); lower rank or use adamw`);
       }
@@ -364,7 +369,7 @@ export class Mao implements Optimizer {
     this.state_ = dev.createBuffer({ size: Math.max(16, off * 4), usage: USAGE, label: 'mao:state' });
     this.work = dev.createBuffer({ size: Math.max(16, work * 4), usage: USAGE, label: 'mao:work' });
     this.scalars = dev.createBuffer({ size: Math.max(16, store.entries.length * 16), usage: USAGE, label: 'mao:scalars' });
-    this.ef = dev.createBuffer({ size: Math.max(256, eOff * 4), usage: USAGE, label: 'mao:ef' });
+    this.ef = dev.createBuffer({ size: Math.max(256, eOff * 2), usage: USAGE, label: 'mao:ef' });
     this.table = dev.createBuffer({ size: Math.max(256, tableU32 * 4), usage: USAGE, label: 'mao:table' });
     // capturedEnergy()'s records: every factored tensor (T_POFF: where its E starts in `ef`).
     const energy = this.slots.filter((sl) => sl.factored);
@@ -390,11 +395,11 @@ export class Mao implements Optimizer {
     return this.steps;
   }
 
-  /** Bytes of optimizer state (factors, R and C, dense Adam state of the small tensors, E): what a checkpoint holds. */
+  /** Bytes of optimizer state (factors, R and C, dense Adam state of the small tensors, E in bf16): what a checkpoint holds. */
   get stateBytes(): number {
     let floats = 0;
     for (const sl of this.slots) {
-      if (sl.factored) floats += (sl.rows + sl.cols) * sl.r + sl.r * sl.r + sl.rows + sl.cols + (this.errorFeedback ? sl.entry.size : 0);
+      if (sl.factored) floats += (sl.rows + sl.cols) * sl.r + sl.r * sl.r + sl.rows + sl.cols + (this.errorFeedback ? sl.entry.size / 2 : 0);
       else floats += 2 * sl.entry.size;
     }
     return floats * 4;
@@ -516,7 +521,7 @@ export class Mao implements Optimizer {
       const e = sl.entry;
       if (!sl.factored || e.flags.frozen || e.size === 0) continue;
       const range = { offset: e.offset * 4, size: e.size * 4 };
-      const efB: BufferBinding = { buffer: this.ef, offset: sl.eOff * 4, size: e.size * 4 };
+      const efB: BufferBinding = { buffer: this.ef, offset: sl.eOff * 2, size: Math.ceil(e.size / 2) * 4 };
       const bufs: BufferBinding[] = [{ buffer: s.params.buffer, ...range }, { buffer: s.grads.buffer, ...range }, stateB, workB, scalarsB, efB, norms, tableB];
       const { rows: m, cols: nc } = sl;
       const w = workLayout(m, nc, r);
@@ -548,7 +553,7 @@ export class Mao implements Optimizer {
       d(US, groups(m * r));
       d(SUMSQ, m);
       d(TOTAL, 1);
-      d(UPDATE, groups(e.size));
+      d(UPDATE, groups(Math.ceil(e.size / 2))); // one invocation per pair (E packs two per word)
       const mulE = (trans: boolean, xOff: number, out: number) =>
         d(MUL, groups((trans ? nc : m) * r), { flag: (trans ? 1 : 0) | 2, bSel: SEL_WORK, bOff: xOff, oOff: out, cL: 0, cD: 1 });
       const orth = (off: number, len: number) => {
@@ -580,7 +585,7 @@ export class Mao implements Optimizer {
         d(CORE, groups(r * r), { xOff: w.t1, cL: 0, cD: 1 });
       }
       d(US, groups(m * r));
-      d(EF, groups(e.size));
+      d(EF, groups(Math.ceil(e.size / 2)));
     }
   }
 
@@ -699,7 +704,7 @@ export class Mao implements Optimizer {
           { state: 'R', param: p, shape: [sl.rows] },
           { state: 'C', param: p, shape: [sl.cols] },
         );
-        if (this.errorFeedback) out.push({ state: 'E', param: p, shape: [...sl.entry.shape] });
+        if (this.errorFeedback) out.push({ state: 'E', param: p, shape: [...sl.entry.shape], dtype: 'BF16' });
       } else out.push({ state: 'm', param: p, shape: [...sl.entry.shape] }, { state: 'v', param: p, shape: [...sl.entry.shape] });
     }
     return out;
@@ -726,7 +731,7 @@ export class Mao implements Optimizer {
 
   async readState(state: string): Promise<Map<string, Float32Array>> {
     if (!this.stateNames().includes(state)) throw new Error(`mao: no state named '${state}' (${this.stateNames().join(', ')})`);
-    const all = state === 'E' ? await this.readBuffer(this.ef, this.efFloats) : await this.readBuffer(this.state_, this.stateFloats);
+    const all = state === 'E' ? await this.readEf() : await this.readBuffer(this.state_, this.stateFloats);
     const out = new Map<string, Float32Array>();
     for (const sl of this.slots) {
       const w = this.where(state, sl);
@@ -747,7 +752,7 @@ export class Mao implements Optimizer {
   loadState(input: OptimizerStateInput): void {
     if (!Number.isInteger(input.step) || input.step < 0) throw new Error(`mao: bad step count ${input.step}`);
     const host = new Float32Array(this.stateFloats);
-    const efHost = new Float32Array(this.efFloats);
+    const efHost = new Uint16Array(this.efHalves);
     for (const sl of this.slots) {
       for (const st of this.stateNames()) {
         const w = this.where(st, sl);
@@ -756,12 +761,13 @@ export class Mao implements Optimizer {
         const data = b && !(b instanceof Float32Array) ? b.get(sl.entry.name) : undefined;
         if (!data) throw new Error(`mao: the snapshot has no ${st} for '${sl.entry.name}'`);
         if (data.length !== w[2]) throw new Error(`mao: ${st} of '${sl.entry.name}' has ${data.length} values, expected ${w[2]}`);
-        (w[0] === 'ef' ? efHost : host).set(data, w[1]);
+        if (w[0] === 'ef') efHost.set(f32ToBf16(data), w[1]);
+        else host.set(data, w[1]);
       }
     }
     const rt = this.store.runtime;
     if (this.stateFloats) rt.write({ buffer: this.state_, offset: 0, size: this.stateFloats * 4 }, host);
-    if (this.efFloats) rt.write({ buffer: this.ef, offset: 0, size: this.efFloats * 4 }, efHost);
+    if (this.efHalves) rt.write({ buffer: this.ef, offset: 0, size: this.efHalves * 2 }, efHost);
     this.steps = input.step;
   }
 
@@ -780,6 +786,12 @@ export class Mao implements Optimizer {
 
   private externalBytes(): number {
     return this.state_.size + this.work.size + this.scalars.size + this.ef.size + this.table.size + this.energyTable.size;
+  }
+
+  /** E decoded from bf16 (offsets as in `where`). */
+  private async readEf(): Promise<Float32Array> {
+    if (!this.efHalves) return new Float32Array(0);
+    return bf16ToF32(new Uint16Array(await this.store.runtime.readBytes({ buffer: this.ef, offset: 0, size: this.efHalves * 2 })));
   }
 
   private async readBuffer(buf: GPUBuffer, floats: number): Promise<Float32Array> {

@@ -29,6 +29,13 @@ export interface StateTensorInfo {
   state: string;
   param: string;
   shape: number[];
+  /** How it is held and checkpointed (default F32; mao's error-feedback residual is BF16). */
+  dtype?: 'F32' | 'BF16';
+}
+
+/** Bytes per element of a state tensor's dtype. */
+export function stateElementBytes(d: StateTensorInfo): number {
+  return d.dtype === 'BF16' ? 2 : 4;
 }
 
 /** Which optimizer state the statistics pass reads as what (no `instanceof`, no fixed names). */

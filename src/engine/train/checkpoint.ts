@@ -32,11 +32,11 @@ export async function saveCheckpoint(run: RunFolder, step: number, store: Parame
   const rel = run.checkpointPath(step);
   const abs = path.join(run.dir, rel);
   const meta = { step: String(step), format: 'basin-1' };
-  const optTensors: { name: string; dtype: 'F32'; shape: number[]; data: Float32Array }[] = [];
+  const optTensors: { name: string; dtype: 'F32' | 'BF16'; shape: number[]; data: Float32Array }[] = [];
   for (const d of optimizer.stateTensors()) {
     const data = snap.buffers[d.state]?.get(d.param);
     if (!data) throw new Error(`${optimizer.name}: its snapshot lacks ${d.state} of ${d.param}, which it declares`);
-    optTensors.push({ name: `${d.state}.${d.param}`, dtype: 'F32', shape: d.shape, data });
+    optTensors.push({ name: `${d.state}.${d.param}`, dtype: d.dtype ?? 'F32', shape: d.shape, data });
   }
   // The optimizer state first, the weights last: a checkpoint exists once its weights file does (that is what
   // availableCheckpoints() looks for), so a kill between the two writes leaves no half checkpoint behind.
@@ -49,13 +49,14 @@ export async function saveCheckpoint(run: RunFolder, step: number, store: Parame
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-/** Problems of a header against expected (name, shape) pairs: missing, not F32, another shape. */
-function headerProblems(header: SafetensorsHeader, expected: { name: string; shape: readonly number[] }[], what: string): string[] {
+/** Problems of a header against expected (name, shape, dtype: default F32) triples: missing, another dtype or shape. */
+function headerProblems(header: SafetensorsHeader, expected: { name: string; shape: readonly number[]; dtype?: string }[], what: string): string[] {
   const out: string[] = [];
   for (const e of expected) {
     const t = header.tensors[e.name];
+    const dtype = e.dtype ?? 'F32';
     if (!t) out.push(`no ${what} ${e.name}`);
-    else if (t.dtype !== 'F32') out.push(`${what} ${e.name} is ${t.dtype}, expected F32`);
+    else if (t.dtype !== dtype) out.push(`${what} ${e.name} is ${t.dtype}, expected ${dtype}`);
     else if (!sameShape(t.shape, e.shape)) out.push(`${what} ${e.name} has shape ${fmt(t.shape)}, expected ${fmt(e.shape)}`);
   }
   const known = new Set(expected.map((e) => e.name));
@@ -88,7 +89,7 @@ export async function loadCheckpoint(file: string, store: ParameterStore, optimi
     throw new CheckpointMismatchError(optFile, [`its optimizer state is ${saved}'s, this run uses ${optimizer.name}`]);
   }
   const decl = optimizer.stateTensors();
-  const problems = headerProblems(oh, decl.map((d) => ({ name: `${d.state}.${d.param}`, shape: d.shape })), 'optimizer state');
+  const problems = headerProblems(oh, decl.map((d) => ({ name: `${d.state}.${d.param}`, shape: d.shape, dtype: d.dtype })), 'optimizer state');
   if (problems.length) throw new CheckpointMismatchError(optFile, problems);
   await loadWeights(file, store);
   const buffers: Record<string, Map<string, Float32Array>> = {};

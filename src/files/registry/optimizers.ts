@@ -77,7 +77,7 @@ export const mao = defineEntry({
     'For a weight viewed as a matrix [m, n] with min(m, n) > rank it keeps the momentum as U [m, r]·S [r, r]·V [n, r]ᵀ and Adafactor\'s row/column second moment R [m], C [n]: ' +
     '(m + n)(r + 1) + r² floats instead of AdamW\'s 2·m·n. Update: P = min((V̂ + eps)^(−1/2), pMax), W ← W − lr·P ⊙ M̃ (M̃ = β1·U·S·Vᵀ + (1 − β1)·g, bias corrected), ' +
     'the update RMS clipped to `clipThreshold`, decoupled weight decay. Between refits U, V stay fixed and S follows M̃ in their subspace; every `refitEvery` steps the subspaces ' +
-    'are refitted to M̃ by randomized subspace iteration on the GPU. Vectors and smaller matrices: dense Adam state. `errorFeedback` adds a dense residual E (+1 float per weight) that makes the momentum exact.',
+    'are refitted to M̃ by randomized subspace iteration on the GPU. Vectors and smaller matrices: dense Adam state. `errorFeedback` adds a dense residual E in bfloat16 (+2 bytes per weight) that makes the momentum exact up to its rounding.',
   source: 'UMTAM arXiv 2512.17109; MoFaSGD arXiv 2507.08091 (low-rank momentum); Adafactor arXiv 1804.04235 (factored second moment)',
   params: {
     lr: lr(0.003),
@@ -96,7 +96,7 @@ export const mao = defineEntry({
     pMax: { type: 'number', exclusiveMinimum: 0, default: 10000, doc: 'Clamp of the preconditioner P = (V̂ + eps)^(−1/2) (caps the step where the second moment is tiny).' },
     clipThreshold: { type: 'number', exclusiveMinimum: 0, default: 1, doc: 'Update clipping: the update is divided by max(1, RMS(update) / clipThreshold), per tensor.' },
     weightDecay: { type: 'number', minimum: 0, default: 0.01, doc: 'Decoupled weight decay (multiplied by the learning rate).' },
-    errorFeedback: { type: 'boolean', default: false, doc: 'Keep the dense residual E = M̃ − U·S·Vᵀ (+4 bytes per factored weight): the momentum becomes exact.' },
+    errorFeedback: { type: 'boolean', default: false, doc: 'Keep the dense residual E = M̃ − U·S·Vᵀ in bfloat16 (+2 bytes per factored weight): the momentum becomes exact up to E\'s rounding.' },
     residual: {
       type: 'boolean',
       default: true,
