@@ -7,8 +7,8 @@
 // steps). AdamW and mao windows alternate (ABBA) so that machine load hits both alike; one window each warms up
 // (pipeline compiles, the first refit). Also timed, the same way: the optimizer step alone (optimizer.step(lr) then
 // the queue drained, gradients left in place), to show what the optimizer itself costs.
-// Cases: the demo model with mao at rank 8 (at rank 32 every demo matrix would take the dense Adam path), and the
-// transformer of bench/train-step.ts at rank 32.
+// Cases: the demo model with mao at rank 8 (at rank 32 every demo matrix would take the dense Adam path), the
+// transformer of bench/train-step.ts at rank 32, and the same with error feedback (E in bf16; skipped by --quick).
 import * as path from 'node:path';
 import { backward } from '../src/engine/autograd/tape';
 import { GpuDevice } from '../src/engine/gpu/device';
@@ -34,13 +34,17 @@ interface Case {
   spec: TransformerSpec;
   batch: number;
   rank: number;
+  /** mao with its bf16 error-feedback residual E (exact momentum). */
+  errorFeedback?: boolean;
 }
 
 const REFIT_EVERY = 20;
 const LR = 3e-3;
+const TRANSFORMER: TransformerSpec = { type: 'transformer', vocab: 4096, dModel: 128, layers: 2, heads: 4, seqLen: 64, mlpRatio: 4, dropout: 0 };
 const CASES: Case[] = [
   { name: 'demo', spec: { type: 'transformer', vocab: 64, dModel: 32, layers: 2, heads: 4, seqLen: 16, mlpRatio: 4, dropout: 0 }, batch: 32, rank: 8 },
-  { name: 'transformer', spec: { type: 'transformer', vocab: 4096, dModel: 128, layers: 2, heads: 4, seqLen: 64, mlpRatio: 4, dropout: 0 }, batch: 32, rank: 32 },
+  { name: 'transformer', spec: TRANSFORMER, batch: 32, rank: 32 },
+  { name: 'transformer+ef', spec: TRANSFORMER, batch: 32, rank: 32, errorFeedback: true },
 ];
 
 
@@ -53,7 +57,7 @@ class Runner {
     const { model, store } = materializeModel(rt, c.spec, 1);
     this.model = model;
     this.store = store;
-    this.optimizer = which === 'adamw' ? new AdamW(store, { maxGradNorm: 1 }) : new Mao(store, { rank: c.rank, refitEvery: REFIT_EVERY, maxGradNorm: 1 });
+    this.optimizer = which === 'adamw' ? new AdamW(store, { maxGradNorm: 1 }) : new Mao(store, { rank: c.rank, refitEvery: REFIT_EVERY, maxGradNorm: 1, errorFeedback: c.errorFeedback ?? false });
     model.train();
   }
 
@@ -131,7 +135,8 @@ export async function runMaoStepBench(opts: MaoStepBenchOptions): Promise<object
   const rows: MaoStepRow[] = [];
   try {
     for (const c of CASES) {
-      log(`mao-step: ${c.name} (mao rank ${c.rank})`);
+      if (opts.quick && c.errorFeedback) continue;
+      log(`mao-step: ${c.name} (mao rank ${c.rank}${c.errorFeedback ? ', error feedback' : ''})`);
       const batch = makeBatch(c.spec, c.batch, 1234);
       const a = new Runner(rt, c, batch, 'adamw');
       const m = new Runner(rt, c, batch, 'mao');
@@ -188,6 +193,7 @@ export async function runMaoStepBench(opts: MaoStepBenchOptions): Promise<object
     headline: {
       mao_step_vs_adamw: by('transformer')?.ratio ?? null,
       mao_step_vs_adamw_demo: by('demo')?.ratio ?? null,
+      mao_error_feedback_step_vs_adamw: by('transformer+ef')?.ratio ?? null,
       mao_optimizer_vs_adamw: by('transformer')?.optimizer_ratio ?? null,
     },
   };
@@ -197,10 +203,10 @@ export function formatMaoStepReport(report: object): string {
   const r = report as { rows: MaoStepRow[]; headline: Record<string, number | null>; device: { description: string; fallback: boolean }; commit: string | null };
   const out: string[] = [];
   out.push(`training step, mao vs AdamW (refit amortized), on ${r.device.description}${r.device.fallback ? ' (software)' : ''}, commit ${r.commit ?? 'n/a'}`);
-  out.push(`${'case'.padEnd(12)} rank  factored  adamw ms/step  mao ms/step  ratio   adamw opt ms  mao opt ms  opt ratio`);
+  out.push(`${'case'.padEnd(15)} rank  factored  adamw ms/step  mao ms/step  ratio   adamw opt ms  mao opt ms  opt ratio`);
   for (const x of r.rows) {
     out.push(
-      `${x.case.padEnd(12)} ${String(x.rank).padStart(4)}  ${x.factored.padStart(8)}  ${x.adamw_ms_per_step.toFixed(1).padStart(13)}  ${x.mao_ms_per_step.toFixed(1).padStart(11)}  ${x.ratio.toFixed(2).padStart(5)}   ${x.adamw_optimizer_ms.toFixed(2).padStart(12)}  ${x.mao_optimizer_ms.toFixed(2).padStart(10)}  ${x.optimizer_ratio.toFixed(2).padStart(9)}`,
+      `${x.case.padEnd(15)} ${String(x.rank).padStart(4)}  ${x.factored.padStart(8)}  ${x.adamw_ms_per_step.toFixed(1).padStart(13)}  ${x.mao_ms_per_step.toFixed(1).padStart(11)}  ${x.ratio.toFixed(2).padStart(5)}   ${x.adamw_optimizer_ms.toFixed(2).padStart(12)}  ${x.mao_optimizer_ms.toFixed(2).padStart(10)}  ${x.optimizer_ratio.toFixed(2).padStart(9)}`,
     );
   }
   out.push(`headline: ${Object.entries(r.headline).map(([k, v]) => `${k} = ${v === null ? 'n/a' : v.toFixed(2)}`).join(', ')}`);

@@ -5,16 +5,13 @@
 // row/column means R [rows], C [cols] of g², and with error feedback a dense E. All factors of all tensors live in
 // ONE `state` buffer at per-tensor offsets; `work` is scratch. E is stored as bfloat16, two per u32 (ef_get, ef_pair):
 // 2 bytes per weight instead of 4, rounded to nearest even exactly as the CPU reference's bf16Round does.
-// Without error feedback (the default) every tensor of a batch (a span of the flat layout one binding covers) is
-// served by the same dispatch: the step (mao_b_*: R, C, the projection S ← β1·S + (1−β1)·Uᵀ·g·V, the update; dense
-// Adam for the vectors and small matrices) and every refitEvery steps the refit (mao_rb_*: subspace iteration from
-// Ω = V + noise, CholQR2, S' = U'ᵀ·M̃·V'). The low-rank operator is never formed: M̃·X = β1·U·(S·(Vᵀ·X)) +
-// (1−β1)·s·g·X. Sections "batched step" and "batched refit" below say how.
-// With error feedback one tensor per dispatch, offsets in the uniforms: mao_rows, mao_cols (R, C) → mao_meanr →
-// mao_us (W1 = U·S) → mao_sumsq (per row Σu², into rowpart [rows]) → mao_total → mao_update (E ← M̃), then the
-// projection S ← Uᵀ·E·V (mao_mul, mao_atb, mao_core) or the refit (mao_omega / mao_mul / CholQR2 = mao_atb +
-// mao_chol + mao_trsm, twice / mao_commit; scratch Y [rows, r], A [rows, r], Z [cols, r], T1, Gm [r, r]) with
-// M̃·X = E·X, then mao_us + mao_ef (E ← M̃ − U·S·Vᵀ of the new factors).
+// Every tensor of a batch (a span of the flat layout one binding covers) is served by the same dispatch: the step
+// (mao_b_*: R, C, the projection S ← β1·S + (1−β1)·Uᵀ·g·V, the update; dense Adam for the vectors and small
+// matrices) and every refitEvery steps the refit (mao_rb_*: subspace iteration from Ω = V + noise, CholQR2,
+// S' = U'ᵀ·M̃·V'). The low-rank operator is never formed: M̃·X = β1·U·(S·(Vᵀ·X)) + (1−β1)·s·g·X. With error feedback
+// (p.kind = 1) the same phases carry E: the step's dense part is D = β1·E + (1−β1)·s·g, the refit's operator is E
+// (holding M̃ on refit steps), and two more refit phases (mao_rb_yg, mao_rb_ef) leave E = M̃ − U'·S'·V'ᵀ. Sections
+// "batched step" and "batched refit" below say how.
 // Dispatches in one pass are ordered, so each kernel sees the previous one's writes. Every kernel that writes
 // state returns at once when the step is skipped (non-finite gradient), so a skipped step changes nothing.
 //#include "common/finite.wgsl"
@@ -38,19 +35,19 @@ struct MaoParams {
   cOff: u32,
   amOff: u32,        // dense Adam m, v (unfactored tensors)
   avOff: u32,
-  kind: u32,         // mao_b_energy: 1 with error feedback (‖M̃‖² = ‖S‖² + ‖E‖²), else 0
-  w1Off: u32,        // work offsets
+  kind: u32,         // 1 with error feedback (mao_b_*, mao_rb_mul; mao_b_energy: ‖M̃‖² = ‖S‖² + ‖E‖²), else 0
+  w1Off: u32,        // (unused: the fields up to here that the batched kernels do not read are kept for the layout)
   rowpartOff: u32,
-  // operands of the generic kernels (mao_atb, mao_mul, mao_core, mao_trsm, mao_chol, mao_commit; mao_rb_*: slot ids):
-  aSel: u32,         // 0: state, 1: work
+  // operands of the batched refit (mao_rb_*: slot ids RS_*):
+  aSel: u32,         // (unused)
   aOff: u32,
-  bSel: u32,
+  bSel: u32,         // (unused)
   bOff: u32,
-  oOff: u32,         // output (work)
-  len: u32,          // rows of the operands of mao_atb / mao_trsm
-  flag: u32,         // mao_mul: 1 = Mᵀ·X; mao_rb_small: 1 = Sᵀ; mao_mul: bit 1 = D is E (else g)
-  seed: u32,         // mao_omega: the seed; mao_rb_omega: the step t
-  xOff: u32,         // mao_commit: source of V; mao_rb_small, mao_rb_mul: T operand
+  oOff: u32,         // output
+  len: u32,          // mao_rb_atb, mao_rb_trsm: the reduction runs over rows (0) or cols (1)
+  flag: u32,         // mao_rb_mul: 1 = M̃ᵀ·X; mao_rb_small: 1 = Sᵀ
+  seed: u32,         // mao_rb_omega: the step t
+  xOff: u32,         // mao_rb_small, mao_rb_mul: T operand
   maxNorm: f32,
   beta1: f32,
   beta2: f32,
@@ -61,9 +58,9 @@ struct MaoParams {
   clip: f32,
   lr: f32,
   decayKeep: f32,    // 1 − lr·λ (1 without decay)
-  cL: f32,           // mao_mul: coefficient of the low-rank part; mao_core: of S
-  cD: f32,           // mao_mul: coefficient of the dense part (times the gradient scale when D is g); mao_core: of T
-  omegaScale: f32,
+  cL: f32,           // mao_rb_mul: coefficient of the low-rank part
+  cD: f32,           // mao_rb_mul: coefficient of the dense part (times the gradient scale when it is g)
+  omegaScale: f32,   // (unused: per tensor in the table, T_OMEGA)
   // the batched kernels (mao_b_*): one dispatch for every tensor of a batch, each found in `table`
   nb: u32,           // tensors in the batch
   wgTotal: u32,      // workgroups of this dispatch (the 2-D fold may add a few past the end)
@@ -80,9 +77,6 @@ struct MaoParams {
 @group(0) @binding(7) var<storage, read> norms: array<f32>;
 @group(0) @binding(8) var<storage, read> table: array<u32>;
 
-var<workgroup> red: array<f32, WG>;
-var<workgroup> shared_floor: f32;
-
 // The gradient scale of this step: the clipping factor, or −1 when the step is skipped (non-finite gradient).
 fn grad_scale() -> f32 {
   if (p.mode == 0u) { return 1.0; }
@@ -93,14 +87,6 @@ fn grad_scale() -> f32 {
 }
 
 fn linear_wg(wid: vec3u, nwg: vec3u) -> u32 { return wid.x + wid.y * nwg.x; }
-
-fn reduce_wg(lid: u32) {
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-}
 
 fn ld(sel: u32, i: u32) -> f32 {
   if (sel == 0u) { return state[i]; }
@@ -123,128 +109,7 @@ fn ef_get(k: u32) -> f32 {
 
 fn ef_pair(lo: f32, hi: f32) -> u32 { return bf16_bits(lo) | (bf16_bits(hi) << 16u); }
 
-// ---------------- second moment ----------------
-
-fn row_col_mean(start: u32, stride: u32, count: u32, lid: u32, s: f32) -> f32 {
-  var acc = 0.0;
-  for (var k = lid; k < count; k = k + WG) {
-    let g = grad[start + k * stride] * s;
-    acc = acc + g * g;
-  }
-  red[lid] = acc;
-  reduce_wg(lid);
-  return red[0] / f32(count);
-}
-
-@compute @workgroup_size(WG)
-fn mao_rows(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  let s = grad_scale();
-  if (row >= p.rows || s < 0.0) { return; }
-  let mean = row_col_mean(row * p.cols, 1u, p.cols, lid, s);
-  if (lid == 0u) { state[p.rOff + row] = p.beta2 * state[p.rOff + row] + (1.0 - p.beta2) * mean; }
-}
-
-@compute @workgroup_size(WG)
-fn mao_cols(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let col = linear_wg(wid, nwg);
-  let s = grad_scale();
-  if (col >= p.cols || s < 0.0) { return; }
-  let mean = row_col_mean(col, p.cols, p.rows, lid, s);
-  if (lid == 0u) { state[p.cOff + col] = p.beta2 * state[p.cOff + col] + (1.0 - p.beta2) * mean; }
-}
-
-// scalars[4·tensor] = max(mean(R), 1e-30).
-@compute @workgroup_size(WG)
-fn mao_meanr(@builtin(local_invocation_index) lid: u32) {
-  let s = grad_scale();
-  if (s < 0.0) { return; }
-  var acc = 0.0;
-  for (var i = lid; i < p.rows; i = i + WG) { acc = acc + state[p.rOff + i]; }
-  red[lid] = acc;
-  reduce_wg(lid);
-  if (lid == 0u) { scalars[p.tensor * 4u] = max(red[0] / f32(p.rows), 1e-30); }
-}
-
-// ---------------- the update ----------------
-
-// W1 [rows, r] = U·S into work (the low-rank momentum's left factor).
-@compute @workgroup_size(WG)
-fn mao_us(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  if (idx >= p.rows * p.r || grad_scale() < 0.0) { return; }
-  let i = idx / p.r;
-  let a = idx % p.r;
-  var acc = 0.0;
-  for (var c = 0u; c < p.r; c = c + 1u) { acc = acc + state[p.uOff + i * p.r + c] * state[p.sOff + c * p.r + a]; }
-  work[p.w1Off + idx] = acc;
-}
-
-// The momentum at (i, j) with error feedback: M̃ = β1·(W1[i]·V[j] + E) + (1−β1)·s·g.
-fn momentum_at(i: u32, j: u32, k: u32, s: f32) -> f32 {
-  var low = 0.0;
-  for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[p.w1Off + i * p.r + c] * state[p.vOff + j * p.r + c]; }
-  return p.beta1 * (low + ef_get(k)) + (1.0 - p.beta1) * s * grad[k];
-}
-
-fn direction(i: u32, j: u32, mt: f32, meanR: f32) -> f32 {
-  let vhat = state[p.rOff + i] * state[p.cOff + j] / meanR / p.bc2;
-  return precond(vhat) * mt / p.bc1;
-}
-
-// rowpart[row] = Σ_j u², one workgroup per row.
-@compute @workgroup_size(WG)
-fn mao_sumsq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = linear_wg(wid, nwg);
-  let s = grad_scale();
-  if (row >= p.rows || s < 0.0) { return; }
-  let meanR = scalars[p.tensor * 4u];
-  var acc = 0.0;
-  for (var j = lid; j < p.cols; j = j + WG) {
-    let k = row * p.cols + j;
-    let u = direction(row, j, momentum_at(row, j, k, s), meanR);
-    acc = acc + u * u;
-  }
-  red[lid] = acc;
-  reduce_wg(lid);
-  if (lid == 0u) { work[p.rowpartOff + row] = red[0]; }
-}
-
-// scalars[4·tensor + 1] = Σ rowpart (= Σu² over the tensor).
-@compute @workgroup_size(WG)
-fn mao_total(@builtin(local_invocation_index) lid: u32) {
-  if (grad_scale() < 0.0) { return; }
-  var acc = 0.0;
-  for (var i = lid; i < p.rows; i = i + WG) { acc = acc + work[p.rowpartOff + i]; }
-  red[lid] = acc;
-  reduce_wg(lid);
-  if (lid == 0u) { scalars[p.tensor * 4u + 1u] = red[0]; }
-}
-
-// One invocation per pair of elements (2q, 2q + 1): they share E's word.
-@compute @workgroup_size(WG)
-fn mao_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let q = linear_wg(wid, nwg) * WG + lid;
-  let n = p.rows * p.cols;
-  let s = grad_scale();
-  if (2u * q >= n || s < 0.0) { return; }
-  let meanR = scalars[p.tensor * 4u];
-  let denom = max(1.0, sqrt(scalars[p.tensor * 4u + 1u] / f32(n)) / p.clip);
-  var mts = vec2f(0.0, 0.0);
-  for (var h = 0u; h < 2u; h = h + 1u) {
-    let k = 2u * q + h;
-    if (k >= n) { break; }
-    let i = k / p.cols;
-    let j = k % p.cols;
-    let mt = momentum_at(i, j, k, s);
-    let u = direction(i, j, mt, meanR) / denom;
-    param[k] = param[k] * p.decayKeep - p.lr * u;
-    mts[h] = mt;
-  }
-  ef[q] = ef_pair(mts.x, mts.y); // E holds M̃ (in bf16) until mao_ef subtracts the new factors
-}
-
-// ---------------- the momentum factors: projection and refit ----------------
+// ---------------- the refit's random start ----------------
 
 fn pcg(v: u32) -> u32 {
   let st = v * 747796405u + 2891336453u;
@@ -257,155 +122,10 @@ fn mao_rand(seed: u32, index: u32) -> f32 {
   return f32(pcg(index ^ pcg(seed)) >> 8u) * (1.0 / 8388608.0) - 1.0;
 }
 
-// work[oOff] [cols, r] = V + omegaScale·rand: the start of the subspace iteration (warm, perturbed so that a zero
-// or stale subspace can leave).
-@compute @workgroup_size(WG)
-fn mao_omega(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  if (idx >= p.cols * p.r || grad_scale() < 0.0) { return; }
-  work[p.oOff + idx] = state[p.vOff + idx] + p.omegaScale * mao_rand(p.seed, idx);
-}
-
-// work[oOff] [r, r] = Aᵀ·B, A and B [len, r] (A from aSel/aOff, B from bSel/bOff). One invocation per entry.
-@compute @workgroup_size(WG)
-fn mao_atb(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  if (idx >= p.r * p.r || grad_scale() < 0.0) { return; }
-  let a = idx / p.r;
-  let b = idx % p.r;
-  var acc = 0.0;
-  for (var k = 0u; k < p.len; k = k + 1u) { acc = acc + ld(p.aSel, p.aOff + k * p.r + a) * ld(p.bSel, p.bOff + k * p.r + b); }
-  work[p.oOff + idx] = acc;
-}
-
-// The operator applied to X (bSel/bOff), into work[oOff]:
-//   flag bit 0 clear: out [rows, r] = cL·U·T2 + cD·D·X        (X [cols, r])
-//   flag bit 0 set:   out [cols, r] = cL·V·T2 + cD·Dᵀ·X       (X [rows, r])
-// D is the gradient (times the step's scale) or, with flag bit 1, E; T2 = work[xOff] [r, r] (unused when cL = 0).
-@compute @workgroup_size(WG)
-fn mao_mul(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  let s = grad_scale();
-  let trans = (p.flag & 1u) != 0u;
-  let useE = (p.flag & 2u) != 0u;
-  var outRows = p.rows;
-  if (trans) { outRows = p.cols; }
-  if (idx >= outRows * p.r || s < 0.0) { return; }
-  let i = idx / p.r;
-  let a = idx % p.r;
-  var low = 0.0;
-  if (p.cL != 0.0) {
-    var lOff = p.uOff;
-    if (trans) { lOff = p.vOff; }
-    for (var c = 0u; c < p.r; c = c + 1u) { low = low + state[lOff + i * p.r + c] * work[p.xOff + c * p.r + a]; }
-  }
-  var dense = 0.0;
-  if (trans) {
-    for (var k = 0u; k < p.rows; k = k + 1u) {
-      var d = 0.0;
-      if (useE) { d = ef_get(k * p.cols + i); } else { d = grad[k * p.cols + i]; }
-      dense = dense + d * ld(p.bSel, p.bOff + k * p.r + a);
-    }
-  } else {
-    for (var k = 0u; k < p.cols; k = k + 1u) {
-      var d = 0.0;
-      if (useE) { d = ef_get(i * p.cols + k); } else { d = grad[i * p.cols + k]; }
-      dense = dense + d * ld(p.bSel, p.bOff + k * p.r + a);
-    }
-  }
-  var cD = p.cD;
-  if (!useE) { cD = cD * s; }
-  work[p.oOff + idx] = p.cL * low + cD * dense;
-}
-
-// S ← cL·S + cD·T (T = work[xOff]), the projection step (S ← β1·S + (1−β1)·Uᵀ·g·V, or Uᵀ·E·V with error feedback).
-@compute @workgroup_size(WG)
-fn mao_core(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  if (idx >= p.r * p.r || grad_scale() < 0.0) { return; }
-  state[p.sOff + idx] = p.cL * state[p.sOff + idx] + p.cD * work[p.xOff + idx];
-}
-
-// In-place Cholesky of the Gram matrix work[oOff] [r, r] (lower triangle), pivots floored at 1e-6·trace/r + 1e-30
-// so that a rank-deficient block gives finite columns. One workgroup; storage barriers between the r stages.
-@compute @workgroup_size(WG)
-fn mao_chol(@builtin(local_invocation_index) lid: u32) {
-  if (grad_scale() < 0.0) { return; }
-  let r = p.r;
-  let g = p.oOff;
-  if (lid == 0u) {
-    var tr = 0.0;
-    for (var a = 0u; a < r; a = a + 1u) { tr = tr + work[g + a * r + a]; }
-    shared_floor = 1e-6 * tr / f32(r) + 1e-30;
-  }
-  workgroupBarrier();
-  let fl = shared_floor;
-  for (var k = 0u; k < r; k = k + 1u) {
-    if (lid == 0u) { work[g + k * r + k] = sqrt(max(work[g + k * r + k], fl)); }
-    storageBarrier();
-    let d = work[g + k * r + k];
-    for (var i = k + 1u + lid; i < r; i = i + WG) { work[g + i * r + k] = work[g + i * r + k] / d; }
-    storageBarrier();
-    let m = r - k - 1u;
-    for (var t = lid; t < m * m; t = t + WG) {
-      let i = k + 1u + t / m;
-      let j = k + 1u + t % m;
-      if (j <= i) { work[g + i * r + j] = work[g + i * r + j] - work[g + i * r + k] * work[g + j * r + k]; }
-    }
-    storageBarrier();
-  }
-}
-
-// work[aOff] [len, r] ← Y·L⁻ᵀ with L = work[oOff] (forward substitution per row, in place). One invocation per row.
-@compute @workgroup_size(WG)
-fn mao_trsm(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_wg(wid, nwg) * WG + lid;
-  if (i >= p.len || grad_scale() < 0.0) { return; }
-  let r = p.r;
-  let y = p.aOff + i * r;
-  for (var b = 0u; b < r; b = b + 1u) {
-    var acc = work[y + b];
-    for (var a = 0u; a < b; a = a + 1u) { acc = acc - work[y + a] * work[p.oOff + b * r + a]; }
-    work[y + b] = acc / work[p.oOff + b * r + b];
-  }
-}
-
-// New factors into the state: U ← work[aOff] [rows, r], V ← work[xOff] [cols, r], S ← work[bOff] [r, r].
-@compute @workgroup_size(WG)
-fn mao_commit(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let idx = linear_wg(wid, nwg) * WG + lid;
-  if (grad_scale() < 0.0) { return; }
-  let nu = p.rows * p.r;
-  let nv = p.cols * p.r;
-  if (idx < nu) { state[p.uOff + idx] = work[p.aOff + idx]; }
-  if (idx < nv) { state[p.vOff + idx] = work[p.xOff + idx]; }
-  if (idx < p.r * p.r) { state[p.sOff + idx] = work[p.bOff + idx]; }
-}
-
-// E ← E − W1·Vᵀ with W1 = U·S of the NEW factors (mao_us ran after the refit or projection). One invocation per
-// pair of elements, as mao_update.
-@compute @workgroup_size(WG)
-fn mao_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let q = linear_wg(wid, nwg) * WG + lid;
-  let n = p.rows * p.cols;
-  if (2u * q >= n || grad_scale() < 0.0) { return; }
-  var e = vec2f(0.0, 0.0);
-  for (var h = 0u; h < 2u; h = h + 1u) {
-    let k = 2u * q + h;
-    if (k >= n) { break; }
-    let i = k / p.cols;
-    let j = k % p.cols;
-    var low = 0.0;
-    for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[p.w1Off + i * p.r + c] * state[p.vOff + j * p.r + c]; }
-    e[h] = ef_get(k) - low;
-  }
-  ef[q] = ef_pair(e.x, e.y);
-}
-
 // ---------------- batched step: every tensor of a batch in one dispatch per phase ----------------
 //
-// The step of the factored tensors without error feedback (the default) in five dispatches for the whole batch,
-// instead of eleven per tensor, and the dense-Adam tensors in two. Why: on a software adapter (lavapipe) each
+// The step of the factored tensors in five dispatches for the whole batch (an earlier version took eleven per
+// tensor), and the dense-Adam tensors in two. Why: on a software adapter (lavapipe) each
 // dispatch costs about as much as a small kernel, and so does each workgroup barrier (the invocations of a
 // workgroup run as coroutines switched at every barrier): the first version's one-workgroup-per-row reductions
 // made R and C cost more than the whole AdamW step. So these kernels have no barriers: one invocation per output
@@ -454,6 +174,7 @@ const T_WG_N: u32 = 19u;
 const T_WG_ONE: u32 = 20u;
 const T_WG_MAX: u32 = 21u;
 const T_OMEGA: u32 = 22u;     // the refit start's noise scale (f32 bits; maoOmegaScale(cols))
+const T_EOFF: u32 = 23u;      // error feedback: where the tensor's E starts in `ef` (bf16 elements, even)
 
 // The record of the tensor that workgroup w of a phase belongs to: the last record whose first workgroup ≤ w.
 fn find_tensor(w: u32, field: u32) -> u32 {
@@ -466,7 +187,7 @@ fn find_tensor(w: u32, field: u32) -> u32 {
   return lo * TAB;
 }
 
-struct Scratch { a: u32, vt: u32, k: u32, ep: u32, g2: u32, up: u32 }
+struct Scratch { a: u32, vt: u32, k: u32, ep: u32, g2: u32, up: u32, w2: u32 }
 
 fn scratch_of(b: u32) -> Scratch {
   let rows = table[b + T_ROWS];
@@ -478,6 +199,7 @@ fn scratch_of(b: u32) -> Scratch {
   s.ep = s.k + r * r;
   s.g2 = s.ep + r * r;
   s.up = s.g2 + rows;
+  s.w2 = s.up + rows; // error feedback only: W2 = U·T [rows, r]
   return s;
 }
 
@@ -501,8 +223,18 @@ fn mao_b_stats(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     let a = i % r;
     let g0 = off + row * cols;
     var dot = 0.0;
-    for (var k = 0u; k < cols; k = k + 1u) { dot = dot + grad[g0 + k] * state[vOff + k * r + a]; }
-    work[sc.a + i] = s * dot;
+    if (p.kind == 1u) {
+      // Error feedback: A = D·V with D = β1·E + (1−β1)·s·g, the dense part of M̃.
+      let e0 = table[b + T_EOFF] + row * cols;
+      for (var k = 0u; k < cols; k = k + 1u) {
+        let dk = p.beta1 * ef_get(e0 + k) + (1.0 - p.beta1) * s * grad[g0 + k];
+        dot = dot + dk * state[vOff + k * r + a];
+      }
+      work[sc.a + i] = dot;
+    } else {
+      for (var k = 0u; k < cols; k = k + 1u) { dot = dot + grad[g0 + k] * state[vOff + k * r + a]; }
+      work[sc.a + i] = s * dot;
+    }
     if (a == 0u) {
       var acc = 0.0;
       for (var k = 0u; k < cols; k = k + 1u) {
@@ -552,18 +284,39 @@ fn mao_b_core(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   for (var i = 0u; i < rows; i = i + 1u) { t = t + state[uOff + i * r + a] * work[sc.a + i * r + c]; }
   let si = table[b + T_S] + idx;
   let sOld = state[si];
+  if (p.kind == 1u) {
+    // Error feedback, T = Uᵀ·D·V: m̂ = U·K·Vᵀ + D/(1 − β1ᵗ) with K = β1·S/(1 − β1ᵗ); the projection S' = Uᵀ·M̃·V =
+    // β1·S + T (U, V orthonormal), and E' = M̃ − U·S'·Vᵀ = D − U·T·Vᵀ (mao_b_update_ef). On refit steps S stays:
+    // E takes M̃ whole and the refit recomputes S from it.
+    work[sc.k + idx] = p.beta1 * sOld / p.bc1;
+    work[sc.ep + idx] = t;
+    if (p.refit == 0u) { state[si] = p.beta1 * sOld + t; }
+    return;
+  }
   work[sc.k + idx] = (p.beta1 * sOld + (1.0 - p.beta1) * t) / p.bc1 - p.rho * t;
   // ‖M̃‖² = β1²‖S‖² + 2β1(1−β1)⟨S, T⟩ + (1−β1)²‖s·g‖² (mao_b_total adds the last term; derivation: mao.ts).
   work[sc.ep + idx] = p.beta1 * p.beta1 * sOld * sOld + 2.0 * p.beta1 * (1.0 - p.beta1) * sOld * t;
   if (p.refit == 0u) { state[si] = p.beta1 * sOld + (1.0 - p.beta1) * t; }
 }
 
-// u at (row, j) given W1[row] at w1 (in work): P ⊙ (W1[row]·Vt[:, j] + ρ·s·g).
-fn b_u(b: u32, sc: Scratch, w1: u32, row: u32, j: u32, cols: u32, g: f32, meanR: f32) -> f32 {
+// W[row]·Vt[:, j] for a [rows, r] row W[row] at w (in work).
+fn b_low(sc: Scratch, w: u32, j: u32, cols: u32) -> f32 {
   var low = 0.0;
-  for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[w1 + c] * work[sc.vt + c * cols + j]; }
+  for (var c = 0u; c < p.r; c = c + 1u) { low = low + work[w + c] * work[sc.vt + c * cols + j]; }
+  return low;
+}
+
+// u at (row, j) given W1[row] at w1 (in work) and the dense term (ρ·s·g; with error feedback D/(1 − β1ᵗ)):
+// P ⊙ (W1[row]·Vt[:, j] + dense).
+fn b_u(b: u32, sc: Scratch, w1: u32, row: u32, j: u32, cols: u32, dense: f32, meanR: f32) -> f32 {
   let vhat = state[table[b + T_R] + row] * state[table[b + T_C] + j] / meanR / p.bc2;
-  return precond(vhat) * (low + p.rho * g);
+  return precond(vhat) * (b_low(sc, w1, j, cols) + dense);
+}
+
+// The dense term of u at element k of the tensor (k = row·cols + j) and its gradient index gi.
+fn b_dense(b: u32, k: u32, gi: u32, s: f32) -> f32 {
+  if (p.kind == 1u) { return (p.beta1 * ef_get(table[b + T_EOFF] + k) + (1.0 - p.beta1) * s * grad[gi]) / p.bc1; }
+  return p.rho * s * grad[gi];
 }
 
 // Invocations [0, rows): W1[row] = U[row]·K (into A's place), up[row] = Σ_j u².
@@ -583,14 +336,19 @@ fn mao_b_sumsq(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   let w1 = sc.a + row * r;
   for (var a = 0u; a < r; a = a + 1u) {
     var acc = 0.0;
-    for (var c = 0u; c < r; c = c + 1u) { acc = acc + state[uRow + c] * work[sc.k + c * r + a]; }
+    var acc2 = 0.0;
+    for (var c = 0u; c < r; c = c + 1u) {
+      acc = acc + state[uRow + c] * work[sc.k + c * r + a];
+      acc2 = acc2 + state[uRow + c] * work[sc.ep + c * r + a];
+    }
     work[w1 + a] = acc;
+    if (p.kind == 1u) { work[sc.w2 + row * r + a] = acc2; } // W2 = U·T (error feedback)
   }
   let meanR = scalars[table[b + T_IDX] * 4u];
   let g0 = table[b + T_POFF] + row * cols;
   var acc = 0.0;
   for (var j = 0u; j < cols; j = j + 1u) {
-    let u = b_u(b, sc, w1, row, j, cols, s * grad[g0 + j], meanR);
+    let u = b_u(b, sc, w1, row, j, cols, b_dense(b, row * cols + j, g0 + j, s), meanR);
     acc = acc + u * u;
   }
   work[sc.up + row] = acc;
@@ -638,8 +396,45 @@ fn mao_b_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
   var keep = 1.0;
   if (table[b + T_DECAY] != 0u) { keep = p.decayKeep; }
   let k = table[b + T_POFF] + e;
-  let u = b_u(b, sc, sc.a + row * p.r, row, j, cols, s * grad[k], scalars[idx * 4u]) / denom;
+  let u = b_u(b, sc, sc.a + row * p.r, row, j, cols, s * p.rho * grad[k], scalars[idx * 4u]) / denom;
   param[k] = param[k] * keep - p.lr * u;
+}
+
+// With error feedback, invocations [0, ⌈rows·cols/2⌉): the update of elements 2q and 2q + 1 (they share E's word),
+// and E ← D − W2·Vt (= M̃ − U·S'·Vᵀ), or on refit steps E ← M̃ = (1 − β1ᵗ)·W1·Vt + D (the refit fits it; mao_rb_ef
+// then subtracts the new factors).
+@compute @workgroup_size(WG)
+fn mao_b_update_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_wg(wid, nwg);
+  let s = grad_scale();
+  if (w >= p.wgTotal || s < 0.0) { return; }
+  let b = find_tensor(w, T_WG_ELEMS);
+  let rows = table[b + T_ROWS];
+  let cols = table[b + T_COLS];
+  let n = rows * cols;
+  let q = (w - table[b + T_WG_ELEMS]) * WG + lid;
+  if (2u * q >= n) { return; }
+  let sc = scratch_of(b);
+  let idx = table[b + T_IDX];
+  let meanR = scalars[idx * 4u];
+  let denom = max(1.0, sqrt(scalars[idx * 4u + 1u] / f32(n)) / p.clip);
+  var keep = 1.0;
+  if (table[b + T_DECAY] != 0u) { keep = p.decayKeep; }
+  var e = vec2f(0.0, 0.0);
+  for (var h = 0u; h < 2u; h = h + 1u) {
+    let el = 2u * q + h;
+    if (el >= n) { break; }
+    let row = el / cols;
+    let j = el % cols;
+    let k = table[b + T_POFF] + el;
+    let w1 = sc.a + row * p.r;
+    let dense = b_dense(b, el, k, s); // D/(1 − β1ᵗ)
+    let u = b_u(b, sc, w1, row, j, cols, dense, meanR) / denom;
+    param[k] = param[k] * keep - p.lr * u;
+    if (p.refit == 1u) { e[h] = p.bc1 * (b_low(sc, w1, j, cols) + dense); }
+    else { e[h] = p.bc1 * dense - b_low(sc, sc.w2 + row * p.r, j, cols); }
+  }
+  ef[(table[b + T_EOFF] >> 1u) + q] = ef_pair(e.x, e.y);
 }
 
 // Dense Adam, invocation t < nb: m, v updated in place; scalars[4·idx + 1] = Σu². Records: T_POFF, T_ROWS (size),
@@ -719,8 +514,8 @@ fn mao_b_energy(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
 
 // ---------------- batched refit: the subspace iteration of every tensor of a batch at once ----------------
 //
-// The same operations as the per-tensor kernels above (mao_omega … mao_commit; same formulas, same order, same
-// random start), with each tensor's operands named by slot instead of offset: p.aOff, p.bOff, p.oOff and p.xOff
+// Randomized subspace iteration, Ω = V + noise (the CPU reference's cpuRefit: same formulas, same order, same
+// random start), every tensor of the batch per dispatch, its operands named by slot: p.aOff, p.bOff, p.oOff and p.xOff
 // hold slot ids (RS_*), resolved per tensor from its record; p.len says whether the reduction runs over rows (0)
 // or cols (1). The refit's scratch (Y, A, Z [.., r], T1, T2, Gm [r, r]) starts at the tensor's T_SCR: the refit
 // runs after the step's phases, which no longer need their scratch. mao_rb_chol runs one invocation per tensor:
@@ -843,6 +638,17 @@ fn mao_rb_mul(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: v
   let xSel = rs_sel(p.bOff);
   let g0 = table[b + T_POFF];
   var dense = 0.0;
+  if (p.kind == 1u) {
+    // Error feedback: the operator is E (it holds M̃ on refit steps), cL = 0.
+    let e0 = table[b + T_EOFF];
+    if (trans) {
+      for (var k = 0u; k < rows; k = k + 1u) { dense = dense + ef_get(e0 + k * cols + i) * ld(xSel, xOff + k * r + a); }
+    } else {
+      for (var k = 0u; k < cols; k = k + 1u) { dense = dense + ef_get(e0 + i * cols + k) * ld(xSel, xOff + k * r + a); }
+    }
+    work[rs_off(b, p.oOff) + idx] = p.cL * low + p.cD * dense;
+    return;
+  }
   if (trans) {
     for (var k = 0u; k < rows; k = k + 1u) { dense = dense + grad[g0 + k * cols + i] * ld(xSel, xOff + k * r + a); }
   } else {
@@ -889,6 +695,51 @@ fn mao_rb_trsm(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     for (var a = 0u; a < c; a = a + 1u) { acc = acc - work[y + a] * work[l + c * r + a]; }
     work[y + c] = acc / work[l + c * r + c];
   }
+}
+
+// Error feedback, [rows·r] invocations (T_WG_MR): A ← Y·Gm, the new factors' left product U'·S'.
+@compute @workgroup_size(WG)
+fn mao_rb_yg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (linear_wg(wid, nwg) >= p.wgTotal || grad_scale() < 0.0) { return; }
+  let at = rb_locate(wid, nwg, lid, T_WG_MR);
+  let b = at.x;
+  let idx = at.y;
+  let r = p.r;
+  if (idx >= table[b + T_ROWS] * r) { return; }
+  let i = idx / r;
+  let a = idx % r;
+  let y = rs_off(b, RS_Y);
+  let gm = rs_off(b, RS_GM);
+  var acc = 0.0;
+  for (var c = 0u; c < r; c = c + 1u) { acc = acc + work[y + i * r + c] * work[gm + c * r + a]; }
+  work[rs_off(b, RS_A) + idx] = acc;
+}
+
+// Error feedback, [⌈rows·cols/2⌉] invocations (T_WG_ELEMS): E ← E − A·Zᵀ (E held M̃; now M̃ − U'·S'·V'ᵀ), by pairs.
+@compute @workgroup_size(WG)
+fn mao_rb_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (linear_wg(wid, nwg) >= p.wgTotal || grad_scale() < 0.0) { return; }
+  let at = rb_locate(wid, nwg, lid, T_WG_ELEMS);
+  let b = at.x;
+  let q = at.y;
+  let cols = table[b + T_COLS];
+  let n = table[b + T_ROWS] * cols;
+  if (2u * q >= n) { return; }
+  let r = p.r;
+  let wa = rs_off(b, RS_A);
+  let z = rs_off(b, RS_Z);
+  let e0 = table[b + T_EOFF];
+  var e = vec2f(0.0, 0.0);
+  for (var h = 0u; h < 2u; h = h + 1u) {
+    let el = 2u * q + h;
+    if (el >= n) { break; }
+    let i = el / cols;
+    let j = el % cols;
+    var low = 0.0;
+    for (var c = 0u; c < r; c = c + 1u) { low = low + work[wa + i * r + c] * work[z + j * r + c]; }
+    e[h] = ef_get(e0 + el) - low;
+  }
+  ef[(e0 >> 1u) + q] = ef_pair(e.x, e.y);
 }
 
 // U ← Y, V ← Z, S ← Gm.

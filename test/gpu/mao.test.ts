@@ -87,7 +87,11 @@ async function run(
 
 async function assertMatches(r: Awaited<ReturnType<typeof run>>, layout: Decl[], what: string) {
   const { store, cpu, opt, state } = r;
-  for (const x of cpu) assertClose(await store.read(x.name), x.p, { atol: 2e-6, rtol: 2e-4, what: `${what}: weights ${x.name}` });
+  // With error feedback E is bf16: where the GPU's f32 M̃ and the CPU's f64 one round to neighbouring bf16 values
+  // (one ulp, 2⁻⁸ of E), the next updates differ by lr·P·ulp/(1 − β1ᵗ), and the step after by more (the clipping,
+  // the refit): up to 1e-4 here after six steps. An error in the algebra moves a weight by lr·|u| ≈ 1e-2.
+  const wTol = opt.errorFeedback ? { atol: 3e-4, rtol: 2e-4 } : { atol: 2e-6, rtol: 2e-4 };
+  for (const x of cpu) assertClose(await store.read(x.name), x.p, { ...wTol, what: `${what}: weights ${x.name}` });
   const [U, S, V, R, C, m, v] = await Promise.all(['U', 'S', 'V', 'R', 'C', 'm', 'v'].map((s) => opt.readState(s)));
   const E = opt.errorFeedback ? await opt.readState('E') : null;
   layout.forEach((d, k) => {
@@ -100,8 +104,12 @@ async function assertMatches(r: Awaited<ReturnType<typeof run>>, layout: Decl[],
       const got = lowRankProduct(U.get(d.name)!, S.get(d.name)!, V.get(d.name)!, st.rows, st.cols, st.r);
       const want = lowRankProduct(st.U, st.S, st.V, st.rows, st.cols, st.r);
       assertClose(Float32Array.from(got), Float32Array.from(want), { atol: 1e-5, rtol: 1e-3, what: `${what}: U·S·Vᵀ ${d.name}` });
-      // E is bf16: where the GPU's f32 M̃ and the CPU's f64 one round to neighbouring bf16 values, one ulp (2⁻⁸).
-      if (E) assertClose(E.get(d.name)!, Float32Array.from(st.E!), { atol: 1e-5, rtol: 8e-3, what: `${what}: E ${d.name}` });
+      // E is bf16: where the GPU's f32 M̃ and the CPU's f64 one round to neighbouring bf16 values, one ulp (2⁻⁸),
+      // and an entry that cancels (D − U·T·Vᵀ) keeps the absolute error of its terms: 1 % of the largest |E|.
+      if (E) {
+        const big = st.E!.reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+        assertClose(E.get(d.name)!, Float32Array.from(st.E!), { atol: 1e-2 * big, rtol: 8e-3, what: `${what}: E ${d.name}` });
+      }
     } else {
       // f32 resolution at the tensor's scale: an entry of m that cancels to near 0 keeps an absolute error of a
       // few ulps of the largest entries.
@@ -202,7 +210,7 @@ describe('mao', () => {
     }
   });
 
-  it('batches: several bindings, more columns and rows than a workgroup, a frozen tensor unfrozen midway (batched kernels)', async () => {
+  for (const errorFeedback of [false, true]) it(`batches: several bindings, more columns and rows than a workgroup, a frozen tensor unfrozen midway (batched kernels; error feedback ${errorFeedback ? 'on: odd sizes pair their E' : 'off'})`, async () => {
     // 4 KiB bindings: every tensor below is its own batch or shares one with a neighbour; 7×300 has more columns
     // than a workgroup has invocations, 257×5 more rows; 3×40 at rank 4 is a dense-Adam matrix (min 3 ≤ 4).
     const layout: Decl[] = [
@@ -213,7 +221,7 @@ describe('mao', () => {
       { name: 't.weight', shape: [11, 13], frozen: true },
       { name: 'u.weight', shape: [19, 23] },
     ];
-    const cfg = { ...DEFAULTS, rank: 4, refitEvery: 3 };
+    const cfg = { ...DEFAULTS, rank: 4, refitEvery: 3, errorFeedback };
     const r = await run(layout, cfg, 6, {
       maxBindingBytes: 4096,
       beforeStep: (t, store, cpu) => {
@@ -225,8 +233,8 @@ describe('mao', () => {
     try {
       assert.deepEqual(layout.map((d) => r.opt.isFactored(d.name)), [true, true, false, false, true, true]);
       assert.ok(r.opt.batchCount >= 3, `${r.opt.batchCount} batches`);
-      await assertMatches(r, layout, 'mao batched');
-      await assertEnergy(r, layout, 'mao batched');
+      await assertMatches(r, layout, `mao batched${errorFeedback ? ' EF' : ''}`);
+      await assertEnergy(r, layout, `mao batched${errorFeedback ? ' EF' : ''}`);
     } finally {
       r.opt.destroy();
       r.store.destroy();

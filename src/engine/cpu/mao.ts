@@ -17,8 +17,8 @@
 //   otherwise S ← Uᵀ·M̃·V with U, V fixed (= β1·S + (1−β1)·Uᵀ·g·V without error feedback). S is an r×r core (not a
 //   diagonal): the projection of M̃ on the fixed subspaces is then exact, and the refit makes it diagonal-dominant
 //   again. With error feedback E ← M̃ − U·S·Vᵀ (the new factors): U·S·Vᵀ + E is then the dense momentum, up to E's
-//   storage in bfloat16: as on the GPU, E first holds bf16(M̃) (the projection and the refit read that) and then
-//   bf16(bf16(M̃) − U·S·Vᵀ).
+//   storage in bfloat16: between refits E = bf16(M̃ − U·S·Vᵀ); on refit steps, as on the GPU, E first holds bf16(M̃),
+//   which the refit fits, then bf16(bf16(M̃) − U·S·Vᵀ).
 // Vectors and small matrices (min(m, n) ≤ rank): dense m, v with the same P, clamp and RMS clipping (Adam).
 import { CpuGuard, CpuParam, cpuClipScale } from './optim';
 
@@ -280,9 +280,10 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
     for (let q = 0; q < N; q++) x.p[q] = x.p[q] * decay - (lr * u[q]) / denom;
     if (!mt) return;
     const { rows: m, cols: n, r } = s;
-    // With error feedback the factors are fitted to what E holds: bf16(M̃).
-    if (s.E) for (let q = 0; q < N; q++) mt[q] = bf16Round(mt[q]);
-    if ((t - 1) % c.refitEvery === 0) {
+    const refit = (t - 1) % c.refitEvery === 0;
+    // With error feedback a refit fits the factors to what E holds then: bf16(M̃).
+    if (s.E && refit) for (let q = 0; q < N; q++) mt[q] = bf16Round(mt[q]);
+    if (refit) {
       const f = cpuRefit(mt, m, n, r, c.powerIters, s.V, maoSeed(t, k));
       s.U.set(f.U);
       s.S.set(f.S);

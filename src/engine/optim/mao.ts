@@ -56,7 +56,7 @@
 // error feedback M̃ = U'·S'·V'ᵀ + E' with E' = M̃ − P_U'·M̃·P_V' orthogonal to the first term, so ‖M̃‖² = ‖S'‖² + ‖E'‖².
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
-import { bf16ToF32, f32ToBf16, maoLayout, maoOmegaScale, maoSeed } from '../cpu/mao';
+import { bf16ToF32, f32ToBf16, maoLayout, maoOmegaScale } from '../cpu/mao';
 import { GradNorms } from './clip';
 import type { Optimizer, OptimizerSnapshot, OptimizerStateInput, OptimizerStatistics, StateTensorInfo } from './optimizer';
 import { FLAT_ALIGN, ParamEntry, ParameterStore } from './params';
@@ -64,28 +64,13 @@ import { FLAT_ALIGN, ParamEntry, ParameterStore } from './params';
 const WG = 256;
 const BINDINGS = ['rw', 'read', 'rw', 'rw', 'rw', 'rw', 'read', 'read'] as const;
 const K = (entry: string): KernelSpec => ({ file: 'mao', entry, bindings: [...BINDINGS], overrides: { WG } });
-// One tensor per dispatch: the refit, and the step with error feedback.
-const ROWS = K('mao_rows');
-const COLS = K('mao_cols');
-const MEANR = K('mao_meanr');
-const US = K('mao_us');
-const SUMSQ = K('mao_sumsq');
-const TOTAL = K('mao_total');
-const UPDATE = K('mao_update');
-const OMEGA = K('mao_omega');
-const ATB = K('mao_atb');
-const MUL = K('mao_mul');
-const CORE = K('mao_core');
-const CHOL = K('mao_chol');
-const TRSM = K('mao_trsm');
-const COMMIT = K('mao_commit');
-const EF = K('mao_ef');
 // Every tensor of a batch per dispatch (kernels/mao.wgsl, "batched step").
 const B_STATS = K('mao_b_stats');
 const B_CORE = K('mao_b_core');
 const B_SUMSQ = K('mao_b_sumsq');
 const B_TOTAL = K('mao_b_total');
 const B_UPDATE = K('mao_b_update');
+const B_UPDATE_EF = K('mao_b_update_ef');
 const B_ADAM_SCALARS = K('mao_b_adam_scalars');
 const B_ADAM_UPDATE = K('mao_b_adam_update');
 const B_ENERGY = K('mao_b_energy');
@@ -96,12 +81,12 @@ const RB_MUL = K('mao_rb_mul');
 const RB_CHOL = K('mao_rb_chol');
 const RB_TRSM = K('mao_rb_trsm');
 const RB_COMMIT = K('mao_rb_commit');
+const RB_YG = K('mao_rb_yg');
+const RB_EF = K('mao_rb_ef');
 
 const USAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC
 const USE_SKIP = 1;
 const USE_CLIP = 2;
-const SEL_STATE = 0;
-const SEL_WORK = 1;
 // The batched kernels' table (kernels/mao.wgsl TAB, T_*): one record of TAB u32s per tensor.
 const TAB = 24;
 const T_POFF = 0;
@@ -121,6 +106,7 @@ const T_WG_ROWS = 13;
 const T_WG_ELEMS = 14;
 const T_WG_MR = 15;
 const T_OMEGA = 22;
+const T_EOFF = 23;
 // Slots of the batched refit's operands (kernels/mao.wgsl RS_*).
 const RS_U = 0;
 const RS_V = 1;
@@ -178,22 +164,9 @@ interface Slot {
   eOff: number;
 }
 
-/** Scratch offsets (elements of `work`) for a tensor [m, n] at rank r. */
-function workLayout(m: number, n: number, r: number) {
-  const w1 = 0;
-  const y = m * r;
-  const a = 2 * m * r;
-  const z = 3 * m * r;
-  const t1 = z + n * r;
-  const t2 = t1 + r * r;
-  const gm = t2 + r * r;
-  const rowpart = gm + r * r;
-  return { w1, y, a, z, t1, t2, gm, rowpart, total: rowpart + m };
-}
-
-/** Floats of a factored tensor's scratch in the batched step (kernels/mao.wgsl scratch_of). */
-function batchScratch(m: number, n: number, r: number): number {
-  const step = m * r + r * n + 2 * r * r + 2 * m;
+/** Floats of a factored tensor's scratch in the batched step (kernels/mao.wgsl scratch_of; W2 with error feedback). */
+function batchScratch(m: number, n: number, r: number, errorFeedback: boolean): number {
+  const step = m * r + r * n + 2 * r * r + 2 * m + (errorFeedback ? m * r : 0);
   const refit = 2 * m * r + n * r + 3 * r * r; // Y, A, Z, T1, T2, Gm (kernels/mao.wgsl rs_off)
   return Math.max(step, refit);
 }
@@ -314,7 +287,6 @@ export class Mao implements Optimizer {
         s.rOff = s.vOff + cols * r;
         s.cOff = s.rOff + rows;
         off = s.cOff + cols;
-        work = Math.max(work, workLayout(rows, cols, r).total);
         if (this.errorFeedback) {
           s.eOff = eOff;
           eOff += Math.ceil(e.size / (2 * FLAT_ALIGN)) * 2 * FLAT_ALIGN; // each E bound alone: 256-byte aligned
@@ -339,7 +311,7 @@ export class Mao implements Optimizer {
     let scratch = 0;
     for (const sl of this.slots) {
       const e = sl.entry;
-      const own = sl.factored && !this.errorFeedback ? batchScratch(sl.rows, sl.cols, this.rank) : 0;
+      const own = sl.factored ? batchScratch(sl.rows, sl.cols, this.rank, this.errorFeedback) : 0;
       if (!cur || e.offset + e.size - cur.base > maxElems || scratch + own > maxElems) {
         cur = { base: e.offset, elems: 0, factored: 0, dense: 0, factoredTab: 0, denseTab: 0, wgStats: 0, wgCore: 0, wgRows: 0, wgElems: 0, wgDense: 0, wgRefit: [] };
         this.batches.push(cur);
@@ -446,11 +418,13 @@ export class Mao implements Optimizer {
 
     // The batched step: every factored tensor without error feedback, and every dense-Adam tensor.
     const keep = 1 - lr * this.weightDecay;
-    const placeholderEf: BufferBinding = { buffer: this.ef, offset: 0, size: 256 };
+    // E is read and written at each tensor's T_EOFF: the whole buffer is bound (its size was checked against a binding).
+    const efB: BufferBinding = { buffer: this.ef, offset: 0, size: this.ef.size };
+    const kind = this.errorFeedback ? 1 : 0;
     for (const b of this.batches) {
       const span = { offset: b.base * 4, size: b.elems * 4 };
       const bufs = (tab: number, count: number): BufferBinding[] => [
-        { buffer: s.params.buffer, ...span }, { buffer: s.grads.buffer, ...span }, stateB, workB, scalarsB, placeholderEf, norms,
+        { buffer: s.params.buffer, ...span }, { buffer: s.grads.buffer, ...span }, stateB, workB, scalarsB, efB, norms,
         { buffer: this.table, offset: tab, size: Math.max(256, Math.ceil((count * TAB) / TAB_ALIGN) * TAB_ALIGN * 4) },
       ];
       // Operands of the refit kernels: slots (RS_*), the reduction's length (0 rows, 1 cols), flag, cL, cD.
@@ -458,7 +432,7 @@ export class Mao implements Optimizer {
       const d = (spec: KernelSpec, tab: number, count: number, wg: number, o: Ops = {}) =>
         rt.dispatch(spec, bufs(tab, count), {
           values: [
-            0, 0, r, mode, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, r, mode, n, 0, 0, 0, 0, 0, 0, 0, 0, kind, 0, 0,
             0, o.a ?? 0, 0, o.b ?? 0, o.o ?? 0, o.len ?? 0, o.flag ?? 0, t, o.x ?? 0,
             ...hyper(keep), o.cL ?? 0, o.cD ?? 0, 0, count, wg, refit ? 1 : 0, this.residual ? this.residualWeight : (1 - this.beta1) / bc1,
           ],
@@ -470,19 +444,24 @@ export class Mao implements Optimizer {
         f(B_CORE, b.wgCore);
         f(B_SUMSQ, b.wgRows);
         f(B_TOTAL, groups(b.factored));
-        f(B_UPDATE, b.wgElems);
+        f(kind ? B_UPDATE_EF : B_UPDATE, b.wgElems);
         if (refit) {
-          // The subspace iteration on M̃ = β1·U·S·Vᵀ + (1−β1)·s·g (old factors: mao_b_core left S alone).
+          // The subspace iteration on M̃ = β1·U·S·Vᵀ + (1−β1)·s·g (old factors: mao_b_core left S alone), or with
+          // error feedback on E, which mao_b_update_ef left holding M̃.
           const wg = b.wgRefit;
-          const op = { cL: this.beta1, cD: 1 - this.beta1 };
+          const op = kind ? { cL: 0, cD: 1 } : { cL: this.beta1, cD: 1 - this.beta1 };
           const mulRight = (x: number, out: number) => {
-            f(RB_ATB, wg[RB_RR], { a: RS_V, b: x, o: RS_T1, len: 1 });
-            f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 0 });
+            if (!kind) {
+              f(RB_ATB, wg[RB_RR], { a: RS_V, b: x, o: RS_T1, len: 1 });
+              f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 0 });
+            }
             f(RB_MUL, wg[RB_MR], { flag: 0, b: x, x: RS_T2, o: out, ...op });
           };
           const mulLeft = (x: number, out: number) => {
-            f(RB_ATB, wg[RB_RR], { a: RS_U, b: x, o: RS_T1, len: 0 });
-            f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 1 });
+            if (!kind) {
+              f(RB_ATB, wg[RB_RR], { a: RS_U, b: x, o: RS_T1, len: 0 });
+              f(RB_SMALL, wg[RB_RR], { x: RS_T1, o: RS_T2, flag: 1 });
+            }
             f(RB_MUL, wg[RB_NR], { flag: 1, b: x, x: RS_T2, o: out, ...op });
           };
           const orth = (slot: number, len: 0 | 1) => {
@@ -505,6 +484,10 @@ export class Mao implements Optimizer {
           orth(RS_Z, 1);
           mulRight(RS_Z, RS_A); // M̃·V'
           f(RB_ATB, wg[RB_RR], { a: RS_Y, b: RS_A, o: RS_GM, len: 0 }); // S' = U'ᵀ·M̃·V'
+          if (kind) {
+            f(RB_YG, wg[RB_MR]); // A ← U'·S'
+            f(RB_EF, b.wgElems); // E ← M̃ − U'·S'·V'ᵀ
+          }
           f(RB_COMMIT, wg[RB_MAX]);
         }
       }
@@ -512,80 +495,6 @@ export class Mao implements Optimizer {
         d(B_ADAM_SCALARS, b.denseTab, b.dense, groups(b.dense));
         d(B_ADAM_UPDATE, b.denseTab, b.dense, b.wgDense);
       }
-    }
-
-    // With error feedback, one tensor per dispatch: the update, the projection or the refit, and E.
-    if (!this.errorFeedback) return;
-    const tableB: BufferBinding = { buffer: this.table, offset: 0, size: 256 };
-    for (const sl of this.slots) {
-      const e = sl.entry;
-      if (!sl.factored || e.flags.frozen || e.size === 0) continue;
-      const range = { offset: e.offset * 4, size: e.size * 4 };
-      const efB: BufferBinding = { buffer: this.ef, offset: sl.eOff * 2, size: Math.ceil(e.size / 2) * 4 };
-      const bufs: BufferBinding[] = [{ buffer: s.params.buffer, ...range }, { buffer: s.grads.buffer, ...range }, stateB, workB, scalarsB, efB, norms, tableB];
-      const { rows: m, cols: nc } = sl;
-      const w = workLayout(m, nc, r);
-      const base = {
-        aSel: 0, aOff: 0, bSel: 0, bOff: 0, oOff: 0, len: 0, flag: 0, seed: 0, xOff: 0, cL: 0, cD: 0,
-      };
-      const decayKeep = e.flags.decay ? keep : 1;
-      const d = (spec: KernelSpec, g: number, o: Partial<typeof base> = {}) => {
-        const x = { ...base, ...o };
-        rt.dispatch(
-          spec,
-          bufs,
-          {
-            values: [
-              m, nc, r, mode, n, e.index, sl.uOff, sl.sOff, sl.vOff, sl.rOff, sl.cOff, sl.amOff, sl.avOff, 0, w.w1, w.rowpart,
-              x.aSel, x.aOff, x.bSel, x.bOff, x.oOff, x.len, x.flag, x.seed, x.xOff,
-              ...hyper(decayKeep), x.cL, x.cD, maoOmegaScale(nc), 0, 0, 0, 0,
-            ],
-            format: FORMAT,
-          },
-          g,
-        );
-      };
-      // The update with M̃ = β1·(U·S·Vᵀ + E) + (1−β1)·g; mao_update leaves M̃ in E, so the operator M̃·X is E·X
-      // (mao_mul with flag bit 1, no low-rank part).
-      d(ROWS, m);
-      d(COLS, nc);
-      d(MEANR, 1);
-      d(US, groups(m * r));
-      d(SUMSQ, m);
-      d(TOTAL, 1);
-      d(UPDATE, groups(Math.ceil(e.size / 2))); // one invocation per pair (E packs two per word)
-      const mulE = (trans: boolean, xOff: number, out: number) =>
-        d(MUL, groups((trans ? nc : m) * r), { flag: (trans ? 1 : 0) | 2, bSel: SEL_WORK, bOff: xOff, oOff: out, cL: 0, cD: 1 });
-      const orth = (off: number, len: number) => {
-        for (let pass = 0; pass < 2; pass++) {
-          d(ATB, groups(r * r), { aSel: SEL_WORK, aOff: off, bSel: SEL_WORK, bOff: off, oOff: w.gm, len });
-          d(CHOL, 1, { oOff: w.gm });
-          d(TRSM, groups(len), { aOff: off, oOff: w.gm, len });
-        }
-      };
-      if (refit) {
-        d(OMEGA, groups(nc * r), { oOff: w.z, seed: maoSeed(t, e.index) });
-        mulE(false, w.z, w.y);
-        orth(w.y, m);
-        for (let it = 0; it < this.powerIters; it++) {
-          mulE(true, w.y, w.z);
-          orth(w.z, nc);
-          mulE(false, w.z, w.y);
-          orth(w.y, m);
-        }
-        mulE(true, w.y, w.z);
-        orth(w.z, nc);
-        mulE(false, w.z, w.a); // M̃·V'
-        d(ATB, groups(r * r), { aSel: SEL_WORK, aOff: w.y, bSel: SEL_WORK, bOff: w.a, oOff: w.gm, len: m }); // S' = U'ᵀ·M̃·V'
-        d(COMMIT, groups(Math.max(m * r, nc * r, r * r)), { aOff: w.y, xOff: w.z, bOff: w.gm });
-      } else {
-        // S ← Uᵀ·E·V with U, V fixed (E = M̃).
-        d(MUL, groups(m * r), { flag: 2, bSel: SEL_STATE, bOff: sl.vOff, oOff: w.a, cL: 0, cD: 1 });
-        d(ATB, groups(r * r), { aSel: SEL_STATE, aOff: sl.uOff, bSel: SEL_WORK, bOff: w.a, oOff: w.t1, len: m });
-        d(CORE, groups(r * r), { xOff: w.t1, cL: 0, cD: 1 });
-      }
-      d(US, groups(m * r));
-      d(EF, groups(Math.ceil(e.size / 2)));
     }
   }
 
@@ -605,7 +514,7 @@ export class Mao implements Optimizer {
     const wgs = (invocations: number) => Math.ceil(invocations / WG);
     this.slots.forEach((sl, k) => {
       const e = sl.entry;
-      if (e.flags.frozen || e.size === 0 || (sl.factored && this.errorFeedback)) return;
+      if (e.flags.frozen || e.size === 0) return;
       const bi = this.batchOf[k];
       const b = this.batches[bi];
       const c = count[bi];
@@ -619,7 +528,8 @@ export class Mao implements Optimizer {
         b.wgStats += wgs(sl.rows * r + sl.cols);
         b.wgCore += wgs(r * r + 1);
         b.wgRows += wgs(sl.rows);
-        b.wgElems += wgs(e.size);
+        b.wgElems += wgs(this.errorFeedback ? Math.ceil(e.size / 2) : e.size); // with E: by pairs
+        host[rec + T_EOFF] = sl.eOff;
         const { rows: m, cols: nc } = sl;
         [m * r, nc * r, r * r, m, nc, 1, Math.max(m * r, nc * r, r * r)].forEach((count, c) => {
           host[rec + T_WG_MR + c] = b.wgRefit[c];
