@@ -1,5 +1,5 @@
 // `basin bench optimizer-memory`: bytes of optimizer state per parameter for AdamW, Adafactor and mao at ranks 8,
-// 32 and 128, on representative shapes (one square 512² weight, an MLP 1024×4096 weight, a 4096² weight, the demo
+// 32 and 128 without error feedback, and at rank 32 with it (E in bf16, +2 bytes per factored weight), on representative shapes (one square 512² weight, an MLP 1024×4096 weight, a 4096² weight, the demo
 // model of examples/demo.basin.yaml, the transformer of bench/train-step.ts), next to the reference UMTAM design.
 //
 // Measured: each optimizer is constructed on a materialized ParameterStore of the case's shapes on the GPU and
@@ -58,6 +58,8 @@ export interface OptimizerMemoryRow {
   mao_r8: number;
   mao_r32: number;
   mao_r128: number;
+  /** mao at rank 32 with error feedback (its bf16 residual E). */
+  mao_r32_ef: number;
   /** Computed from the shapes (no implementation here): U, Σ, V (r = 32), R, C, dense E, S, W₀; Adam for vectors. */
   umtam_ref_r32: number;
   /** mao's step scratch at rank 32 (bytes per parameter; sized for the largest tensor, not state). */
@@ -122,7 +124,7 @@ export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions)
         let scratch = 0;
         let factored = '';
         for (const r of RANKS) {
-          const o = new Mao(store, { rank: r });
+          const o = new Mao(store, { rank: r, errorFeedback: false });
           try {
             mao[r] = o.stateBytes!;
             if (mao[r] !== declaredBytes(o)) throw new Error(`mao r${r}: stateBytes ${mao[r]} ≠ declared state ${declaredBytes(o)}`);
@@ -135,6 +137,14 @@ export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions)
             o.destroy();
           }
         }
+        const ef = new Mao(store, { rank: 32, errorFeedback: true });
+        let maoEf: number;
+        try {
+          maoEf = ef.stateBytes;
+          if (maoEf !== declaredBytes(ef)) throw new Error(`mao r32 with error feedback: stateBytes ${maoEf} ≠ declared state ${declaredBytes(ef)}`);
+        } finally {
+          ef.destroy();
+        }
         const shapes = store.entries.map((e) => e.shape);
         rows.push({
           case: c.name,
@@ -145,6 +155,7 @@ export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions)
           mao_r8: mao[8] / P,
           mao_r32: mao[32] / P,
           mao_r128: mao[128] / P,
+          mao_r32_ef: maoEf / P,
           umtam_ref_r32: umtamReferenceBytes(shapes, 32) / P,
           mao_r32_scratch: scratch / P,
           mao_r32_vs_adamw: mao[32] / adamw,
@@ -170,6 +181,8 @@ export async function runOptimizerMemoryBench(opts: OptimizerMemoryBenchOptions)
     headline: {
       mao_r32_state_vs_adamw: by('transformer')?.mao_r32_vs_adamw ?? null,
       mao_r32_state_vs_adamw_512: by('512x512')?.mao_r32_vs_adamw ?? null,
+      mao_r32_error_feedback_state_vs_adamw: by('transformer') ? by('transformer')!.mao_r32_ef / by('transformer')!.adamw : null,
+      mao_r32_error_feedback_state_vs_adamw_512: by('512x512') ? by('512x512')!.mao_r32_ef / by('512x512')!.adamw : null,
       mao_r8_state_vs_adamw_demo: by('demo') ? by('demo')!.mao_r8 / by('demo')!.adamw : null,
       umtam_ref_r32_vs_adamw: by('transformer') ? by('transformer')!.umtam_ref_r32 / by('transformer')!.adamw : null,
     },
@@ -181,13 +194,13 @@ export function formatOptimizerMemoryReport(report: object): string {
   const f = (x: number) => x.toFixed(3).padStart(9);
   const out: string[] = [];
   out.push(`optimizer state, bytes per parameter (AdamW keeps 8), on ${r.device.description}${r.device.fallback ? ' (software)' : ''}, commit ${r.commit ?? 'n/a'}`);
-  out.push(`${'case'.padEnd(12)} ${'params'.padStart(11)} ${'adamw'.padStart(9)} ${'adafactor'.padStart(9)} ${'mao r8'.padStart(9)} ${'mao r32'.padStart(9)} ${'mao r128'.padStart(9)} ${'UMTAM r32*'.padStart(10)}  mao r32/adamw  factored  scratch r32`);
+  out.push(`${'case'.padEnd(12)} ${'params'.padStart(11)} ${'adamw'.padStart(9)} ${'adafactor'.padStart(9)} ${'mao r8'.padStart(9)} ${'mao r32'.padStart(9)} ${'mao r128'.padStart(9)} ${'r32 + EF'.padStart(9)} ${'UMTAM r32*'.padStart(10)}  mao r32/adamw  factored  scratch r32`);
   for (const x of r.rows) {
     out.push(
-      `${x.case.padEnd(12)} ${String(x.parameters).padStart(11)} ${f(x.adamw)} ${f(x.adafactor)} ${f(x.mao_r8)} ${f(x.mao_r32)} ${f(x.mao_r128)} ${x.umtam_ref_r32.toFixed(3).padStart(10)}  ${x.mao_r32_vs_adamw.toFixed(3).padStart(13)}  ${x.mao_r32_factored.padStart(8)}  ${x.mao_r32_scratch.toFixed(3).padStart(11)}`,
+      `${x.case.padEnd(12)} ${String(x.parameters).padStart(11)} ${f(x.adamw)} ${f(x.adafactor)} ${f(x.mao_r8)} ${f(x.mao_r32)} ${f(x.mao_r128)} ${f(x.mao_r32_ef)} ${x.umtam_ref_r32.toFixed(3).padStart(10)}  ${x.mao_r32_vs_adamw.toFixed(3).padStart(13)}  ${x.mao_r32_factored.padStart(8)}  ${x.mao_r32_scratch.toFixed(3).padStart(11)}`,
     );
   }
-  out.push('* UMTAM: computed from the shapes (reference design with dense E, S, W₀), not measured.');
+  out.push('mao r8/r32/r128 without error feedback; r32 + EF: with it (E in bf16). * UMTAM: computed from the shapes (reference design with dense E, S, W₀), not measured.');
   out.push(`headline: ${Object.entries(r.headline).map(([k, v]) => `${k} = ${v === null ? 'n/a' : v.toFixed(3)}`).join(', ')}`);
   return out.join('\n');
 }

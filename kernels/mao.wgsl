@@ -3,8 +3,9 @@
 //
 // A factored tensor W [rows, cols] keeps U [rows, r], an r×r core S, V [cols, r] (its momentum ≈ U·S·Vᵀ), the
 // row/column means R [rows], C [cols] of g², and with error feedback a dense E. All factors of all tensors live in
-// ONE `state` buffer at per-tensor offsets; `work` is scratch. E is stored as bfloat16, two per u32 (ef_get, ef_pair):
-// 2 bytes per weight instead of 4, rounded to nearest even exactly as the CPU reference's bf16Round does.
+// ONE `state` buffer at per-tensor offsets; `work` is scratch. E is stored as bfloat16, two per u32 (ef_get,
+// ef_put_pair): 2 bytes per weight instead of 4, rounded to nearest even exactly as the CPU reference's bf16Round
+// does; or, with the override EF_BF16 = 0, as f32.
 // Every tensor of a batch (a span of the flat layout one binding covers) is served by the same dispatch: the step
 // (mao_b_*: R, C, the projection S ← β1·S + (1−β1)·Uᵀ·g·V, the update; dense Adam for the vectors and small
 // matrices) and every refitEvery steps the refit (mao_rb_*: subspace iteration from Ω = V + noise, CholQR2,
@@ -17,6 +18,8 @@
 //#include "common/finite.wgsl"
 
 override WG: u32 = 256u;
+// E's storage: 1 = bfloat16, two per u32 (the default); 0 = f32, one per u32 (errorFeedbackPrecision: f32).
+override EF_BF16: u32 = 1u;
 
 const USE_SKIP: u32 = 1u;
 const USE_CLIP: u32 = 2u;
@@ -103,11 +106,20 @@ fn bf16_bits(x: f32) -> u32 {
 
 // Element k of E (an index into the bound E, which starts at an even element).
 fn ef_get(k: u32) -> f32 {
+  if (EF_BF16 == 0u) { return bitcast<f32>(ef[k]); }
   let w = ef[k >> 1u];
   return bitcast<f32>(select(w << 16u, w & 0xFFFF0000u, (k & 1u) == 1u));
 }
 
-fn ef_pair(lo: f32, hi: f32) -> u32 { return bf16_bits(lo) | (bf16_bits(hi) << 16u); }
+// Elements 2q and 2q + 1 of the E that starts at element e0 (even) ← lo, hi (hi only where 2q + 1 < n).
+fn ef_put_pair(e0: u32, q: u32, n: u32, lo: f32, hi: f32) {
+  if (EF_BF16 == 0u) {
+    ef[e0 + 2u * q] = bitcast<u32>(lo);
+    if (2u * q + 1u < n) { ef[e0 + 2u * q + 1u] = bitcast<u32>(hi); }
+    return;
+  }
+  ef[(e0 >> 1u) + q] = bf16_bits(lo) | (bf16_bits(hi) << 16u);
+}
 
 // ---------------- the refit's random start ----------------
 
@@ -434,7 +446,7 @@ fn mao_b_update_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
     if (p.refit == 1u) { e[h] = p.bc1 * (b_low(sc, w1, j, cols) + dense); }
     else { e[h] = p.bc1 * dense - b_low(sc, sc.w2 + row * p.r, j, cols); }
   }
-  ef[(table[b + T_EOFF] >> 1u) + q] = ef_pair(e.x, e.y);
+  ef_put_pair(table[b + T_EOFF], q, n, e.x, e.y);
 }
 
 // Dense Adam, invocation t < nb: m, v updated in place; scalars[4·idx + 1] = Σu². Records: T_POFF, T_ROWS (size),
@@ -739,7 +751,7 @@ fn mao_rb_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
     for (var c = 0u; c < r; c = c + 1u) { low = low + work[wa + i * r + c] * work[z + j * r + c]; }
     e[h] = ef_get(e0 + el) - low;
   }
-  ef[(e0 >> 1u) + q] = ef_pair(e.x, e.y);
+  ef_put_pair(e0, q, n, e.x, e.y);
 }
 
 // U ← Y, V ← Z, S ← Gm.

@@ -108,7 +108,7 @@ export function buildProgram(): Command {
     .option('--shape <MxD>', 'merge: M matrices of D × D per model, e.g. 8x2048 (default 32x4096; 48x1024 with --quick)')
     .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
     .option('--steps <n>', 'sasrec, optimizer-quality: training steps per case (default 400 / 120; 60 / 30 with --quick)')
-    .option('--variants', 'optimizer-quality: also mao with one setting changed (error feedback, rank 128, residualWeight, refitEvery, lr)')
+    .option('--variants', 'optimizer-quality: also mao with one setting changed (no error feedback, rank 8 or 128, refitEvery, lr)')
     .action((name: string, o) => benchCommand(name, o));
 
   return program;

@@ -33,6 +33,8 @@ export interface CpuMaoConfig extends CpuGuard {
   clipThreshold: number;
   weightDecay: number;
   errorFeedback: boolean;
+  /** E's storage (default bf16: rounded as the GPU rounds it). */
+  errorFeedbackPrecision?: 'bf16' | 'f32';
   /** Default true: the update is the low-rank momentum plus the gradient outside its subspaces (see below). */
   residual?: boolean;
   /** ρ: weight of g's part outside the subspaces in the residual form (default 1). */
@@ -282,7 +284,8 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
     const { rows: m, cols: n, r } = s;
     const refit = (t - 1) % c.refitEvery === 0;
     // With error feedback a refit fits the factors to what E holds then: bf16(M̃).
-    if (s.E && refit) for (let q = 0; q < N; q++) mt[q] = bf16Round(mt[q]);
+    const store = c.errorFeedbackPrecision === 'f32' ? Math.fround : bf16Round;
+    if (s.E && refit) for (let q = 0; q < N; q++) mt[q] = store(mt[q]);
     if (refit) {
       const f = cpuRefit(mt, m, n, r, c.powerIters, s.V, maoSeed(t, k));
       s.U.set(f.U);
@@ -296,7 +299,7 @@ export function cpuMaoStep(params: readonly CpuParam[], state: CpuMaoState[], t:
     }
     if (s.E) {
       const L = lowRankProduct(s.U, s.S, s.V, m, n, r);
-      for (let q = 0; q < N; q++) s.E[q] = bf16Round(mt[q] - L[q]);
+      for (let q = 0; q < N; q++) s.E[q] = store(mt[q] - L[q]);
     }
     let total = 0;
     for (let q = 0; q < N; q++) total += mt[q] * mt[q];

@@ -5,22 +5,27 @@
 // State of a tensor of rank ≥ 2 viewed as W [m, n] (shape[0] × rest) with min(m, n) > rank:
 //   U [m, r], S [r, r], V [n, r]   the momentum ≈ U·S·Vᵀ    (m·r + r² + n·r floats instead of m·n)
 //   R [m], C [n]                   row/column means of g²   (V̂ = R·Cᵀ / mean(R), bias corrected)
-//   E [m, n]                       only with errorFeedback: the dense residual M̃ − U·S·Vᵀ in bfloat16 (+ 2 bytes per
-//                                  weight: with it the momentum is exact up to E's rounding, 2⁻⁹ of the residual,
-//                                  and mao keeps 0.5 + (m+n)(r+1)/mn floats per weight against AdamW's 2; without
-//                                  it, (m+n)(r+1)/mn + r²/mn). bf16 rather than f16: the residual has the gradient's
-//                                  range (down to 1e-9 and below), which f16 would flush to zero; 8 bits of mantissa
-//                                  are plenty for a momentum (the rounding error does not accumulate: each step
-//                                  rounds β1·E + …, so it stays at 2⁻⁹·|E| / (1 − β1)).
+//   E [m, n]                       errorFeedback (the default): the dense residual M̃ − U·S·Vᵀ in bfloat16, 2 bytes
+//                                  per weight. With it the momentum is exact up to E's rounding (2⁻⁹ of the
+//                                  residual), and mao keeps 0.5 + ((m+n)(r+1) + r²)/mn floats per weight against
+//                                  AdamW's 2; without it, ((m+n)(r+1) + r²)/mn. bf16 rather than f16: the residual has
+//                                  the gradient's range (down to 1e-9 and below), which f16 would flush to zero;
+//                                  8 bits of mantissa are plenty for a momentum (the rounding error does not
+//                                  accumulate: each step rounds β1·E + …, so it stays near 2⁻⁹·|E| / (1 − β1)).
+//                                  Why it is the default: on the benchmark transformer (dModel 128, rank 32) the
+//                                  rank-32 momentum alone ends 8.8 % above AdamW's validation loss, with E 2 % below
+//                                  (bench optimizer-quality --variants; README).
 // Vectors and matrices with min(m, n) ≤ rank: dense Adam m, v (factoring them would save nothing), with the same
 // preconditioner clamp and RMS clipping.
 //
-// The update (default `residual`): u = P ⊙ m̂ with m̂ = U·(β1·S + (1−β1)·T)·Vᵀ / (1 − β1ᵗ) + (g − U·T·Vᵀ), T = Uᵀ·g·V:
+// Without error feedback the update (default `residual`) is u = P ⊙ m̂ with m̂ = U·(β1·S + (1−β1)·T)·Vᵀ / (1 − β1ᵗ) + (g − U·T·Vᵀ), T = Uᵀ·g·V:
 // the bias-corrected low-rank momentum plus the part of g outside its subspaces at full weight. The plain
 // m̂ = M̃ / (1 − β1ᵗ), M̃ = β1·U·S·Vᵀ + (1−β1)·g (`residual: false`) keeps only (1−β1) = 10 % of that part, a 10×
 // smaller step along everything rank r cannot hold: on the demo (rank 8 of 32) it ends at validation loss 1.917
 // against AdamW's 1.734, the residual form at 1.725 (same steps, lr and schedule). With error feedback the
-// momentum is exact and the update is M̃ / (1 − β1ᵗ).
+// momentum is exact and the update is M̃ / (1 − β1ᵗ) = U·(β1·S/(1 − β1ᵗ))·Vᵀ + D/(1 − β1ᵗ) with D = β1·E + (1−β1)·g;
+// then S' = Uᵀ·M̃·V = β1·S + T with T = Uᵀ·D·V, and E' = M̃ − U·S'·Vᵀ = D − U·T·Vᵀ (no dense M̃ is formed). On refit
+// steps E takes M̃ itself, the refit fits it, and E ← M̃ − U'·S'·V'ᵀ.
 //
 // Between refits U and V stay fixed and S is updated in their subspace: S ← Uᵀ·M̃·V = β1·S + (1−β1)·Uᵀ·g·V. That is
 // the Frobenius-closest momentum in the current subspaces (why S is a full r×r core rather than a diagonal: a
@@ -29,19 +34,20 @@
 // (and at step 1) the subspaces are refitted to M̃ by randomized subspace iteration on the GPU: Ω = V + noise,
 // Y = orth(M̃·Ω), `powerIters` × {Z = orth(M̃ᵀ·Y), Y = orth(M̃·Z)}, V = orth(M̃ᵀ·Y), S = Yᵀ·M̃·V, where orth is
 // Cholesky-QR done twice (CholQR2; the r×r Cholesky in one workgroup). M̃ is applied as an operator
-// (β1·U·S·Vᵀ + (1−β1)·g), never formed.
+// (β1·U·S·Vᵀ + (1−β1)·g, or E with error feedback), never formed.
 //
-// All factors of all tensors live in ONE `state` buffer; E (error feedback) in one more, per tensor at 256-byte
-// aligned offsets; `work` is scratch, not state: per batch of tensors the batched step's (A [m, r], Vᵀ [r, n], K
-// [r, r] and a few partial sums per tensor), or the largest tensor's refit (3·m·r + n·r + 3·r² + m floats).
+// All factors of all tensors live in ONE `state` buffer; E (error feedback) in one more, two bf16 per u32, per
+// tensor at 256-byte aligned offsets; `work` is scratch, not state: per tensor of a batch the batched step's
+// (A [m, r], Vᵀ [r, n], K, T [r, r], a few partial sums, and W2 = U·T [m, r] with error feedback) or its refit's
+// (Y, A [m, r], Z [n, r], T1, T2, Gm [r, r]), whichever is larger.
 //
 // Dispatches. On a software adapter (lavapipe) a dispatch costs about as much as a small kernel, and the first
 // version (one tensor per dispatch, eleven per matrix, two per vector) made a step 1.5–2 × AdamW's on the
 // benchmark models while the arithmetic is a few % of a training step's. So the step is batched: the tensors whose
 // span of the flat layout fits one binding form a batch, a table (one record per tensor: offsets, shape, the
-// first workgroup of each phase) lets one dispatch serve all of them, and the step without error feedback is five
-// dispatches per batch (kernels/mao.wgsl, mao_b_*), the dense-Adam tensors two. The refit and the error-feedback
-// path stay one tensor per dispatch (the refit runs every `refitEvery` steps).
+// first workgroup of each phase) lets one dispatch serve all of them, and the step is five dispatches per batch
+// (kernels/mao.wgsl, mao_b_*), the dense-Adam tensors two, with or without error feedback; the refit (every
+// `refitEvery` steps) is batched the same way (mao_rb_*).
 //
 // Captured energy (capturedEnergy()): the fraction of the momentum's energy ‖M̃‖²_F the rank-r factors hold after
 // the step. Without error feedback M̃ = β1·U·S·Vᵀ + (1−β1)·s·g with U, V of orthonormal columns (CholQR2 makes
@@ -139,6 +145,8 @@ export interface MaoOptions {
   clipThreshold?: number;
   weightDecay?: number;
   errorFeedback?: boolean;
+  /** E's storage: 'bf16' (2 bytes per weight, the default) or 'f32' (4). */
+  errorFeedbackPrecision?: 'bf16' | 'f32';
   residual?: boolean;
   /** ρ of the residual form (default 1). */
   residualWeight?: number;
@@ -206,13 +214,18 @@ export class Mao implements Optimizer {
   readonly clipThreshold: number;
   readonly weightDecay: number;
   readonly errorFeedback: boolean;
+  readonly errorFeedbackPrecision: 'bf16' | 'f32';
   readonly residual: boolean;
   /** ρ: the weight of the gradient's part outside the momentum's subspaces in the residual form (1: full). */
   readonly residualWeight: number;
   private readonly slots: Slot[];
   private readonly stateFloats: number;
-  /** bf16 elements of `ef` (a multiple of 128: every tensor's E starts 256-byte aligned). */
-  private readonly efHalves: number;
+  /** Elements of `ef` (a multiple of 128: every tensor's E starts 256-byte aligned in either precision). */
+  private readonly efElems: number;
+  /** Bytes per element of E: 2 (bf16) or 4 (f32). */
+  private readonly efBytesPer: number;
+  /** The kernels with E's precision as their EF_BF16 override. */
+  private readonly spec: (k: KernelSpec) => KernelSpec;
   private readonly workFloats: number;
   private readonly state_: GPUBuffer;
   private readonly work: GPUBuffer;
@@ -244,7 +257,9 @@ export class Mao implements Optimizer {
     this.pMax = opts.pMax ?? 1e4;
     this.clipThreshold = opts.clipThreshold ?? 1;
     this.weightDecay = opts.weightDecay ?? 0.01;
-    this.errorFeedback = opts.errorFeedback ?? false;
+    this.errorFeedback = opts.errorFeedback ?? true; // the registry's default (src/files/registry/optimizers.ts)
+    this.errorFeedbackPrecision = opts.errorFeedbackPrecision ?? 'bf16';
+    if (this.errorFeedbackPrecision !== 'bf16' && this.errorFeedbackPrecision !== 'f32') throw new Error(`mao: errorFeedbackPrecision must be 'bf16' or 'f32', got '${String(this.errorFeedbackPrecision)}'`);
     this.residual = opts.residual ?? true;
     this.residualWeight = opts.residualWeight ?? 1;
     this.maxGradNorm = opts.maxGradNorm ?? 0;
@@ -299,7 +314,10 @@ export class Mao implements Optimizer {
       return s;
     });
     this.stateFloats = off;
-    this.efHalves = eOff;
+    this.efElems = eOff;
+    this.efBytesPer = this.errorFeedbackPrecision === 'bf16' ? 2 : 4;
+    const ef16 = this.errorFeedbackPrecision === 'bf16' ? 1 : 0;
+    this.spec = (k) => (ef16 ? k : { ...k, overrides: { ...k.overrides, EF_BF16: 0 } });
     // Batches: consecutive tensors while their span fits one binding (and so does their scratch). Frozen tensors
     // stay inside the spans (a tensor can be unfrozen later); the table records skip them.
     this.batches = [];
@@ -332,7 +350,7 @@ export class Mao implements Optimizer {
       tableU32 += Math.ceil((b.dense * TAB) / TAB_ALIGN) * TAB_ALIGN || TAB_ALIGN;
     }
     this.workFloats = work;
-    for (const [what, floats] of [['state', off], ['error-feedback', eOff / 2], ['scratch', work]] as const) {
+    for (const [what, floats] of [['state', off], ['error-feedback', (eOff * this.efBytesPer) / 4], ['scratch', work]] as const) {
       if (floats * 4 > rt.maxBindingBytes) {
         throw new Error(`mao: the ${what} buffer (${(floats * 4 / 2 ** 20).toFixed(1)} MiB) is larger than one GPU binding (${(rt.maxBindingBytes / 2 ** 20).toFixed(0)} MiB); lower rank or use adamw`);
       }
@@ -341,7 +359,7 @@ export class Mao implements Optimizer {
     this.state_ = dev.createBuffer({ size: Math.max(16, off * 4), usage: USAGE, label: 'mao:state' });
     this.work = dev.createBuffer({ size: Math.max(16, work * 4), usage: USAGE, label: 'mao:work' });
     this.scalars = dev.createBuffer({ size: Math.max(16, store.entries.length * 16), usage: USAGE, label: 'mao:scalars' });
-    this.ef = dev.createBuffer({ size: Math.max(256, eOff * 2), usage: USAGE, label: 'mao:ef' });
+    this.ef = dev.createBuffer({ size: Math.max(256, eOff * this.efBytesPer), usage: USAGE, label: 'mao:ef' });
     this.table = dev.createBuffer({ size: Math.max(256, tableU32 * 4), usage: USAGE, label: 'mao:table' });
     // capturedEnergy()'s records: every factored tensor (T_POFF: where its E starts in `ef`).
     const energy = this.slots.filter((sl) => sl.factored);
@@ -371,7 +389,7 @@ export class Mao implements Optimizer {
   get stateBytes(): number {
     let floats = 0;
     for (const sl of this.slots) {
-      if (sl.factored) floats += (sl.rows + sl.cols) * sl.r + sl.r * sl.r + sl.rows + sl.cols + (this.errorFeedback ? sl.entry.size / 2 : 0);
+      if (sl.factored) floats += (sl.rows + sl.cols) * sl.r + sl.r * sl.r + sl.rows + sl.cols + (this.errorFeedback ? (sl.entry.size * this.efBytesPer) / 4 : 0);
       else floats += 2 * sl.entry.size;
     }
     return floats * 4;
@@ -430,7 +448,7 @@ export class Mao implements Optimizer {
       // Operands of the refit kernels: slots (RS_*), the reduction's length (0 rows, 1 cols), flag, cL, cD.
       type Ops = { a?: number; b?: number; o?: number; x?: number; len?: number; flag?: number; cL?: number; cD?: number };
       const d = (spec: KernelSpec, tab: number, count: number, wg: number, o: Ops = {}) =>
-        rt.dispatch(spec, bufs(tab, count), {
+        rt.dispatch(this.spec(spec), bufs(tab, count), {
           values: [
             0, 0, r, mode, n, 0, 0, 0, 0, 0, 0, 0, 0, kind, 0, 0,
             0, o.a ?? 0, 0, o.b ?? 0, o.o ?? 0, o.len ?? 0, o.flag ?? 0, t, o.x ?? 0,
@@ -575,7 +593,7 @@ export class Mao implements Optimizer {
     values[13] = this.errorFeedback ? 1 : 0;
     values[38] = this.energyCount;
     values[39] = this.energyCount;
-    rt.dispatch(B_ENERGY, bufs, { values, format: 'u'.repeat(25) + 'f'.repeat(13) + 'uuuu' }, Math.ceil(this.energyCount / WG));
+    rt.dispatch(this.spec(B_ENERGY), bufs, { values, format: 'u'.repeat(25) + 'f'.repeat(13) + 'uuuu' }, Math.ceil(this.energyCount / WG));
     const sc = new Float32Array(await rt.readBytes({ buffer: this.scalars, offset: 0, size: s.entries.length * 16 }));
     for (const sl of this.slots) {
       if (!sl.factored || this.steps === 0) continue;
@@ -614,7 +632,7 @@ export class Mao implements Optimizer {
           { state: 'R', param: p, shape: [sl.rows] },
           { state: 'C', param: p, shape: [sl.cols] },
         );
-        if (this.errorFeedback) out.push({ state: 'E', param: p, shape: [...sl.entry.shape], dtype: 'BF16' });
+        if (this.errorFeedback) out.push({ state: 'E', param: p, shape: [...sl.entry.shape], dtype: this.efBytesPer === 2 ? 'BF16' : 'F32' });
       } else out.push({ state: 'm', param: p, shape: [...sl.entry.shape] }, { state: 'v', param: p, shape: [...sl.entry.shape] });
     }
     return out;
@@ -662,7 +680,7 @@ export class Mao implements Optimizer {
   loadState(input: OptimizerStateInput): void {
     if (!Number.isInteger(input.step) || input.step < 0) throw new Error(`mao: bad step count ${input.step}`);
     const host = new Float32Array(this.stateFloats);
-    const efHost = new Uint16Array(this.efHalves);
+    const efHost = this.efBytesPer === 2 ? new Uint16Array(this.efElems) : new Float32Array(this.efElems);
     for (const sl of this.slots) {
       for (const st of this.stateNames()) {
         const w = this.where(st, sl);
@@ -671,13 +689,13 @@ export class Mao implements Optimizer {
         const data = b && !(b instanceof Float32Array) ? b.get(sl.entry.name) : undefined;
         if (!data) throw new Error(`mao: the snapshot has no ${st} for '${sl.entry.name}'`);
         if (data.length !== w[2]) throw new Error(`mao: ${st} of '${sl.entry.name}' has ${data.length} values, expected ${w[2]}`);
-        if (w[0] === 'ef') efHost.set(f32ToBf16(data), w[1]);
+        if (w[0] === 'ef') efHost.set(efHost instanceof Uint16Array ? f32ToBf16(data) : data, w[1]);
         else host.set(data, w[1]);
       }
     }
     const rt = this.store.runtime;
     if (this.stateFloats) rt.write({ buffer: this.state_, offset: 0, size: this.stateFloats * 4 }, host);
-    if (this.efHalves) rt.write({ buffer: this.ef, offset: 0, size: this.efHalves * 2 }, efHost);
+    if (this.efElems) rt.write({ buffer: this.ef, offset: 0, size: this.efElems * this.efBytesPer }, efHost);
     this.steps = input.step;
   }
 
@@ -698,10 +716,11 @@ export class Mao implements Optimizer {
     return this.state_.size + this.work.size + this.scalars.size + this.ef.size + this.table.size + this.energyTable.size;
   }
 
-  /** E decoded from bf16 (offsets as in `where`). */
+  /** E as f32, decoded from bf16 where it is held so (offsets as in `where`). */
   private async readEf(): Promise<Float32Array> {
-    if (!this.efHalves) return new Float32Array(0);
-    return bf16ToF32(new Uint16Array(await this.store.runtime.readBytes({ buffer: this.ef, offset: 0, size: this.efHalves * 2 })));
+    if (!this.efElems) return new Float32Array(0);
+    const bytes = await this.store.runtime.readBytes({ buffer: this.ef, offset: 0, size: this.efElems * this.efBytesPer });
+    return this.efBytesPer === 2 ? bf16ToF32(new Uint16Array(bytes)) : new Float32Array(bytes);
   }
 
   private async readBuffer(buf: GPUBuffer, floats: number): Promise<Float32Array> {

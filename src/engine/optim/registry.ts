@@ -49,6 +49,7 @@ const OPTIMIZERS: OptimizerFactories = {
       clipThreshold: c.clipThreshold,
       weightDecay: c.weightDecay,
       errorFeedback: c.errorFeedback,
+      errorFeedbackPrecision: c.errorFeedbackPrecision as 'bf16' | 'f32',
       residual: c.residual,
       residualWeight: c.residualWeight,
       maxGradNorm,

@@ -51,7 +51,7 @@ const DENSE_STATE_PER_PARAM: Record<string, (opt: Record<string, unknown>) => nu
   adamw: () => 2,
   sgd: (o) => (Number(o.momentum ?? 0) > 0 ? 1 : 0),
   adafactor: (o) => (Number(o.beta1 ?? 0) > 0 ? 1 : 0),
-  mao: (o) => (o.errorFeedback ? 0.5 : 0), // E in bf16
+  mao: (o) => (o.errorFeedback === false ? 0 : o.errorFeedbackPrecision === 'f32' ? 1 : 0.5), // E, bf16 by default
 };
 
 /** Rows of logits one training batch produces: every position of every sequence, or one per example. */

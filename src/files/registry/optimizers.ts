@@ -74,10 +74,10 @@ export const mao = defineEntry({
   name: 'mao',
   title: 'mao: momentum-aware optimizer — low-rank momentum, factored second moment (below AdamW\'s memory).',
   doc:
-    'For a weight viewed as a matrix [m, n] with min(m, n) > rank it keeps the momentum as U [m, r]·S [r, r]·V [n, r]ᵀ and Adafactor\'s row/column second moment R [m], C [n]: ' +
-    '(m + n)(r + 1) + r² floats instead of AdamW\'s 2·m·n. Update: P = min((V̂ + eps)^(−1/2), pMax), W ← W − lr·P ⊙ M̃ (M̃ = β1·U·S·Vᵀ + (1 − β1)·g, bias corrected), ' +
+    'For a weight viewed as a matrix [m, n] with min(m, n) > rank it keeps the momentum as U [m, r]·S [r, r]·V [n, r]ᵀ plus the residual E (bfloat16, `errorFeedback`), and Adafactor\'s row/column second moment R [m], C [n]: ' +
+    '(m + n)(r + 1) + r² floats and 2 bytes per weight, against AdamW\'s 8 bytes per weight (without E: the factors only, less exact momentum). Update: P = min((V̂ + eps)^(−1/2), pMax), W ← W − lr·P ⊙ M̃ (M̃ = β1·U·S·Vᵀ + (1 − β1)·g, bias corrected), ' +
     'the update RMS clipped to `clipThreshold`, decoupled weight decay. Between refits U, V stay fixed and S follows M̃ in their subspace; every `refitEvery` steps the subspaces ' +
-    'are refitted to M̃ by randomized subspace iteration on the GPU. Vectors and smaller matrices: dense Adam state. `errorFeedback` adds a dense residual E in bfloat16 (+2 bytes per weight) that makes the momentum exact up to its rounding.',
+    'are refitted to M̃ by randomized subspace iteration on the GPU. Vectors and smaller matrices: dense Adam state. `errorFeedback` (default on) keeps the dense residual E = M̃ − U·S·Vᵀ in bfloat16, which makes the momentum exact up to its rounding: without it, the rank-r momentum reaches AdamW\'s loss only where the momentum is nearly low-rank.',
   source: 'UMTAM arXiv 2512.17109; MoFaSGD arXiv 2507.08091 (low-rank momentum); Adafactor arXiv 1804.04235 (factored second moment)',
   params: {
     lr: lr(0.003),
@@ -96,7 +96,8 @@ export const mao = defineEntry({
     pMax: { type: 'number', exclusiveMinimum: 0, default: 10000, doc: 'Clamp of the preconditioner P = (V̂ + eps)^(−1/2) (caps the step where the second moment is tiny).' },
     clipThreshold: { type: 'number', exclusiveMinimum: 0, default: 1, doc: 'Update clipping: the update is divided by max(1, RMS(update) / clipThreshold), per tensor.' },
     weightDecay: { type: 'number', minimum: 0, default: 0.01, doc: 'Decoupled weight decay (multiplied by the learning rate).' },
-    errorFeedback: { type: 'boolean', default: false, doc: 'Keep the dense residual E = M̃ − U·S·Vᵀ in bfloat16 (+2 bytes per factored weight): the momentum becomes exact up to E\'s rounding.' },
+    errorFeedback: { type: 'boolean', default: true, doc: 'Keep the dense residual E = M̃ − U·S·Vᵀ in bfloat16 (2 bytes per factored weight): the momentum is exact up to E\'s rounding. false: the factors alone ((m + n)(r + 1) + r² floats per matrix), whose rank-r momentum costs quality where the momentum is not low-rank (bench optimizer-quality).' },
+    errorFeedbackPrecision: { type: 'string', enum: ['bf16', 'f32'], default: 'bf16', doc: 'How E is held and checkpointed: bf16 (2 bytes per weight; rounded to nearest even) or f32 (4 bytes).' },
     residual: {
       type: 'boolean',
       default: true,
