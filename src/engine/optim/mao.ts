@@ -340,7 +340,7 @@ export class Mao implements Optimizer {
       this.scratchOf.push(scratch);
       scratch += own;
       work = Math.max(work, scratch);
-      if (sl.factored && !this.errorFeedback) cur.factored++;
+      if (sl.factored) cur.factored++;
       else if (!sl.factored) cur.dense++;
     }
     for (const b of this.batches) {
@@ -536,6 +536,8 @@ export class Mao implements Optimizer {
       const bi = this.batchOf[k];
       const b = this.batches[bi];
       const c = count[bi];
+      // A record past its section would overwrite the next one's (the dense records follow the factored ones).
+      if (sl.factored && (c.f + 1) * TAB * 4 > b.denseTab - b.factoredTab) throw new Error(`mao: internal error: batch ${bi}'s table has room for ${c.f} factored records`);
       const rec = (sl.factored ? b.factoredTab / 4 + c.f++ * TAB : b.denseTab / 4 + c.d++ * TAB);
       host[rec + T_POFF] = e.offset - b.base;
       host[rec + T_IDX] = e.index;
