@@ -388,28 +388,41 @@ fn mao_b_total(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   scalars[idx * 4u + 2u] = low + (1.0 - p.beta1) * (1.0 - p.beta1) * g2;
 }
 
+// What the update of a tensor's elements shares: its record, shape, the clipping divisor and the decay factor.
+struct ElemCtx { b: u32, cols: u32, n: u32, sc: Scratch, meanR: f32, denom: f32, keep: f32 }
+
+fn elem_ctx(b: u32) -> ElemCtx {
+  var c: ElemCtx;
+  c.b = b;
+  c.cols = table[b + T_COLS];
+  c.n = table[b + T_ROWS] * c.cols;
+  c.sc = scratch_of(b);
+  let idx = table[b + T_IDX];
+  c.meanR = scalars[idx * 4u];
+  c.denom = max(1.0, sqrt(scalars[idx * 4u + 1u] / f32(c.n)) / p.clip);
+  c.keep = 1.0;
+  if (table[b + T_DECAY] != 0u) { c.keep = p.decayKeep; }
+  return c;
+}
+
+// Element el of the tensor: W ← W·keep − lr·u/denom with u from W1's row and the dense term.
+fn b_apply(c: ElemCtx, el: u32, dense: f32) {
+  let row = el / c.cols;
+  let k = table[c.b + T_POFF] + el;
+  let u = b_u(c.b, c.sc, c.sc.a + row * p.r, row, el % c.cols, c.cols, dense, c.meanR) / c.denom;
+  param[k] = param[k] * c.keep - p.lr * u;
+}
+
 // Invocations [0, rows·cols): the update of one element.
 @compute @workgroup_size(WG)
 fn mao_b_update(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = linear_wg(wid, nwg);
   let s = grad_scale();
   if (w >= p.wgTotal || s < 0.0) { return; }
-  let b = find_tensor(w, T_WG_ELEMS);
-  let rows = table[b + T_ROWS];
-  let cols = table[b + T_COLS];
-  let n = rows * cols;
-  let e = (w - table[b + T_WG_ELEMS]) * WG + lid;
-  if (e >= n) { return; }
-  let row = e / cols;
-  let j = e % cols;
-  let sc = scratch_of(b);
-  let idx = table[b + T_IDX];
-  let denom = max(1.0, sqrt(scalars[idx * 4u + 1u] / f32(n)) / p.clip);
-  var keep = 1.0;
-  if (table[b + T_DECAY] != 0u) { keep = p.decayKeep; }
-  let k = table[b + T_POFF] + e;
-  let u = b_u(b, sc, sc.a + row * p.r, row, j, cols, s * p.rho * grad[k], scalars[idx * 4u]) / denom;
-  param[k] = param[k] * keep - p.lr * u;
+  let c = elem_ctx(find_tensor(w, T_WG_ELEMS));
+  let e = (w - table[c.b + T_WG_ELEMS]) * WG + lid;
+  if (e >= c.n) { return; }
+  b_apply(c, e, s * p.rho * grad[table[c.b + T_POFF] + e]);
 }
 
 // With error feedback, invocations [0, ⌈rows·cols/2⌉): the update of elements 2q and 2q + 1 (they share E's word),
@@ -420,33 +433,21 @@ fn mao_b_update_ef(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
   let w = linear_wg(wid, nwg);
   let s = grad_scale();
   if (w >= p.wgTotal || s < 0.0) { return; }
-  let b = find_tensor(w, T_WG_ELEMS);
-  let rows = table[b + T_ROWS];
-  let cols = table[b + T_COLS];
-  let n = rows * cols;
-  let q = (w - table[b + T_WG_ELEMS]) * WG + lid;
-  if (2u * q >= n) { return; }
-  let sc = scratch_of(b);
-  let idx = table[b + T_IDX];
-  let meanR = scalars[idx * 4u];
-  let denom = max(1.0, sqrt(scalars[idx * 4u + 1u] / f32(n)) / p.clip);
-  var keep = 1.0;
-  if (table[b + T_DECAY] != 0u) { keep = p.decayKeep; }
+  let c = elem_ctx(find_tensor(w, T_WG_ELEMS));
+  let q = (w - table[c.b + T_WG_ELEMS]) * WG + lid;
+  if (2u * q >= c.n) { return; }
   var e = vec2f(0.0, 0.0);
   for (var h = 0u; h < 2u; h = h + 1u) {
     let el = 2u * q + h;
-    if (el >= n) { break; }
-    let row = el / cols;
-    let j = el % cols;
-    let k = table[b + T_POFF] + el;
-    let w1 = sc.a + row * p.r;
-    let dense = b_dense(b, el, k, s); // D/(1 − β1ᵗ)
-    let u = b_u(b, sc, w1, row, j, cols, dense, meanR) / denom;
-    param[k] = param[k] * keep - p.lr * u;
-    if (p.refit == 1u) { e[h] = p.bc1 * (b_low(sc, w1, j, cols) + dense); }
-    else { e[h] = p.bc1 * dense - b_low(sc, sc.w2 + row * p.r, j, cols); }
+    if (el >= c.n) { break; }
+    let row = el / c.cols;
+    let j = el % c.cols;
+    let dense = b_dense(c.b, el, table[c.b + T_POFF] + el, s); // D/(1 − β1ᵗ)
+    b_apply(c, el, dense);
+    if (p.refit == 1u) { e[h] = p.bc1 * (b_low(c.sc, c.sc.a + row * p.r, j, c.cols) + dense); }
+    else { e[h] = p.bc1 * dense - b_low(c.sc, c.sc.w2 + row * p.r, j, c.cols); }
   }
-  ef_put_pair(table[b + T_EOFF], q, n, e.x, e.y);
+  ef_put_pair(table[c.b + T_EOFF], q, c.n, e.x, e.y);
 }
 
 // Dense Adam, invocation t < nb: m, v updated in place; scalars[4·idx + 1] = Σu². Records: T_POFF, T_ROWS (size),
