@@ -458,5 +458,8 @@ describe('mao', () => {
       const d = validateConfigText(yaml(bad), 'x.basin.yaml');
       assert.ok(d.length > 0, `${bad} should be a config error`);
     }
+    assert.deepEqual(validateConfigText(yaml('{ type: mao, errorFeedbackPrecision: f32 }'), 'x.basin.yaml'), []);
+    const d = validateConfigText(yaml('{ type: mao, errorFeedbackPrecision: f16 }'), 'x.basin.yaml');
+    assert.ok(d.some((x) => /errorFeedbackPrecision/.test(JSON.stringify(x)) && /bf16/.test(JSON.stringify(x))), `f16 is refused naming the field and the choices: ${JSON.stringify(d)}`);
   });
 });
