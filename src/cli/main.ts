@@ -52,10 +52,11 @@ export function buildProgram(): Command {
 
   program
     .command('eval')
-    .description("score models (run folders, checkpoints, merged models) on tasks (training configs' validation splits)")
+    .description("score models (run folders, checkpoints, merged models) on tasks (training configs' validation and test splits)")
     .argument('<model...>', 'run folders, checkpoints or safetensors models')
     .requiredOption('--task <config...>', 'training configs whose model, data and loss define the tasks')
     .option('--metric <name>', 'metric of the table: accuracy, loss, hr10 …', 'accuracy')
+    .option('--split <which>', 'validation, test (data with a held-out test split) or both', 'both')
     .option('--json', 'print every result as one JSON object')
     .action((models: string[], o) => evalCommand(models, o));
 
@@ -84,7 +85,7 @@ export function buildProgram(): Command {
     .option('--density <d>', 'fraction of the targeted weights kept, in (0, 1] (apply)')
     .option('--densities <list>', 'sweep densities, e.g. 1,0.5,0.1 or 100,50,10% (default 100 … 10, 5, 1 %)')
     .option('--pattern <N:M>', 'semi-structured: keep N of every M inputs per row (2:4, 4:8)')
-    .option('--granularity <g>', 'where the threshold is taken: row | tensor | global', 'tensor')
+    .option('--granularity <g>', 'where the threshold is taken: row | tensor | global (default: row for wanda alone, as its paper; else tensor)')
     .option('--targets <globs>', 'name globs of the tensors to prune (default: 2-D weights of the blocks / layers, not the head)')
     .option('--base <checkpoint>', 'prune the task vector θ − θ_base: pruned entries are reset to the base')
     .option('--step <n>', 'the checkpoint step of a run folder (default: the latest)', positiveInt)

@@ -46,13 +46,13 @@ export interface PruneCommandOptions {
 /** The parsed command: everything checked that can be without reading files. */
 export function parsePruneArgs(o: PruneCommandOptions): { options: PruneOptions; scores: PruneScoreConfig[]; densities: number[]; density: number | null } {
   const pattern = parsePattern(o.pattern, '--pattern');
+  const names = (o.score ?? (o.sweep ? 'magnitude,random' : 'magnitude')).split(',').map((s) => s.trim()).filter(Boolean);
   const options: PruneOptions = {
     targets: o.targets ? o.targets.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_TARGETS],
-    granularity: parseGranularity(o.granularity, '--granularity'),
+    granularity: parseGranularity(o.granularity, '--granularity', names),
     pattern,
     base: o.base ? path.resolve(o.base) : undefined,
   };
-  const names = (o.score ?? (o.sweep ? 'magnitude,random' : 'magnitude')).split(',').map((s) => s.trim()).filter(Boolean);
   const given: Record<string, string | undefined> = { seed: o.seed, batches: o.batches, damp: o.damp, blockSize: o.blockSize, calibration: o.calibration };
   const scores = names.map((n) => {
     const entry = pruneScoreRegistry.get(n);

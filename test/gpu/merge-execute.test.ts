@@ -151,6 +151,14 @@ tokenizer_source: base
     }
     await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200 }), MergeOutputExistsError);
     await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true });
+    // Forced into one file: the shards and the index of the model it replaces go (a reader would load them).
+    await executeMerge({ rt, plan, outDir: out, force: true });
+    assert.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.safetensors') || f.endsWith('.json')).sort(), ['merge-report.json', 'model.safetensors']);
+    // A stray shard of another merge in a folder is refused without force, like the files the merge writes.
+    fs.copyFileSync(path.join(out, 'model.safetensors'), path.join(out, 'model-00001-of-00009.safetensors'));
+    fs.rmSync(path.join(out, 'model.safetensors'));
+    fs.rmSync(path.join(out, 'merge-report.json'));
+    await assert.rejects(executeMerge({ rt, plan, outDir: out }), /model-00001-of-00009\.safetensors already exists/);
   });
 
   it('a NaN in an input tensor is named with its model; a preview writes nothing', async () => {

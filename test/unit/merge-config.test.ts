@@ -161,6 +161,41 @@ describe('merge config (src/files/merge/config.ts)', () => {
     assert.deepEqual(errors('merge_method: linear\nmodels:\n  - model: models/a\n  - model: plain.safetensors\n'), []);
   });
 
+  it('without base_model, the base every model was fine-tuned from (run.json lineage) is used, with a warning', async () => {
+    // Two fine-tune runs of one base checkpoint, and a third of another base.
+    const baseRun = path.join(dir, 'runs', 'base');
+    const baseCk = path.join(baseRun, 'checkpoints', 'step-10.safetensors');
+    const otherCk = path.join(baseRun, 'checkpoints', 'step-5.safetensors');
+    await model(baseCk);
+    await model(otherCk);
+    fs.writeFileSync(path.join(baseRun, 'run.json'), JSON.stringify({ lineage: {} }));
+    for (const [name, parent] of [['ft-a', baseCk], ['ft-b', baseCk], ['ft-c', otherCk]] as const) {
+      const run = path.join(dir, 'runs', name);
+      await model(path.join(run, 'checkpoints', 'step-20.safetensors'));
+      fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ lineage: { relation: 'fine-tune', parentCheckpoint: parent, parentRun: baseRun } }));
+    }
+    const c = parseMergeConfig('merge_method: ties\nmodels:\n  - model: runs/ft-a\n  - model: runs/ft-b/checkpoints/step-20.safetensors\n', file);
+    assert.equal(c.baseModel?.path, fs.realpathSync(baseCk));
+    assert.equal(c.baseModel?.kind, 'checkpoint');
+    assert.deepEqual(
+      c.warnings.map((w) => [w.line, w.field]),
+      [[2, 'base_model']],
+    );
+    assert.match(c.warnings[0].message, /^not given: using runs\/base\/checkpoints\/step-10\.safetensors, the checkpoint every model was fine-tuned from \(run\.json lineage\)$/);
+    // Runs of different bases: still an error, saying why.
+    assert.deepEqual(errors('merge_method: ties\nmodels:\n  - model: runs/ft-a\n  - model: runs/ft-c\n'), [
+      '1: base_model: merge_method ties needs a base model (its task vectors are θ_t − θ₀): add base_model (their runs were fine-tuned from different bases)',
+    ]);
+    // A model without lineage (a plain file): the plain error.
+    assert.deepEqual(errors('merge_method: ties\nmodels:\n  - model: runs/ft-a\n  - model: plain.safetensors\n'), [
+      '1: base_model: merge_method ties needs a base model (its task vectors are θ_t − θ₀): add base_model',
+    ]);
+    // A base given explicitly wins over the lineage, with no warning.
+    const given = parseMergeConfig('merge_method: ties\nbase_model: models/base\nmodels:\n  - model: runs/ft-a\n  - model: runs/ft-b\n', file);
+    assert.equal(given.baseModel?.path, path.join(dir, 'models/base'));
+    assert.deepEqual(given.warnings, []);
+  });
+
   it('models and slices are exclusive; one is required', () => {
     assert.match(errors(ok('models:\n  - model: models/a\nslices:\n  - sources:\n      - model: models/a\n        layer_range: [0, 1]\n'))[0], /^5: slices: give either "models" or "slices", not both/);
     assert.match(errors(ok(''))[0], /missing "models" \(whole models to merge\) or "slices"/);

@@ -18,6 +18,7 @@ import {
   parsePattern,
   pruneScoreConfig,
   selectTargets,
+  type PruneOptions,
 } from '../../src/files/prune/options';
 import { UnknownEntryError } from '../../src/files/registry/entry';
 import { pruneScoreRegistry } from '../../src/files/registry/prune-scores';
@@ -129,6 +130,11 @@ describe('prune options and their errors', () => {
     const ok = parsePruneArgs({ sweep: true, score: 'wanda,random', batches: '3', seed: '2', pattern: '2:4', granularity: 'row' });
     assert.deepEqual(ok.scores, [{ type: 'wanda', batches: 3 }, { type: 'random', seed: 2 }]);
     assert.deepEqual(ok.options.pattern, { n: 2, m: 4 });
+    // Granularity by default: row for Wanda alone (its paper compares within output rows), tensor otherwise.
+    assert.equal(parsePruneArgs({ score: 'wanda', density: '0.5', out: 'x' }).options.granularity, 'row');
+    assert.equal(parsePruneArgs({ score: 'magnitude', density: '0.5', out: 'x' }).options.granularity, 'tensor');
+    assert.equal(parsePruneArgs({ sweep: true, score: 'wanda,magnitude' }).options.granularity, 'tensor');
+    assert.equal(parsePruneArgs({ score: 'wanda', density: '0.5', out: 'x', granularity: 'global' }).options.granularity, 'global');
   });
 
   it('curvature without statistics names the missing file and how to get them', async () => {
@@ -187,6 +193,14 @@ describe('prune options and their errors', () => {
     assert.deepEqual(plan.targets.map((t) => t.name), ['layers.0.weight', 'layers.1.weight']);
     await assert.rejects(planPrune(src, { ...opts, base: path.join(dir, 'base.safetensors') }, [pruneScoreConfig('magnitude')]), /base: .*base\.safetensors has no tensor layers\.1\.weight/);
     await assert.rejects(planPrune(src, { ...opts, base: path.join(dir, 'base2.safetensors') }, [pruneScoreConfig('magnitude')]), /layers\.0\.weight is \[6, 8\] in .*base2\.safetensors but \[8, 6\] in/);
+  });
+
+  it('a base given as a run folder is its latest checkpoint (as init.from); a folder that is no run says so', async () => {
+    const src = await resolvePruneSource(runDir);
+    const opts: PruneOptions = { targets: [...DEFAULT_TARGETS], granularity: 'tensor', pattern: null, base: runDir };
+    await planPrune(src, opts, [pruneScoreConfig('magnitude')]);
+    assert.equal(opts.base, path.join(runDir, 'checkpoints', 'step-5.safetensors'), 'resolved in the options the sweep reads');
+    await assert.rejects(planPrune(src, { ...opts, base: dir }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .* is a folder without run\.json: give a Basin run folder or a checkpoint \.safetensors file$/);
   });
 
   it('inputs that are not a run, a checkpoint in one, or a config', async () => {

@@ -240,6 +240,9 @@ export function cpuSparseGpt(
       }
     }
   }
+  // A dead input's weights were zeroed before the solve (as the reference does): they are pruned, whichever way
+  // the budget fell, so the kept fraction reported counts only weights that carry a value.
+  for (let j = 0; j < n; j++) if (prep.dead[j]) for (let r = 0; r < rows; r++) mask[r * n + j] = 0;
   return { weight: Float32Array.from(W), mask };
 }
 

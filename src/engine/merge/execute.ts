@@ -1,7 +1,7 @@
 // The streaming merge executor: runs a MergePlan (src/files/merge/plan.ts) on the GPU, tensor by tensor.
 //
 // Memory stays bounded by a few tensors, whatever the size of the models, and by a few row chunks, whatever the
-// size of the tensors: a tensor above the chunk budget (ExecuteOptions.chunkBytes, 8 MiB of f32 per operand) is
+// size of the tensors: a tensor above the chunk budget (ExecuteOptions.chunkBytes, 4 MiB of f32 per operand) is
 // merged in row chunks (tensor-merge.ts mergeTensorChunked: bit-identical to the whole-tensor merge), its rows
 // read at their offsets when each chunk needs them (again for each sweep of a first pass that finds per-tensor
 // quantities: top-k thresholds, norms; the page cache serves the re-reads), and written piece by piece
@@ -207,6 +207,21 @@ class Readback {
   }
 }
 
+/** Weights files of a merged model: the single file, the index and mergekit/transformers-style shards. */
+const MODEL_FILE_RE = /^model(-\d+-of-\d+)?\.safetensors$|^model\.safetensors\.index\.json$/;
+
+/**
+ * After a --force merge has written its files: the weights files of the model it replaced that the new layout
+ * does not write (a single file where there were shards, or fewer shards). Left there, a reader would load them:
+ * a folder holding model.safetensors is read as that file even beside a new index.
+ */
+export async function removeStaleModelFiles(outDir: string, written: string[]): Promise<string[]> {
+  const keep = new Set(written);
+  const stale = (await fs.promises.readdir(outDir)).filter((f) => MODEL_FILE_RE.test(f) && !keep.has(f));
+  for (const f of stale) await fs.promises.rm(path.join(outDir, f), { force: true });
+  return stale;
+}
+
 /** Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). */
 export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const { rt, plan } = o;
@@ -217,7 +232,8 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   if (!preview) {
     if (!o.outDir) throw new Error('executeMerge: outDir is required');
     await fs.promises.mkdir(o.outDir, { recursive: true });
-    for (const f of [MERGE_REPORT_FILE, 'model.safetensors', 'model.safetensors.index.json', ...layout.shards.map((s) => s.file)]) {
+    const existing = (await fs.promises.readdir(o.outDir)).filter((f) => MODEL_FILE_RE.test(f));
+    for (const f of [MERGE_REPORT_FILE, 'model.safetensors', 'model.safetensors.index.json', ...layout.shards.map((s) => s.file), ...existing]) {
       const p = path.join(o.outDir, f);
       if (!o.force && fs.existsSync(p)) throw new MergeOutputExistsError(o.outDir, p);
     }
@@ -590,6 +606,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         bytesWritten += (await fs.promises.stat(file)).size;
       }
       if (layout.index) await writeFileAtomic(path.join(o.outDir!, 'model.safetensors.index.json'), JSON.stringify(layout.index, null, 2) + '\n');
+      await removeStaleModelFiles(o.outDir!, layout.shards.map((s) => s.file).concat(layout.index ? ['model.safetensors.index.json'] : []));
     }
   } finally {
     for (const t of cache.values()) t.dispose();

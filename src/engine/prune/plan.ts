@@ -10,6 +10,8 @@ import { buildModel } from '../nn/registry';
 import type { Tensor } from '../tensor/tensor';
 import { modelSpec } from '../train/trainer';
 import { checkScoreNeeds } from './scores';
+import { isConfigFile } from '../../files/config/config-files';
+import { resolveInitSource } from '../train/fine-tune';
 import type { PruneSource } from './source';
 
 export interface PrunePlan {
@@ -33,6 +35,15 @@ export async function planPrune(source: PruneSource, options: PruneOptions, scor
   const targets = selectTargets(tensors, { targets: options.targets.length ? options.targets : [...DEFAULT_TARGETS], pattern: options.pattern }, head ? [head] : []);
   if (options.base) {
     if (!fs.existsSync(options.base)) throw new PruneOptionError('base', `${options.base} does not exist`);
+    // A run folder or a training config names its latest checkpoint, as init.from does; the resolved file is
+    // written back into the options, which the sweep or the apply then reads.
+    if (fs.statSync(options.base).isDirectory() || isConfigFile(options.base)) {
+      try {
+        options.base = (await resolveInitSource(options.base)).file;
+      } catch (e) {
+        throw new PruneOptionError('base', (e as Error).message.replace(/^init\.from: /, ''));
+      }
+    }
     const bh = await readSafetensorsHeader(options.base);
     for (const t of targets) {
       const b = bh.tensors[t.name];

@@ -9,7 +9,7 @@ import type { LossFn } from '../loss/loss';
 import type { Model } from '../nn/models';
 import type { ParameterStore } from '../optim/params';
 import { buildTrainingData, type TrainingData } from './data-source';
-import { evaluate, type EvalMetrics } from './evaluate';
+import { evaluate, evaluateTest, type EvalMetrics } from './evaluate';
 import { initFromCheckpoint } from './fine-tune';
 import { materializeModel, modelSpec } from './trainer';
 import { checkpointAdapters } from '../../files/adapter-checkpoint';
@@ -32,6 +32,25 @@ export class WeightsEvaluator {
 
   /** The validation metrics of the weights in `file` on this evaluator's task. */
   async evaluate(file: string): Promise<EvalMetrics> {
+    return this.withWeights(file, async (model) => ({ ...(await evaluate(this.rt, model, this.data, this.loss)) }));
+  }
+
+  /** Whether the task's data has a test split (the interactions source's held-out test targets). */
+  get hasTest(): boolean {
+    return this.data.leaveOneOut !== undefined;
+  }
+
+  /** The test metrics of the weights in `file`; null when the task's data has no test split. */
+  async evaluateTest(file: string): Promise<EvalMetrics | null> {
+    if (!this.hasTest) return null;
+    return this.withWeights(file, async (model) => {
+      const m = await evaluateTest(this.rt, model, this.data, this.loss);
+      return m && { ...m };
+    });
+  }
+
+  /** Runs `fn` on the task's model holding the weights of `file`. */
+  private async withWeights<T>(file: string, fn: (model: Model) => Promise<T>): Promise<T> {
     // An adapter run's checkpoint: the task's model with those adapters, built for this file (the plain model would
     // leave the adapter tensors unused and score the base instead).
     const adapters = checkpointAdapters(file);
@@ -39,14 +58,14 @@ export class WeightsEvaluator {
       const { model, store } = materializeModel(this.rt, modelSpec(this.config), this.config.seed, undefined, adapters);
       try {
         await initFromCheckpoint(file, store, { partial: false });
-        return { ...(await evaluate(this.rt, model, this.data, this.loss)) };
+        return await fn(model);
       } finally {
         await this.rt.sync().catch(() => undefined);
         store.destroy();
       }
     }
     await initFromCheckpoint(file, this.store, { partial: false });
-    return { ...(await evaluate(this.rt, this.model, this.data, this.loss)) };
+    return fn(this.model);
   }
 
   destroy(): void {

@@ -27,6 +27,7 @@ import { ConfigError, type ConfigDiagnostic } from '../config/load';
 import type { ParamSpec, RegistryEntry } from '../registry/entry';
 import { mergeMethodRegistry, type MergeMethodName, MERGE_METHOD_ENTRIES } from '../registry/merge-methods';
 import { CHECKPOINTS_DIR, RUN_FILE } from '../run-record';
+import { commonLineageBase, fineTuneBaseOf } from './lineage-base';
 import type { ConditionalParam, ParamScalar, ParamSetting, ParamSettings } from './params';
 
 export { ConfigError, formatDiagnostic, type ConfigDiagnostic } from '../config/load';
@@ -535,7 +536,22 @@ class Parser {
 
     // What the method needs.
     if (entry?.needs?.base && !baseModel && slices.some((s) => !s.baseModel)) {
-      this.report(mp?.value ?? root, 'base_model', `merge_method ${entry.name} needs a base model (its task vectors are θ_t − θ₀): add base_model`);
+      // Basin fine-tunes record their base (run.json lineage): when every model names the same one, use it.
+      const models = slices.flatMap((s) => s.sources.map((x) => x.model));
+      let found = commonLineageBase(models);
+      try {
+        if (found) resolveModelRef(this.dir, found);
+      } catch {
+        found = null; // the recorded base is not a model file Basin reads (moved, renamed): ask for base_model
+      }
+      const at = this.where(modelsP?.key ?? slicesP?.key ?? root);
+      if (found) {
+        baseModel = { ...resolveModelRef(this.dir, path.relative(this.dir, found) || found), ...at };
+        this.report(modelsP?.key ?? slicesP?.key ?? root, 'base_model', `not given: using ${baseModel.written}, the checkpoint every model was fine-tuned from (run.json lineage)`, 'warning');
+      } else {
+        const why = models.length && models.every((m) => fineTuneBaseOf(m)) ? ' (their runs were fine-tuned from different bases)' : '';
+        this.report(mp?.value ?? root, 'base_model', `merge_method ${entry.name} needs a base model (its task vectors are θ_t − θ₀): add base_model${why}`);
+      }
     }
 
     if (this.diagnostics.some((d) => d.severity === 'error') || !method) return null;

@@ -3,7 +3,7 @@
 // the CLI, the worker's prune-sweep job and the panel's form read the same definitions. Every check here runs
 // before any work and names the field (and the offending value or tensor names).
 import type { ParamSpec, RegistryEntry } from '../registry/entry';
-import { pruneScoreRegistry, type PruneScoreConfig } from '../registry/prune-scores';
+import { pruneScoreRegistry, ROW_WISE_SCORES, type PruneScoreConfig } from '../registry/prune-scores';
 import { globToRegExp } from '../glob';
 
 /**
@@ -81,8 +81,12 @@ export function parsePattern(s: string | undefined, field = 'pattern'): NmPatter
   return { n, m: M };
 }
 
-export function parseGranularity(s: string | undefined, field = 'granularity'): Granularity {
-  if (s === undefined) return 'tensor';
+/**
+ * A granularity as given, or the default for the scores: `row` when every score compares within rows (Wanda, as
+ * its paper does), else `tensor`.
+ */
+export function parseGranularity(s: string | undefined, field = 'granularity', scores: readonly string[] = []): Granularity {
+  if (s === undefined) return scores.length > 0 && scores.every((n) => ROW_WISE_SCORES.has(n)) ? 'row' : 'tensor';
   if (!(GRANULARITIES as readonly string[]).includes(s)) throw new PruneOptionError(field, `"${s}" is not one of ${GRANULARITIES.join(', ')}`);
   return s as Granularity;
 }

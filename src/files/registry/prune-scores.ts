@@ -48,6 +48,12 @@ export const wanda = defineEntry({
   params: { batches: batches(16) },
 });
 
+/**
+ * Scores whose paper compares weights within each output row: a prune or sweep of only these scores defaults to
+ * `granularity: row` (others, and mixed sweeps, to `tensor`, so every score of one sweep is cut the same way).
+ */
+export const ROW_WISE_SCORES: ReadonlySet<string> = new Set([wanda.name]);
+
 export const sparsegpt = defineEntry({
   kind: 'prune-score',
   name: 'sparsegpt',

@@ -9,6 +9,7 @@
 // Code lenses on *.merge.yaml (first line): ▶ Merge, Open in Merge Panel.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { commonLineageBase } from '../../files/merge/lineage-base';
 import * as vscode from 'vscode';
 import type { Ctx } from '../ctx';
 import { isObject } from '../../protocol/panels/panel';
@@ -82,22 +83,9 @@ async function pickModels(ctx: Ctx, title: string, many: boolean, exclude: strin
   return out;
 }
 
-/** The base the experts were fine-tuned from, when their run.json lineage agrees on one. */
+/** The base the experts were fine-tuned from, when their run.json lineage agrees on one (as the merge config does). */
 function lineageBase(experts: string[]): string | null {
-  const parents = new Set<string>();
-  for (const e of experts) {
-    const runDir = fs.existsSync(path.join(e, 'run.json')) ? e : path.dirname(path.dirname(e));
-    try {
-      const rec = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as { lineage?: { parentRun?: string } };
-      const p = rec.lineage?.parentRun;
-      if (!p) return null;
-      parents.add(path.resolve(runDir, '..', p));
-    } catch {
-      return null;
-    }
-  }
-  const [only] = [...parents];
-  return parents.size === 1 && fs.existsSync(only) ? only : null;
+  return commonLineageBase(experts.map((e) => ({ path: e, kind: fs.existsSync(path.join(e, 'run.json')) ? 'run' : 'checkpoint' })));
 }
 
 export interface NewMergeArgs {

@@ -71,8 +71,9 @@ const LIVE_PREVIEW_DEBOUNCE_MS = 400;
 const PREVIEW_ROWS = 64;
 /** Rows of each tensor the saliency grid reads. */
 const SALIENCY_ROWS = 256;
+/** What Evaluate does, beside its button until it has run (the experts' rows show their own runs' metrics until then). */
 const EVALUATE_NOTE =
-  'Evaluating the merged model on every task needs an eval job that takes a safetensors file and a task’s data (the `eval` kind takes a run folder only).';
+  'Evaluate scores the merged model, the base and every expert on each expert’s task (the validation split of its run’s config).';
 
 export interface MergePanelState {
   configFile: string;
@@ -575,7 +576,7 @@ class MergePanel {
 
   private resultTable(r: MergeJobResult): MergeResultState {
     const lib = this.lib!;
-    const rows: MergeResultState['rows'] = [{ label: 'merged', role: 'merged', metrics: null, note: 'not evaluated yet' }];
+    const rows: MergeResultState['rows'] = [{ label: 'merged', role: 'merged', metrics: null, note: 'not evaluated yet: press Evaluate' }];
     for (const m of r.models) {
       const run = lib.runOfModel(m.path, this.kindOf(m.path));
       const metrics = run ? lib.lastValidationMetrics(run.runDir, run.step) : null;

@@ -396,6 +396,18 @@ class PrunePanel {
     return { targets: [...o.targets], granularity: o.granularity, ...(o.pattern ? { pattern: o.pattern } : {}), ...(o.base ? { base: o.base } : {}) };
   }
 
+  /**
+   * The parameters the sweep on screen used for a score (wanda's `batches`, sparsegpt's `calibration`, a seed…): a
+   * point, an apply or a new sweep with that score uses them too, so it prunes as the curve the user chose from.
+   */
+  private scoreParamsOf(score: string): Record<string, number | string | boolean> | undefined {
+    const entry = this.sweep?.options.scores.find((x) => x.type === score);
+    if (!entry) return undefined;
+    const params: Record<string, number | string | boolean> = {};
+    for (const [k, v] of Object.entries(entry)) if (k !== 'type' && (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')) params[k] = v;
+    return Object.keys(params).length ? params : undefined;
+  }
+
   private blocked(): string | null {
     if (this.ctx.jobs.isTrusted()) return null;
     return 'Basin runs no job in an untrusted workspace: trust it to run a sweep.';
@@ -451,7 +463,8 @@ class PrunePanel {
     runSweep: ({ scores, densities }) => {
       for (const s of scores) if (!pruneScoreRegistry.has(s)) throw new Error(`unknown score "${s}" (scores: ${pruneScoreRegistry.names.join(', ')})`);
       const file = this.newFile(path.join(this.target.runDir, PRUNE_DIR));
-      const params: PruneSweepJobParams = { source: this.target.checkpoint, scores: [...scores], densities: [...densities], file, ...this.sweepOptions() };
+      const scoreParams = Object.fromEntries(scores.flatMap((sc) => (this.scoreParamsOf(sc) ? [[sc, this.scoreParamsOf(sc)!]] : [])));
+      const params: PruneSweepJobParams = { source: this.target.checkpoint, scores: [...scores], densities: [...densities], file, ...this.sweepOptions(), ...(Object.keys(scoreParams).length ? { scoreParams } : {}) };
       // The new sweep is shown from its first write on; the old one stays on screen until then.
       const state = this.start('sweep', 'prune-sweep', params, file, false, () => undefined);
       this.sweepFile = file;
@@ -460,7 +473,8 @@ class PrunePanel {
     evaluatePoint: ({ score, density }) => {
       if (!pruneScoreRegistry.has(score)) throw new Error(`unknown score "${score}"`);
       const file = this.newFile(path.join(this.target.runDir, PRUNE_DIR, POINTS_DIR));
-      const params: PruneSweepJobParams = { source: this.target.checkpoint, scores: [score], densities: [density], file, ...this.sweepOptions() };
+      const sp = this.scoreParamsOf(score);
+      const params: PruneSweepJobParams = { source: this.target.checkpoint, scores: [score], densities: [density], file, ...this.sweepOptions(), ...(sp ? { scoreParams: { [score]: sp } } : {}) };
       return this.start('point', 'prune-sweep', params, file, false, () => undefined);
     },
     apply: ({ score, density }) => {
@@ -468,7 +482,8 @@ class PrunePanel {
       const o = this.sweepOptions();
       const tag = o.pattern ? o.pattern.replace(':', 'of') : `d${Number((100 * density).toFixed(2))}`;
       const out = path.join(this.target.runDir, PRUNE_DIR, `${score}-${tag}-step${this.target.step ?? 'x'}`);
-      const params: PruneApplyJobParams = { source: this.target.checkpoint, score, density, out, ...o };
+      const sp = this.scoreParamsOf(score);
+      const params: PruneApplyJobParams = { source: this.target.checkpoint, score, density, out, ...o, ...(sp ? { scoreParams: sp } : {}) };
       return this.start('apply', 'prune-apply', params, out, true, (r) => {
         const res = r as import('../../protocol/worker').PruneApplyJobResult;
         const applied: PruneApplied = { weights: res.weights, report: res.report, score: res.score, density: res.density, kept: res.kept, dense: metricsOf(res.dense), pruned: metricsOf(res.pruned) };

@@ -32,7 +32,7 @@ export async function checkPruneCommon(params: PruneJobCommon, scores: PruneScor
   try {
     const options: PruneOptions = {
       targets: params.targets ? [...params.targets] : [...DEFAULT_TARGETS],
-      granularity: parseGranularity(params.granularity as string | undefined, 'granularity'),
+      granularity: parseGranularity(params.granularity as string | undefined, 'granularity', scores.map((x) => x.type)),
       pattern: parsePattern(params.pattern, 'pattern'),
       base,
     };

@@ -217,7 +217,33 @@ describe('Merge panel', function () {
     assert.deepEqual(s.result.rows.map((x) => x.role), ['merged', 'base', 'expert', 'expert', 'expert']);
     assert.ok(s.result.metricKeys.includes('accuracy'));
     assert.ok(s.result.rows[2].metrics?.accuracy !== undefined);
-    assert.ok(s.result.evaluateNote, 'Evaluate says what is missing');
+    assert.match(s.result.evaluateNote ?? '', /^Evaluate scores the merged model/);
+    assert.match(s.result.rows[0].note ?? '', /not evaluated yet/);
+  });
+
+  it('Evaluate scores the merged model, the base and the experts on each Basin expert\'s task', async () => {
+    const r = await dispatch(fx.file, { kind: 'request', id: 10, type: 'evaluate', params: {} });
+    assert.equal(r.ok, true, r.reason);
+    const res = r.result as { started: boolean; message: string };
+    assert.equal(res.started, true);
+    // merged, base, two Basin experts and the bare file; tasks: the two experts that are runs.
+    assert.match(res.message, /^evaluated 5 models on 2 tasks \(validation accuracy\)$/);
+    const s = (await panel(fx.file))!.snapshot.result!;
+    assert.equal(s.evaluateNote, null);
+    assert.equal(s.metricKeys.length, 3, s.metricKeys.join(', '));
+    assert.match(s.metricKeys[0], /^acc · task-a-/);
+    assert.match(s.metricKeys[1], /^acc · task-b-/);
+    assert.equal(s.metricKeys[2], 'acc · mean');
+    for (const row of s.rows) {
+      const m = row.metrics ?? {};
+      assert.equal(Object.keys(m).length, 3, `${row.label}: ${JSON.stringify(m)}`);
+      assert.ok(Object.values(m).every((v) => v >= 0 && v <= 1), `${row.label}: ${JSON.stringify(m)}`);
+      assert.equal(row.note, null);
+    }
+    // Expert a on its own task: what its run recorded at its last evaluation.
+    const ownRun = JSON.parse(fs.readFileSync(path.join(fx.a, 'run.json'), 'utf8')) as { lastMetrics: { val_accuracy: number } };
+    const a = s.rows[2].metrics!;
+    assert.ok(Math.abs(a[s.metricKeys[0]] - ownRun.lastMetrics.val_accuracy) < 1e-6, `${a[s.metricKeys[0]]} vs ${ownRun.lastMetrics.val_accuracy}`);
   });
 
   it('runs no merge job in an untrusted workspace (trust predicate stubbed)', async () => {

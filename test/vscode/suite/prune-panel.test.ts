@@ -21,7 +21,7 @@ const CONFIG = `name: prune-tiny
 seed: 3
 model: { type: mlp, inputs: 10, hidden: [16, 16], classes: 4 }
 data: { type: synthetic-classification, samples: 300, seed: 3, validFraction: 0.2 }
-train: { steps: 30, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 30, checkpointEvery: 0, logEvery: 10 }
+train: { steps: 30, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 30, checkpointEvery: 0, logEvery: 10, statsEvery: 10 }
 output: runs
 `;
 
@@ -208,6 +208,49 @@ describe('Prune panel', function () {
     // Its pruned loss is the sweep's point at the same density (the same mask, the same evaluation).
     const pt = p.snapshot.sweep!.points.find((q) => q.score === 'magnitude' && q.density === 0.5 && !q.extra)!;
     assert.ok(Math.abs((a.pruned!.loss as number) - (pt.metrics.loss as number)) < 1e-5, `${a.pruned!.loss} vs ${pt.metrics.loss}`);
+    assert.deepEqual(p.webviewErrors, []);
+  });
+
+  it('the scores that read statistics or data, from a CLI sweep: a point and an apply use its score parameters', async () => {
+    // curvature (the run's statistics), wanda and sparsegpt (calibration batches of the config's data), with
+    // parameters other than the defaults, swept by the CLI; the panel shows that sweep file.
+    const basin = path.join(vscode.extensions.getExtension(EXTENSION_ID)!.extensionUri.fsPath, 'bin', 'basin.js');
+    await promisify(execFile)(process.execPath, [basin, 'prune', runDir, '--sweep', '--score', 'curvature,wanda,sparsegpt', '--densities', '1,0.5', '--batches', '2', '--calibration', 'one-pass'], { cwd: scratch, timeout: 180_000 });
+    const file = fs.readdirSync(path.join(runDir, 'prune')).filter((f) => /^sweep-.*\.json$/.test(f)).map((f) => path.join(runDir, 'prune', f)).sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+    await vscode.commands.executeCommand('basin.previewPruning', { runDir, sweepFile: file });
+    const sw = await until('the CLI sweep on the panel', async () => {
+      const s = (await panel(checkpoint))?.snapshot.sweep;
+      return s?.file === file && s.status === 'completed' ? s : undefined;
+    }, 30_000);
+    assert.deepEqual(sw.scores, ['curvature', 'wanda', 'sparsegpt']);
+    assert.equal(sw.points.filter((q) => !q.extra).length, 6);
+    for (const q of sw.points) assert.ok(Number.isFinite(q.metrics.loss as number), `${q.score}@${q.density}`);
+
+    // Evaluate this point with wanda: the point file records wanda's batches from the sweep.
+    const before = new Set(fs.readdirSync(path.join(runDir, 'prune', 'points')));
+    const r = await dispatch(checkpoint, { kind: 'request', id: 40, type: 'evaluatePoint', params: { score: 'wanda', density: 0.35 } });
+    assert.ok(r.ok, r.reason);
+    await until('the wanda point', async () => ((await panel(checkpoint))?.snapshot.pointJob.status === 'completed' ? true : undefined), 120_000);
+    const pointFile = fs.readdirSync(path.join(runDir, 'prune', 'points')).find((f) => !before.has(f))!;
+    const pointSweep = JSON.parse(fs.readFileSync(path.join(runDir, 'prune', 'points', pointFile), 'utf8')) as { options: { scores: Record<string, unknown>[] } };
+    assert.equal(pointSweep.options.scores[0].type, 'wanda');
+    assert.equal(pointSweep.options.scores[0].batches, 2);
+
+    // Apply sparsegpt at half density: its report says one-pass calibration on 2 batches, as the sweep did, and its
+    // pruned loss is the sweep's point (the same solve).
+    const ap = await dispatch(checkpoint, { kind: 'request', id: 41, type: 'apply', params: { score: 'sparsegpt', density: 0.5 } });
+    assert.ok(ap.ok, ap.reason);
+    const p = await until('the sparsegpt apply', async () => {
+      const s = await panel(checkpoint);
+      return s?.snapshot.applyJob.status === 'completed' || s?.snapshot.applyJob.status === 'failed' ? s : undefined;
+    }, 120_000);
+    assert.equal(p.snapshot.applyJob.status, 'completed', p.snapshot.applyJob.message ?? '');
+    const report = JSON.parse(fs.readFileSync(p.snapshot.applied!.report, 'utf8')) as { score: Record<string, unknown> };
+    assert.equal(report.score.type, 'sparsegpt');
+    assert.equal(report.score.calibration, 'one-pass');
+    assert.equal(report.score.batches, 2);
+    const pt = sw.points.find((q) => q.score === 'sparsegpt' && q.density === 0.5)!;
+    assert.ok(Math.abs((p.snapshot.applied!.pruned!.loss as number) - (pt.metrics.loss as number)) < 1e-4, `${p.snapshot.applied!.pruned!.loss} vs ${pt.metrics.loss}`);
     assert.deepEqual(p.webviewErrors, []);
   });
 });
