@@ -40,6 +40,7 @@ import {
   type MergeRequestTypes,
   type MergeResultState,
   type MergeUiState,
+  MERGE_PREVIEW_ROWS,
 } from '../../protocol/panels/merge';
 import type { MergeJobParams, MergeJobResult } from '../../protocol/worker';
 import { isObject } from '../../protocol/panels/panel';
@@ -67,8 +68,6 @@ export function loadMergeLib(): Promise<MergeLib> {
 const YAML_DEBOUNCE_MS = 300;
 /** Live preview after an edit, after this pause. */
 const LIVE_PREVIEW_DEBOUNCE_MS = 400;
-/** Rows of each tensor a preview merges (the statistics of a sample). */
-const PREVIEW_ROWS = 64;
 /** Rows of each tensor the saliency grid reads. */
 const SALIENCY_ROWS = 256;
 /** What Evaluate does, beside its button until it has run (the experts' rows show their own runs' metrics until then). */
@@ -529,13 +528,13 @@ class MergePanel {
     const t0 = performance.now();
     try {
       const tensors = Math.max(1, this.plan?.tasks.length ?? 1);
-      const end: JobOutcome<'merge'> | undefined = await this.ctx.jobs.run('merge', { configFile: this.configFile, preview: { tensors, rows: PREVIEW_ROWS } }, { notify: false });
+      const end: JobOutcome<'merge'> | undefined = await this.ctx.jobs.run('merge', { configFile: this.configFile, preview: { tensors, rows: MERGE_PREVIEW_ROWS } }, { notify: false });
       if (!end) this.snap.preview = { ...idlePreview(), status: 'error', message: 'no jobs run in an untrusted workspace' };
       else if (end.status === 'completed' && end.result && this.grid && this.lib) {
         const layers = this.lib.previewByLayer(end.result, this.grid);
         const seconds = (performance.now() - t0) / 1000;
         this.snap.preview = { status: 'done', message: null, layers, seconds, sample: end.result.sample ?? null };
-        this.log('info', `preview: ${end.result.tensors.length} tensors × ${PREVIEW_ROWS} rows in ${seconds.toFixed(2)} s`);
+        this.log('info', `preview: ${end.result.tensors.length} tensors × ${MERGE_PREVIEW_ROWS} rows in ${seconds.toFixed(2)} s`);
       } else this.snap.preview = { ...this.snap.preview, status: 'error', message: end.error?.message ?? end.status };
     } finally {
       this.previewRunning = false;

@@ -298,3 +298,6 @@ export type MergeCommandHandlers = Omit<CommandHandlersOf<MergeCommandParams>, k
 export type MergeRequestHandlers = RequestHandlersOf<MergeRequestTypes>;
 export type MergeNotificationHandlers = NotificationHandlersOf<MergeNotificationParams>;
 export type { Guard };
+
+/** Rows of each tensor the merge panel's preview merges (the statistics of a sample; `basin bench merge` times it). */
+export const MERGE_PREVIEW_ROWS = 64;
