@@ -166,6 +166,12 @@ describe('prune options and their errors', () => {
     for (const s of ['wanda', 'sparsegpt']) {
       await assert.rejects(checkScoreNeeds(pruneScoreConfig(s), noData, [{ name: 'layers.0.weight', shape: [8, 6] }]), new RegExp(`${s}: needs calibration data: the run's config .* must name a data section`));
     }
+    // A dataset read from disk that is no longer where the config says: named before any work.
+    const moved: PruneSource = { ...src, configPath: path.join(dir, 'cfg', 'x.basin.yaml'), config: { ...src.config, data: { type: 'movielens', path: '../gone/ml-latest-small' } as never } };
+    await assert.rejects(
+      checkScoreNeeds(pruneScoreConfig('wanda'), moved, [{ name: 'layers.0.weight', shape: [8, 6] }]),
+      new RegExp(`wanda: needs calibration data: ${path.join(dir, 'gone', 'ml-latest-small').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(data\\.path of .*x\\.basin\\.yaml\\) does not exist`),
+    );
   });
 
   it('sparsegpt refuses a task vector and inputs wider than its CPU solve takes, before any work', async () => {

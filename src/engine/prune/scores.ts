@@ -6,6 +6,7 @@
 // checkScoreNeeds() runs before any work: curvature without statistics names the missing file (or tensors)
 // and how to get them; Wanda/SparseGPT without calibration data say what the config must name.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
 import { PruneOptionError, type NmPattern } from '../../files/prune/options';
 import type { RegistryEntry } from '../../files/registry/entry';
@@ -67,6 +68,15 @@ export async function checkScoreNeeds(score: PruneScoreConfig, source: PruneSour
         score.type,
         `needs calibration data: the run's config (${source.configPath ?? source.run.runJsonPath}) must name a data section (data: { type: … }) whose training batches feed the calibration pass`,
       );
+    }
+    // A data file read from disk (movielens, interactions) must still be where the run's config says, checked
+    // here so a moved dataset is named before the GPU work starts rather than by the loader halfway through.
+    const file = (d as { path?: unknown }).path;
+    if (typeof file === 'string') {
+      const abs = path.resolve(source.configPath ? path.dirname(path.resolve(source.configPath)) : process.cwd(), file);
+      if (!fs.existsSync(abs)) {
+        throw new MissingNeedError(score.type, `needs calibration data: ${abs} (data.path of ${source.configPath ?? source.run.runJsonPath}) does not exist; put the data back there or prune with magnitude or curvature`);
+      }
     }
   }
   if (score.type === 'sparsegpt') {
