@@ -1,7 +1,8 @@
 // The prune panel in a real extension host, on a tiny trained MLP (trained with the CLI): the command and its
 // menus are declared; the panel opens on a checkpoint (as the Runs view's context menu passes it) with no sweep
-// yet; invalid messages are refused and change nothing; a sweep (2 scores × 3 densities) run from the panel
-// shows its points while it runs (the state has fewer points before it completes) and ends with all of them;
+// yet; invalid messages are refused and change nothing; a sweep (2 scores × 6 densities, on 400 validation rows:
+// long enough to be watched) run from the panel shows its points while it runs (the state has fewer points before
+// it completes) and ends with all of them;
 // "Evaluate this point" adds an exact point where the slider interpolated; Apply writes the pruned checkpoint and
 // its report. basin.prunePanelDispatch hands a message to the panel exactly as its webview would.
 import * as assert from 'node:assert/strict';
@@ -20,7 +21,7 @@ const EXTENSION_ID = 'basin-ml.basin';
 const CONFIG = `name: prune-tiny
 seed: 3
 model: { type: mlp, inputs: 10, hidden: [16, 16], classes: 4 }
-data: { type: synthetic-classification, samples: 300, seed: 3, validFraction: 0.2 }
+data: { type: synthetic-classification, samples: 2000, seed: 3, validFraction: 0.2 }
 train: { steps: 30, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 30, checkpointEvery: 0, logEvery: 10, statsEvery: 10 }
 output: runs
 `;
@@ -134,15 +135,17 @@ describe('Prune panel', function () {
     assert.deepEqual(after.snapshot, before.snapshot);
   });
 
-  it('runs a sweep from the panel: points appear while it runs, all 6 when it completes', async () => {
+  it('runs a sweep from the panel: points appear while it runs, all 12 when it completes', async () => {
     const seen = new Set<number>();
+    const states = new Set<string>(); // what the watcher saw, for the message when nothing partial was seen
     const watch = setInterval(() => {
       void panel(checkpoint).then((p) => {
+        states.add(`${p?.snapshot.sweepJob.status}:${p?.snapshot.sweep?.points.length ?? 'none'}`);
         if (p?.snapshot.sweep && p.snapshot.sweepJob.status === 'running') seen.add(p.snapshot.sweep.points.length);
       });
     }, 25);
     try {
-      const r = await dispatch(checkpoint, { kind: 'request', id: 10, type: 'runSweep', params: { scores: ['magnitude', 'random'], densities: [1, 0.5, 0.2] } });
+      const r = await dispatch(checkpoint, { kind: 'request', id: 10, type: 'runSweep', params: { scores: ['magnitude', 'random'], densities: [1, 0.8, 0.6, 0.5, 0.3, 0.2] } });
       assert.ok(r.ok, r.reason);
       assert.ok(['queued', 'running'].includes((r.result as PruneJobState).status), 'answers at once with the started job');
       // A second sweep while one runs is refused.
@@ -157,9 +160,9 @@ describe('Prune panel', function () {
         const p = await panel(checkpoint);
         return p?.snapshot.sweep?.status === 'completed' ? p.snapshot.sweep : undefined;
       });
-      assert.equal(sw.points.length, 6);
+      assert.equal(sw.points.length, 12);
       assert.deepEqual(sw.scores, ['magnitude', 'random']);
-      assert.deepEqual(sw.densities, [1, 0.5, 0.2]);
+      assert.deepEqual(sw.densities, [1, 0.8, 0.6, 0.5, 0.3, 0.2]);
       assert.ok(sw.dense && typeof sw.dense.loss === 'number');
       assert.equal(sw.targets.length, 2, 'the two hidden layers');
       assert.ok(fs.existsSync(sw.file) && sw.file.startsWith(path.join(runDir, 'prune')), sw.file);
@@ -169,7 +172,7 @@ describe('Prune panel', function () {
       const half = sw.points.find((p) => p.score === 'magnitude' && p.density === 0.5)!;
       for (const k of half.layers) assert.ok(k >= 0.5 && k < 0.6, `${k}`);
       // Live: the panel saw the sweep with some but not all points while the job ran.
-      assert.ok([...seen].some((n) => n < 6), `states seen while running had ${[...seen].join(', ')} points`);
+      assert.ok([...seen].some((n) => n < 12), `states seen while running had ${[...seen].join(', ')} points (job status:points seen: ${[...states].join(' ')})`);
     } finally {
       clearInterval(watch);
     }
@@ -186,7 +189,7 @@ describe('Prune panel', function () {
     assert.equal(extra.length, 1);
     assert.equal(extra[0].score, 'magnitude');
     assert.equal(extra[0].density, 0.35);
-    assert.equal(p.snapshot.sweep!.points.filter((q) => !q.extra).length, 6, 'the sweep itself is unchanged');
+    assert.equal(p.snapshot.sweep!.points.filter((q) => !q.extra).length, 12, 'the sweep itself is unchanged');
     assert.ok(fs.readdirSync(path.join(runDir, 'prune', 'points')).length >= 1, 'written under prune/points');
   });
 
