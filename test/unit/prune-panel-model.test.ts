@@ -53,6 +53,16 @@ describe('prune panel: sweep view', () => {
     assert.deepEqual(v.points.map((p) => [p.density, p.extra]), [[1, false], [0.5, false], [0.35, true]]);
   });
 
+  it("drops an extra point scored with other parameters than the sweep's curve of that score", () => {
+    const opts = { scores: [{ type: 'wanda', batches: 16 }], granularity: 'row' as const, pattern: null, targets: ['layers.*.weight'], base: null, densities: [1, 0.5] };
+    const main = sweep([pt('wanda', 1, 1), pt('wanda', 0.5, 2)], { options: opts });
+    const sameParams = sweep([pt('wanda', 0.35, 3)], { options: { ...opts, densities: [0.35] } });
+    const otherParams = sweep([pt('wanda', 0.3, 3)], { options: { ...opts, scores: [{ type: 'wanda', batches: 2 }], densities: [0.3] } });
+    const otherScore = sweep([pt('magnitude', 0.25, 3)], { options: { ...opts, scores: [{ type: 'magnitude' }], densities: [0.25] } });
+    const v = sweepView('f', main, [sameParams, otherParams, otherScore]);
+    assert.deepEqual(v.points.map((p) => [p.score, p.density, p.extra]), [['wanda', 1, false], ['wanda', 0.5, false], ['wanda', 0.35, true], ['magnitude', 0.25, true]]);
+  });
+
   it('passes the panel protocol guard inside a snapshot, and a point with the wrong number of layers fails it', () => {
     const v = sweepView('f', sweep([pt('magnitude', 0.5, 2)]));
     const snap = {

@@ -23,9 +23,18 @@ function pointsView(s: SweepFile, extra: boolean): PrunePointView[] {
   }));
 }
 
+/** A score's parameters in a sweep (`batches`, `calibration`, `seed`…) as a comparable key; null if it has no such score. */
+function scoreParamsKey(s: SweepFile, score: string): string | null {
+  const entry = s.options.scores.find((x) => x.type === score);
+  if (!entry) return null;
+  return JSON.stringify(Object.keys(entry).filter((k) => k !== 'type').sort().map((k) => [k, entry[k]]));
+}
+
 /**
  * The panel's view of a sweep. `extras` are other sweep files of the same checkpoint (one-density sweeps): their
- * points join when their targets are the same tensors (a point of other targets would not fit the bars).
+ * points join when their targets are the same tensors (a point of other targets would not fit the bars), cut the
+ * same way, and scored with the same parameters as the sweep's curve of that score (a wanda point on 2 calibration
+ * batches is not a point of a curve on 16).
  */
 export function sweepView(file: string, s: SweepFile, extras: readonly SweepFile[] = []): PruneSweepView {
   const names = s.targets.map((t) => t.name).join('\n');
@@ -33,7 +42,11 @@ export function sweepView(file: string, s: SweepFile, extras: readonly SweepFile
   for (const e of extras) {
     if (e.targets.map((t) => t.name).join('\n') !== names) continue;
     if (e.options.granularity !== s.options.granularity || e.options.pattern !== s.options.pattern || e.options.base !== s.options.base) continue;
-    points.push(...pointsView(e, true));
+    const same = (score: string) => {
+      const mine = scoreParamsKey(s, score);
+      return mine === null || mine === scoreParamsKey(e, score);
+    };
+    points.push(...pointsView(e, true).filter((p) => same(p.score)));
   }
   return {
     file,
