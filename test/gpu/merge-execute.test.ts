@@ -10,6 +10,8 @@ import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/files/safetensors';
 import { executeMerge, MergeOutputExistsError } from '../../src/engine/merge/execute';
+import { chunkRowsFor } from '../../src/engine/merge/tensor-merge';
+import type { MergeMethodName } from '../../src/files/registry/merge-methods';
 import { cpuMergeTensor } from '../../src/engine/cpu/merge';
 import { decodeFloatBytes } from '../../src/engine/ops/convert';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
@@ -181,7 +183,7 @@ tokenizer_source: base
     const rt = await runtime();
     const yaml = (name: string, extra: string, seed: number) => `name: ${name}
 seed: ${seed}
-model: { type: mlp, inputs: 10, hidden: [16], classes: 4 }
+model: { type: mlp, inputs: 64, hidden: [512], classes: 4 }
 data: { type: synthetic-classification, samples: 300, seed: ${seed} }
 ${extra}
 train: { steps: 12, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 0, checkpointEvery: 0, statsEvery: 6, logEvery: 6 }
@@ -216,7 +218,7 @@ describe('merge executor: the data pass of fisher and regmean', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-merge-data-'));
     const yaml = (name: string, extra: string, seed: number) => `name: ${name}
 seed: ${seed}
-model: { type: mlp, inputs: 10, hidden: [16], classes: 4 }
+model: { type: mlp, inputs: 64, hidden: [512], classes: 4 }
 data: { type: synthetic-classification, samples: 300, seed: ${seed} }
 ${extra}
 train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 0, checkpointEvery: 0, statsEvery: 0, logEvery: 5 }
@@ -253,6 +255,13 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
         const avg = xs.get('layers.0.weight')!.map((v, i) => (v + ys.get('layers.0.weight')![i]) / 2);
         assert.ok(w.some((v, i) => Math.abs(v - avg[i]) > 1e-4), 'regmean is not the plain average on a Linear weight');
       }
+      // In row chunks (layers.0.weight [512, 64] in chunks of 256 rows): the same values, regmean's Gram
+      // matrices read whole for every chunk.
+      const chunkBytes = 256 * 64 * 4;
+      assert.ok(chunkRowsFor(rt, method as MergeMethodName, [512, 64], chunkBytes) > 0, 'layers.0.weight is merged in chunks');
+      await executeMerge({ rt, plan, outDir: `${out}-chunked`, chunkBytes });
+      const chunked = await readAll(path.join(`${out}-chunked`, 'model.safetensors'));
+      for (const [name, m] of merged) assert.deepEqual(chunked.get(name), m, `${method} ${name}: chunked = whole`);
     }
     const g = path.join(dir, 'bad.merge.yaml');
     const plain = path.join(dir, 'plain.safetensors');

@@ -449,6 +449,13 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     readAhead(next);
     const fisherRefs = plan.method === 'fisher' ? task.experts.map((e) => dataRef(e.model, e.tensor.name)) : null;
     const hasFisher = !!fisherRefs && fisherRefs.every((r) => r);
+    // regmean: the Gram matrices [in, in] are read whole (every chunk's rows solve against all of Σ G).
+    let gram: Tensor[] | undefined;
+    if (plan.method === 'regmean') {
+      const g = await Promise.all(task.experts.map((e) => loadData(e.model, `${e.tensor.name}.gram`, task.shape)));
+      if (g.every((x) => x)) gram = g as Tensor[];
+      else g.forEach((x) => x?.dispose());
+    }
     const readRows = async (ref: TensorRef, r0: number, r1: number): Promise<Tensor> => {
       const slice = rowSlice(ref, r0, r1);
       const w0 = performance.now();
@@ -491,6 +498,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         perModel: task.experts.map((e) => e.params as Record<string, number | boolean>),
         global: task.params as Record<string, number | boolean>,
         curvature,
+        gram,
       }, rowsPer, load);
       let stats: TensorMergeStats;
       for (;;) {
@@ -533,6 +541,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         c?.row.dispose();
         c?.col.dispose();
       }
+      for (const g of gram ?? []) g.dispose();
       for (const rel of task.release) {
         const k = `${rel.model}\u0000${rel.tensor}`;
         cache.get(k)?.dispose();

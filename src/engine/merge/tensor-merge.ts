@@ -14,7 +14,7 @@
 // must start on 256-byte boundaries, as fresh or aligned tensors do); della (per-row sort), slerp, multislerp,
 // model_stock and regmean bind them whole and are refused with rt.dispatch's BindingLimitError, by name.
 // Tensors above the executor's chunk budget are merged in row chunks instead (mergeTensorChunked, below: the
-// same passes per chunk, bit-identical results; regmean stays whole).
+// same passes per chunk, bit-identical results; regmean binds its whole Gram matrices to every chunk).
 // Inputs are checked for NaN/Inf on the GPU in the passes that read them; `stats` rejects with an error naming
 // the tensor and the model, so the executor must await `stats` before it writes `merged` anywhere.
 import { ShapeError, Tensor, empty, fmtShape, keep, numel } from '../tensor/tensor';
@@ -145,12 +145,12 @@ function gcd(a: number, b: number): number {
  * output = 10 × chunkBytes — instead of ~10 whole f32 copies of the tensor (./methods.ts prepareChunked finds
  * the per-tensor quantities chunk by chunk too). Chunks are whole rows whose first element is a multiple of the
  * element-wise passes' span, so stats partials and dot partials line up with the whole tensor's: results and
- * stats are then bit-identical. Whole instead: tensors within one chunk, vectors, regmean (its Gram solve works
- * on the whole weight: B = Σ X_t·G̃_t by a matmul whose tiling may depend on the row count), and shapes whose
- * span-aligned row unit is above 4 chunks (an odd column count: its unit is `span` rows).
+ * stats are then bit-identical (regmean too: each chunk's rows solve against the whole Σ G, factored per chunk,
+ * and B = Σ X_t·G̃_t is per row; the test checks it bit for bit). Whole instead: tensors within one chunk, vectors,
+ * and shapes whose span-aligned row unit is above 4 chunks (an odd column count: its unit is `span` rows).
  */
 export function chunkRowsFor(rt: Runtime, method: MergeMethodName, shape: readonly number[], chunkBytes: number): number {
-  if (method === 'regmean' || shape.length < 2 || !(chunkBytes > 0)) return 0;
+  if (shape.length < 2 || !(chunkBytes > 0)) return 0;
   const { rows, cols } = matrixView(shape);
   if (rows * cols * 4 <= chunkBytes || cols === 0) return 0;
   const span = WG * spanItems(rt);
@@ -161,10 +161,11 @@ export function chunkRowsFor(rt: Runtime, method: MergeMethodName, shape: readon
 }
 
 /** What mergeTensorChunked needs of a tensor: mergeTensor's input without the (whole) weights. */
-export interface ChunkedMergeInput extends Omit<TensorMergeInput, 'base' | 'experts' | 'fisher' | 'gram'> {
+export interface ChunkedMergeInput extends Omit<TensorMergeInput, 'base' | 'experts' | 'fisher'> {
   hasBase: boolean;
   experts: number;
   hasFisher: boolean;
+  // gram (regmean): the whole [in, in] Gram matrices, bound to every chunk (a chunk's rows solve against all of Σ G).
 }
 
 /** Loads rows [r0, r1) of the inputs asked for as f32 tensors (the caller disposes them). */
