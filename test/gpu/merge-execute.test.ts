@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/files/safetensors';
-import { executeMerge, MergeOutputExistsError } from '../../src/engine/merge/execute';
+import { executeMerge, MergeCancelledError, MergeOutputExistsError } from '../../src/engine/merge/execute';
 import { chunkRowsFor } from '../../src/engine/merge/tensor-merge';
 import type { MergeMethodName } from '../../src/files/registry/merge-methods';
 import { cpuMergeTensor } from '../../src/engine/cpu/merge';
@@ -161,6 +161,27 @@ tokenizer_source: base
     fs.rmSync(path.join(out, 'model.safetensors'));
     fs.rmSync(path.join(out, 'merge-report.json'));
     await assert.rejects(executeMerge({ rt, plan, outDir: out }), /model-00001-of-00009\.safetensors already exists/);
+  });
+
+  it('a merge cancelled midway writes nothing and leaves a model it would have replaced untouched', async () => {
+    const rt = await runtime();
+    const plan = await planMerge(cfg('cancel', `merge_method: linear\nmodels:\n  - model: ./e1\n  - model: ./e2.safetensors\n`));
+    assert.ok(plan.tasks.length >= 3, 'several tensors, so the cancel lands between them');
+    const cancelAfterFirst = () => {
+      const ac = new AbortController();
+      return { signal: ac.signal, onProgress: (p: { done: number }) => (p.done >= 1 ? ac.abort() : undefined) };
+    };
+    // A fresh folder: nothing but the folder itself is left (no model, no report, no temporary file).
+    const fresh = path.join(dir, 'out-cancel');
+    await assert.rejects(executeMerge({ rt, plan, outDir: fresh, ...cancelAfterFirst() }), MergeCancelledError);
+    assert.deepEqual(fs.existsSync(fresh) ? fs.readdirSync(fresh) : [], []);
+    // Over a finished merge with force: the old model and report stay as they were, byte for byte.
+    const done = path.join(dir, 'out-cancel-over');
+    await executeMerge({ rt, plan, outDir: done });
+    const before = Object.fromEntries(fs.readdirSync(done).map((f) => [f, fs.readFileSync(path.join(done, f))]));
+    await assert.rejects(executeMerge({ rt, plan, outDir: done, force: true, ...cancelAfterFirst() }), MergeCancelledError);
+    assert.deepEqual(fs.readdirSync(done).sort(), Object.keys(before).sort());
+    for (const [f, bytes] of Object.entries(before)) assert.ok(fs.readFileSync(path.join(done, f)).equals(bytes), `${f} unchanged`);
   });
 
   it('a NaN in an input tensor is named with its model; a preview writes nothing', async () => {
