@@ -7,18 +7,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
+import { readAllTensors } from './helpers';
 import { makeMergeExperts, type MergeExperts } from '../fixtures/merge-experts';
 
 const ROOT = path.resolve(__dirname, '../..');
 const basin = (cwd: string, ...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/basin.js'), ...args], { cwd, encoding: 'utf8', timeout: 180_000 });
 
-async function tensors(file: string): Promise<Map<string, Float32Array>> {
-  const h = await readSafetensorsHeader(file);
-  const out = new Map<string, Float32Array>();
-  for (const name of Object.keys(h.tensors)) out.set(name, (await readTensor(file, name, h)).data as Float32Array);
-  return out;
-}
 
 describe('basin prune (CLI)', function () {
   this.timeout(400_000);
@@ -50,7 +44,7 @@ describe('basin prune (CLI)', function () {
     const r = basin(dir, 'prune', fx.base, '--score', 'curvature', '--density', '0.4', '--out', out);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^pruned with curvature: kept (39\.9|40\.\d)% of 3 tensors\n {2}dense .*\n {2}pruned .*\nweights: .*model\.safetensors\nreport: {2}.*prune-report\.json\n$/);
-    const w = await tensors(path.join(out, 'model.safetensors'));
+    const w = await readAllTensors(path.join(out, 'model.safetensors'));
     for (const name of ['layers.0.weight', 'layers.1.weight', 'layers.2.weight']) {
       const t = w.get(name)!;
       const kept = t.filter((x) => x !== 0).length / t.length;
@@ -62,7 +56,7 @@ describe('basin prune (CLI)', function () {
     assert.equal(r24.status, 0, r24.stderr);
     const rep = JSON.parse(r24.stdout) as { score: { type: string; batches: number }; pattern: string; kept: number };
     assert.deepEqual([rep.score.type, rep.score.batches, rep.pattern, rep.kept], ['wanda', 2, '2:4', 0.5]);
-    const w24 = (await tensors(path.join(out24, 'model.safetensors'))).get('layers.1.weight')!;
+    const w24 = (await readAllTensors(path.join(out24, 'model.safetensors'))).get('layers.1.weight')!;
     for (let g = 0; g < w24.length; g += 4) assert.ok([0, 1, 2, 3].filter((t) => w24[g + t] !== 0).length <= 2, `group ${g}`);
   });
 
@@ -70,9 +64,9 @@ describe('basin prune (CLI)', function () {
     const out = path.join(dir, 'tv');
     const r = basin(dir, 'prune', fx.a, '--base', fx.base, '--score', 'magnitude', '--density', '0.1', '--out', out);
     assert.equal(r.status, 0, r.stderr);
-    const base = await tensors(path.join(fx.base, 'checkpoints', 'step-12.safetensors'));
-    const ft = await tensors(path.join(fx.a, 'checkpoints', 'step-12.safetensors'));
-    const got = await tensors(path.join(out, 'model.safetensors'));
+    const base = await readAllTensors(path.join(fx.base, 'checkpoints', 'step-12.safetensors'));
+    const ft = await readAllTensors(path.join(fx.a, 'checkpoints', 'step-12.safetensors'));
+    const got = await readAllTensors(path.join(out, 'model.safetensors'));
     const name = 'layers.1.weight';
     const [b, f, g] = [base.get(name)!, ft.get(name)!, got.get(name)!];
     let kept = 0;

@@ -9,8 +9,7 @@ import { ConfigError, loadConfig } from '../../src/files/config/load';
 import { train } from '../../src/engine/train/trainer';
 import { CheckpointMismatchError } from '../../src/engine/train/checkpoint';
 import { openRun } from '../../src/files/run-record';
-import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
-import { runtime } from './helpers';
+import { readAllTensors, runtime } from './helpers';
 
 const MLP = (o: { name: string; hidden?: number; steps?: number; extra?: string; evalEvery?: number }) => `name: ${o.name}
 seed: 3
@@ -28,12 +27,6 @@ train:
   logEvery: 4
 `;
 
-async function weights(file: string): Promise<Map<string, Float32Array>> {
-  const h = await readSafetensorsHeader(file);
-  const out = new Map<string, Float32Array>();
-  for (const n of Object.keys(h.tensors)) out.set(n, (await readTensor(file, n, h)).data as Float32Array);
-  return out;
-}
 
 describe('fine-tuning: init.from, freeze, unfreeze', function () {
   this.timeout(240_000);
@@ -62,8 +55,8 @@ describe('fine-tuning: init.from, freeze, unfreeze', function () {
     const rel = path.relative(dir, baseRun);
     const f = write('ft', MLP({ name: 'ft', extra: `init: { from: ${rel} }`, evalEvery: 6 }).replace('train:\n', 'train:\n  freeze: ["layers.0.*"]\n'));
     const r = await run(f);
-    const base = await weights(baseCkpt);
-    const tuned = await weights(path.join(r.runDir, r.checkpoint!));
+    const base = await readAllTensors(baseCkpt);
+    const tuned = await readAllTensors(path.join(r.runDir, r.checkpoint!));
     for (const n of ['layers.0.weight', 'layers.0.bias']) assert.deepEqual(tuned.get(n), base.get(n), `${n} is frozen: bit-identical`);
     assert.notDeepEqual(tuned.get('layers.1.weight'), base.get('layers.1.weight'), 'the unfrozen layer trained');
     const rec = (await openRun(r.runDir)).record;
@@ -90,11 +83,11 @@ describe('fine-tuning: init.from, freeze, unfreeze', function () {
       'train:\n  freeze: ["layers.*"]\n  unfreeze: [{ step: 7, params: ["layers.1.*"] }]\n',
     );
     const r6 = await run(write('unf6', text));
-    const w6 = await weights(path.join(r6.runDir, r6.checkpoint!));
-    const base = await weights(baseCkpt);
+    const w6 = await readAllTensors(path.join(r6.runDir, r6.checkpoint!));
+    const base = await readAllTensors(baseCkpt);
     assert.deepEqual(w6.get('layers.1.weight'), base.get('layers.1.weight'), 'still frozen at step 6');
     const r10 = await run(write('unf10', text.replace('steps: 6', 'steps: 10')));
-    const w10 = await weights(path.join(r10.runDir, r10.checkpoint!));
+    const w10 = await readAllTensors(path.join(r10.runDir, r10.checkpoint!));
     assert.notDeepEqual(w10.get('layers.1.weight'), base.get('layers.1.weight'), 'trains from step 7');
     assert.deepEqual(w10.get('layers.0.weight'), base.get('layers.0.weight'), 'never unfrozen');
   });

@@ -5,6 +5,7 @@ import { Runtime } from '../../src/engine/gpu/runtime';
 import { Tensor, fromArray, tidy } from '../../src/engine/tensor/tensor';
 import { backward } from '../../src/engine/autograd/tape';
 import { Rng, seededRandom } from '../../src/engine/data/rng';
+import { readSafetensorsHeader, readTensor } from '../../src/files/safetensors';
 
 let shared: Promise<Runtime> | null = null;
 
@@ -112,4 +113,12 @@ export async function gradCheck(
   }
   out.dispose();
   rT.dispose();
+}
+
+/** Every tensor of a safetensors file, widened to f32 (checkpoints, merged and pruned models). */
+export async function readAllTensors(file: string): Promise<Map<string, Float32Array>> {
+  const h = await readSafetensorsHeader(file);
+  const out = new Map<string, Float32Array>();
+  for (const n of Object.keys(h.tensors)) out.set(n, (await readTensor(file, n, h)).data as Float32Array);
+  return out;
 }

@@ -17,7 +17,7 @@ import { decodeFloatBytes } from '../../src/engine/ops/convert';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
 import { loadConfig } from '../../src/files/config/load';
 import { train } from '../../src/engine/train/trainer';
-import { assertClose, randn, runtime } from './helpers';
+import { assertClose, randn, readAllTensors, runtime } from './helpers';
 
 const SHAPES: Record<string, number[]> = {
   'embed.weight': [11, 6],
@@ -51,12 +51,6 @@ async function writeModel(file: string, seed: number, dtype: 'F32' | 'F16' | 'BF
   return values;
 }
 
-async function readAll(file: string): Promise<Map<string, Float32Array>> {
-  const h = await readSafetensorsHeader(file);
-  const out = new Map<string, Float32Array>();
-  for (const n of Object.keys(h.tensors)) out.set(n, (await readTensor(file, n, h)).data as Float32Array);
-  return out;
-}
 
 describe('merge executor (streamed, on the GPU)', function () {
   this.timeout(240_000);
@@ -116,7 +110,7 @@ tokenizer_source: base
     const plan = await planMerge(c);
     const out = path.join(dir, 'out-ties');
     const report = await executeMerge({ rt, plan, outDir: out });
-    const merged = await readAll(path.join(out, 'model.safetensors'));
+    const merged = await readAllTensors(path.join(out, 'model.safetensors'));
     assert.equal(merged.size, Object.keys(SHAPES).length);
     for (const task of plan.tasks) {
       const ref = cpuMergeTensor('ties', {
@@ -224,7 +218,7 @@ train: { steps: 12, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
     const report = await executeMerge({ rt, plan, outDir: out });
     assert.equal(report.saliency.length, 2);
     assert.ok(report.saliency.every((s) => s.total > 0));
-    const merged = await readAll(path.join(out, 'model.safetensors'));
+    const merged = await readAllTensors(path.join(out, 'model.safetensors'));
     assert.deepEqual([...merged.keys()].sort(), ['layers.0.bias', 'layers.0.weight', 'layers.1.bias', 'layers.1.weight']);
   });
 });
@@ -258,9 +252,9 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
       const plan = await planMerge(loadMergeConfig(f));
       const out = path.join(dir, `out-${method}`);
       await executeMerge({ rt, plan, outDir: out });
-      const merged = await readAll(path.join(out, 'model.safetensors'));
-      const xs = await readAll(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
-      const ys = await readAll(path.join(y, 'checkpoints', fs.readdirSync(path.join(y, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
+      const merged = await readAllTensors(path.join(out, 'model.safetensors'));
+      const xs = await readAllTensors(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
+      const ys = await readAllTensors(path.join(y, 'checkpoints', fs.readdirSync(path.join(y, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!));
       for (const [name, m] of merged) {
         // Each merged entry lies between the two experts' (a weighted mean: Fisher per entry; RegMean per layer
         // is not elementwise, so only finiteness and that it differs from the plain average there).
@@ -281,7 +275,7 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
       const chunkBytes = 256 * 64 * 4;
       assert.ok(chunkRowsFor(rt, method as MergeMethodName, [512, 64], chunkBytes) > 0, 'layers.0.weight is merged in chunks');
       await executeMerge({ rt, plan, outDir: `${out}-chunked`, chunkBytes });
-      const chunked = await readAll(path.join(`${out}-chunked`, 'model.safetensors'));
+      const chunked = await readAllTensors(path.join(`${out}-chunked`, 'model.safetensors'));
       for (const [name, m] of merged) assert.deepEqual(chunked.get(name), m, `${method} ${name}: chunked = whole`);
     }
     const g = path.join(dir, 'bad.merge.yaml');
