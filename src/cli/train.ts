@@ -115,6 +115,6 @@ export async function trainCommand(configFile: string, opts: TrainCommandOptions
   const { config, path: file } = loadConfig(configFile);
   const result = await runTrain(config, file, opts);
   if (result.eval) process.stderr.write(`basin: final validation: ${fmtMetrics(result.eval)} (chance: ${fmtMetrics(result.chance!)})\n`);
-  if (result.test) process.stderr.write(`basin: test: ${fmtMetrics(result.test)}\n`);
+  if (result.test) process.stderr.write(`basin: test${result.best && result.testStep === result.best.step && result.testStep !== result.steps ? ` (the weights of step ${result.testStep}, the best ${result.best.metric})` : ''}: ${fmtMetrics(result.test)}\n`);
   process.stdout.write(`${result.checkpoint ? path.join(result.runDir, result.checkpoint) : result.runDir}\n`);
 }

@@ -44,14 +44,14 @@ function writeLog(dir: string): string {
   return file;
 }
 
-const config = (dir: string) =>
+const config = (dir: string, train: Record<string, unknown> = {}) =>
   parseConfig(
     JSON.stringify({
       name: 'loo',
       seed: 3,
       model: { type: 'sasrec', items: ITEMS + 2, hidden: 8, blocks: 1, heads: 1, maxLen: MAX_LEN, dropout: 0.1 },
       data: { type: 'interactions', path: 'log.txt' },
-      train: { steps: 6, batchSize: 4, optimizer: { type: 'adamw', lr: 0.01 }, evalEvery: 3, checkpointEvery: 0, statsEvery: 0, logEvery: 3 },
+      train: { steps: 6, batchSize: 4, optimizer: { type: 'adamw', lr: 0.01 }, evalEvery: 3, checkpointEvery: 0, statsEvery: 0, logEvery: 3, ...train },
       output: 'runs',
     }),
     path.join(dir, 'loo.basin.json'),
@@ -150,5 +150,35 @@ describe('leave-one-out evaluation in training (sasrec, interactions)', function
     } finally {
       store.destroy();
     }
+  });
+
+  it('with early stopping, test_* scores the best evaluation\'s weights (its checkpoint), not the last step\'s', async () => {
+    const rt = await runtime();
+    // Validation loss "maximised" with patience 1: training lowers it, so the first evaluation stays the best
+    // and the run stops at the second: the final weights are not the selected ones.
+    const cfg = config(dir, { steps: 40, evalEvery: 2, checkpointEvery: 2, earlyStopping: { metric: 'val_loss', mode: 'max', patience: 1, minDelta: 0 } });
+    const r = await train({ rt, config: cfg, configPath: path.join(dir, 'loo.basin.json') });
+    assert.equal(r.status, 'completed');
+    assert.ok(r.best && r.best.step < r.steps, `the run should stop after its best evaluation: best ${JSON.stringify(r.best)}, steps ${r.steps}`);
+    assert.equal(r.testStep, r.best.step);
+    const data = await buildTrainingData(cfg, path.join(dir, 'loo.basin.json'));
+    const run = await openRun(r.runDir);
+    const score = async (step: number) => {
+      const { model, store } = materializeModel(rt, cfg.model, cfg.seed);
+      try {
+        await loadWeights(path.join(r.runDir, run.checkpointPath(step)), store);
+        return await cpuMetrics(rt, model, data.leaveOneOut!.test);
+      } finally {
+        store.destroy();
+      }
+    };
+    const atBest = await score(r.best.step);
+    assertSame(r.test!, '', atBest);
+    const testRows = (await run.readMetrics()).filter((x) => 'test_ndcg10' in x);
+    assert.equal(testRows.length, 1);
+    assert.equal(testRows[0].step, r.best.step, 'the test row names the step whose weights it scored');
+    // The last checkpoint (the stopping step) scores differently: the test row is not the final weights'.
+    const atLast = await score(r.steps);
+    assert.notEqual(atLast.mrr, atBest.mrr);
   });
 });

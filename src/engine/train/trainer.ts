@@ -23,7 +23,7 @@ import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stat
 import { STATS_FILE } from '../../protocol/stats';
 import { TrainingData, buildTrainingData } from './data-source';
 import { evaluate, evaluateTest, EvalMetrics } from './evaluate';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { loadCheckpoint, loadWeights, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
 import { configFieldError, resolveConfigPath } from '../../files/config/load';
@@ -86,6 +86,8 @@ export interface TrainResult {
   best?: { step: number; metric: string; value: number };
   /** Data with an evaluation split: the final test metrics (also the metrics row `test_*`); absent otherwise. */
   test?: EvalMetrics | null;
+  /** The step whose weights `test` scored: the best evaluation's with early stopping, else the last step. */
+  testStep?: number;
 }
 
 export class NonFiniteError extends Error {
@@ -421,12 +423,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // in well under a second; the previous checkpoint stays intact until the rename).
     if (status === 'cancelled' && done > lastCheckpointStep) await checkpoint(done);
     await drainStats();
-    // Data with an evaluation split: the test targets, once, with the final weights (metrics row `test_*`).
-    const testEval = status === 'completed' ? await evaluateTest(rt, model, data, loss) : null;
-    if (testEval) await run.appendMetrics({ step: done, time: Date.now(), ...prefixed('test', testEval) });
+    // Data with an evaluation split: the test targets, once (metrics row `test_*`). With early stopping, the
+    // weights scored are the best evaluation's (its checkpoint), as a model selected on validation is reported;
+    // otherwise the final weights. The row's step says which.
+    let testEval: EvalMetrics | null = null;
+    let testStep = done;
+    if (status === 'completed' && data.leaveOneOut) {
+      if (early?.best && early.best.step !== done) {
+        testStep = early.best.step;
+        await loadWeights(path.join(run.dir, run.checkpointPath(testStep)), store);
+      }
+      testEval = await evaluateTest(rt, model, data, loss);
+    }
+    if (testEval) await run.appendMetrics({ step: testStep, time: Date.now(), ...prefixed('test', testEval) });
     await rt.sync();
     await run.update({ status, lastMetrics: { loss: lastLoss, ...(lastEval ? prefixed('val', lastEval) : {}), ...(testEval ? prefixed('test', testEval) : {}), ...(early ? early.summary(stopReason ?? null) : {}) } });
-    return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint, test: testEval, ...(stopReason ? { stopReason } : {}), ...(early?.best ? { best: { step: early.best.step, metric: early.key, value: early.best.value } } : {}) };
+    return { runDir: run.dir, status, steps: done, lastLoss, eval: lastEval, chance: data.chance, checkpoint: lastCheckpoint, test: testEval, ...(testEval ? { testStep } : {}), ...(stopReason ? { stopReason } : {}), ...(early?.best ? { best: { step: early.best.step, metric: early.key, value: early.best.value } } : {}) };
   } catch (e) {
     await run.update({ status: 'failed', error: (e as Error).message }).catch(() => undefined);
     throw e;
