@@ -30,8 +30,10 @@ export interface BenchCliOptions {
   shape?: string;
   /** bench merge: repetitions. */
   reps?: string;
-  /** bench sasrec, optimizer-quality: training steps per case. */
+  /** bench sasrec, optimizer-quality: training steps per case (sasrec: the budget of each run). */
   steps?: string;
+  /** bench sasrec: seeds per loss. */
+  seeds?: string;
   /** bench optimizer-quality: also mao's diagnostic variants. */
   variants?: boolean;
 }
@@ -46,8 +48,8 @@ const positiveInt = (flag: string, v: string): number => {
  * The size options of `basin bench`, checked: a case of a benchmark picked out (the headline's catalog of bench
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
-export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number } {
-  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], variants: ['optimizer-quality'] };
+export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number } {
+  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], variants: ['optimizer-quality'] };
   for (const [k, benches] of Object.entries(owner)) {
     if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
       throw new Error(`--${k} is an option of ${benches.map((b) => `\`basin bench ${b}\``).join(' and ')}, not of ${name}`);
@@ -64,6 +66,7 @@ export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: numbe
   }
   if (o.reps !== undefined) out.reps = positiveInt('--reps', o.reps);
   if (o.steps !== undefined) out.steps = positiveInt('--steps', o.steps);
+  if (o.seeds !== undefined) out.seeds = positiveInt('--seeds', o.seeds);
   return out;
 }
 
@@ -126,7 +129,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'sasrec': {
-      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps });
+      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, seeds: sized.seeds });
       table = formatSasrecReport(report);
       break;
     }

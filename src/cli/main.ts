@@ -67,6 +67,7 @@ export function buildProgram(): Command {
     .option('--json', 'print the report as one JSON object on the last line')
     .option('--quick', 'fewer steps and settings')
     .option('--out <dir>', 'keep the runs and models here (default: a temporary folder)')
+    .option('--experts-only', "merge: only train the study's experts into --out and write experts.merge.yaml over them")
     .action((name: string, o) => studyCommand(name, o));
 
   program
@@ -108,7 +109,8 @@ export function buildProgram(): Command {
     .option('--tokens <n>', 'loss: tokens per batch (default 4096; 1024 with --quick)')
     .option('--shape <MxD>', 'merge: M matrices of D × D per model, e.g. 8x2048 (default 32x4096; 48x1024 with --quick)')
     .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
-    .option('--steps <n>', 'sasrec, optimizer-quality: training steps per case (default 400 / 120; 60 / 30 with --quick)')
+    .option('--steps <n>', 'sasrec: step budget per run (default 4000; 3000 with --quick; early stopping ends most runs sooner); optimizer-quality: training steps per case (default 120; 30 with --quick)')
+    .option('--seeds <n>', 'sasrec: seeds per loss (default 3; 1 with --quick)')
     .option('--variants', 'optimizer-quality: also mao with one setting changed (no error feedback, rank 8 or 128, refitEvery, lr)')
     .action((name: string, o) => benchCommand(name, o));
 

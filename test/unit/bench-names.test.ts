@@ -19,6 +19,7 @@ describe('basin bench size options', () => {
     assert.deepEqual(benchSizes('merge', { shape: '8x2048', reps: '2' }), { shape: { matrices: 8, dim: 2048 }, reps: 2 });
     assert.deepEqual(benchSizes('matmul', {}), {});
     assert.deepEqual(benchSizes('sasrec', { steps: '1000' }), { steps: 1000 });
+    assert.deepEqual(benchSizes('sasrec', { steps: '1000', seeds: '3' }), { steps: 1000, seeds: 3 });
     assert.deepEqual(benchSizes('optimizer-quality', { steps: '60' }), { steps: 60 });
   });
 
@@ -31,6 +32,8 @@ describe('basin bench size options', () => {
     assert.throws(() => benchSizes('loss', { reps: '2' }), /--reps is an option of `basin bench merge`/);
     assert.throws(() => benchSizes('loss', { steps: '10' }), /--steps is an option of `basin bench sasrec` and `basin bench optimizer-quality`, not of loss/);
     assert.throws(() => benchSizes('sasrec', { steps: '-1' }), /--steps: expected a positive integer/);
+    assert.throws(() => benchSizes('loss', { seeds: '2' }), /--seeds is an option of `basin bench sasrec`, not of loss/);
+    assert.throws(() => benchSizes('sasrec', { seeds: '0' }), /--seeds: expected a positive integer/);
     assert.throws(() => benchSizes('sasrec', { variants: true }), /--variants is an option of `basin bench optimizer-quality`, not of sasrec/);
   });
 });
