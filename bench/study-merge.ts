@@ -28,6 +28,11 @@ export interface MergeStudyOptions {
   log(s: string): void;
   /** Keep the runs and merged models here (default: a temporary folder, removed at the end). */
   out?: string;
+  /**
+   * Only train the base and the experts into `out` and write `out/experts.merge.yaml` over them (a curvature merge),
+   * to open in the merge panel or run with `basin merge`: no merges, no table.
+   */
+  expertsOnly?: boolean;
 }
 
 const TASKS = 4;
@@ -50,6 +55,28 @@ function trainYaml(name: string, task: number | null, steps: number, lr: number,
 /** The evaluation config of task t: its validation split (seed 1) or a fresh test sample (seed 2). */
 function evalYaml(task: number, split: 'valid' | 'test'): string {
   return ['name: eval', 'seed: 1', modelSection, dataSection(task, split === 'valid' ? 1 : 2, split === 'valid' ? 900 : 600), 'train: { steps: 1, batchSize: 64 }'].join('\n');
+}
+
+/**
+ * A merge config over the study's experts (paths relative to the config, so the folder can move): the curvature
+ * merge at the study's defaults, one comment per expert naming its task.
+ */
+function expertsMergeYaml(work: string, base: string, experts: string[]): string {
+  const rel = (p: string) => './' + path.relative(work, p).split(path.sep).join('/');
+  return [
+    `# The merge study's experts (basin study merge --experts-only): one base trained on a mixture of ${TASKS} next-item`,
+    '# tasks, then fine-tuned on each task with AdamW statistics beside every checkpoint.',
+    'merge_method: curvature',
+    `base_model: ${rel(base)}`,
+    'models:',
+    ...experts.map((e, t) => `  - model: ${rel(e)}   # task ${t}`),
+    'parameters:',
+    '  density: 0.2',
+    '  lambda: 1.0',
+    'basin:',
+    '  output: ./merged/experts',
+    '',
+  ].join('\n');
 }
 
 interface Setting {
@@ -128,6 +155,11 @@ export async function runMergeStudy(o: MergeStudyOptions): Promise<object> {
     for (let t = 0; t < TASKS; t++) {
       o.log(`  expert ${t}`);
       experts.push(await trainRun(`expert-${t}`, trainYaml(`expert-${t}`, t, quick ? 80 : 200, 0.003, base)));
+    }
+    if (o.expertsOnly) {
+      const file = path.join(work, 'experts.merge.yaml');
+      fs.writeFileSync(file, expertsMergeYaml(work, base, experts));
+      return { bench: 'study-merge', when: new Date().toISOString(), commit: gitCommit(), expertsOnly: true, base, experts, mergeConfig: file, setup: { tasks: TASKS, model: modelSection, quick, seconds: (performance.now() - t0) / 1000 } };
     }
     for (const split of ['valid', 'test'] as const) {
       for (let t = 0; t < TASKS; t++) {

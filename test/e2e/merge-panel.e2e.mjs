@@ -1,21 +1,23 @@
-// The merge panel, end to end in the real workbench: open it from the command palette on a merge config over
-// tiny real experts (a base MLP and two fine-tunes trained with the CLI in `prepare`, with statistics; plus a bare
-// .safetensors expert without any), see the saliency grid, exclude a layer by clicking its header (the YAML gets
-// the weight filter), shift-drag a block of cells and give them a density, preview (kept fraction and sign
-// conflicts per layer), run the merge and see the result table. Screenshots: 10-merge-grid, 11-merge-excluded,
-// 12-merge-selection, 13-merge-preview, 14-merge-result (BASIN_E2E_THEME="Default Light Modern" for light ones).
+// The merge panel, end to end in the real workbench: open it from the command palette on the merge study's experts
+// (`basin study merge --quick --experts-only` in `prepare`: a transformer base trained on a mixture of four
+// conflicting next-item tasks and one fine-tune per task, with AdamW statistics), see the saliency grid, exclude a
+// layer by clicking its header (the YAML gets the weight filter), shift-drag a block of cells and give them a
+// density, preview (kept fraction and sign conflicts per layer), run the curvature merge and see the result table.
+// Screenshots: 10-merge-grid, 11-merge-excluded, 12-merge-selection, 13-merge-preview, 14-merge-result
+// (BASIN_E2E_THEME="Default Light Modern" for light ones).
 // Then the grid at scale: a merge of two experts with 600 layers (written directly, not trained): the column
 // headers, horizontal scrolling with the expert names kept in view, a far column excluded without losing the
 // scroll position, and a Shift-drag that runs past the visible columns (the grid scrolls along). Screenshots:
 // 15-merge-wide, 16-merge-wide-drag.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 
 const NAMES = [
-  'merge panel: opens on the experts with the saliency grid',
+  "merge panel: opens on the study's experts with the saliency grid",
   'merge panel: excluding a layer writes the YAML',
   'merge panel: shift-drag selects cells, a density is set on them',
   'merge panel: preview per layer',
@@ -28,8 +30,12 @@ const state = {};
 export async function prepare({ workspace, root }) {
   const grep = process.env.BASIN_E2E_GREP ? new RegExp(process.env.BASIN_E2E_GREP, 'i') : null;
   const fixtures = await tsImport(pathToFileURL(join(root, 'test', 'fixtures', 'merge-experts.ts')).href, import.meta.url);
-  // Training takes ~20 s: only when one of these tests will run.
-  if (!grep || NAMES.some((n) => grep.test(n))) state.fx = fixtures.makeMergeExperts(join(workspace, 'merge'), { root });
+  // Training the study's experts takes about a minute on lavapipe: only when one of these tests will run.
+  if (!grep || NAMES.some((n) => grep.test(n))) {
+    const dir = join(workspace, 'merge-study');
+    execFileSync(process.execPath, [join(root, 'bin', 'basin.js'), 'study', 'merge', '--quick', '--experts-only', '--out', dir], { stdio: 'pipe', timeout: 600_000 });
+    state.fx = { file: join(dir, 'experts.merge.yaml') };
+  }
   if (!grep || WIDE_NAMES.some((n) => grep.test(n))) state.wide = await fixtures.makeWideMergeExperts(join(workspace, 'merge-wide'), WIDE_LAYERS);
 }
 
@@ -38,7 +44,8 @@ async function noErrors(frame) {
   assert.equal(d.errors, undefined, `the webview reported errors: ${d.last}`);
 }
 
-const mergeFrame = (t, extra = '', timeout = 30_000) => t.wb.waitForWebview(t.page, `body[data-rows="3"]${extra}`, { timeout });
+// Four experts; columns: blocks 0 and 1, and "other" (embeddings, final norm, head).
+const mergeFrame = (t, extra = '', timeout = 30_000) => t.wb.waitForWebview(t.page, `body[data-rows="4"]${extra}`, { timeout });
 
 export const tests = [
   {
@@ -53,9 +60,9 @@ export const tests = [
       frame = await mergeFrame(t, '[data-saliency="done"]', 120_000);
       const d = await t.wb.webviewData(frame);
       t.log(`merge panel first paint ${d.firstPaintMs} ms after script start`);
-      assert.equal(d.cols, '4');
+      assert.equal(d.cols, '3');
       assert.equal(await frame.locator('td.cell').count(), 12);
-      assert.match(await frame.locator('tbody tr').nth(2).locator('.badge').textContent(), /no statistics/);
+      assert.equal(await frame.locator('.badge', { hasText: 'no statistics' }).count(), 0, 'every expert has statistics');
       assert.match(await frame.locator('td.cell').first().getAttribute('aria-label'), /saliency \d/);
       await noErrors(frame);
       await t.screenshot('10-merge-grid');
@@ -65,12 +72,13 @@ export const tests = [
     name: NAMES[1],
     async fn(t) {
       let frame = await mergeFrame(t);
-      await frame.locator('button.colhdr[data-col="2"]').click();
-      frame = await mergeFrame(t, '[data-excluded="3"]', 15_000);
+      // Keep the base's first block: exclude layer 0 for every expert.
+      await frame.locator('button.colhdr[data-col="0"]').click();
+      frame = await mergeFrame(t, '[data-excluded="4"]', 15_000);
       const yaml = readFileSync(state.fx.file, 'utf8');
-      assert.equal((yaml.match(/filter: layers\.2\., value: 0/g) ?? []).length, 3, yaml);
-      assert.match(yaml, /# task A/, 'comments survive');
-      assert.equal(await frame.locator('td.cell.excl').count(), 3);
+      assert.equal((yaml.match(/filter: blocks\.0\., value: 0/g) ?? []).length, 4, yaml);
+      assert.match(yaml, /# task 3/, 'comments survive');
+      assert.equal(await frame.locator('td.cell.excl').count(), 4);
       await noErrors(frame);
       await t.screenshot('11-merge-excluded');
     },
@@ -79,9 +87,9 @@ export const tests = [
     name: NAMES[2],
     async fn(t) {
       let frame = await mergeFrame(t);
-      // Shift-drag from (0, 0) to (1, 1): four cells selected, the value bar shows.
-      const from = await frame.locator('td.cell[data-cell="0,0"]').boundingBox();
-      const to = await frame.locator('td.cell[data-cell="1,1"]').boundingBox();
+      // Shift-drag from (0, 1) to (3, 1): layer 1 of all four experts selected, the value bar shows.
+      const from = await t.wb.boxOf(frame.locator('td.cell[data-cell="0,1"]'));
+      const to = await t.wb.boxOf(frame.locator('td.cell[data-cell="3,1"]'));
       // The webview's frames are offset inside the page: playwright's boundingBox is in page coordinates already.
       await t.page.keyboard.down('Shift');
       await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
@@ -98,13 +106,13 @@ export const tests = [
       const t0 = Date.now();
       for (;;) {
         const yaml = readFileSync(state.fx.file, 'utf8');
-        if ((yaml.match(/filter: layers\.[01]\., value: 0\.3/g) ?? []).length === 4) break;
+        if ((yaml.match(/filter: blocks\.1\., value: 0\.3/g) ?? []).length === 4) break;
         if (Date.now() - t0 > 10_000) throw new Error(`no density filters in the YAML:\n${yaml}`);
         await t.page.waitForTimeout(100);
       }
       // The grid is re-read from the new YAML: the cell says so.
       frame = await mergeFrame(t);
-      await frame.locator('td.cell[data-cell="1,1"][aria-label*="density 0.3"]').waitFor({ timeout: 10_000 });
+      await frame.locator('td.cell[data-cell="3,1"][aria-label*="density 0.3"]').waitFor({ timeout: 10_000 });
       await noErrors(frame);
       await t.screenshot('12-merge-selection');
       await frame.locator('.selbar button', { hasText: 'Deselect' }).click();
@@ -118,10 +126,13 @@ export const tests = [
       await frame.locator('#preview-btn').click();
       frame = await mergeFrame(t, '[data-preview="done"]', 30_000);
       t.log(`preview shown ${Date.now() - t0} ms after the click`);
-      assert.equal(await frame.locator('.ptable tbody tr').count(), 4);
-      // Layer 2 is excluded for every expert: nothing of it is kept.
-      const kept = await frame.locator('.ptable tbody tr').nth(2).locator('td .num').allTextContents();
-      assert.deepEqual(kept.slice(0, 3).map((x) => x.replace(/\s/g, '')), ['0.0%', '0.0%', '0.0%'], kept.join(' | '));
+      assert.equal(await frame.locator('.ptable tbody tr').count(), 3);
+      // Layer 0 is excluded for every expert: nothing of it is kept.
+      const kept = await frame.locator('.ptable tbody tr').nth(0).locator('td .num').allTextContents();
+      assert.deepEqual(kept.slice(0, 4).map((x) => x.replace(/\s/g, '')), ['0.0%', '0.0%', '0.0%', '0.0%'], kept.join(' | '));
+      // Layer 1 keeps something of every expert (density 0.3 of the saliency-trimmed delta).
+      const kept1 = await frame.locator('.ptable tbody tr').nth(1).locator('td .num').allTextContents();
+      assert.ok(kept1.slice(0, 4).every((x) => parseFloat(x) > 0), kept1.join(' | '));
       await noErrors(frame);
       await t.screenshot('13-merge-preview');
     },
@@ -134,7 +145,8 @@ export const tests = [
       frame = await mergeFrame(t, '[data-job="completed"]', 120_000);
       assert.ok(existsSync(join(state.fx.file, '..', 'merged', 'experts', 'model.safetensors')));
       const rows = frame.locator('.rtable tbody tr');
-      assert.equal(await rows.count(), 5);
+      // merged, base and the four experts.
+      assert.equal(await rows.count(), 6);
       assert.match(await rows.first().textContent(), /merged/);
       assert.match(await frame.locator('.rtable thead').textContent(), /val accuracy/);
       // Notifications (the merge's end message) cover the panel's corner: close them for the picture.

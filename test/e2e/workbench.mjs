@@ -12,14 +12,32 @@ export async function waitForWorkbench(page, timeout = 60_000) {
  * Runs a command from the palette by its full title ("Basin: Open Statistics"). Extensions register their
  * commands a while after the workbench shows, so a title not listed yet is retried until `timeout`.
  */
-export async function runCommand(page, title, { timeout = 30_000 } = {}) {
+export async function runCommand(page, title, { timeout = 60_000 } = {}) {
   const t0 = Date.now();
   for (;;) {
     await closeQuickInput(page);
-    await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 10_000 });
-    await input.fill(`>${title}`);
+    await page.keyboard.press('F1');
+    // With the keyboard focus inside a webview's input the key may never reach the workbench: the command
+    // center in the title bar opens the same quick input with a click.
+    const opened = await input.waitFor({ state: 'visible', timeout: 3000 }).then(
+      () => true,
+      () => false,
+    );
+    if (!opened) await page.locator('.command-center .command-center-center').first().click({ timeout: 5000 }).catch(() => {});
+    // Under load (a CI machine also running the extension's jobs) the palette can be slow to take input: a fill
+    // that times out is retried until the overall timeout, not fatal on its own.
+    const typed = await input
+      .waitFor({ state: 'visible', timeout: 10_000 })
+      .then(() => input.fill(`>${title}`, { timeout: 10_000 }))
+      .then(
+        () => true,
+        () => false,
+      );
+    if (!typed) {
+      if (Date.now() - t0 > timeout) throw new Error(`the command palette does not take input (after ${timeout} ms)`);
+      continue;
+    }
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     const found = await row.waitFor({ state: 'visible', timeout: 3000 }).then(
       () => true,
@@ -37,7 +55,7 @@ export async function runCommand(page, title, { timeout = 30_000 } = {}) {
 export async function pickQuickItem(page, text, { timeout = 15_000 } = {}) {
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout });
-  await input.fill(text);
+  await input.fill(text, { timeout });
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: text }).first();
   await row.waitFor({ state: 'visible', timeout });
   await row.click();
@@ -89,6 +107,21 @@ export async function waitForWebviewData(frame, ok, { timeout = 10_000, what = '
     const d = await webviewData(frame);
     if (ok(d)) return d;
     if (Date.now() - t0 > timeout) throw new Error(`${what} not reached within ${timeout} ms; last data-*: ${JSON.stringify(d).slice(0, 400)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The bounding box of a locator once it is laid out: null (detached by a re-render, or not laid out yet) is
+ * retried until `timeout`.
+ */
+export async function boxOf(locator, { timeout = 10_000 } = {}) {
+  const t0 = Date.now();
+  for (;;) {
+    await locator.waitFor({ state: 'visible', timeout }).catch(() => {});
+    const b = await locator.boundingBox().catch(() => null);
+    if (b) return b;
+    if (Date.now() - t0 > timeout) throw new Error(`no bounding box for ${locator} after ${timeout} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
