@@ -2,7 +2,8 @@
 // (`basin study merge --quick --experts-only` in `prepare`: a transformer base trained on a mixture of four
 // conflicting next-item tasks and one fine-tune per task, with AdamW statistics), see the saliency grid, exclude a
 // layer by clicking its header (the YAML gets the weight filter), shift-drag a block of cells and give them a
-// density, preview (kept fraction and sign conflicts per layer), run the curvature merge and see the result table.
+// density, preview (kept fraction and sign conflicts per layer), run the curvature merge, see the result table and
+// evaluate the merged model, the base and the experts on every task.
 // Screenshots: 10-merge-grid, 11-merge-excluded, 12-merge-selection, 13-merge-preview, 14-merge-result
 // (BASIN_E2E_THEME="Default Light Modern" for light ones).
 // Then the grid at scale: a merge of two experts with 600 layers (written directly, not trained): the column
@@ -149,6 +150,13 @@ export const tests = [
       assert.equal(await rows.count(), 6);
       assert.match(await rows.first().textContent(), /merged/);
       assert.match(await frame.locator('.rtable thead').textContent(), /val accuracy/);
+      // Evaluate: the merged model, the base and every expert on each expert's task (validation).
+      await frame.locator('#evaluate-btn').click();
+      await frame.locator('.eval-note', { hasText: /evaluated 6 models on 4 tasks/ }).waitFor({ timeout: 180_000 });
+      frame = await mergeFrame(t);
+      const merged = await frame.locator('.rtable tbody tr').first().locator('td.num').first().textContent();
+      assert.match(merged, /%/, `the merged model's validation accuracy: ${merged}`);
+      await frame.locator('#evaluate-btn').scrollIntoViewIfNeeded();
       // Notifications (the merge's end message) cover the panel's corner: close them for the picture.
       await t.page.keyboard.press('Escape');
       await t.page.waitForTimeout(300);

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/files/safetensors';
-import { executeMerge, MergeCancelledError, MergeOutputExistsError } from '../../src/engine/merge/execute';
+import { executeMerge, MergeCancelledError, MergeOutputExistsError, rowSample } from '../../src/engine/merge/execute';
+import { TensorFileReader, type TensorRef } from '../../src/files/merge/model-files';
 import { chunkRowsFor } from '../../src/engine/merge/tensor-merge';
 import type { MergeMethodName } from '../../src/files/registry/merge-methods';
 import { cpuMergeTensor } from '../../src/engine/cpu/merge';
@@ -283,5 +284,35 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
     fs.copyFileSync(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!), plain);
     fs.writeFileSync(g, `merge_method: fisher\nmodels:\n  - model: ${JSON.stringify(x)}\n  - model: ./plain.safetensors\n`);
     await assert.rejects(executeMerge({ rt, plan: await planMerge(loadMergeConfig(g)), outDir: path.join(dir, 'out-bad') }), /fisher needs a pass over each model's own data.*"\.\/plain\.safetensors" is not a Basin run/);
+  });
+
+  it('a preview samples rows in blocks spread over the tensor (first and last rows included), read at their offsets', async () => {
+    const R = 101; // a prime: blocks of unequal size
+    const C = 3;
+    const data = Float32Array.from({ length: R * C }, (_, i) => i);
+    const file = path.join(dir, 'rows.safetensors');
+    await writeSafetensors(file, [{ name: 'w', dtype: 'F32', shape: [R, C], data }]);
+    const h = await readSafetensorsHeader(file);
+    const ref: TensorRef = { name: 'w', dtype: 'F32', shape: [R, C], numel: R * C, file, byteOffset: h.tensors.w.byteOffset, byteLength: h.tensors.w.byteLength };
+    const reader = new TensorFileReader();
+    try {
+      for (const rows of [1, 7, 8, 20, 100]) {
+        const s = rowSample(ref, rows);
+        assert.deepEqual(s.shape, [rows, C]);
+        const got = new Float32Array((await reader.readBytes(s)).slice().buffer);
+        const picked = Array.from({ length: rows }, (_, i) => got[i * C] / C);
+        // Whole rows, in increasing order, no row twice.
+        for (let i = 0; i < rows; i++) assert.deepEqual(Array.from(got.subarray(i * C, i * C + C)), [0, 1, 2].map((c) => picked[i] * C + c));
+        assert.ok(picked.every((r, i) => i === 0 || r > picked[i - 1]), `rows ${picked}`);
+        assert.equal(picked[0], 0, 'the first block starts at row 0');
+        if (rows >= 8) {
+          assert.equal(picked[rows - 1], R - 1, `the last block ends at the last row (rows ${rows}: ${picked})`);
+          assert.ok(picked.filter((r) => r >= R / 2).length >= 0.4 * rows, `spread, not a prefix: ${picked}`);
+        }
+      }
+      assert.equal(rowSample(ref, R), ref, 'the whole tensor when the sample is not smaller');
+    } finally {
+      await reader.close();
+    }
   });
 });

@@ -125,13 +125,38 @@ export class MergeCancelledError extends Error {
   }
 }
 
-/** The first `rows` rows of a tensor (rows = shape[0]) as a smaller ref: a prefix of its bytes. */
-function rowPrefix(ref: TensorRef, rows: number): TensorRef {
-  if (ref.shape.length === 0 || ref.shape[0] <= rows) return ref;
-  const per = ref.numel / ref.shape[0];
-  const shape = [rows, ...ref.shape.slice(1)];
+/** Blocks a preview's row sample is read in: spread over the tensor, a few positioned reads per tensor. */
+const SAMPLE_BLOCKS = 8;
+
+/**
+ * `rows` rows of a tensor (rows = shape[0]) as a smaller ref, for a preview: SAMPLE_BLOCKS blocks of consecutive
+ * rows spread evenly from the first row to the last (an embedding table's rows or a layer's output channels are
+ * not alike from one end to the other, so a prefix would not stand for the tensor). The same (rows, shape[0])
+ * always picks the same rows, so a weight, its statistics and its data-pass tensors line up.
+ */
+export function rowSample(ref: TensorRef, rows: number): TensorRef {
+  const total = ref.shape[0];
+  if (ref.shape.length === 0 || total <= rows) return ref;
+  const per = ref.numel / total;
   const bpe = ref.byteLength / ref.numel;
-  return { ...ref, shape, numel: rows * per, byteLength: rows * per * bpe };
+  const blocks = Math.min(SAMPLE_BLOCKS, rows);
+  const pieces: { byteOffset: number; byteLength: number }[] = [];
+  let next = 0; // the first row no block has taken
+  let left = rows; // rows still to take
+  for (let b = 0; b < blocks; b++) {
+    const n = Math.floor(rows / blocks) + (b < rows % blocks ? 1 : 0);
+    // Starts spread from row 0 (first block) to total − n (the last block ends at the last row), never over the
+    // previous block, and leaving room for the blocks after it.
+    const ideal = blocks === 1 ? 0 : Math.floor((b * (total - n)) / (blocks - 1));
+    const start = Math.min(Math.max(ideal, next), total - left);
+    next = start + n;
+    left -= n;
+    const prev = pieces[pieces.length - 1];
+    const byteOffset = ref.byteOffset + start * per * bpe;
+    if (prev && prev.byteOffset + prev.byteLength === byteOffset) prev.byteLength += n * per * bpe;
+    else pieces.push({ byteOffset, byteLength: n * per * bpe });
+  }
+  return { ...ref, shape: [rows, ...ref.shape.slice(1)], numel: rows * per, byteOffset: pieces[0].byteOffset, byteLength: rows * per * bpe, pieces };
 }
 
 /** Rows [r0, r1) of a tensor (rows = shape[0]) as a smaller ref: a positioned slice of its bytes. */
@@ -249,7 +274,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     tasks = plan.tasks.filter((t) => pick.has(t.index));
   }
   const rows = preview ? preview.rows : Infinity;
-  const refOf = (inp: PlanInput) => (preview ? rowPrefix(inp.tensor, rows) : inp.tensor);
+  const refOf = (inp: PlanInput) => (preview ? rowSample(inp.tensor, rows) : inp.tensor);
 
   const reader = new TensorFileReader();
   const hostBufs = new HostBuffers();
@@ -309,9 +334,9 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const loadStats = async (inp: PlanInput): Promise<{ row: Tensor; col: Tensor } | null> => {
     if (!inp.stats) return null;
     // Statistics are small (rows + cols floats): plain reads.
-    const [r, c] = await Promise.all([reader.readBytes(inp.stats.vRow), reader.readBytes(inp.stats.vCol)]);
-    const rowRef = preview ? rowPrefix(inp.stats.vRow, rows) : inp.stats.vRow;
-    const row = decodeFloatBytes(rt, r.subarray(0, rowRef.byteLength), rowRef.dtype, rowRef.shape);
+    const rowRef = preview ? rowSample(inp.stats.vRow, rows) : inp.stats.vRow;
+    const [r, c] = await Promise.all([reader.readBytes(rowRef), reader.readBytes(inp.stats.vCol)]);
+    const row = decodeFloatBytes(rt, r, rowRef.dtype, rowRef.shape);
     const col = decodeFloatBytes(rt, c, inp.stats.vCol.dtype, inp.stats.vCol.shape);
     return { row, col };
   };
@@ -352,7 +377,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     const info = d?.header.tensors[name];
     if (!d || !info) return null;
     const ref: TensorRef = { name, dtype: 'F32', shape: info.shape, numel: info.shape.reduce((a, b) => a * b, 1), file: d.file, byteOffset: info.byteOffset, byteLength: info.byteLength };
-    const sliced = preview && shape[0] !== info.shape[0] && !name.endsWith('.gram') ? rowPrefix(ref, shape[0]) : ref;
+    const sliced = preview && shape[0] !== info.shape[0] && !name.endsWith('.gram') ? rowSample(ref, shape[0]) : ref;
     const bytes = await reader.readBytes(sliced);
     return decodeFloatBytes(rt, bytes, 'F32', sliced.shape);
   };
@@ -408,12 +433,15 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         throw new Error(`${(e as Error).message} (${names}${task.base ? `, base = ${modelName(task.base.model)}` : ''})`);
       }
       reports.push({ name: task.output, shape, layer: task.layer, ...stats });
+      // A preview merges a sample of the rows: its saliency mass stands for the whole tensor's, scaled up by the
+      // rows it did not read (else a tall tensor would count for less than a short one in its layer's total).
+      const sampleScale = shape.length && task.shape[0] > shape[0] ? task.shape[0] / shape[0] : 1;
       stats.saliencyMass?.forEach((m, i) => {
         const id = task.experts[i].model;
         const s = saliency.get(id) ?? { total: 0, perLayer: {} };
-        s.total += m;
+        s.total += m * sampleScale;
         const key = task.layer === null ? 'other' : String(task.layer);
-        s.perLayer[key] = (s.perLayer[key] ?? 0) + m;
+        s.perLayer[key] = (s.perLayer[key] ?? 0) + m * sampleScale;
         saliency.set(id, s);
       });
       const r0 = performance.now();

@@ -37,6 +37,11 @@ export interface TensorRef {
   /** Absolute position of the first byte in the file. */
   byteOffset: number;
   byteLength: number;
+  /**
+   * A sample of rows gathered from several places (a merge preview): these byte ranges, read in order and laid
+   * end to end, are the tensor's bytes (`byteLength` is their sum; `byteOffset` is the first one's).
+   */
+  pieces?: readonly { byteOffset: number; byteLength: number }[];
 }
 
 /** A tensor a merge cannot read as floats (integer buffers and the like), listed so a plan can say so. */
@@ -381,14 +386,20 @@ export class TensorFileReader {
     const h = await this.handle(ref.file);
     if (into && into.byteLength < ref.byteLength) throw new RangeError(`readBytes: a ${into.byteLength}-byte buffer for ${ref.byteLength} bytes of "${ref.name}"`);
     const out = into ? into.subarray(0, ref.byteLength) : new Uint8Array(ref.byteLength);
-    let off = 0;
-    while (off < out.length) {
-      const { bytesRead } = await h.read(out, off, out.length - off, ref.byteOffset + off);
-      if (bytesRead === 0) {
-        throw new ModelFilesError(`${ref.file}: tensor "${ref.name}": file ended after ${off} of ${ref.byteLength} bytes at offset ${ref.byteOffset} (changed since the plan was made?)`, ref.file);
+    let at = 0;
+    for (const piece of ref.pieces ?? [{ byteOffset: ref.byteOffset, byteLength: ref.byteLength }]) {
+      if (at + piece.byteLength > out.length) throw new RangeError(`readBytes: the pieces of "${ref.name}" hold more than its ${ref.byteLength} bytes`);
+      let off = 0;
+      while (off < piece.byteLength) {
+        const { bytesRead } = await h.read(out, at + off, piece.byteLength - off, piece.byteOffset + off);
+        if (bytesRead === 0) {
+          throw new ModelFilesError(`${ref.file}: tensor "${ref.name}": file ended after ${off} of ${piece.byteLength} bytes at offset ${piece.byteOffset} (changed since the plan was made?)`, ref.file);
+        }
+        off += bytesRead;
       }
-      off += bytesRead;
+      at += piece.byteLength;
     }
+    if (at !== out.length) throw new RangeError(`readBytes: the pieces of "${ref.name}" hold ${at} of its ${ref.byteLength} bytes`);
     return out;
   }
 

@@ -68,7 +68,7 @@ export function loadMergeLib(): Promise<MergeLib> {
 const YAML_DEBOUNCE_MS = 300;
 /** Live preview after an edit, after this pause. */
 const LIVE_PREVIEW_DEBOUNCE_MS = 400;
-/** Rows of each tensor the saliency grid reads. */
+/** Rows of each tensor the saliency grid reads (blocks spread over the tensor; its mass is scaled to the whole tensor). */
 const SALIENCY_ROWS = 256;
 /** What Evaluate does, beside its button until it has run (the experts' rows show their own runs' metrics until then). */
 const EVALUATE_NOTE =
