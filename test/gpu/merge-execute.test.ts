@@ -290,7 +290,7 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
     const R = 101; // a prime: blocks of unequal size
     const C = 3;
     const data = Float32Array.from({ length: R * C }, (_, i) => i);
-    const file = path.join(dir, 'rows.safetensors');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'basin-rows-')), 'rows.safetensors');
     await writeSafetensors(file, [{ name: 'w', dtype: 'F32', shape: [R, C], data }]);
     const h = await readSafetensorsHeader(file);
     const ref: TensorRef = { name: 'w', dtype: 'F32', shape: [R, C], numel: R * C, file, byteOffset: h.tensors.w.byteOffset, byteLength: h.tensors.w.byteLength };
@@ -313,6 +313,7 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
       assert.equal(rowSample(ref, R), ref, 'the whole tensor when the sample is not smaller');
     } finally {
       await reader.close();
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
   });
 });
