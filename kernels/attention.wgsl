@@ -8,6 +8,11 @@
 //   attn_backward_kv: per key row j: dV_j = Σ_{i≥j} P_ij dO_i, dK_j = scale Σ_{i≥j} P_ij (dO_i·v_j - δ_i) q_i.
 // P_ij = exp(scale·q_i·k_j - L_i) is recomputed; no atomics. Head-dim loops are bounded by the uniform hd;
 // per-invocation vectors have the fixed size {{MAX_HD}} (the host picks it ≥ hd).
+//
+// Attention-probability dropout (drop = 1, SASRec's): O_i = Σ_j Z_ij P_ij v_j with Z_ij = keep/(1 − p) from the
+// dropout hash of (seed, row_i · t + j), regenerated in backward, never stored. The softmax itself is unchanged
+// (L is the undropped log-sum-exp), and δ_i = dO_i·O_i still equals Σ_j P_ij dP_ij for dP_ij = Z_ij (dO_i·v_j), so
+// backward only multiplies dO_i·v_j (and P_ij in dV) by Z_ij.
 
 struct Params {
   batch: u32,
@@ -17,6 +22,10 @@ struct Params {
   hd: u32,
   rows: u32,  // batch · heads · t
   scale: f32, // 1 / sqrt(hd)
+  drop: u32,      // 1: attention-probability dropout on
+  seed: u32,
+  threshold: u32, // round(p · 2^32): kept when keep_hash >= threshold
+  keep_scale: f32, // 1 / (1 − p)
   _pad: u32,
 }
 
@@ -27,6 +36,13 @@ override WG: u32 = 64u;
 const MAX_HD: u32 = {{MAX_HD}}u;
 
 //#include "common/logsumexp.wgsl"
+//#include "common/dropout_hash.wgsl"
+
+// Z_ij: the dropout factor of query row `qrow` (its global row index) and key j; 1 without dropout.
+fn drop_z(qrow: u32, j: u32) -> f32 {
+  if (p.drop == 0u) { return 1.0; }
+  return select(0.0, p.keep_scale, keep_hash(p.seed, qrow * p.t + j) >= p.threshold);
+}
 
 // Offset of row i of head h in batch bi of a [b, t, d] tensor.
 fn row_base(bi: u32, h: u32, i: u32) -> u32 {
@@ -67,7 +83,8 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg:
     if (st.z != 1.0) {
       for (var c = 0u; c < p.hd; c++) { acc[c] *= st.z; }
     }
-    for (var c = 0u; c < p.hd; c++) { acc[c] += st.w * v[kb + c]; }
+    let w = st.w * drop_z(r, j);
+    for (var c = 0u; c < p.hd; c++) { acc[c] += w * v[kb + c]; }
   }
   let inv_l = 1.0 / ms.y;
   for (var c = 0u; c < p.hd; c++) { o[qb + c] = acc[c] * inv_l; }
@@ -112,7 +129,7 @@ fn attn_backward_q(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) n
       s += qs[c] * bq_k[kb + c];
       dp += g[c] * bq_v[kb + c];
     }
-    let ds = exp(s - L) * (dp - delta);
+    let ds = exp(s - L) * (drop_z(r, j) * dp - delta);
     for (var c = 0u; c < p.hd; c++) { acc[c] += ds * bq_k[kb + c]; }
   }
   for (var c = 0u; c < p.hd; c++) { bq_dq[qb + c] = acc[c] * p.scale; }
@@ -158,9 +175,11 @@ fn attn_backward_kv(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
       dp += bk_do[qb + c] * vs[c];
     }
     let pij = exp(s - bk_lse[rb + i]);
-    let ds = pij * (dp - bk_delta[rb + i]);
+    let z = drop_z(rb + i, j);
+    let ds = pij * (z * dp - bk_delta[rb + i]);
+    let pz = pij * z;
     for (var c = 0u; c < p.hd; c++) {
-      dv[c] += pij * bk_do[qb + c];
+      dv[c] += pz * bk_do[qb + c];
       dk[c] += ds * bk_q[qb + c];
     }
   }

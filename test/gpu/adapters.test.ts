@@ -144,7 +144,7 @@ describe('adapters', function () {
     const small: Record<string, ModelConfig> = {
       transformer: { type: 'transformer', vocab: 10, dModel: 8, layers: 1, heads: 2, seqLen: 4, mlpRatio: 1, dropout: 0 },
       mlp: { type: 'mlp', inputs: 3, hidden: [4], classes: 2, activation: 'relu', dropout: 0 },
-      sasrec: { type: 'sasrec', items: 9, hidden: 8, blocks: 1, heads: 1, maxLen: 4, dropout: 0 },
+      sasrec: { type: 'sasrec', items: 9, hidden: 8, blocks: 1, heads: 1, maxLen: 4, dropout: 0, attentionDropout: 0 },
     };
     assert.deepEqual(Object.keys(small).sort(), modelRegistry.entries.map((e) => e.name).sort(), 'a spec for every registered model');
     const ok = Object.entries(small)
@@ -167,7 +167,7 @@ describe('adapters', function () {
 
   it('SASRec blocks take them too: identity when fresh, wired in once up is not zero', async () => {
     const rt = await runtime();
-    const spec = { type: 'sasrec', items: 11, hidden: 8, blocks: 2, heads: 1, maxLen: 5, dropout: 0 } as const;
+    const spec = { type: 'sasrec', items: 11, hidden: 8, blocks: 2, heads: 1, maxLen: 5, dropout: 0, attentionDropout: 0 } as const;
     const plain = materializeModel(rt, spec, 2);
     const withA = materializeModel(rt, spec, 2, undefined, { size: 3 });
     try {

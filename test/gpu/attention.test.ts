@@ -3,7 +3,7 @@ import { runtime, assertClose, gradCheck, randn } from './helpers';
 import { Runtime } from '../../src/engine/gpu/runtime';
 import { ShapeError, fromArray, tidy } from '../../src/engine/tensor/tensor';
 import { backward } from '../../src/engine/autograd/tape';
-import { causalSelfAttention } from '../../src/engine/ops/attention';
+import { causalSelfAttention, type AttentionDropout } from '../../src/engine/ops/attention';
 import { attentionGradRef, attentionRef } from '../../src/engine/cpu/attention';
 
 interface Case {
@@ -14,14 +14,14 @@ interface Case {
 }
 
 /** GPU output and, for output gradient dO, the gradients of whichever of q, k, v are marked in `grads`. */
-async function run(rt: Runtime, c: Case, q: Float32Array, k: Float32Array, v: Float32Array, dO: Float32Array, grads = [true, true, true]) {
+async function run(rt: Runtime, c: Case, q: Float32Array, k: Float32Array, v: Float32Array, dO: Float32Array, grads = [true, true, true], drop?: AttentionDropout) {
   const shape = [c.b, c.t, c.d];
   const ts = [q, k, v].map((x, i) => {
     const t = fromArray(rt, x, shape);
     t.requiresGrad = grads[i];
     return t;
   });
-  const out = causalSelfAttention(ts[0], ts[1], ts[2], c.heads);
+  const out = causalSelfAttention(ts[0], ts[1], ts[2], c.heads, drop);
   assert.deepEqual(out.shape, shape);
   const gT = fromArray(rt, dO, shape);
   backward(out, gT);
@@ -109,6 +109,51 @@ describe('causalSelfAttention', () => {
       { data: randn(60, 63), shape },
     ], { samples: 16 });
     await gradCheck(rt, (x) => causalSelfAttention(x, x, x, 3), [{ data: randn(3 * 7 * 9, 64), shape: [3, 7, 9] }], { samples: 20 });
+  });
+
+  it('with dropout on the probabilities: forward and backward match the CPU reference (the same hash mask)', async () => {
+    for (const c of cases.filter((x) => x.t > 1)) {
+      const n = c.b * c.t * c.d;
+      const seed = c.t * 1000 + c.d + 7;
+      const [q, k, v, dO] = [randn(n, seed), randn(n, seed + 1), randn(n, seed + 2), randn(n, seed + 3)];
+      const drop = { p: 0.3, seed: 12345 + c.t };
+      const got = await run(rt, c, q, k, v, dO, [true, true, true], drop);
+      const what = `[${c.b}, ${c.t}, ${c.d}] / ${c.heads} heads, dropout 0.3`;
+      const want = attentionRef(q, k, v, c.b, c.t, c.d, c.heads, drop);
+      assertClose(got.y, want, { what: `output ${what}`, atol: 1e-5, rtol: 1e-4 });
+      const g = attentionGradRef(q, k, v, dO, c.b, c.t, c.d, c.heads, drop);
+      assertClose(got.dq!, g.dq, { what: `dq ${what}`, atol: 1e-4, rtol: 1e-3 });
+      assertClose(got.dk!, g.dk, { what: `dk ${what}`, atol: 1e-4, rtol: 1e-3 });
+      assertClose(got.dv!, g.dv, { what: `dv ${what}`, atol: 1e-4, rtol: 1e-3 });
+      // The mask is real: the output differs from the undropped one, and another seed gives another output.
+      const plain = attentionRef(q, k, v, c.b, c.t, c.d, c.heads);
+      assert.ok(want.some((x, i) => Math.abs(x - plain[i]) > 1e-3), `dropout changed nothing (${what})`);
+    }
+    // p = 0 is the plain kernel.
+    const c = cases[2];
+    const n = c.b * c.t * c.d;
+    const [q, k, v, dO] = [randn(n, 1), randn(n, 2), randn(n, 3), randn(n, 4)];
+    const a = await run(rt, c, q, k, v, dO, [true, true, true], { p: 0, seed: 9 });
+    assertClose(a.y, attentionRef(q, k, v, c.b, c.t, c.d, c.heads), { what: 'p = 0', atol: 1e-5, rtol: 1e-4 });
+    // On average a dropped attention keeps the output's scale (E[Z] = 1): over many seeds the mean is near the plain output.
+    const big = { b: 1, t: 24, d: 8, heads: 1 };
+    const m = big.t * big.d;
+    const [bq, bk, bv] = [randn(m, 5), randn(m, 6), randn(m, 7)];
+    const plain = attentionRef(bq, bk, bv, big.b, big.t, big.d, big.heads);
+    const mean = new Float64Array(m);
+    const S = 400;
+    for (let s = 0; s < S; s++) attentionRef(bq, bk, bv, big.b, big.t, big.d, big.heads, { p: 0.3, seed: s }).forEach((x, i) => (mean[i] += x / S));
+    const err = Math.max(...Array.from(mean, (x, i) => Math.abs(x - plain[i])));
+    assert.ok(err < 0.15, `mean of the dropped outputs ${err} away from the plain output`);
+  });
+
+  it('finite-difference gradient check with dropout on the probabilities (fixed seed)', async () => {
+    const shape = [2, 6, 6];
+    await gradCheck(rt, (q, k, v) => causalSelfAttention(q, k, v, 2, { p: 0.25, seed: 77 }), [
+      { data: randn(72, 71), shape },
+      { data: randn(72, 72), shape },
+      { data: randn(72, 73), shape },
+    ], { samples: 16 });
   });
 
   it('rejects bad shapes, naming them', () => {

@@ -18,7 +18,7 @@ import { METRICS_FILE } from '../../src/files/run-record';
 import { sasrec as sasrecEntry } from '../../src/files/registry/models';
 import { assertClose, rng, runtime } from './helpers';
 
-const spec = (over: Partial<SasrecSpec> = {}): SasrecSpec => ({ type: 'sasrec', items: 11, hidden: 8, blocks: 2, heads: 2, maxLen: 6, dropout: 0, ...over });
+const spec = (over: Partial<SasrecSpec> = {}): SasrecSpec => ({ type: 'sasrec', items: 11, hidden: 8, blocks: 2, heads: 2, maxLen: 6, dropout: 0, attentionDropout: 0, ...over });
 
 function build(rt: Runtime, s: SasrecSpec, seed = 5): { model: SASRec; store: ParameterStore } {
   const { model, store } = materializeModel(rt, s, seed);
@@ -77,6 +77,29 @@ describe('sasrec model', function () {
       assert.throws(() => model.hidden(fromArray(rt, new Int32Array(7), [1, 7], 'i32')), /maxLen 6/);
     } finally {
       store.destroy();
+    }
+  });
+
+  it('attentionDropout drops attention weights in training only: the same init, the same evaluation outputs', async () => {
+    const rt = await runtime();
+    const plain = build(rt, spec({ dropout: 0 }));
+    const dropped = build(rt, spec({ dropout: 0, attentionDropout: 0.4 }));
+    try {
+      const tokens = [3, 7, 1, 9, 4, 2, 5, 8, 6, 10, 11, 0];
+      const a = await hiddenOf(rt, plain.model, tokens, 2);
+      const b = await hiddenOf(rt, dropped.model, tokens, 2);
+      assertClose(b, a, { what: 'evaluation: attention dropout off', atol: 1e-7, rtol: 0 });
+      dropped.model.train();
+      const c = await hiddenOf(rt, dropped.model, tokens, 2);
+      const d = await hiddenOf(rt, dropped.model, tokens, 2);
+      const diff = (x: Float32Array, y: Float32Array) => Math.max(...Array.from(x, (v, i) => Math.abs(v - y[i])));
+      assert.ok(diff(c, a) > 1e-3, 'training: the attention weights are dropped');
+      assert.ok(diff(c, d) > 1e-3, 'each forward draws a new mask');
+      assert.equal(dropped.model.blocks[0].attn.weightsDropout?.p, 0.4);
+      assert.equal(plain.model.blocks[0].attn.weightsDropout, null);
+    } finally {
+      plain.store.destroy();
+      dropped.store.destroy();
     }
   });
 

@@ -136,8 +136,17 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x;
-    return dropout(x, this.p, (this.seed * 1_000_003 + this.calls++) >>> 0);
+    const seed = this.nextSeed();
+    return seed === null ? x : dropout(x, this.p, seed);
+  }
+
+  /**
+   * The seed of this call's mask (the same sequence forward() uses), or null when nothing is dropped (evaluation,
+   * or p = 0): for ops that drop inside a fused kernel (attention weights).
+   */
+  nextSeed(): number | null {
+    if (!this.training || this.p === 0) return null;
+    return (this.seed * 1_000_003 + this.calls++) >>> 0;
   }
 
   /** Resume: continue the mask sequence where a run stopped. */
@@ -172,18 +181,23 @@ export class MultiHeadAttention extends Module {
   readonly v: Linear;
   readonly o: Linear;
 
-  constructor(readonly dim: number, readonly heads: number, rand: () => number, std: number, outStd: number) {
+  /** Dropout on the attention weights (its seeds; the kernel drops), or null. */
+  readonly weightsDropout: Dropout | null;
+
+  constructor(readonly dim: number, readonly heads: number, rand: () => number, std: number, outStd: number, weightsDropout?: { p: number; seed: number }) {
     super();
     if (dim % heads !== 0) throw new Error(`attention: dModel ${dim} is not divisible by heads ${heads}`);
     this.q = this.child('q', new Linear(dim, dim, rand, { std }));
     this.k = this.child('k', new Linear(dim, dim, rand, { std }));
     this.v = this.child('v', new Linear(dim, dim, rand, { std }));
     this.o = this.child('o', new Linear(dim, dim, rand, { std: outStd }));
+    this.weightsDropout = weightsDropout && weightsDropout.p > 0 ? this.child('drop_weights', new Dropout(weightsDropout.p, weightsDropout.seed)) : null;
   }
 
   /** x: [B, T, D] → [B, T, D], causal. */
   forward(x: Tensor): Tensor {
-    const y = causalSelfAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), this.heads);
+    const seed = this.weightsDropout?.nextSeed() ?? null;
+    const y = causalSelfAttention(this.q.forward(x), this.k.forward(x), this.v.forward(x), this.heads, seed === null ? null : { p: this.weightsDropout!.p, seed });
     return this.o.forward(y);
   }
 }

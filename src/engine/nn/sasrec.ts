@@ -2,6 +2,7 @@
 //
 //   x⁰ = Dropout(E[s]·√d + P[0..T)) ⊙ m              E: item table [items + 1, d], row 0 = padding; P: positions
 //   per block:  h = x + Dropout(Attn(LN(x)));  x = (h + Dropout(FFN(LN(h)))) ⊙ m      FFN = ReLU(·W1 + b1)·W2 + b2, d → d → d
+//               Attn may drop its weights too (`attentionDropout`, the reference code's dropout on the softmax)
 //   hidden = LN_f(x);  scores = hidden · Eᵀ                                             the SAME table E, no bias
 //
 // m is the padding mask (1 for a real item, 0 for id 0), the paper's "constant zero vector" for padding and its
@@ -39,12 +40,12 @@ export class SasrecBlock extends Module {
   /** Bottleneck adapters on each sublayer's output, before the residual add (src/engine/nn/adapter.ts); none by default. */
   readonly adapters: AdapterSlots = { attn: null, mlp: null };
 
-  constructor(readonly dim: number, heads: number, dropoutP: number, rand: () => number, seed: number) {
+  constructor(readonly dim: number, heads: number, dropoutP: number, rand: () => number, seed: number, attentionDropoutP = 0) {
     super();
     // Xavier-normal for d×d matrices (the reference implementations' initialiser): std = √(2 / (d + d)).
     const std = Math.sqrt(1 / dim);
     this.ln1 = this.child('ln1', new LayerNorm(dim, 1e-8));
-    this.attn = this.child('attn', new MultiHeadAttention(dim, heads, rand, std, std));
+    this.attn = this.child('attn', new MultiHeadAttention(dim, heads, rand, std, std, { p: attentionDropoutP, seed: seed * 2 + 3 }));
     this.ln2 = this.child('ln2', new LayerNorm(dim, 1e-8));
     this.ffn = this.child('ffn', new MLP(dim, dim, 'relu', rand, std, std));
     this.drop1 = this.child('drop1', new Dropout(dropoutP, seed * 2 + 1));
@@ -91,7 +92,7 @@ export class SASRec extends Module implements Model {
     this.item = this.param('item.weight', [rows, d], e, false);
     this.positions = this.param('pos.weight', [spec.maxLen, d], normal(spec.maxLen * d, Math.sqrt(2 / (spec.maxLen + d)), rand), false);
     this.drop = this.child('drop', new Dropout(spec.dropout, seed * 7 + 3));
-    for (let i = 0; i < spec.blocks; i++) this.blocks.push(this.child(`blocks.${i}`, new SasrecBlock(d, spec.heads, spec.dropout, rand, seed + 17 * (i + 1))));
+    for (let i = 0; i < spec.blocks; i++) this.blocks.push(this.child(`blocks.${i}`, new SasrecBlock(d, spec.heads, spec.dropout, rand, seed + 17 * (i + 1), spec.attentionDropout ?? 0)));
     this.lnF = this.child('ln_f', new LayerNorm(d, 1e-8));
     const item = this.item;
     this.head = {

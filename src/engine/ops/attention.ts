@@ -5,6 +5,7 @@
 import type { KernelSpec } from '../gpu/kernels';
 import { record } from '../autograd/tape';
 import { ShapeError, Tensor, empty, fmtShape } from '../tensor/tensor';
+import { dropoutThreshold } from '../cpu/dropout';
 
 /** Largest head dimension the kernels support (their per-invocation vectors have a fixed size). */
 export const MAX_HEAD_DIM = 128;
@@ -13,12 +14,19 @@ export const MAX_HEAD_DIM = 128;
 const HD_BUCKETS = [16, 32, 64, MAX_HEAD_DIM];
 const WG = 64;
 
+/** Dropout on the attention probabilities: drop probability p, the mask a hash of (seed, query row, key). */
+export interface AttentionDropout {
+  p: number;
+  seed: number;
+}
+
 /**
  * q, k, v f32 [B, T, D] → [B, T, D]: softmax(q·kᵀ/√hd + causal mask)·v per head, where head h of nHeads is the
  * column slice h·hd … (h+1)·hd − 1 of D (hd = D / nHeads) in every input and in the output. Query t attends to
- * keys 0..t.
+ * keys 0..t. With `dropout`, each probability is dropped with probability p and the kept ones scaled by
+ * 1/(1 − p) (SASRec's dropout on the attention weights); the mask is regenerated in backward from the seed.
  */
-export function causalSelfAttention(q: Tensor, k: Tensor, v: Tensor, nHeads: number): Tensor {
+export function causalSelfAttention(q: Tensor, k: Tensor, v: Tensor, nHeads: number, dropout?: AttentionDropout | null): Tensor {
   for (const [t, what] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) {
     if (t.dtype !== 'f32') throw new TypeError(`causalSelfAttention: ${what} must be f32, got ${t.dtype} ${fmtShape(t.shape)}`);
   }
@@ -36,10 +44,15 @@ export function causalSelfAttention(q: Tensor, k: Tensor, v: Tensor, nHeads: num
   if (hd > MAX_HEAD_DIM) {
     throw new RangeError(`causalSelfAttention: head dimension ${hd} (q ${fmtShape(q.shape)}, ${nHeads} heads) exceeds the maximum ${MAX_HEAD_DIM} of kernels/attention.wgsl; use more heads`);
   }
+  if (dropout && !(dropout.p >= 0 && dropout.p < 1)) throw new RangeError(`causalSelfAttention: dropout p must be in [0, 1), got ${dropout.p}`);
   const rt = q.rt;
   const rows = b * nHeads * t;
   const defines = { MAX_HD: HD_BUCKETS.find((n) => n >= hd)! };
-  const uniforms = { values: [b, t, d, nHeads, hd, rows, 1 / Math.sqrt(hd), 0], format: 'uuuuuufu' };
+  const drop = dropout && dropout.p > 0 ? dropout : null;
+  const uniforms = {
+    values: [b, t, d, nHeads, hd, rows, 1 / Math.sqrt(hd), drop ? 1 : 0, drop ? drop.seed >>> 0 : 0, drop ? dropoutThreshold(drop.p) : 0, drop ? 1 / (1 - drop.p) : 1, 0],
+    format: 'uuuuuufuuufu',
+  };
   const groups = Math.ceil(rows / WG);
 
   const out = empty(rt, q.shape);

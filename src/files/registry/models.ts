@@ -97,6 +97,13 @@ export const sasrec = defineModel({
     heads: positiveInt('Attention heads per block (the paper uses 1); `hidden` must be divisible by it.', 1),
     maxLen: positiveInt('Longest history n the model reads (learned positions 0..maxLen-1); training windows have this length.', 200),
     dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.2, doc: 'Dropout probability on the embeddings and after each sub-layer (training only).' },
+    attentionDropout: {
+      type: 'number',
+      minimum: 0,
+      exclusiveMaximum: 1,
+      default: 0,
+      doc: 'Dropout probability on the attention weights (training only), as in the paper\'s reference code (there equal to `dropout`); 0 leaves them whole.',
+    },
   },
   check(m) {
     return m.hidden % m.heads !== 0 ? [{ field: 'heads', message: `must divide model.hidden (${m.hidden}), got ${m.heads}` }] : [];
