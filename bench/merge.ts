@@ -8,8 +8,8 @@
 //   curvature    density 0.2, from the statistics.
 // Headlines: `ratio_vs_read_bound` (read-bound time ÷ merge time of the ties merge, the common case; target ≥ 0.5) and `peak_rss_mb` (the process's resident memory high-water mark
 // during the merges, sampled every 20 ms; target below 4 × the largest tensor in f32 plus the runtime's own
-// baseline). The baseline is the RSS of this process once it has created the device and run one kernel, before
-// any model is written or read. Peak GPU memory is the buffer pool's high-water mark: live bytes (what the merge
+// baseline). The baseline is the RSS of this process once it has created the device and compiled every kernel of
+// both methods (tiny merges of tiny models), before any benchmark model is written or read. Peak GPU memory is the buffer pool's high-water mark: live bytes (what the merge
 // holds) and live + pooled (what the device holds); the pool is emptied before each merge.
 // Repetitions (`--quick`: 3) interleave the read bound and the two merges, so that load from other processes hits
 // all alike; the figures are medians. Each row also says where a merge's time went (read wait, upload, GPU
@@ -142,13 +142,31 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
   const gpu = await GpuDevice.create();
   const rt = new Runtime(gpu);
   try {
-    // The runtime's own baseline: the device made and one kernel run (a BF16 decode), nothing else yet.
+    // The device alone: made, and one kernel run (a BF16 decode).
     const probe = decodeFloatBytes(rt, new Uint8Array(8), 'BF16', [4]);
     await probe.toArray();
     probe.dispose();
     rt.pool.trim();
     global.gc?.();
+    const deviceRss = process.memoryUsage().rss;
+    // The runtime's own baseline: the device with every kernel of both methods compiled (a software adapter
+    // keeps tens of MB of compiled code per pipeline set), from tiny merges (whole tensors and row chunks) of
+    // tiny models: what any merge costs before it holds a byte of the models.
+    {
+      const warmDir = path.join(dir, 'warm');
+      const tiny = await writeModels(warmDir, { dim: 64, matrices: 2 }, () => undefined);
+      for (const [method, params] of [['ties', '{ density: 0.5 }'], ['curvature', '{ density: 0.2 }']] as const) {
+        const yaml = `merge_method: ${method}\nbase_model: ${JSON.stringify(tiny[0])}\nmodels:\n  - model: ${JSON.stringify(tiny[1])}\n  - model: ${JSON.stringify(tiny[2])}\nparameters: ${params}\n`;
+        const plan = await planMerge(parseMergeConfig(yaml, path.join(warmDir, `${method}.merge.yaml`)));
+        for (const chunkBytes of [undefined, 64 * 4 * 8]) await executeMerge({ rt, plan, outDir: path.join(warmDir, `out-${method}`), force: true, chunkBytes });
+        await executeMerge({ rt, plan, preview: { tensors: 1, rows: 4 } });
+      }
+      fs.rmSync(warmDir, { recursive: true, force: true });
+    }
+    rt.pool.trim();
+    global.gc?.();
     const baselineRss = process.memoryUsage().rss;
+    o.log(`merge bench: RSS ${(deviceRss / 1e6).toFixed(0)} MB with the device, ${(baselineRss / 1e6).toFixed(0)} MB with the merge kernels compiled (the baseline)`);
     o.log(`merge bench: 3 models of ${shape.matrices} × [${shape.dim}, ${shape.dim}] bf16 in ${dir}`);
     const runs = await writeModels(dir, shape, o.log);
     const files = runs.map((r) => path.join(r, 'checkpoints', 'step-1.safetensors'));
@@ -232,6 +250,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         cpu_seconds: median(xs.map((x) => x.cpuSeconds)),
         peak_rss_mb: Math.max(...xs.map((x) => x.peakRss)) / 1e6,
         baseline_rss_mb: baselineRss / 1e6,
+        device_rss_mb: deviceRss / 1e6,
         rss_before_merges_mb: rssBeforeMerges / 1e6,
         rss_kernels_compiled_mb: rssWarm / 1e6,
         rss_limit_mb: (baselineRss + 4 * largestTensorBytes) / 1e6,
@@ -266,7 +285,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
       rows,
       headline: { ratio_vs_read_bound: ties.ratio_vs_read_bound, peak_rss_mb: peakRssAll, rss_limit_mb: (baselineRss + 4 * largestTensorBytes) / 1e6, peak_gpu_mb: peakGpuAll, preview_seconds: Math.max(...previewSeconds.values()) },
       notes: [
-        'baseline_rss_mb: this process after creating the device and running one kernel, before any model was written or read; rss_before_merges_mb after writing the models, rss_kernels_compiled_mb after a one-tensor preview of each method (the kernels compiled); a merge starts from the last',
+        'baseline_rss_mb: this process with the device made and every kernel of both methods compiled (tiny merges of tiny models, whole and in row chunks), before any benchmark model was written or read; device_rss_mb with the device alone (one kernel run); rss_before_merges_mb after writing the models, rss_kernels_compiled_mb after a one-tensor preview of each method; a merge starts from the last',
         'what the RSS holds above the GPU buffers on lavapipe: the JS heap between collections (tens of MB), the compiled kernels, and memory the driver\'s allocator keeps after buffers are destroyed (the RSS stays well above the baseline after a merge, with every buffer freed)',
         'peak_gpu_mb: the merge\'s live GPU buffers at their high-water mark (peak_gpu_with_pool_mb adds freed buffers the pool keeps for reuse); peak_gpu_tensors is the same in units of the largest tensor in f32',
         'a tensor\'s merge holds on the GPU: the base and each expert in f32 (widened from bf16), the output, the per-element accumulators the method reads (ties and curvature: vote, numerator, denominator, sign flags) and one score per trimmed expert: about 3 + 1 + 4 + 2 = 10 tensors for two experts, so 4 × the largest tensor cannot hold on the GPU side with f32 buffers',
