@@ -36,7 +36,7 @@ override WG: u32 = 64u;
 const MAX_HD: u32 = {{MAX_HD}}u;
 
 //#include "common/logsumexp.wgsl"
-//#include "common/dropout_hash.wgsl"
+//#include "common/hash.wgsl"
 
 // Z_ij: the dropout factor of query row `qrow` (its global row index) and key j; 1 without dropout.
 fn drop_z(qrow: u32, j: u32) -> f32 {

@@ -17,7 +17,7 @@ override WG: u32 = 256u;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-//#include "common/dropout_hash.wgsl"
+//#include "common/hash.wgsl"
 
 @compute @workgroup_size(WG)
 fn dropout(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -139,15 +139,7 @@ fn sgn(v: f32) -> f32 {
 }
 
 // ---- the shared RNG and DELLA's integer keep test (src/engine/merge/common.ts mirrors both) --------------------
-fn mix32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
+//#include "common/hash.wgsl"
 
 fn element_hash(key: u32, i: u32) -> u32 {
   return mix32(mix32(i ^ key) + key);

@@ -276,21 +276,13 @@ fn rl_de(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
 const MAX_ATTEMPTS: u32 = 32u;
 
-fn hash32(v: u32) -> u32 {
-  var x = v;
-  x ^= x >> 16u;
-  x *= 0x7feb352du;
-  x ^= x >> 15u;
-  x *= 0x846ca68bu;
-  x ^= x >> 16u;
-  return x;
-}
+//#include "common/hash.wgsl"
 
 fn draw_hash(row: u32, j: u32, attempt: u32) -> u32 {
-  var h = hash32(p.seed);
-  h = hash32(h ^ p.step);
-  h = hash32(h ^ row);
-  return hash32(h ^ (j * 0x9e3779b9u + attempt));
+  var h = mix32(p.seed);
+  h = mix32(h ^ p.step);
+  h = mix32(h ^ row);
+  return mix32(h ^ (j * 0x9e3779b9u + attempt));
 }
 
 /** ⌊h·m / 2³²⌋: an unbiased map of a uniform u32 onto [0, m), from 16-bit halves (WGSL has no u64). */
@@ -327,7 +319,7 @@ fn rl_sample(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
     for (var a = 0u; a < MAX_ATTEMPTS; a++) {
       let h = draw_hash(row, j, a);
       let col = mulhi(h, p.v);
-      let u = f32(hash32(h ^ 0x68e31da4u) >> 8u) / 16777216.0;
+      let u = f32(mix32(h ^ 0x68e31da4u) >> 8u) / 16777216.0;
       let c = select(n_alias[col], i32(col), u < n_prob[col]);
       if (c != t && c != 0) {
         n = c;

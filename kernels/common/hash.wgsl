@@ -1,5 +1,7 @@
-// The dropout mask's hash (kernels/dropout.wgsl, and attention-probability dropout in kernels/attention.wgsl):
-// element i is kept when keep_hash(seed, i) >= round(p · 2^32). cpu/dropout.ts mirrors it bit for bit.
+// Counter-based hashing shared by the kernels that draw random bits without state: dropout masks
+// (kernels/dropout.wgsl, attention-weight dropout in kernels/attention.wgsl: element i is kept when
+// keep_hash(seed, i) >= round(p · 2^32); cpu/dropout.ts mirrors it), the merge methods' element draws
+// (kernels/merge.wgsl; src/engine/merge/common.ts mirrors them) and negative sampling (kernels/rec_loss.wgsl).
 
 // A 32-bit integer finaliser (xor-shift / multiply, the "lowbias32" constants from Chris Wellons' hash
 // prospector): a bijection on u32 with good avalanche, so neighbouring indices get unrelated bits.
