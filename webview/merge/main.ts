@@ -53,7 +53,9 @@ const root = () => document.getElementById('app')!;
 function render(): void {
   const s = snap;
   const app = root();
-  const scroll = app.querySelector('.grid-scroll')?.scrollLeft ?? ui.scrollLeft;
+  // Where the user has the grid (kept by its scroll listener), not the old grid's own position: that one may be a
+  // restore still under way.
+  const scroll = ui.scrollLeft;
   app.replaceChildren();
   if (!s) {
     app.append(el('p', { class: 'muted' }, 'Loading the merge…'));
@@ -75,12 +77,35 @@ function render(): void {
   if (selected.size) app.append(selectionBar(s));
   app.append(previewSection(s));
   app.append(runSection(s));
-  const g = app.querySelector('.grid-scroll');
-  if (g) g.scrollLeft = scroll;
+  const g = app.querySelector<HTMLElement>('.grid-scroll');
+  if (g) restoreScroll(g, scroll);
   updateLayerSpan();
   const f = app.querySelector<HTMLElement>(`[data-cell="${focusCell[0]},${focusCell[1]}"]`);
   if (f && document.activeElement === document.body) f.tabIndex = 0;
 }
+
+/**
+ * Puts a re-rendered grid back where the user had scrolled it. A grid the renderer has not laid out yet (the
+ * webview busy or briefly hidden) ignores the assignment and stays at 0: try again on the next frames, unless the
+ * user scrolls it first or a newer render replaces it.
+ */
+function restoreScroll(g: HTMLElement, left: number, frames = 30): void {
+  restoring = { g, left };
+  g.scrollLeft = left;
+  if (!left || Math.abs(g.scrollLeft - left) <= 1 || frames <= 0) {
+    // The scroll event of this last assignment comes after: let it through as the user's position.
+    requestAnimationFrame(() => {
+      if (restoring?.g === g) restoring = null;
+    });
+    return;
+  }
+  requestAnimationFrame(() => {
+    if (g.isConnected && restoring?.g === g) restoreScroll(g, left, frames - 1);
+  });
+}
+
+/** A grid being put back at `left` (its scroll events are the restore's, not the user's). */
+let restoring: { g: HTMLElement; left: number } | null = null;
 
 function header(s: MergePanelSnapshot): HTMLElement {
   const open = el('button', { class: 'link', title: 'Show the YAML beside the panel' }, s.name);
@@ -250,6 +275,10 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   const scroller = el('div', { class: 'grid-scroll' }, table);
   let spanFrame = 0;
   scroller.addEventListener('scroll', () => {
+    // A grid replaced by a newer render says nothing about where the user is.
+    if (!scroller.isConnected) return;
+    // Part of a restore (the grid not laid out to its full width yet): not where the user is.
+    if (restoring?.g === scroller && Math.abs(scroller.scrollLeft - restoring.left) > 1) return;
     ui.scrollLeft = scroller.scrollLeft;
     if (!spanFrame) spanFrame = requestAnimationFrame(() => ((spanFrame = 0), updateLayerSpan()));
   });
