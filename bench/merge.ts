@@ -135,6 +135,16 @@ async function readBound(files: string[]): Promise<{ seconds: number; bytes: num
   return { seconds: (performance.now() - t0) / 1000, bytes };
 }
 
+/** The two merges timed (and warmed up): method and its parameters. */
+const METHODS = [
+  ['ties', '{ density: 0.5 }'],
+  ['curvature', '{ density: 0.2 }'],
+] as const;
+
+/** A merge config of `runs` (base, then two experts). */
+const mergeYaml = (method: string, params: string, runs: string[]) =>
+  `merge_method: ${method}\nbase_model: ${JSON.stringify(runs[0])}\nmodels:\n  - model: ${JSON.stringify(runs[1])}\n  - model: ${JSON.stringify(runs[2])}\nparameters: ${params}\n`;
+
 export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
   const shape: ModelShape = o.shape ?? (o.quick ? { dim: 1024, matrices: 48 } : { dim: 4096, matrices: 32 });
   const reps = o.reps ?? (o.quick ? 3 : 1);
@@ -155,9 +165,8 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
     {
       const warmDir = path.join(dir, 'warm');
       const tiny = await writeModels(warmDir, { dim: 64, matrices: 2 }, () => undefined);
-      for (const [method, params] of [['ties', '{ density: 0.5 }'], ['curvature', '{ density: 0.2 }']] as const) {
-        const yaml = `merge_method: ${method}\nbase_model: ${JSON.stringify(tiny[0])}\nmodels:\n  - model: ${JSON.stringify(tiny[1])}\n  - model: ${JSON.stringify(tiny[2])}\nparameters: ${params}\n`;
-        const plan = await planMerge(parseMergeConfig(yaml, path.join(warmDir, `${method}.merge.yaml`)));
+      for (const [method, params] of METHODS) {
+        const plan = await planMerge(parseMergeConfig(mergeYaml(method, params, tiny), path.join(warmDir, `${method}.merge.yaml`)));
         for (const chunkBytes of [undefined, 64 * 4 * 8]) await executeMerge({ rt, plan, outDir: path.join(warmDir, `out-${method}`), force: true, chunkBytes });
         await executeMerge({ rt, plan, preview: { tensors: 1, rows: 4 } });
       }
@@ -176,13 +185,10 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
     const rssBeforeMerges = process.memoryUsage().rss;
     o.log(`  RSS: ${(baselineRss / 1e6).toFixed(0)} MB baseline, ${(rssBeforeMerges / 1e6).toFixed(0)} MB after writing the models`);
     const largestTensorBytes = shape.dim * shape.dim * 4;
-    const methods = [
-      ['ties', '{ density: 0.5 }'],
-      ['curvature', '{ density: 0.2 }'],
-    ] as const;
+    const methods = METHODS;
     const plans = new Map<string, Awaited<ReturnType<typeof planMerge>>>();
     for (const [method, params] of methods) {
-      const yaml = `merge_method: ${method}\nbase_model: ${JSON.stringify(runs[0])}\nmodels:\n  - model: ${JSON.stringify(runs[1])}\n  - model: ${JSON.stringify(runs[2])}\nparameters: ${params}\n`;
+      const yaml = mergeYaml(method, params, runs);
       const file = path.join(dir, `${method}.merge.yaml`);
       fs.writeFileSync(file, yaml);
       plans.set(method, await planMerge(parseMergeConfig(yaml, file)));
