@@ -53,8 +53,7 @@ export const tests = [
     name: NAMES[0],
     async fn(t) {
       assert.ok(state.fx, 'prepare trained the experts');
-      await t.wb.runCommand(t.page, 'Basin: Open in Merge Panel');
-      await t.wb.pickQuickItem(t.page, 'experts.merge.yaml', { timeout: 45_000 });
+      await t.wb.pickFromCommand(t.page, 'Basin: Open in Merge Panel', 'Open in Merge Panel', 'experts.merge.yaml', { log: t.log });
       await t.wb.editorTab(t.page, 'Merge: experts').waitFor({ state: 'visible', timeout: 20_000 });
       let frame = await mergeFrame(t, '[data-ready="true"]', 60_000);
       // The saliency job compiles the merge kernels on first use (lavapipe): give it time.
@@ -172,8 +171,7 @@ export const tests = [
       const cols = WIDE_LAYERS + 1;
       const wideFrame = (extra = '', timeout = 30_000) => t.wb.waitForWebview(t.page, `body[data-cols="${cols}"]${extra}`, { timeout });
       const t0 = Date.now();
-      await t.wb.runCommand(t.page, 'Basin: Open in Merge Panel');
-      await t.wb.pickQuickItem(t.page, 'wide.merge.yaml', { timeout: 45_000 });
+      await t.wb.pickFromCommand(t.page, 'Basin: Open in Merge Panel', 'Open in Merge Panel', 'wide.merge.yaml', { log: t.log });
       let frame = await wideFrame('[data-ready="true"]', 60_000);
       t.log(`wide merge panel: grid shown ${Date.now() - t0} ms after the command (first paint ${(await t.wb.webviewData(frame)).firstPaintMs} ms after script start)`);
       assert.equal(await frame.locator('button.colhdr').count(), cols);

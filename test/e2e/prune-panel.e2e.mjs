@@ -65,8 +65,7 @@ export const tests = [
     name: NAMES[0],
     async fn(t) {
       assert.ok(state.checkpoint && existsSync(state.checkpoint), 'prepare trained the run');
-      await t.wb.runCommand(t.page, 'Basin: Preview Pruning');
-      await t.wb.pickQuickItem(t.page, 'prune-demo', { timeout: 45_000 });
+      await t.wb.pickFromCommand(t.page, 'Basin: Preview Pruning', 'Preview Pruning', 'prune-demo', { log: t.log });
       await t.wb.editorTab(t.page, 'Prune: prune-demo').waitFor({ state: 'visible', timeout: 20_000 });
       const frame = await pruneFrame(t, '[data-sweep-status="none"]');
       assert.match(await frame.locator('.empty').textContent(), /No pruning sweep of this checkpoint yet/);
@@ -161,8 +160,7 @@ export const tests = [
   {
     name: NAMES[4],
     async fn(t) {
-      await t.wb.runCommand(t.page, 'Basin: Preview Pruning');
-      await t.wb.pickQuickItem(t.page, 'prune-wide', { timeout: 45_000 });
+      await t.wb.pickFromCommand(t.page, 'Basin: Preview Pruning', 'Preview Pruning', 'prune-wide', { log: t.log });
       await t.wb.editorTab(t.page, 'Prune: prune-wide').waitFor({ state: 'visible', timeout: 20_000 });
       let frame = await pruneFrame(t, '[data-points="24"][data-layers="600"]', 60_000);
       const d = await t.wb.webviewData(frame);

@@ -61,6 +61,52 @@ export async function pickQuickItem(page, text, { timeout = 15_000 } = {}) {
   await row.click();
 }
 
+/**
+ * Runs a command that answers with its own quick pick (titled `pickTitle`) and picks `item` in it. The command
+ * is run again (up to `attempts` times) when its pick does not show or does not take input: a pick closes when
+ * the focus moves (a notification, a view revealed by a previous test's job) and the palette's own input can be
+ * taken for it while it closes. A failure says what the workbench showed instead.
+ */
+export async function pickFromCommand(page, command, pickTitle, item, { attempts = 3, timeout = 30_000, log = () => {} } = {}) {
+  let last = '';
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    await runCommand(page, command);
+    const title = page.locator('.quick-input-widget .quick-input-title', { hasText: pickTitle });
+    const ok = await title
+      .waitFor({ state: 'visible', timeout })
+      .then(() => pickQuickItem(page, item, { timeout }))
+      .then(
+        () => true,
+        async (e) => {
+          last = `${String(e?.message ?? e).split('\n')[0]}; the workbench showed ${await describeWorkbench(page)}`;
+          return false;
+        },
+      );
+    if (ok) return;
+    log(`${command} → ${item}, attempt ${attempt} of ${attempts}: ${last}`);
+    await closeQuickInput(page);
+  }
+  throw new Error(`${command} never offered "${item}" in its pick (${attempts} attempts): ${last}`);
+}
+
+/** What a person would see that explains a stuck step: the quick input, notifications, editor tabs, the focus. */
+export async function describeWorkbench(page) {
+  return page
+    .evaluate(() => {
+      const visible = (e) => !!e && e.getBoundingClientRect().height > 0 && getComputedStyle(e).display !== 'none';
+      const qi = document.querySelector('.quick-input-widget');
+      const text = (sel) => [...document.querySelectorAll(sel)].filter(visible).map((e) => e.textContent.trim().slice(0, 160));
+      const a = document.activeElement;
+      return JSON.stringify({
+        quickInput: visible(qi) ? { title: qi.querySelector('.quick-input-title')?.textContent, value: qi.querySelector('input')?.value, rows: text('.quick-input-list .monaco-list-row').slice(0, 5) } : 'hidden',
+        notifications: text('.notification-toast .notification-list-item-message'),
+        tabs: text('.tabs-container .tab .label-name'),
+        focus: a ? `${a.tagName.toLowerCase()}.${String(a.className).split(' ').slice(0, 3).join('.')}` : null,
+      });
+    })
+    .catch((e) => `(no answer: ${e?.message ?? e})`);
+}
+
 export async function closeQuickInput(page) {
   if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await page.keyboard.press('Escape');
 }
