@@ -12,10 +12,11 @@
 // 15-merge-wide, 16-merge-wide-drag.
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
+import { parse } from 'yaml';
 
 const NAMES = [
   "merge panel: opens on the study's experts with the saliency grid",
@@ -23,6 +24,7 @@ const NAMES = [
   'merge panel: shift-drag selects cells, a density is set on them',
   'merge panel: preview per layer',
   'merge panel: run the merge and see the result table',
+  "merge panel: a slerp of the base and one expert edits t per layer",
 ];
 const WIDE_NAMES = ['merge panel at 600 layers: headers, scrolling and excluding a far layer', 'merge panel at 600 layers: a drag past the visible columns scrolls the grid'];
 const WIDE_LAYERS = 600;
@@ -36,6 +38,11 @@ export async function prepare({ workspace, root }) {
     const dir = join(workspace, 'merge-study');
     execFileSync(process.execPath, [join(root, 'bin', 'basin.js'), 'study', 'merge', '--quick', '--experts-only', '--out', dir], { stdio: 'pipe', timeout: 600_000 });
     state.fx = { file: join(dir, 'experts.merge.yaml') };
+    // A slerp of the base towards the first expert (slerp takes two models): its grid's weight is the global t.
+    const y = parse(readFileSync(state.fx.file, 'utf8'));
+    const first = y.models.find((m) => m.model !== y.base_model).model;
+    state.slerp = join(dir, 'slerp.merge.yaml');
+    writeFileSync(state.slerp, `merge_method: slerp\nbase_model: ${y.base_model}\nmodels:\n  - model: ${y.base_model}\n  - model: ${first}\nparameters:\n  t: 0.5\n`);
   }
   if (!grep || WIDE_NAMES.some((n) => grep.test(n))) state.wide = await fixtures.makeWideMergeExperts(join(workspace, 'merge-wide'), WIDE_LAYERS);
 }
@@ -161,6 +168,26 @@ export const tests = [
       await t.page.waitForTimeout(300);
       await noErrors(frame);
       await t.screenshot('14-merge-result');
+    },
+  },
+  {
+    name: NAMES[5],
+    async fn(t) {
+      await t.wb.pickFromCommand(t.page, 'Basin: Open in Merge Panel', 'Open in Merge Panel', 'slerp.merge.yaml', { log: t.log });
+      await t.wb.editorTab(t.page, 'Merge: slerp').waitFor({ state: 'visible', timeout: 20_000 });
+      let frame = await t.wb.waitForWebview(t.page, 'body[data-rows="1"][data-ready="true"]', { timeout: 60_000 });
+      // The cells can show t, the weight a slerp has; the hint says what 0 means.
+      await frame.locator('select[aria-label="What the cells show"]').selectOption('weight');
+      assert.match(await frame.locator('select[aria-label="What the cells show"] option:checked').textContent(), /^t$/);
+      assert.match(await frame.locator('.hint').textContent(), /t = 0 keeps the base/);
+      // Keep the base's block 1: the column's header excludes it (t: 0 there).
+      await frame.locator('button.colhdr[data-col="1"]').click();
+      frame = await t.wb.waitForWebview(t.page, 'body[data-rows="1"][data-excluded="1"]', { timeout: 15_000 });
+      assert.match(readFileSync(state.slerp, 'utf8'), /t: \[ \{ filter: blocks\.1\., value: 0 \}, \{ value: 0\.5 \} \]/);
+      assert.match(await frame.locator('td.cell[data-cell="0,0"]').getAttribute('aria-label'), /included, t 0\.5/);
+      assert.equal(await frame.locator('td.cell[data-cell="0,1"] span').textContent(), 'excluded');
+      await noErrors(frame);
+      await t.screenshot('14b-merge-slerp');
     },
   },
   {

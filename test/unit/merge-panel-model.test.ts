@@ -157,6 +157,61 @@ tokenizer_source: base
     parseMergeConfig(out, file);
   });
 
+  it("slerp: a cell's weight is the global t per layer (0 keeps the base); model_stock's cells cannot be toggled", async () => {
+    const SLERP = `# slerp of A onto the base
+merge_method: slerp
+base_model: ./base.safetensors
+models:
+  - model: ./base.safetensors
+  - model: ./a.safetensors
+parameters:
+  t: 0.3   # mostly the base
+`;
+    let g = await grid(SLERP);
+    assert.deepEqual(g.rows.map((r) => r.written), ['./a.safetensors'], 'one row: the model interpolated towards');
+    assert.deepEqual(g.cellParams, ['weight']);
+    assert.deepEqual(g.weightParam, { name: 't', global: true, includeValue: 0.5 });
+    assert.deepEqual(g.cells[0].map((c) => c.values.weight), [0.3, 0.3, 0.3, 0.3]);
+    // Exclude layer 1: the global t gets a filter in front of the rest; the comment stays.
+    let out = editMergeYaml(SLERP, g, { kind: 'include', cells: [[0, 1]], included: false });
+    assert.deepEqual(parse(out).parameters.t, [{ filter: 'blocks.1.', value: 0 }, { value: 0.3 }]);
+    assert.equal(parse(out).models[1].parameters, undefined, 'nothing written per model');
+    assert.match(out, /# slerp of A onto the base/);
+    g = await grid(out);
+    assert.deepEqual(g.cells[0].map((c) => c.values.weight), [0.3, 0, 0.3, 0.3]);
+    assert.equal(g.cells[0][1].overrides.weight, 0);
+    const plan = await planMerge(parseMergeConfig(out, file));
+    assert.deepEqual(plan.tasks.filter((t) => t.output.startsWith('blocks.1.')).map((t) => t.params.t), [0, 0], 'the merge reads t = 0 there');
+    // A value per cell (range-checked as t), the row's value through the form's global t (the cell entries stay).
+    assert.throws(() => editMergeYaml(out, g, { kind: 'setCells', cells: [[0, 2]], param: 'weight', value: 1.5 }), /t must be ≤ 1/);
+    out = editMergeYaml(out, g, { kind: 'setCells', cells: [[0, 2]], param: 'weight', value: 0.9 });
+    g = await grid(out);
+    out = editMergeYaml(out, g, { kind: 'setGlobal', param: 't', value: 0.6 });
+    assert.deepEqual(parse(out).parameters.t, [{ filter: 'blocks.1.', value: 0 }, { filter: 'blocks.2.', value: 0.9 }, { value: 0.6 }]);
+    g = await grid(out);
+    assert.deepEqual(g.cells[0].map((c) => c.values.weight), [0.6, 0, 0.9, 0.6]);
+    // Include layer 1 again: back to the rest; clearing the cell value and the global leaves no t at all.
+    out = editMergeYaml(out, g, { kind: 'include', cells: [[0, 1]], included: true });
+    g = await grid(out);
+    out = editMergeYaml(out, g, { kind: 'setCells', cells: [[0, 2]], param: 'weight', value: null });
+    g = await grid(out);
+    out = editMergeYaml(out, g, { kind: 'setGlobal', param: 't', value: null });
+    assert.equal(parse(out).parameters, undefined);
+    // With no t written, an excluded cell is the only entry and including it again removes it (the default 0.5).
+    g = await grid(out);
+    out = editMergeYaml(out, g, { kind: 'include', cells: [[0, 0]], included: false });
+    assert.deepEqual(parse(out).parameters.t, [{ filter: 'blocks.0.', value: 0 }]);
+    g = await grid(out);
+    assert.deepEqual(g.cells[0].map((c) => c.values.weight), [0, 0.5, 0.5, 0.5]);
+    parseMergeConfig(out, file);
+
+    const STOCK = SLERP.replace('merge_method: slerp', 'merge_method: model_stock').replace(/parameters:\n  t: .*\n/, '') + '  - model: ./b.safetensors\n';
+    const gs = await grid(STOCK);
+    assert.deepEqual(gs.cellParams, []);
+    assert.equal(gs.weightParam, null);
+    assert.throws(() => editMergeYaml(STOCK, gs, { kind: 'include', cells: [[0, 0]], included: false }), /model_stock has no per-model weight \(it weighs the models itself\)/);
+  });
+
   it('preview per layer: numel-weighted kept fractions, 0 where a cell is excluded; saliency cells by model path', async () => {
     const text = editMergeYaml(TEXT, await grid(TEXT), { kind: 'include', cells: [[1, 1]], included: false });
     const g = await grid(text);

@@ -36,6 +36,8 @@ let forceOverwrite = false;
 let editsSent = 0;
 
 function sendEdit(edit: MergeEditRequest): void {
+  // A method that weighs the models itself (model_stock) has no cell weight: clicks only move the focus.
+  if (edit.kind === 'include' && snap && !snap.cellParams.includes('weight')) return;
   editsSent++;
   document.body.dataset.editsSent = String(editsSent);
   bridge.send('edit', edit);
@@ -164,6 +166,11 @@ function saliencyScale(s: MergePanelSnapshot): (r: number, c: number) => number 
   };
 }
 
+/** A cell parameter as the YAML names it: the weight is slerp's `t` where the method interpolates two models. */
+function paramLabel(s: MergePanelSnapshot, p: MergeCellParam): string {
+  return p === 'weight' ? (s.weightParam ?? 'weight') : p;
+}
+
 function cellText(s: MergePanelSnapshot, r: number, c: number): string {
   const cell = s.cells[r][c];
   if (ui.show === 'saliency') return cell.saliency === null ? (s.rows[r].noStatistics ? 'no stats' : '–') : fmt(cell.saliency, 2);
@@ -179,7 +186,7 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   const sec = el('section', { class: 'grid-sec', 'aria-label': 'Experts by layers' });
   const bar = el('div', { class: 'bar' });
   const showSel = el('select', { 'aria-label': 'What the cells show' });
-  const shows: [MergeUiState['show'], string][] = [['saliency', 'saliency mass Σ τ²·F̂'], ...s.cellParams.map((p): [MergeCellParam, string] => [p, p])];
+  const shows: [MergeUiState['show'], string][] = [['saliency', 'saliency mass Σ τ²·F̂'], ...s.cellParams.map((p): [MergeCellParam, string] => [p, paramLabel(s, p)])];
   for (const [v, t] of shows) {
     const o = el('option', { value: v }, t);
     if (ui.show === v) o.selected = true;
@@ -193,7 +200,17 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   bar.append(el('label', { class: 'field' }, el('span', {}, 'cells show'), showSel));
   const sal = s.saliency;
   bar.append(el('span', { class: `muted sal-${sal.status}`, role: 'status' }, sal.status === 'running' ? 'computing saliency…' : (sal.message ?? (sal.status === 'done' ? 'saliency from the training statistics' : ''))));
-  bar.append(el('span', { class: 'muted hint' }, 'Click or drag: include/exclude · Shift: select to set values'));
+  bar.append(
+    el(
+      'span',
+      { class: 'muted hint' },
+      !s.cellParams.length && s.method
+        ? `${s.method.name} weighs the models itself: the cells show saliency only`
+        : s.weightParam && s.weightParam !== 'weight'
+          ? `Click or drag: include/exclude (${s.weightParam} = 0 keeps the base) · Shift: select to set values`
+          : 'Click or drag: include/exclude · Shift: select to set values',
+    ),
+  );
   sec.append(bar);
   if (s.readOnly && !s.rows.length) {
     sec.append(el('p', { class: 'muted' }, s.readOnly));
@@ -249,8 +266,8 @@ function grid(s: MergePanelSnapshot): HTMLElement {
         tabindex: r === focusCell[0] && c === focusCell[1] ? '0' : '-1',
         'data-cell': `${r},${c}`,
         'aria-selected': selected.has(`${r},${c}`) ? 'true' : 'false',
-        'aria-label': `${row.written}, layer ${col.label}: ${excluded ? 'excluded' : 'included'}, weight ${cell.weight ?? 'mixed'}${cell.density !== null ? `, density ${cell.density}` : ''}, saliency ${cell.saliency === null ? 'unknown' : fmt(cell.saliency, 3)}`,
-        title: `${row.written} · layer ${col.label}\nweight ${cell.weight ?? 'mixed'}${cell.overrideWeight !== null ? ' (set here)' : ''}${s.cellParams.includes('density') ? `\ndensity ${cell.density ?? 'mixed'}${cell.overrideDensity !== null ? ' (set here)' : ''}` : ''}\nsaliency ${cell.saliency === null ? (row.noStatistics ?? 'unknown') : fmt(cell.saliency, 4)}`,
+        'aria-label': `${row.written}, layer ${col.label}: ${excluded ? 'excluded' : 'included'}, ${paramLabel(s, 'weight')} ${cell.weight ?? 'mixed'}${cell.density !== null ? `, density ${cell.density}` : ''}, saliency ${cell.saliency === null ? 'unknown' : fmt(cell.saliency, 3)}`,
+        title: `${row.written} · layer ${col.label}\n${paramLabel(s, 'weight')} ${cell.weight ?? 'mixed'}${cell.overrideWeight !== null ? ' (set here)' : ''}${s.cellParams.includes('density') ? `\ndensity ${cell.density ?? 'mixed'}${cell.overrideDensity !== null ? ' (set here)' : ''}` : ''}\nsaliency ${cell.saliency === null ? (row.noStatistics ?? 'unknown') : fmt(cell.saliency, 4)}`,
       });
       if (t !== null && !excluded) td.style.setProperty('--heat', String(0.12 + 0.78 * t));
       td.append(el('span', {}, excluded ? 'excluded' : cellText(s, r, c)));
@@ -437,8 +454,9 @@ function selectionBar(s: MergePanelSnapshot): HTMLElement {
   const cells = [...selected].map((k) => k.split(',').map(Number) as [number, number]).filter(([r, c]) => r < s.rows.length && c < s.columns.length);
   const bar = el('section', { class: 'selbar', 'aria-label': 'Selected cells' }, el('strong', {}, `${cells.length} selected`));
   for (const p of s.cellParams) {
-    const f = s.method?.params.find((x) => x.name === p) ?? null;
-    bar.append(el('label', { class: 'field' }, el('span', {}, p), numberInput(`${p} of the selected cells`, null, f, 'value', (v) => v !== null && sendEdit({ kind: 'setCells', cells, param: p, value: v }))));
+    const name = paramLabel(s, p);
+    const f = s.method?.params.find((x) => x.name === name) ?? null;
+    bar.append(el('label', { class: 'field' }, el('span', {}, name), numberInput(`${name} of the selected cells`, null, f, 'value', (v) => v !== null && sendEdit({ kind: 'setCells', cells, param: p, value: v }))));
   }
   const clear = el('button', { class: 'secondary' }, 'Clear overrides');
   clear.addEventListener('click', () => {

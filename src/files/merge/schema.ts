@@ -12,7 +12,7 @@ import { DEFAULT_MAX_SHARD_BYTES, MERGE_DTYPES } from './config';
 
 /** A parameter's value schema: scalar | gradient | {filter, value} | [{filter, value}, …]. */
 function settingSchema(spec: ParamSpec): Record<string, unknown> {
-  const { description, default: dflt, perModel: _p, ...scalar } = paramSchema(spec) as Record<string, unknown>;
+  const { description, default: dflt, perModel: _p, expertShare: _s, ...scalar } = paramSchema(spec) as Record<string, unknown>;
   const gradient = spec.type === 'integer' ? null : { type: 'array', minItems: 1, items: scalar, description: 'A gradient: values interpolated across the layers of the slice.' };
   const plain = gradient ? { anyOf: [scalar, gradient] } : scalar;
   const conditional = {

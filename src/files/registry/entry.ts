@@ -24,6 +24,11 @@ interface ParamBase {
    * globally; a per-model value wins over the global one. Ignored by other families.
    */
   perModel?: boolean;
+  /**
+   * Merge methods: a global number that is the other model's share of each tensor (slerp's t: 0 keeps the base).
+   * The merge panel's grid edits it per layer where a method has no per-model weight. Ignored by other families.
+   */
+  expertShare?: boolean;
 }
 
 export interface NumberParam extends ParamBase {

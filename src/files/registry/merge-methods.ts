@@ -40,7 +40,7 @@ export const slerp = defineEntry({
   doc: 'Falls back to linear interpolation where the two tensors are nearly parallel.',
   source: 'mergekit slerp',
   needs: { base: true },
-  params: { t: { type: 'number', minimum: 0, maximum: 1, default: 0.5, doc: 'Interpolation factor: 0 gives the base, 1 the other model.' } },
+  params: { t: { type: 'number', minimum: 0, maximum: 1, default: 0.5, expertShare: true, doc: 'Interpolation factor: 0 gives the base, 1 the other model.' } },
 });
 
 export const multislerp = defineEntry({

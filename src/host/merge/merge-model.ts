@@ -16,6 +16,11 @@
 // `{filter: "<container>.", value: <the rest>}` keeps the layers out of it (only when the rest is not itself a
 // filter list; otherwise the override is refused with a message).
 //
+// A method without a per-model weight but with a global share of the other model (slerp's `t`, marked `expertShare`
+// in the registry) has its cells' weight written there instead: `parameters: {t: [{filter: "blocks.3.", value: 0},
+// {value: 0.5}]}` keeps the base's block 3. A method with neither (model_stock weighs its experts itself) shows
+// saliency only.
+//
 // Edits go through the `yaml` package's Document API (parseDocument → setIn/deleteIn → toString), so comments,
 // key order and untouched keys survive; new values are written in flow style (`[{filter: …, value: 0}, {value: 1}]`).
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
@@ -59,9 +64,19 @@ export interface GridCellModel {
   overrides: Partial<Record<CellParam, number>>;
 }
 
+/** Where a grid's cell weight is written: the per-model `weight`, or a global share (slerp's `t`). */
+export interface WeightParam {
+  name: string;
+  global: boolean;
+  /** The value an included cell gets when the rest of the setting gives 0 (the parameter's default). */
+  includeValue: number;
+}
+
 export interface GridModel {
   file: string;
   method: string;
+  /** Where the cells' weight lives (null: the method has none, the grid shows saliency only). */
+  weightParam: WeightParam | null;
   columns: GridColumn[];
   rows: GridRow[];
   /** cells[row][column] */
@@ -95,7 +110,8 @@ export function buildGrid(config: MergeConfig, plan: MergePlan): GridModel {
   const why = notGridEditable(config);
   if (why) throw new MergeEditError(why);
   const params = methodParams(config.method);
-  const cellParams = CELL_PARAMS.filter((p) => params[p]?.perModel);
+  const weightParam = weightParamOf(params);
+  const cellParams = CELL_PARAMS.filter((p) => (p === 'weight' ? weightParam !== null : params[p]?.perModel));
   // Columns from the plan's tasks: layers in order, then the tensors outside the layers.
   const byLayer = new Map<number, GridColumn>();
   const other: GridColumn = { key: OTHER_COLUMN, label: 'other', layer: null, filters: [], tensors: [] };
@@ -139,8 +155,8 @@ export function buildGrid(config: MergeConfig, plan: MergePlan): GridModel {
       for (const p of cellParams) {
         let v: number | null | undefined;
         for (const t of col.tensors) {
-          const inp = taskByName.get(t.name)?.experts.find((e) => e.model === row.planModel);
-          const x = inp?.params[p];
+          const task = taskByName.get(t.name);
+          const x = p === 'weight' && weightParam?.global ? task?.params[weightParam.name] : task?.experts.find((e) => e.model === row.planModel)?.params[p];
           const n = typeof x === 'number' ? x : null;
           v = v === undefined ? n : v === n ? v : null;
         }
@@ -148,13 +164,27 @@ export function buildGrid(config: MergeConfig, plan: MergePlan): GridModel {
       }
       const overrides: GridCellModel['overrides'] = {};
       for (const p of cellParams) {
-        const o = readOverride(src.parameters[p], col);
+        const o = readOverride(p === 'weight' && weightParam?.global ? config.parameters[weightParam.name] : src.parameters[paramKey(weightParam, p)], col);
         if (o !== undefined) overrides[p] = o;
       }
       return { values, overrides };
     });
   });
-  return { file: config.file, method: config.method, columns, rows, cells, containers: [...containers], cellParams };
+  return { file: config.file, method: config.method, weightParam, columns, rows, cells, containers: [...containers], cellParams };
+}
+
+function weightParamOf(params: Record<string, ParamSpec>): WeightParam | null {
+  const w = params.weight;
+  if (w?.perModel && w.type === 'number') return { name: 'weight', global: false, includeValue: w.default ?? 1 };
+  const share = Object.entries(params).find(([, s]) => s.expertShare && !s.perModel && s.type === 'number');
+  if (!share) return null;
+  const spec = share[1] as Extract<ParamSpec, { type: 'number' | 'integer' }>;
+  return { name: share[0], global: true, includeValue: spec.default ?? spec.maximum ?? 1 };
+}
+
+/** The YAML key a cell parameter is written as. */
+function paramKey(w: WeightParam | null, p: CellParam): string {
+  return p === 'weight' && w ? w.name : p;
 }
 
 type Conditional = { filter?: string | null; value: ParamScalar | ParamScalar[] };
@@ -239,27 +269,31 @@ export type MergeEdit =
   /** merge_method (parameters the new method does not have are removed, globally and per model). */
   | { kind: 'setMethod'; method: string };
 
-function settingAt(doc: Document, yamlIndex: number, param: string): ParamSetting | undefined {
-  const v = doc.getIn(['models', yamlIndex, 'parameters', param]);
+/** Where a setting lives: a model's `parameters` (yamlIndex) or the global `parameters` (null). */
+type SettingHome = number | null;
+const paramsPath = (home: SettingHome): (string | number)[] => (home === null ? ['parameters'] : ['models', home, 'parameters']);
+
+function settingAt(doc: Document, home: SettingHome, param: string): ParamSetting | undefined {
+  const v = doc.getIn([...paramsPath(home), param]);
   if (v === undefined || v === null) return undefined;
   return (typeof v === 'object' && 'toJSON' in (v as object) ? (v as { toJSON(): unknown }).toJSON() : v) as ParamSetting;
 }
 
-function writeSetting(doc: Document, yamlIndex: number, param: string, setting: ParamSetting | undefined): void {
-  const at = ['models', yamlIndex, 'parameters', param];
+function writeSetting(doc: Document, home: SettingHome, param: string, setting: ParamSetting | undefined): void {
+  const parent = paramsPath(home);
+  const at = [...parent, param];
   if (setting === undefined) {
     if (doc.hasIn(at)) doc.deleteIn(at);
-    const params = doc.getIn(['models', yamlIndex, 'parameters']);
-    if (isMap(params) && params.items.length === 0) doc.deleteIn(['models', yamlIndex, 'parameters']);
+    const params = doc.getIn(parent);
+    if (isMap(params) && params.items.length === 0) doc.deleteIn(parent);
     return;
   }
   const node = doc.createNode(setting, { flow: true });
-  if (!doc.hasIn(['models', yamlIndex, 'parameters'])) {
-    doc.setIn(['models', yamlIndex, 'parameters'], doc.createNode({ [param]: setting }, { flow: false }));
-    const p = doc.getIn(['models', yamlIndex, 'parameters']);
-    if (isMap(p)) p.flow = true;
-    doc.setIn(at, node);
-    return;
+  if (!isMap(doc.getIn(parent))) {
+    doc.setIn(parent, doc.createNode({ [param]: setting }, { flow: false }));
+    // A model's parameters are one flow line ({weight: …}); the global block stays a block.
+    const p = doc.getIn(parent);
+    if (isMap(p) && home !== null) p.flow = true;
   }
   doc.setIn(at, node);
 }
@@ -279,7 +313,15 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
   const doc = parseDocument(text);
   if (doc.errors.length) throw new MergeEditError(`the YAML has errors: ${doc.errors[0].message}`);
   const cellEdit = (cells: [number, number][], param: CellParam, valueOf: (rest: ParamSetting | undefined, col: GridColumn) => number | null) => {
-    if (!grid.cellParams.includes(param)) throw new MergeEditError(`merge_method ${grid.method} has no per-model ${param}`);
+    if (!grid.cellParams.includes(param)) {
+      throw new MergeEditError(
+        param === 'weight'
+          ? `merge_method ${grid.method} has no per-model weight (it weighs the models itself): its cells cannot be included or excluded`
+          : `merge_method ${grid.method} has no per-model ${param}`,
+      );
+    }
+    const key = paramKey(grid.weightParam, param);
+    const global = param === 'weight' && !!grid.weightParam?.global;
     const byRow = new Map<number, number[]>();
     for (const [r, c] of cells) {
       if (!grid.rows[r] || !grid.columns[c]) throw new MergeEditError(`no cell (${r}, ${c}) in a ${grid.rows.length} × ${grid.columns.length} grid`);
@@ -287,7 +329,9 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
     }
     for (const [r, cols] of byRow) {
       const row = grid.rows[r];
-      const setting = settingAt(doc, row.yamlIndex, param);
+      // A global share is one setting for the whole grid (slerp has one row).
+      const home = global ? null : row.yamlIndex;
+      const setting = settingAt(doc, home, key);
       const rest = restOf(setting, grid);
       const overrides = new Map<string, number>();
       grid.columns.forEach((col, ci) => {
@@ -300,20 +344,20 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
         if (v === null) overrides.delete(col.key);
         else overrides.set(col.key, v);
       }
-      writeSetting(doc, row.yamlIndex, param, composeSetting(grid, overrides, rest));
+      writeSetting(doc, home, key, composeSetting(grid, overrides, rest));
     }
   };
   switch (edit.kind) {
     case 'include':
       cellEdit(edit.cells, 'weight', (rest, col) => {
         if (!edit.included) return 0;
-        // Back to what the rest says, unless that is 0 too (then the cell is included with weight 1).
-        return restValue(rest, col) === 0 ? 1 : null;
+        // Back to what the rest says, unless that is 0 too (then the cell is included with the parameter's default).
+        return restValue(rest, col) === 0 ? (grid.weightParam?.includeValue ?? 1) : null;
       });
       break;
     case 'setCells':
       if (edit.value !== null && !Number.isFinite(edit.value)) throw new MergeEditError(`${edit.param} must be a finite number`);
-      checkRange(grid.method, edit.param, edit.value);
+      checkRange(grid.method, paramKey(grid.weightParam, edit.param), edit.value);
       cellEdit(edit.cells, edit.param, () => edit.value);
       break;
     case 'setRow': {
@@ -341,6 +385,18 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
       if (!spec) throw new MergeEditError(`merge_method ${grid.method} has no parameter ${edit.param}`);
       checkType(spec, edit.param, edit.value);
       checkRange(grid.method, edit.param, edit.value);
+      if (grid.weightParam?.global && grid.weightParam.name === edit.param && grid.rows.length) {
+        // The cells' share: a new value replaces the rest behind the panel's per-layer entries, which stay.
+        const overrides = new Map<string, number>();
+        grid.columns.forEach((col, ci) => {
+          const o = grid.cells[0][ci].overrides.weight;
+          if (o !== undefined) overrides.set(col.key, o);
+        });
+        const old = restOf(settingAt(doc, null, edit.param), grid);
+        const rest = edit.value !== null ? (edit.value as ParamScalar) : isConditionalList(old) ? old : undefined;
+        writeSetting(doc, null, edit.param, composeSetting(grid, overrides, rest));
+        break;
+      }
       if (edit.value === null) {
         if (doc.hasIn(['parameters', edit.param])) doc.deleteIn(['parameters', edit.param]);
         const p = doc.get('parameters');

@@ -279,6 +279,7 @@ class MergePanel {
       rows: [],
       cells: [],
       cellParams: [],
+      weightParam: null,
       saliency: { status: 'idle', message: null },
       preview: idlePreview(),
       livePreview: false,
@@ -361,7 +362,8 @@ class MergePanel {
       doc: entry.doc ?? '',
       needs: { base: !!entry.needs?.base, statistics: !!entry.needs?.statistics, data: !!entry.needs?.data },
       params: Object.entries(specs).map(([name, s]) => {
-        const g = config.parameters[name];
+        // A global share (slerp's t) the grid writes per layer: the form shows the value behind the panel's entries.
+        const g = grid?.weightParam?.global && grid.weightParam.name === name ? lib.restOf(config.parameters[name], grid) : config.parameters[name];
         const num = s.type === 'number' || s.type === 'integer' ? s : null;
         return {
           name,
@@ -379,7 +381,7 @@ class MergePanel {
       }),
     };
     const methods = lib.MERGE_METHOD_ENTRIES.map((e) => ({ name: e.name, title: e.title }));
-    if (!grid) return { readOnly, method, methods, base: config.baseModel?.written ?? null, columns: [], rows: [], cells: [], cellParams: [] };
+    if (!grid) return { readOnly, method, methods, base: config.baseModel?.written ?? null, columns: [], rows: [], cells: [], cellParams: [], weightParam: null };
     const perModel = method.params.filter((p) => p.perModel).map((p) => p.name);
     const sources = config.slices[0]?.sources ?? [];
     const rows: MergeGridRow[] = grid.rows.map((r) => {
@@ -420,6 +422,7 @@ class MergePanel {
       rows,
       cells,
       cellParams: grid.cellParams,
+      weightParam: grid.weightParam?.name ?? null,
     };
   }
 
@@ -485,7 +488,7 @@ class MergePanel {
     if (!this.grid && req.kind !== 'setMethod' && req.kind !== 'setGlobal') throw new Error(this.snap.readOnly ?? 'the grid cannot be edited now');
     if (this.snap.stale) throw new Error('the merge config has errors: fix them in the YAML first');
     const before = this.currentText();
-    const grid = this.grid ?? { file: this.configFile, method: this.config?.method ?? '', columns: [], rows: [], cells: [], containers: [], cellParams: [] };
+    const grid = this.grid ?? { file: this.configFile, method: this.config?.method ?? '', weightParam: null, columns: [], rows: [], cells: [], containers: [], cellParams: [] };
     const after = lib.editMergeYaml(before, grid, req);
     const delta = lib.textDelta(before, after);
     this.snap.edits++;

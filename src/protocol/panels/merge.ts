@@ -154,8 +154,10 @@ export interface MergePanelSnapshot {
   rows: MergeGridRow[];
   /** cells[row][column] */
   cells: MergeGridCell[][];
-  /** Cell parameters the method has per model. */
+  /** Cell parameters the method has (empty: the method weighs the models itself; the cells show saliency only). */
   cellParams: MergeCellParam[];
+  /** The YAML name of the cells' weight: `weight` (per model) or a global share of the other model (slerp's `t`). */
+  weightParam: string | null;
   saliency: { status: 'idle' | 'running' | 'done' | 'error' | 'unavailable'; message: string | null };
   preview: MergePreviewState;
   livePreview: boolean;
@@ -260,7 +262,7 @@ export function isMergeSnapshot(x: unknown): x is MergePanelSnapshot {
   if (!Array.isArray(x.columns) || !Array.isArray(x.rows) || !Array.isArray(x.cells)) return false;
   const nc = x.columns.length;
   if (x.cells.length !== x.rows.length || !x.cells.every((r) => Array.isArray(r) && r.length === nc && r.every(isObject))) return false;
-  if (!isArrayOf(isCellParam)(x.cellParams)) return false;
+  if (!isArrayOf(isCellParam)(x.cellParams) || !isNullable(isString)(x.weightParam)) return false;
   if (!isObject(x.saliency) || !isString(x.saliency.status)) return false;
   if (!isPreviewState(x.preview) || typeof x.livePreview !== 'boolean' || !isJobState(x.job)) return false;
   if (!(x.result === null || (isObject(x.result) && isString(x.result.output) && Array.isArray(x.result.rows)))) return false;

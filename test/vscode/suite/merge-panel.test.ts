@@ -277,4 +277,47 @@ describe('Merge panel', function () {
     assert.equal(s.snapshot.rows.length, 2);
     assert.deepEqual(s.snapshot.diagnostics.filter((d) => d.severity === 'error'), []);
   });
+
+  it("slerp: the grid's weight is t (a layer excluded writes t: 0 for it); model_stock's cells show saliency only", async () => {
+    const file = path.join(scratch, 'two.merge.yaml');
+    const out = await vscode.commands.executeCommand<string>('basin.newMerge', { experts: [fx.a], base: fx.base, file });
+    assert.equal(out, file);
+    const ready = async (method: string) =>
+      until(`the panel on ${method}`, async () => {
+        const p = await panel(file);
+        return p?.snapshot.method?.name === method && !p.snapshot.stale ? p.snapshot : undefined;
+      }, 30_000);
+    await ready('ties');
+    let r = await dispatch(file, { kind: 'command', type: 'edit', params: { kind: 'setMethod', method: 'slerp' } });
+    assert.equal(r.ok, true, r.reason);
+    let snap = await ready('slerp');
+    assert.deepEqual(snap.cellParams, ['weight']);
+    assert.equal(snap.weightParam, 't');
+    assert.equal(snap.rows.length, 1);
+    assert.ok(snap.cells[0].every((c) => c.weight === 0.5), 'the default t');
+    r = await dispatch(file, { kind: 'command', type: 'edit', params: { kind: 'include', cells: [[0, 2]], included: false } });
+    assert.equal(r.ok, true, r.reason);
+    assert.match(fs.readFileSync(file, 'utf8'), /t: \[ \{ filter: layers\.2\., value: 0 \} \]/);
+    snap = await until('the panel to read t back', async () => {
+      const p = await panel(file);
+      return p?.snapshot.cells[0]?.[2]?.weight === 0 ? p.snapshot : undefined;
+    }, 10_000);
+    assert.equal(snap.cells[0][1].weight, 0.5);
+    r = await dispatch(file, { kind: 'command', type: 'edit', params: { kind: 'setCells', cells: [[0, 1]], param: 'weight', value: 2 } });
+    assert.match(r.reason ?? '', /t must be ≤ 1/);
+    // model_stock (two experts at least) weighs the models itself: no cell parameter, an include is refused with the reason.
+    const stock = path.join(scratch, 'stock.merge.yaml');
+    assert.equal(await vscode.commands.executeCommand<string>('basin.newMerge', { experts: [fx.a, fx.b], base: fx.base, file: stock }), stock);
+    await until('the second panel', async () => ((await panel(stock))?.snapshot.rows.length ? true : undefined), 30_000);
+    r = await dispatch(stock, { kind: 'command', type: 'edit', params: { kind: 'setMethod', method: 'model_stock' } });
+    assert.equal(r.ok, true, r.reason);
+    snap = await until('the panel on model_stock', async () => {
+      const p = await panel(stock);
+      return p?.snapshot.method?.name === 'model_stock' && !p.snapshot.stale && p.snapshot.rows.length === 2 ? p.snapshot : undefined;
+    }, 30_000);
+    assert.deepEqual(snap.cellParams, []);
+    assert.equal(snap.weightParam, null);
+    r = await dispatch(stock, { kind: 'command', type: 'edit', params: { kind: 'include', cells: [[0, 0]], included: false } });
+    assert.match(r.reason ?? '', /weighs the models itself/);
+  });
 });
