@@ -38,11 +38,13 @@ export async function prepare({ workspace, root }) {
     const dir = join(workspace, 'merge-study');
     execFileSync(process.execPath, [join(root, 'bin', 'basin.js'), 'study', 'merge', '--quick', '--experts-only', '--out', dir], { stdio: 'pipe', timeout: 600_000 });
     state.fx = { file: join(dir, 'experts.merge.yaml') };
-    // A slerp of the base towards the first expert (slerp takes two models): its grid's weight is the global t.
+    // A slerp of the base towards the first expert (slerp takes two models), in mergekit's usual form for it: one
+    // slice over both models' layers (the study's models have 2 blocks). Its grid's weight is the global t.
     const y = parse(readFileSync(state.fx.file, 'utf8'));
     const first = y.models.find((m) => m.model !== y.base_model).model;
     state.slerp = join(dir, 'slerp.merge.yaml');
-    writeFileSync(state.slerp, `merge_method: slerp\nbase_model: ${y.base_model}\nmodels:\n  - model: ${y.base_model}\n  - model: ${first}\nparameters:\n  t: 0.5\n`);
+    const source = (m) => `      - model: ${m}\n        layer_range: [0, 2]\n`;
+    writeFileSync(state.slerp, `merge_method: slerp\nslices:\n  - sources:\n${source(y.base_model)}${source(first)}base_model: ${y.base_model}\nparameters:\n  t: 0.5\n`);
   }
   if (!grep || WIDE_NAMES.some((n) => grep.test(n))) state.wide = await fixtures.makeWideMergeExperts(join(workspace, 'merge-wide'), WIDE_LAYERS);
 }

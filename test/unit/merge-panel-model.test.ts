@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { parseMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { writeSafetensors } from '../../src/files/safetensors';
-import { buildGrid, editMergeYaml, textDelta, MergeEditError, type GridModel } from '../../src/host/merge/merge-model';
+import { buildGrid, editMergeYaml, notGridEditable, textDelta, MergeEditError, type GridModel } from '../../src/host/merge/merge-model';
 import { previewByLayer, saliencyCells } from '../../src/host/merge/merge-source';
 import type { MergeJobResult } from '../../src/protocol/worker';
 
@@ -210,6 +210,55 @@ parameters:
     assert.deepEqual(gs.cellParams, []);
     assert.equal(gs.weightParam, null);
     assert.throws(() => editMergeYaml(STOCK, gs, { kind: 'include', cells: [[0, 0]], included: false }), /model_stock has no per-model weight \(it weighs the models itself\)/);
+  });
+
+  it("one slice from layer 0 (mergekit's slerp form) is edited like models:; several slices or shifted ranges are not", async () => {
+    const SLICE = `merge_method: slerp
+slices:
+  - sources:
+      - model: ./base.safetensors
+        layer_range: [0, 3]
+      - model: ./a.safetensors   # the other model
+        layer_range: [0, 3]
+base_model: ./base.safetensors
+parameters:
+  t:
+    - filter: mlp
+      value: [0, 0.5, 1]
+    - value: 0.5
+`;
+    let g = await grid(SLICE);
+    assert.deepEqual(g.sourcesPath, ['slices', 0, 'sources']);
+    assert.deepEqual(g.rows.map((r) => [r.written, r.yamlIndex]), [['./a.safetensors', 1]]);
+    assert.deepEqual(g.cells[0].map((c) => c.values.weight), [null, 0.5, null, 0.5], 'mlp (the gradient 0, 0.5, 1) and norm (0.5) differ in layers 0 and 2: mixed');
+    let out = editMergeYaml(SLICE, g, { kind: 'include', cells: [[0, 1]], included: false });
+    assert.deepEqual(parse(out).parameters.t, [{ filter: 'blocks.1.', value: 0 }, { filter: 'mlp', value: [0, 0.5, 1] }, { value: 0.5 }], "the user's gradient is kept behind the entry");
+    assert.match(out, /# the other model/);
+    g = await grid(out);
+    assert.equal(g.cells[0][1].values.weight, 0);
+    // ties in one slice: per-source values go under the source.
+    const TIES = SLICE.replace('merge_method: slerp', 'merge_method: ties').replace(/parameters:\n  t:[\s\S]*$/, '');
+    g = await grid(TIES);
+    out = editMergeYaml(TIES, g, { kind: 'setCells', cells: [[0, 2]], param: 'density', value: 0.4 });
+    assert.deepEqual(parse(out).slices[0].sources[1].parameters, { density: [{ filter: 'blocks.2.', value: 0.4 }] });
+    g = await grid(out);
+    assert.equal(g.cells[0][2].values.density, 0.4);
+    // Switching the method drops the source's parameters the new method lacks.
+    out = editMergeYaml(out, g, { kind: 'setMethod', method: 'linear' });
+    assert.equal(parse(out).slices[0].sources[1].parameters, undefined);
+    parseMergeConfig(out, file);
+    // A slice-level t wins over the global one: the grid says so instead of writing what changes nothing.
+    const SLICE_T = SLICE.replace('        layer_range: [0, 3]\nbase_model', '        layer_range: [0, 3]\n    parameters: {t: 0.2}\nbase_model');
+    g = await grid(SLICE_T);
+    assert.throws(() => editMergeYaml(SLICE_T, g, { kind: 'include', cells: [[0, 0]], included: false }), /t is set in slices\[0\]\.parameters/);
+    // Frankenmerges: shown, not edited.
+    const two = parseMergeConfig(
+      `merge_method: linear\nslices:\n  - sources:\n      - {model: ./a.safetensors, layer_range: [0, 2]}\n  - sources:\n      - {model: ./b.safetensors, layer_range: [1, 3]}\n`,
+      file,
+    );
+    assert.match(notGridEditable(two) ?? '', /2 slices/);
+    const shifted = parseMergeConfig(`merge_method: linear\nslices:\n  - sources:\n      - {model: ./a.safetensors, layer_range: [1, 3]}\n      - {model: ./b.safetensors, layer_range: [1, 3]}\n`, file);
+    assert.match(notGridEditable(shifted) ?? '', /layer_range \[1, 3\], not from layer 0/);
   });
 
   it('preview per layer: numel-weighted kept fractions, 0 where a cell is excluded; saliency cells by model path', async () => {

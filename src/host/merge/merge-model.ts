@@ -49,7 +49,7 @@ export interface GridColumn {
 }
 
 export interface GridRow {
-  /** Index in the config's `models:` list. */
+  /** Index in the config's `models:` list (or in its one slice's `sources:`). */
   yamlIndex: number;
   /** Index in the plan's models (what the reports' `model` fields mean). */
   planModel: number;
@@ -77,6 +77,8 @@ export interface GridModel {
   method: string;
   /** Where the cells' weight lives (null: the method has none, the grid shows saliency only). */
   weightParam: WeightParam | null;
+  /** The YAML path of the rows' list: `models`, or `slices[0].sources` for a one-slice config. */
+  sourcesPath: (string | number)[];
   columns: GridColumn[];
   rows: GridRow[];
   /** cells[row][column] */
@@ -94,9 +96,18 @@ export class MergeEditError extends Error {
   }
 }
 
-/** Why a config cannot be edited as a grid, or null. */
+/**
+ * Why a config cannot be edited as a grid, or null. `slices:` with one slice whose sources all start at layer 0
+ * (mergekit's usual slerp form) is the `models:` form written another way: its sources are the rows, their
+ * per-model values live under `slices[0].sources[i].parameters`, and output layer n reads input layer n, so the
+ * panel's `blocks.n.` filters mean the same layer on both sides. Several slices or shifted ranges (a frankenmerge)
+ * map output layers to other input layers: the grid shows them but does not edit them.
+ */
 export function notGridEditable(config: MergeConfig): string | null {
-  if (config.form !== 'models') return 'this config uses `slices:`; the grid edits configs written with `models:` (edit the slices in the YAML)';
+  if (config.form === 'models') return null;
+  if (config.slices.length !== 1) return `this config has ${config.slices.length} slices (a layer-stacking merge); the grid edits one slice over the models' layers (edit the slices in the YAML)`;
+  const shifted = config.slices[0].sources.find((x) => x.layerRange && x.layerRange[0] !== 0);
+  if (shifted) return `${shifted.model.written} reads layer_range [${shifted.layerRange!.join(', ')}], not from layer 0: output and input layers differ, so the grid cannot edit it (edit the slice in the YAML)`;
   return null;
 }
 
@@ -170,7 +181,8 @@ export function buildGrid(config: MergeConfig, plan: MergePlan): GridModel {
       return { values, overrides };
     });
   });
-  return { file: config.file, method: config.method, weightParam, columns, rows, cells, containers: [...containers], cellParams };
+  const sourcesPath = config.form === 'models' ? ['models'] : ['slices', 0, 'sources'];
+  return { file: config.file, method: config.method, weightParam, sourcesPath, columns, rows, cells, containers: [...containers], cellParams };
 }
 
 function weightParamOf(params: Record<string, ParamSpec>): WeightParam | null {
@@ -269,18 +281,18 @@ export type MergeEdit =
   /** merge_method (parameters the new method does not have are removed, globally and per model). */
   | { kind: 'setMethod'; method: string };
 
-/** Where a setting lives: a model's `parameters` (yamlIndex) or the global `parameters` (null). */
+/** Where a setting lives: a row's `parameters` (its yamlIndex) or the global `parameters` (null). */
 type SettingHome = number | null;
-const paramsPath = (home: SettingHome): (string | number)[] => (home === null ? ['parameters'] : ['models', home, 'parameters']);
+const paramsPath = (grid: GridModel, home: SettingHome): (string | number)[] => (home === null ? ['parameters'] : [...grid.sourcesPath, home, 'parameters']);
 
-function settingAt(doc: Document, home: SettingHome, param: string): ParamSetting | undefined {
-  const v = doc.getIn([...paramsPath(home), param]);
+function settingAt(doc: Document, grid: GridModel, home: SettingHome, param: string): ParamSetting | undefined {
+  const v = doc.getIn([...paramsPath(grid, home), param]);
   if (v === undefined || v === null) return undefined;
   return (typeof v === 'object' && 'toJSON' in (v as object) ? (v as { toJSON(): unknown }).toJSON() : v) as ParamSetting;
 }
 
-function writeSetting(doc: Document, home: SettingHome, param: string, setting: ParamSetting | undefined): void {
-  const parent = paramsPath(home);
+function writeSetting(doc: Document, grid: GridModel, home: SettingHome, param: string, setting: ParamSetting | undefined): void {
+  const parent = paramsPath(grid, home);
   const at = [...parent, param];
   if (setting === undefined) {
     if (doc.hasIn(at)) doc.deleteIn(at);
@@ -322,6 +334,10 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
     }
     const key = paramKey(grid.weightParam, param);
     const global = param === 'weight' && !!grid.weightParam?.global;
+    // A slice's own value wins over the global one: the panel's global entries would change nothing.
+    if (global && grid.sourcesPath[0] === 'slices' && doc.hasIn(['slices', 0, 'parameters', key])) {
+      throw new MergeEditError(`${key} is set in slices[0].parameters, which wins over the global parameters the grid writes: edit it there in the YAML, or move it to the global parameters`);
+    }
     const byRow = new Map<number, number[]>();
     for (const [r, c] of cells) {
       if (!grid.rows[r] || !grid.columns[c]) throw new MergeEditError(`no cell (${r}, ${c}) in a ${grid.rows.length} × ${grid.columns.length} grid`);
@@ -331,7 +347,7 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
       const row = grid.rows[r];
       // A global share is one setting for the whole grid (slerp has one row).
       const home = global ? null : row.yamlIndex;
-      const setting = settingAt(doc, home, key);
+      const setting = settingAt(doc, grid, home, key);
       const rest = restOf(setting, grid);
       const overrides = new Map<string, number>();
       grid.columns.forEach((col, ci) => {
@@ -344,7 +360,7 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
         if (v === null) overrides.delete(col.key);
         else overrides.set(col.key, v);
       }
-      writeSetting(doc, home, key, composeSetting(grid, overrides, rest));
+      writeSetting(doc, grid, home, key, composeSetting(grid, overrides, rest));
     }
   };
   switch (edit.kind) {
@@ -375,9 +391,9 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
         });
       }
       // A new row value replaces the rest; clearing it keeps the user's own filters (only a plain value goes).
-      const old = restOf(settingAt(doc, row.yamlIndex, edit.param), grid);
+      const old = restOf(settingAt(doc, grid, row.yamlIndex, edit.param), grid);
       const rest = edit.value !== null ? (edit.value as ParamScalar) : isConditionalList(old) ? old : undefined;
-      writeSetting(doc, row.yamlIndex, edit.param, composeSetting(grid, overrides, rest));
+      writeSetting(doc, grid, row.yamlIndex, edit.param, composeSetting(grid, overrides, rest));
       break;
     }
     case 'setGlobal': {
@@ -392,9 +408,9 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
           const o = grid.cells[0][ci].overrides.weight;
           if (o !== undefined) overrides.set(col.key, o);
         });
-        const old = restOf(settingAt(doc, null, edit.param), grid);
+        const old = restOf(settingAt(doc, grid, null, edit.param), grid);
         const rest = edit.value !== null ? (edit.value as ParamScalar) : isConditionalList(old) ? old : undefined;
-        writeSetting(doc, null, edit.param, composeSetting(grid, overrides, rest));
+        writeSetting(doc, grid, null, edit.param, composeSetting(grid, overrides, rest));
         break;
       }
       if (edit.value === null) {
@@ -420,16 +436,24 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
         }
         if (globals.items.length === 0) doc.delete('parameters');
       }
+      // Every per-model level: `models[i]`, and with slices each slice's and each source's `parameters`.
+      const dropFrom = (at: (string | number)[], allowed: Set<string>) => {
+        const p = doc.getIn([...at, 'parameters']);
+        if (!isMap(p)) return;
+        for (const it of [...p.items]) {
+          const k = String((it.key as { value?: unknown })?.value ?? it.key);
+          if (!allowed.has(k)) p.delete(k);
+        }
+        if (p.items.length === 0) doc.deleteIn([...at, 'parameters']);
+      };
       const models = doc.get('models');
-      if (isSeq(models)) {
-        models.items.forEach((_, i) => {
-          const p = doc.getIn(['models', i, 'parameters']);
-          if (!isMap(p)) return;
-          for (const it of [...p.items]) {
-            const k = String((it.key as { value?: unknown })?.value ?? it.key);
-            if (!perModel.has(k)) p.delete(k);
-          }
-          if (p.items.length === 0) doc.deleteIn(['models', i, 'parameters']);
+      if (isSeq(models)) models.items.forEach((_, i) => dropFrom(['models', i], perModel));
+      const slices = doc.get('slices');
+      if (isSeq(slices)) {
+        slices.items.forEach((_, j) => {
+          dropFrom(['slices', j], keep);
+          const sources = doc.getIn(['slices', j, 'sources']);
+          if (isSeq(sources)) sources.items.forEach((__, i) => dropFrom(['slices', j, 'sources', i], perModel));
         });
       }
       break;

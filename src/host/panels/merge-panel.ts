@@ -488,7 +488,7 @@ class MergePanel {
     if (!this.grid && req.kind !== 'setMethod' && req.kind !== 'setGlobal') throw new Error(this.snap.readOnly ?? 'the grid cannot be edited now');
     if (this.snap.stale) throw new Error('the merge config has errors: fix them in the YAML first');
     const before = this.currentText();
-    const grid = this.grid ?? { file: this.configFile, method: this.config?.method ?? '', weightParam: null, columns: [], rows: [], cells: [], containers: [], cellParams: [] };
+    const grid = this.grid ?? { file: this.configFile, method: this.config?.method ?? '', weightParam: null, sourcesPath: ['models'], columns: [], rows: [], cells: [], containers: [], cellParams: [] };
     const after = lib.editMergeYaml(before, grid, req);
     const delta = lib.textDelta(before, after);
     this.snap.edits++;
