@@ -98,8 +98,7 @@ async function pickTheme(t, label, base) {
 const setTheme = (t, which) => pickTheme(t, THEMES[which], which === 'dark' ? 'vs-dark' : 'vs');
 
 async function openStats(t, run) {
-  await t.wb.runCommand(t.page, 'Basin: Open Statistics');
-  await t.wb.pickQuickItem(t.page, run);
+  await t.wb.pickFromCommand(t.page, 'Basin: Open Statistics', 'Open Statistics', run, { log: t.log });
   await t.wb.editorTab(t.page, `Statistics: ${run}`).waitFor({ state: 'visible', timeout: 20_000 });
   const frame = await waitForPanel(t, run);
   return frame;

@@ -22,8 +22,7 @@ export async function prepare({ workspace, fixtures }) {
 }
 
 async function openStats(t, run) {
-  await t.wb.runCommand(t.page, 'Basin: Open Statistics');
-  await t.wb.pickQuickItem(t.page, run);
+  await t.wb.pickFromCommand(t.page, 'Basin: Open Statistics', 'Open Statistics', run, { log: t.log });
   await t.wb.editorTab(t.page, `Statistics: ${run}`).waitFor({ state: 'visible', timeout: 20_000 });
   return t.wb.waitForWebview(t.page, 'body[data-ready="true"]', { timeout: 60_000 });
 }

@@ -20,8 +20,7 @@ export const tests = [
   {
     name: 'study: the data-efficiency run charts NDCG and HR against training interactions, per strategy',
     async fn(t) {
-      await t.wb.runCommand(t.page, 'Basin: Open Statistics');
-      await t.wb.pickQuickItem(t.page, RUN);
+      await t.wb.pickFromCommand(t.page, 'Basin: Open Statistics', 'Open Statistics', RUN, { log: t.log });
       await t.wb.editorTab(t.page, `Statistics: ${RUN}`).waitFor({ state: 'visible', timeout: 20_000 });
       const frame = await t.wb.waitForWebview(t.page, 'body[data-study-charts]', { timeout: 60_000 });
       const d = await t.wb.webviewData(frame);
