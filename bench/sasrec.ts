@@ -43,6 +43,8 @@ export interface SasrecBenchOptions {
   steps?: number;
   /** Seeds per loss (default 3; 1 with --quick). */
   seeds?: number;
+  /** Only these losses (names of SASREC_LOSSES; default all); popularity is always measured (it costs nothing). */
+  losses?: string[];
   /** Steps between validation passes (default 250; at most steps / 4). */
   evalEvery?: number;
   /** Evaluations without a gain in validation NDCG@10 before a run stops (default 4). */
@@ -99,7 +101,8 @@ function modelOf(items: number, quick: boolean) {
     : { type: 'sasrec', items, hidden: 64, blocks: 2, heads: 1, maxLen: 50, dropout: 0.2 };
 }
 
-const METHODS: { name: string; loss: LossConfig }[] = [
+/** The bench's losses by name (`--losses` picks among them). */
+export const SASREC_LOSSES: { name: string; loss: LossConfig }[] = [
   { name: 'ce', loss: { type: 'cross-entropy' } },
   { name: 'cce_minus', loss: { type: 'cce-minus', negatives: 256, sampler: 'uniform', seed: 1 } },
   { name: 'bce', loss: { type: 'bce', negatives: 1, sampler: 'uniform', seed: 1 } },
@@ -150,6 +153,9 @@ export function sasrecBudget(o: { quick?: boolean; steps?: number; evalEvery?: n
 
 export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> {
   const budget = sasrecBudget(opts);
+  const unknown = (opts.losses ?? []).filter((n) => !SASREC_LOSSES.some((m) => m.name === n));
+  if (unknown.length) throw new Error(`bench sasrec: unknown loss ${unknown.join(', ')} (the bench's losses: ${SASREC_LOSSES.map((m) => m.name).join(', ')})`);
+  const methods = opts.losses ? SASREC_LOSSES.filter((m) => opts.losses!.includes(m.name)) : SASREC_LOSSES;
   const seeds = opts.seeds ?? (opts.quick ? 1 : 3);
   const dataDir = opts.dataPath ?? defaultMlSmall();
   const file = path.join(dataDir, 'ratings.csv');
@@ -189,7 +195,7 @@ export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> 
       opts.log(`popularity: test NDCG@10 ${m.ndcg.toFixed(4)}, HR@10 ${m.hr.toFixed(4)}`);
     }
 
-    for (const method of METHODS) {
+    for (const method of methods) {
       const row: SasrecRow = { case: method.name, loss: method.loss.type, steps: 0, train_s: null, ms_per_step: null, test_ndcg10: null, test_ndcg10_range: null, test_hr10: null, test_mrr: null, test_coverage10: null, val_ndcg10: null, runs: [] };
       rows.push(row);
       try {
@@ -243,7 +249,7 @@ export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> 
 }
 
 /** One loss, one seed: trained with early stopping; the test figures are the best validation step's. */
-async function trainOne(rt: Runtime, opts: SasrecBenchOptions, out: string, file: string, model: ReturnType<typeof modelOf>, budget: Budget, method: (typeof METHODS)[number], seed: number): Promise<SasrecRun> {
+async function trainOne(rt: Runtime, opts: SasrecBenchOptions, out: string, file: string, model: ReturnType<typeof modelOf>, budget: Budget, method: (typeof SASREC_LOSSES)[number], seed: number): Promise<SasrecRun> {
   const tag = `${method.name} seed ${seed}`;
   const cfgPath = path.join(out, `${method.name}-s${seed}.basin.json`);
   const text = configText(`bench-${method.name.replace(/_/g, '-')}-s${seed}`, file, model, budget, method.loss, seed);

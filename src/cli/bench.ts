@@ -34,6 +34,8 @@ export interface BenchCliOptions {
   steps?: string;
   /** bench sasrec: seeds per loss. */
   seeds?: string;
+  /** bench sasrec: only these losses, comma-separated. */
+  losses?: string;
   /** bench optimizer-quality: also mao's diagnostic variants. */
   variants?: boolean;
 }
@@ -48,8 +50,8 @@ const positiveInt = (flag: string, v: string): number => {
  * The size options of `basin bench`, checked: a case of a benchmark picked out (the headline's catalog of bench
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
-export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number } {
-  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], variants: ['optimizer-quality'] };
+export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number; losses?: string[] } {
+  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], losses: ['sasrec'], variants: ['optimizer-quality'] };
   for (const [k, benches] of Object.entries(owner)) {
     if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
       throw new Error(`--${k} is an option of ${benches.map((b) => `\`basin bench ${b}\``).join(' and ')}, not of ${name}`);
@@ -67,6 +69,10 @@ export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: numbe
   if (o.reps !== undefined) out.reps = positiveInt('--reps', o.reps);
   if (o.steps !== undefined) out.steps = positiveInt('--steps', o.steps);
   if (o.seeds !== undefined) out.seeds = positiveInt('--seeds', o.seeds);
+  if (o.losses !== undefined) {
+    out.losses = o.losses.split(',').map((x) => x.trim().replace(/-/g, '_')).filter(Boolean);
+    if (!out.losses.length) throw new Error('--losses: expected loss names, comma-separated (ce, cce_minus, bce, gbce)');
+  }
   return out;
 }
 
@@ -129,7 +135,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'sasrec': {
-      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, seeds: sized.seeds });
+      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, seeds: sized.seeds, losses: sized.losses });
       table = formatSasrecReport(report);
       break;
     }

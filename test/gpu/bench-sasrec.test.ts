@@ -79,4 +79,18 @@ describe('bench sasrec (tiny log)', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('--losses trains only the losses named (popularity always); an unknown name is refused with the list', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-bench-sasrec-'));
+    try {
+      writeRatings(dir);
+      const report = (await runSasrecBench({ json: true, quick: true, steps: 8, seeds: 1, patience: 1, losses: ['cce_minus'], dataPath: dir, log: () => undefined })) as { rows: SasrecRow[]; headline: Record<string, number | null> };
+      assert.deepEqual(report.rows.map((r) => r.case), ['popularity', 'cce_minus']);
+      assert.equal(report.headline.cce_minus_ndcg_vs_ce, null, 'no CE row: no ratio to it');
+      assert.match(formatSasrecReport(report), /^cce_minus /m);
+      await assert.rejects(runSasrecBench({ json: true, quick: true, steps: 8, losses: ['ce', 'softmax'], dataPath: dir, log: () => undefined }), /unknown loss softmax \(the bench's losses: ce, cce_minus, bce, gbce\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

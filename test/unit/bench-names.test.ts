@@ -20,6 +20,7 @@ describe('basin bench size options', () => {
     assert.deepEqual(benchSizes('matmul', {}), {});
     assert.deepEqual(benchSizes('sasrec', { steps: '1000' }), { steps: 1000 });
     assert.deepEqual(benchSizes('sasrec', { steps: '1000', seeds: '3' }), { steps: 1000, seeds: 3 });
+    assert.deepEqual(benchSizes('sasrec', { losses: 'ce, cce-minus' }), { losses: ['ce', 'cce_minus'] });
     assert.deepEqual(benchSizes('optimizer-quality', { steps: '60' }), { steps: 60 });
   });
 
@@ -34,6 +35,8 @@ describe('basin bench size options', () => {
     assert.throws(() => benchSizes('sasrec', { steps: '-1' }), /--steps: expected a positive integer/);
     assert.throws(() => benchSizes('loss', { seeds: '2' }), /--seeds is an option of `basin bench sasrec`, not of loss/);
     assert.throws(() => benchSizes('sasrec', { seeds: '0' }), /--seeds: expected a positive integer/);
+    assert.throws(() => benchSizes('merge', { losses: 'ce' }), /--losses is an option of `basin bench sasrec`, not of merge/);
+    assert.throws(() => benchSizes('sasrec', { losses: ' , ' }), /--losses: expected loss names/);
     assert.throws(() => benchSizes('sasrec', { variants: true }), /--variants is an option of `basin bench optimizer-quality`, not of sasrec/);
   });
 });
