@@ -43,6 +43,8 @@ export interface SasrecBenchOptions {
   steps?: number;
   /** Seeds per loss (default 3; 1 with --quick). */
   seeds?: number;
+  /** These seeds instead of 1…seeds (`--seeds 2,3`: more seeds for a table already run with seed 1). */
+  seedList?: number[];
   /** Only these losses (names of SASREC_LOSSES; default all); popularity is always measured (it costs nothing). */
   losses?: string[];
   /** Steps between validation passes (default 250; at most steps / 4). */
@@ -156,7 +158,8 @@ export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> 
   const unknown = (opts.losses ?? []).filter((n) => !SASREC_LOSSES.some((m) => m.name === n));
   if (unknown.length) throw new Error(`bench sasrec: unknown loss ${unknown.join(', ')} (the bench's losses: ${SASREC_LOSSES.map((m) => m.name).join(', ')})`);
   const methods = opts.losses ? SASREC_LOSSES.filter((m) => opts.losses!.includes(m.name)) : SASREC_LOSSES;
-  const seeds = opts.seeds ?? (opts.quick ? 1 : 3);
+  const seedList = opts.seedList ?? Array.from({ length: opts.seeds ?? (opts.quick ? 1 : 3) }, (_, i) => i + 1);
+  const seeds = seedList.length;
   const dataDir = opts.dataPath ?? defaultMlSmall();
   const file = path.join(dataDir, 'ratings.csv');
   if (!fs.existsSync(file)) throw new Error(`bench sasrec: ${file} not found (MovieLens ml-latest-small; set BASIN_ML_SMALL to the folder holding ratings.csv)`);
@@ -199,7 +202,7 @@ export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> 
       const row: SasrecRow = { case: method.name, loss: method.loss.type, steps: 0, train_s: null, ms_per_step: null, test_ndcg10: null, test_ndcg10_range: null, test_hr10: null, test_mrr: null, test_coverage10: null, val_ndcg10: null, runs: [] };
       rows.push(row);
       try {
-        for (let seed = 1; seed <= seeds; seed++) row.runs.push(await trainOne(rt, opts, out, file, model, budget, method, seed));
+        for (const seed of seedList) row.runs.push(await trainOne(rt, opts, out, file, model, budget, method, seed));
       } catch (e) {
         row.why = (e as Error).message;
         opts.log(`${method.name}: failed (${row.why})`);
@@ -231,6 +234,7 @@ export async function runSasrecBench(opts: SasrecBenchOptions): Promise<object> 
       eval_every: budget.evalEvery,
       patience: budget.patience,
       seeds,
+      seed_list: seedList,
       selection: 'early stopping on validation NDCG@10; test figures of the best validation step (mean over seeds)',
       timed: 'training steps from start to the last step run (evaluations excluded)',
     },

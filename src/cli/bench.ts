@@ -32,7 +32,7 @@ export interface BenchCliOptions {
   reps?: string;
   /** bench sasrec, optimizer-quality: training steps per case (sasrec: the budget of each run). */
   steps?: string;
-  /** bench sasrec: seeds per loss. */
+  /** bench sasrec: seeds per loss, or a comma-separated list of seeds. */
   seeds?: string;
   /** bench sasrec: only these losses, comma-separated. */
   losses?: string;
@@ -50,7 +50,7 @@ const positiveInt = (flag: string, v: string): number => {
  * The size options of `basin bench`, checked: a case of a benchmark picked out (the headline's catalog of bench
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
-export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number; losses?: string[] } {
+export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number; seedList?: number[]; losses?: string[] } {
   const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], losses: ['sasrec'], variants: ['optimizer-quality'] };
   for (const [k, benches] of Object.entries(owner)) {
     if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
@@ -68,7 +68,9 @@ export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: numbe
   }
   if (o.reps !== undefined) out.reps = positiveInt('--reps', o.reps);
   if (o.steps !== undefined) out.steps = positiveInt('--steps', o.steps);
-  if (o.seeds !== undefined) out.seeds = positiveInt('--seeds', o.seeds);
+  // A count (seeds 1…N) or a list of seeds ("2,3": more seeds for a table already run with seed 1).
+  if (o.seeds !== undefined && o.seeds.includes(',')) out.seedList = o.seeds.split(',').map((x) => positiveInt('--seeds', x));
+  else if (o.seeds !== undefined) out.seeds = positiveInt('--seeds', o.seeds);
   if (o.losses !== undefined) {
     out.losses = o.losses.split(',').map((x) => x.trim().replace(/-/g, '_')).filter(Boolean);
     if (!out.losses.length) throw new Error('--losses: expected loss names, comma-separated (ce, cce_minus, bce, gbce)');
@@ -135,7 +137,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'sasrec': {
-      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, seeds: sized.seeds, losses: sized.losses });
+      report = await runSasrecBench({ json: Boolean(opts.json), quick: opts.quick, log, steps: sized.steps, seeds: sized.seeds, seedList: sized.seedList, losses: sized.losses });
       table = formatSasrecReport(report);
       break;
     }

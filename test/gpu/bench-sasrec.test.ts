@@ -84,8 +84,9 @@ describe('bench sasrec (tiny log)', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-bench-sasrec-'));
     try {
       writeRatings(dir);
-      const report = (await runSasrecBench({ json: true, quick: true, steps: 8, seeds: 1, patience: 1, losses: ['cce_minus'], dataPath: dir, log: () => undefined })) as { rows: SasrecRow[]; headline: Record<string, number | null> };
+      const report = (await runSasrecBench({ json: true, quick: true, steps: 8, seedList: [3], patience: 1, losses: ['cce_minus'], dataPath: dir, log: () => undefined })) as { rows: SasrecRow[]; headline: Record<string, number | null> };
       assert.deepEqual(report.rows.map((r) => r.case), ['popularity', 'cce_minus']);
+      assert.deepEqual(report.rows[1].runs.map((r) => r.seed), [3], 'the seeds listed');
       assert.equal(report.headline.cce_minus_ndcg_vs_ce, null, 'no CE row: no ratio to it');
       assert.match(formatSasrecReport(report), /^cce_minus /m);
       await assert.rejects(runSasrecBench({ json: true, quick: true, steps: 8, losses: ['ce', 'softmax'], dataPath: dir, log: () => undefined }), /unknown loss softmax \(the bench's losses: ce, cce_minus, bce, gbce\)/);

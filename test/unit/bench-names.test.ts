@@ -21,6 +21,8 @@ describe('basin bench size options', () => {
     assert.deepEqual(benchSizes('sasrec', { steps: '1000' }), { steps: 1000 });
     assert.deepEqual(benchSizes('sasrec', { steps: '1000', seeds: '3' }), { steps: 1000, seeds: 3 });
     assert.deepEqual(benchSizes('sasrec', { losses: 'ce, cce-minus' }), { losses: ['ce', 'cce_minus'] });
+    assert.deepEqual(benchSizes('sasrec', { seeds: '2,3' }), { seedList: [2, 3] });
+    assert.throws(() => benchSizes('sasrec', { seeds: '2,x' }), /--seeds: expected a positive integer, got "x"/);
     assert.deepEqual(benchSizes('optimizer-quality', { steps: '60' }), { steps: 60 });
   });
 
