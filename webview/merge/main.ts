@@ -218,13 +218,15 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   }
   const scale = saliencyScale(s);
   const perModel = s.method?.params.filter((p) => p.perModel && (p.type === 'number' || p.type === 'integer')) ?? [];
-  const table = el('table', { class: 'grid', role: 'grid', 'aria-label': `${s.rows.length} experts by ${s.columns.length} layers`, 'aria-readonly': s.stale ? 'true' : 'false' });
+  // A method that weighs the models itself (model_stock) has nothing a click could write.
+  const editable = s.cellParams.includes('weight');
+  const table = el('table', { class: 'grid', role: 'grid', 'aria-label': `${s.rows.length} experts by ${s.columns.length} layers`, 'aria-readonly': s.stale || !editable ? 'true' : 'false' });
   const thead = el('thead');
   const hr = el('tr', {}, el('th', { class: 'corner', scope: 'col' }, 'expert'));
   for (const p of perModel) hr.append(el('th', { class: 'param', scope: 'col', title: p.doc }, p.name));
   s.columns.forEach((col, c) => {
     const excluded = s.rows.length > 0 && s.cells.every((row) => row[c].weight === 0);
-    const b = el('button', { class: `colhdr${excluded ? ' excl' : ''}`, 'data-col': String(c), title: `${col.layer === null ? 'Tensors outside the layers' : `Layer ${col.layer}`} (${col.tensors} tensors): click to ${excluded ? 'include' : 'exclude'} for every expert; Shift-click to select` }, col.label);
+    const b = el('button', { class: `colhdr${excluded ? ' excl' : ''}`, 'data-col': String(c), title: `${col.layer === null ? 'Tensors outside the layers' : `Layer ${col.layer}`} (${col.tensors} tensors)${editable ? `: click to ${excluded ? 'include' : 'exclude'} for every expert; Shift-click to select` : ''}` }, col.label);
     b.addEventListener('click', (e) => {
       const cells = s.rows.map((_, r): [number, number] => [r, c]);
       if (e.shiftKey) return selectCells(cells);
@@ -238,7 +240,7 @@ function grid(s: MergePanelSnapshot): HTMLElement {
   s.rows.forEach((row, r) => {
     const tr = el('tr');
     const rowExcluded = s.cells[r].every((c) => c.weight === 0);
-    const name = el('button', { class: `rowhdr${rowExcluded ? ' excl' : ''}`, 'data-row': String(r), title: `${row.written} (${row.kind}): click to ${rowExcluded ? 'include' : 'exclude'} every layer; Shift-click to select` }, row.written);
+    const name = el('button', { class: `rowhdr${rowExcluded ? ' excl' : ''}`, 'data-row': String(r), title: `${row.written} (${row.kind})${editable ? `: click to ${rowExcluded ? 'include' : 'exclude'} every layer; Shift-click to select` : ''}` }, row.written);
     name.addEventListener('click', (e) => {
       const cells = s.columns.map((_, c): [number, number] => [r, c]);
       if (e.shiftKey) return selectCells(cells);
