@@ -310,6 +310,16 @@ function writeSetting(doc: Document, grid: GridModel, home: SettingHome, param: 
   doc.setIn(at, node);
 }
 
+/** A row's panel overrides of one cell parameter, by column key. */
+function rowOverrides(grid: GridModel, row: number, param: CellParam): Map<string, number> {
+  const out = new Map<string, number>();
+  grid.columns.forEach((col, ci) => {
+    const o = grid.cells[row][ci].overrides[param];
+    if (o !== undefined) out.set(col.key, o);
+  });
+  return out;
+}
+
 /** The value `rest` gives a cell's tensors at its level (undefined where it gives none). */
 function restValue(rest: ParamSetting | undefined, col: GridColumn): ParamScalar | undefined {
   if (rest === undefined) return undefined;
@@ -349,11 +359,7 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
       const home = global ? null : row.yamlIndex;
       const setting = settingAt(doc, grid, home, key);
       const rest = restOf(setting, grid);
-      const overrides = new Map<string, number>();
-      grid.columns.forEach((col, ci) => {
-        const o = grid.cells[r][ci].overrides[param];
-        if (o !== undefined) overrides.set(col.key, o);
-      });
+      const overrides = rowOverrides(grid, r, param);
       for (const c of cols) {
         const col = grid.columns[c];
         const v = valueOf(rest, col);
@@ -383,13 +389,7 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
       if (!spec?.perModel) throw new MergeEditError(`merge_method ${grid.method} has no per-model parameter ${edit.param}`);
       checkType(spec, edit.param, edit.value);
       checkRange(grid.method, edit.param, edit.value);
-      const overrides = new Map<string, number>();
-      if ((CELL_PARAMS as readonly string[]).includes(edit.param)) {
-        grid.columns.forEach((col, ci) => {
-          const o = grid.cells[edit.row][ci].overrides[edit.param as CellParam];
-          if (o !== undefined) overrides.set(col.key, o);
-        });
-      }
+      const overrides = (CELL_PARAMS as readonly string[]).includes(edit.param) ? rowOverrides(grid, edit.row, edit.param as CellParam) : new Map<string, number>();
       // A new row value replaces the rest; clearing it keeps the user's own filters (only a plain value goes).
       const old = restOf(settingAt(doc, grid, row.yamlIndex, edit.param), grid);
       const rest = edit.value !== null ? (edit.value as ParamScalar) : isConditionalList(old) ? old : undefined;
@@ -403,11 +403,7 @@ export function editMergeYaml(text: string, grid: GridModel, edit: MergeEdit): s
       checkRange(grid.method, edit.param, edit.value);
       if (grid.weightParam?.global && grid.weightParam.name === edit.param && grid.rows.length) {
         // The cells' share: a new value replaces the rest behind the panel's per-layer entries, which stay.
-        const overrides = new Map<string, number>();
-        grid.columns.forEach((col, ci) => {
-          const o = grid.cells[0][ci].overrides.weight;
-          if (o !== undefined) overrides.set(col.key, o);
-        });
+        const overrides = rowOverrides(grid, 0, 'weight');
         const old = restOf(settingAt(doc, grid, null, edit.param), grid);
         const rest = edit.value !== null ? (edit.value as ParamScalar) : isConditionalList(old) ? old : undefined;
         writeSetting(doc, grid, null, edit.param, composeSetting(grid, overrides, rest));
