@@ -10,10 +10,13 @@ import { formatMaoStepReport, runMaoStepBench } from '../../bench/mao-step';
 import { formatOptimizerMemoryReport, runOptimizerMemoryBench } from '../../bench/optimizer-memory';
 import { formatOptimizerQualityReport, runOptimizerQualityBench } from '../../bench/optimizer-quality';
 import { formatPruneReport, runPruneBench } from '../../bench/prune';
-import { formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
+import { SASREC_LOSSES, formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
 /** Every benchmark `basin bench` runs: the CLI's help and the unknown-name error read this list. */
+/** The names `bench sasrec --losses` takes (the bench's own list), for messages and the CLI's help. */
+export const SASREC_LOSS_NAMES = SASREC_LOSSES.map((m) => m.name).join(', ');
+
 export const BENCH_NAMES = [
   'matmul', 'train-step', 'editor', 'kill-resume', 'loss', 'sasrec', 'merge', 'prune', 'optimizer-memory',
   'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision',
@@ -73,7 +76,7 @@ export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: numbe
   else if (o.seeds !== undefined) out.seeds = positiveInt('--seeds', o.seeds);
   if (o.losses !== undefined) {
     out.losses = o.losses.split(',').map((x) => x.trim().replace(/-/g, '_')).filter(Boolean);
-    if (!out.losses.length) throw new Error('--losses: expected loss names, comma-separated (ce, cce_minus, bce, gbce)');
+    if (!out.losses.length) throw new Error(`--losses: expected loss names, comma-separated (${SASREC_LOSS_NAMES})`);
   }
   return out;
 }

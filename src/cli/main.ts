@@ -1,6 +1,6 @@
 // `basin <verb>`: the command line on the same engine the extension's worker uses.
 import { Command, InvalidArgumentError } from 'commander';
-import { BENCH_NAMES, benchCommand } from './bench';
+import { BENCH_NAMES, SASREC_LOSS_NAMES, benchCommand } from './bench';
 import { demoCommand } from './demo';
 import { evalCommand } from './eval';
 import { gpuInfoCommand } from './gpu-info';
@@ -111,7 +111,7 @@ export function buildProgram(): Command {
     .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
     .option('--steps <n>', 'sasrec: step budget per run (default 4000; 3000 with --quick; early stopping ends most runs sooner); optimizer-quality: training steps per case (default 120; 30 with --quick)')
     .option('--seeds <n>', 'sasrec: seeds per loss (default 3; 1 with --quick), or a list of seeds such as 2,3')
-    .option('--losses <list>', 'sasrec: only these losses, comma-separated: ce, cce_minus, bce, gbce (default all; popularity always)')
+    .option('--losses <list>', `sasrec: only these losses, comma-separated: ${SASREC_LOSS_NAMES} (default all; popularity always)`)
     .option('--variants', 'optimizer-quality: also mao with one setting changed (no error feedback, rank 8 or 128, refitEvery, lr)')
     .action((name: string, o) => benchCommand(name, o));
 
