@@ -274,6 +274,9 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
           readback: perTensor(t.readbackMs),
           write: perTensor(t.writeMs),
         },
+        // Row-chunked tensors: chunks read while the previous chunk merged, and guesses not taken.
+        chunk_reads_ahead: t.chunkReadsAhead,
+        chunk_reads_wasted: t.chunkReadsWasted,
         dispatches_per_tensor: perTensor(t.dispatches),
         submits_per_tensor: perTensor(t.submits),
       };

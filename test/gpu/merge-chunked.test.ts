@@ -266,6 +266,11 @@ describe('merge executor in row chunks', function () {
       }
       assert.ok(outs[0].equals(outs[1]), `${method}: the chunked output differs from the whole one`);
       assert.deepEqual(reports[1].tensors, reports[0].tensors);
+      // Each chunk after a pass's first was read while the one before it merged, and no guess was thrown away
+      // (a pass reads the same inputs from chunk to chunk); a whole merge has no chunks to read ahead.
+      assert.equal(reports[0].timing!.chunkReadsAhead, 0);
+      assert.ok(reports[1].timing!.chunkReadsAhead > 0, `${method}: no chunk was read ahead`);
+      assert.equal(reports[1].timing!.chunkReadsWasted, 0, `${method}: read-ahead guesses not taken`);
     });
   }
 });

@@ -93,6 +93,10 @@ export interface MergeTiming {
   tensors: number;
   dispatches: number;
   submits: number;
+  /** Row-chunked tensors: chunk reads served by the read-ahead (read while the previous chunk merged)… */
+  chunkReadsAhead: number;
+  /** …and read-ahead guesses not taken (a pass ended; the next one starts over or needs other inputs). */
+  chunkReadsWasted: number;
 }
 
 export interface ExecuteOptions {
@@ -279,7 +283,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const reader = new TensorFileReader();
   const hostBufs = new HostBuffers();
   const readback = new Readback(rt);
-  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0 };
+  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, chunkReadsAhead: 0, chunkReadsWasted: 0 };
   const counters0 = { dispatches: rt.counters.dispatches, submits: rt.counters.submits };
   /** Reads a tensor's bytes into a reused host buffer (give it back with hostBufs.release once uploaded). */
   const readInto = (ref: TensorRef): Promise<Uint8Array> => {
@@ -484,10 +488,21 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       if (g.every((x) => x)) gram = g as Tensor[];
       else g.forEach((x) => x?.dispose());
     }
-    const readRows = async (ref: TensorRef, r0: number, r1: number): Promise<Tensor> => {
-      const slice = rowSlice(ref, r0, r1);
+    // Read-ahead: a pass asks for the chunks in row order, so while the GPU merges rows [r0, r1) the same inputs'
+    // rows [r1, r1 + rowsPer) are read (raw bytes, one more chunk per input in host memory). A guess the next call
+    // does not take (the pass ended, or the next pass reads other inputs) is given back unread.
+    const rows = task.shape[0];
+    let ahead = new Map<string, Promise<Uint8Array>>();
+    const aheadKey = (slot: string, r0: number, r1: number) => `${slot}\u0000${r0}\u0000${r1}`;
+    const giveBack = (m: Map<string, Promise<Uint8Array>>) => {
+      for (const p of m.values()) {
+        timing.chunkReadsWasted++;
+        p.then((b) => hostBufs.release(b), () => undefined);
+      }
+    };
+    const decodeRows = async (slice: TensorRef, read: Promise<Uint8Array>): Promise<Tensor> => {
       const w0 = performance.now();
-      const bytes = await readInto(slice);
+      const bytes = await read;
       const u0 = performance.now();
       timing.readWaitMs += u0 - w0;
       bytesRead += bytes.byteLength;
@@ -499,12 +514,34 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       }
     };
     const load: ChunkLoader = async (r0, r1, need) => {
-      const opt = async (yes: boolean, ref: TensorRef | null | undefined) => (yes && ref ? readRows(ref, r0, r1) : null);
-      const got = await Promise.allSettled([
-        opt(need.base, task.base?.tensor),
-        ...task.experts.map((e, t) => opt(need.experts.includes(t), e.tensor)),
-        ...(need.fisher && hasFisher ? fisherRefs!.map((r) => opt(true, r)) : []),
-      ]);
+      // The inputs this call reads, each with a slot name that stays the same from chunk to chunk.
+      const inputs: [string, TensorRef | null][] = [
+        ['base', need.base && task.base ? task.base.tensor : null],
+        ...task.experts.map((e, t): [string, TensorRef | null] => [`expert ${t}`, need.experts.includes(t) ? e.tensor : null]),
+        ...(need.fisher && hasFisher ? fisherRefs!.map((r, t): [string, TensorRef | null] => [`fisher ${t}`, r]) : []),
+      ];
+      const taken = ahead;
+      ahead = new Map();
+      const reads = inputs.map(([slot, ref]) => {
+        if (!ref) return null;
+        const slice = rowSlice(ref, r0, r1);
+        const k = aheadKey(slot, r0, r1);
+        const early = taken.get(k);
+        taken.delete(k);
+        if (early) timing.chunkReadsAhead++;
+        return { slice, read: early ?? readInto(slice) };
+      });
+      giveBack(taken);
+      if (r1 < rows) {
+        const n1 = Math.min(rows, r1 + rowsPer);
+        for (const [slot, ref] of inputs) {
+          if (!ref) continue;
+          const p = readInto(rowSlice(ref, r1, n1));
+          p.catch(() => undefined); // a failed guess is reported when (if) it is taken
+          ahead.set(aheadKey(slot, r1, n1), p);
+        }
+      }
+      const got = await Promise.allSettled(reads.map((x) => (x ? decodeRows(x.slice, x.read) : null)));
       const ok = got.map((g) => (g.status === 'fulfilled' ? g.value : null));
       const bad = got.find((g) => g.status === 'rejected');
       if (bad) {
@@ -562,6 +599,8 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       });
       timing.tensors++;
     } finally {
+      giveBack(ahead);
+      ahead = new Map();
       // Reads and writes of the pieces interleave with the GPU work: count the GPU side as compute.
       timing.readbackMs += readbackMs;
       timing.computeMs += performance.now() - c0 - readbackMs;
