@@ -416,8 +416,9 @@ export type WriteTensor =
 
 /**
  * A float tensor written in pieces, in order: `pieces` is called when the tensor's turn comes and each piece is
- * written before the next is asked for (so a piece may be a view the producer reuses); their total must be the
- * shape's. For tensors too large to hold on the host at once (the merge executor's row chunks).
+ * consumed before the next is asked for (so a piece may be a view the producer reuses): written, or for F16/BF16
+ * encoded into the writer's own buffer, whose write then runs while the producer makes the next piece. Their total
+ * must be the shape's. For tensors too large to hold on the host at once (the merge executor's row chunks).
  */
 export interface WriteTensorPieces {
   name: string;
@@ -481,7 +482,17 @@ export async function writeSafetensors(
 
   let halfMax = 1;
   for (let i = 0; i < tensors.length; i++) if (tensors[i].dtype === 'F16' || tensors[i].dtype === 'BF16') halfMax = Math.max(halfMax, numels[i]);
-  const scratch16 = new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax));
+  // F16/BF16 values are encoded into one of two scratch buffers and their write is left in flight (one at a
+  // time, so the other buffer is free) while the caller makes the next values: a merge's next row chunk runs on
+  // the GPU during the disk write instead of after it.
+  const scratch16 = [0, 1].map(() => new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax)));
+  let flip = 0;
+  let inFlight: Promise<void> | null = null;
+  const settle = async () => {
+    const p = inFlight;
+    inFlight = null;
+    await p;
+  };
   const w = await openAtomic(file);
   try {
     await w.write(prefix);
@@ -505,8 +516,10 @@ export async function writeSafetensors(
       if (data.length !== numels[i]) fail(`data has ${data.length} elements but shape [${t.shape.join(', ')}] needs ${numels[i]}`, t.name);
       await writeValues(t, data);
     }
+    await settle();
     if (w.bytesWritten !== 8 + json.length + offset) fail(`wrote ${w.bytesWritten} bytes, expected ${8 + json.length + offset}`);
   } catch (e) {
+    await settle().catch(() => undefined);
     await w.abort().catch(() => undefined);
     throw e;
   }
@@ -516,6 +529,8 @@ export async function writeSafetensors(
       for (let s = 0; s < data.length; s += CHUNK_ELEMENTS) {
         const part = data.subarray(s, Math.min(data.length, s + CHUNK_ELEMENTS));
         if (t.dtype === 'F32' || t.dtype === 'I32') {
+          // Written from the caller's memory: done before returning (the caller may reuse it).
+          await settle();
           const view = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
           if (LITTLE_ENDIAN) await w.write(view);
           else {
@@ -524,12 +539,17 @@ export async function writeSafetensors(
             await w.write(copy);
           }
         } else {
-          const out = scratch16.subarray(0, part.length);
+          const out = scratch16[flip].subarray(0, part.length);
+          flip ^= 1;
           if (t.dtype === 'F16') encodeF16(part as Float32Array, out);
           else encodeBf16(part as Float32Array, out);
           const view = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
           if (!LITTLE_ENDIAN) swapBytes(view, 2);
-          await w.write(view);
+          // The previous write (from the other buffer) ends first: one in flight, in order.
+          await settle();
+          const p = w.write(view);
+          p.catch(() => undefined); // seen by the next settle(); no unhandled rejection in between
+          inFlight = p;
         }
       }
   }

@@ -306,6 +306,44 @@ describe('safetensors', () => {
     await assert.rejects(readTensor(p, 'D', h), (e: unknown) => e instanceof SafetensorsError && e.message.includes(p) && e.message.includes('"D"'));
   });
 
+  it('pieces from one reused buffer: BF16/F16 writes run while the next piece is made, every value lands in order', async () => {
+    // 2.6 M elements in pieces of 700,001 (over the writer's 1 Mi-element encode chunk in the first tensor, so
+    // both scratch buffers turn over within a piece too); the producer overwrites its one buffer for each piece, as
+    // the merge executor's staging memory is, and yields to the event loop between pieces (its GPU work).
+    const n = 2_600_000;
+    const value = (i: number) => ((i * 2654435761) % 65521) / 64 - 512;
+    const piecesOf = (size: number) => async function* () {
+      const buf = new Float32Array(size);
+      for (let s = 0; s < n; s += size) {
+        const m = Math.min(size, n - s);
+        for (let k = 0; k < m; k++) buf[k] = value(s + k);
+        await new Promise((r) => setImmediate(r));
+        yield buf.subarray(0, m);
+      }
+    };
+    const p = path.join(dir, 'pieces.safetensors');
+    await writeSafetensors(p, [
+      { name: 'a', dtype: 'BF16', shape: [n], pieces: piecesOf(1_700_001) },
+      { name: 'b', dtype: 'F16', shape: [2, n / 2], pieces: piecesOf(700_001) },
+      { name: 'c', dtype: 'F32', shape: [n], pieces: piecesOf(999_983) },
+    ]);
+    const expected = Float32Array.from({ length: n }, (_, i) => value(i));
+    const round = (to: (x: number) => number, back: (b: number) => number) => Float32Array.from(expected, (x) => back(to(x)));
+    assert.deepEqual((await readTensor(p, 'a')).data, round(f32ToBf16Bits, bf16BitsToF32));
+    assert.deepEqual((await readTensor(p, 'b')).data, round(f32ToF16Bits, f16BitsToF32));
+    assert.deepEqual((await readTensor(p, 'c')).data, expected);
+
+    // A producer that fails while a write is in flight: the error comes through and no file (or temp file) is left.
+    const q = path.join(dir, 'pieces-fail.safetensors');
+    async function* failing() {
+      yield new Float32Array(1_500_000).fill(1);
+      await new Promise((r) => setImmediate(r));
+      throw new Error('the GPU was lost');
+    }
+    await assert.rejects(writeSafetensors(q, [{ name: 'a', dtype: 'BF16', shape: [3_000_000], pieces: failing }]), /the GPU was lost/);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('pieces-fail')), []);
+  });
+
   it('rejects writer misuse before touching the file', async () => {
     const p = path.join(dir, 'bad-write.safetensors');
     await assert.rejects(writeSafetensors(p, [{ name: 'x', dtype: 'F32', shape: [3], data: new Float32Array(2) }]), /tensor "x".*3/);
