@@ -47,8 +47,8 @@ import { PanelSet, showGonePanel } from './panel-set';
 export const POINTS_DIR = 'points';
 /** The scores a new sweep offers checked: both need nothing but the weights. */
 export const DEFAULT_SWEEP_SCORES = ['magnitude', 'random'];
-/** File changes are read after this pause (a sweep rewrites its file after every point). */
-const RELOAD_DEBOUNCE_MS = 60;
+/** File changes are read this long after the first one (a sweep rewrites its file after every point). */
+const RELOAD_PAUSE_MS = 60;
 
 export interface PrunePanelState {
   checkpoint: string;
@@ -319,8 +319,13 @@ class PrunePanel {
   }
 
   private scheduleReload(): void {
-    clearTimeout(this.reloadTimer);
-    this.reloadTimer = setTimeout(() => void this.reload(), RELOAD_DEBOUNCE_MS);
+    // A pending reload takes every change made before it runs: not reset by later ones, or a sweep saving points
+    // faster than the pause would show nothing until it ends.
+    if (this.reloadTimer !== undefined) return;
+    this.reloadTimer = setTimeout(() => {
+      this.reloadTimer = undefined;
+      void this.reload();
+    }, RELOAD_PAUSE_MS);
   }
 
   /** Re-reads the sweep file (and the extra points), then sends the state. Serialized: reads never interleave. */
