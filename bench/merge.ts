@@ -199,7 +199,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
     global.gc?.();
     const rssWarm = process.memoryUsage().rss;
     o.log(`  RSS: ${(rssWarm / 1e6).toFixed(0)} MB with the merge kernels compiled`);
-    interface Sample { seconds: number; cpuSeconds: number; peakRss: number; gpuLive: number; gpuTotal: number; bytesWritten: number; timing: MergeTiming }
+    interface Sample { seconds: number; cpuSeconds: number; peakRss: number; gpuLive: number; gpuTotal: number; bytesWritten: number; bytesRead: number; timing: MergeTiming }
     const samples = new Map<string, Sample[]>(methods.map(([m]) => [m, []]));
     const boundSeconds: number[] = [];
     for (let r = 0; r < reps; r++) {
@@ -222,7 +222,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         clearInterval(timer);
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         const pool = rt.pool.snapshot();
-        samples.get(method)!.push({ seconds, cpuSeconds, peakRss, gpuLive: pool.peakLiveBytes, gpuTotal: pool.peakTotalBytes, bytesWritten: report.bytesWritten, timing: report.timing! });
+        samples.get(method)!.push({ seconds, cpuSeconds, peakRss, gpuLive: pool.peakLiveBytes, gpuTotal: pool.peakTotalBytes, bytesWritten: report.bytesWritten, bytesRead: report.bytesRead, timing: report.timing! });
         o.log(`  [${r + 1}/${reps}] ${method}: ${seconds.toFixed(2)} s (${cpuSeconds.toFixed(1)} CPU s), ${(inputBytes / 1e9 / seconds).toFixed(3)} GB/s, peak RSS ${(peakRss / 1e6).toFixed(0)} MB, GPU ${(pool.peakLiveBytes / 1e6).toFixed(0)} MB live / ${(pool.peakTotalBytes / 1e6).toFixed(0)} MB with the pool`);
         fs.rmSync(path.join(dir, `out-${method}`), { recursive: true, force: true });
       }
@@ -264,6 +264,9 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         peak_gpu_with_pool_mb: Math.max(...xs.map((x) => x.gpuTotal)) / 1e6,
         peak_gpu_tensors: Math.max(...xs.map((x) => x.gpuLive)) / largestTensorBytes,
         output_gb: xs[0].bytesWritten / 1e9,
+        // Bytes read over the files' size: 1 when every input is read once; a row-chunked top-k trim reads its
+        // inputs again for each sweep of its select (tensor-merge.ts defaultChunkBytes).
+        read_amplification: xs[0].bytesRead / inputBytes,
         repetitions: xs.length,
         preview_seconds: previewSeconds.get(method)!,
         // The last repetition's phases, per tensor (ms).
@@ -317,11 +320,11 @@ export function formatMergeBench(report: object): string {
     const n = (k: string, d = 2) => (x[k] as number).toFixed(d);
     lines.push(`${String(x.case).padEnd(10)} ${n('seconds').padStart(8)} ${n('input_gb_per_s', 3).padStart(7)} ${n('read_bound_seconds').padStart(7)} ${n('ratio_vs_read_bound').padStart(6)} ${n('peak_rss_mb', 0).padStart(12)} ${n('rss_limit_mb', 0).padStart(9)} ${n('peak_gpu_mb', 0).padStart(7)} ${n('peak_gpu_with_pool_mb', 0).padStart(6)}`);
   }
-  lines.push('ms per tensor: read wait · upload · GPU passes · readback · write; dispatches, submits per tensor');
+  lines.push('ms per tensor: read wait · upload · GPU passes · readback · write; dispatches, submits per tensor; bytes read / file bytes');
   for (const x of r.rows) {
     const m = x.ms_per_tensor as unknown as Record<string, number>;
     const f = (v: number) => v.toFixed(1);
-    lines.push(`${String(x.case).padEnd(10)} ${f(m.read_wait)} · ${f(m.upload)} · ${f(m.gpu_passes)} · ${f(m.readback)} · ${f(m.write)}; ${(x.dispatches_per_tensor as number).toFixed(0)}, ${(x.submits_per_tensor as number).toFixed(1)}`);
+    lines.push(`${String(x.case).padEnd(10)} ${f(m.read_wait)} · ${f(m.upload)} · ${f(m.gpu_passes)} · ${f(m.readback)} · ${f(m.write)}; ${(x.dispatches_per_tensor as number).toFixed(0)}, ${(x.submits_per_tensor as number).toFixed(1)}; read ×${(x.read_amplification as number).toFixed(1)}`);
   }
   lines.push(`panel preview (every tensor × ${MERGE_PREVIEW_ROWS} rows), seconds: ${r.rows.map((x) => `${x.case} ${(x.preview_seconds as number).toFixed(2)}`).join(', ')}`);
   lines.push(`headline: ratio_vs_read_bound ${r.headline.ratio_vs_read_bound.toFixed(3)} (target ≥ 0.5), peak_rss_mb ${r.headline.peak_rss_mb.toFixed(0)} (limit ${r.headline.rss_limit_mb.toFixed(0)}), peak_gpu_mb ${r.headline.peak_gpu_mb.toFixed(0)}, preview_seconds ${r.headline.preview_seconds.toFixed(2)} (target < 2)`);

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randn, runtime } from './helpers';
 import { Tensor, fromArray } from '../../src/engine/tensor/tensor';
-import { chunkRowsFor, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from '../../src/engine/merge/tensor-merge';
+import { DEFAULT_CHUNK_BYTES, HARDWARE_CHUNK_BYTES, chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from '../../src/engine/merge/tensor-merge';
 import { MERGE_METHOD_ENTRIES, type MergeMethodName } from '../../src/files/registry/merge-methods';
 import { matrixView } from '../../src/protocol/stats';
 import { kthLargest, kthLargestStreamed } from '../../src/engine/ops/select';
@@ -170,6 +170,18 @@ describe('merge in row chunks = whole tensor, bit for bit', function () {
     assert.equal(chunkRowsFor(rt, 'ties', [37, 512], 37 * 512 * 4), 0);
     assert.equal(chunkRowsFor(rt, 'ties', [37, 13], 64), 0); // the aligned unit would be 16384 rows
     assert.ok(chunkRowsFor(rt, 'ties', [4096, 4096], 8 << 20) === 512);
+  });
+
+  it('default chunks: small on a software adapter (its GPU memory is host memory), a [4096, 4096] matrix whole on a GPU', async () => {
+    const rt = await runtime();
+    assert.equal(defaultChunkBytes(rt), rt.gpu.info.fallback ? DEFAULT_CHUNK_BYTES : Math.min(HARDWARE_CHUNK_BYTES, rt.gpu.info.limits.maxStorageBufferBindingSize));
+    // The same choice for a hardware adapter's description (only info is read).
+    const gpuLike = (binding: number) => ({ ...rt, gpu: { ...rt.gpu, info: { ...rt.gpu.info, fallback: false, limits: { ...rt.gpu.info.limits, maxStorageBufferBindingSize: binding } } } }) as unknown as typeof rt;
+    assert.equal(defaultChunkBytes(gpuLike(2 ** 31)), 64 << 20);
+    assert.equal(defaultChunkBytes(gpuLike(32 << 20)), 32 << 20, 'within one storage binding');
+    assert.equal(chunkRowsFor(rt, 'ties', [4096, 4096], 64 << 20), 0, 'whole: its inputs are read once');
+    assert.ok(chunkRowsFor(rt, 'ties', [8192, 4096], 64 << 20) > 0, 'a larger tensor still in chunks');
+    assert.ok(chunkRowsFor(rt, 'ties', [4096, 4096], DEFAULT_CHUNK_BYTES) > 0, 'chunked on a software adapter');
   });
 
   it('the streamed select finds the key kthLargest finds, from pieces in any order, ties straddling the threshold too', async () => {

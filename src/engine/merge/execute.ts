@@ -29,7 +29,7 @@ import { writeSafetensors } from '../../files/safetensors';
 import type { Runtime } from '../gpu/runtime';
 import { decodeFloatBytes } from '../ops/convert';
 import type { Tensor } from '../tensor/tensor';
-import { DEFAULT_CHUNK_BYTES, chunkRowsFor, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
+import { chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
 import * as os from 'node:os';
@@ -80,7 +80,10 @@ export interface MergeReport {
 }
 
 export interface MergeTiming {
-  /** Waiting for input bytes from disk (reads of the next tensor overlap the current one's GPU work). */
+  /**
+   * Waiting for input bytes from disk: wall time, once per task or row chunk for all its inputs (the next task's or
+   * chunk's reads run during the current one's GPU work, so this is what the read-ahead did not hide).
+   */
   readWaitMs: number;
   /** Uploading the inputs and recording the F16/BF16 widening. */
   uploadMs: number;
@@ -116,7 +119,8 @@ export interface ExecuteOptions {
   preview?: { tensors: number; rows: number };
   /**
    * Bytes of f32 per operand of a row chunk (tensor-merge.ts chunkRowsFor): tensors above it are merged and
-   * written in row chunks; 0 or Infinity merges every tensor whole. Default DEFAULT_CHUNK_BYTES (4 MiB).
+   * written in row chunks; 0 or Infinity merges every tensor whole. Default: defaultChunkBytes (4 MiB on a
+   * software adapter, 64 MiB on a hardware GPU).
    * Tests force tiny chunks with it.
    */
   chunkBytes?: number;
@@ -299,7 +303,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const keyOf = (inp: PlanInput) => `${inp.model}\u0000${inp.tensor.name}`;
   // Raw bytes of the next task's inputs, read while the GPU works on the current task.
   const pending = new Map<string, Promise<Uint8Array>>();
-  const chunkBytes = o.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const chunkBytes = o.chunkBytes ?? defaultChunkBytes(rt);
   /** Rows per chunk of a task merged in row chunks, or 0 (whole; always for a preview: its tensors are samples). */
   const chunkRowsOf = (task: MergeTask) => (preview || !Number.isFinite(chunkBytes) ? 0 : chunkRowsFor(rt, plan.method, task.shape, chunkBytes));
   const readAhead = (task: MergeTask | undefined) => {
@@ -313,27 +317,41 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       pending.set(k, p);
     }
   };
-  const load = async (inp: PlanInput): Promise<Tensor> => {
-    const k = keyOf(inp);
-    const hit = cache.get(k);
-    if (hit) return hit;
-    const ref = refOf(inp);
+  /**
+   * A task's inputs as f32 tensors: cached ones as they are, the others from the bytes read ahead (or read now).
+   * The wait for the bytes is timed once for all of them (their reads overlap), then each is uploaded.
+   */
+  const loadAll = async (inps: PlanInput[]): Promise<Tensor[]> => {
+    const reads = new Map<string, { ref: TensorRef; read: Promise<Uint8Array> }>();
+    for (const inp of inps) {
+      const k = keyOf(inp);
+      if (cache.has(k) || reads.has(k)) continue;
+      const ref = refOf(inp);
+      reads.set(k, { ref, read: pending.get(k) ?? readInto(ref) });
+      pending.delete(k);
+    }
     const w0 = performance.now();
-    const bytes = await (pending.get(k) ?? readInto(ref));
-    pending.delete(k);
+    const got = await Promise.allSettled([...reads.values()].map((r) => r.read));
     const u0 = performance.now();
     timing.readWaitMs += u0 - w0;
-    bytesRead += bytes.byteLength;
-    let t: Tensor;
+    const bad = got.find((g) => g.status === 'rejected');
+    if (bad) {
+      for (const g of got) if (g.status === 'fulfilled') hostBufs.release(g.value);
+      throw (bad as PromiseRejectedResult).reason;
+    }
     try {
-      t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
+      [...reads].forEach(([k, { ref }], i) => {
+        const bytes = (got[i] as PromiseFulfilledResult<Uint8Array>).value;
+        bytesRead += bytes.byteLength;
+        const t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
+        t.name = `${ref.name} (model ${inps.find((x) => keyOf(x) === k)!.model})`;
+        cache.set(k, t); // released after the tensor's last use, or at the end
+      });
     } finally {
-      hostBufs.release(bytes); // queue.writeBuffer copied them
+      for (const g of got) hostBufs.release((g as PromiseFulfilledResult<Uint8Array>).value); // queue.writeBuffer copied them
     }
     timing.uploadMs += performance.now() - u0;
-    t.name = `${inp.tensor.name} (model ${inp.model})`;
-    cache.set(k, t);
-    return t;
+    return inps.map((inp) => cache.get(keyOf(inp))!);
   };
   const loadStats = async (inp: PlanInput): Promise<{ row: Tensor; col: Tensor } | null> => {
     if (!inp.stats) return null;
@@ -394,8 +412,9 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
    */
   const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array> => {
     if (o.signal?.aborted) throw new MergeCancelledError();
-    const base = task.base ? await load(task.base) : null;
-    const experts = await Promise.all(task.experts.map(load));
+    const loaded = await loadAll([...(task.base ? [task.base] : []), ...task.experts]);
+    const base = task.base ? loaded[0] : null;
+    const experts = task.base ? loaded.slice(1) : loaded;
     const curvature = plan.needs.statistics ? await Promise.all(task.experts.map(loadStats)) : undefined;
     readAhead(next);
     const shape = preview ? refOf(task.experts[0]).shape : task.shape;
@@ -500,19 +519,6 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         p.then((b) => hostBufs.release(b), () => undefined);
       }
     };
-    const decodeRows = async (slice: TensorRef, read: Promise<Uint8Array>): Promise<Tensor> => {
-      const w0 = performance.now();
-      const bytes = await read;
-      const u0 = performance.now();
-      timing.readWaitMs += u0 - w0;
-      bytesRead += bytes.byteLength;
-      try {
-        return decodeFloatBytes(rt, bytes, slice.dtype, slice.shape);
-      } finally {
-        hostBufs.release(bytes);
-        timing.uploadMs += performance.now() - u0;
-      }
-    };
     const load: ChunkLoader = async (r0, r1, need) => {
       // The inputs this call reads, each with a slot name that stays the same from chunk to chunk.
       const inputs: [string, TensorRef | null][] = [
@@ -541,13 +547,31 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
           ahead.set(aheadKey(slot, r1, n1), p);
         }
       }
-      const got = await Promise.allSettled(reads.map((x) => (x ? decodeRows(x.slice, x.read) : null)));
-      const ok = got.map((g) => (g.status === 'fulfilled' ? g.value : null));
-      const bad = got.find((g) => g.status === 'rejected');
+      // The bytes of every input at once (their reads overlap: one wait), then each is uploaded.
+      const w0 = performance.now();
+      const bytes = await Promise.allSettled(reads.map((x) => x?.read ?? null));
+      const u0 = performance.now();
+      timing.readWaitMs += u0 - w0;
+      const bad = bytes.find((g) => g.status === 'rejected');
       if (bad) {
-        for (const t of ok) t?.dispose();
+        for (const g of bytes) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value);
         throw (bad as PromiseRejectedResult).reason;
       }
+      const ok: (Tensor | null)[] = [];
+      try {
+        reads.forEach((x, i) => {
+          const b = (bytes[i] as PromiseFulfilledResult<Uint8Array | null>).value;
+          if (!x || !b) return void ok.push(null);
+          bytesRead += b.byteLength;
+          ok.push(decodeFloatBytes(rt, b, x.slice.dtype, x.slice.shape));
+        });
+      } catch (e) {
+        for (const t of ok) t?.dispose();
+        throw e;
+      } finally {
+        for (const g of bytes) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value); // uploaded (copied)
+      }
+      timing.uploadMs += performance.now() - u0;
       const E = task.experts.length;
       return { base: ok[0], experts: ok.slice(1, 1 + E), fisher: need.fisher && hasFisher ? (ok.slice(1 + E) as Tensor[]) : undefined };
     };

@@ -130,8 +130,23 @@ async function readStats(c: MergeCtx, sums: Tensor, flags: Flag[]): Promise<Tens
 
 // ---- row chunks ---------------------------------------------------------------------------------------------
 
-/** Bytes of one f32 operand per chunk (see chunkRowsFor). */
+/** Bytes of one f32 operand per chunk on a software adapter (see chunkRowsFor, defaultChunkBytes). */
 export const DEFAULT_CHUNK_BYTES = 4 << 20;
+/** …and on a hardware GPU: a [4096, 4096] f32 matrix is merged whole. */
+export const HARDWARE_CHUNK_BYTES = 64 << 20;
+
+/**
+ * The chunk size of a merge not told one. On a software adapter (lavapipe) GPU buffers are host memory, so chunks
+ * stay small and the host memory a merge holds is bounded by the chunk. On a hardware GPU a tensor of up to 64 MiB
+ * of f32 per operand is merged whole: the methods that trim to a top-k then read its inputs once, where a chunked
+ * merge reads them again for each sweep of the streamed select (5 per trimmed expert, usually), which caps its
+ * throughput far below the disk's; the ~10 operands of such a tensor (640 MiB) fit any GPU one merges on. Larger
+ * tensors still go in chunks of that size, within one storage binding.
+ */
+export function defaultChunkBytes(rt: Runtime): number {
+  if (rt.gpu.info.fallback) return DEFAULT_CHUNK_BYTES;
+  return Math.min(HARDWARE_CHUNK_BYTES, rt.gpu.info.limits.maxStorageBufferBindingSize ?? DEFAULT_CHUNK_BYTES);
+}
 
 function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
