@@ -22,32 +22,7 @@ struct Params {
 
 override WG: u32 = 256u;
 
-/** IEEE binary16 bits of the f32 with bits `b`: round to nearest, ties to even; ±Inf on overflow; NaN stays NaN. */
-fn f16_bits(b: u32) -> u32 {
-  let sign = (b >> 16u) & 0x8000u;
-  let ex = (b >> 23u) & 0xffu;
-  let mant = b & 0x7fffffu;
-  if (ex == 0xffu) {
-    // Inf, or a quiet NaN keeping the top of the payload.
-    return sign | 0x7c00u | select(0u, 0x200u | (mant >> 13u), mant != 0u);
-  }
-  let e = i32(ex) - 112; // rebias 127 → 15
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e <= 0) {
-    // An f16 subnormal (or zero): the implicit bit restored, shifted into place, rounded on the bits shifted out.
-    if (e < -10) { return sign; }
-    let m = mant | 0x800000u;
-    let shift = u32(14 - e);
-    let r = m >> shift;
-    let rem = m & ((1u << shift) - 1u);
-    let half = 1u << (shift - 1u);
-    return sign | select(r, r + 1u, rem > half || (rem == half && (r & 1u) != 0u));
-  }
-  let r = (u32(e) << 10u) | (mant >> 13u);
-  let rem = mant & 0x1fffu;
-  // A carry out of the mantissa bumps the exponent, and 0x7bff + 1 is +Inf: both correct.
-  return sign | select(r, r + 1u, rem > 0x1000u || (rem == 0x1000u && (r & 1u) != 0u));
-}
+//#include "common/half_bits.wgsl"
 
 // f32 read as bits: a load through f32 may flush subnormals or quiet NaNs on some drivers.
 @group(0) @binding(1) var<storage, read> src_bits: array<u32>;

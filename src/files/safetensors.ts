@@ -411,8 +411,14 @@ type Lazy<T> = T | (() => T | Promise<T>);
 
 /** A tensor to write. `data` may be a function, called only when the tensor's turn comes (streaming). */
 export type WriteTensor =
-  | { name: string; dtype: WritableFloatDType; shape: readonly number[]; data: Lazy<Float32Array> }
+  | { name: string; dtype: WritableFloatDType; shape: readonly number[]; data: Lazy<HalfOrF32> }
   | { name: string; dtype: 'I32'; shape: readonly number[]; data: Lazy<Int32Array> };
+
+/**
+ * A float tensor's values: f32 (encoded to the tensor's dtype here), or for F16/BF16 the bits already encoded
+ * (a Uint16Array: e.g. narrowed on the GPU), written as they are.
+ */
+export type HalfOrF32 = Float32Array | Uint16Array;
 
 /**
  * A float tensor written in pieces, in order: `pieces` is called when the tensor's turn comes and each piece is
@@ -424,7 +430,7 @@ export interface WriteTensorPieces {
   name: string;
   dtype: WritableFloatDType;
   shape: readonly number[];
-  pieces: () => AsyncIterable<Float32Array>;
+  pieces: () => AsyncIterable<HalfOrF32>;
 }
 
 const CHUNK_ELEMENTS = 1 << 20;
@@ -502,7 +508,7 @@ export async function writeSafetensors(
       if ('pieces' in t) {
         let total = 0;
         for await (const piece of t.pieces()) {
-          if (!(piece instanceof Float32Array)) fail('a piece of data must be a Float32Array', t.name);
+          if (!(piece instanceof Float32Array || (piece instanceof Uint16Array && t.dtype !== 'F32'))) fail(`a piece of data must be a Float32Array${t.dtype === 'F32' ? '' : ` or a Uint16Array of ${t.dtype} bits`}`, t.name);
           total += piece.length;
           if (total > numels[i]) fail(`data has more than the ${numels[i]} elements shape [${t.shape.join(', ')}] needs`, t.name);
           await writeValues(t, piece);
@@ -511,8 +517,9 @@ export async function writeSafetensors(
         continue;
       }
       const data = typeof t.data === 'function' ? await t.data() : t.data;
-      if (!(data instanceof Float32Array || data instanceof Int32Array)) fail('data must be a Float32Array or Int32Array', t.name);
+      if (!(data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint16Array)) fail('data must be a Float32Array, Uint16Array (F16/BF16 bits) or Int32Array', t.name);
       if ((t.dtype === 'I32') !== data instanceof Int32Array) fail(`data of dtype ${t.dtype} must be ${t.dtype === 'I32' ? 'an Int32Array' : 'a Float32Array'}`, t.name);
+      if (data instanceof Uint16Array && t.dtype === 'F32') fail('data of dtype F32 must be a Float32Array (a Uint16Array holds F16/BF16 bits)', t.name);
       if (data.length !== numels[i]) fail(`data has ${data.length} elements but shape [${t.shape.join(', ')}] needs ${numels[i]}`, t.name);
       await writeValues(t, data);
     }
@@ -525,7 +532,7 @@ export async function writeSafetensors(
   }
   await w.commit();
 
-  async function writeValues(t: WriteTensor | WriteTensorPieces, data: Float32Array | Int32Array): Promise<void> {
+  async function writeValues(t: WriteTensor | WriteTensorPieces, data: Float32Array | Int32Array | Uint16Array): Promise<void> {
       for (let s = 0; s < data.length; s += CHUNK_ELEMENTS) {
         const part = data.subarray(s, Math.min(data.length, s + CHUNK_ELEMENTS));
         if (t.dtype === 'F32' || t.dtype === 'I32') {
@@ -541,7 +548,8 @@ export async function writeSafetensors(
         } else {
           const out = scratch16[flip].subarray(0, part.length);
           flip ^= 1;
-          if (t.dtype === 'F16') encodeF16(part as Float32Array, out);
+          if (part instanceof Uint16Array) out.set(part); // bits encoded already: copied, so the caller may reuse them
+          else if (t.dtype === 'F16') encodeF16(part as Float32Array, out);
           else encodeBf16(part as Float32Array, out);
           const view = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
           if (!LITTLE_ENDIAN) swapBytes(view, 2);

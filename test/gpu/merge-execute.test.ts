@@ -8,13 +8,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
-import { readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/files/safetensors';
+import { readSafetensorsHeader, readTensor, readTensorBytes, writeSafetensors } from '../../src/files/safetensors';
 import { executeMerge, MergeCancelledError, MergeOutputExistsError, rowSample } from '../../src/engine/merge/execute';
 import { TensorFileReader, type TensorRef } from '../../src/files/merge/model-files';
 import { chunkRowsFor } from '../../src/engine/merge/tensor-merge';
 import type { MergeMethodName } from '../../src/files/registry/merge-methods';
 import { cpuMergeTensor } from '../../src/engine/cpu/merge';
-import { decodeFloatBytes } from '../../src/engine/ops/convert';
+import { decodeFloatBytes, encodeHalfWords } from '../../src/engine/ops/convert';
+import { fromArray } from '../../src/engine/tensor/tensor';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
 import { loadConfig } from '../../src/files/config/load';
 import { train } from '../../src/engine/train/trainer';
@@ -89,6 +90,39 @@ describe('merge executor (streamed, on the GPU)', function () {
     }
   });
 
+  it('encodes f32 to F16 and BF16 words on the GPU bit for bit like the host encoder (specials, ties, odd counts)', async () => {
+    const rt = await runtime();
+    const u = new Uint32Array(1);
+    const f = new Float32Array(u.buffer);
+    const bits = (b: number) => ((u[0] = b >>> 0), f[0]);
+    // Values where rounding is easy to get wrong: ties to even in both formats, f16 subnormals and its overflow
+    // edge, bf16's carry into Inf, NaNs with payloads (quiet, sign kept), ±0, ±Inf, f32 subnormals.
+    const specials = [
+      0, -0, 1, -1, Infinity, -Infinity, NaN, bits(0x7f800001), bits(0xffc12345), bits(0x7f7fffff), bits(0xff7fffff),
+      65504, 65519.99, 65520, -65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 2 ** -14, 2 ** -15 * 1.5, bits(0x00000001), bits(0x807fffff),
+      1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8, 1 + 3 * 2 ** -8, bits(0x3f808000), bits(0x3f818000), bits(0x3f80ffff), bits(0x477fe000),
+    ];
+    // 1, 2, primes, around a workgroup's 256 words (512 elements), and large (64 MiB of f32, 32,768 workgroups).
+    for (const n of [1, 2, 3, 31, 511, 512, 513, 10007, (1 << 24) + 3]) {
+      const v = n > 100_000 ? new Float32Array(n).map((_, i) => bits(Math.imul(i, 2654435761) ^ (i >>> 7))) : randn(n, n, 3);
+      for (let i = 0; i < Math.min(n, specials.length); i++) v[(i * 7919) % n] = specials[i];
+      const t = fromArray(rt, v, [n]);
+      for (const dt of ['F16', 'BF16'] as const) {
+        const want = new Uint16Array(n);
+        (dt === 'F16' ? encodeF16 : encodeBf16)(v, want);
+        const w = encodeHalfWords(t, dt);
+        assert.deepEqual(w.shape, [Math.ceil(n / 2)]);
+        const got = new Uint16Array(((await w.toArray()) as Uint32Array).buffer);
+        if (n % 2) assert.equal(got[n], 0, `${dt} n=${n}: the last word's high half is zero`);
+        const bad = want.findIndex((x, i) => got[i] !== x);
+        assert.equal(bad, -1, bad < 0 ? '' : `${dt} n=${n}: element ${bad} (f32 bits 0x${new Uint32Array(v.buffer)[bad].toString(16)}) → 0x${got[bad].toString(16)}, host 0x${want[bad].toString(16)}`);
+        w.dispose();
+      }
+      t.dispose();
+    }
+    assert.throws(() => encodeHalfWords(fromArray(rt, new Int32Array(2), [2], 'i32'), 'BF16'), /expected an f32 tensor, got i32/);
+  });
+
   it('ties from a mergekit YAML: every tensor equals the CPU reference; report and output dtype as configured', async () => {
     const rt = await runtime();
     const c = cfg(
@@ -128,6 +162,29 @@ tokenizer_source: base
     assert.equal(rep.tensors.length, plan.tasks.length);
     assert.ok(report.tensors.every((t) => t.keptFraction.length === 2 && t.signConflict >= 0 && t.signConflict <= 1));
     assert.ok(report.bytesRead > 0 && report.bytesWritten > 0);
+  });
+
+  it('a BF16 or F16 output is narrowed on the GPU: the bits of the f32 output encoded on the host', async () => {
+    const rt = await runtime();
+    const yaml = (dt: string) => `merge_method: ties\nbase_model: ./base\nmodels:\n  - model: ./e1\n    parameters: { density: 0.5, weight: 0.6 }\n  - model: ./e2.safetensors\n    parameters: { density: 0.7, weight: 0.4 }\nout_dtype: ${dt}\n`;
+    const wide = path.join(dir, 'out-ties-f32');
+    const r32 = await executeMerge({ rt, plan: await planMerge(cfg('ties-f32', yaml('float32'))), outDir: wide });
+    const f32 = await readAllTensors(path.join(wide, 'model.safetensors'));
+    const words = [...f32.values()].reduce((a, v) => a + Math.ceil(v.length / 2), 0);
+    assert.equal(r32.timing!.readbackBytes, 4 * [...f32.values()].reduce((a, v) => a + v.length, 0));
+    for (const [dt, st, enc] of [['bfloat16', 'BF16', encodeBf16], ['float16', 'F16', encodeF16]] as const) {
+      const out = path.join(dir, `out-ties-${st}`);
+      const r = await executeMerge({ rt, plan: await planMerge(cfg(`ties-${st}`, yaml(dt))), outDir: out });
+      assert.equal(r.timing!.readbackBytes, 4 * words, `${st}: two values per word come back`);
+      const h = await readSafetensorsHeader(path.join(out, 'model.safetensors'));
+      for (const [name, v] of f32) {
+        assert.equal(h.tensors[name].dtype, st);
+        const want = new Uint16Array(v.length);
+        enc(v, want);
+        const got = new Uint16Array((await readTensorBytes(path.join(out, 'model.safetensors'), name, h)).slice().buffer);
+        assert.deepEqual(got, want, `${st} ${name}`);
+      }
+    }
   });
 
   it('writes shards with an index when the output exceeds maxShardBytes; refuses to overwrite without force', async () => {

@@ -333,6 +333,26 @@ describe('safetensors', () => {
     assert.deepEqual((await readTensor(p, 'b')).data, round(f32ToF16Bits, f16BitsToF32));
     assert.deepEqual((await readTensor(p, 'c')).data, expected);
 
+    // F16/BF16 bits encoded elsewhere (a merge narrows on the GPU) are written as they are, whole or in pieces
+    // from one reused buffer; F32 takes no bits.
+    const bitsOf16 = Uint16Array.from({ length: 1001 }, (_, i) => (i * 40503) & 0xffff);
+    const r = path.join(dir, 'bits.safetensors');
+    await writeSafetensors(r, [
+      { name: 'whole', dtype: 'BF16', shape: [1001], data: bitsOf16 },
+      { name: 'pieces', dtype: 'F16', shape: [7, 143], pieces: async function* () {
+        const buf = new Uint16Array(300);
+        for (let s = 0; s < 1001; s += 300) {
+          buf.set(bitsOf16.subarray(s, s + 300));
+          await new Promise((res) => setImmediate(res));
+          yield buf.subarray(0, Math.min(300, 1001 - s));
+        }
+      } },
+    ]);
+    const raw = async (name: string) => new Uint16Array((await readTensorBytes(r, name)).slice().buffer);
+    assert.deepEqual(await raw('whole'), bitsOf16);
+    assert.deepEqual(await raw('pieces'), bitsOf16);
+    await assert.rejects(writeSafetensors(path.join(dir, 'bits-f32.safetensors'), [{ name: 'x', dtype: 'F32', shape: [2], data: () => new Uint16Array(2) as unknown as Float32Array }]), /F32 must be a Float32Array/);
+
     // A producer that fails while a write is in flight: the error comes through and no file (or temp file) is left.
     const q = path.join(dir, 'pieces-fail.safetensors');
     async function* failing() {

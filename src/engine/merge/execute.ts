@@ -23,11 +23,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../files/atomic';
-import { TensorFileReader, type TensorRef } from '../../files/merge/model-files';
+import { TensorFileReader, type FloatDType, type TensorRef } from '../../files/merge/model-files';
 import { outputShards, type MergePlan, type MergeTask, type PlanInput } from '../../files/merge/plan';
 import { writeSafetensors } from '../../files/safetensors';
 import type { Runtime } from '../gpu/runtime';
-import { decodeFloatBytes } from '../ops/convert';
+import { decodeFloatBytes, encodeHalfWords } from '../ops/convert';
 import type { Tensor } from '../tensor/tensor';
 import { chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
@@ -96,6 +96,8 @@ export interface MergeTiming {
   tensors: number;
   dispatches: number;
   submits: number;
+  /** Bytes read back from the GPU (an F16/BF16 output comes back narrowed: 2 bytes per value). */
+  readbackBytes: number;
   /** Row-chunked tensors: chunk reads served by the read-ahead (read while the previous chunk merged)… */
   chunkReadsAhead: number;
   /** …and read-ahead guesses not taken (a pass ended; the next one starts over or needs other inputs). */
@@ -203,34 +205,49 @@ class Readback {
   private staging: GPUBuffer | null = null;
   private mapped = false;
   private bytes = 0;
+  /** Elements of the recorded values, and whether they are F16/BF16 bits (two per word) or f32. */
+  private count = 0;
+  private half = false;
 
   constructor(private readonly rt: Runtime) {}
+
+  /** Bytes mapped by read() so far. */
+  total = 0;
 
   private unmap(): void {
     if (this.mapped) this.staging?.unmap();
     this.mapped = false;
   }
 
-  /** Record the copy of t into the staging buffer (the next flush submits it). */
-  record(t: Tensor): void {
+  /**
+   * Record the copy of t into the staging buffer (the next flush submits it). An F16/BF16 output is narrowed on the
+   * GPU first (ops/convert.ts encodeHalfWords): half the bytes come back, and the host writes them as they are.
+   */
+  record(t: Tensor, as: FloatDType = 'F32'): void {
     this.unmap();
-    const bytes = t.size * 4;
+    const src = as === 'F32' ? t : encodeHalfWords(t, as);
+    const bytes = as === 'F32' ? t.size * 4 : Math.ceil(t.size / 2) * 4;
     if (!this.staging || this.staging.size < bytes) {
       this.staging?.destroy();
       this.staging = this.rt.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'basin-merge-readback' });
     }
     this.bytes = bytes;
-    if (bytes > 0) this.rt.copy(t.range(), { buffer: this.staging, offset: 0, size: bytes }, bytes);
+    this.count = t.size;
+    this.half = as !== 'F32';
+    if (bytes > 0) this.rt.copy(src.range(), { buffer: this.staging, offset: 0, size: bytes }, bytes);
+    if (src !== t) src.dispose(); // the copy is recorded before any later use of the buffer
   }
 
-  /** The recorded values, as a view of the mapped staging memory (valid until the next record()). */
-  async read(): Promise<Float32Array> {
-    if (this.bytes === 0 || !this.staging) return new Float32Array(0);
+  /** The recorded values (f32, or F16/BF16 bits), as a view of the mapped staging memory (valid until the next record()). */
+  async read(): Promise<Float32Array | Uint16Array> {
+    if (this.bytes === 0 || !this.staging) return this.half ? new Uint16Array(0) : new Float32Array(0);
     this.rt.flush();
     await Promise.race([this.staging.mapAsync(GPUMapMode.READ, 0, this.bytes), this.rt.gpu.lostPromise()]);
     this.rt.gpu.check();
     this.mapped = true;
-    return new Float32Array(this.staging.getMappedRange(0, this.bytes));
+    this.total += this.bytes;
+    const range = this.staging.getMappedRange(0, this.bytes);
+    return this.half ? new Uint16Array(range, 0, this.count) : new Float32Array(range);
   }
 
   destroy(): void {
@@ -287,7 +304,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const reader = new TensorFileReader();
   const hostBufs = new HostBuffers();
   const readback = new Readback(rt);
-  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, chunkReadsAhead: 0, chunkReadsWasted: 0 };
+  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, readbackBytes: 0, chunkReadsAhead: 0, chunkReadsWasted: 0 };
   const counters0 = { dispatches: rt.counters.dispatches, submits: rt.counters.submits };
   /** Reads a tensor's bytes into a reused host buffer (give it back with hostBufs.release once uploaded). */
   const readInto = (ref: TensorRef): Promise<Uint8Array> => {
@@ -410,7 +427,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
    * Merges one task on the GPU and returns the merged values (host f32, valid until the next task) after its
    * statistics were checked; a preview returns none.
    */
-  const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array> => {
+  const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array | Uint16Array> => {
     if (o.signal?.aborted) throw new MergeCancelledError();
     const loaded = await loadAll([...(task.base ? [task.base] : []), ...task.experts]);
     const base = task.base ? loaded[0] : null;
@@ -444,7 +461,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         gram,
       }, (out) => {
         // A preview reports only the stats: its values never leave the GPU (one map per tensor, not two).
-        if (!preview) readback.record(out);
+        if (!preview) readback.record(out, task.outDtype);
       });
       merged = r.merged;
       let stats: TensorMergeStats;
@@ -494,7 +511,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
    * as views of the staging memory (valid until the next piece is asked for). Inputs are read chunk by chunk at
    * their row offsets (positioned reads into reused host buffers); nothing of the task is cached.
    */
-  async function* runChunked(task: MergeTask, next: MergeTask | undefined, rowsPer: number): AsyncGenerator<Float32Array> {
+  async function* runChunked(task: MergeTask, next: MergeTask | undefined, rowsPer: number): AsyncGenerator<Float32Array | Uint16Array> {
     if (o.signal?.aborted) throw new MergeCancelledError();
     const curvature = plan.needs.statistics ? await Promise.all(task.experts.map(loadStats)) : undefined;
     readAhead(next);
@@ -606,7 +623,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
           await gen.return(undefined as never);
           throw new MergeCancelledError();
         }
-        readback.record(r.value);
+        readback.record(r.value, task.outDtype);
         const r0 = performance.now();
         const values = await readback.read();
         readbackMs += performance.now() - r0;
@@ -737,7 +754,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     output: outputFile,
     warnings: plan.warnings,
     ...(preview ? { sample: { tensors: tasks.length, rowsPerTensor: preview.rows } } : {}),
-    timing: { ...timing, dispatches: rt.counters.dispatches - counters0.dispatches, submits: rt.counters.submits - counters0.submits },
+    timing: { ...timing, readbackBytes: readback.total, dispatches: rt.counters.dispatches - counters0.dispatches, submits: rt.counters.submits - counters0.submits },
   };
   if (!preview) await writeFileAtomic(path.join(o.outDir!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
   return report;

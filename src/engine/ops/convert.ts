@@ -38,6 +38,25 @@ export function decodeFloatBytes(rt: Runtime, bytes: Uint8Array, dtype: 'F32' | 
   return out;
 }
 
+const ENCODE: Record<'F16' | 'BF16', KernelSpec> = {
+  F16: { file: 'convert', entry: 'f32_to_f16_words', bindings: ['read', 'rw'] },
+  BF16: { file: 'convert', entry: 'f32_to_bf16_words', bindings: ['read', 'rw'] },
+};
+
+/**
+ * An f32 tensor's values as F16 or BF16 bits, two per u32 word (the even index in the low half; an odd count
+ * leaves a zero high half): [⌈n/2⌉] u32, the bytes a safetensors file holds, rounded to nearest even as
+ * src/files/f16.ts encodeF16 / encodeBf16 round (the CPU reference, bit for bit). A merge narrows its output so
+ * before reading it back. Needs no shader-f16 (integer arithmetic).
+ */
+export function encodeHalfWords(src: Tensor, dtype: 'F16' | 'BF16'): Tensor {
+  if (src.dtype !== 'f32') throw new TypeError(`encode ${dtype}: expected an f32 tensor, got ${src.dtype}`);
+  const words = Math.ceil(src.size / 2);
+  const out = empty(src.rt, [Math.max(1, words)], 'u32');
+  if (src.size > 0) src.rt.dispatch(ENCODE[dtype], [src.binding(), out.binding()], { values: [src.size, 0, 0, 0] }, Math.ceil(words / WG));
+  return out;
+}
+
 // ---- f32 ↔ f16 casts (kernels/cast.wgsl), for mixed-precision training -----------------------------------
 // No gradient flows through them: the mixed-precision linear (ops/matmul.ts linearHalf) casts inside its own
 // recorded op and writes its gradients in f32. CPU reference: encodeF16 / decodeF16 of src/files/f16.ts.
