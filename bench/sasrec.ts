@@ -1,12 +1,13 @@
-// `basin bench sasrec [--quick] [--json] [--steps N] [--seeds N]`: SASRec on MovieLens ml-latest-small under
+// `basin bench sasrec [--quick] [--json] [--steps N] [--seeds N|2,3] [--losses …]`: SASRec on MovieLens ml-latest-small under
 // leave-one-out with full-catalogue ranking (algorithms.md §4–5): the same model, data and recipe trained with full
-// cross-entropy (CE), CCE− (256 negatives), BCE (1 negative, the original SASRec) and gBCE (256 negatives,
-// t = 0.75), each through the real trainer (`train()`), plus the popularity baseline.
+// cross-entropy (CE), CCE− (256 negatives), BCE (256 negatives) and gBCE (256 negatives, t = 0.75), each through
+// the real trainer (`train()`), plus the popularity baseline and, as a reference row, BCE with one negative (the
+// original SASRec recipe).
 //
 // Model selection as the papers do it: every loss trains up to the same step budget with a validation pass every
 // `evalEvery` steps and early stopping on validation NDCG@10 (patience evaluations without a gain); its test
 // figures are those of the best validation step's weights (the trainer scores that checkpoint). The losses learn
-// at very different rates per step (BCE sees one negative per position, CE every item), so a fixed step count
+// at very different rates per step (a sampled loss sees 256 items per position, CE every item), so a fixed step count
 // would compare them at arbitrary points of their curves. One target per user over 610 users makes NDCG@10 a noisy
 // measure (±0.01 between evaluations), so the bench repeats each loss over `--seeds` seeds (model init, dropout,
 // negatives and batch order) and reports the mean and the range.
