@@ -335,9 +335,35 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     }
   };
   /**
-   * A task's inputs as f32 tensors: cached ones as they are, the others from the bytes read ahead (or read now).
-   * The wait for the bytes is timed once for all of them (their reads overlap), then each is uploaded.
+   * Waits for reads that overlap (timed once, as wall time), then uploads each one's bytes as an f32 tensor (F16/BF16
+   * widened on the GPU) and gives the host buffers back; null entries stay null. On a failed read nothing is
+   * uploaded and the error is thrown; on a failed upload the tensors made are freed.
    */
+  const uploadReads = async (reads: ({ ref: TensorRef; read: Promise<Uint8Array> } | null)[]): Promise<(Tensor | null)[]> => {
+    const w0 = performance.now();
+    const got = await Promise.allSettled(reads.map((x) => x?.read ?? null));
+    const u0 = performance.now();
+    timing.readWaitMs += u0 - w0;
+    const out: (Tensor | null)[] = [];
+    try {
+      const bad = got.find((g) => g.status === 'rejected');
+      if (bad) throw (bad as PromiseRejectedResult).reason;
+      reads.forEach((x, i) => {
+        const bytes = (got[i] as PromiseFulfilledResult<Uint8Array | null>).value;
+        if (!x || !bytes) return void out.push(null);
+        bytesRead += bytes.byteLength;
+        out.push(decodeFloatBytes(rt, bytes, x.ref.dtype, x.ref.shape));
+      });
+    } catch (e) {
+      for (const t of out) t?.dispose();
+      throw e;
+    } finally {
+      for (const g of got) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value); // queue.writeBuffer copied them
+    }
+    timing.uploadMs += performance.now() - u0;
+    return out;
+  };
+  /** A task's inputs as f32 tensors: cached ones as they are, the others from the bytes read ahead (or read now). */
   const loadAll = async (inps: PlanInput[]): Promise<Tensor[]> => {
     const reads = new Map<string, { ref: TensorRef; read: Promise<Uint8Array> }>();
     for (const inp of inps) {
@@ -347,27 +373,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       reads.set(k, { ref, read: pending.get(k) ?? readInto(ref) });
       pending.delete(k);
     }
-    const w0 = performance.now();
-    const got = await Promise.allSettled([...reads.values()].map((r) => r.read));
-    const u0 = performance.now();
-    timing.readWaitMs += u0 - w0;
-    const bad = got.find((g) => g.status === 'rejected');
-    if (bad) {
-      for (const g of got) if (g.status === 'fulfilled') hostBufs.release(g.value);
-      throw (bad as PromiseRejectedResult).reason;
-    }
-    try {
-      [...reads].forEach(([k, { ref }], i) => {
-        const bytes = (got[i] as PromiseFulfilledResult<Uint8Array>).value;
-        bytesRead += bytes.byteLength;
-        const t = decodeFloatBytes(rt, bytes, ref.dtype, ref.shape);
-        t.name = `${ref.name} (model ${inps.find((x) => keyOf(x) === k)!.model})`;
-        cache.set(k, t); // released after the tensor's last use, or at the end
-      });
-    } finally {
-      for (const g of got) hostBufs.release((g as PromiseFulfilledResult<Uint8Array>).value); // queue.writeBuffer copied them
-    }
-    timing.uploadMs += performance.now() - u0;
+    const tensors = await uploadReads([...reads.values()]);
+    [...reads.keys()].forEach((k, i) => {
+      const t = tensors[i]!;
+      t.name = `${reads.get(k)!.ref.name} (model ${inps.find((x) => keyOf(x) === k)!.model})`;
+      cache.set(k, t); // released after the tensor's last use, or at the end
+    });
     return inps.map((inp) => cache.get(keyOf(inp))!);
   };
   const loadStats = async (inp: PlanInput): Promise<{ row: Tensor; col: Tensor } | null> => {
@@ -424,7 +435,8 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const saliency = new Map<number, { total: number; perLayer: Record<string, number> }>();
 
   /**
-   * Merges one task on the GPU and returns the merged values (host f32, valid until the next task) after its
+   * Merges one task on the GPU and returns the merged values (host f32, or F16/BF16 bits for such an output; valid
+   * until the next task) after its
    * statistics were checked; a preview returns none.
    */
   const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array | Uint16Array> => {
@@ -552,7 +564,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         const early = taken.get(k);
         taken.delete(k);
         if (early) timing.chunkReadsAhead++;
-        return { slice, read: early ?? readInto(slice) };
+        return { ref: slice, read: early ?? readInto(slice) };
       });
       giveBack(taken);
       if (r1 < rows) {
@@ -564,31 +576,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
           ahead.set(aheadKey(slot, r1, n1), p);
         }
       }
-      // The bytes of every input at once (their reads overlap: one wait), then each is uploaded.
-      const w0 = performance.now();
-      const bytes = await Promise.allSettled(reads.map((x) => x?.read ?? null));
-      const u0 = performance.now();
-      timing.readWaitMs += u0 - w0;
-      const bad = bytes.find((g) => g.status === 'rejected');
-      if (bad) {
-        for (const g of bytes) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value);
-        throw (bad as PromiseRejectedResult).reason;
-      }
-      const ok: (Tensor | null)[] = [];
-      try {
-        reads.forEach((x, i) => {
-          const b = (bytes[i] as PromiseFulfilledResult<Uint8Array | null>).value;
-          if (!x || !b) return void ok.push(null);
-          bytesRead += b.byteLength;
-          ok.push(decodeFloatBytes(rt, b, x.slice.dtype, x.slice.shape));
-        });
-      } catch (e) {
-        for (const t of ok) t?.dispose();
-        throw e;
-      } finally {
-        for (const g of bytes) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value); // uploaded (copied)
-      }
-      timing.uploadMs += performance.now() - u0;
+      const ok = await uploadReads(reads);
       const E = task.experts.length;
       return { base: ok[0], experts: ok.slice(1, 1 + E), fisher: need.fisher && hasFisher ? (ok.slice(1 + E) as Tensor[]) : undefined };
     };
