@@ -17,7 +17,7 @@ import { kthLargest, kthLargestStreamed } from '../../src/engine/ops/select';
 import { executeMerge } from '../../src/engine/merge/execute';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
-import { writeSafetensors } from '../../src/files/safetensors';
+import { readSafetensorsHeader, writeSafetensors } from '../../src/files/safetensors';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
 
 type Params = Record<string, number | boolean>;
@@ -257,6 +257,29 @@ describe('merge executor in row chunks', function () {
     await model(path.join(dir, 'e2/model.safetensors'), 200, 'F16', base);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('a file cut short under a chunk read ahead: the error names the file and tensor; the model it would replace is kept', async () => {
+    // A copy of e2 planned whole, then truncated inside b.weight's rows 64..95 (chunks of 32 rows: that chunk is
+    // read ahead while rows 32..63 merge).
+    fs.mkdirSync(path.join(dir, 'e2-cut'), { recursive: true });
+    const cut = path.join(dir, 'e2-cut/model.safetensors');
+    fs.copyFileSync(path.join(dir, 'e2/model.safetensors'), cut);
+    const f = path.join(dir, 'cut.merge.yaml');
+    fs.writeFileSync(f, 'merge_method: ties\nbase_model: ./base\nmodels:\n  - model: ./e1\n    parameters: { weight: 1, density: 0.4 }\n  - model: ./e2-cut\n    parameters: { weight: 1, density: 0.4 }\nout_dtype: bfloat16\n');
+    const rt = await runtime();
+    const plan = await planMerge(loadMergeConfig(f));
+    const out = path.join(dir, 'cut-out');
+    await executeMerge({ rt, plan, outDir: out, chunkBytes: 16 * 512 * 4 });
+    const before = fs.readFileSync(path.join(out, 'model.safetensors'));
+    const h = await readSafetensorsHeader(cut);
+    fs.truncateSync(cut, h.tensors['b.weight'].byteOffset + 70 * 256 * 2);
+    await assert.rejects(
+      executeMerge({ rt, plan, outDir: out, chunkBytes: 16 * 512 * 4, force: true }),
+      (e: Error) => e.message.includes(cut) && e.message.includes('"b.weight"') && /file ended/.test(e.message),
+    );
+    assert.ok(fs.readFileSync(path.join(out, 'model.safetensors')).equals(before), 'the earlier output is untouched');
+    assert.deepEqual(fs.readdirSync(out).filter((n) => n.includes('.tmp')), [], 'no temporary file left');
+  });
 
   for (const [method, params] of [
     ['ties', '    parameters: { weight: 1, density: 0.4 }'],
