@@ -2,6 +2,7 @@
 // Native code (dawn.node) loads only here, lazily, so importing the engine costs nothing until a device is made.
 
 import type { GpuInfo } from '../../protocol/gpu';
+import { paceDawnPolling } from './dawn-polling';
 
 export type Backend = 'vulkan' | 'metal' | 'd3d12' | 'opengles' | 'default';
 
@@ -46,6 +47,7 @@ const liveInstances = new Set<unknown>();
 
 async function loadDawn(): Promise<{ create: (flags: string[]) => GPU; globals: Record<string, unknown> }> {
   // Kept as a runtime import: `webgpu` is ESM and locates its native module from import.meta.url.
+  paceDawnPolling(); // before Dawn's first wait: see dawn-polling.ts
   const mod = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   // Dawn's GPU* constants (GPUBufferUsage, GPUMapMode, …) are what WebGPU code expects as globals.
   for (const [k, v] of Object.entries(mod.globals)) {

@@ -27,7 +27,8 @@ import { TensorFileReader, type FloatDType, type TensorRef } from '../../files/m
 import { outputShards, type MergePlan, type MergeTask, type PlanInput } from '../../files/merge/plan';
 import { writeSafetensors } from '../../files/safetensors';
 import type { Runtime } from '../gpu/runtime';
-import { decodeFloatBytes, encodeHalfWords } from '../ops/convert';
+import { decodeFloatBytes, decodeFloatCopied, encodeHalfWords } from '../ops/convert';
+import { UploadStaging, type StagedBytes } from '../gpu/upload-staging';
 import type { Tensor } from '../tensor/tensor';
 import { chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
@@ -176,24 +177,6 @@ function rowSlice(ref: TensorRef, r0: number, r1: number): TensorRef {
   return { ...ref, shape: [r1 - r0, ...ref.shape.slice(1)], numel: (r1 - r0) * per, byteOffset: ref.byteOffset + r0 * per * bpe, byteLength: (r1 - r0) * per * bpe };
 }
 
-/** Host arrays for input bytes, reused by size (a model has few distinct tensor sizes). */
-class HostBuffers {
-  private free = new Map<number, Uint8Array[]>();
-
-  acquire(bytes: number): Uint8Array {
-    // Rounded to 4 bytes so that the upload can view the words in place.
-    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    return (this.free.get(size)?.pop() ?? new Uint8Array(size)).subarray(0, bytes);
-  }
-
-  release(b: Uint8Array): void {
-    const whole = new Uint8Array(b.buffer, 0, b.buffer.byteLength);
-    let list = this.free.get(whole.byteLength);
-    if (!list) this.free.set(whole.byteLength, (list = []));
-    if (list.length < 8) list.push(whole);
-  }
-}
-
 /**
  * The merged tensors' way back to the host: one MAP_READ staging buffer, grown to the largest tensor and reused,
  * instead of a fresh staging buffer and a fresh host copy per tensor. The copy into staging is recorded right
@@ -302,24 +285,32 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const refOf = (inp: PlanInput) => (preview ? rowSample(inp.tensor, rows) : inp.tensor);
 
   const reader = new TensorFileReader();
-  const hostBufs = new HostBuffers();
+  const staging = new UploadStaging(rt);
   const readback = new Readback(rt);
   const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, readbackBytes: 0, chunkReadsAhead: 0, chunkReadsWasted: 0 };
   const counters0 = { dispatches: rt.counters.dispatches, submits: rt.counters.submits };
-  /** Reads a tensor's bytes into a reused host buffer (give it back with hostBufs.release once uploaded). */
-  const readInto = (ref: TensorRef): Promise<Uint8Array> => {
-    const buf = hostBufs.acquire(ref.byteLength);
-    return reader.readBytes(ref, buf).catch((e: unknown) => {
-      hostBufs.release(buf);
-      throw e;
-    });
+  /**
+   * Reads a tensor's bytes straight into mapped staging memory (uploadReads copies them to the GPU from there; a
+   * read not uploaded goes back with staging.release).
+   */
+  const readInto = (ref: TensorRef): Promise<StagedBytes> => {
+    const s = staging.acquire(ref.byteLength);
+    const p = reader.readBytes(ref, s.bytes).then(
+      () => s,
+      (e: unknown) => {
+        staging.release(s);
+        throw e;
+      },
+    );
+    staging.track(p); // the staging memory stays mapped until the read is done, whatever happens meanwhile
+    return p;
   };
   let bytesRead = 0;
   let bytesWritten = 0;
   const cache = new Map<string, Tensor>();
   const keyOf = (inp: PlanInput) => `${inp.model}\u0000${inp.tensor.name}`;
   // Raw bytes of the next task's inputs, read while the GPU works on the current task.
-  const pending = new Map<string, Promise<Uint8Array>>();
+  const pending = new Map<string, Promise<StagedBytes>>();
   const chunkBytes = o.chunkBytes ?? defaultChunkBytes(rt);
   /** Rows per chunk of a task merged in row chunks, or 0 (whole; always for a preview: its tensors are samples). */
   const chunkRowsOf = (task: MergeTask) => (preview || !Number.isFinite(chunkBytes) ? 0 : chunkRowsFor(rt, plan.method, task.shape, chunkBytes));
@@ -335,11 +326,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     }
   };
   /**
-   * Waits for reads that overlap (timed once, as wall time), then uploads each one's bytes as an f32 tensor (F16/BF16
-   * widened on the GPU) and gives the host buffers back; null entries stay null. On a failed read nothing is
-   * uploaded and the error is thrown; on a failed upload the tensors made are freed.
+   * Waits for reads that overlap (timed once, as wall time), then uploads each one's bytes as an f32 tensor: a copy
+   * from its staging buffer (F16/BF16 widened on the GPU), submitted at once, the staging buffers mapped again for
+   * later reads once the GPU has copied them; null entries stay null. On a failed read nothing is uploaded and the
+   * error is thrown; on a failed upload the tensors made are freed.
    */
-  const uploadReads = async (reads: ({ ref: TensorRef; read: Promise<Uint8Array> } | null)[]): Promise<(Tensor | null)[]> => {
+  const uploadReads = async (reads: ({ ref: TensorRef; read: Promise<StagedBytes> } | null)[]): Promise<(Tensor | null)[]> => {
     const w0 = performance.now();
     const got = await Promise.allSettled(reads.map((x) => x?.read ?? null));
     const u0 = performance.now();
@@ -349,23 +341,27 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
       const bad = got.find((g) => g.status === 'rejected');
       if (bad) throw (bad as PromiseRejectedResult).reason;
       reads.forEach((x, i) => {
-        const bytes = (got[i] as PromiseFulfilledResult<Uint8Array | null>).value;
-        if (!x || !bytes) return void out.push(null);
-        bytesRead += bytes.byteLength;
-        out.push(decodeFloatBytes(rt, bytes, x.ref.dtype, x.ref.shape));
+        const staged = (got[i] as PromiseFulfilledResult<StagedBytes | null>).value;
+        if (!x || !staged) return void out.push(null);
+        bytesRead += staged.bytes.byteLength;
+        out.push(decodeFloatCopied(rt, x.ref.dtype, x.ref.shape, (dst, bytes) => staging.recordCopy(staged, dst, bytes)));
       });
+      // Submitted now: the GPU copies (and widens) while the host goes on, and the staging buffers come back sooner.
+      rt.flush();
+      staging.remapAfterSubmit();
     } catch (e) {
       for (const t of out) t?.dispose();
       throw e;
     } finally {
-      for (const g of got) if (g.status === 'fulfilled' && g.value) hostBufs.release(g.value); // queue.writeBuffer copied them
+      // Reads not copied (a failure before their turn) go back as they are; copied ones come back when remapped.
+      for (const g of got) if (g.status === 'fulfilled' && g.value) staging.release(g.value);
     }
     timing.uploadMs += performance.now() - u0;
     return out;
   };
   /** A task's inputs as f32 tensors: cached ones as they are, the others from the bytes read ahead (or read now). */
   const loadAll = async (inps: PlanInput[]): Promise<Tensor[]> => {
-    const reads = new Map<string, { ref: TensorRef; read: Promise<Uint8Array> }>();
+    const reads = new Map<string, { ref: TensorRef; read: Promise<StagedBytes> }>();
     for (const inp of inps) {
       const k = keyOf(inp);
       if (cache.has(k) || reads.has(k)) continue;
@@ -540,12 +536,12 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     // rows [r1, r1 + rowsPer) are read (raw bytes, one more chunk per input in host memory). A guess the next call
     // does not take (the pass ended, or the next pass reads other inputs) is given back unread.
     const rows = task.shape[0];
-    let ahead = new Map<string, Promise<Uint8Array>>();
+    let ahead = new Map<string, Promise<StagedBytes>>();
     const aheadKey = (slot: string, r0: number, r1: number) => `${slot}\u0000${r0}\u0000${r1}`;
-    const giveBack = (m: Map<string, Promise<Uint8Array>>) => {
+    const giveBack = (m: Map<string, Promise<StagedBytes>>) => {
       for (const p of m.values()) {
         timing.chunkReadsWasted++;
-        p.then((b) => hostBufs.release(b), () => undefined);
+        p.then((b) => staging.release(b), () => undefined);
       }
     };
     const load: ChunkLoader = async (r0, r1, need) => {
@@ -717,7 +713,9 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     for (const t of cache.values()) t.dispose();
     cache.clear();
     await Promise.allSettled(pending.values());
+    for (const p of pending.values()) p.then((b) => staging.release(b), () => undefined);
     readback.destroy();
+    await staging.destroy(); // after every read into its memory has ended
     await reader.close();
     if (dataDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
 // precision (kernels/cast.wgsl, below). The CPU reference is
 // src/files/f16.ts (decodeF16 / decodeBf16), which the files part uses for the same job on the host.
 import type { KernelSpec } from '../gpu/kernels';
-import type { Runtime } from '../gpu/runtime';
+import type { BufferBinding, Runtime } from '../gpu/runtime';
 import { Tensor, ShapeError, empty, fmtShape, fromArray, numel } from '../tensor/tensor';
 
 const WG = 256;
@@ -32,10 +32,33 @@ export function decodeFloatBytes(rt: Runtime, bytes: Uint8Array, dtype: 'F32' | 
     new Uint8Array(words.buffer).set(bytes);
   }
   const src = fromArray(rt, words, [words.length], 'u32');
-  const out = empty(rt, shape, 'f32');
-  if (n > 0) rt.dispatch(SPECS[dtype], [src.binding(), out.binding()], { values: [n, 0, 0, 0] }, Math.ceil(n / WG));
+  return widen(src, dtype, shape);
+}
+
+/** F16/BF16 bits two per word → f32 of `shape`; disposes the words. */
+function widen(src: Tensor, dtype: 'F16' | 'BF16', shape: readonly number[]): Tensor {
+  const n = numel(shape);
+  const out = empty(src.rt, shape, 'f32');
+  if (n > 0) src.rt.dispatch(SPECS[dtype], [src.binding(), out.binding()], { values: [n, 0, 0, 0] }, Math.ceil(n / WG));
   src.dispose();
   return out;
+}
+
+/**
+ * decodeFloatBytes for bytes that already lie in a GPU buffer the caller copies from (a merge's reads land in
+ * mapped staging memory: gpu/upload-staging.ts): `copyRaw(dst, bytes)` records the copy of the tensor's raw bytes
+ * (F32: n × 4; F16/BF16: n × 2, copied as whole words, the last half of an odd count unused) into dst.
+ */
+export function decodeFloatCopied(rt: Runtime, dtype: 'F32' | 'F16' | 'BF16', shape: readonly number[], copyRaw: (dst: BufferBinding, bytes: number) => void): Tensor {
+  const n = numel(shape);
+  if (dtype === 'F32') {
+    const out = empty(rt, shape, 'f32');
+    if (n > 0) copyRaw(out.range(), n * 4);
+    return out;
+  }
+  const raw = empty(rt, [Math.max(1, Math.ceil(n / 2))], 'u32');
+  if (n > 0) copyRaw(raw.range(), n * 2);
+  return widen(raw, dtype, shape);
 }
 
 const ENCODE: Record<'F16' | 'BF16', KernelSpec> = {

@@ -1,0 +1,133 @@
+// Uploads that a file read fills in place: mapped MAP_WRITE staging buffers, reused.
+//
+// queue.writeBuffer copies the caller's bytes into Dawn's own staging memory on the calling thread, and then the
+// GPU copies them again. For a merge that streams gigabytes from disk, that host copy was the upload: on lavapipe
+// (tmp microbenchmark, 32 MiB pieces) writeBuffer ran at 0.3–4.9 GB/s with 100–2,900 ms of the main thread per
+// 768 MiB, against 5.8–6.9 GB/s and 3–6 ms for reads landing in mapped staging memory. Here a read goes straight
+// into a mapped buffer's memory (getMappedRange is the driver's host-visible memory, not a copy), and the upload
+// is an unmap plus a copy recorded in order with the kernels that read it.
+//
+// A staging buffer's life: lent mapped (acquire) → filled by the caller → recordCopy (unmapped, a copy recorded) →
+// after the runtime submitted the copy, remapAfterSubmit maps it again (the map resolves once the GPU has done the
+// copy) → free again. A lent buffer handed back unused (release) is free at once: it is still mapped.
+// While a read fills a lent buffer's memory, the buffer must stay mapped: destroy() waits for the fills it was told
+// about (track) before unmapping anything, else a file read would write into memory the driver has freed.
+import type { BufferBinding, Runtime } from './runtime';
+
+const MAP_WRITE = 0x0002;
+const COPY_SRC = 0x0004;
+const WRITE_MODE = 0x0002;
+
+export interface StagedBytes {
+  /** The mapped memory to fill (byteLength: the bytes asked for). */
+  bytes: Uint8Array;
+  /** The staging buffer behind it. */
+  readonly buffer: GPUBuffer;
+}
+
+export class UploadStaging {
+  /** Mapped and unused, by size (bytes rounded up to 4). */
+  private free = new Map<number, GPUBuffer[]>();
+  /** Unmapped with a recorded copy: to map again once that copy is submitted. */
+  private toRemap: GPUBuffer[] = [];
+  /** Maps in flight, and fills the caller asked us to wait for. */
+  private waits = new Set<Promise<unknown>>();
+  /** The mapped memory of each buffer while it is mapped (getMappedRange once per mapping). */
+  private ranges = new Map<GPUBuffer, ArrayBuffer>();
+  /** Lent out by acquire and not yet given back or copied. */
+  private lent = new Set<GPUBuffer>();
+  private destroyed = false;
+  /** Buffers created and the bytes they hold (a benchmark and the tests read them). */
+  created = 0;
+  heldBytes = 0;
+
+  /** @param keepPerSize free buffers of one size kept for reuse (more are destroyed when their map returns). */
+  constructor(private readonly rt: Runtime, private readonly keepPerSize = 8) {}
+
+  /** A mapped staging buffer of at least `bytes` bytes; `bytes` views the first `bytes` of its memory. */
+  acquire(bytes: number): StagedBytes {
+    if (this.destroyed) throw new Error('UploadStaging: used after destroy()');
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    let buffer = this.free.get(size)?.pop();
+    if (!buffer) {
+      buffer = this.rt.device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true, label: 'basin-upload-staging' });
+      this.created++;
+      this.heldBytes += size;
+    }
+    this.lent.add(buffer);
+    // One getMappedRange per mapping (a second call on the same mapping is an error): a buffer given back unused
+    // keeps its range for the next borrower.
+    let range = this.ranges.get(buffer);
+    if (!range) this.ranges.set(buffer, (range = buffer.getMappedRange(0, size)));
+    return { buffer, bytes: new Uint8Array(range, 0, bytes) };
+  }
+
+  /** A lent buffer given back unused (still mapped): free at once. */
+  release(s: StagedBytes): void {
+    if (!this.lent.delete(s.buffer) || this.destroyed) return;
+    this.park(s.buffer);
+  }
+
+  /** Wait for `p` (a read filling lent memory) before destroy() unmaps anything. */
+  track(p: Promise<unknown>): void {
+    const w = p.then(() => undefined, () => undefined);
+    this.waits.add(w);
+    void w.then(() => this.waits.delete(w));
+  }
+
+  /**
+   * Unmaps a filled buffer and records the copy of its first `bytes` bytes into dst (in order with the runtime's
+   * recorded kernels). Call remapAfterSubmit() once the runtime has flushed.
+   */
+  recordCopy(s: StagedBytes, dst: BufferBinding, bytes: number): void {
+    if (!this.lent.delete(s.buffer)) throw new Error('UploadStaging.recordCopy: a buffer not lent (or given back already)');
+    this.ranges.delete(s.buffer);
+    s.buffer.unmap();
+    const size = Math.ceil(bytes / 4) * 4; // copies move whole words; the buffer is sized so
+    if (size > 0) this.rt.copy({ buffer: s.buffer, offset: 0, size }, dst, size);
+    this.toRemap.push(s.buffer);
+  }
+
+  /** Maps again every buffer whose copy the runtime has now submitted (each is free once the GPU has copied it). */
+  remapAfterSubmit(): void {
+    const bufs = this.toRemap;
+    this.toRemap = [];
+    for (const b of bufs) {
+      const w = b.mapAsync(WRITE_MODE).then(
+        () => (this.destroyed ? undefined : this.park(b)),
+        () => this.drop(b), // device lost or destroyed meanwhile: the buffer is of no more use
+      );
+      this.waits.add(w);
+      void w.then(() => this.waits.delete(w));
+    }
+  }
+
+  private park(b: GPUBuffer): void {
+    let list = this.free.get(b.size);
+    if (!list) this.free.set(b.size, (list = []));
+    if (list.length < this.keepPerSize) list.push(b);
+    else this.drop(b);
+  }
+
+  private drop(b: GPUBuffer): void {
+    this.ranges.delete(b);
+    this.heldBytes -= b.size;
+    b.destroy();
+  }
+
+  /**
+   * Waits for the fills and maps in flight, then destroys every buffer (copies recorded but not yet submitted are
+   * submitted first: a destroyed buffer may not be used by a later submit).
+   */
+  async destroy(): Promise<void> {
+    if (this.toRemap.length) this.rt.flush();
+    while (this.waits.size) await Promise.all([...this.waits]);
+    this.destroyed = true;
+    for (const b of this.lent) this.drop(b);
+    this.lent.clear();
+    for (const list of this.free.values()) for (const b of list) this.drop(b);
+    this.free.clear();
+    for (const b of this.toRemap) this.drop(b);
+    this.toRemap = [];
+  }
+}

@@ -1,0 +1,115 @@
+// Uploads from mapped staging memory (src/engine/gpu/upload-staging.ts) and the decode that copies from it
+// (ops/convert.ts decodeFloatCopied): the bytes arrive whole at awkward sizes, staging buffers are reused once
+// the GPU has copied them, and destroy() waits for a fill still writing into mapped memory.
+import * as assert from 'node:assert/strict';
+import { UploadStaging } from '../../src/engine/gpu/upload-staging';
+import { decodeFloatCopied } from '../../src/engine/ops/convert';
+import { empty } from '../../src/engine/tensor/tensor';
+import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
+import { randn, runtime } from './helpers';
+
+describe('upload staging', () => {
+  it('bytes written into the mapped memory reach the GPU at sizes 1, 3, 4, 5, 4097 and 2^20+3', async () => {
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    try {
+      for (const size of [1, 3, 4, 5, 4097, (1 << 20) + 3]) {
+        const s = staging.acquire(size);
+        assert.equal(s.bytes.byteLength, size);
+        for (let i = 0; i < size; i++) s.bytes[i] = (i * 7 + size) & 255;
+        const expected = s.bytes.slice();
+        const dst = empty(rt, [Math.ceil(size / 4)], 'u32');
+        staging.recordCopy(s, dst.range(), size);
+        rt.flush();
+        staging.remapAfterSubmit();
+        const got = new Uint8Array(await rt.readBytes(dst.range(), size));
+        assert.deepEqual(got, expected, `${size} bytes`);
+        dst.dispose();
+      }
+    } finally {
+      await staging.destroy();
+    }
+  });
+
+  it('F32, F16 and BF16 decoded from staging equal the host decode (odd counts, one element, none)', async () => {
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    try {
+      for (const n of [0, 1, 2, 7, 1023, 100_003]) {
+        const v = randn(n, n + 1);
+        const half = (enc: typeof encodeF16, dec: typeof decodeF16): [Uint8Array, Float32Array] => {
+          const bits = new Uint16Array(n);
+          enc(v, bits);
+          const back = new Float32Array(n);
+          dec(bits, back);
+          return [new Uint8Array(bits.buffer), back];
+        };
+        const cases: ['F32' | 'F16' | 'BF16', Uint8Array, Float32Array][] = [
+          ['F32', new Uint8Array(v.buffer), v],
+          ['F16', ...half(encodeF16, decodeF16)],
+          ['BF16', ...half(encodeBf16, decodeBf16)],
+        ];
+        for (const [dtype, bytes, expected] of cases) {
+          const s = staging.acquire(bytes.byteLength);
+          s.bytes.set(bytes);
+          const t = decodeFloatCopied(rt, dtype, [n], (dst, b) => {
+            assert.equal(b, bytes.byteLength);
+            staging.recordCopy(s, dst, b);
+          });
+          if (n === 0) staging.release(s); // nothing to copy: given back unused
+          rt.flush();
+          staging.remapAfterSubmit();
+          assert.deepEqual(Array.from(await t.toArray()), Array.from(expected), `${dtype}, ${n} elements`);
+          t.dispose();
+        }
+      }
+    } finally {
+      await staging.destroy();
+    }
+  });
+
+  it('reuses a staging buffer once its copy is done, and one given back unused at once', async () => {
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    try {
+      const dst = empty(rt, [256], 'f32');
+      for (let k = 0; k < 5; k++) {
+        const s = staging.acquire(1024);
+        staging.recordCopy(s, dst.range(), 1024);
+        rt.flush();
+        staging.remapAfterSubmit();
+        await rt.sync();
+        await new Promise((r) => setTimeout(r, 5)); // the map's callback
+      }
+      assert.equal(staging.created, 1, 'one buffer served five uploads');
+      const a = staging.acquire(1024);
+      staging.release(a);
+      const b = staging.acquire(1024);
+      assert.equal(b.buffer, a.buffer, 'a buffer given back unused is lent again');
+      staging.release(b);
+      assert.throws(() => staging.recordCopy(b, dst.range(), 1024), /not lent/);
+      dst.dispose();
+    } finally {
+      await staging.destroy();
+    }
+  });
+
+  it('destroy() waits for a fill still writing into the mapped memory before unmapping it', async () => {
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    const s = staging.acquire(64);
+    let filled = false;
+    const fill = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        s.bytes.fill(9); // would throw (a detached buffer) if destroy() had unmapped it
+        filled = true;
+        resolve();
+      }, 30),
+    );
+    staging.track(fill);
+    await staging.destroy();
+    assert.equal(filled, true, 'destroy() returned only after the fill');
+    assert.equal(staging.heldBytes, 0);
+    assert.throws(() => staging.acquire(4), /after destroy/);
+  });
+});
