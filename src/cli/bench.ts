@@ -3,6 +3,7 @@ import { formatKillResumeReport, runKillResumeBench } from '../../bench/kill-res
 import { formatLossReport, runLossBench } from '../../bench/loss';
 import { formatLrRobustnessReport, runLrRobustnessBench } from '../../bench/lr-robustness';
 import { formatForgettingReport, runForgettingBench } from '../../bench/forgetting';
+import { formatGpuWaitReport, runGpuWaitBench } from '../../bench/gpu-wait';
 import { formatMatmulReport, runMatmulBench } from '../../bench/matmul';
 import { formatMergeBench, runMergeBench } from '../../bench/merge';
 import { formatMixedPrecisionReport, runMixedPrecisionBench } from '../../bench/mixed-precision';
@@ -19,7 +20,7 @@ export const SASREC_LOSS_NAMES = SASREC_LOSSES.map((m) => m.name).join(', ');
 
 export const BENCH_NAMES = [
   'matmul', 'train-step', 'editor', 'kill-resume', 'loss', 'sasrec', 'merge', 'prune', 'optimizer-memory',
-  'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision',
+  'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision', 'gpu-wait',
 ] as const;
 
 export interface BenchCliOptions {
@@ -92,6 +93,11 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
     case 'matmul': {
       report = await runMatmulBench({ json: Boolean(opts.json), quick: opts.quick, log });
       table = formatMatmulReport(report);
+      break;
+    }
+    case 'gpu-wait': {
+      report = await runGpuWaitBench({ json: Boolean(opts.json), quick: opts.quick, log });
+      table = formatGpuWaitReport(report);
       break;
     }
     case 'train-step': {

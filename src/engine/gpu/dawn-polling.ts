@@ -16,7 +16,7 @@
 // Dawn looks the global setImmediate up each time it schedules a poll. Its callback is an anonymous native
 // function, which is how it is told apart here: Node's own and Basin's callbacks are JavaScript functions, and a
 // bound function's name starts with "bound". Everything else goes to the real setImmediate unchanged.
-// BASIN_GPU_POLL=spin leaves Dawn's polling as it is (to measure the difference).
+// BASIN_GPU_POLL=spin leaves Dawn's polling as it was; `basin bench gpu-wait` times both in one run.
 /** How long a wait may poll on every event-loop turn before polls are paced (ms). */
 export const SPIN_MS = 2;
 /** The paced polls' interval (ms; Node's timers resolve to 1 ms). */
@@ -24,29 +24,44 @@ export const PACED_POLL_MS = 1;
 
 const NATIVE_SOURCE = 'function () { [native code] }';
 
-/** Dawn polls run on the next turn (a wait's first SPIN_MS) and paced (after it), since install. */
-export const dawnPolls = { immediate: 0, paced: 0 };
+/** Dawn polls since install: run on the next turn (a wait's first SPIN_MS), paced (after it), and unpaced (spin). */
+export const dawnPolls = { immediate: 0, paced: 0, spin: 0 };
 
 let installed = false;
+let pacing = true;
 
 function isDawnPoll(cb: unknown): cb is (...args: unknown[]) => void {
   return typeof cb === 'function' && cb.name === '' && Function.prototype.toString.call(cb) === NATIVE_SOURCE;
 }
 
+/** Turns the pacing on or off for the polls scheduled from now on (`basin bench gpu-wait` times both). */
+export function setDawnPollPacing(on: boolean): void {
+  pacing = on;
+}
+
+/** Whether Dawn's polls are paced now. */
+export function dawnPollPacing(): boolean {
+  return installed && pacing;
+}
+
 /**
  * Installs the pacing (once per process; before Dawn's first wait, so device.ts calls it as it loads Dawn).
- * Returns whether polls are paced.
+ * BASIN_GPU_POLL=spin installs it turned off. Returns whether polls are paced.
  */
 export function paceDawnPolling(mode: string = process.env.BASIN_GPU_POLL ?? 'paced'): boolean {
-  if (mode === 'spin') return false;
-  if (installed) return true;
+  if (installed) return pacing;
   installed = true;
+  pacing = mode !== 'spin';
   const realImmediate = globalThis.setImmediate;
   /** When the current wait's polls began, and whether a poll's callback is running (a reschedule continues it). */
   let waitStart = 0;
   let inPoll = false;
   const setImmediatePaced = function setImmediate(cb: unknown, ...args: unknown[]) {
     if (!isDawnPoll(cb)) return (realImmediate as (cb: unknown, ...a: unknown[]) => NodeJS.Immediate)(cb, ...args);
+    if (!pacing) {
+      dawnPolls.spin++;
+      return realImmediate(cb, ...args);
+    }
     const now = performance.now();
     if (!inPoll) waitStart = now; // scheduled from outside a poll: a new wait begins
     const poll = () => {
@@ -72,5 +87,5 @@ export function paceDawnPolling(mode: string = process.env.BASIN_GPU_POLL ?? 'pa
     if (d) Object.defineProperty(setImmediatePaced, key, d);
   }
   globalThis.setImmediate = setImmediatePaced as unknown as typeof globalThis.setImmediate;
-  return true;
+  return pacing;
 }
