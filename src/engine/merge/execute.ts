@@ -14,8 +14,10 @@
 //     + rename), the index last;
 //   - the next task's input bytes are read from disk while the GPU merges the current one (reading is usually
 //     what a merge waits for);
-//   - nothing per tensor is garbage for the host: input bytes land in reused read buffers (HostBuffers) and are
-//     uploaded from there as they lie; the merged tensor comes back through one reused staging buffer (Readback),
+//   - nothing per tensor is garbage for the host, and input bytes are copied by no one but the GPU: a read lands
+//     straight in the mapped memory of a reused MAP_WRITE staging buffer (gpu/upload-staging.ts), and the upload
+//     is a copy recorded from there (queue.writeBuffer would first copy every byte into Dawn's own staging on
+//     the main thread); the merged tensor comes back through one reused staging buffer (Readback),
 //     recorded in the same submit as the merge so that one round trip fetches both the stats and the values, and
 //     the writer encodes straight from the mapped staging memory (no host copy of the tensor).
 // A report (merge-report.json) lands beside the output: per tensor the kept fraction per expert, the sign-conflict
@@ -517,7 +519,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   /**
    * Merges one task in row chunks (tensor-merge.ts mergeTensorChunked): yields the merged rows, chunk by chunk,
    * as views of the staging memory (valid until the next piece is asked for). Inputs are read chunk by chunk at
-   * their row offsets (positioned reads into reused host buffers); nothing of the task is cached.
+   * their row offsets (positioned reads into reused staging buffers); nothing of the task is cached.
    */
   async function* runChunked(task: MergeTask, next: MergeTask | undefined, rowsPer: number): AsyncGenerator<Float32Array | Uint16Array> {
     if (o.signal?.aborted) throw new MergeCancelledError();
