@@ -22,6 +22,8 @@ import { gitCommit, median } from './report';
 export interface GpuWaitBenchOptions {
   json: boolean;
   quick?: boolean;
+  /** Tests: two short rounds per case and a 512³ long case (the report's shape, not its figures). */
+  tiny?: boolean;
   log: (s: string) => void;
 }
 
@@ -90,10 +92,11 @@ export async function runGpuWaitBench(o: GpuWaitBenchOptions): Promise<object> {
   const installed = paceDawnPolling();
   const rt = new Runtime(gpu);
   const rows: GpuWaitRow[] = [];
-  const rounds = o.quick ? 3 : 7;
-  const roundMs = o.quick ? 300 : 1000;
+  const rounds = o.tiny ? 2 : o.quick ? 3 : 7;
+  const roundMs = o.tiny ? 30 : o.quick ? 300 : 1000;
+  const cases = o.tiny ? CASES.map((c) => (c.name === 'long' ? { ...c, n: 512, products: 1 } : c)) : CASES;
   try {
-    for (const c of CASES) {
+    for (const c of cases) {
       const a = randomMatrix(rt, c.n, 1);
       const b = randomMatrix(rt, c.n, 2);
       try {
