@@ -280,6 +280,9 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         // Row-chunked tensors: chunks read while the previous chunk merged, and guesses not taken.
         chunk_reads_ahead: t.chunkReadsAhead,
         chunk_reads_wasted: t.chunkReadsWasted,
+        // Mapped staging memory the reads landed in (host memory on any adapter): buffers made, peak MB.
+        staging_buffers: t.stagingBuffers,
+        staging_peak_mb: t.stagingPeakBytes / 1e6,
         dispatches_per_tensor: perTensor(t.dispatches),
         submits_per_tensor: perTensor(t.submits),
       };
@@ -320,11 +323,11 @@ export function formatMergeBench(report: object): string {
     const n = (k: string, d = 2) => (x[k] as number).toFixed(d);
     lines.push(`${String(x.case).padEnd(10)} ${n('seconds').padStart(8)} ${n('input_gb_per_s', 3).padStart(7)} ${n('read_bound_seconds').padStart(7)} ${n('ratio_vs_read_bound').padStart(6)} ${n('peak_rss_mb', 0).padStart(12)} ${n('rss_limit_mb', 0).padStart(9)} ${n('peak_gpu_mb', 0).padStart(7)} ${n('peak_gpu_with_pool_mb', 0).padStart(6)}`);
   }
-  lines.push('ms per tensor: read wait · upload · GPU passes · readback · write; dispatches, submits per tensor; bytes read / file bytes');
+  lines.push('ms per tensor: read wait · upload · GPU passes · readback · write; dispatches, submits per tensor; bytes read / file bytes; staging buffers (peak MB)');
   for (const x of r.rows) {
     const m = x.ms_per_tensor as unknown as Record<string, number>;
     const f = (v: number) => v.toFixed(1);
-    lines.push(`${String(x.case).padEnd(10)} ${f(m.read_wait)} · ${f(m.upload)} · ${f(m.gpu_passes)} · ${f(m.readback)} · ${f(m.write)}; ${(x.dispatches_per_tensor as number).toFixed(0)}, ${(x.submits_per_tensor as number).toFixed(1)}; read ×${(x.read_amplification as number).toFixed(1)}`);
+    lines.push(`${String(x.case).padEnd(10)} ${f(m.read_wait)} · ${f(m.upload)} · ${f(m.gpu_passes)} · ${f(m.readback)} · ${f(m.write)}; ${(x.dispatches_per_tensor as number).toFixed(0)}, ${(x.submits_per_tensor as number).toFixed(1)}; read ×${(x.read_amplification as number).toFixed(1)}; staging ${x.staging_buffers} (${(x.staging_peak_mb as number).toFixed(0)} MB)`);
   }
   lines.push(`panel preview (every tensor × ${MERGE_PREVIEW_ROWS} rows), seconds: ${r.rows.map((x) => `${x.case} ${(x.preview_seconds as number).toFixed(2)}`).join(', ')}`);
   lines.push(`headline: ratio_vs_read_bound ${r.headline.ratio_vs_read_bound.toFixed(3)} (target ≥ 0.5), peak_rss_mb ${r.headline.peak_rss_mb.toFixed(0)} (limit ${r.headline.rss_limit_mb.toFixed(0)}), peak_gpu_mb ${r.headline.peak_gpu_mb.toFixed(0)}, preview_seconds ${r.headline.preview_seconds.toFixed(2)} (target < 2)`);

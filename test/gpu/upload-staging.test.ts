@@ -14,7 +14,7 @@ describe('upload staging', () => {
     const staging = new UploadStaging(rt);
     try {
       for (const size of [1, 3, 4, 5, 4097, (1 << 20) + 3]) {
-        const s = staging.acquire(size);
+        const s = await staging.acquire(size);
         assert.equal(s.bytes.byteLength, size);
         for (let i = 0; i < size; i++) s.bytes[i] = (i * 7 + size) & 255;
         const expected = s.bytes.slice();
@@ -50,7 +50,7 @@ describe('upload staging', () => {
           ['BF16', ...half(encodeBf16, decodeBf16)],
         ];
         for (const [dtype, bytes, expected] of cases) {
-          const s = staging.acquire(bytes.byteLength);
+          const s = await staging.acquire(bytes.byteLength);
           s.bytes.set(bytes);
           const t = decodeFloatCopied(rt, dtype, [n], (dst, b) => {
             assert.equal(b, bytes.byteLength);
@@ -74,7 +74,7 @@ describe('upload staging', () => {
     try {
       const dst = empty(rt, [256], 'f32');
       for (let k = 0; k < 5; k++) {
-        const s = staging.acquire(1024);
+        const s = await staging.acquire(1024);
         staging.recordCopy(s, dst.range(), 1024);
         rt.flush();
         staging.remapAfterSubmit();
@@ -82,9 +82,9 @@ describe('upload staging', () => {
         await new Promise((r) => setTimeout(r, 5)); // the map's callback
       }
       assert.equal(staging.created, 1, 'one buffer served five uploads');
-      const a = staging.acquire(1024);
+      const a = await staging.acquire(1024);
       staging.release(a);
-      const b = staging.acquire(1024);
+      const b = await staging.acquire(1024);
       assert.equal(b.buffer, a.buffer, 'a buffer given back unused is lent again');
       staging.release(b);
       assert.throws(() => staging.recordCopy(b, dst.range(), 1024), /not lent/);
@@ -94,10 +94,32 @@ describe('upload staging', () => {
     }
   });
 
+  it('an acquire waits for a buffer on its way back rather than making one; more acquires than maps in flight make new ones', async () => {
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    try {
+      const dst = empty(rt, [1024], 'f32');
+      const first = await staging.acquire(4096);
+      staging.recordCopy(first, dst.range(), 4096);
+      rt.flush();
+      staging.remapAfterSubmit(); // its map is in flight now
+      const [a, b] = await Promise.all([staging.acquire(4096), staging.acquire(4096)]);
+      assert.equal(a.buffer, first.buffer, 'the first acquire took the buffer whose map was in flight');
+      assert.notEqual(b.buffer, first.buffer);
+      assert.equal(staging.created, 2, 'one map in flight serves one waiter; the second acquire made a buffer');
+      a.bytes.fill(1); // mapped again: writable
+      staging.release(a);
+      staging.release(b);
+      dst.dispose();
+    } finally {
+      await staging.destroy();
+    }
+  });
+
   it('destroy() waits for a fill still writing into the mapped memory before unmapping it', async () => {
     const rt = await runtime();
     const staging = new UploadStaging(rt);
-    const s = staging.acquire(64);
+    const s = await staging.acquire(64);
     let filled = false;
     const fill = new Promise<void>((resolve) =>
       setTimeout(() => {
@@ -110,6 +132,6 @@ describe('upload staging', () => {
     await staging.destroy();
     assert.equal(filled, true, 'destroy() returned only after the fill');
     assert.equal(staging.heldBytes, 0);
-    assert.throws(() => staging.acquire(4), /after destroy/);
+    await assert.rejects(staging.acquire(4), /after destroy/);
   });
 });

@@ -34,25 +34,47 @@ export class UploadStaging {
   private waits = new Set<Promise<unknown>>();
   /** The mapped memory of each buffer while it is mapped (getMappedRange once per mapping). */
   private ranges = new Map<GPUBuffer, ArrayBuffer>();
+  /** Maps in flight, by size, and the acquires waiting for one of them. */
+  private remapping = new Map<number, number>();
+  private waiting = new Map<number, ((b: GPUBuffer | null) => void)[]>();
   /** Lent out by acquire and not yet given back or copied. */
   private lent = new Set<GPUBuffer>();
   private destroyed = false;
   /** Buffers created and the bytes they hold (a benchmark and the tests read them). */
   created = 0;
   heldBytes = 0;
+  peakHeldBytes = 0;
 
   /** @param keepPerSize free buffers of one size kept for reuse (more are destroyed when their map returns). */
   constructor(private readonly rt: Runtime, private readonly keepPerSize = 8) {}
 
-  /** A mapped staging buffer of at least `bytes` bytes; `bytes` views the first `bytes` of its memory. */
-  acquire(bytes: number): StagedBytes {
+  /**
+   * A mapped staging buffer of at least `bytes` bytes; `bytes` views the first `bytes` of its memory. When none of
+   * that size is free but one is on its way back (its copy submitted, its map in flight), that one is awaited
+   * rather than a new one made: a merge then holds one set of staging buffers for the task being uploaded and
+   * reuses them for the next task's reads, instead of two sets. A buffer whose map is in flight comes back
+   * whatever the caller does, so waiting for it cannot deadlock.
+   */
+  async acquire(bytes: number): Promise<StagedBytes> {
     if (this.destroyed) throw new Error('UploadStaging: used after destroy()');
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    let buffer = this.free.get(size)?.pop();
+    let buffer = this.free.get(size)?.pop() ?? null;
+    if (!buffer && (this.remapping.get(size) ?? 0) > (this.waiting.get(size)?.length ?? 0)) {
+      buffer = await new Promise<GPUBuffer | null>((resolve) => {
+        let list = this.waiting.get(size);
+        if (!list) this.waiting.set(size, (list = []));
+        list.push(resolve);
+      });
+      if (this.destroyed) {
+        if (buffer) this.drop(buffer);
+        throw new Error('UploadStaging: used after destroy()');
+      }
+    }
     if (!buffer) {
       buffer = this.rt.device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true, label: 'basin-upload-staging' });
       this.created++;
       this.heldBytes += size;
+      this.peakHeldBytes = Math.max(this.peakHeldBytes, this.heldBytes);
     }
     this.lent.add(buffer);
     // One getMappedRange per mapping (a second call on the same mapping is an error): a buffer given back unused
@@ -93,9 +115,19 @@ export class UploadStaging {
     const bufs = this.toRemap;
     this.toRemap = [];
     for (const b of bufs) {
+      this.remapping.set(b.size, (this.remapping.get(b.size) ?? 0) + 1);
       const w = b.mapAsync(WRITE_MODE).then(
-        () => (this.destroyed ? undefined : this.park(b)),
-        () => this.drop(b), // device lost or destroyed meanwhile: the buffer is of no more use
+        () => {
+          this.remapping.set(b.size, this.remapping.get(b.size)! - 1);
+          if (!this.destroyed) this.park(b);
+        },
+        () => {
+          // Device lost or destroyed meanwhile: the buffer is of no more use, and a waiter counting on it makes one.
+          this.remapping.set(b.size, this.remapping.get(b.size)! - 1);
+          this.drop(b);
+          const list = this.waiting.get(b.size);
+          if (list && list.length > (this.remapping.get(b.size) ?? 0)) list.shift()!(null);
+        },
       );
       this.waits.add(w);
       void w.then(() => this.waits.delete(w));
@@ -103,6 +135,8 @@ export class UploadStaging {
   }
 
   private park(b: GPUBuffer): void {
+    const waiter = this.waiting.get(b.size)?.shift();
+    if (waiter) return waiter(b);
     let list = this.free.get(b.size);
     if (!list) this.free.set(b.size, (list = []));
     if (list.length < this.keepPerSize) list.push(b);

@@ -105,6 +105,9 @@ export interface MergeTiming {
   chunkReadsAhead: number;
   /** …and read-ahead guesses not taken (a pass ended; the next one starts over or needs other inputs). */
   chunkReadsWasted: number;
+  /** Staging buffers the reads landed in (created, reused afterwards) and their high-water mark in bytes (host memory). */
+  stagingBuffers: number;
+  stagingPeakBytes: number;
 }
 
 export interface ExecuteOptions {
@@ -289,20 +292,21 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   const reader = new TensorFileReader();
   const staging = new UploadStaging(rt);
   const readback = new Readback(rt);
-  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, readbackBytes: 0, chunkReadsAhead: 0, chunkReadsWasted: 0 };
+  const timing: MergeTiming = { readWaitMs: 0, uploadMs: 0, computeMs: 0, readbackMs: 0, writeMs: 0, tensors: 0, dispatches: 0, submits: 0, readbackBytes: 0, chunkReadsAhead: 0, chunkReadsWasted: 0, stagingBuffers: 0, stagingPeakBytes: 0 };
   const counters0 = { dispatches: rt.counters.dispatches, submits: rt.counters.submits };
   /**
    * Reads a tensor's bytes straight into mapped staging memory (uploadReads copies them to the GPU from there; a
    * read not uploaded goes back with staging.release).
    */
   const readInto = (ref: TensorRef): Promise<StagedBytes> => {
-    const s = staging.acquire(ref.byteLength);
-    const p = reader.readBytes(ref, s.bytes).then(
-      () => s,
-      (e: unknown) => {
-        staging.release(s);
-        throw e;
-      },
+    const p = staging.acquire(ref.byteLength).then((s) =>
+      reader.readBytes(ref, s.bytes).then(
+        () => s,
+        (e: unknown) => {
+          staging.release(s);
+          throw e;
+        },
+      ),
     );
     staging.track(p); // the staging memory stays mapped until the read is done, whatever happens meanwhile
     return p;
@@ -718,6 +722,8 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     for (const p of pending.values()) p.then((b) => staging.release(b), () => undefined);
     readback.destroy();
     await staging.destroy(); // after every read into its memory has ended
+    timing.stagingBuffers = staging.created;
+    timing.stagingPeakBytes = staging.peakHeldBytes;
     await reader.close();
     if (dataDir) await fs.promises.rm(dataDir, { recursive: true, force: true });
   }
