@@ -409,10 +409,16 @@ export type WritableFloatDType = 'F32' | 'F16' | 'BF16';
 
 type Lazy<T> = T | (() => T | Promise<T>);
 
-/** A tensor to write. `data` may be a function, called only when the tensor's turn comes (streaming). */
+/**
+ * A tensor to write. `data` may be a function, called only when the tensor's turn comes (streaming).
+ * `valuesOutliveNextCall`: the producer promises that the values it returns stay valid until the writer asks for
+ * the tensor after the next one (it alternates two buffers). Values already in their on-disk form (F32 as a
+ * Float32Array, F16/BF16 as a Uint16Array of bits) are then written straight from its memory, with no copy, and the
+ * write runs while the producer makes the next tensor.
+ */
 export type WriteTensor =
-  | { name: string; dtype: WritableFloatDType; shape: readonly number[]; data: Lazy<HalfOrF32> }
-  | { name: string; dtype: 'I32'; shape: readonly number[]; data: Lazy<Int32Array> };
+  | { name: string; dtype: WritableFloatDType; shape: readonly number[]; data: Lazy<HalfOrF32>; valuesOutliveNextCall?: boolean }
+  | { name: string; dtype: 'I32'; shape: readonly number[]; data: Lazy<Int32Array>; valuesOutliveNextCall?: undefined };
 
 /**
  * A float tensor's values: f32 (encoded to the tensor's dtype here), or for F16/BF16 the bits already encoded
@@ -431,6 +437,8 @@ export interface WriteTensorPieces {
   dtype: WritableFloatDType;
   shape: readonly number[];
   pieces: () => AsyncIterable<HalfOrF32>;
+  /** As WriteTensor's: each piece stays valid until the piece after the next one is asked for. */
+  valuesOutliveNextCall?: boolean;
 }
 
 const CHUNK_ELEMENTS = 1 << 20;
@@ -533,6 +541,16 @@ export async function writeSafetensors(
   await w.commit();
 
   async function writeValues(t: WriteTensor | WriteTensorPieces, data: Float32Array | Int32Array | Uint16Array): Promise<void> {
+      const asOnDisk = t.dtype === 'F32' ? data instanceof Float32Array : t.dtype !== 'I32' && data instanceof Uint16Array;
+      if (t.valuesOutliveNextCall && asOnDisk && LITTLE_ENDIAN) {
+        // The producer keeps these values until the call after its next one: written from its memory, and left in
+        // flight (the previous write, which may use the buffer it is about to reuse, ends first).
+        await settle();
+        const p = w.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        p.catch(() => undefined); // seen by the next settle()
+        inFlight = p;
+        return;
+      }
       for (let s = 0; s < data.length; s += CHUNK_ELEMENTS) {
         const part = data.subarray(s, Math.min(data.length, s + CHUNK_ELEMENTS));
         if (t.dtype === 'F32' || t.dtype === 'I32') {

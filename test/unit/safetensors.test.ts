@@ -11,6 +11,8 @@ import {
   readTensorBytes,
   writeSafetensors,
   type SafetensorsDType,
+  type WriteTensor,
+  type WriteTensorPieces,
 } from '../../src/files/safetensors';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/files/f16';
 import { seededRandom } from '../../src/engine/data/rng';
@@ -304,6 +306,53 @@ describe('safetensors', () => {
     }
     assert.deepEqual(Array.from((await readTensor(p, 'C')).data), Array.from(C));
     await assert.rejects(readTensor(p, 'D', h), (e: unknown) => e instanceof SafetensorsError && e.message.includes(p) && e.message.includes('"D"'));
+  });
+
+  it('valuesOutliveNextCall: values written from the producer\'s two alternating buffers, whole tensors and pieces, every value in order', async () => {
+    // The producer alternates two buffers and overwrites the one of two calls ago at once when asked for the next
+    // values (what the contract allows): a writer that had not finished writing it, or that kept a view of it,
+    // would write garbage.
+    const value = (t: number, i: number) => ((i * 2654435761 + t * 97) % 65521) / 64 - 512;
+    const n = 300_007;
+    const two = [new Float32Array(n), new Float32Array(n)];
+    const bits = [new Uint16Array(n), new Uint16Array(n)];
+    let turn = 0;
+    const next = (t: number, dtype: 'F32' | 'BF16'): Float32Array | Uint16Array => {
+      turn ^= 1;
+      if (dtype === 'F32') {
+        const b = two[turn];
+        for (let i = 0; i < n; i++) b[i] = value(t, i);
+        return b;
+      }
+      const b = bits[turn];
+      for (let i = 0; i < n; i++) b[i] = f32ToBf16Bits(value(t, i));
+      return b;
+    };
+    const tensors: WriteTensor[] = [];
+    for (let t = 0; t < 12; t++) {
+      const dtype = t % 3 === 0 ? 'BF16' : 'F32';
+      tensors.push({ name: `t${t}`, dtype, shape: [n], valuesOutliveNextCall: true, data: async () => next(t, dtype) });
+    }
+    const pieceTensor: WriteTensorPieces = {
+      name: 'pieces',
+      dtype: 'F32',
+      shape: [5, n],
+      valuesOutliveNextCall: true,
+      pieces: async function* () {
+        for (let k = 0; k < 5; k++) yield next(100 + k, 'F32');
+      },
+    };
+    const p = path.join(dir, 'outlive.safetensors');
+    await writeSafetensors(p, [...tensors, pieceTensor]);
+    for (let t = 0; t < 12; t++) {
+      const got = (await readTensor(p, `t${t}`)).data;
+      const want = Float32Array.from({ length: n }, (_, i) => (t % 3 === 0 ? bf16BitsToF32(f32ToBf16Bits(value(t, i))) : value(t, i)));
+      assert.deepEqual(got, want, `t${t}`);
+    }
+    const gotPieces = (await readTensor(p, 'pieces')).data;
+    for (let k = 0; k < 5; k++) {
+      assert.deepEqual(gotPieces.subarray(k * n, (k + 1) * n), Float32Array.from({ length: n }, (_, i) => value(100 + k, i)), `piece ${k}`);
+    }
   });
 
   it('pieces from one reused buffer: BF16/F16 writes run while the next piece is made, every value lands in order', async () => {

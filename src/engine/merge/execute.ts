@@ -17,9 +17,10 @@
 //   - nothing per tensor is garbage for the host, and input bytes are copied by no one but the GPU: a read lands
 //     straight in the mapped memory of a reused MAP_WRITE staging buffer (gpu/upload-staging.ts), and the upload
 //     is a copy recorded from there (queue.writeBuffer would first copy every byte into Dawn's own staging on
-//     the main thread); the merged tensor comes back through one reused staging buffer (Readback),
+//     the main thread); the merged tensor comes back through two reused staging buffers (Readback),
 //     recorded in the same submit as the merge so that one round trip fetches both the stats and the values, and
-//     the writer encodes straight from the mapped staging memory (no host copy of the tensor).
+//     the writer writes straight from the mapped staging memory (no host copy of the tensor), that write running
+//     while the next tensor merges (two staging buffers in turn).
 // A report (merge-report.json) lands beside the output: per tensor the kept fraction per expert, the sign-conflict
 // fraction and the norm of the merged delta; per expert its saliency mass in total and per layer.
 import * as fs from 'node:fs';
@@ -183,15 +184,18 @@ function rowSlice(ref: TensorRef, r0: number, r1: number): TensorRef {
 }
 
 /**
- * The merged tensors' way back to the host: one MAP_READ staging buffer, grown to the largest tensor and reused,
- * instead of a fresh staging buffer and a fresh host copy per tensor. The copy into staging is recorded right
- * after the merge's passes (before its stats are awaited), so one submit serves both; read() hands out the mapped
- * memory itself, which stays valid until the next record() unmaps it (the writer is done with a tensor before it
- * asks for the next one).
+ * The merged tensors' way back to the host: two MAP_READ staging buffers, grown to the largest tensor and reused in
+ * turn, instead of a fresh staging buffer and a fresh host copy per tensor. The copy into staging is recorded right
+ * after the merge's passes (before its stats are awaited), so one submit serves both. read() hands out the mapped
+ * memory itself, which stays valid until the record() after the next one unmaps it: the writer writes straight
+ * from it and leaves that write running while the next tensor merges (writeSafetensors' valuesOutliveNextCall).
  */
 class Readback {
-  private staging: GPUBuffer | null = null;
-  private mapped = false;
+  private slots: { staging: GPUBuffer | null; mapped: boolean }[] = [
+    { staging: null, mapped: false },
+    { staging: null, mapped: false },
+  ];
+  private cur = 0;
   private bytes = 0;
   /** Elements of the recorded values, and whether they are F16/BF16 bits (two per word) or f32. */
   private count = 0;
@@ -202,46 +206,51 @@ class Readback {
   /** Bytes mapped by read() so far. */
   total = 0;
 
-  private unmap(): void {
-    if (this.mapped) this.staging?.unmap();
-    this.mapped = false;
-  }
-
   /**
-   * Record the copy of t into the staging buffer (the next flush submits it). An F16/BF16 output is narrowed on the
-   * GPU first (ops/convert.ts encodeHalfWords): half the bytes come back, and the host writes them as they are.
+   * Record the copy of t into the next staging buffer (the next flush submits it). An F16/BF16 output is narrowed
+   * on the GPU first (ops/convert.ts encodeHalfWords): half the bytes come back, and the host writes them as they are.
    */
   record(t: Tensor, as: FloatDType = 'F32'): void {
-    this.unmap();
+    this.cur ^= 1;
+    const slot = this.slots[this.cur];
+    if (slot.mapped) slot.staging!.unmap(); // the values read two tensors ago: their write has ended
+    slot.mapped = false;
     const src = as === 'F32' ? t : encodeHalfWords(t, as);
     const bytes = as === 'F32' ? t.size * 4 : Math.ceil(t.size / 2) * 4;
-    if (!this.staging || this.staging.size < bytes) {
-      this.staging?.destroy();
-      this.staging = this.rt.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'basin-merge-readback' });
+    if (!slot.staging || slot.staging.size < bytes) {
+      slot.staging?.destroy();
+      slot.staging = this.rt.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'basin-merge-readback' });
     }
     this.bytes = bytes;
     this.count = t.size;
     this.half = as !== 'F32';
-    if (bytes > 0) this.rt.copy(src.range(), { buffer: this.staging, offset: 0, size: bytes }, bytes);
+    if (bytes > 0) this.rt.copy(src.range(), { buffer: slot.staging, offset: 0, size: bytes }, bytes);
     if (src !== t) src.dispose(); // the copy is recorded before any later use of the buffer
   }
 
-  /** The recorded values (f32, or F16/BF16 bits), as a view of the mapped staging memory (valid until the next record()). */
+  /**
+   * The recorded values (f32, or F16/BF16 bits), as a view of the mapped staging memory (valid until the record()
+   * after the next one).
+   */
   async read(): Promise<Float32Array | Uint16Array> {
-    if (this.bytes === 0 || !this.staging) return this.half ? new Uint16Array(0) : new Float32Array(0);
+    const slot = this.slots[this.cur];
+    if (this.bytes === 0 || !slot.staging) return this.half ? new Uint16Array(0) : new Float32Array(0);
     this.rt.flush();
-    await Promise.race([this.staging.mapAsync(GPUMapMode.READ, 0, this.bytes), this.rt.gpu.lostPromise()]);
+    await Promise.race([slot.staging.mapAsync(GPUMapMode.READ, 0, this.bytes), this.rt.gpu.lostPromise()]);
     this.rt.gpu.check();
-    this.mapped = true;
+    slot.mapped = true;
     this.total += this.bytes;
-    const range = this.staging.getMappedRange(0, this.bytes);
+    const range = slot.staging.getMappedRange(0, this.bytes);
     return this.half ? new Uint16Array(range, 0, this.count) : new Float32Array(range);
   }
 
   destroy(): void {
-    this.unmap();
-    this.staging?.destroy();
-    this.staging = null;
+    for (const slot of this.slots) {
+      if (slot.mapped) slot.staging?.unmap();
+      slot.staging?.destroy();
+      slot.staging = null;
+      slot.mapped = false;
+    }
   }
 }
 
@@ -675,6 +684,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
                 name: task.output,
                 dtype: task.outDtype,
                 shape: task.shape,
+                valuesOutliveNextCall: true, // Readback alternates two staging buffers
                 pieces: () => {
                   wrote();
                   const me = at++;
@@ -698,6 +708,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
               name: task.output,
               dtype: task.outDtype,
               shape: task.shape,
+              valuesOutliveNextCall: true, // Readback alternates two staging buffers
               data: async () => {
                 wrote();
                 const me = at++;
