@@ -14,10 +14,10 @@ import { formatPruneReport, runPruneBench } from '../../bench/prune';
 import { SASREC_LOSSES, formatSasrecReport, runSasrecBench } from '../../bench/sasrec';
 import { formatTrainStepReport, runTrainStepBench } from '../../bench/train-step';
 
-/** Every benchmark `basin bench` runs: the CLI's help and the unknown-name error read this list. */
 /** The names `bench sasrec --losses` takes (the bench's own list), for messages and the CLI's help. */
 export const SASREC_LOSS_NAMES = SASREC_LOSSES.map((m) => m.name).join(', ');
 
+/** Every benchmark `basin bench` runs: the CLI's help and the unknown-name error read this list. */
 export const BENCH_NAMES = [
   'matmul', 'train-step', 'editor', 'kill-resume', 'loss', 'sasrec', 'merge', 'prune', 'optimizer-memory',
   'optimizer-quality', 'mao-step', 'lr-robustness', 'forgetting', 'mixed-precision', 'gpu-wait',

@@ -499,7 +499,9 @@ export async function writeSafetensors(
   // F16/BF16 values are encoded into one of two scratch buffers and their write is left in flight (one at a
   // time, so the other buffer is free) while the caller makes the next values: a merge's next row chunk runs on
   // the GPU during the disk write instead of after it.
-  const scratch16 = [0, 1].map(() => new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax)));
+  // Made on first use: values the caller keeps (valuesOutliveNextCall) in their on-disk form never need them.
+  const scratch16: Uint16Array[] = [];
+  const scratch = (k: number) => (scratch16[k] ??= new Uint16Array(Math.min(CHUNK_ELEMENTS, halfMax)));
   let flip = 0;
   let inFlight: Promise<void> | null = null;
   const settle = async () => {
@@ -564,7 +566,7 @@ export async function writeSafetensors(
             await w.write(copy);
           }
         } else {
-          const out = scratch16[flip].subarray(0, part.length);
+          const out = scratch(flip).subarray(0, part.length);
           flip ^= 1;
           if (part instanceof Uint16Array) out.set(part); // bits encoded already: copied, so the caller may reuse them
           else if (t.dtype === 'F16') encodeF16(part as Float32Array, out);

@@ -1,11 +1,11 @@
 // Uploads that a file read fills in place: mapped MAP_WRITE staging buffers, reused.
 //
 // queue.writeBuffer copies the caller's bytes into Dawn's own staging memory on the calling thread, and then the
-// GPU copies them again. For a merge that streams gigabytes from disk, that host copy was the upload: on lavapipe
-// (tmp microbenchmark, 32 MiB pieces) writeBuffer ran at 0.3–4.9 GB/s with 100–2,900 ms of the main thread per
-// 768 MiB, against 5.8–6.9 GB/s and 3–6 ms for reads landing in mapped staging memory. Here a read goes straight
-// into a mapped buffer's memory (getMappedRange is the driver's host-visible memory, not a copy), and the upload
-// is an unmap plus a copy recorded in order with the kernels that read it.
+// GPU copies them again. For a merge that streams gigabytes from disk, that is a host copy of every input byte on
+// the main thread, the thread that also drives the GPU. Here a read goes straight into a mapped buffer's memory
+// (getMappedRange is the driver's host-visible memory, not a copy), and the upload is an unmap plus a copy
+// recorded in order with the kernels that read it. `basin bench merge` shows the upload's time per tensor and the
+// staging buffers a merge held.
 //
 // A staging buffer's life: lent mapped (acquire) → filled by the caller → recordCopy (unmapped, a copy recorded) →
 // after the runtime submitted the copy, remapAfterSubmit maps it again (the map resolves once the GPU has done the
@@ -92,7 +92,11 @@ export class UploadStaging {
 
   /** Wait for `p` (a read filling lent memory) before destroy() unmaps anything. */
   track(p: Promise<unknown>): void {
-    const w = p.then(() => undefined, () => undefined);
+    this.hold(p.then(() => undefined, () => undefined));
+  }
+
+  /** destroy() waits for `w` (which never rejects). */
+  private hold(w: Promise<void>): void {
     this.waits.add(w);
     void w.then(() => this.waits.delete(w));
   }
@@ -116,7 +120,7 @@ export class UploadStaging {
     this.toRemap = [];
     for (const b of bufs) {
       this.remapping.set(b.size, (this.remapping.get(b.size) ?? 0) + 1);
-      const w = b.mapAsync(WRITE_MODE).then(
+      this.hold(b.mapAsync(WRITE_MODE).then(
         () => {
           this.remapping.set(b.size, this.remapping.get(b.size)! - 1);
           if (!this.destroyed) this.park(b);
@@ -128,9 +132,7 @@ export class UploadStaging {
           const list = this.waiting.get(b.size);
           if (list && list.length > (this.remapping.get(b.size) ?? 0)) list.shift()!(null);
         },
-      );
-      this.waits.add(w);
-      void w.then(() => this.waits.delete(w));
+      ));
     }
   }
 

@@ -447,8 +447,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
 
   /**
    * Merges one task on the GPU and returns the merged values (host f32, or F16/BF16 bits for such an output; valid
-   * until the next task) after its
-   * statistics were checked; a preview returns none.
+   * until the task after the next one: Readback) after its statistics were checked; a preview returns none.
    */
   const runTask = async (task: MergeTask, next: MergeTask | undefined): Promise<Float32Array | Uint16Array> => {
     if (o.signal?.aborted) throw new MergeCancelledError();
@@ -531,7 +530,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
 
   /**
    * Merges one task in row chunks (tensor-merge.ts mergeTensorChunked): yields the merged rows, chunk by chunk,
-   * as views of the staging memory (valid until the next piece is asked for). Inputs are read chunk by chunk at
+   * as views of the staging memory (valid until the piece after the next one is asked for: Readback). Inputs are read chunk by chunk at
    * their row offsets (positioned reads into reused staging buffers); nothing of the task is cached.
    */
   async function* runChunked(task: MergeTask, next: MergeTask | undefined, rowsPer: number): AsyncGenerator<Float32Array | Uint16Array> {
