@@ -3,26 +3,27 @@
 // Every element gets a 64-bit composite key (hi, lo): hi orders the values as unsigned integers (abs mode: the
 // bits of |x|, which order non-negative floats; signed mode: the sign-flipped bits), lo = ~index, so that among
 // equal values the LOWER index ranks higher. All keys are distinct, so "the k-th largest key" keeps exactly k
-// elements: ties at the threshold are resolved by index, deterministically. The k-th largest key is found by a
-// radix select, most significant byte first: per byte a 256-bin histogram of the elements whose higher bytes match
-// the prefix found so far (sel_hist), then one invocation walks the bins from the top (sel_scan) and fixes the
-// byte. Index bytes that are the same for every element (n ≤ 2^(8m)) are fixed on the host and skipped.
-// The index bytes matter only when ties at the threshold value straddle it. When the last value byte leaves every
-// element of that value kept (rank still to find = their count, the usual case for real-valued data), the k-th
-// largest key is the one of the highest index among them: one pass (sel_tie, an atomic max) finds it and the
-// index passes return at once.
+// elements: ties at the threshold are resolved by index, deterministically.
+// The value part hi is found by a radix select in three digits of 11, 11 and 10 bits, most significant first: per
+// digit a 2048-bin histogram of the elements whose higher digits match the prefix found so far (sel_hist), then
+// one invocation walks the bins from the top (sel_scan) and fixes the digit. (Bytes would take four passes, and
+// the top byte of a float, its sign and high exponent bits, barely splits weights at all.) That leaves the rank r of the threshold among the elements whose value
+// key is hi; the r-th lowest index among them is found without index passes: sel_count counts them per block of
+// 2^14 elements, sel_blocks finds the block holding the r-th and the rank within it, and sel_find, one workgroup
+// per piece, walks that block alone. So a select reads its input 4 times (3 value passes and the count) plus one
+// block, whether ties straddle the threshold or not.
 //
-// State (u32): [0] hi prefix, [1] lo prefix, [2] rank still to find inside the current prefix (1-based),
-// [3] 0 = index passes run; 1 = tie mode (set by the last value scan), then 2 + the highest tied index.
+// State (u32): [0] hi (the value key), [1] lo (~index, set by sel_find), [2] rank still to find (1-based) inside
+// the current prefix, then inside the block, 0 once found; [3] the block holding the threshold (sel_blocks).
 
 struct SelParams {
-  n: u32,        // elements in this binding-sized piece
+  n: u32,        // elements in this piece (sel_init, sel_blocks: of the whole tensor)
   lead: u32,     // elements from the binding's start to the piece's first element
   base: u32,     // global index of the piece's first element
   absMode: u32,
-  stage: u32,    // 0..3 value bytes (MSB first), 4..7 index bytes
+  stage: u32,    // 0..2: value digits (most significant first)
   k: u32,
-  loInit: u32,
+  spare: u32,
   hiB: u32,      // topk_mask: second threshold in use (range mode)
   leadM: u32,    // topk_mask: the mask binding's own lead
 }
@@ -31,6 +32,16 @@ struct SelParams {
 override WG: u32 = 256u;
 override ITEMS: u32 = 16u;
 
+/** log2 of the elements per block of sel_count (the host keeps WG × ITEMS at most a block: a workgroup spans ≤ 2). */
+const BLOCK_SHIFT: u32 = 14u;
+
+/** Bins of a histogram: 2^11 (8 KiB of workgroup memory). */
+const BINS: u32 = 2048u;
+
+/** The digit of a stage: its lowest bit and its width (bits 31..21, 20..10, 9..0). */
+fn digit_shift(stage: u32) -> u32 { return select(select(0u, 10u, stage == 1u), 21u, stage == 0u); }
+fn digit_width(stage: u32) -> u32 { return select(10u, 11u, stage < 2u); }
+
 fn sel_hi(v: f32) -> u32 {
   let b = bitcast<u32>(v);
   if (p.absMode != 0u) { return b & 0x7fffffffu; }
@@ -38,125 +49,200 @@ fn sel_hi(v: f32) -> u32 {
   return b | 0x80000000u;
 }
 
-// ---- sel_init: state ← (0, loInit, k) and the histogram cleared -------------------------------------------------
+/** Blocks of 2^14 elements in n elements (no overflow near 2^32). */
+fn sel_blocks_of(n: u32) -> u32 {
+  return (n >> BLOCK_SHIFT) + select(0u, 1u, (n & ((1u << BLOCK_SHIFT) - 1u)) != 0u);
+}
+
+// ---- sel_init: state ← (0, 0, k, 0), the histogram and the block counts cleared ---------------------------------
 @group(0) @binding(1) var<storage, read_write> init_state: array<u32>;
 @group(0) @binding(2) var<storage, read_write> init_hist: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read_write> init_counts: array<u32>;
 
 @compute @workgroup_size(WG)
 fn sel_init(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) {
     init_state[0] = 0u;
-    init_state[1] = p.loInit;
+    init_state[1] = 0u;
     init_state[2] = p.k;
     init_state[3] = 0u;
   }
-  for (var b = lid; b < 256u; b += WG) { atomicStore(&init_hist[b], 0u); }
+  for (var b = lid; b < BINS; b += WG) { atomicStore(&init_hist[b], 0u); }
+  let nb = sel_blocks_of(p.n);
+  for (var b = lid; b < nb; b += WG) { init_counts[b] = 0u; }
 }
 
-// ---- sel_hist: one pass's histogram --------------------------------------------------------------------------
+// ---- sel_hist: one value digit's histogram -----------------------------------------------------------------------
 @group(0) @binding(1) var<storage, read> hx: array<f32>;
 @group(0) @binding(2) var<storage, read> hstate: array<u32>;
 @group(0) @binding(3) var<storage, read_write> hhist: array<atomic<u32>>;
 
-var<workgroup> whist: array<atomic<u32>, 256>;
+var<workgroup> whist: array<atomic<u32>, BINS>;
 
 @compute @workgroup_size(WG)
 fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  // Tie mode: no index pass needed. (No early return: the barriers below must stay in uniform control flow.)
-  let skip = p.stage >= 4u && hstate[3] != 0u;
-  for (var b = lid; b < 256u; b += WG) { atomicStore(&whist[b], 0u); }
+  for (var b = lid; b < BINS; b += WG) { atomicStore(&whist[b], 0u); }
   workgroupBarrier();
   // ITEMS elements per invocation (strided by WG, so loads stay coalesced): fewer workgroups, fewer flushes of the
-  // 256 bins into the global histogram.
+  // bins into the global histogram.
   let first = (wid.x + wid.y * nwg.x) * WG * ITEMS + lid;
   let ph = hstate[0];
-  let pl = hstate[1];
+  let sh = digit_shift(p.stage);
+  let top = sh + digit_width(p.stage);
+  let mask = (1u << digit_width(p.stage)) - 1u;
   for (var e = 0u; e < ITEMS; e++) {
     let i = first + e * WG;
-    if (i >= p.n || skip) { break; }
+    if (i >= p.n) { break; }
     let hi = sel_hi(hx[p.lead + i]);
-    let lo = ~(p.base + i);
-    var byte = 0u;
-    var hit = true;
-    if (p.stage < 4u) {
-      let sh = 24u - 8u * p.stage;
-      if (p.stage > 0u) { hit = (hi >> (sh + 8u)) == (ph >> (sh + 8u)); }
-      byte = (hi >> sh) & 255u;
-    } else {
-      let q = p.stage - 4u;
-      let sh = 24u - 8u * q;
-      hit = hi == ph;
-      if (q > 0u) { hit = hit && (lo >> (sh + 8u)) == (pl >> (sh + 8u)); }
-      byte = (lo >> sh) & 255u;
-    }
-    if (hit) { atomicAdd(&whist[byte], 1u); }
+    // Stage 0 takes every element (a shift by 32 would be undefined, hence the test on the stage).
+    if (p.stage == 0u || (hi >> top) == (ph >> top)) { atomicAdd(&whist[(hi >> sh) & mask], 1u); }
   }
   workgroupBarrier();
-  for (var b = lid; b < 256u; b += WG) {
+  for (var b = lid; b < BINS; b += WG) {
     let c = atomicLoad(&whist[b]);
     if (c != 0u) { atomicAdd(&hhist[b], c); }
   }
 }
 
-// ---- sel_scan: fix this pass's byte and clear the histogram for the next pass -------------------------------
+// ---- sel_scan: fix this pass's digit and clear the histogram for the next pass -------------------------------
 @group(0) @binding(1) var<storage, read_write> sstate: array<u32>;
 @group(0) @binding(2) var<storage, read_write> shist: array<u32>;
 
 @compute @workgroup_size(1)
 fn sel_scan() {
-  if (p.stage >= 4u && sstate[3] != 0u) { return; }
   var rem = sstate[2];
   var chosen = 0u;
-  for (var b = 255i; b >= 0i; b--) {
+  for (var b = i32(1u << digit_width(p.stage)) - 1i; b >= 0i; b--) {
     let c = shist[u32(b)];
     if (rem <= c) { chosen = u32(b); break; }
     rem -= c;
   }
-  if (p.stage < 4u) {
-    sstate[0] = sstate[0] | (chosen << (24u - 8u * p.stage));
-  } else {
-    sstate[1] = (sstate[1] & ~(255u << (24u - 8u * (p.stage - 4u)))) | (chosen << (24u - 8u * (p.stage - 4u)));
-  }
+  sstate[0] = sstate[0] | (chosen << digit_shift(p.stage));
   sstate[2] = rem;
-  // The last value byte: if every element of the chosen value is kept, the index passes are not needed.
-  if (p.stage == 3u && rem == shist[chosen]) { sstate[3] = 1u; }
-  for (var b = 0u; b < 256u; b++) { shist[b] = 0u; }
+  for (var b = 0u; b < BINS; b++) { shist[b] = 0u; }
 }
 
-// ---- sel_tie (tie mode only): state[3] = 2 + the highest index whose value key equals the threshold's --------
-@group(0) @binding(1) var<storage, read> tx: array<f32>;
-@group(0) @binding(2) var<storage, read_write> tstate: array<atomic<u32>>;
+// ---- sel_count: per block of 2^14 elements, how many have the threshold's value key ---------------------------
+@group(0) @binding(1) var<storage, read> cx: array<f32>;
+@group(0) @binding(2) var<storage, read> cstate: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ccounts: array<atomic<u32>>;
 
-var<workgroup> wmax: atomic<u32>;
+var<workgroup> wcount: array<atomic<u32>, 2>;
 
 @compute @workgroup_size(WG)
-fn sel_tie(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  // Not in tie mode: nothing to do. (No early return: the barriers below must stay in uniform control flow.)
-  let skip = atomicLoad(&tstate[3]) == 0u;
-  if (lid == 0u) { atomicStore(&wmax, 0u); }
+fn sel_count(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  if (lid < 2u) { atomicStore(&wcount[lid], 0u); }
   workgroupBarrier();
-  let first = (wid.x + wid.y * nwg.x) * WG * ITEMS + lid;
-  let th = atomicLoad(&tstate[0]);
-  var m = 0u;
+  let wfirst = (wid.x + wid.y * nwg.x) * WG * ITEMS;
+  let blk0 = (p.base + wfirst) >> BLOCK_SHIFT;
+  let th = cstate[0];
+  // Counted in registers first: with many equal values (zeros) every invocation would hit the same counter.
+  var c = vec2u(0u, 0u);
   for (var e = 0u; e < ITEMS; e++) {
-    let i = first + e * WG;
-    if (i >= p.n || skip) { break; }
-    if (sel_hi(tx[p.lead + i]) == th) { m = max(m, p.base + i + 2u); }
+    let i = wfirst + lid + e * WG;
+    if (i >= p.n) { break; }
+    if (sel_hi(cx[p.lead + i]) == th) {
+      if (((p.base + i) >> BLOCK_SHIFT) == blk0) { c.x += 1u; } else { c.y += 1u; }
+    }
   }
-  if (m != 0u) { atomicMax(&wmax, m); }
+  if (c.x != 0u) { atomicAdd(&wcount[0], c.x); }
+  if (c.y != 0u) { atomicAdd(&wcount[1], c.y); }
   workgroupBarrier();
-  if (lid == 0u) {
-    let w = atomicLoad(&wmax);
-    if (w != 0u) { atomicMax(&tstate[3], w); }
+  if (lid < 2u) {
+    let w = atomicLoad(&wcount[lid]);
+    if (w != 0u) { atomicAdd(&ccounts[blk0 + lid], w); }
   }
 }
 
-// ---- sel_tie_done: tie mode's lo key from the highest tied index -----------------------------------------------
-@group(0) @binding(1) var<storage, read_write> dstate: array<u32>;
+// ---- sel_blocks: the block holding the rank-th such element, and the rank within it (state[3], state[2]) -------
+@group(0) @binding(1) var<storage, read_write> bstate: array<u32>;
+@group(0) @binding(2) var<storage, read> bcounts: array<u32>;
 
-@compute @workgroup_size(1)
-fn sel_tie_done() {
-  if (dstate[3] >= 2u) { dstate[1] = ~(dstate[3] - 2u); }
+var<workgroup> bsum: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn sel_blocks(@builtin(local_invocation_index) lid: u32) {
+  let nb = sel_blocks_of(p.n);
+  let per = (nb + 255u) / 256u;
+  let s = min(lid * per, nb);
+  let e = min(s + per, nb);
+  var c = 0u;
+  for (var b = s; b < e; b++) { c += bcounts[b]; }
+  bsum[lid] = c;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var r = bstate[2];
+    var t = 0u;
+    for (; t < 255u; t++) {
+      if (r <= bsum[t]) { break; }
+      r -= bsum[t];
+    }
+    var b = min(t * per, nb - 1u);
+    let last = min(t * per + per, nb) - 1u;
+    for (; b < last; b++) {
+      if (r <= bcounts[b]) { break; }
+      r -= bcounts[b];
+    }
+    bstate[2] = r;
+    bstate[3] = b;
+  }
+}
+
+// ---- sel_find: in the pieces overlapping that block (in index order), the element of that rank -----------------
+@group(0) @binding(1) var<storage, read> fx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fstate: array<u32>;
+
+var<workgroup> fcnt: array<u32, 256>;
+var<workgroup> fpick: vec2u;
+
+@compute @workgroup_size(256)
+fn sel_find(@builtin(local_invocation_index) lid: u32) {
+  let th = fstate[0];
+  let rank = fstate[2];
+  let blk = fstate[3];
+  // This piece's part of the block, [lo, hi) in global indices (0 elements when it has none or it was found).
+  let b0 = blk << BLOCK_SHIFT;
+  let b1 = select(b0 + (1u << BLOCK_SHIFT), 0xffffffffu, blk >= (0xffffffffu >> BLOCK_SHIFT));
+  let lo = max(b0, p.base);
+  let hi = min(b1, p.base + p.n);
+  let len = select(0u, hi - lo, rank != 0u && lo < hi);
+  // Each invocation a run of consecutive indices, so the one holding the rank walks its own run in order.
+  let per = (len + 255u) / 256u;
+  let s = lo + min(lid * per, len);
+  let e = lo + min(lid * per + per, len);
+  var c = 0u;
+  for (var g = s; g < e; g++) {
+    if (sel_hi(fx[p.lead + g - p.base]) == th) { c += 1u; }
+  }
+  fcnt[lid] = c;
+  workgroupBarrier();
+  storageBarrier();
+  if (lid == 0u && len != 0u) {
+    var r = rank;
+    var t = 256u;
+    for (var j = 0u; j < 256u; j++) {
+      if (r <= fcnt[j]) { t = j; break; }
+      r -= fcnt[j];
+    }
+    // Not in this piece: the next piece of the block looks for what is left.
+    if (t == 256u) { fstate[2] = r; }
+    fpick = vec2u(t, r);
+  }
+  workgroupBarrier();
+  let pick = fpick;
+  if (len != 0u && lid == pick.x) {
+    var r = pick.y;
+    for (var g = s; g < e; g++) {
+      if (sel_hi(fx[p.lead + g - p.base]) == th) {
+        r -= 1u;
+        if (r == 0u) {
+          fstate[1] = ~g;
+          fstate[2] = 0u;
+          break;
+        }
+      }
+    }
+  }
 }
 
 // ---- topk_mask: mask[i] = 1 where key(i) ≥ threshold A (and key(i) < threshold B in range mode) -------------

@@ -14,6 +14,7 @@ import { DEFAULT_CHUNK_BYTES, HARDWARE_CHUNK_BYTES, chunkRowsFor, defaultChunkBy
 import { MERGE_METHOD_ENTRIES, type MergeMethodName } from '../../src/files/registry/merge-methods';
 import { matrixView } from '../../src/protocol/stats';
 import { kthLargest, kthLargestStreamed } from '../../src/engine/ops/select';
+import { cpuKthLargest } from '../../src/engine/cpu/select';
 import { executeMerge } from '../../src/engine/merge/execute';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
@@ -184,29 +185,65 @@ describe('merge in row chunks = whole tensor, bit for bit', function () {
     assert.ok(chunkRowsFor(rt, 'ties', [4096, 4096], DEFAULT_CHUNK_BYTES) > 0, 'chunked on a software adapter');
   });
 
-  it('the streamed select finds the key kthLargest finds, from pieces in any order, ties straddling the threshold too', async () => {
+  it('the streamed select finds the keys kthLargest finds, several selects over several series at once, ties straddling too', async () => {
     const rt = await runtime();
-    for (const [n, quant, piece] of [[1000, 0, 77], [70000, 4, 16384], [5000, 1, 999]] as const) {
-      // quant > 0: values on a coarse grid, so ties straddle the threshold (the index passes run).
-      const v = Float32Array.from(randn(n, n + quant), (x) => (quant ? Math.round(x * quant) / quant : x));
-      const whole = fromArray(rt, v, [n]);
-      for (const k of [1, 7, Math.floor(n / 3), n]) {
-        const want = kthLargest(whole, k, { abs: true });
-        const starts: number[] = [];
-        for (let s = 0; s < n; s += piece) starts.push(s);
-        const got = await kthLargestStreamed(rt, n, k, { abs: true }, async (visit) => {
-          for (const s of [...starts].reverse()) {
-            const x = fromArray(rt, v.subarray(s, Math.min(n, s + piece)), [Math.min(n, s + piece) - s]);
-            visit(x, s);
+    // quant > 0: values on a coarse grid, so ties straddle the threshold; pieces that do not align with the select's
+    // blocks of 2^14 (SELECT_BLOCK), nor each other across series.
+    for (const [n, quant, pieces] of [[1000, 0, [77, 130]], [70000, 4, [16384, 9999]], [5000, 1, [999, 5000]], [40000, 0.5, [16383, 4097]]] as const) {
+      const series = pieces.map((_, s) => Float32Array.from(randn(n, n + quant + 17 * s), (x) => (quant ? Math.round(x * quant) / quant : x)));
+      const wholes = series.map((v) => fromArray(rt, v, [n]));
+      const ks = [1, 7, Math.floor(n / 3), n - 1, n];
+      const selects = series.flatMap((_, source) => ks.map((k) => ({ k, abs: source === 0, source })));
+      const visited: number[][] = [];
+      const got = await kthLargestStreamed(rt, n, selects, async (visit, within) => {
+        const sweep: number[] = [];
+        visited.push(sweep);
+        for (let source = 0; source < series.length; source++) {
+          const piece = source === 0 ? pieces[0] : pieces[1];
+          for (let s = 0; s < n; s += piece) {
+            const e = Math.min(n, s + piece);
+            if (within && !within.some(([a, b]) => a < e && b > s)) continue;
+            const x = fromArray(rt, series[source].subarray(s, e), [e - s]);
+            sweep.push(e - s);
+            visit(source, x, s);
+            x.dispose();
+          }
+        }
+      });
+      assert.equal(visited.length, 5, 'three value sweeps, the count, and the blocks holding the thresholds');
+      const full = visited[0].reduce((a, b) => a + b, 0);
+      assert.ok(visited[4].reduce((a, b) => a + b, 0) <= full, 'the last sweep visits only the blocks it needs');
+      if (n > 4 * 16384) {
+        // One select: its last sweep reads the one or two pieces that hold its block.
+        const lastSweep: number[] = [];
+        const [one] = await kthLargestStreamed(rt, n, [{ k: 7, abs: true }], async (visit, within) => {
+          lastSweep.length = 0;
+          for (let s = 0; s < n; s += pieces[0]) {
+            const e = Math.min(n, s + pieces[0]);
+            if (within && !within.some(([a, b]) => a < e && b > s)) continue;
+            const x = fromArray(rt, series[0].subarray(s, e), [e - s]);
+            lastSweep.push(s);
+            visit(0, x, s);
             x.dispose();
           }
         });
-        const [a, b] = [(await want.key.toArray()) as Uint32Array, (await got.key.toArray()) as Uint32Array];
-        assert.deepEqual([b[0], b[1]], [a[0], a[1]], `n=${n} quant=${quant} k=${k}`);
-        want.key.dispose();
-        got.key.dispose();
+        assert.ok(lastSweep.length >= 1 && lastSweep.length <= 2, `last sweep: ${lastSweep.length} pieces`);
+        const a = (await one.key.toArray()) as Uint32Array;
+        assert.equal(a[1], cpuKthLargest(series[0], 7, true).lo);
+        one.key.dispose();
       }
-      whole.dispose();
+      for (let i = 0; i < selects.length; i++) {
+        const sel = selects[i];
+        const want = kthLargest(wholes[sel.source], sel.k, { abs: sel.abs });
+        const [a, b] = [(await want.key.toArray()) as Uint32Array, (await got[i].key.toArray()) as Uint32Array];
+        const cpu = cpuKthLargest(series[sel.source], sel.k, sel.abs);
+        const what = `n=${n} quant=${quant} k=${sel.k} source=${sel.source}`;
+        assert.deepEqual([a[0], a[1]], [cpu.hi, cpu.lo], `whole: ${what}`);
+        assert.deepEqual([b[0], b[1]], [a[0], a[1]], `streamed: ${what}`);
+        want.key.dispose();
+        got[i].key.dispose();
+      }
+      for (const w of wholes) w.dispose();
     }
   });
 

@@ -324,9 +324,11 @@ describe('merge methods over binding-sized chunks (forced small limit)', () => {
   it('element-wise methods match the CPU reference chunk by chunk (hashes, rows and stats keep global indices)', async () => {
     const rt = await runtime();
     const prev = rt.maxBindingBytes;
-    rt.setMaxBindingBytes(4096); // 1,024 floats: [64, 33] is three chunks
+    // 8 KiB (the smallest a select's 2,048-bin histogram fits; WebGPU guarantees 128 MiB): 1,984 floats per span,
+    // so [96, 65] is four chunks, the last ragged.
+    rt.setMaxBindingBytes(8192);
     try {
-      const shape = [64, 33];
+      const shape = [96, 65];
       await compare('linear', { shape, E: 3, base: false });
       await compare('task_arithmetic', { shape, E: 2, global: { lambda: 0.8 } });
       await compare('ties', { shape, E: 3, perModel: (t) => ({ density: 0.3 + 0.2 * t }) });

@@ -6,7 +6,7 @@ import type { BufferBinding, Runtime } from '../gpu/runtime';
 import { ShapeError, Tensor, empty, fmtShape, fromArray, keep, numel } from '../tensor/tensor';
 import { axpbyInPlace, fillInPlace, zeros } from '../ops/basic';
 import { matmul } from '../ops/matmul';
-import { kthLargest, kthLargestStreamed, type TopKThreshold } from '../ops/select';
+import { kthLargest, kthLargestStreamed, type SelectSweep, type StreamedSelect, type TopKThreshold } from '../ops/select';
 import { matrixView } from '../../protocol/stats';
 import {
   GTA_METHODS,
@@ -576,10 +576,14 @@ export function normBased(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
 // ---- row chunks: the first streaming pass (./chunked.ts) -------------------------------------------------------
 
 /**
- * Visits a tensor's row chunks in order: loads the inputs asked for (the others are bound to placeholders that no
- * pass reads), calls `visit` with a MergeCtx over the chunk, records and frees them.
+ * Visits a tensor's row chunks in order (with `within`, ranges of element indices: only the chunks overlapping
+ * them): loads the inputs asked for (the others are bound to placeholders that no pass reads), calls `visit` with
+ * a MergeCtx over the chunk, records and frees them.
  */
-export type ChunkVisitor = (need: { base: boolean; experts: readonly number[] }, visit: (c: MergeCtx) => void) => Promise<void>;
+export type ChunkVisitor = (
+  need: { base: boolean; experts: readonly number[]; within?: readonly (readonly [number, number])[] },
+  visit: (c: MergeCtx) => void,
+) => Promise<void>;
 
 /** Whether a method needs the first pass (per-tensor quantities) before its chunks can be merged. */
 export function needsPrepare(method: MergeMethodName, inp: { perModel: ParamValues[]; global: ParamValues }): boolean {
@@ -595,9 +599,10 @@ type ParamValues = Record<string, number | boolean>;
  * The per-tensor quantities of a chunked merge, found by streaming the chunks (`w`: a ctx with the whole
  * tensor's facts, its inputs placeholders; `part`: the whole stats partials, which multislerp's second pass
  * fills as its apply pass will again). The same kernels and the same partial layouts as the whole-tensor path,
- * so the results are bit-identical: a trim's threshold comes from the radix select's histograms accumulated
- * over the chunks' scores (ops/select.ts kthLargestStreamed: ~5 sweeps per threshold, each re-reading the
- * chunks and recomputing their scores), the dots' partials land in whole (small: n/256 floats) partial buffers
+ * so the results are bit-identical: a trim's thresholds come from the radix select's histograms and block
+ * counts accumulated over the chunks' scores (ops/select.ts kthLargestStreamed: 4 sweeps plus the chunks holding
+ * the thresholds, for all the experts' thresholds at once, each re-reading the base and the trimmed experts and
+ * recomputing their scores), the dots' partials land in whole (small: n/256 floats) partial buffers
  * reduced once as the whole path reduces them.
  * Returns the quantities and the flags to check with the stats (the caller disposes both).
  */
@@ -608,40 +613,45 @@ export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisi
   const cfg = GTA_METHODS[method];
   if ((cfg && (cfg.mask === 'topk' || cfg.mask === 'band')) || method === 'curvature') {
     const curv = method === 'curvature';
-    pre.thr = [];
-    try {
-      for (let t = 0; t < E; t++) {
-        const density = curv ? param(w, 'density', t) : param(w, 'density', t, 1);
-        if (density >= 1) {
-          pre.thr.push(null);
-          continue;
-        }
-        // The scores are recomputed per chunk for every sweep of the select (inputs re-read: the page cache
-        // holds them), so no whole score is ever held: memory stays at a chunk.
-        const sweep = (v: (x: Tensor, start: number) => void) =>
-          visit({ base: true, experts: [t] }, (cc) => {
-            const aux = curv ? curvatureAux(cc, t) : null;
-            const tau = cc.temp(empty(cc.rt, [cc.n]));
-            cc.each(SCORE, [cc.baseT, cc.inp.experts[t], { whole: aux ?? cc.dummy }, tau], curv ? { op: OP.curv, hasStats: aux ? 1 : 0 } : { op: OP.gta });
-            v(tau, cc.base0);
-          });
-        const select = (k: number) => kthLargestStreamed(rt, n, k, { abs: true }, sweep);
-        let lower: TopKThreshold;
-        let upper: TopKThreshold | null = null;
-        if (curv || cfg!.mask === 'topk') lower = await select(trimCount(density, n));
-        else {
-          const b = breadcrumbsBand(density, param(w, 'gamma', t), n);
-          lower = await select(b.nTop + b.keep);
-          if (b.nTop > 0) upper = await select(b.nTop);
-        }
-        const thr = empty(rt, [4], 'u32');
-        placeThresholds(w, thr, 0, lower, upper);
-        pre.thr.push({ t: thr, band: !!upper });
+    // Every threshold of every trimmed expert from the same sweeps (a band's two as well): one sweep reads the
+    // base and each trimmed expert once, whatever the number of thresholds.
+    const selects: StreamedSelect[] = [];
+    const slots: { lower: number; upper: number | null }[] = [];
+    for (let t = 0; t < E; t++) {
+      const density = curv ? param(w, 'density', t) : param(w, 'density', t, 1);
+      if (density >= 1) continue;
+      const at = selects.length;
+      if (curv || cfg!.mask === 'topk') {
+        selects.push({ k: trimCount(density, n), abs: true, source: t });
+        slots[t] = { lower: at, upper: null };
+      } else {
+        const b = breadcrumbsBand(density, param(w, 'gamma', t), n);
+        selects.push({ k: b.nTop + b.keep, abs: true, source: t });
+        if (b.nTop > 0) selects.push({ k: b.nTop, abs: true, source: t });
+        slots[t] = { lower: at, upper: b.nTop > 0 ? at + 1 : null };
       }
-    } catch (e) {
-      for (const x of pre.thr) x?.t.dispose();
-      throw e;
     }
+    const trimmed = slots.flatMap((x, t) => (x ? [t] : []));
+    // The scores are recomputed per chunk for every sweep (inputs re-read: the page cache holds them), so no
+    // whole score is ever held: memory stays at a chunk. One score buffer serves each expert in turn (the work is
+    // recorded in order).
+    const sweep: SelectSweep = (v, within) =>
+      visit({ base: true, experts: trimmed, within }, (cc) => {
+        const tau = cc.temp(empty(cc.rt, [cc.n]));
+        for (const t of trimmed) {
+          const aux = curv ? curvatureAux(cc, t) : null;
+          cc.each(SCORE, [cc.baseT, cc.inp.experts[t], { whole: aux ?? cc.dummy }, tau], curv ? { op: OP.curv, hasStats: aux ? 1 : 0 } : { op: OP.gta });
+          v(t, tau, cc.base0);
+        }
+      });
+    const found = selects.length ? await kthLargestStreamed(rt, n, selects, sweep) : [];
+    pre.thr = Array.from({ length: E }, (_, t) => {
+      const slot = slots[t];
+      if (!slot) return null;
+      const thr = empty(rt, [4], 'u32');
+      placeThresholds(w, thr, 0, found[slot.lower], slot.upper === null ? null : found[slot.upper]);
+      return { t: thr, band: slot.upper !== null };
+    });
     return { pre, flags };
   }
   if (method !== 'slerp' && method !== 'multislerp' && method !== 'model_stock') return { pre, flags };

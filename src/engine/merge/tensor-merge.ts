@@ -139,8 +139,8 @@ export const HARDWARE_CHUNK_BYTES = 64 << 20;
  * The chunk size of a merge not told one. On a software adapter (lavapipe) GPU buffers are host memory, so chunks
  * stay small and the host memory a merge holds is bounded by the chunk. On a hardware GPU a tensor of up to 64 MiB
  * of f32 per operand is merged whole: the methods that trim to a top-k then read its inputs once, where a chunked
- * merge reads them again for each sweep of the streamed select (5 per trimmed expert, usually), which caps its
- * throughput far below the disk's; the ~10 operands of such a tensor (640 MiB) fit any GPU one merges on. Larger
+ * merge reads them again for each sweep of the streamed select (4, plus the chunks holding the thresholds), which
+ * caps its throughput far below the disk's; the ~10 operands of such a tensor (640 MiB) fit any GPU one merges on. Larger
  * tensors still go in chunks of that size, within one storage binding.
  */
 export function defaultChunkBytes(rt: Runtime): number {
@@ -224,7 +224,8 @@ export async function* mergeTensorChunked(rt: Runtime, method: MergeMethodName, 
     };
     const visitor: ChunkVisitor = async (need, visit) => {
       for (const [r0, r1] of ranges) {
-        const got = await load(r0, r1, { ...need, base: need.base && input.hasBase, fisher: false });
+        if (need.within && !need.within.some(([a, b]) => a < r1 * cols && b > r0 * cols)) continue;
+        const got = await load(r0, r1, { base: need.base && input.hasBase, experts: need.experts, fisher: false });
         const cc = new MergeCtx(method, chunkInput(r0, r1, got), { base0: r0 * cols, row0: r0, rows, part, pre: {} });
         try {
           visit(cc);

@@ -7,26 +7,34 @@
 // among equal values the lower indices are kept first. An all-equal tensor keeps its first k elements.
 // Inputs must be finite: a NaN orders above +Inf (signed mode) or above every finite magnitude (abs mode).
 //
-// Cost: 4 histogram passes over the tensor (each reads it once) and as many one-invocation scans, then either one
-// pass that finds the highest tied index (when every element of the threshold's value is kept: the usual case)
-// or ⌈log₂₅₆ n⌉ index passes (when ties straddle the threshold); the others are recorded too and return at once,
-// since nothing is read back to choose. Tensors above one binding are processed in binding-sized spans.
+// Cost: 3 histogram passes over the tensor (each reads it once; digits of 11, 11 and 10 bits) and as many
+// one-invocation scans, then one pass that counts the elements of the threshold's value per block of 2^14, and one
+// workgroup that walks the block holding the threshold: 4 reads of the tensor whether ties straddle the threshold
+// or not. Tensors above one
+// binding are processed in binding-sized spans.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
 import { Tensor, ShapeError, empty, fmtShape } from '../tensor/tensor';
 
 const WG = 256;
-const spec = (entry: string, bindings: KernelSpec['bindings'], wg = WG): KernelSpec => ({ file: 'select', entry, bindings, overrides: { WG: wg } });
-const INIT = spec('sel_init', ['rw', 'rw']);
 /**
  * Elements per invocation: 64 × 256 per workgroup, so a pass flushes few workgroup histograms into the global one
  * (and a software rasterizer, which pays per workgroup, runs few of them).
  */
 const ITEMS = 64;
+/** Elements per block of sel_count (kernels/select.wgsl BLOCK_SHIFT); a workgroup's WG × ITEMS must not exceed it. */
+export const SELECT_BLOCK = 1 << 14;
+if (WG * ITEMS > SELECT_BLOCK) throw new Error('select: a workgroup must span at most two count blocks');
+const spec = (entry: string, bindings: KernelSpec['bindings'], wg = WG): KernelSpec => ({ file: 'select', entry, bindings, overrides: { WG: wg } });
+const INIT = spec('sel_init', ['rw', 'rw', 'rw']);
+/** Radix digits of the value key (kernels/select.wgsl digit_shift/digit_width) and the histogram's bins. */
+const STAGES = [0, 1, 2];
+const BINS = 2048;
 const HIST: KernelSpec = { file: 'select', entry: 'sel_hist', bindings: ['read', 'read', 'rw'], overrides: { WG, ITEMS } };
 const SCAN: KernelSpec = { file: 'select', entry: 'sel_scan', bindings: ['rw', 'rw'] };
-const TIE: KernelSpec = { file: 'select', entry: 'sel_tie', bindings: ['read', 'rw'], overrides: { WG, ITEMS } };
-const TIE_DONE: KernelSpec = { file: 'select', entry: 'sel_tie_done', bindings: ['rw'] };
+const COUNT: KernelSpec = { file: 'select', entry: 'sel_count', bindings: ['read', 'read', 'rw'], overrides: { WG, ITEMS } };
+const BLOCKS: KernelSpec = { file: 'select', entry: 'sel_blocks', bindings: ['rw', 'read'] };
+const FIND: KernelSpec = { file: 'select', entry: 'sel_find', bindings: ['read', 'rw'] };
 const MASK = spec('topk_mask', ['read', 'read', 'rw']);
 /** Uniform layout of kernels/select.wgsl (SelParams). */
 const FORMAT = 'uuuuuuuuu';
@@ -45,34 +53,72 @@ export interface SelectOptions {
   abs?: boolean;
 }
 
-/** Index bytes (of ~index) that vary for n elements: ⌈log₂₅₆ n⌉, at least 1. */
-export function indexBytes(n: number): number {
-  let m = 1;
-  while (m < 4 && n > 2 ** (8 * m)) m++;
-  return m;
-}
-
-/** ~index prefix with the bytes that never vary (the high 4 − m bytes are all ones) already fixed. */
-export function loInit(n: number): number {
-  const m = indexBytes(n);
-  return m === 4 ? 0 : (0xffffffff << (8 * m)) >>> 0;
-}
-
 /** Consecutive element spans of t that each fit one binding: (first element, count, binding, lead). */
-function spans(t: Tensor, elemsFrom = 0, count = t.size): { start: number; n: number; binding: BufferBinding; lead: number }[] {
+interface Piece {
+  /** Global index of the first element. */
+  start: number;
+  n: number;
+  binding: BufferBinding;
+  /** Elements from the binding's start to the first element. */
+  lead: number;
+}
+
+function spans(t: Tensor, elemsFrom = 0, count = t.size, globalStart = 0): Piece[] {
   const step = Math.floor(t.rt.maxBindingBytes / 256) * 64 - 64;
-  const out: { start: number; n: number; binding: BufferBinding; lead: number }[] = [];
+  const out: Piece[] = [];
   if (t.size * 4 <= t.rt.maxBindingBytes && elemsFrom === 0 && count === t.size) {
-    return [{ start: 0, n: t.size, binding: t.binding(), lead: 0 }];
+    return [{ start: globalStart, n: t.size, binding: t.binding(), lead: 0 }];
   }
   for (let s = elemsFrom; s < elemsFrom + count; s += step) {
     const n = Math.min(step, elemsFrom + count - s);
     const byte = t.storage.offset + s * 4;
     const bindStart = Math.floor(byte / 256) * 256;
     const lead = (byte - bindStart) / 4;
-    out.push({ start: s, n, lead, binding: { buffer: t.storage.buffer, offset: bindStart, size: Math.max(4, (lead + n) * 4) } });
+    out.push({ start: globalStart + s, n, lead, binding: { buffer: t.storage.buffer, offset: bindStart, size: Math.max(4, (lead + n) * 4) } });
   }
   return out;
+}
+
+/** A select's GPU state: the key (state, returned), the histogram and the block counts (freed at the end). */
+interface SelState {
+  key: Tensor;
+  hist: Tensor;
+  counts: Tensor;
+  n: number;
+  k: number;
+  abs: number;
+}
+
+function uniforms(st: SelState, piece: { n: number; lead: number; start: number } | null, stage = 0) {
+  return { values: [piece ? piece.n : st.n, piece ? piece.lead : 0, piece ? piece.start : 0, st.abs, stage, st.k, 0, 0, 0], format: FORMAT };
+}
+
+function beginSelect(rt: Tensor['rt'], n: number, k: number, abs: boolean): SelState {
+  const st: SelState = { key: empty(rt, [4], 'u32'), hist: empty(rt, [BINS], 'u32'), counts: empty(rt, [Math.ceil(n / SELECT_BLOCK)], 'u32'), n, k, abs: abs ? 1 : 0 };
+  rt.dispatch(INIT, [st.key.binding(), st.hist.binding(), st.counts.binding()], uniforms(st, null), 1);
+  return st;
+}
+
+const groups = (n: number) => Math.ceil(n / (WG * ITEMS));
+
+/** The work of each step of a select on one piece (a binding-sized span of x, at global index `start`). */
+const steps = {
+  hist: (rt: Tensor['rt'], st: SelState, s: Piece, stage: number) => rt.dispatch(HIST, [s.binding, st.key.binding(), st.hist.binding()], uniforms(st, s, stage), groups(s.n)),
+  scan: (rt: Tensor['rt'], st: SelState, stage: number) => rt.dispatch(SCAN, [st.key.binding(), st.hist.binding()], uniforms(st, null, stage), 1),
+  count: (rt: Tensor['rt'], st: SelState, s: Piece) => rt.dispatch(COUNT, [s.binding, st.key.binding(), st.counts.binding()], uniforms(st, s), groups(s.n)),
+  blocks: (rt: Tensor['rt'], st: SelState) => rt.dispatch(BLOCKS, [st.key.binding(), st.counts.binding()], uniforms(st, null), 1),
+  /** One workgroup; it does nothing unless the piece overlaps the block sel_blocks chose (pieces in index order). */
+  find: (rt: Tensor['rt'], st: SelState, s: Piece) => rt.dispatch(FIND, [s.binding, st.key.binding()], uniforms(st, s), 1),
+};
+
+function endSelect(st: SelState): TopKThreshold {
+  st.hist.dispose();
+  st.counts.dispose();
+  return { key: st.key, k: st.k, n: st.n, abs: st.abs === 1 };
+}
+
+function checkK(k: number, n: number, what: string): void {
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new ShapeError(`${what}: k = ${k} is outside [1, ${n}]`);
 }
 
 /**
@@ -81,32 +127,18 @@ function spans(t: Tensor, elemsFrom = 0, count = t.size): { start: number; n: nu
  */
 export function kthLargest(x: Tensor, k: number, opts: SelectOptions = {}): TopKThreshold {
   if (x.dtype !== 'f32') throw new TypeError(`kthLargest: expected an f32 tensor, got ${x.dtype} ${fmtShape(x.shape)}`);
-  const n = x.size;
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new ShapeError(`kthLargest: k = ${k} is outside [1, ${n}] for ${x.name ?? 'a tensor'} ${fmtShape(x.shape)}`);
+  checkK(k, x.size, `kthLargest of ${x.name ?? 'a tensor'} ${fmtShape(x.shape)}`);
   const rt = x.rt;
-  const abs = opts.abs ? 1 : 0;
-  const key = empty(rt, [4], 'u32');
-  const hist = empty(rt, [256], 'u32');
-  const init = loInit(n);
-  rt.dispatch(INIT, [key.binding(), hist.binding()], { values: [n, 0, 0, abs, 0, k, init, 0, 0], format: FORMAT }, 1);
-  const passes = [0, 1, 2, 3];
-  for (let q = 4 - indexBytes(n); q < 4; q++) passes.push(4 + q);
+  const st = beginSelect(rt, x.size, k, !!opts.abs);
   const pieces = spans(x);
-  for (const pass of passes) {
-    for (const s of pieces) {
-      rt.dispatch(HIST, [s.binding, key.binding(), hist.binding()], { values: [s.n, s.lead, s.start, abs, pass, k, init, 0, 0], format: FORMAT }, Math.ceil(s.n / (WG * ITEMS)));
-    }
-    rt.dispatch(SCAN, [key.binding(), hist.binding()], { values: [n, 0, 0, abs, pass, k, init, 0, 0], format: FORMAT }, 1);
-    if (pass === 3) {
-      // Tie mode (set by this scan when the threshold's value is kept whole): the highest tied index.
-      for (const s of pieces) {
-        rt.dispatch(TIE, [s.binding, key.binding()], { values: [s.n, s.lead, s.start, abs, 0, k, init, 0, 0], format: FORMAT }, Math.ceil(s.n / (WG * ITEMS)));
-      }
-      rt.dispatch(TIE_DONE, [key.binding()], { values: [n, 0, 0, abs, 0, k, init, 0, 0], format: FORMAT }, 1);
-    }
+  for (const stage of STAGES) {
+    for (const s of pieces) steps.hist(rt, st, s, stage);
+    steps.scan(rt, st, stage);
   }
-  hist.dispose();
-  return { key, k, n, abs: !!opts.abs };
+  for (const s of pieces) steps.count(rt, st, s);
+  steps.blocks(rt, st);
+  for (const s of pieces) steps.find(rt, st, s);
+  return endSelect(st);
 }
 
 /**
@@ -144,58 +176,62 @@ export async function thresholdValue(t: TopKThreshold): Promise<{ value: number;
 }
 
 
+/** One select of kthLargestStreamed: the k-th largest of source `source`'s elements (by |x| with abs). */
+export interface StreamedSelect {
+  k: number;
+  abs?: boolean;
+  /** Which of the sweep's series (default 0). */
+  source?: number;
+}
+
 /**
- * kthLargest over a tensor of n elements that is never held whole (the merge's row chunks): `sweep(visit)` hands
- * over every piece once, in any order, as an f32 tensor and the global index of its first element (the piece may
- * be freed once visit returns; the work is recorded in order). The same passes as kthLargest on the whole tensor,
- * so the same threshold bit for bit: the histograms are counts and the tie pass a max, whatever the pieces. The
- * state is read back once after the last value byte, so only the needed sweeps run: the tie pass (the usual case)
- * or the index passes; 5 sweeps in all, usually.
+ * A sweep over the pieces of the selected series: `visit(source, x, start)` for each piece of each source, as an
+ * f32 tensor and the global index of its first element (the piece may be freed once visit returns: the work is
+ * recorded in order). Every source's pieces must come in index order, each once. With `within` (ranges of global
+ * indices [from, to)), only the pieces overlapping them are needed (visiting more does no harm).
  */
-export async function kthLargestStreamed(
-  rt: Tensor['rt'],
-  n: number,
-  k: number,
-  opts: SelectOptions,
-  sweep: (visit: (x: Tensor, start: number) => void) => Promise<void>,
-): Promise<TopKThreshold> {
-  if (!Number.isInteger(k) || k < 1 || k > n) throw new ShapeError(`kthLargestStreamed: k = ${k} is outside [1, ${n}]`);
-  const abs = opts.abs ? 1 : 0;
-  const key = empty(rt, [4], 'u32');
-  const hist = empty(rt, [256], 'u32');
-  const init = loInit(n);
-  const u = (vals: number[]) => ({ values: vals, format: FORMAT });
+export type SelectSweep = (visit: (source: number, x: Tensor, start: number) => void, within?: readonly (readonly [number, number])[]) => Promise<void>;
+
+/**
+ * kthLargest over series of n elements that are never held whole (the merge's row chunks), several selects at
+ * once: each sweep of the series serves every select, so the series are read 4 times plus the blocks that hold
+ * the thresholds, however many selects there are (a merge trims each expert's scores: one sweep reads the base and
+ * every expert once). The same steps as kthLargest on the whole series, so the same thresholds bit for bit: the
+ * histograms and block counts are sums, whatever the pieces. The state is read back once, to know which blocks
+ * the last sweep must visit.
+ */
+export async function kthLargestStreamed(rt: Tensor['rt'], n: number, selects: readonly StreamedSelect[], sweep: SelectSweep): Promise<TopKThreshold[]> {
+  for (const s of selects) checkK(s.k, n, 'kthLargestStreamed');
+  const states: SelState[] = [];
+  const piecesOf = (x: Tensor, start: number): Piece[] => {
+    if (x.dtype !== 'f32') throw new TypeError(`kthLargestStreamed: expected f32 pieces, got ${x.dtype}`);
+    return spans(x, 0, x.size, start);
+  };
+  const each = (step: (st: SelState, s: Piece) => void, within?: [number, number][]) =>
+    sweep((source, x, start) => {
+      const pieces = piecesOf(x, start);
+      states.forEach((st, i) => {
+        if ((selects[i].source ?? 0) === source) for (const s of pieces) step(st, s);
+      });
+    }, within);
   try {
-    rt.dispatch(INIT, [key.binding(), hist.binding()], u([n, 0, 0, abs, 0, k, init, 0, 0]), 1);
-    const histSweep = (pass: number) =>
-      sweep((x, start) => {
-        if (x.dtype !== 'f32') throw new TypeError(`kthLargestStreamed: expected f32 pieces, got ${x.dtype}`);
-        for (const s of spans(x)) {
-          rt.dispatch(HIST, [s.binding, key.binding(), hist.binding()], u([s.n, s.lead, start + s.start, abs, pass, k, init, 0, 0]), Math.ceil(s.n / (WG * ITEMS)));
-        }
-      });
-    for (const pass of [0, 1, 2, 3]) {
-      await histSweep(pass);
-      rt.dispatch(SCAN, [key.binding(), hist.binding()], u([n, 0, 0, abs, pass, k, init, 0, 0]), 1);
+    for (const s of selects) states.push(beginSelect(rt, n, s.k, !!s.abs));
+    for (const stage of STAGES) {
+      await each((st, s) => steps.hist(rt, st, s, stage));
+      for (const st of states) steps.scan(rt, st, stage);
     }
-    const tieMode = ((await key.toArray()) as Uint32Array)[3] !== 0;
-    if (tieMode) {
-      await sweep((x, start) => {
-        for (const s of spans(x)) rt.dispatch(TIE, [s.binding, key.binding()], u([s.n, s.lead, start + s.start, abs, 0, k, init, 0, 0]), Math.ceil(s.n / (WG * ITEMS)));
-      });
-      rt.dispatch(TIE_DONE, [key.binding()], u([n, 0, 0, abs, 0, k, init, 0, 0]), 1);
-    } else {
-      // Without tie mode the tie pass and sel_tie_done change nothing: only the index passes remain.
-      for (let q = 4 - indexBytes(n); q < 4; q++) {
-        await histSweep(4 + q);
-        rt.dispatch(SCAN, [key.binding(), hist.binding()], u([n, 0, 0, abs, 4 + q, k, init, 0, 0]), 1);
-      }
-    }
+    await each((st, s) => steps.count(rt, st, s));
+    for (const st of states) steps.blocks(rt, st);
+    const blocks = await Promise.all(states.map(async (st) => ((await st.key.toArray()) as Uint32Array)[3]));
+    const within = [...new Set(blocks)].sort((a, b) => a - b).map((b): [number, number] => [b * SELECT_BLOCK, Math.min(n, (b + 1) * SELECT_BLOCK)]);
+    await each((st, s) => steps.find(rt, st, s), within);
   } catch (e) {
-    key.dispose();
+    for (const st of states) {
+      st.key.dispose();
+      st.hist.dispose();
+      st.counts.dispose();
+    }
     throw e;
-  } finally {
-    hist.dispose();
   }
-  return { key, k, n, abs: !!opts.abs };
+  return states.map(endSelect);
 }
