@@ -6,12 +6,12 @@
 // elements: ties at the threshold are resolved by index, deterministically.
 // The value part hi is found by a radix select in three digits of 11, 11 and 10 bits, most significant first: per
 // digit a 2048-bin histogram of the elements whose higher digits match the prefix found so far (sel_hist), then
-// one invocation walks the bins from the top (sel_scan) and fixes the digit. (Bytes would take four passes, and
-// the top byte of a float, its sign and high exponent bits, barely splits weights at all.) That leaves the rank r of the threshold among the elements whose value
-// key is hi; the r-th lowest index among them is found without index passes: sel_count counts them per block of
-// 2^14 elements, sel_blocks finds the block holding the r-th and the rank within it, and sel_find, one workgroup
-// per piece, walks that block alone. So a select reads its input 4 times (3 value passes and the count) plus one
-// block, whether ties straddle the threshold or not.
+// sel_scan walks the bins from the top and fixes the digit. (Bytes would take four passes, and the top byte of a
+// float, its sign and high exponent bits, barely splits weights at all.) That leaves the rank r of the threshold
+// among the elements whose value key is hi; the r-th lowest index among them is found without index passes:
+// sel_count counts them per block of 2^14 elements, sel_blocks finds the block holding the r-th and the rank
+// within it, and sel_find, one workgroup per piece, walks that block alone. So a select reads its input 4 times
+// (3 value passes and the count) plus one block, whether ties straddle the threshold or not.
 //
 // State (u32): [0] hi (the value key), [1] lo (~index, set by sel_find), [2] rank still to find (1-based) inside
 // the current prefix, then inside the block, 0 once found; [3] the block holding the threshold (sel_blocks).
@@ -105,21 +105,43 @@ fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 }
 
 // ---- sel_scan: fix this pass's digit and clear the histogram for the next pass -------------------------------
+// 256 invocations each sum a run of bins (from the top), one walks those sums and then the run that holds the rank:
+// a single invocation walking 2,048 bins would wait on each load in turn.
 @group(0) @binding(1) var<storage, read_write> sstate: array<u32>;
 @group(0) @binding(2) var<storage, read_write> shist: array<u32>;
 
-@compute @workgroup_size(1)
-fn sel_scan() {
-  var rem = sstate[2];
-  var chosen = 0u;
-  for (var b = i32(1u << digit_width(p.stage)) - 1i; b >= 0i; b--) {
-    let c = shist[u32(b)];
-    if (rem <= c) { chosen = u32(b); break; }
-    rem -= c;
+var<workgroup> ssum: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn sel_scan(@builtin(local_invocation_index) lid: u32) {
+  let nbins = 1u << digit_width(p.stage);
+  let per = nbins / 256u;
+  let top = nbins - lid * per; // run lid: bins [top - per, top)
+  var c = 0u;
+  for (var b = top - per; b < top; b++) { c += shist[b]; }
+  ssum[lid] = c;
+  workgroupBarrier();
+  if (lid == 0u) {
+    var rem = sstate[2];
+    var j = 0u;
+    for (; j < 255u; j++) {
+      if (rem <= ssum[j]) { break; }
+      rem -= ssum[j];
+    }
+    let lowest = nbins - (j + 1u) * per;
+    var chosen = nbins - j * per - 1u;
+    for (; chosen > lowest; chosen--) {
+      let h = shist[chosen];
+      if (rem <= h) { break; }
+      rem -= h;
+    }
+    sstate[0] = sstate[0] | (chosen << digit_shift(p.stage));
+    sstate[2] = rem;
   }
-  sstate[0] = sstate[0] | (chosen << digit_shift(p.stage));
-  sstate[2] = rem;
-  for (var b = 0u; b < BINS; b++) { shist[b] = 0u; }
+  // The bins are cleared once the walk has read them.
+  workgroupBarrier();
+  storageBarrier();
+  for (var b = lid; b < BINS; b += 256u) { shist[b] = 0u; }
 }
 
 // ---- sel_count: per block of 2^14 elements, how many have the threshold's value key ---------------------------

@@ -8,10 +8,9 @@
 // Inputs must be finite: a NaN orders above +Inf (signed mode) or above every finite magnitude (abs mode).
 //
 // Cost: 3 histogram passes over the tensor (each reads it once; digits of 11, 11 and 10 bits) and as many
-// one-invocation scans, then one pass that counts the elements of the threshold's value per block of 2^14, and one
+// one-workgroup scans, then one pass that counts the elements of the threshold's value per block of 2^14, and one
 // workgroup that walks the block holding the threshold: 4 reads of the tensor whether ties straddle the threshold
-// or not. Tensors above one
-// binding are processed in binding-sized spans.
+// or not. Tensors above one binding are processed in binding-sized spans.
 import type { KernelSpec } from '../gpu/kernels';
 import type { BufferBinding } from '../gpu/runtime';
 import { Tensor, ShapeError, empty, fmtShape } from '../tensor/tensor';
