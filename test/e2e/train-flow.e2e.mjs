@@ -12,8 +12,8 @@ import * as assert from 'node:assert/strict';
 const here = dirname(fileURLToPath(import.meta.url));
 const CONFIG = 'demo.basin.yaml';
 // More steps than the fixture's 240: with the kernels compiled while the config is shown (the warm-up), 240 steps
-// end before the test gets to Cancel them.
-const TOTAL_STEPS = 480;
+// end before the test gets to Cancel them, and since Dawn's polls are paced (2026-12-03) 480 did once too.
+const TOTAL_STEPS = 960;
 const state = {};
 
 export async function prepare({ workspace }) {
@@ -167,7 +167,9 @@ export const tests = [
       const note = toast(page, 'Basin: training demo');
       const cancel = note.locator('.monaco-button', { hasText: 'Cancel' });
       if (await cancel.isVisible().catch(() => false)) {
-        await cancel.click();
+        // The toast's text changes at every step, so Playwright may never see its button "stable": after a short
+        // wait for that, a click where the button is now (it moves by a few pixels at most).
+        await cancel.click({ timeout: 5_000 }).catch(() => cancel.click({ force: true, timeout: 5_000 }));
       } else {
         // The toast went away (another notification or focus change hid it): the command does the same.
         t.log('the progress notification is not showing: Basin: Cancel Job instead');
