@@ -238,7 +238,6 @@ fn sel_find(@builtin(local_invocation_index) lid: u32) {
   }
   fcnt[lid] = c;
   workgroupBarrier();
-  storageBarrier();
   if (lid == 0u && len != 0u) {
     var r = rank;
     var t = 256u;

@@ -86,7 +86,7 @@ async function both(method: MergeMethodName, shape: number[], chunkBytes: number
     const wholeStats = await res.stats;
 
     const rowsPer = chunkRowsFor(rt, method, shape, chunkBytes);
-    if (rowsPer === 0) return { whole, wholeStats, rowsPer, chunked: null, chunkedStats: null };
+    if (rowsPer === 0) return { whole, wholeStats, rowsPer, chunked: null, chunkedStats: null, loads: [] as number[][] };
     const per = n / shape[0];
     const slice = (a: Float32Array, r0: number, r1: number) => fromArray(rt, a.subarray(r0 * per, r1 * per), [r1 - r0, ...shape.slice(1)]);
     const loads: number[][] = [];
@@ -114,7 +114,7 @@ async function both(method: MergeMethodName, shape: number[], chunkBytes: number
     }
     assert.equal(at, n, `${method} ${JSON.stringify(shape)}: chunks cover the tensor`);
     assert.ok(loads.length >= 2, `${method} ${JSON.stringify(shape)}: more than one chunk (${rowsPer} rows per chunk)`);
-    return { whole, wholeStats, rowsPer, chunked, chunkedStats };
+    return { whole, wholeStats, rowsPer, chunked, chunkedStats, loads };
   } finally {
     for (const t of made) t.dispose();
   }
@@ -155,6 +155,17 @@ describe('merge in row chunks = whole tensor, bit for bit', function () {
       }
     });
   }
+
+  it('a trim finds every expert\'s threshold in 4 sweeps of the chunks, then reads only the chunks holding them', async () => {
+    // [100, 1024] in chunks of 48 rows (3 blocks of 2^14 elements each): 3 chunks. ties trims two of its three
+    // experts: 4 sweeps (3 value digits and the count) serve both thresholds, the last sweep reads the one or two
+    // chunks holding them, the apply pass each chunk once.
+    const r = await both('ties', [100, 1024], 48 * 1024 * 4);
+    const chunks = 3;
+    const extra = r.loads.length - 4 * chunks - chunks;
+    assert.ok(extra >= 1 && extra <= 2, `chunk loads: ${r.loads.length} (${JSON.stringify(r.loads)})`);
+    assertSame('ties [100, 1024]', r.whole, r.chunked!);
+  });
 
   it('model_stock filter-wise and multislerp without a base, chunked', async () => {
     for (const [method, over] of [['model_stock', { global: { filter_wise: true } }], ['multislerp', { base: false }], ['multislerp', { E: 1 }], ['ties', { base: true, E: 2 }]] as const) {

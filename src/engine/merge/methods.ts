@@ -633,8 +633,8 @@ export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisi
     }
     const trimmed = slots.flatMap((x, t) => (x ? [t] : []));
     // The scores are recomputed per chunk for every sweep (inputs re-read: the page cache holds them), so no
-    // whole score is ever held: memory stays at a chunk. One score buffer serves each expert in turn (the work is
-    // recorded in order).
+    // whole score is ever held: memory stays at a chunk of the base and the trimmed experts (fewer operands than
+    // the apply pass holds). One score buffer serves each expert in turn (the work is recorded in order).
     const sweep: SelectSweep = (v, within) =>
       visit({ base: true, experts: trimmed, within }, (cc) => {
         const tau = cc.temp(empty(cc.rt, [cc.n]));
@@ -644,14 +644,24 @@ export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisi
           v(t, tau, cc.base0);
         }
       });
-    const found = selects.length ? await kthLargestStreamed(rt, n, selects, sweep) : [];
-    pre.thr = Array.from({ length: E }, (_, t) => {
-      const slot = slots[t];
-      if (!slot) return null;
-      const thr = empty(rt, [4], 'u32');
-      placeThresholds(w, thr, 0, found[slot.lower], slot.upper === null ? null : found[slot.upper]);
-      return { t: thr, band: slot.upper !== null };
-    });
+    const found = await kthLargestStreamed(rt, n, selects, sweep);
+    pre.thr = [];
+    try {
+      for (let t = 0; t < E; t++) {
+        const slot = slots[t];
+        if (!slot) {
+          pre.thr.push(null);
+          continue;
+        }
+        const thr = empty(rt, [4], 'u32');
+        pre.thr.push({ t: thr, band: slot.upper !== null });
+        placeThresholds(w, thr, 0, found[slot.lower], slot.upper === null ? null : found[slot.upper]);
+      }
+    } catch (e) {
+      for (const x of pre.thr) x?.t.dispose();
+      for (const f of found) f.key.dispose(); // idempotent: placeThresholds disposed the ones it took
+      throw e;
+    }
     return { pre, flags };
   }
   if (method !== 'slerp' && method !== 'multislerp' && method !== 'model_stock') return { pre, flags };

@@ -93,9 +93,26 @@ function uniforms(st: SelState, piece: { n: number; lead: number; start: number 
 }
 
 function beginSelect(rt: Tensor['rt'], n: number, k: number, abs: boolean): SelState {
-  const st: SelState = { key: empty(rt, [4], 'u32'), hist: empty(rt, [BINS], 'u32'), counts: empty(rt, [Math.ceil(n / SELECT_BLOCK)], 'u32'), n, k, abs: abs ? 1 : 0 };
-  rt.dispatch(INIT, [st.key.binding(), st.hist.binding(), st.counts.binding()], uniforms(st, null), 1);
-  return st;
+  const made: Tensor[] = [];
+  const make = (size: number) => {
+    const t = empty(rt, [size], 'u32');
+    made.push(t);
+    return t;
+  };
+  try {
+    const st: SelState = { key: make(4), hist: make(BINS), counts: make(Math.ceil(n / SELECT_BLOCK)), n, k, abs: abs ? 1 : 0 };
+    rt.dispatch(INIT, [st.key.binding(), st.hist.binding(), st.counts.binding()], uniforms(st, null), 1);
+    return st;
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw e;
+  }
+}
+
+function disposeSelect(st: SelState): void {
+  st.key.dispose();
+  st.hist.dispose();
+  st.counts.dispose();
 }
 
 const groups = (n: number) => Math.ceil(n / (WG * ITEMS));
@@ -117,6 +134,8 @@ function endSelect(st: SelState): TopKThreshold {
 }
 
 function checkK(k: number, n: number, what: string): void {
+  // Indices are u32 in the keys and the kernels' parameters: a larger tensor would wrap silently.
+  if (n > 0xffffffff) throw new ShapeError(`${what}: ${n} elements; a select handles at most 2^32 − 1 (u32 indices)`);
   if (!Number.isInteger(k) || k < 1 || k > n) throw new ShapeError(`${what}: k = ${k} is outside [1, ${n}]`);
 }
 
@@ -129,14 +148,19 @@ export function kthLargest(x: Tensor, k: number, opts: SelectOptions = {}): TopK
   checkK(k, x.size, `kthLargest of ${x.name ?? 'a tensor'} ${fmtShape(x.shape)}`);
   const rt = x.rt;
   const st = beginSelect(rt, x.size, k, !!opts.abs);
-  const pieces = spans(x);
-  for (const stage of STAGES) {
-    for (const s of pieces) steps.hist(rt, st, s, stage);
-    steps.scan(rt, st, stage);
+  try {
+    const pieces = spans(x);
+    for (const stage of STAGES) {
+      for (const s of pieces) steps.hist(rt, st, s, stage);
+      steps.scan(rt, st, stage);
+    }
+    for (const s of pieces) steps.count(rt, st, s);
+    steps.blocks(rt, st);
+    for (const s of pieces) steps.find(rt, st, s);
+  } catch (e) {
+    disposeSelect(st);
+    throw e;
   }
-  for (const s of pieces) steps.count(rt, st, s);
-  steps.blocks(rt, st);
-  for (const s of pieces) steps.find(rt, st, s);
   return endSelect(st);
 }
 
@@ -196,11 +220,12 @@ export type SelectSweep = (visit: (source: number, x: Tensor, start: number) => 
  * once: each sweep of the series serves every select, so the series are read 4 times plus the blocks that hold
  * the thresholds, however many selects there are (a merge trims each expert's scores: one sweep reads the base and
  * every expert once). The same steps as kthLargest on the whole series, so the same thresholds bit for bit: the
- * histograms and block counts are sums, whatever the pieces. The state is read back once, to know which blocks
- * the last sweep must visit.
+ * histograms and block counts are sums, whatever the pieces. Each select's state is read back once, after the
+ * count, to know which blocks the last sweep must visit.
  */
 export async function kthLargestStreamed(rt: Tensor['rt'], n: number, selects: readonly StreamedSelect[], sweep: SelectSweep): Promise<TopKThreshold[]> {
   for (const s of selects) checkK(s.k, n, 'kthLargestStreamed');
+  if (!selects.length) return [];
   const states: SelState[] = [];
   const piecesOf = (x: Tensor, start: number): Piece[] => {
     if (x.dtype !== 'f32') throw new TypeError(`kthLargestStreamed: expected f32 pieces, got ${x.dtype}`);
@@ -225,11 +250,7 @@ export async function kthLargestStreamed(rt: Tensor['rt'], n: number, selects: r
     const within = [...new Set(blocks)].sort((a, b) => a - b).map((b): [number, number] => [b * SELECT_BLOCK, Math.min(n, (b + 1) * SELECT_BLOCK)]);
     await each((st, s) => steps.find(rt, st, s), within);
   } catch (e) {
-    for (const st of states) {
-      st.key.dispose();
-      st.hist.dispose();
-      st.counts.dispose();
-    }
+    states.forEach(disposeSelect);
     throw e;
   }
   return states.map(endSelect);
