@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { parseMergeConfig } from '../src/files/merge/config';
 import { planMerge } from '../src/files/merge/plan';
 import { RunFolder } from '../src/files/run-record';
@@ -135,6 +136,17 @@ async function readBound(files: string[]): Promise<{ seconds: number; bytes: num
   return { seconds: (performance.now() - t0) / 1000, bytes };
 }
 
+/** CPU seconds of this process's main (JS) thread so far, from /proc (Linux); null elsewhere. */
+function mainThreadCpuSeconds(): number | null {
+  try {
+    // Fields after the command name: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100 Hz).
+    const f = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /** The two merges timed (and warmed up): method and its parameters. */
 const METHODS = [
   ['ties', '{ density: 0.5 }'],
@@ -199,7 +211,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
     global.gc?.();
     const rssWarm = process.memoryUsage().rss;
     o.log(`  RSS: ${(rssWarm / 1e6).toFixed(0)} MB with the merge kernels compiled`);
-    interface Sample { seconds: number; cpuSeconds: number; peakRss: number; gpuLive: number; gpuTotal: number; bytesWritten: number; bytesRead: number; timing: MergeTiming }
+    interface Sample { seconds: number; cpuSeconds: number; mainCpuSeconds: number | null; gcMs: number; peakRss: number; gpuLive: number; gpuTotal: number; bytesWritten: number; bytesRead: number; timing: MergeTiming }
     const samples = new Map<string, Sample[]>(methods.map(([m]) => [m, []]));
     const boundSeconds: number[] = [];
     for (let r = 0; r < reps; r++) {
@@ -215,14 +227,24 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         const timer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
         const t0 = performance.now();
         const cpu0 = process.cpuUsage();
+        const main0 = mainThreadCpuSeconds();
+        let gcMs = 0;
+        const gcObserver = new PerformanceObserver((list) => {
+          for (const e of list.getEntries()) gcMs += e.duration;
+        });
+        gcObserver.observe({ entryTypes: ['gc'] });
         const report = await executeMerge({ rt, plan: plans.get(method)!, outDir: path.join(dir, `out-${method}`), force: true, chunkBytes: o.chunkBytes });
         const seconds = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(cpu0);
         const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+        const main1 = mainThreadCpuSeconds();
+        const mainCpuSeconds = main0 === null || main1 === null ? null : main1 - main0;
+        await new Promise((r) => setImmediate(r)); // the observer's last entries
+        gcObserver.disconnect();
         clearInterval(timer);
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         const pool = rt.pool.snapshot();
-        samples.get(method)!.push({ seconds, cpuSeconds, peakRss, gpuLive: pool.peakLiveBytes, gpuTotal: pool.peakTotalBytes, bytesWritten: report.bytesWritten, bytesRead: report.bytesRead, timing: report.timing! });
+        samples.get(method)!.push({ seconds, cpuSeconds, mainCpuSeconds, gcMs, peakRss, gpuLive: pool.peakLiveBytes, gpuTotal: pool.peakTotalBytes, bytesWritten: report.bytesWritten, bytesRead: report.bytesRead, timing: report.timing! });
         o.log(`  [${r + 1}/${reps}] ${method}: ${seconds.toFixed(2)} s (${cpuSeconds.toFixed(1)} CPU s), ${(inputBytes / 1e9 / seconds).toFixed(3)} GB/s, peak RSS ${(peakRss / 1e6).toFixed(0)} MB, GPU ${(pool.peakLiveBytes / 1e6).toFixed(0)} MB live / ${(pool.peakTotalBytes / 1e6).toFixed(0)} MB with the pool`);
         fs.rmSync(path.join(dir, `out-${method}`), { recursive: true, force: true });
       }
@@ -254,6 +276,15 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         read_bound_seconds: boundMedian,
         ratio_vs_read_bound: boundMedian / seconds,
         cpu_seconds: median(xs.map((x) => x.cpuSeconds)),
+        // The JS thread's CPU time (Linux: /proc; null elsewhere): reads issued, uploads and dispatches recorded,
+        // outputs written, Dawn's polls, garbage collection. Everything else (file reads, the driver, lavapipe's
+        // kernels) runs on other threads, so this is the host's own serial cost whatever the GPU:
+        // read_bound_seconds / main_thread_cpu_s caps the ratio any GPU can reach.
+        main_thread_cpu_s: xs.some((x) => x.mainCpuSeconds === null) ? null : median(xs.map((x) => x.mainCpuSeconds!)),
+        ratio_cap_main_thread: xs.some((x) => x.mainCpuSeconds === null) ? null : boundMedian / median(xs.map((x) => x.mainCpuSeconds!)),
+        // Of which garbage collection (its pauses on the main thread): mostly the mapped staging ranges, which V8
+        // counts as external memory (Dawn's getMappedRange makes a new ArrayBuffer per mapping).
+        gc_ms: median(xs.map((x) => x.gcMs)),
         peak_rss_mb: Math.max(...xs.map((x) => x.peakRss)) / 1e6,
         baseline_rss_mb: baselineRss / 1e6,
         device_rss_mb: deviceRss / 1e6,
@@ -296,7 +327,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
       commit: gitCommit(),
       device: { vendor: gpu.info.vendor, description: gpu.info.description, backend: gpu.info.backend, fallback: gpu.info.fallback },
       peers: ['read bound: the same files read once with 64 MiB reads'],
-      setup: { models: 3, dtype: 'bf16', shape: `${shape.matrices} × [${shape.dim}, ${shape.dim}]`, input_gb: inputBytes / 1e9, largest_tensor_f32_mb: largestTensorBytes / 1e6 },
+      setup: { models: 3, dtype: 'bf16', shape: `${shape.matrices} × [${shape.dim}, ${shape.dim}]`, input_gb: inputBytes / 1e9, largest_tensor_f32_mb: largestTensorBytes / 1e6, chunks: o.chunkBytes === undefined ? 'the executor\'s default' : Number.isFinite(o.chunkBytes) ? `${o.chunkBytes} bytes` : 'none: every tensor whole' },
       rows,
       headline: { ratio_vs_read_bound: ties.ratio_vs_read_bound, peak_rss_mb: peakRssAll, rss_limit_mb: (baselineRss + 4 * largestTensorBytes) / 1e6, peak_gpu_mb: peakGpuAll, preview_seconds: Math.max(...previewSeconds.values()) },
       notes: [
@@ -316,12 +347,15 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
 }
 
 export function formatMergeBench(report: object): string {
-  const r = report as { setup: { shape: string; input_gb: number }; rows: Record<string, number | string>[]; headline: Record<string, number>; device: { description: string } };
-  const lines = [`merge bench on ${r.device.description}: 3 bf16 models of ${r.setup.shape} (${r.setup.input_gb.toFixed(2)} GB in all), medians`];
+  const r = report as { setup: { shape: string; input_gb: number; chunks?: string }; rows: Record<string, number | string>[]; headline: Record<string, number>; device: { description: string } };
+  const lines = [`merge bench on ${r.device.description}: 3 bf16 models of ${r.setup.shape} (${r.setup.input_gb.toFixed(2)} GB in all), medians; row chunks: ${r.setup.chunks ?? 'default'}`];
   lines.push(`${'method'.padEnd(10)} ${'seconds'.padStart(8)} ${'GB/s'.padStart(7)} ${'read s'.padStart(7)} ${'ratio'.padStart(6)} ${'peak RSS MB'.padStart(12)} ${'limit MB'.padStart(9)} ${'GPU MB'.padStart(7)} ${'+pool'.padStart(6)}`);
   for (const x of r.rows) {
     const n = (k: string, d = 2) => (x[k] as number).toFixed(d);
     lines.push(`${String(x.case).padEnd(10)} ${n('seconds').padStart(8)} ${n('input_gb_per_s', 3).padStart(7)} ${n('read_bound_seconds').padStart(7)} ${n('ratio_vs_read_bound').padStart(6)} ${n('peak_rss_mb', 0).padStart(12)} ${n('rss_limit_mb', 0).padStart(9)} ${n('peak_gpu_mb', 0).padStart(7)} ${n('peak_gpu_with_pool_mb', 0).padStart(6)}`);
+  }
+  if (r.rows.every((x) => typeof x.main_thread_cpu_s === 'number')) {
+    lines.push(`main thread CPU s, of which GC (the ratio it alone would allow): ${r.rows.map((x) => `${x.case} ${(x.main_thread_cpu_s as number).toFixed(2)}, GC ${((x.gc_ms as number) / 1000).toFixed(2)} (${(x.ratio_cap_main_thread as number).toFixed(2)})`).join('; ')}`);
   }
   lines.push('ms per tensor: read wait · upload · GPU passes · readback · write; dispatches, submits per tensor; bytes read / file bytes; staging buffers (peak MB)');
   for (const x of r.rows) {

@@ -42,6 +42,8 @@ export interface BenchCliOptions {
   losses?: string;
   /** bench optimizer-quality: also mao's diagnostic variants. */
   variants?: boolean;
+  /** bench merge: every tensor merged whole (no row chunks), as a hardware GPU merges a [4096, 4096] matrix. */
+  whole?: boolean;
 }
 
 const positiveInt = (flag: string, v: string): number => {
@@ -55,7 +57,7 @@ const positiveInt = (flag: string, v: string): number => {
  * loss, a model size of bench merge between --quick and the full one). Each belongs to one benchmark.
  */
 export function benchSizes(name: string, o: BenchCliOptions): { catalogs?: number[]; tokens?: number; shape?: { matrices: number; dim: number }; reps?: number; steps?: number; seeds?: number; seedList?: number[]; losses?: string[] } {
-  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], losses: ['sasrec'], variants: ['optimizer-quality'] };
+  const owner: Record<string, string[]> = { catalogs: ['loss'], tokens: ['loss'], shape: ['merge'], reps: ['merge'], steps: ['sasrec', 'optimizer-quality'], seeds: ['sasrec'], losses: ['sasrec'], variants: ['optimizer-quality'], whole: ['merge'] };
   for (const [k, benches] of Object.entries(owner)) {
     if (o[k as keyof BenchCliOptions] !== undefined && !benches.includes(name)) {
       throw new Error(`--${k} is an option of ${benches.map((b) => `\`basin bench ${b}\``).join(' and ')}, not of ${name}`);
@@ -141,7 +143,7 @@ export async function benchCommand(name: string, opts: BenchCliOptions): Promise
       break;
     }
     case 'merge': {
-      report = await runMergeBench({ json: Boolean(opts.json), quick: opts.quick, log, shape: sized.shape, reps: sized.reps });
+      report = await runMergeBench({ json: Boolean(opts.json), quick: opts.quick, log, shape: sized.shape, reps: sized.reps, chunkBytes: opts.whole ? Infinity : undefined });
       table = formatMergeBench(report);
       break;
     }

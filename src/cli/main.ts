@@ -109,6 +109,7 @@ export function buildProgram(): Command {
     .option('--tokens <n>', 'loss: tokens per batch (default 4096; 1024 with --quick)')
     .option('--shape <MxD>', 'merge: M matrices of D × D per model, e.g. 8x2048 (default 32x4096; 48x1024 with --quick)')
     .option('--reps <n>', 'merge: repetitions (default 1; 3 with --quick)')
+    .option('--whole', 'merge: every tensor merged whole, as on a hardware GPU (a software adapter then holds ~10 f32 copies of the largest tensor in host memory)')
     .option('--steps <n>', 'sasrec: step budget per run (default 4000; 3000 with --quick; early stopping ends most runs sooner); optimizer-quality: training steps per case (default 120; 30 with --quick)')
     .option('--seeds <n>', 'sasrec: seeds per loss (default 3; 1 with --quick), or a list of seeds such as 2,3')
     .option('--losses <list>', `sasrec: only these losses, comma-separated: ${SASREC_LOSS_NAMES} (default all; popularity always)`)

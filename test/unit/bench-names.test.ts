@@ -33,6 +33,7 @@ describe('basin bench size options', () => {
     assert.throws(() => benchSizes('merge', { shape: '2048' }), /--shape: expected <matrices>x<dim>/);
     assert.throws(() => benchSizes('merge', { catalogs: '100' }), /--catalogs is an option of `basin bench loss`, not of merge/);
     assert.throws(() => benchSizes('loss', { reps: '2' }), /--reps is an option of `basin bench merge`/);
+    assert.throws(() => benchSizes('loss', { whole: true }), /--whole is an option of `basin bench merge`/);
     assert.throws(() => benchSizes('loss', { steps: '10' }), /--steps is an option of `basin bench sasrec` and `basin bench optimizer-quality`, not of loss/);
     assert.throws(() => benchSizes('sasrec', { steps: '-1' }), /--steps: expected a positive integer/);
     assert.throws(() => benchSizes('loss', { seeds: '2' }), /--seeds is an option of `basin bench sasrec`, not of loss/);
