@@ -267,6 +267,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
       const xs = samples.get(method)!;
       const seconds = median(xs.map((x) => x.seconds));
       const t = xs[xs.length - 1].timing;
+      const mainCpu = xs.some((x) => x.mainCpuSeconds === null) ? null : median(xs.map((x) => x.mainCpuSeconds!));
       const perTensor = (v: number) => v / Math.max(1, t.tensors);
       return {
         case: method,
@@ -280,8 +281,8 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         // outputs written, Dawn's polls, garbage collection. Everything else (file reads, the driver, lavapipe's
         // kernels) runs on other threads, so this is the host's own serial cost whatever the GPU:
         // read_bound_seconds / main_thread_cpu_s caps the ratio any GPU can reach.
-        main_thread_cpu_s: xs.some((x) => x.mainCpuSeconds === null) ? null : median(xs.map((x) => x.mainCpuSeconds!)),
-        ratio_cap_main_thread: xs.some((x) => x.mainCpuSeconds === null) ? null : boundMedian / median(xs.map((x) => x.mainCpuSeconds!)),
+        main_thread_cpu_s: mainCpu,
+        ratio_cap_main_thread: mainCpu === null ? null : boundMedian / mainCpu,
         // Of which garbage collection (its pauses on the main thread): mostly the mapped staging ranges, which V8
         // counts as external memory (Dawn's getMappedRange makes a new ArrayBuffer per mapping).
         gc_ms: median(xs.map((x) => x.gcMs)),

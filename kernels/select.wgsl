@@ -110,7 +110,23 @@ fn sel_hist(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(1) var<storage, read_write> sstate: array<u32>;
 @group(0) @binding(2) var<storage, read_write> shist: array<u32>;
 
-var<workgroup> ssum: array<u32, 256>;
+/** Per invocation of a 256-wide workgroup, the count of its run of items (sel_scan, sel_blocks, sel_find). */
+var<workgroup> run_sum: array<u32, 256>;
+
+/**
+ * The run holding the rank-th item (1-based, in run order) and the rank within that run, from run_sum. Runs from
+ * `last` on are not looked at: with last = 255 the last run takes whatever is left; with 256 a rank past every run
+ * gives (256, the rank still to find after all of them).
+ */
+fn run_of(rank: u32, last: u32) -> vec2u {
+  var r = rank;
+  var j = 0u;
+  for (; j < last; j++) {
+    if (r <= run_sum[j]) { break; }
+    r -= run_sum[j];
+  }
+  return vec2u(j, r);
+}
 
 @compute @workgroup_size(256)
 fn sel_scan(@builtin(local_invocation_index) lid: u32) {
@@ -119,15 +135,12 @@ fn sel_scan(@builtin(local_invocation_index) lid: u32) {
   let top = nbins - lid * per; // run lid: bins [top - per, top)
   var c = 0u;
   for (var b = top - per; b < top; b++) { c += shist[b]; }
-  ssum[lid] = c;
+  run_sum[lid] = c;
   workgroupBarrier();
   if (lid == 0u) {
-    var rem = sstate[2];
-    var j = 0u;
-    for (; j < 255u; j++) {
-      if (rem <= ssum[j]) { break; }
-      rem -= ssum[j];
-    }
+    let run = run_of(sstate[2], 255u);
+    let j = run.x;
+    var rem = run.y;
     let lowest = nbins - (j + 1u) * per;
     var chosen = nbins - j * per - 1u;
     for (; chosen > lowest; chosen--) {
@@ -180,8 +193,6 @@ fn sel_count(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: ve
 @group(0) @binding(1) var<storage, read_write> bstate: array<u32>;
 @group(0) @binding(2) var<storage, read> bcounts: array<u32>;
 
-var<workgroup> bsum: array<u32, 256>;
-
 @compute @workgroup_size(256)
 fn sel_blocks(@builtin(local_invocation_index) lid: u32) {
   let nb = sel_blocks_of(p.n);
@@ -190,15 +201,12 @@ fn sel_blocks(@builtin(local_invocation_index) lid: u32) {
   let e = min(s + per, nb);
   var c = 0u;
   for (var b = s; b < e; b++) { c += bcounts[b]; }
-  bsum[lid] = c;
+  run_sum[lid] = c;
   workgroupBarrier();
   if (lid == 0u) {
-    var r = bstate[2];
-    var t = 0u;
-    for (; t < 255u; t++) {
-      if (r <= bsum[t]) { break; }
-      r -= bsum[t];
-    }
+    let run = run_of(bstate[2], 255u);
+    let t = run.x;
+    var r = run.y;
     var b = min(t * per, nb - 1u);
     let last = min(t * per + per, nb) - 1u;
     for (; b < last; b++) {
@@ -214,7 +222,6 @@ fn sel_blocks(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(1) var<storage, read> fx: array<f32>;
 @group(0) @binding(2) var<storage, read_write> fstate: array<u32>;
 
-var<workgroup> fcnt: array<u32, 256>;
 var<workgroup> fpick: vec2u;
 
 @compute @workgroup_size(256)
@@ -236,18 +243,13 @@ fn sel_find(@builtin(local_invocation_index) lid: u32) {
   for (var g = s; g < e; g++) {
     if (sel_hi(fx[p.lead + g - p.base]) == th) { c += 1u; }
   }
-  fcnt[lid] = c;
+  run_sum[lid] = c;
   workgroupBarrier();
   if (lid == 0u && len != 0u) {
-    var r = rank;
-    var t = 256u;
-    for (var j = 0u; j < 256u; j++) {
-      if (r <= fcnt[j]) { t = j; break; }
-      r -= fcnt[j];
-    }
+    let run = run_of(rank, 256u);
     // Not in this piece: the next piece of the block looks for what is left.
-    if (t == 256u) { fstate[2] = r; }
-    fpick = vec2u(t, r);
+    if (run.x == 256u) { fstate[2] = run.y; }
+    fpick = run;
   }
   workgroupBarrier();
   let pick = fpick;

@@ -333,16 +333,25 @@ export function gta(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
   return [];
 }
 
+/**
+ * The ranks (by |score|, of n elements) at which expert t's trim keeps: the top `lower`, minus the top `upper` for a
+ * breadcrumbs band (null: no upper edge); null when the expert is not trimmed (density 1). The whole-tensor passes
+ * and the chunked first pass select at the same ranks.
+ */
+function trimRanks(c: MergeCtx, t: number, n: number): { lower: number; upper: number | null } | null {
+  const curv = c.method === 'curvature';
+  const density = curv ? param(c, 'density', t) : param(c, 'density', t, 1);
+  if (density >= 1) return null;
+  if (curv || GTA_METHODS[c.method]!.mask === 'topk') return { lower: trimCount(density, n), upper: null };
+  const b = breadcrumbsBand(density, param(c, 'gamma', t), n);
+  return { lower: b.nTop + b.keep, upper: b.nTop > 0 ? b.nTop : null };
+}
+
 /** The top-k / band thresholds of expert t from its whole score `tau` (n elements): u32 [4], not a temp. */
-function gtaThresholds(c: MergeCtx, tau: Tensor, kind: string, t: number, density: number, n: number): { t: Tensor; band: boolean } {
-  let lower;
-  let upper = null;
-  if (kind === 'topk') lower = kthLargest(tau, trimCount(density, n), { abs: true });
-  else {
-    const b = breadcrumbsBand(density, param(c, 'gamma', t), n);
-    lower = kthLargest(tau, b.nTop + b.keep, { abs: true });
-    if (b.nTop > 0) upper = kthLargest(tau, b.nTop, { abs: true });
-  }
+function gtaThresholds(c: MergeCtx, tau: Tensor, t: number, n: number): { t: Tensor; band: boolean } {
+  const r = trimRanks(c, t, n)!;
+  const lower = kthLargest(tau, r.lower, { abs: true });
+  const upper = r.upper === null ? null : kthLargest(tau, r.upper, { abs: true });
   const thr = empty(c.rt, [4], 'u32');
   placeThresholds(c, thr, 0, lower, upper);
   return { t: thr, band: !!upper };
@@ -360,7 +369,7 @@ function expertMask(c: MergeCtx, kind: string, t: number): MaskCfg {
       // A row chunk: the thresholds the first pass found over the whole tensor's scores.
       const pre = c.win ? c.win.pre.thr?.[t] : null;
       if (c.win && !pre) throw new Error(`merge ${c.method}: tensor '${c.inp.name}': no thresholds for model ${t} from the first pass`);
-      const { t: thr, band } = pre ?? gtaThresholds(c, tau, kind, t, density, c.n);
+      const { t: thr, band } = pre ?? gtaThresholds(c, tau, t, c.n);
       if (!pre) c.temps.push(thr);
       return { ...NO_MASK, mode: MASK.thr, ctl: tau, thr, thrOff: 0, band: band ? 1 : 0 };
     }
@@ -432,7 +441,7 @@ export function curvature(c: MergeCtx, out: Tensor, part: Tensor): Flag[] {
         if (!pre) throw new Error(`merge curvature: tensor '${c.inp.name}': no threshold for model ${t} from the first pass`);
         c.rt.copy(pre.t.range(), { buffer: thr.storage.buffer, offset: thr.storage.offset + 4 * thrOff, size: 8 }, 8);
       } else {
-        placeThresholds(c, thr, thrOff, kthLargest(score, trimCount(density, c.n), { abs: true }), null);
+        placeThresholds(c, thr, thrOff, kthLargest(score, trimRanks(c, t, c.n)!.lower, { abs: true }), null);
       }
       mask = { ...NO_MASK, mode: MASK.thr, ctl: score, thr, thrOff };
     }
@@ -618,18 +627,12 @@ export async function prepareChunked(w: MergeCtx, part: Tensor, visit: ChunkVisi
     const selects: StreamedSelect[] = [];
     const slots: { lower: number; upper: number | null }[] = [];
     for (let t = 0; t < E; t++) {
-      const density = curv ? param(w, 'density', t) : param(w, 'density', t, 1);
-      if (density >= 1) continue;
+      const r = trimRanks(w, t, n);
+      if (!r) continue;
       const at = selects.length;
-      if (curv || cfg!.mask === 'topk') {
-        selects.push({ k: trimCount(density, n), abs: true, source: t });
-        slots[t] = { lower: at, upper: null };
-      } else {
-        const b = breadcrumbsBand(density, param(w, 'gamma', t), n);
-        selects.push({ k: b.nTop + b.keep, abs: true, source: t });
-        if (b.nTop > 0) selects.push({ k: b.nTop, abs: true, source: t });
-        slots[t] = { lower: at, upper: b.nTop > 0 ? at + 1 : null };
-      }
+      selects.push({ k: r.lower, abs: true, source: t });
+      if (r.upper !== null) selects.push({ k: r.upper, abs: true, source: t });
+      slots[t] = { lower: at, upper: r.upper === null ? null : at + 1 };
     }
     const trimmed = slots.flatMap((x, t) => (x ? [t] : []));
     // The scores are recomputed per chunk for every sweep (inputs re-read: the page cache holds them), so no

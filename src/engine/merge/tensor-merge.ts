@@ -140,8 +140,8 @@ export const HARDWARE_CHUNK_BYTES = 64 << 20;
  * stay small and the host memory a merge holds is bounded by the chunk. On a hardware GPU a tensor of up to 64 MiB
  * of f32 per operand is merged whole: the methods that trim to a top-k then read its inputs once, where a chunked
  * merge reads them again for each sweep of the streamed select (4, plus the chunks holding the thresholds), which
- * caps its throughput far below the disk's; the ~10 operands of such a tensor (640 MiB) fit any GPU one merges on. Larger
- * tensors still go in chunks of that size, within one storage binding.
+ * caps its throughput far below the disk's; the ~10 operands of such a tensor (640 MiB) fit any GPU one merges on.
+ * Larger tensors still go in chunks of that size, within one storage binding.
  */
 export function defaultChunkBytes(rt: Runtime): number {
   if (rt.gpu.info.fallback) return DEFAULT_CHUNK_BYTES;
