@@ -39,7 +39,7 @@ for b in $only; do
   echo "device-check: $b took $(( $(date +%s) - t0 )) s"
   # The headline of the JSON report on the last line (the whole report stays in the file).
   # For the merge benches also each method's row: time, ratio, read amplification, the JS thread's CPU and GC.
-  tail -n 1 "$out/$b.txt" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => { try { const r = JSON.parse(s); console.log(JSON.stringify(r.headline)); for (const x of r.rows ?? []) if ("main_thread_cpu_s" in x) console.log(JSON.stringify({ case: x.case, seconds: x.seconds, ratio: x.ratio_vs_read_bound, read_x: x.read_amplification, main_cpu_s: x.main_thread_cpu_s, gc_ms: x.gc_ms, ratio_cap_main: x.ratio_cap_main_thread })); } catch { console.log("no JSON report; the end of the log:"); } })'
+  tail -n 1 "$out/$b.txt" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => { try { const r = JSON.parse(s); console.log(JSON.stringify(r.headline)); for (const x of r.rows ?? []) if ("main_thread_cpu_s" in x) console.log(JSON.stringify({ case: x.case, seconds: x.seconds, ratio: x.ratio_vs_read_bound, read_x: x.read_amplification, main_cpu_s: x.main_thread_cpu_s, gc_ms: x.gc_ms, polls: x.dawn_polls, ratio_cap_main: x.ratio_cap_main_thread })); } catch { console.log("no JSON report; the end of the log:"); } })'
   tail -n 5 "$out/$b.txt" | cut -c1-300 | grep -v '^{' || true
 done
 exit $status

@@ -31,6 +31,32 @@ describe('upload staging', () => {
     }
   });
 
+  it('the pad to a whole word reaches the GPU as zeros, also from a reused buffer that held other bytes', async () => {
+    // Staging buffers are mapped at creation without Dawn's zero-fill (gpu/device.ts BASIN_DAWN_TOGGLES), and a
+    // reused one holds the last upload: the bytes past `bytes` up to the word are copied too, so acquire zeroes them.
+    const rt = await runtime();
+    const staging = new UploadStaging(rt);
+    try {
+      const dst = empty(rt, [2], 'u32');
+      const first = await staging.acquire(8);
+      first.bytes.fill(0xff);
+      staging.recordCopy(first, dst.range(), 8);
+      rt.flush();
+      staging.remapAfterSubmit();
+      await rt.sync();
+      const again = await staging.acquire(5); // 5 bytes round up to the same 8-byte buffer
+      assert.equal(again.buffer, first.buffer, 'the 8-byte buffer is reused');
+      again.bytes.fill(0xaa);
+      staging.recordCopy(again, dst.range(), 5);
+      rt.flush();
+      staging.remapAfterSubmit();
+      assert.deepEqual(Array.from(new Uint8Array(await rt.readBytes(dst.range(), 8))), [0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0, 0, 0]);
+      dst.dispose();
+    } finally {
+      await staging.destroy();
+    }
+  });
+
   it('F32, F16 and BF16 decoded from staging equal the host decode (odd counts, one element, none)', async () => {
     const rt = await runtime();
     const staging = new UploadStaging(rt);

@@ -60,10 +60,19 @@ async function loadDawn(): Promise<{ create: (flags: string[]) => GPU; globals: 
 // falls back to f32 without it (src/engine/train/mixed-precision.ts).
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
 
+/**
+ * Dawn toggles every Basin device runs with.
+ * - disable_lazy_clear_for_mapped_at_creation_buffer: a buffer created mappedAtCreation is not zero-filled. WebGPU
+ *   would zero it with a memset on the calling thread, the thread that drives the GPU; Basin's only such buffers
+ *   are the upload staging buffers (gpu/upload-staging.ts), whose every copied byte is written first. So code that
+ *   creates a buffer mappedAtCreation here must write every byte it later copies or reads.
+ */
+export const BASIN_DAWN_TOGGLES = ['disable_lazy_clear_for_mapped_at_creation_buffer'];
+
 export interface GpuDeviceOptions {
   backend?: Backend;
   powerPreference?: GPUPowerPreference;
-  /** Dawn toggles, e.g. 'disable_robustness'. */
+  /** Dawn toggles to enable besides BASIN_DAWN_TOGGLES, e.g. 'disable_robustness'. */
   toggles?: string[];
   /**
    * Features not to request even where the adapter has them (default: BASIN_DISABLE_FEATURES, comma-separated),
@@ -95,7 +104,7 @@ export class GpuDevice {
     const backend = opts.backend ?? (process.env.BASIN_BACKEND as Backend | undefined) ?? 'default';
     const flags: string[] = [];
     if (backend !== 'default') flags.push(`backend=${backend}`);
-    for (const t of opts.toggles ?? []) flags.push(t);
+    flags.push(`enable-dawn-features=${[...BASIN_DAWN_TOGGLES, ...(opts.toggles ?? [])].join(',')}`);
     let dawn;
     try {
       dawn = await loadDawn();

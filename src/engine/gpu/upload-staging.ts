@@ -71,6 +71,11 @@ export class UploadStaging {
       }
     }
     if (!buffer) {
+      // Mapped at creation and not zero-filled: the device runs with Dawn's
+      // disable_lazy_clear_for_mapped_at_creation_buffer (gpu/device.ts), since the caller fills every byte that
+      // is copied (and the pad to a whole word is zeroed below). Dawn's zero-fill was a memset on this thread that,
+      // on a driver whose memory is fresh host pages (lavapipe), also faulted in every page: about a fifth of a
+      // merge's main-thread time in a profile. The pages are now first touched by the file read that fills them.
       buffer = this.rt.device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true, label: 'basin-upload-staging' });
       this.created++;
       this.heldBytes += size;
@@ -81,6 +86,10 @@ export class UploadStaging {
     // keeps its range for the next borrower.
     let range = this.ranges.get(buffer);
     if (!range) this.ranges.set(buffer, (range = buffer.getMappedRange(0, size)));
+    // Copies move whole words: the bytes between `bytes` and the next word are copied too, so they are zeroed here
+    // (a buffer mapped at creation holds whatever its memory held, and a reused one the last upload's bytes).
+    const wordEnd = Math.ceil(bytes / 4) * 4;
+    if (wordEnd > bytes) new Uint8Array(range, bytes, wordEnd - bytes).fill(0);
     return { buffer, bytes: new Uint8Array(range, 0, bytes) };
   }
 
