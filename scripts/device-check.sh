@@ -3,6 +3,8 @@
 #   basin bench gpu-wait --quick --json  Dawn's polls paced vs spinning on a real GPU (short waits must not slow)
 #   basin bench merge --quick --json     3 × 48 × [1024, 1024] bf16
 #   basin bench merge --json             3 × 32 × [4096, 4096] bf16 (1.07 GB each): issue 14's headline
+#   the same with BASIN_GPU_POLL=spin    Dawn's own polling: whether pacing the polls (1 ms once a wait passes 2 ms)
+#                                        costs the merge time on a real GPU (last, so a timeout loses only it)
 # Each report goes to $OUT (or ./device-out) as <bench>.txt: the table and progress, the JSON on the last line.
 # BASIN_DEVICE_ONLY="gpu-wait merge-quick" runs a subset; BASIN_DEVICE_SKIP_DEBS=1 keeps the system's Vulkan loader.
 set -uo pipefail
@@ -24,18 +26,20 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$nv" ]; then export VK_DRIVER_FILES="$
 echo "device-check: node $(node --version), packed at $(cat .device/commit), $(nproc) cores"
 (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader) || true
 node bin/basin.js gpu-info 2>&1 | tee "$out/gpu.txt" || true
-only="${BASIN_DEVICE_ONLY:-gpu-wait merge-quick merge}"
+only="${BASIN_DEVICE_ONLY:-gpu-wait merge-quick merge merge-spin}"
 status=0
 for b in $only; do
   case "$b" in
     gpu-wait) args=(bench gpu-wait --quick --json) ;;
     merge-quick) args=(bench merge --quick --json) ;;
-    merge) args=(bench merge --json) ;;
+    merge | merge-spin) args=(bench merge --json) ;;
     *) echo "device-check: unknown check $b" >&2; status=2; continue ;;
   esac
   echo "device-check: basin ${args[*]}"
   t0=$(date +%s)
-  node bin/basin.js "${args[@]}" > "$out/$b.txt" 2>&1 || { echo "device-check: $b failed (exit $?)"; status=1; }
+  poll=paced
+  [ "$b" = merge-spin ] && poll=spin
+  BASIN_GPU_POLL=$poll node bin/basin.js "${args[@]}" > "$out/$b.txt" 2>&1 || { echo "device-check: $b failed (exit $?)"; status=1; }
   echo "device-check: $b took $(( $(date +%s) - t0 )) s"
   # The headline of the JSON report on the last line (the whole report stays in the file).
   # For the merge benches also each method's row: time, ratio, read amplification, the JS thread's CPU and GC.
