@@ -265,5 +265,29 @@ describe('model files (src/files/merge/model-files.ts)', () => {
       assert.equal(s3.stats, null);
       assert.match(s3.message!, /not a Basin checkpoint.*statsEvery > 0/);
     });
+
+    it('statisticsFor refuses statistics that are zero everywhere (SGD keeps no second moment), naming the optimizer', async () => {
+      // A curvature merge of such an expert would keep nothing of it and say nothing.
+      const make = async (name: string, optimizer: string | null, rowSums: Float32Array) => {
+        const r = await RunFolder.create(dir, name, { config: optimizer ? { train: { optimizer: { type: optimizer } } } : {} });
+        await writeSafetensors(r.resolve(r.checkpointPath(5)), [t('blocks.0.w', [4, 3]), t('blocks.1.w', [2, 3])]);
+        await r.addCheckpoint(5);
+        await writeSafetensors(r.resolve(r.statsPath(5)), [
+          { name: 'blocks.0.w.v_row', dtype: 'F32', shape: [4], data: new Float32Array(4) },
+          { name: 'blocks.0.w.v_col', dtype: 'F32', shape: [3], data: new Float32Array(3) },
+          { name: 'blocks.1.w.v_row', dtype: 'F32', shape: [2], data: rowSums },
+          { name: 'blocks.1.w.v_col', dtype: 'F32', shape: [3], data: new Float32Array(3) },
+        ]);
+        return statisticsFor(resolveModelRef(dir, path.basename(r.dir)));
+      };
+      const sgd = await make('sgd', 'sgd', new Float32Array(2));
+      assert.equal(sgd.stats, null);
+      assert.match(sgd.message!, /stats\/step-5\.safetensors: every second-moment statistic \(v_row \/ v_col\) is zero \(the run was trained with sgd, which keeps no second moment\).*AdamW, Adafactor or mao/);
+      const unknown = await make('plain', null, new Float32Array(2));
+      assert.match(unknown.message!, /is zero, so the statistics rank no parameter/);
+      // One weight with a non-zero row sum (the second one read) is enough.
+      const some = await make('adamw', 'adamw', Float32Array.from([0, 1e-9]));
+      assert.ok(some.stats, some.message);
+    });
   });
 });

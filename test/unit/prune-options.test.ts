@@ -160,6 +160,33 @@ describe('prune options and their errors', () => {
     await assert.rejects(checkScoreNeeds(pruneScoreConfig('curvature'), { ...src, statsFile: stats }, targets), /has no v_row\/v_col for layers\.1\.weight/);
   });
 
+  it('statistics that are zero everywhere (an SGD run) are refused for curvature, naming the optimizer', async () => {
+    const src = await resolvePruneSource(runDir);
+    const stats = path.join(dir, 'zero-stats.safetensors');
+    const write = (row1: Float32Array) =>
+      writeSafetensors(stats, [
+        { name: 'layers.0.weight.v_row', dtype: 'F32', shape: [8], data: new Float32Array(8) },
+        { name: 'layers.0.weight.v_col', dtype: 'F32', shape: [6], data: new Float32Array(6) },
+        { name: 'layers.1.weight.v_row', dtype: 'F32', shape: [12], data: row1 },
+        { name: 'layers.1.weight.v_col', dtype: 'F32', shape: [8], data: new Float32Array(8) },
+      ]);
+    const targets = [
+      { name: 'layers.0.weight', shape: [8, 6] },
+      { name: 'layers.1.weight', shape: [12, 8] },
+    ];
+    await write(new Float32Array(12));
+    const sgd: PruneSource = { ...src, statsFile: stats, config: { ...src.config, train: { ...src.config.train, optimizer: { type: 'sgd', lr: 0.1 } } as never } };
+    await assert.rejects(
+      checkScoreNeeds(pruneScoreConfig('curvature'), sgd, targets),
+      (e: unknown) => e instanceof MissingNeedError && /zero-stats\.safetensors: every second-moment statistic .* is zero \(the run was trained with sgd, which keeps no second moment\)/.test((e as Error).message),
+    );
+    // One non-zero row sum, in the second weight read, is enough.
+    const some = new Float32Array(12);
+    some[11] = 1e-12;
+    await write(some);
+    await checkScoreNeeds(pruneScoreConfig('curvature'), sgd, targets);
+  });
+
   it('wanda and sparsegpt without calibration data say what the config must name', async () => {
     const src = await resolvePruneSource(runDir);
     const noData: PruneSource = { ...src, config: { ...src.config, data: undefined as never } };

@@ -439,6 +439,12 @@ const HOW_TO_GET_STATS = 'train with train.statsEvery > 0 so that each checkpoin
  * stats/step-<n>.safetensors holding `<weight>.v_row` / `<weight>.v_col`. `{stats: null, message}` says why there
  * are none and how to get them. Reads only the stats file's header.
  */
+/** The optimizer a training run's config names (`train.optimizer.type`), or null. */
+function optimizerOf(config: unknown): string | null {
+  const type = (config as { train?: { optimizer?: { type?: unknown } } } | null)?.train?.optimizer?.type;
+  return typeof type === 'string' ? type : null;
+}
+
 export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 'kind'>): Promise<StatisticsLookup> {
   const m = model instanceof ModelFiles ? model : await ModelFiles.open(model);
   try {
@@ -469,25 +475,44 @@ export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 
       return { stats: null, message: `${cp.file}: no statistics beside this checkpoint: ${file} is missing${have}; ${HOW_TO_GET_STATS}` };
     }
     let header: SafetensorsHeader;
+    const weights = Object.create(null) as Record<string, WeightStatistics>;
+    let anyNonZero = false;
     try {
       const r = await SafetensorsReader.open(file);
-      header = r.header;
-      await r.close();
+      try {
+        header = r.header;
+        for (const t of header.list) {
+          const mm = /^(.*)\.v_row$/.exec(t.name);
+          if (!mm) continue;
+          const col = header.tensors[`${mm[1]}.v_col`];
+          if (!col || !isFloatDType(t.dtype) || !isFloatDType(col.dtype)) continue;
+          const ref = (x: typeof t): TensorRef => ({ name: x.name, dtype: x.dtype as FloatDType, shape: x.shape.slice(), numel: x.numel, file, byteOffset: x.byteOffset, byteLength: x.byteLength });
+          weights[mm[1]] = { vRow: ref(t), vCol: ref(col) };
+          // An optimizer without a second moment (SGD) leaves v_row / v_col at zero: F̂ is then 0 everywhere and a
+          // curvature merge would keep nothing of the expert, silently. The row sums are small (one float per
+          // row), so they are read until one is not zero.
+          if (!anyNonZero) {
+            const rowSums = (await r.read(t.name)).data as ArrayLike<number>;
+            for (let i = 0; i < rowSums.length && !anyNonZero; i++) anyNonZero = rowSums[i] !== 0;
+          }
+        }
+      } finally {
+        await r.close();
+      }
     } catch (e) {
       if (e instanceof SafetensorsError) return { stats: null, message: e.message };
       throw e;
     }
-    const weights = Object.create(null) as Record<string, WeightStatistics>;
-    for (const t of header.list) {
-      const mm = /^(.*)\.v_row$/.exec(t.name);
-      if (!mm) continue;
-      const col = header.tensors[`${mm[1]}.v_col`];
-      if (!col || !isFloatDType(t.dtype) || !isFloatDType(col.dtype)) continue;
-      const ref = (x: typeof t): TensorRef => ({ name: x.name, dtype: x.dtype as FloatDType, shape: x.shape.slice(), numel: x.numel, file, byteOffset: x.byteOffset, byteLength: x.byteLength });
-      weights[mm[1]] = { vRow: ref(t), vCol: ref(col) };
-    }
     if (Object.keys(weights).length === 0) {
       return { stats: null, message: `${file} holds no <weight>.v_row / <weight>.v_col tensors (the optimizer kept no second moment?); ${HOW_TO_GET_STATS} using AdamW, Adafactor or mao` };
+    }
+    if (!anyNonZero) {
+      const optimizer = optimizerOf(run.record.config);
+      const why = optimizer ? ` (the run was trained with ${optimizer}, which keeps no second moment)` : '';
+      return {
+        stats: null,
+        message: `${file}: every second-moment statistic (v_row / v_col) is zero${why}, so the statistics rank no parameter above another; train or fine-tune the model with AdamW, Adafactor or mao (train.statsEvery > 0) to merge it by curvature, or use a method without statistics (ties, task_arithmetic, …)`,
+      };
     }
     return { stats: { file, step: cp.step, weights } };
   } finally {
