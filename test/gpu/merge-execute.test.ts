@@ -236,6 +236,39 @@ tokenizer_source: base
     for (const [f, bytes] of Object.entries(before)) assert.ok(fs.readFileSync(path.join(done, f)).equals(bytes), `${f} unchanged`);
   });
 
+  it('a sharded merge that fails or is cancelled after its first shards leaves no shard behind, so a rerun needs no force', async () => {
+    const rt = await runtime();
+    const plan = await planMerge(cfg('cancel-shards', `merge_method: linear\nmodels:\n  - model: ./e1\n  - model: ./e2.safetensors\n`));
+    const ac = new AbortController();
+    const out = path.join(dir, 'out-cancel-shards');
+    // Shards of ~one tensor each; cancelled once three tensors are done (several shards complete by then).
+    await assert.rejects(
+      executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, signal: ac.signal, onProgress: (p) => (p.done >= 3 ? ac.abort() : undefined) }),
+      MergeCancelledError,
+    );
+    assert.deepEqual(fs.existsSync(out) ? fs.readdirSync(out) : [], [], 'nothing left: no shard, no work folder');
+    // A failure (a NaN in the last tensor) over a sharded model it was to replace: that model stays whole.
+    await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200 }); // no --force needed: nothing was left
+    const before = Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))]));
+    assert.ok(Object.keys(before).length > 3, 'shards, index and report');
+    await writeModel(path.join(dir, 'bad-last.safetensors'), 300, 'F32', base, plan.tasks[plan.tasks.length - 1].output);
+    const bad = await planMerge(cfg('bad-shards', `merge_method: linear\nmodels:\n  - model: ./e1\n  - model: ./bad-last.safetensors\n`));
+    await assert.rejects(executeMerge({ rt, plan: bad, outDir: out, maxShardBytes: 200, force: true }), /non-finite/);
+    assert.deepEqual(fs.readdirSync(out).sort(), Object.keys(before).sort());
+    for (const [f, bytes] of Object.entries(before)) assert.ok(fs.readFileSync(path.join(out, f)).equals(bytes), `${f} unchanged`);
+    // A work folder a killed merge left (its process gone) is removed by the next merge there; a live one's stays.
+    const dead = path.join(out, '.basin-merge-999999999-abc');
+    const live = path.join(out, `.basin-merge-${process.pid}-def`);
+    for (const d of [dead, live]) {
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'model-00001-of-00002.safetensors'), 'partial');
+    }
+    await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true });
+    assert.ok(!fs.existsSync(dead), 'the dead merge’s work folder is gone');
+    assert.ok(fs.existsSync(live), 'a live merge’s work folder is left alone');
+    fs.rmSync(live, { recursive: true });
+  });
+
   it('a NaN in an input tensor is named with its model; a preview writes nothing', async () => {
     const rt = await runtime();
     await writeModel(path.join(dir, 'bad.safetensors'), 300, 'F32', base, 'blocks.1.mlp.weight');

@@ -10,8 +10,9 @@
 //     TensorFileReader), uploaded in its own dtype (F16/BF16 are widened on the GPU: ops/convert.ts) and
 //     released after its last use (the plan's `release` lists);
 //   - the output is written by writeSafetensors, which pulls each tensor when its turn comes (lazy data), so only
-//     the current merged tensor is on the host; shards are written one after another, each atomically (temp file
-//     + rename), the index last;
+//     the current merged tensor is on the host; shards are written one after another into a work folder inside
+//     the output folder, and moved into place (renames) only when every shard, the index and the report are
+//     complete: a failed, cancelled or killed merge leaves the output folder as it was;
 //   - the next task's input bytes are read from disk while the GPU merges the current one (reading is usually
 //     what a merge waits for);
 //   - nothing per tensor is garbage for the host, and input bytes are copied by no one but the GPU: a read lands
@@ -269,23 +270,79 @@ export async function removeStaleModelFiles(outDir: string, written: string[]): 
   return stale;
 }
 
-/** Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). */
+/**
+ * Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). The
+ * files appear in outDir only once the whole merge has succeeded; a failure or a cancel leaves outDir as it was.
+ */
 export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
-  const { rt, plan } = o;
+  const { plan } = o;
   const t0 = performance.now();
   const preview = o.preview ?? null;
   const layout = outputShards(plan, o.maxShardBytes ?? 5_000_000_000);
   let outputFile: string | null = null;
+  /** Where the output is written until the merge has succeeded (a folder inside outDir), and whether outDir is new. */
+  let work: string | null = null;
+  let madeOutDir = false;
   if (!preview) {
     if (!o.outDir) throw new Error('executeMerge: outDir is required');
+    madeOutDir = !fs.existsSync(o.outDir);
     await fs.promises.mkdir(o.outDir, { recursive: true });
+    await removeAbandonedWork(o.outDir);
     const existing = (await fs.promises.readdir(o.outDir)).filter((f) => MODEL_FILE_RE.test(f));
     for (const f of [MERGE_REPORT_FILE, 'model.safetensors', 'model.safetensors.index.json', ...layout.shards.map((s) => s.file), ...existing]) {
       const p = path.join(o.outDir, f);
-      if (!o.force && fs.existsSync(p)) throw new MergeOutputExistsError(o.outDir, p);
+      if (!o.force && fs.existsSync(p)) {
+        if (madeOutDir) await fs.promises.rmdir(o.outDir).catch(() => undefined);
+        throw new MergeOutputExistsError(o.outDir, p);
+      }
     }
     outputFile = path.join(o.outDir, layout.index ? 'model.safetensors.index.json' : layout.shards[0].file);
+    work = await fs.promises.mkdtemp(path.join(o.outDir, `${WORK_PREFIX}${process.pid}-`));
   }
+  try {
+    return await executeInto(o, work, outputFile, layout, preview, t0);
+  } catch (e) {
+    // A failed or cancelled merge leaves outDir as it found it: no partial shards (which would also stop a rerun
+    // without --force), and a model it was to replace still whole.
+    if (work) await fs.promises.rm(work, { recursive: true, force: true });
+    if (madeOutDir) await fs.promises.rmdir(o.outDir!).catch(() => undefined); // only if empty
+    throw e;
+  }
+}
+
+/**
+ * The folder a merge writes into before its output is complete: `.basin-merge-<pid>-<random>` inside outDir (the
+ * same file system, so each file's final move is a rename).
+ */
+const WORK_PREFIX = '.basin-merge-';
+
+/** Work folders left in outDir by merges whose process is gone (killed): removed before a new merge writes there. */
+async function removeAbandonedWork(outDir: string): Promise<void> {
+  for (const f of await fs.promises.readdir(outDir)) {
+    const pid = f.startsWith(WORK_PREFIX) ? Number(/^\.basin-merge-(\d+)-/.exec(f)?.[1]) : NaN;
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    let alive = pid === process.pid;
+    if (!alive) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's live process
+      }
+    }
+    if (!alive) await fs.promises.rm(path.join(outDir, f), { recursive: true, force: true });
+  }
+}
+
+async function executeInto(
+  o: ExecuteOptions,
+  work: string | null,
+  outputFile: string | null,
+  layout: ReturnType<typeof outputShards>,
+  preview: { tensors: number; rows: number } | null,
+  t0: number,
+): Promise<MergeReport> {
+  const { rt, plan } = o;
 
   // Which tasks run: all, or a preview's spread-out sample.
   let tasks: MergeTask[] = plan.tasks;
@@ -672,7 +729,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         handedAt = null;
       };
       for (const shard of layout.shards) {
-        const file = path.join(o.outDir!, shard.file);
+        const file = path.join(work!, shard.file);
         await writeSafetensors(
           file,
           shard.tasks.map((i) => {
@@ -722,8 +779,7 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
         wrote();
         bytesWritten += (await fs.promises.stat(file)).size;
       }
-      if (layout.index) await writeFileAtomic(path.join(o.outDir!, 'model.safetensors.index.json'), JSON.stringify(layout.index, null, 2) + '\n');
-      await removeStaleModelFiles(o.outDir!, layout.shards.map((s) => s.file).concat(layout.index ? ['model.safetensors.index.json'] : []));
+      if (layout.index) await writeFileAtomic(path.join(work!, 'model.safetensors.index.json'), JSON.stringify(layout.index, null, 2) + '\n');
     }
   } finally {
     for (const t of cache.values()) t.dispose();
@@ -760,6 +816,15 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     ...(preview ? { sample: { tensors: tasks.length, rowsPerTensor: preview.rows } } : {}),
     timing: { ...timing, readbackBytes: readback.total, dispatches: rt.counters.dispatches - counters0.dispatches, submits: rt.counters.submits - counters0.submits },
   };
-  if (!preview) await writeFileAtomic(path.join(o.outDir!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
+  if (!preview) {
+    // Every file is complete: each moves into outDir by a rename, shards first, then the index (a reader finds a
+    // sharded model by it), the report last; then the files of a model replaced (--force) that this one does not
+    // write go.
+    const files = layout.shards.map((s) => s.file).concat(layout.index ? ['model.safetensors.index.json'] : []);
+    await writeFileAtomic(path.join(work!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
+    for (const f of [...files, MERGE_REPORT_FILE]) await fs.promises.rename(path.join(work!, f), path.join(o.outDir!, f));
+    await removeStaleModelFiles(o.outDir!, files);
+    await fs.promises.rm(work!, { recursive: true, force: true });
+  }
   return report;
 }
