@@ -327,7 +327,7 @@ train:
     it('init.from a training config: the latest checkpoint of its latest run (how the example names the demo)', async () => {
       const src = await resolveInitSource(path.join(dir, 'base.basin.yaml'));
       assert.deepEqual(src, { file: baseCkpt, runDir: baseRun });
-      await assert.rejects(resolveInitSource(write('never', LM({ name: 'never' }))), /init\.from: no run of never with a checkpoint under .* yet: train it first/);
+      await assert.rejects(resolveInitSource(write('never', LM({ name: 'never' }))), /^Error: no run of never with a checkpoint under .* yet: train it first/);
     });
   });
 });

@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/files/config/load';
 import { train } from '../../src/engine/train/trainer';
-import { CheckpointMismatchError } from '../../src/engine/train/checkpoint';
 import { openRun } from '../../src/files/run-record';
+import { writeSafetensors, readSafetensorsHeader } from '../../src/files/safetensors';
 import { readAllTensors, runtime } from './helpers';
 
 const MLP = (o: { name: string; hidden?: number; steps?: number; extra?: string; evalEvery?: number }) => `name: ${o.name}
@@ -103,15 +103,56 @@ describe('fine-tuning: init.from, freeze, unfreeze', function () {
 
   it('init.from that does not exist is a config error on its line', async () => {
     const f = write('nofile', MLP({ name: 'nofile', extra: 'init: { from: missing/step-9.safetensors }' }));
-    await assert.rejects(run(f), (e: Error) => e instanceof ConfigError && /nofile\.basin\.yaml:5:\d+: init\.from: .*does not exist/.test(e.message));
+    await assert.rejects(run(f), (e: Error) => e instanceof ConfigError && /nofile\.basin\.yaml:5:\d+: init\.from: [^:]*missing\/step-9\.safetensors does not exist/.test(e.message));
+    // A folder that is neither a run nor a model: said once, with what it would take.
+    const empty = path.join(dir, 'empty-folder');
+    fs.mkdirSync(empty, { recursive: true });
+    const g = write('nomodel', MLP({ name: 'nomodel', extra: `init: { from: ${JSON.stringify(empty)} }` }));
+    await assert.rejects(run(g), (e: Error) => e instanceof ConfigError && /nomodel\.basin\.yaml:5:\d+: init\.from: [^:]*empty-folder is a folder without run\.json, model\.safetensors or model\.safetensors\.index\.json/.test(e.message));
+  });
+
+  it('starts from a model folder as basin merge writes it: model.safetensors, or shards with their index', async () => {
+    const base = await readAllTensors(baseCkpt);
+    const header = await readSafetensorsHeader(baseCkpt);
+    const shapes = new Map(Object.values(header.tensors).map((t) => [t.name, t.shape]));
+    const single = path.join(dir, 'merged-single');
+    const sharded = path.join(dir, 'merged-sharded');
+    fs.mkdirSync(single, { recursive: true });
+    fs.mkdirSync(sharded, { recursive: true });
+    fs.copyFileSync(baseCkpt, path.join(single, 'model.safetensors'));
+    // Two shards, each tensor in one of them, as the index says.
+    const names = [...base.keys()];
+    const halves = [names.slice(0, 2), names.slice(2)];
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of halves.entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensors(path.join(sharded, file), part.map((n) => ({ name: n, dtype: 'BF16' as const, shape: shapes.get(n)!, data: base.get(n)! })));
+      for (const n of part) weightMap[n] = file;
+    }
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    for (const [name, from] of [['ft-single', single], ['ft-sharded', sharded]] as const) {
+      let init: { loaded: string[] } | undefined;
+      // With statistics: the task saliency reads the base (the shards, for the sharded one) at each sample.
+      const f = write(name, MLP({ name, steps: 2, extra: `init: { from: ${JSON.stringify(from)} }` }).replace('statsEvery: 0', 'statsEvery: 1'));
+      const r = await train({ rt: await runtime(), config: loadConfig(f).config, configPath: f, outputDir: path.join(dir, 'runs'), events: { onStart: (i) => (init = i.init) } });
+      assert.deepEqual(init!.loaded.slice().sort(), names.slice().sort(), `${name}: every tensor loaded`);
+      const run = await openRun(r.runDir);
+      assert.equal(run.record.lineage.parentCheckpoint, path.join(from, from === single ? 'model.safetensors' : 'model.safetensors.index.json'));
+      const stats = await readAllTensors(run.resolve(run.statsPath(2)));
+      const mass = stats.get('layers.0.weight.saliency_mass');
+      assert.ok(mass && mass[0] > 0 && Number.isFinite(mass[0]), `${name}: a saliency mass from the base (${mass?.[0]})`);
+    }
   });
 
   it('a checkpoint of another shape is refused with the mismatches; partial keeps fresh weights and says which', async () => {
     const f = write('wide', MLP({ name: 'wide', hidden: 24, extra: `init: { from: ${JSON.stringify(baseCkpt)} }` }));
     await assert.rejects(run(f), (e: Error) => {
-      assert.ok(e instanceof CheckpointMismatchError, e.message);
+      // On init.from's line; the count of tensors, the first ones, and the way out (even when the list is cut).
+      assert.ok(e instanceof ConfigError, e.message);
+      assert.match(e.message, /wide\.basin\.yaml:5:\d+: init\.from: .*step-\d+\.safetensors does not fit this model \(3 tensors\): /);
       assert.match(e.message, /tensor layers\.0\.weight has shape \[16, 12\] in the checkpoint, the model has \[24, 12\]/);
-      assert.match(e.message, /init\.partial: true/);
+      assert.match(e.message, /; set init\.partial: true to keep fresh weights for the tensors that do not fit$/);
+      assert.doesNotMatch(e.message, /optimizer/, 'a fine-tune starts a fresh optimizer');
       return true;
     });
     const g = write('wide2', MLP({ name: 'wide2', hidden: 24, steps: 2, extra: `init: { from: ${JSON.stringify(baseCkpt)}, partial: true }` }));

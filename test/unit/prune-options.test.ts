@@ -233,7 +233,7 @@ describe('prune options and their errors', () => {
     const opts: PruneOptions = { targets: [...DEFAULT_TARGETS], granularity: 'tensor', pattern: null, base: runDir };
     await planPrune(src, opts, [pruneScoreConfig('magnitude')]);
     assert.equal(opts.base, path.join(runDir, 'checkpoints', 'step-5.safetensors'), 'resolved in the options the sweep reads');
-    await assert.rejects(planPrune(src, { ...opts, base: dir }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .* is a folder without run\.json: give a Basin run folder or a checkpoint \.safetensors file$/);
+    await assert.rejects(planPrune(src, { ...opts, base: dir }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .* is a folder without run\.json, model\.safetensors or model\.safetensors\.index\.json: give a Basin run folder, a model folder or a checkpoint \.safetensors file$/);
   });
 
   it('inputs that are not a run, a checkpoint in one, or a config', async () => {

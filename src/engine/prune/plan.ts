@@ -41,7 +41,10 @@ export async function planPrune(source: PruneSource, options: PruneOptions, scor
       try {
         options.base = (await resolveInitSource(options.base)).file;
       } catch (e) {
-        throw new PruneOptionError('base', (e as Error).message.replace(/^init\.from: /, ''));
+        throw new PruneOptionError('base', (e as Error).message);
+      }
+      if (options.base.endsWith('.index.json')) {
+        throw new PruneOptionError('base', `${options.base}: a sharded model is not read as a base here; give its run folder or a single .safetensors file`);
       }
     }
     const bh = await readSafetensorsHeader(options.base);

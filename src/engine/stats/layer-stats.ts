@@ -470,6 +470,7 @@ export class LayerStatsCollector {
     }
     this.prev?.destroy();
     this.prev = null;
+    this.base?.close();
   }
 
   private assertAlive(): void {

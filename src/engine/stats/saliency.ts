@@ -9,7 +9,7 @@
 // at a time, at each sampled step (the run does not otherwise keep them: init.from loads them into the parameters,
 // which then train away from them). A sample costs one read of the base file (the page cache usually holds it) and
 // one readback of the parameters, only in runs that have a base.
-import { readSafetensorsHeader, readTensor, type SafetensorsHeader } from '../../files/safetensors';
+import { openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
 
 /**
  * Σ_ij τ_ij² · sqrt(R_i·C_j / ΣR) over a [rows, cols] tensor (row-major), factored as
@@ -43,17 +43,26 @@ export function saliencyMass(w: ArrayLike<number>, rows: number, cols: number, v
 
 /** The base checkpoint of a fine-tune, read tensor by tensor when a sample needs it (nothing kept in between). */
 export class BaseWeights {
-  private header: Promise<SafetensorsHeader> | null = null;
+  private weights: Promise<WeightsFile> | null = null;
 
+  /** @param file a .safetensors file, or a sharded model's model.safetensors.index.json */
   constructor(readonly file: string) {}
 
   /** The base's tensor `name` as f32, or null when the base has no tensor of that name and shape. */
   async read(name: string, shape: readonly number[]): Promise<Float32Array | null> {
-    this.header ??= readSafetensorsHeader(this.file);
-    const h = await this.header;
-    const t = h.tensors[name];
+    // Opened once (the header parsed once); the files stay open until close().
+    this.weights ??= openWeightsFile(this.file);
+    const w = await this.weights;
+    const t = w.tensors[name];
     if (!t || (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16')) return null;
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) return null;
-    return (await readTensor(this.file, name, h)).data as Float32Array;
+    return w.read(name);
+  }
+
+  /** Closes the files (a later read opens them again). */
+  close(): void {
+    const w = this.weights;
+    this.weights = null;
+    void w?.then((x) => x.close(), () => undefined);
   }
 }

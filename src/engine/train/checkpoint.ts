@@ -10,14 +10,29 @@ import type { Optimizer } from '../optim/optimizer';
 import type { ParameterStore } from '../optim/params';
 
 export class CheckpointMismatchError extends Error {
+  /**
+   * @param opts.init weights a model starts from (init.from, eval): only the model must fit (a fresh optimizer);
+   * else a resume, where the optimizer's state must fit too.
+   * @param opts.mismatches the problems are tensors missing or of another shape (init.partial would load the rest).
+   */
   constructor(
     readonly file: string,
     readonly problems: string[],
+    opts: { init?: boolean; mismatches?: boolean } = {},
   ) {
     const shown = problems.slice(0, 5).join('; ');
-    super(`checkpoint ${file} does not fit this model and optimizer: ${shown}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`);
+    const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+    super(
+      opts.init
+        ? `${file} does not fit this model${opts.mismatches ? ` (${problems.length} ${problems.length === 1 ? 'tensor' : 'tensors'})` : ''}: ${shown}${more}`
+        : `checkpoint ${file} does not fit this model and optimizer: ${shown}${more}`,
+    );
     this.name = 'CheckpointMismatchError';
+    this.mismatches = opts.mismatches ?? false;
   }
+
+  /** Tensors missing or of another shape: a fine-tune could keep fresh weights for them (init.partial). */
+  readonly mismatches: boolean;
 }
 
 /** The optimizer-state file beside a weights file. */

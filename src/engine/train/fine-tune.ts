@@ -11,26 +11,29 @@ import { RUN_FILE, listRuns, modelWeightsFile, openRun } from '../../files/run-r
 import { isConfigFile } from '../../files/config/config-files';
 import { loadConfig, resolveConfigPath } from '../../files/config/load';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
+import { MODEL_FILE, SHARD_INDEX_FILE, openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
 import type { ParameterStore } from '../optim/params';
 import { CheckpointMismatchError } from './checkpoint';
 
 export interface InitSource {
-  /** The weights file. */
+  /** The weights file: a .safetensors file, or a sharded model's model.safetensors.index.json. */
   file: string;
   /** The run folder it belongs to, when it is a Basin run's checkpoint. */
   runDir: string | null;
 }
 
 /**
- * A checkpoint file, a run folder (its latest checkpoint) or a training config (the latest checkpoint of its latest
- * run: `from: demo.basin.yaml` fine-tunes whatever `basin train demo.basin.yaml` left). A clear error for anything else.
+ * A checkpoint file, a run folder (its latest checkpoint), a training config (the latest checkpoint of its latest
+ * run: `from: demo.basin.yaml` fine-tunes whatever `basin train demo.basin.yaml` left) or a model folder as `basin
+ * merge` writes one (model.safetensors, or shards with model.safetensors.index.json). A clear error for anything
+ * else. Messages name the path, not the field: the caller knows which field (init.from, --base, eval's argument) it is.
  */
 export async function resolveInitSource(from: string): Promise<InitSource> {
   let st: fs.Stats;
   try {
     st = await fs.promises.stat(from);
   } catch {
-    throw new Error(`init.from: ${from} does not exist (give a checkpoint .safetensors file, a run folder or a training config)`);
+    throw new Error(`${from} does not exist (give a checkpoint .safetensors file, a run folder, a model folder or a training config)`);
   }
   if (st.isFile() && isConfigFile(from)) {
     const { config, path: cfgPath } = loadConfig(from);
@@ -41,15 +44,17 @@ export async function resolveInitSource(from: string): Promise<InitSource> {
       const ck = run.latestCheckpoint();
       if (ck) return { file: modelWeightsFile(path.join(run.dir, ck.path), { withAdapters: true }), runDir: run.dir };
     }
-    throw new Error(`init.from: no run of ${config.name} with a checkpoint under ${outDir} yet: train it first (basin train ${from})`);
+    throw new Error(`no run of ${config.name} with a checkpoint under ${outDir} yet: train it first (basin train ${from})`);
   }
   if (st.isDirectory()) {
     if (!fs.existsSync(path.join(from, RUN_FILE))) {
-      throw new Error(`init.from: ${from} is a folder without ${RUN_FILE}: give a Basin run folder or a checkpoint .safetensors file`);
+      // A merged model (basin merge --out) or any transformers-style folder; the single file first, as transformers.
+      for (const f of [MODEL_FILE, SHARD_INDEX_FILE]) if (fs.existsSync(path.join(from, f))) return { file: path.resolve(from, f), runDir: null };
+      throw new Error(`${from} is a folder without ${RUN_FILE}, ${MODEL_FILE} or ${SHARD_INDEX_FILE}: give a Basin run folder, a model folder or a checkpoint .safetensors file`);
     }
     const run = await openRun(from);
     const ck = run.latestCheckpoint();
-    if (!ck) throw new Error(`init.from: the run ${from} has no checkpoint yet`);
+    if (!ck) throw new Error(`the run ${from} has no checkpoint yet`);
     // A LoRA run's model is its merged file (adapters folded in), not the checkpoint that resume reads. An adapter
     // run has none: its checkpoint, whose adapter tensors a plain model leaves unused (and an adapter run re-initializes).
     return { file: modelWeightsFile(path.join(run.dir, ck.path), { withAdapters: true }), runDir: run.dir };
@@ -71,12 +76,23 @@ export interface InitReport {
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
+
 /**
- * Loads the weights of `file` into the store, matched by name and shape. Without `partial`, any model tensor
- * missing from the file or of another shape is an error listing the mismatches (before any value is written).
+ * Loads the weights of `file` (a .safetensors file or a sharded model's index) into the store, matched by name
+ * and shape. Without `partial`, any model tensor missing from the file or of another shape is an error listing the
+ * mismatches (before any value is written).
  */
 export async function initFromCheckpoint(file: string, store: ParameterStore, opts: { partial: boolean }): Promise<InitReport> {
-  const header = await readSafetensorsHeader(file);
+  const weights = await openWeightsFile(file);
+  try {
+    return await initFrom(file, weights, store, opts);
+  } finally {
+    await weights.close();
+  }
+}
+
+async function initFrom(file: string, weights: WeightsFile, store: ParameterStore, opts: { partial: boolean }): Promise<InitReport> {
+  const header = weights;
   const loaded: string[] = [];
   const fresh: string[] = [];
   const problems: string[] = [];
@@ -96,14 +112,14 @@ export async function initFromCheckpoint(file: string, store: ParameterStore, op
   const known = new Set(store.entries.map((e) => e.name));
   const unused = Object.keys(header.tensors).filter((n) => !known.has(n));
   if (problems.length && !opts.partial) {
-    throw new CheckpointMismatchError(file, [...problems, 'set init.partial: true to keep fresh weights for these']);
+    throw new CheckpointMismatchError(file, problems, { init: true, mismatches: true });
   }
-  if (!loaded.length) throw new CheckpointMismatchError(file, ['no tensor of the model is in it (is it a checkpoint of another model?)']);
+  if (!loaded.length) throw new CheckpointMismatchError(file, ['no tensor of the model is in it (is it a checkpoint of another model?)'], { init: true });
   const values = new Map<string, Float32Array>();
   for (const name of loaded) {
-    const data = (await readTensor(file, name, header)).data as Float32Array;
+    const data = await weights.read(name);
     const bad = data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new CheckpointMismatchError(file, [`tensor ${name} holds a non-finite value (${data[bad]} at index ${bad})`]);
+    if (bad >= 0) throw new CheckpointMismatchError(file, [`tensor ${name} holds a non-finite value (${data[bad]} at index ${bad})`], { init: true });
     values.set(name, data);
   }
   for (const [name, data] of values) store.load(name, data);

@@ -23,7 +23,7 @@ import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stat
 import { STATS_FILE } from '../../protocol/stats';
 import { TrainingData, buildTrainingData } from './data-source';
 import { evaluate, evaluateTest, EvalMetrics } from './evaluate';
-import { loadCheckpoint, loadWeights, saveCheckpoint } from './checkpoint';
+import { CheckpointMismatchError, loadCheckpoint, loadWeights, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
 import { configFieldError, resolveConfigPath } from '../../files/config/load';
@@ -268,6 +268,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       } catch (e) {
         optimizer.destroy();
         store.destroy();
+        // On init.from's line, with the way out when only some tensors differ (a new head, another vocabulary).
+        if (e instanceof CheckpointMismatchError && e.mismatches) {
+          throw asConfigError(['init', 'from'], new Error(`${e.message}; set init.partial: true to keep fresh weights for the tensors that do not fit`));
+        }
         throw e;
       }
       // The base's own validation metrics, once: a fine-tune shows them beside its own at every evaluation.

@@ -334,6 +334,28 @@ export class ModelFiles {
   }
 }
 
+/** A model folder's single weights file, and a sharded model's index (transformers' names). */
+export const MODEL_FILE = 'model.safetensors';
+export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
+
+/** One weights file, or a sharded model through its index: each tensor's dtype and shape, and a read as f32. */
+export interface WeightsFile {
+  /** Every tensor (float or not) by name (null-prototype object). */
+  tensors: Readonly<Record<string, { dtype: string; shape: number[] }>>;
+  /** A float tensor decoded to f32. */
+  read(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+/** Opens a .safetensors file or a model.safetensors.index.json (its shards) for reading whole tensors by name. */
+export async function openWeightsFile(file: string): Promise<WeightsFile> {
+  const m = await ModelFiles.open(path.basename(file) === SHARD_INDEX_FILE ? { path: path.dirname(file), kind: 'sharded' } : { path: file, kind: 'safetensors' });
+  const tensors = Object.create(null) as Record<string, { dtype: string; shape: number[] }>;
+  for (const t of m.list) tensors[t.name] = { dtype: t.dtype, shape: t.shape };
+  for (const t of m.other) tensors[t.name] = { dtype: t.dtype, shape: t.shape };
+  return { tensors, read: (name) => m.readF32(name), close: () => m.close() };
+}
+
 /** Opens a model; shorthand for ModelFiles.open. */
 export function openModel(ref: Pick<ModelRef, 'path' | 'kind'> | string): Promise<ModelFiles> {
   return ModelFiles.open(ref);
