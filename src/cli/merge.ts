@@ -63,7 +63,9 @@ export async function mergeCommand(configFile: string, opts: MergeCommandOptions
   };
   process.on('SIGINT', onSigint);
   try {
-    err.write(`basin: ${plan.method} merge of ${plan.models.length} models, ${plan.tasks.length} tensors${outDir ? ` → ${outDir}` : ' (preview: nothing is written)'}\n`);
+    // The models the tasks read (a base_model the method does not use is not one of them).
+    const used = new Set(plan.tasks.flatMap((t) => [...(t.base ? [t.base.model] : []), ...t.experts.map((e) => e.model)]));
+    err.write(`basin: ${plan.method} merge of ${used.size} models, ${plan.tasks.length} tensors${outDir ? ` → ${outDir}` : ' (preview: nothing is written)'}\n`);
     bar.start(opts.preview ? Math.min(8, plan.tasks.length) : plan.tasks.length, 0, { tensor: '' });
     const report = await executeMerge({
       rt,

@@ -373,7 +373,8 @@ train: { steps: 10, batchSize: 32, optimizer: { type: adamw, lr: 0.01 }, evalEve
     const plain = path.join(dir, 'plain.safetensors');
     fs.copyFileSync(path.join(x, 'checkpoints', fs.readdirSync(path.join(x, 'checkpoints')).find((n) => /^step-\d+\.safetensors$/.test(n))!), plain);
     fs.writeFileSync(g, `merge_method: fisher\nmodels:\n  - model: ${JSON.stringify(x)}\n  - model: ./plain.safetensors\n`);
-    await assert.rejects(executeMerge({ rt, plan: await planMerge(loadMergeConfig(g)), outDir: path.join(dir, 'out-bad') }), /fisher needs a pass over each model's own data.*"\.\/plain\.safetensors" is not a Basin run/);
+    // Refused by the plan, before any work, naming the model and its line.
+    await assert.rejects(planMerge(loadMergeConfig(g)), /model "\.\/plain\.safetensors" \(.*bad\.merge\.yaml:4\): merge_method fisher needs a pass over each model's own training data.*not a Basin run or checkpoint \(use the curvature method/);
   });
 
   it('a preview samples rows in blocks spread over the tensor (first and last rows included), read at their offsets', async () => {

@@ -159,6 +159,10 @@ describe('merge config (src/files/merge/config.ts)', () => {
       '1: base_model: merge_method task_arithmetic needs a base model (its task vectors are θ_t − θ₀): add base_model',
     ]);
     assert.deepEqual(errors('merge_method: linear\nmodels:\n  - model: models/a\n  - model: plain.safetensors\n'), []);
+    // A base_model that is given but refused (a hub id) has its own error, not also "add base_model".
+    const hub = errors('merge_method: task_arithmetic\nbase_model: mistralai/Mistral-7B-v0.1\nmodels:\n  - model: models/a\n');
+    assert.equal(hub.length, 1, hub.join('\n'));
+    assert.match(hub[0], /^2: base_model: "mistralai\/Mistral-7B-v0.1" is not a local file or folder .*hub id/);
   });
 
   it('without base_model, the base every model was fine-tuned from (run.json lineage) is used, with a warning', async () => {

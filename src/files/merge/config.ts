@@ -535,7 +535,8 @@ class Parser {
     }
 
     // What the method needs.
-    if (entry?.needs?.base && !baseModel && slices.some((s) => !s.baseModel)) {
+    // (A base_model written but refused, a hub id say, has its own error already.)
+    if (entry?.needs?.base && !baseModel && !(bp && !(isScalar(bp.value) && bp.value.value === null)) && slices.some((s) => !s.baseModel)) {
       // Basin fine-tunes record their base (run.json lineage): when every model names the same one, use it.
       const models = slices.flatMap((s) => s.sources.map((x) => x.model));
       let found = commonLineageBase(models);

@@ -204,6 +204,17 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
       }
     }
 
+    // Fisher and RegMean read each expert's own training data, which Basin finds in the run's config: a model that
+    // is not a Basin run or checkpoint has none. Said here, before any work.
+    if (needs.data) {
+      const experts = new Set(slices.flatMap((sl) => expertsOf(sl).map((x) => x.model)));
+      for (const m of experts) {
+        if (!files[m].checkpoint) {
+          problems.push(`${where(m)}: merge_method ${config.method} needs a pass over each model's own training data, which Basin finds in a run's config: this model is not a Basin run or checkpoint (use the curvature method, which needs no data, or merge Basin runs)`);
+        }
+      }
+    }
+
     // Names and shapes: every model against the reference (the first slice's first source, or the base).
     const refModel = slices[0]?.base ?? slices[0]?.sources[0]?.model ?? 0;
     // Layer ranges, layer counts and input counts must be right before tensors can be paired up.
@@ -332,7 +343,6 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
         if (!task.release.some((r) => r.model === i.model && r.tensor === i.tensor.name)) task.release.push({ model: i.model, tensor: i.tensor.name });
       }
     }
-    if (needs.data) warnings.push(`merge_method ${config.method} needs a pass over data (its executor asks for it)`);
     return { configFile: config.file, method: config.method, needs, models, tasks, outputBytes: tasks.reduce((a, t) => a + t.outBytes, 0), warnings };
   } finally {
     for (const f of files) await f.close();
