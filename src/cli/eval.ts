@@ -1,6 +1,6 @@
 // `basin eval <model…> --task <config…>`: every model on every task's validation and test splits, a table per
-// split. A model is a run folder (its latest checkpoint), a checkpoint, a merged model (model.safetensors or its
-// folder) or any safetensors file of the tasks' architecture; a task is a training config (model, data, loss).
+// split. A model is a run folder (its latest checkpoint), a checkpoint, a merged model (its folder: one file or
+// shards) or any safetensors file of the tasks' architecture; a task is a training config (model, data, loss).
 // Only data with a held-out test split (the interactions source) has test figures; other tasks show "—" there.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,14 +22,9 @@ export interface EvalCommandOptions {
 export type EvalSplit = 'validation' | 'test';
 const SPLITS: Record<string, EvalSplit[]> = { validation: ['validation'], test: ['test'], both: ['validation', 'test'] };
 
-/** A model argument → its weights file (a merged model's folder holds model.safetensors). */
+/** A model argument → its weights file (a merged model's folder: model.safetensors, or its shards' index). */
 export async function weightsFileOf(arg: string): Promise<string> {
-  const p = path.resolve(arg);
-  if (fs.existsSync(path.join(p, 'model.safetensors'))) return path.join(p, 'model.safetensors');
-  if (fs.existsSync(path.join(p, 'model.safetensors.index.json'))) {
-    throw new Error(`${arg} is a sharded model: basin eval reads single-file models (merge again with a larger basin.max_shard_bytes)`);
-  }
-  return (await resolveInitSource(p)).file;
+  return (await resolveInitSource(path.resolve(arg))).file;
 }
 
 export async function evalCommand(models: string[], opts: EvalCommandOptions): Promise<void> {

@@ -64,13 +64,18 @@ describe('basin merge and basin eval (CLI)', function () {
     assert.match(basin(dir, 'eval', merged, '--task', 'task-a.basin.yaml', '--split', 'train').stderr, /--split must be one of validation, test, both, got "train"/);
   });
 
-  it('refuses a sharded model, naming the key that makes one file', () => {
-    const sharded = path.join(dir, 'sharded');
-    fs.mkdirSync(sharded, { recursive: true });
-    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
-    const r = basin(dir, 'eval', sharded, '--task', 'task-a.basin.yaml');
-    assert.equal(r.status, 1);
-    assert.match(r.stderr, /is a sharded model: basin eval reads single-file models \(merge again with a larger basin\.max_shard_bytes\)/);
+  it('scores a sharded merged model (its index) exactly as the same merge in one file', () => {
+    const cfg = path.join(dir, 'sharded.merge.yaml');
+    fs.writeFileSync(cfg, `merge_method: ties\nmodels:\n  - model: ${fx.a}\n    parameters: { weight: 1, density: 0.5 }\n  - model: ${fx.b}\n    parameters: { weight: 1, density: 0.5 }\nbasin: { output: ./merged/sharded, max_shard_bytes: 2000 }\n`);
+    const m = basin(dir, 'merge', cfg);
+    assert.equal(m.status, 0, m.stderr);
+    assert.ok(fs.readdirSync(path.join(dir, 'merged/sharded')).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f)).length > 1, 'several shards');
+    const score = (model: string) => {
+      const r = basin(dir, 'eval', model, '--task', 'task-a.basin.yaml', '--json');
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { metrics: unknown }[] }).results[0].metrics;
+    };
+    assert.deepEqual(score(path.join(dir, 'merged/sharded')), score(path.join(dir, 'merged/lineage')));
   });
 
   it("scores interactions data on its test split, equal to the training run's own test row", () => {
