@@ -4,7 +4,7 @@
 // The GPU driver (Dawn) writes its own notices straight to the process's stderr from native code, before Basin's
 // first line ("Warning: maxDynamic… artificially reduced…"): nothing in Node can stop a native write to fd 2. So
 // the CLI runs in a child process whose stderr passes through a filter here: the driver's known chatter is held
-// back (shown with --verbose, and shown anyway when the command fails, since it may then explain why), everything
+// back (shown with --verbose, and shown anyway when a command fails over the GPU, since they may then explain why), everything
 // else — progress bars included — passes through as it comes.
 'use strict';
 const path = require('node:path');
@@ -48,6 +48,9 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
   if (process.stderr.isTTY) env.BASIN_TTY_COLUMNS = String(process.stderr.columns || 80);
   const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
   const held = [];
+  /** Whether what the command printed speaks of the GPU: only then may the held driver notices help explain a failure. */
+  let gpuTrouble = false;
+  const GPU_WORDS = /\b(GPU|WebGPU|adapter|Vulkan|Dawn|device (was )?lost|driver)\b/i;
   let pending = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => {
@@ -57,7 +60,10 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
       const line = pending.slice(0, nl + 1);
       pending = pending.slice(nl + 1);
       if (!verbose && DRIVER_CHATTER.test(line)) held.push(line);
-      else process.stderr.write(line);
+      else {
+        if (GPU_WORDS.test(line)) gpuTrouble = true;
+        process.stderr.write(line);
+      }
     }
     // A partial line (a progress bar redrawn with \r) goes out at once unless it may still become chatter.
     if (pending && !'Warning: '.startsWith(pending.slice(0, 9)) && !pending.startsWith('Warning: ')) {
@@ -73,7 +79,8 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
   for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('close', (code, signal) => {
     if (pending) process.stderr.write(pending);
-    if ((code !== 0 || signal) && held.length) process.stderr.write(`basin: the GPU driver said:\n${held.join('')}`);
+    // A config error or a bad file needs no driver notices under it; a GPU failure (or a crash by signal) may.
+    if ((signal || (code !== 0 && gpuTrouble)) && held.length) process.stderr.write(`basin: the GPU driver said:\n${held.join('')}`);
     if (signal) process.kill(process.pid, signal);
     else process.exit(code ?? 1);
   });
