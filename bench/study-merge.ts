@@ -4,8 +4,9 @@
 // The experts: a base transformer trained on a MIXTURE of four next-item tasks over one item set (each task its
 // own Markov chain, so the tasks conflict), then fine-tuned on each task from the base (`init.from`, AdamW, with
 // statistics every few steps, so each checkpoint has its v row/column sums beside it). Validation = each task's
-// held-out split (seed 1); test = fresh sequences of the same task (another data seed). The metric is next-item
-// accuracy. The UMTAM claims are tested as they come out: curvature ≥ TIES ≥ task arithmetic on the mean, and
+// held-out split; test = the data source's test split, fresh sequences of the same task (synthetic-tasks draws
+// them from a seed of their own). Each task's config is written as task-<t>.basin.yaml in the study's folder, so
+// `basin eval <model> --task task-*.basin.yaml` there gives the same figures. The metric is next-item accuracy. The UMTAM claims are tested as they come out: curvature ≥ TIES ≥ task arithmetic on the mean, and
 // curvature within 1 point of Fisher without a data pass.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -52,9 +53,9 @@ function trainYaml(name: string, task: number | null, steps: number, lr: number,
   ].join('\n');
 }
 
-/** The evaluation config of task t: its validation split (seed 1) or a fresh test sample (seed 2). */
-function evalYaml(task: number, split: 'valid' | 'test'): string {
-  return ['name: eval', 'seed: 1', modelSection, dataSection(task, split === 'valid' ? 1 : 2, split === 'valid' ? 900 : 600), 'train: { steps: 1, batchSize: 64 }'].join('\n');
+/** The evaluation config of task t: the data its expert trained on, whose validation and test splits are scored. */
+function evalYaml(task: number): string {
+  return [`name: task-${task}`, 'seed: 1', modelSection, dataSection(task, 1, 900), 'train: { steps: 1, batchSize: 64 }'].join('\n');
 }
 
 /**
@@ -139,7 +140,7 @@ export async function runMergeStudy(o: MergeStudyOptions): Promise<object> {
   fs.mkdirSync(work, { recursive: true });
   const gpu = await GpuDevice.create();
   const rt = new Runtime(gpu);
-  const evaluators: { valid: WeightsEvaluator[]; test: WeightsEvaluator[] } = { valid: [], test: [] };
+  const evaluators: WeightsEvaluator[] = [];
   try {
     const quick = !!o.quick;
     const runs = path.join(work, 'runs');
@@ -161,16 +162,18 @@ export async function runMergeStudy(o: MergeStudyOptions): Promise<object> {
       fs.writeFileSync(file, expertsMergeYaml(work, base, experts));
       return { bench: 'study-merge', when: new Date().toISOString(), commit: gitCommit(), expertsOnly: true, base, experts, mergeConfig: file, setup: { tasks: TASKS, model: modelSection, quick, seconds: (performance.now() - t0) / 1000 } };
     }
-    for (const split of ['valid', 'test'] as const) {
-      for (let t = 0; t < TASKS; t++) {
-        const f = path.join(work, `task-${t}-${split}.basin.yaml`);
-        fs.writeFileSync(f, evalYaml(t, split) + '\n');
-        evaluators[split].push(await WeightsEvaluator.create(rt, parseConfig(evalYaml(t, split), f), f));
-      }
+    for (let t = 0; t < TASKS; t++) {
+      const f = path.join(work, `task-${t}.basin.yaml`);
+      fs.writeFileSync(f, evalYaml(t) + '\n');
+      evaluators.push(await WeightsEvaluator.create(rt, parseConfig(evalYaml(t), f), f));
     }
     const score = async (file: string, split: 'valid' | 'test') => {
       const acc: number[] = [];
-      for (const ev of evaluators[split]) acc.push((await ev.evaluate(file)).accuracy);
+      for (const ev of evaluators) {
+        const m = split === 'valid' ? await ev.evaluate(file) : await ev.evaluateTest(file);
+        if (!m) throw new Error(`the study's task data has no test split (${ev.config.data.type})`);
+        acc.push(m.accuracy);
+      }
       return acc;
     };
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
@@ -260,7 +263,7 @@ export async function runMergeStudy(o: MergeStudyOptions): Promise<object> {
       headline: { curvature_minus_ties_pts: pts(curv, ties), ties_minus_task_arithmetic_pts: pts(ties, ta), curvature_minus_fisher_pts: pts(curv, fisher) },
     };
   } finally {
-    for (const e of [...evaluators.valid, ...evaluators.test]) e.destroy();
+    for (const e of evaluators) e.destroy();
     gpu.destroy();
     if (!o.out) fs.rmSync(work, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 // `basin eval <model…> --task <config…>`: every model on every task's validation and test splits, a table per
 // split. A model is a run folder (its latest checkpoint), a checkpoint, a merged model (its folder: one file or
 // shards) or any safetensors file of the tasks' architecture; a task is a training config (model, data, loss).
-// Only data with a held-out test split (the interactions source) has test figures; other tasks show "—" there.
+// Data with a test split (the interactions source's held-out targets, synthetic-tasks' fresh sequences) has test
+// figures; other tasks are listed as having none.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../files/config/load';
@@ -74,6 +75,6 @@ export async function evalCommand(models: string[], opts: EvalCommandOptions): P
       lines.push(`${m.padEnd(w)}  ${vals.map((v) => fmt(v).padStart(12)).join('  ')}  ${fmt(mean).padStart(8)}`);
     }
   }
-  if (withoutTest.length) lines.push('', `no test split (only the interactions source holds one out): ${withoutTest.join(', ')}`);
+  if (withoutTest.length) lines.push('', `no test split (the interactions source holds one out, synthetic-tasks draws fresh sequences; this data has none): ${withoutTest.join(', ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

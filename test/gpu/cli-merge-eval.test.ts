@@ -61,7 +61,7 @@ describe('basin merge and basin eval (CLI)', function () {
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /^accuracy on each task's validation split\nmodel +task-a +task-b +mean\n/);
     assert.doesNotMatch(text.stdout, /test split\n/);
-    assert.match(text.stdout, /no test split \(only the interactions source holds one out\): task-a\.basin\.yaml/);
+    assert.match(text.stdout, /no test split \(the interactions source holds one out, synthetic-tasks draws fresh sequences; this data has none\): task-a\.basin\.yaml/);
 
     assert.match(basin(dir, 'eval', merged, '--task', 'task-a.basin.yaml', '--split', 'train').stderr, /--split must be one of validation, test, both, got "train"/);
   });
@@ -133,6 +133,31 @@ describe('basin merge and basin eval (CLI)', function () {
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /^ndcg10 on each task's test split\n/);
     assert.doesNotMatch(text.stdout, /validation/);
+  });
+
+  it("scores synthetic-tasks data on its test split (fresh sequences), equal to the training run's own test row", () => {
+    fs.writeFileSync(
+      path.join(dir, 'seq.basin.yaml'),
+      'name: seq\nseed: 1\nmodel: { type: transformer, vocab: 24, dModel: 16, layers: 1, heads: 2, seqLen: 8, dropout: 0 }\n' +
+        'data: { type: synthetic-tasks, tasks: 2, task: 1, sequences: 120, branching: 2, noise: 0.05, seed: 1, validFraction: 0.2 }\n' +
+        'train: { steps: 8, batchSize: 8, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 8, checkpointEvery: 0, statsEvery: 0, logEvery: 4 }\noutput: runs\n',
+    );
+    const t = basin(dir, 'train', 'seq.basin.yaml');
+    assert.equal(t.status, 0, t.stderr);
+    const run = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs')).filter((f) => f.startsWith('seq-')).pop()!);
+    const rec = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')) as { lastMetrics: Record<string, number> };
+    assert.ok(Number.isFinite(rec.lastMetrics.test_accuracy), 'the run scored its test split once, at the end');
+    const r = basin(dir, 'eval', run, '--task', 'seq.basin.yaml', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { split: string; metrics: Record<string, number> }[]; withoutTestSplit: string[] };
+    assert.deepEqual(out.results.map((x) => x.split), ['validation', 'test']);
+    assert.deepEqual(out.withoutTestSplit, []);
+    for (const [split, prefix] of [['validation', 'val_'], ['test', 'test_']] as const) {
+      const m = out.results.find((x) => x.split === split)!.metrics;
+      for (const k of ['accuracy', 'loss']) assert.ok(Math.abs(m[k] - rec.lastMetrics[prefix + k]) < 1e-6, `${split} ${k}: eval ${m[k]}, the run wrote ${rec.lastMetrics[prefix + k]}`);
+    }
+    // Another split than validation: fresh sequences score differently (not a copy of the validation figures).
+    assert.notEqual(out.results[0].metrics.loss, out.results[1].metrics.loss);
   });
 });
 

@@ -15,7 +15,7 @@ import {
   takeRows,
 } from '../../src/engine/data/batches';
 import { buildDataset } from '../../src/engine/data/dataset';
-import { loadConfig } from '../../src/files/config/load';
+import { loadConfig, parseConfig } from '../../src/files/config/load';
 
 const ROOT = path.resolve(__dirname, '../..');
 /**
@@ -362,6 +362,37 @@ describe('splits and batches', () => {
     assert.deepEqual(Array.from(sub.x), [...d.x.subarray(12, 15), ...d.x.subarray(0, 3)]);
     assert.deepEqual(Array.from(sub.y), [d.y[4], d.y[0]]);
     assert.throws(() => new ClassificationBatcher(d.x, d.y, 4, { batchSize: 2 }), /features need/);
+  });
+
+  it('synthetic-tasks has a test split: fresh sequences of the same task, as many as validation, deterministic', async () => {
+    const yaml = (task: number, taskSeed: number) =>
+      `name: t\nmodel: { type: transformer, vocab: 48, dModel: 16, layers: 1, heads: 2, seqLen: 12 }\n` +
+      `data: { type: synthetic-tasks, tasks: 4, task: ${task}, taskSeed: ${taskSeed}, sequences: 300, branching: 2, noise: 0.05, seed: 1, validFraction: 0.15 }\n` +
+      `train: { steps: 1, batchSize: 8 }\n`;
+    const build = async (task: number, taskSeed = 1234) => {
+      const ds = await buildDataset(parseConfig(yaml(task, taskSeed), 't.basin.yaml'));
+      assert.equal(ds.kind, 'sequences');
+      return ds as Extract<typeof ds, { kind: 'sequences' }>;
+    };
+    const ds = await build(2);
+    assert.ok(ds.test, 'a test split');
+    assert.equal(ds.test.length, ds.valid.length);
+    assert.deepEqual((await build(2)).test, ds.test, 'the same draw every time');
+    // Fresh: no test sequence is one the model trains or is validated on.
+    const seen = new Set([...ds.train, ...ds.valid].map((r) => r.join(',')));
+    assert.ok(ds.test.every((r) => !seen.has(r.join(','))));
+    // The same task: its transitions are the ones the training sequences take (all but the noise), while another
+    // task's test sequences mostly are not.
+    const successors = new Map<number, Set<number>>();
+    for (const r of ds.train) for (let i = 1; i < r.length; i++) (successors.get(r[i - 1]) ?? successors.set(r[i - 1], new Set()).get(r[i - 1])!).add(r[i]);
+    const follows = (rows: Int32Array[]) => {
+      let hit = 0;
+      let all = 0;
+      for (const r of rows) for (let i = 1; i < r.length; i++, all++) if (successors.get(r[i - 1])?.has(r[i])) hit++;
+      return hit / all;
+    };
+    assert.ok(follows(ds.test) > 0.9, `test follows the task's rules: ${follows(ds.test)}`);
+    assert.ok(follows((await build(0)).test!) < 0.5, 'another task does not');
   });
 
   it('buildDataset gives the examples their split data', async () => {

@@ -16,6 +16,11 @@ export type Dataset =
       itemIds?: Int32Array;
       /** Interaction logs: the evaluation split (targets, inputs, seen items) for full-ranking metrics. */
       split?: SequenceSplit;
+      /**
+       * Synthetic sources: a test split of fresh sequences from the same distribution (another draw, never trained
+       * or validated on), scored like the validation split.
+       */
+      test?: Int32Array[];
     }
   | {
       kind: 'classification';

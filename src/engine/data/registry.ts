@@ -18,6 +18,9 @@ interface DataContext {
 type Factories = { [N in DataConfig['type']]: (d: Extract<DataConfig, { type: N }>, ctx: DataContext) => Promise<Dataset> };
 
 /** The model's vocabulary when it reads tokens (ids past the data's own vocabulary stay unused). */
+/** XORed into a synthetic source's data seed for its test sequences (a seed no run draws its training data from by `seed + k`). */
+export const TEST_SEED_MIX = 0x7e57ab1e;
+
 const modelVocab = (config: TrainConfig, fallback: number) => (config.model.type === 'transformer' ? config.model.vocab : fallback);
 
 const FACTORIES: Factories = {
@@ -38,13 +41,18 @@ const FACTORIES: Factories = {
     const which = d.task === undefined ? Array.from({ length: d.tasks }, (_, t) => t) : [d.task];
     const train: Int32Array[] = [];
     const valid: Int32Array[] = [];
+    const test: Int32Array[] = [];
     which.forEach((t, i) => {
       const n = Math.floor(d.sequences / which.length) + (i < d.sequences % which.length ? 1 : 0);
       if (n === 0) return;
-      const { rows } = syntheticSequences({ sequences: n, length: d.length, vocab: d.vocab, branching: d.branching, noise: d.noise, seed: (d.seed + 7919 * t) >>> 0, chainSeed: (d.taskSeed + 104729 * (t + 1)) >>> 0 });
+      const task = { length: d.length, vocab: d.vocab, branching: d.branching, noise: d.noise, chainSeed: (d.taskSeed + 104729 * (t + 1)) >>> 0 };
+      const { rows } = syntheticSequences({ ...task, sequences: n, seed: (d.seed + 7919 * t) >>> 0 });
       const split = splitTrainValid(rows, d.validFraction, (d.seed + t) >>> 0);
       train.push(...split.train);
       valid.push(...split.valid);
+      // The test split: as many fresh sequences of the same task as it has for validation, from a seed of its own
+      // (TEST_SEED_MIX), so no run with any data seed trains on them by accident of seed arithmetic.
+      if (split.valid.length) test.push(...syntheticSequences({ ...task, sequences: split.valid.length, seed: ((d.seed ^ TEST_SEED_MIX) + 7919 * t) >>> 0 }).rows);
     });
     const what = d.task === undefined ? `a mixture of ${d.tasks} tasks` : `task ${d.task} of ${d.tasks}`;
     return {
@@ -52,7 +60,8 @@ const FACTORIES: Factories = {
       train,
       valid,
       vocab: modelVocab(config, d.vocab),
-      summary: `synthetic tasks: ${what}, ${d.sequences} × ${d.length} over ${d.vocab - 1} items (branching ${d.branching}, noise ${d.noise}); ${train.length} train / ${valid.length} valid`,
+      summary: `synthetic tasks: ${what}, ${d.sequences} × ${d.length} over ${d.vocab - 1} items (branching ${d.branching}, noise ${d.noise}); ${train.length} train / ${valid.length} valid / ${test.length} test`,
+      test,
     };
   },
   movielens: async (d, { config, configFile }) => {

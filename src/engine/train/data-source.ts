@@ -30,6 +30,8 @@ export interface TrainingData {
   describe: string;
   /** Data with an evaluation split (the `interactions` source): leave-one-out queries, ranked by evaluate() instead of the validation windows. */
   leaveOneOut?: LeaveOneOutData;
+  /** Data with a test split of fresh samples (the synthetic sources that have one): scored like validBatches(). */
+  testBatches?: () => Iterable<Batch>;
 }
 
 export async function buildTrainingData(config: TrainConfig, configPath?: string): Promise<TrainingData> {
@@ -43,6 +45,7 @@ export async function buildTrainingData(config: TrainConfig, configPath?: string
     const T = config.model.type === 'sasrec' ? config.model.maxLen : config.model.seqLen;
     const train = new NextTokenBatcher(ds.train, { batchSize: B, seqLen: T, seed, windows: 'all' });
     const valid = new NextTokenBatcher(ds.valid, { batchSize: B, seqLen: T, seed, shuffle: false, windows: 'all' });
+    const test = ds.test?.length ? new NextTokenBatcher(ds.test, { batchSize: B, seqLen: T, seed, shuffle: false, windows: 'all' }) : null;
     const toBatch = (b: { inputs: Int32Array; targets: Int32Array; batch: number; seqLen: number }): Batch =>
       ({ rows: b.batch * b.seqLen, inputs: b.inputs, seqLen: b.seqLen, targets: b.targets });
     // Item ids are 1..vocab-1 (0 is padding), so chance is over vocab − 1 classes.
@@ -55,6 +58,13 @@ export async function buildTrainingData(config: TrainConfig, configPath?: string
       chance: chanceMetrics(ds.vocab - 1),
       describe: ds.summary,
       ...(ds.split ? { leaveOneOut: leaveOneOutData(ds.split, T, B) } : {}),
+      ...(test
+        ? {
+            *testBatches() {
+              for (let i = 0; i < test.batchesPerEpoch; i++) yield toBatch(test.batchAt(i));
+            },
+          }
+        : {}),
     };
   }
   if (config.model.type !== 'mlp') throw new Error(`data ${config.data.type} gives feature vectors: use model.type mlp`);

@@ -9,7 +9,7 @@ import type { LossFn } from '../loss/loss';
 import type { Model } from '../nn/models';
 import type { ParameterStore } from '../optim/params';
 import { buildTrainingData, type TrainingData } from './data-source';
-import { evaluate, evaluateTest, type EvalMetrics } from './evaluate';
+import { evaluate, evaluateTest, hasTestSplit, type EvalMetrics } from './evaluate';
 import { initFromCheckpoint } from './fine-tune';
 import { materializeModel, modelSpec } from './trainer';
 import { checkpointAdapters } from '../../files/adapter-checkpoint';
@@ -35,9 +35,9 @@ export class WeightsEvaluator {
     return this.withWeights(file, async (model) => ({ ...(await evaluate(this.rt, model, this.data, this.loss)) }));
   }
 
-  /** Whether the task's data has a test split (the interactions source's held-out test targets). */
+  /** Whether the task's data has a test split (interactions' held-out targets, synthetic tasks' fresh sequences). */
   get hasTest(): boolean {
-    return this.data.leaveOneOut !== undefined;
+    return hasTestSplit(this.data);
   }
 
   /** The test metrics of the weights in `file`; null when the task's data has no test split. */

@@ -130,7 +130,15 @@ export async function evaluate(rt: Runtime, model: Model, data: TrainingData, lo
 
 /** The final test evaluation of data with an evaluation split (leave-one-out test targets); null for other data. */
 export async function evaluateTest(rt: Runtime, model: Model, data: TrainingData, loss?: LossFn): Promise<EvalMetrics | null> {
-  return data.leaveOneOut ? evaluateLeaveOneOut(rt, model, data.leaveOneOut, 'test', loss) : null;
+  if (data.leaveOneOut) return evaluateLeaveOneOut(rt, model, data.leaveOneOut, 'test', loss);
+  // Fresh samples of a synthetic source: the validation metrics, over the test batches.
+  if (data.testBatches) return evaluate(rt, model, { ...data, validBatches: data.testBatches }, loss);
+  return null;
+}
+
+/** Whether the data has a test split: interactions' held-out targets, or a synthetic source's fresh samples. */
+export function hasTestSplit(data: TrainingData): boolean {
+  return data.leaveOneOut !== undefined || data.testBatches !== undefined;
 }
 
 /**

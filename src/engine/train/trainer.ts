@@ -22,7 +22,7 @@ import { Dropout } from '../nn/layers';
 import { LayerStatsCollector, statsCheckpoint, truncateStatsFile } from '../stats/layer-stats';
 import { STATS_FILE } from '../../protocol/stats';
 import { TrainingData, buildTrainingData } from './data-source';
-import { evaluate, evaluateTest, EvalMetrics } from './evaluate';
+import { evaluate, evaluateTest, hasTestSplit, EvalMetrics } from './evaluate';
 import { CheckpointMismatchError, loadCheckpoint, loadWeights, saveCheckpoint } from './checkpoint';
 import { forwardBatch } from './forward';
 import { ParameterGlobError, applyFrozen, frozenAt, initFromCheckpoint, planFreeze, resolveInitSource, type InitReport } from './fine-tune';
@@ -427,12 +427,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // in well under a second; the previous checkpoint stays intact until the rename).
     if (status === 'cancelled' && done > lastCheckpointStep) await checkpoint(done);
     await drainStats();
-    // Data with an evaluation split: the test targets, once (metrics row `test_*`). With early stopping, the
+    // Data with a test split (interactions' held-out targets, synthetic tasks' fresh sequences): scored once
+    // (metrics row `test_*`). With early stopping, the
     // weights scored are the best evaluation's (its checkpoint), as a model selected on validation is reported;
     // otherwise the final weights. The row's step says which.
     let testEval: EvalMetrics | null = null;
     let testStep = done;
-    if (status === 'completed' && data.leaveOneOut) {
+    if (status === 'completed' && hasTestSplit(data)) {
       if (early?.best && early.best.step !== done) {
         testStep = early.best.step;
         await loadWeights(path.join(run.dir, run.checkpointPath(testStep)), store);

@@ -73,7 +73,8 @@ export const syntheticTasks = defineData({
   title: 'Several next-item tasks over one item set: each task its own sparse Markov chain (conflicting transition rules).',
   doc:
     'For merging and continual-learning studies: a base trains on the mixture (no `task`), experts fine-tune on one task each. ' +
-    'The rules of task t depend only on `taskSeed` and t, so every run with the same `taskSeed` sees the same tasks; `seed` only draws the sequences.',
+    'The rules of task t depend only on `taskSeed` and t, so every run with the same `taskSeed` sees the same tasks; `seed` only draws the sequences. ' +
+      'A test split of fresh sequences of the same tasks (as many as the validation split, from a seed of their own) is scored once at the end of training (`test_*`) and by `basin eval`.',
   gives: 'tokens',
   params: {
     tasks: { type: 'integer', minimum: 1, maximum: 64, default: 4, doc: 'How many tasks there are.' },
