@@ -421,6 +421,17 @@ export type WriteTensor =
   | { name: string; dtype: 'I32'; shape: readonly number[]; data: Lazy<Int32Array>; valuesOutliveNextCall?: undefined };
 
 /**
+ * A tensor of any dtype written byte for byte as another file holds it (little-endian, as safetensors stores it): a
+ * merge copies the base's non-float tensors (position ids, masks) this way.
+ */
+export interface WriteRawTensor {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: readonly number[];
+  raw: Lazy<Uint8Array>;
+}
+
+/**
  * A float tensor's values: f32 (encoded to the tensor's dtype here), or for F16/BF16 the bits already encoded
  * (a Uint16Array: e.g. narrowed on the GPU), written as they are.
  */
@@ -449,7 +460,7 @@ const CHUNK_ELEMENTS = 1 << 20;
  */
 export async function writeSafetensors(
   file: string,
-  tensors: readonly (WriteTensor | WriteTensorPieces)[],
+  tensors: readonly (WriteTensor | WriteTensorPieces | WriteRawTensor)[],
   metadata?: Record<string, string>,
 ): Promise<void> {
   const fail = (msg: string, tensor?: string): never => {
@@ -467,13 +478,15 @@ export async function writeSafetensors(
     if (t.name === '__metadata__') fail('"__metadata__" is reserved', t.name);
     if (seen.has(t.name)) fail('name used twice', t.name);
     seen.add(t.name);
-    if (!(t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'I32')) fail(`cannot write dtype ${String(t.dtype)}`, t.name);
+    if ('raw' in t ? !(t.dtype in DTYPE_SIZES) : !(t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16' || t.dtype === 'I32')) fail(`cannot write dtype ${String(t.dtype)}`, t.name);
     let numel = 1;
     for (const d of t.shape) {
       if (!Number.isSafeInteger(d) || d < 0) fail(`shape [${t.shape.join(', ')}] must hold non-negative integers`, t.name);
       numel *= d;
     }
-    if ('pieces' in t) {
+    if ('raw' in t) {
+      if (typeof t.raw !== 'function' && t.raw.byteLength !== numel * DTYPE_SIZES[t.dtype]) fail(`raw data has ${t.raw.byteLength} bytes but ${t.dtype} [${t.shape.join(', ')}] needs ${numel * DTYPE_SIZES[t.dtype]}`, t.name);
+    } else if ('pieces' in t) {
       if (t.dtype === ('I32' as string)) fail('pieces are for float tensors', t.name);
     } else if (typeof t.data !== 'function' && t.data.length !== numel) {
       fail(`data has ${t.data.length} elements but shape [${t.shape.join(', ')}] needs ${numel}`, t.name);
@@ -524,6 +537,15 @@ export async function writeSafetensors(
           await writeValues(t, piece);
         }
         if (total !== numels[i]) fail(`data has ${total} elements but shape [${t.shape.join(', ')}] needs ${numels[i]}`, t.name);
+        continue;
+      }
+      if ('raw' in t) {
+        const raw = typeof t.raw === 'function' ? await t.raw() : t.raw;
+        if (!(raw instanceof Uint8Array)) fail('raw data must be a Uint8Array', t.name);
+        const want = numels[i] * DTYPE_SIZES[t.dtype];
+        if (raw.byteLength !== want) fail(`raw data has ${raw.byteLength} bytes but ${t.dtype} [${t.shape.join(', ')}] needs ${want}`, t.name);
+        await settle(); // the bytes are the caller's: written before returning
+        await w.write(raw);
         continue;
       }
       const data = typeof t.data === 'function' ? await t.data() : t.data;

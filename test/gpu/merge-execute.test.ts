@@ -269,6 +269,32 @@ tokenizer_source: base
     fs.rmSync(live, { recursive: true });
   });
 
+  it("copies the base's non-float tensors byte for byte (as mergekit), one file or the last shard", async () => {
+    const rt = await runtime();
+    // The base with an I64 position_ids and a BOOL mask beside its float weights; the experts have none.
+    const ids = new Uint8Array(new BigInt64Array([0n, 1n, 2n, 3n, 2n ** 40n]).buffer);
+    const mask = new Uint8Array([1, 1, 0]);
+    const file = path.join(dir, 'base-ids/model.safetensors');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    await writeSafetensors(file, [
+      ...[...base].map(([name, data]) => ({ name, dtype: 'F32' as const, shape: SHAPES[name], data })),
+      { name: 'position_ids', dtype: 'I64', shape: [1, 5], raw: ids },
+      { name: 'attn.mask', dtype: 'BOOL', shape: [3], raw: mask },
+    ]);
+    const plan = await planMerge(cfg('copies', `merge_method: task_arithmetic\nbase_model: ./base-ids\nmodels:\n  - model: ./e1\n  - model: ./e2.safetensors\n`));
+    assert.deepEqual(plan.copies.map((c) => [c.name, c.dtype]), [['position_ids', 'I64'], ['attn.mask', 'BOOL']]);
+    assert.ok(plan.warnings.some((w) => /copied from model "\.\/base-ids" as they are \(not float tensors\): position_ids \(I64\), attn\.mask \(BOOL\)/.test(w)), plan.warnings.join('\n'));
+    for (const [out, maxShardBytes] of [[path.join(dir, 'out-copies'), undefined], [path.join(dir, 'out-copies-sharded'), 200]] as const) {
+      await executeMerge({ rt, plan, outDir: out, maxShardBytes });
+      const index = maxShardBytes ? JSON.parse(fs.readFileSync(path.join(out, 'model.safetensors.index.json'), 'utf8')).weight_map : null;
+      const at = (name: string) => path.join(out, index ? index[name] : 'model.safetensors');
+      if (index) assert.equal(index.position_ids, Object.values(index as Record<string, string>).sort().pop(), 'in the last shard');
+      assert.deepEqual(await readTensorBytes(at('position_ids'), 'position_ids'), ids);
+      assert.deepEqual(await readTensorBytes(at('attn.mask'), 'attn.mask'), mask);
+      assert.equal((await readSafetensorsHeader(at('attn.mask'))).tensors['attn.mask'].dtype, 'BOOL');
+    }
+  });
+
   it('a NaN in an input tensor is named with its model; a preview writes nothing', async () => {
     const rt = await runtime();
     await writeModel(path.join(dir, 'bad.safetensors'), 300, 'F32', base, 'blocks.1.mlp.weight');

@@ -246,7 +246,7 @@ describe('merge plan (src/files/merge/plan.ts)', () => {
 
     it('one shard: model.safetensors, no index', () => {
       const l = outputShards(tasks([10, 20, 30]), 1000);
-      assert.deepEqual(l, { shards: [{ file: 'model.safetensors', tasks: [0, 1, 2], bytes: 60 }], index: null });
+      assert.deepEqual(l, { shards: [{ file: 'model.safetensors', tasks: [0, 1, 2], copies: [], bytes: 60 }], index: null });
       assert.deepEqual(outputShards(tasks([]), 10).shards[0].tasks, []);
     });
 
@@ -270,6 +270,20 @@ describe('merge plan (src/files/merge/plan.ts)', () => {
       assert.equal(l.index!.weight_map.t7, 'model-00005-of-00006.safetensors');
       for (const s of l.shards) assert.ok(s.bytes <= 10 || s.tasks.length === 1);
       assert.throws(() => outputShards(tasks([1]), 0), /maxShardBytes must be a positive number/);
+    });
+
+    it('copied tensors (the base\'s non-float ones) go at the end of the last shard, in the index and the total', () => {
+      const copies = [
+        { model: 0, name: 'position_ids', dtype: 'I64' as const, shape: [1, 5], file: 'b', byteOffset: 0, byteLength: 40 },
+        { model: 0, name: 'mask', dtype: 'BOOL' as const, shape: [5], file: 'b', byteOffset: 40, byteLength: 5 },
+      ];
+      const one = outputShards({ ...tasks([10, 20]), copies }, 1000);
+      assert.deepEqual(one.shards, [{ file: 'model.safetensors', tasks: [0, 1], copies: [0, 1], bytes: 75 }]);
+      const l = outputShards({ ...tasks([7, 3, 11]), copies }, 10);
+      assert.deepEqual(l.shards.map((s) => [s.tasks, s.copies, s.bytes]), [[[0, 1], [], 10], [[2], [0, 1], 56]]);
+      assert.equal(l.index!.weight_map.position_ids, 'model-00002-of-00002.safetensors');
+      assert.equal(l.index!.weight_map.mask, 'model-00002-of-00002.safetensors');
+      assert.equal(l.index!.metadata.total_size, 7 + 3 + 11 + 45);
     });
   });
 });

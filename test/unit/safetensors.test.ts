@@ -149,6 +149,24 @@ describe('safetensors', () => {
 
   const specials = new Float32Array([0, -0, 1, -1, 0.1, 1e-8, 2 ** -24, 2 ** -149, 65504, 70000, 3.4e38, Infinity, -Infinity, NaN, 1 + 2 ** -11]);
 
+  it('writes a raw tensor of any dtype byte for byte; a raw length that does not fit the shape is refused', async () => {
+    const p = path.join(dir, 'raw.safetensors');
+    const ids = new BigInt64Array([0n, 1n, -2n, 9007199254740993n, 4n]);
+    const raw = new Uint8Array(ids.buffer);
+    await writeSafetensors(p, [
+      { name: 'w', dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) },
+      { name: 'position_ids', dtype: 'I64', shape: [1, 5], raw: () => raw },
+      { name: 'mask', dtype: 'BOOL', shape: [3], raw: new Uint8Array([1, 0, 1]) },
+    ]);
+    const h = await readSafetensorsHeader(p);
+    assert.deepEqual(h.list.map((t) => [t.name, t.dtype, t.shape]), [['w', 'F32', [2]], ['position_ids', 'I64', [1, 5]], ['mask', 'BOOL', [3]]]);
+    assert.deepEqual(await readTensorBytes(p, 'position_ids', h), raw);
+    assert.deepEqual(await readTensorBytes(p, 'mask', h), new Uint8Array([1, 0, 1]));
+    await assert.rejects(writeSafetensors(path.join(dir, 'bad.safetensors'), [{ name: 'ids', dtype: 'I64', shape: [3], raw: new Uint8Array(16) }]), /tensor "ids": raw data has 16 bytes but I64 \[3\] needs 24/);
+    await assert.rejects(writeSafetensors(path.join(dir, 'bad2.safetensors'), [{ name: 'ids', dtype: 'I64', shape: [3], raw: () => new Uint8Array(8) }]), /raw data has 8 bytes but I64 \[3\] needs 24/);
+    assert.ok(!fs.existsSync(path.join(dir, 'bad2.safetensors')), 'nothing written');
+  });
+
   it('round-trips F32, F16, BF16 and I32 with metadata; the buffer starts 8-byte aligned', async () => {
     const p = path.join(dir, 'rt.safetensors');
     const rnd = prng(1);

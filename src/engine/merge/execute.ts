@@ -310,6 +310,23 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   }
 }
 
+/** `length` bytes of `file` from `offset` (a copied tensor: small). */
+async function readRange(file: string, offset: number, length: number): Promise<Uint8Array> {
+  const h = await fs.promises.open(file, 'r');
+  try {
+    const out = new Uint8Array(length);
+    let at = 0;
+    while (at < length) {
+      const { bytesRead } = await h.read(out, at, length - at, offset + at);
+      if (bytesRead === 0) throw new Error(`${file}: ended ${length - at} bytes before the end of a tensor (at byte ${offset + at})`);
+      at += bytesRead;
+    }
+    return out;
+  } finally {
+    await h.close();
+  }
+}
+
 /**
  * The folder a merge writes into before its output is complete: `.basin-merge-<pid>-<random>` inside outDir (the
  * same file system, so each file's final move is a rename).
@@ -732,48 +749,55 @@ async function executeInto(
         const file = path.join(work!, shard.file);
         await writeSafetensors(
           file,
-          shard.tasks.map((i) => {
-            const task = plan.tasks[i];
-            const rowsPer = chunkRowsOf(task);
-            if (rowsPer > 0) {
+          [
+            ...shard.tasks.map((i) => {
+              const task = plan.tasks[i];
+              const rowsPer = chunkRowsOf(task);
+              if (rowsPer > 0) {
+                return {
+                  name: task.output,
+                  dtype: task.outDtype,
+                  shape: task.shape,
+                  valuesOutliveNextCall: true, // Readback alternates two staging buffers
+                  pieces: () => {
+                    wrote();
+                    const me = at++;
+                    const gen = runChunked(task, order[me + 1], rowsPer);
+                    // The writer's time between pieces is write time; the generator's own is compute/read.
+                    return {
+                      [Symbol.asyncIterator]: () => ({
+                        next: async () => {
+                          wrote();
+                          const r = await gen.next();
+                          handedAt = performance.now();
+                          return r;
+                        },
+                        return: async () => gen.return(undefined),
+                      }),
+                    };
+                  },
+                };
+              }
               return {
                 name: task.output,
                 dtype: task.outDtype,
                 shape: task.shape,
                 valuesOutliveNextCall: true, // Readback alternates two staging buffers
-                pieces: () => {
+                data: async () => {
                   wrote();
                   const me = at++;
-                  const gen = runChunked(task, order[me + 1], rowsPer);
-                  // The writer's time between pieces is write time; the generator's own is compute/read.
-                  return {
-                    [Symbol.asyncIterator]: () => ({
-                      next: async () => {
-                        wrote();
-                        const r = await gen.next();
-                        handedAt = performance.now();
-                        return r;
-                      },
-                      return: async () => gen.return(undefined),
-                    }),
-                  };
+                  const values = await runTask(task, order[me + 1]);
+                  handedAt = performance.now();
+                  return values;
                 },
               };
-            }
-            return {
-              name: task.output,
-              dtype: task.outDtype,
-              shape: task.shape,
-              valuesOutliveNextCall: true, // Readback alternates two staging buffers
-              data: async () => {
-                wrote();
-                const me = at++;
-                const values = await runTask(task, order[me + 1]);
-                handedAt = performance.now();
-                return values;
-              },
-            };
-          }),
+            }),
+            // The reference model's non-float tensors, byte for byte (plan.copies).
+            ...shard.copies.map((i) => {
+              const c = plan.copies[i];
+              return { name: c.name, dtype: c.dtype, shape: c.shape, raw: () => readRange(c.file, c.byteOffset, c.byteLength) };
+            }),
+          ],
           { format: 'pt', merged_by: 'basin', merge_method: plan.method },
         );
         wrote();

@@ -17,7 +17,7 @@ import { mergeMethodRegistry, type MergeMethodName } from '../registry/merge-met
 import { RunRecordError } from '../run-record';
 import { SafetensorsError } from '../safetensors';
 import { referencedModels, type MergeConfig, type MergeSliceConfig, type ModelRef } from './config';
-import { FLOAT_DTYPE_BYTES, ModelFiles, ModelFilesError, statisticsFor, type CheckpointOrigin, type FloatDType, type TensorRef, type WeightStatistics } from './model-files';
+import { FLOAT_DTYPE_BYTES, ModelFiles, ModelFilesError, statisticsFor, type CheckpointOrigin, type OtherTensor, type FloatDType, type TensorRef, type WeightStatistics } from './model-files';
 import { layerT, nonLayerPlace, renameLayer, resolveParams, tensorLayer, type ResolvedParams } from './params';
 
 export class MergePlanError extends Error {
@@ -81,12 +81,26 @@ export interface MergeTask {
   release: { model: number; tensor: string }[];
 }
 
+/** A tensor the merged model takes as it is from one input: the base's non-float tensors (as mergekit does). */
+export interface CopiedTensor {
+  /** Index into MergePlan.models. */
+  model: number;
+  name: string;
+  dtype: OtherTensor['dtype'];
+  shape: number[];
+  file: string;
+  byteOffset: number;
+  byteLength: number;
+}
+
 export interface MergePlan {
   configFile: string;
   method: MergeMethodName;
   needs: Needs;
   models: PlanModel[];
   tasks: MergeTask[];
+  /** Non-float tensors (position ids, masks) copied byte for byte from the base, or the first model without one. */
+  copies: CopiedTensor[];
   /** Sum of outBytes. */
   outputBytes: number;
   /** Things the executor or the user should know (not errors). */
@@ -144,9 +158,6 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
     }
     const indexOf = new Map(refs.map((r, i) => [r.path, i]));
     const models: PlanModel[] = refs.map((ref, i) => ({ index: i, ref, checkpoint: files[i].checkpoint, layers: countLayers(files[i]), statisticsFile: null }));
-    for (const f of files) {
-      for (const o of f.other) warnings.push(`${f.path}: tensor "${o.name}" (${o.dtype}) is not a float tensor and is not merged`);
-    }
     if (!usesBase && config.baseModel) warnings.push(`merge_method ${config.method} does not use base_model; it is merged like the other models only when listed among them`);
 
     const problems: string[] = [];
@@ -343,7 +354,17 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
         if (!task.release.some((r) => r.model === i.model && r.tensor === i.tensor.name)) task.release.push({ model: i.model, tensor: i.tensor.name });
       }
     }
-    return { configFile: config.file, method: config.method, needs, models, tasks, outputBytes: tasks.reduce((a, t) => a + t.outBytes, 0), warnings };
+    // Non-float tensors are not merged: the output takes the reference model's (the base, or the first model) as
+    // they are, as mergekit does, unless a merged tensor has the name.
+    const outputs = new Set(tasks.map((t) => t.output));
+    const copies: CopiedTensor[] = [];
+    for (const o of files[refModel].other) {
+      if (outputs.has(o.name)) continue;
+      const h = files[refModel].headers.get(o.file)!.tensors[o.name];
+      copies.push({ model: refModel, name: o.name, dtype: o.dtype, shape: o.shape.slice(), file: o.file, byteOffset: h.byteOffset, byteLength: h.byteLength });
+    }
+    if (copies.length) warnings.push(`not merged, copied from model "${models[refModel].ref.written}" as they are (not float tensors): ${copies.map((c) => `${c.name} (${c.dtype})`).join(', ')}`);
+    return { configFile: config.file, method: config.method, needs, models, tasks, copies, outputBytes: tasks.reduce((a, t) => a + t.outBytes, 0) + copies.reduce((a, c) => a + c.byteLength, 0), warnings };
   } finally {
     for (const f of files) await f.close();
   }
@@ -356,6 +377,8 @@ export interface OutputShard {
   file: string;
   /** Indices into plan.tasks, in writing order. */
   tasks: number[];
+  /** Indices into plan.copies, written after the tasks (the last shard holds them all). */
+  copies: number[];
   /** Tensor bytes (headers excluded). */
   bytes: number;
 }
@@ -368,9 +391,10 @@ export interface OutputLayout {
 
 /**
  * Groups the output tensors into shards of at most `maxShardBytes` tensor bytes, in task order (a tensor larger
- * than the limit gets a shard of its own), named like transformers' sharded checkpoints.
+ * than the limit gets a shard of its own), named like transformers' sharded checkpoints. Copied tensors (small:
+ * ids, masks) go at the end of the last shard.
  */
-export function outputShards(plan: Pick<MergePlan, 'tasks'>, maxShardBytes: number): OutputLayout {
+export function outputShards(plan: Pick<MergePlan, 'tasks'> & Partial<Pick<MergePlan, 'copies'>>, maxShardBytes: number): OutputLayout {
   if (!(Number.isFinite(maxShardBytes) && maxShardBytes >= 1)) throw new RangeError(`maxShardBytes must be a positive number, got ${maxShardBytes}`);
   const groups: { tasks: number[]; bytes: number }[] = [];
   let cur: { tasks: number[]; bytes: number } | null = null;
@@ -382,12 +406,18 @@ export function outputShards(plan: Pick<MergePlan, 'tasks'>, maxShardBytes: numb
     cur.tasks.push(t.index);
     cur.bytes += t.outBytes;
   }
-  if (groups.length <= 1) return { shards: [{ file: 'model.safetensors', tasks: groups[0]?.tasks ?? [], bytes: groups[0]?.bytes ?? 0 }], index: null };
+  const copies = plan.copies ?? [];
+  const copyBytes = copies.reduce((a, c) => a + c.byteLength, 0);
+  if (groups.length <= 1) return { shards: [{ file: 'model.safetensors', tasks: groups[0]?.tasks ?? [], copies: copies.map((_, i) => i), bytes: (groups[0]?.bytes ?? 0) + copyBytes }], index: null };
   const n = groups.length;
   const w = Math.max(5, String(n).length);
-  const shards = groups.map((g, i) => ({ file: `model-${String(i + 1).padStart(w, '0')}-of-${String(n).padStart(w, '0')}.safetensors`, ...g }));
+  const shards = groups.map((g, i) => ({ file: `model-${String(i + 1).padStart(w, '0')}-of-${String(n).padStart(w, '0')}.safetensors`, ...g, copies: [] as number[] }));
+  const last = shards[shards.length - 1];
+  last.copies = copies.map((_, i) => i);
+  last.bytes += copyBytes;
   const weightMap: Record<string, string> = {};
   for (const s of shards) for (const i of s.tasks) weightMap[plan.tasks[i].output] = s.file;
+  for (const c of copies) weightMap[c.name] = last.file;
   return { shards, index: { metadata: { total_size: shards.reduce((a, s) => a + s.bytes, 0) }, weight_map: weightMap } };
 }
 
