@@ -190,7 +190,7 @@ describe('merge plan (src/files/merge/plan.ts)', () => {
     assert.match(es[0], /slices\[0\].sources\[0\].layer_range \[1, 4\] picks layers past model "a.safetensors" .*'s 3 layers \(0 to 2\)/);
     await write('c.safetensors', transformer({ layers: 3 }));
     const es2 = await planErrors('merge_method: slerp\nbase_model: a.safetensors\nmodels:\n  - model: b.safetensors\n  - model: c.safetensors\n');
-    assert.match(es2[0], /slerp interpolates between the base and exactly one other model, got 2/);
+    assert.match(es2[0], /^models \(.*\.merge\.yaml:3\): slerp interpolates between the base and exactly one other model, got 2/);
   });
 
   it('a model that cannot be opened is reported at its config line', async () => {

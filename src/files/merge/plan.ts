@@ -196,7 +196,7 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
     const expertsOf = (sl: (typeof slices)[number]) => sl.sources.filter((x) => x.model !== sl.base);
     for (const [j, sl] of slices.entries()) {
       const k = expertsOf(sl).length;
-      const at = config.form === 'slices' ? `slices[${j}]` : 'models';
+      const at = `${config.form === 'slices' ? `slices[${j}]` : 'models'} (${config.file}:${sl.cfg.line})`;
       if (k === 0) problems.push(`${at}: nothing to merge: every input is the base model`);
       else if (config.method === 'slerp' && k !== 1) problems.push(`${at}: slerp interpolates between the base and exactly one other model, got ${k}`);
       else if (config.method === 'model_stock' && k < 2) problems.push(`${at}: model_stock needs at least two models besides the base, got ${k}`);
