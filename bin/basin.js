@@ -48,9 +48,11 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
   if (process.stderr.isTTY) env.BASIN_TTY_COLUMNS = String(process.stderr.columns || 80);
   const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
   const held = [];
-  /** Whether what the command printed speaks of the GPU: only then may the held driver notices help explain a failure. */
-  let gpuTrouble = false;
-  const GPU_WORDS = /\b(GPU|WebGPU|adapter|Vulkan|Dawn|device (was )?lost|driver)\b/i;
+  /** What the CLI said its failure was ('gpu' or 'other'; src/cli/main.ts), or null: it died before saying. */
+  let failure = null;
+  child.on('message', (m) => {
+    if (m && typeof m === 'object' && (m.basinFailure === 'gpu' || m.basinFailure === 'other')) failure = m.basinFailure;
+  });
   let pending = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => {
@@ -60,10 +62,7 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
       const line = pending.slice(0, nl + 1);
       pending = pending.slice(nl + 1);
       if (!verbose && DRIVER_CHATTER.test(line)) held.push(line);
-      else {
-        if (GPU_WORDS.test(line)) gpuTrouble = true;
-        process.stderr.write(line);
-      }
+      else process.stderr.write(line);
     }
     // A partial line (a progress bar redrawn with \r) goes out at once unless it may still become chatter.
     if (pending && !'Warning: '.startsWith(pending.slice(0, 9)) && !pending.startsWith('Warning: ')) {
@@ -79,8 +78,8 @@ if (process.env.BASIN_CLI_CHILD === '1' || process.env.BASIN_NO_FILTER === '1') 
   for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('close', (code, signal) => {
     if (pending) process.stderr.write(pending);
-    // A config error or a bad file needs no driver notices under it; a GPU failure (or a crash by signal) may.
-    if ((signal || (code !== 0 && gpuTrouble)) && held.length) process.stderr.write(`basin: the GPU driver said:\n${held.join('')}`);
+    // A config error or a bad file needs no driver notices under it; a GPU failure, or a crash that said nothing, may.
+    if ((signal || (code !== 0 && failure !== 'other')) && held.length) process.stderr.write(`basin: the GPU driver said:\n${held.join('')}`);
     if (signal) process.kill(process.pid, signal);
     else process.exit(code ?? 1);
   });

@@ -1,4 +1,5 @@
 // `basin <verb>`: the command line on the same engine the extension's worker uses.
+import { DeviceLostError, NoAdapterError } from '../engine/gpu/device';
 import { Command, InvalidArgumentError } from 'commander';
 import { BENCH_NAMES, SASREC_LOSS_NAMES, benchCommand } from './bench';
 import { demoCommand } from './demo';
@@ -119,6 +120,11 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** A failure of the GPU or its driver: no adapter, a lost device, a validation error Dawn reported. */
+function isGpuFailure(e: Error): boolean {
+  return e instanceof NoAdapterError || e instanceof DeviceLostError || /^GPU error\b|\bdevice (was )?lost\b/i.test(e.message);
+}
+
 export async function main(argv = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
@@ -127,6 +133,9 @@ export async function main(argv = process.argv): Promise<void> {
     process.stderr.write(`basin: ${err.message}\n`);
     if (process.env.BASIN_DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+    // Under bin/basin.js's filter: whether the failure is the GPU's, so the driver's held notices (which can explain
+    // only that) are shown under it and not under a config or data error.
+    if (process.env.BASIN_CLI_CHILD === '1' && typeof process.send === 'function') process.send({ basinFailure: isGpuFailure(err) ? 'gpu' : 'other' });
   }
 }
 

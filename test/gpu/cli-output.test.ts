@@ -2,6 +2,8 @@
 // to stderr) are held back by bin/basin.js unless --verbose is given. Needs dist/cli.js (npm test builds it).
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -18,6 +20,25 @@ describe('basin CLI output', () => {
     assert.match(verbose.stdout, /^adapter\s/m);
     // Not every driver prints notices; where this one does, --verbose shows them.
     if (/llvmpipe|lavapipe/i.test(verbose.stdout)) assert.match(verbose.stderr, /artificially reduced/);
+  });
+
+  it("a training that fails over its data (not the GPU) shows no driver notices, though its header names the GPU", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'basin-cli-nan-'));
+    try {
+      const cfg = path.join(dir, 'nan.basin.yaml');
+      fs.writeFileSync(
+        cfg,
+        'name: nan\nmodel: { type: mlp, inputs: 4, hidden: [8], classes: 3 }\ndata: { type: synthetic-classification, samples: 64 }\n' +
+          'train: { steps: 20, batchSize: 8, optimizer: { type: sgd, lr: 1.0e+30, momentum: 0 }, evalEvery: 0, checkpointEvery: 0, statsEvery: 0, logEvery: 5 }\noutput: runs\n',
+      );
+      const r = basin('train', cfg);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /\(vulkan\)|\(metal\)|\(d3d12\)/i, 'the header names the GPU and its backend');
+      assert.match(r.stderr, /the gradient is not finite at step \d+/);
+      assert.doesNotMatch(r.stderr, /the GPU driver said|artificially reduced/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses --from-checkpoint without --resume, saying why', () => {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { loadMergeConfig } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { readSafetensorsHeader, readTensor, readTensorBytes, writeSafetensors } from '../../src/files/safetensors';
-import { executeMerge, MergeCancelledError, MergeOutputExistsError, rowSample } from '../../src/engine/merge/execute';
+import { executeMerge, MergeBusyError, MergeCancelledError, MergeOutputExistsError, rowSample } from '../../src/engine/merge/execute';
 import { TensorFileReader, type TensorRef } from '../../src/files/merge/model-files';
 import { chunkRowsFor } from '../../src/engine/merge/tensor-merge';
 import type { MergeMethodName } from '../../src/files/registry/merge-methods';
@@ -256,17 +256,26 @@ tokenizer_source: base
     await assert.rejects(executeMerge({ rt, plan: bad, outDir: out, maxShardBytes: 200, force: true }), /non-finite/);
     assert.deepEqual(fs.readdirSync(out).sort(), Object.keys(before).sort());
     for (const [f, bytes] of Object.entries(before)) assert.ok(fs.readFileSync(path.join(out, f)).equals(bytes), `${f} unchanged`);
-    // A work folder a killed merge left (its process gone) is removed by the next merge there; a live one's stays.
-    const dead = path.join(out, '.basin-merge-999999999-abc');
-    const live = path.join(out, `.basin-merge-${process.pid}-def`);
-    for (const d of [dead, live]) {
+    // Work folders: a killed merge's (its process gone) is removed by the next merge there; a live merge's, or one
+    // of another machine's (whose process cannot be checked), stops the merge and is left alone.
+    const host = os.hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
+    const work = (owner: string) => {
+      const d = path.join(out, `.basin-merge-${owner}-Ab12cd`);
       fs.mkdirSync(d);
       fs.writeFileSync(path.join(d, 'model-00001-of-00002.safetensors'), 'partial');
-    }
-    await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true });
-    assert.ok(!fs.existsSync(dead), 'the dead merge’s work folder is gone');
+      return d;
+    };
+    const dead = work(`${host}-999999999`);
+    const live = work(`${host}-${process.pid}`);
+    await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true }), (e: unknown) => e instanceof MergeBusyError && e.workDir === live && /being written by another merge \(process \d+; .*remove that folder if the merge is gone/.test((e as Error).message));
     assert.ok(fs.existsSync(live), 'a live merge’s work folder is left alone');
     fs.rmSync(live, { recursive: true });
+    const foreign = work('other-machine-42');
+    await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true }), (e: unknown) => e instanceof MergeBusyError && /process 42 on other-machine/.test((e as Error).message));
+    fs.rmSync(foreign, { recursive: true });
+    await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true });
+    assert.ok(!fs.existsSync(dead), 'the dead merge’s work folder is gone');
+    assert.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('.basin-merge-')), [], 'no work folder left');
   });
 
   it("copies the base's non-float tensors byte for byte (as mergekit), one file or the last shard", async () => {

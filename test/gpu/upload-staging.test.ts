@@ -6,6 +6,8 @@ import { UploadStaging } from '../../src/engine/gpu/upload-staging';
 import { decodeFloatCopied } from '../../src/engine/ops/convert';
 import { empty } from '../../src/engine/tensor/tensor';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../../src/files/f16';
+import { GpuDevice } from '../../src/engine/gpu/device';
+import { Runtime } from '../../src/engine/gpu/runtime';
 import { randn, runtime } from './helpers';
 
 describe('upload staging', () => {
@@ -54,6 +56,31 @@ describe('upload staging', () => {
       dst.dispose();
     } finally {
       await staging.destroy();
+    }
+  });
+
+  it('a fresh staging buffer is not zero-filled by Dawn (BASIN_DAWN_TOGGLES reach the device), and its pad is zeroed', async () => {
+    // Dawn's testing toggle fills new resources with 0x01 where it would clear them: with the lazy clear of buffers
+    // mapped at creation disabled, a fresh staging buffer's mapped bytes read 0x01, and the pad past `bytes` must
+    // still reach the GPU as zeros.
+    const gpu = await GpuDevice.create({ toggles: ['nonzero_clear_resources_on_creation_for_testing'] });
+    const rt = new Runtime(gpu);
+    const staging = new UploadStaging(rt);
+    try {
+      const s = await staging.acquire(5);
+      const whole = new Uint8Array(s.bytes.buffer, s.bytes.byteOffset, 8);
+      assert.deepEqual(Array.from(whole.subarray(0, 5)), [1, 1, 1, 1, 1], 'not cleared by Dawn: the toggle is applied');
+      assert.deepEqual(Array.from(whole.subarray(5)), [0, 0, 0], 'the pad, zeroed by acquire');
+      s.bytes.set([9, 8, 7, 6, 5]);
+      const dst = empty(rt, [2], 'u32');
+      staging.recordCopy(s, dst.range(), 5);
+      rt.flush();
+      staging.remapAfterSubmit();
+      assert.deepEqual(Array.from(new Uint8Array(await rt.readBytes(dst.range(), 8))), [9, 8, 7, 6, 5, 0, 0, 0]);
+      dst.dispose();
+    } finally {
+      await staging.destroy();
+      gpu.destroy();
     }
   });
 

@@ -163,6 +163,10 @@ describe('merge config (src/files/merge/config.ts)', () => {
     const hub = errors('merge_method: task_arithmetic\nbase_model: mistralai/Mistral-7B-v0.1\nmodels:\n  - model: models/a\n');
     assert.equal(hub.length, 1, hub.join('\n'));
     assert.match(hub[0], /^2: base_model: "mistralai\/Mistral-7B-v0.1" is not a local file or folder .*hub id/);
+    // The same for a slice's own base_model.
+    const sliceHub = errors('merge_method: task_arithmetic\nslices:\n  - sources:\n      - model: models/a\n        layer_range: [0, 1]\n    base_model: mistralai/Mistral-7B-v0.1\n');
+    assert.equal(sliceHub.length, 1, sliceHub.join('\n'));
+    assert.match(sliceHub[0], /^6: slices\[0\]\.base_model: .*hub id/);
   });
 
   it('without base_model, the base every model was fine-tuned from (run.json lineage) is used, with a warning', async () => {
@@ -194,6 +198,18 @@ describe('merge config (src/files/merge/config.ts)', () => {
     assert.deepEqual(errors('merge_method: ties\nmodels:\n  - model: runs/ft-a\n  - model: plain.safetensors\n'), [
       '1: base_model: merge_method ties needs a base model (its task vectors are θ_t − θ₀): add base_model',
     ]);
+    // Fine-tunes of a sharded model (a merged one) record its index: the base is that model's folder.
+    const sharded = path.join(dir, 'merged-sharded');
+    await model(path.join(sharded, 'model-00001-of-00001.safetensors'));
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { w: 'model-00001-of-00001.safetensors' } }));
+    for (const name of ['ft-s1', 'ft-s2']) {
+      const run = path.join(dir, 'runs', name);
+      await model(path.join(run, 'checkpoints', 'step-20.safetensors'));
+      fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ lineage: { relation: 'fine-tune', parentCheckpoint: path.join(sharded, 'model.safetensors.index.json') } }));
+    }
+    const fromSharded = parseMergeConfig('merge_method: ties\nmodels:\n  - model: runs/ft-s1\n  - model: runs/ft-s2\n', file);
+    assert.equal(fromSharded.baseModel?.path, fs.realpathSync(sharded));
+    assert.equal(fromSharded.baseModel?.kind, 'sharded');
     // A base given explicitly wins over the lineage, with no warning.
     const given = parseMergeConfig('merge_method: ties\nbase_model: models/base\nmodels:\n  - model: runs/ft-a\n  - model: runs/ft-b\n', file);
     assert.equal(given.baseModel?.path, path.join(dir, 'models/base'));

@@ -6,7 +6,7 @@ import { parseMergeConfig } from '../../src/files/merge/config';
 import { TensorFileReader } from '../../src/files/merge/model-files';
 import { MergePlanError, outputShards, planMerge, type MergePlan, type MergeTask } from '../../src/files/merge/plan';
 import { RunFolder } from '../../src/files/run-record';
-import { writeSafetensors, type WriteTensor } from '../../src/files/safetensors';
+import { readSafetensorsHeader, writeSafetensors, type WriteTensor } from '../../src/files/safetensors';
 
 // A small Basin-like transformer: V = 7 (prime), d = 3, T = 5, `layers` blocks.
 function transformer(opts: { layers?: number; d?: number; dtype?: 'F32' | 'F16' | 'BF16'; seed?: number; drop?: string[]; extra?: string[]; reshape?: Record<string, number[]> } = {}): WriteTensor[] {
@@ -193,6 +193,34 @@ describe('merge plan (src/files/merge/plan.ts)', () => {
     assert.match(es2[0], /^models \(.*\.merge\.yaml:3\): slerp interpolates between the base and exactly one other model, got 2/);
   });
 
+  it('non-float tensors are copied layer by layer like the merged ones (slices renumber them); none to merge is an error', async () => {
+    // Each model: 4 layers, an I32 mask per layer whose values say which model and layer it is, an I64 position_ids.
+    const withMasks = async (file: string, tag: number) => {
+      await writeSafetensors(path.join(dir, file), [
+        ...transformer({ layers: 4, seed: tag }),
+        ...Array.from({ length: 4 }, (_, l) => ({ name: `blocks.${l}.attn.mask`, dtype: 'I32' as const, shape: [2], data: Int32Array.from([tag, l]) })),
+        { name: 'position_ids', dtype: 'I64', shape: [2], raw: new Uint8Array(new BigInt64Array([BigInt(tag), 7n]).buffer) },
+      ]);
+    };
+    await withMasks('a.safetensors', 1);
+    await withMasks('b.safetensors', 2);
+    const plan = await planMerge(config('merge_method: linear\nslices:\n  - sources:\n      - {model: a.safetensors, layer_range: [2, 4]}\n  - sources:\n      - {model: b.safetensors, layer_range: [0, 1]}\n'));
+    const copies = plan.copies.map((c) => [c.name, path.basename(c.file), c.byteOffset]);
+    const header = (f: string) => readSafetensorsHeader(path.join(dir, f));
+    const [ha, hb] = [await header('a.safetensors'), await header('b.safetensors')];
+    assert.deepEqual(copies, [
+      ['position_ids', 'a.safetensors', ha.tensors.position_ids.byteOffset],
+      ['blocks.0.attn.mask', 'a.safetensors', ha.tensors['blocks.2.attn.mask'].byteOffset],
+      ['blocks.1.attn.mask', 'a.safetensors', ha.tensors['blocks.3.attn.mask'].byteOffset],
+      ['blocks.2.attn.mask', 'b.safetensors', hb.tensors['blocks.0.attn.mask'].byteOffset],
+    ]);
+    assert.ok(!plan.copies.some((c) => c.name === 'blocks.3.attn.mask'), 'no mask for a layer the output does not have');
+    // A model of non-float tensors only: nothing to merge, said before any work.
+    await write('ids.safetensors', [{ name: 'ids', dtype: 'I32', shape: [3], data: Int32Array.from([1, 2, 3]) }]);
+    const es = await planErrors('merge_method: linear\nmodels:\n  - model: ids.safetensors\n  - model: ids.safetensors\n');
+    assert.match(es[0], /nothing to merge: model "ids\.safetensors" .* has no float tensor/);
+  });
+
   it('a model that cannot be opened is reported at its config line', async () => {
     fs.writeFileSync(path.join(dir, 'bad.safetensors'), Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 123]));
     await write('a.safetensors', transformer());
@@ -272,17 +300,18 @@ describe('merge plan (src/files/merge/plan.ts)', () => {
       assert.throws(() => outputShards(tasks([1]), 0), /maxShardBytes must be a positive number/);
     });
 
-    it('copied tensors (the base\'s non-float ones) go at the end of the last shard, in the index and the total', () => {
+    it('copied tensors (the base\'s non-float ones) follow the merged ones under the same limit, in the index and the total', () => {
       const copies = [
         { model: 0, name: 'position_ids', dtype: 'I64' as const, shape: [1, 5], file: 'b', byteOffset: 0, byteLength: 40 },
         { model: 0, name: 'mask', dtype: 'BOOL' as const, shape: [5], file: 'b', byteOffset: 40, byteLength: 5 },
       ];
       const one = outputShards({ ...tasks([10, 20]), copies }, 1000);
       assert.deepEqual(one.shards, [{ file: 'model.safetensors', tasks: [0, 1], copies: [0, 1], bytes: 75 }]);
-      const l = outputShards({ ...tasks([7, 3, 11]), copies }, 10);
-      assert.deepEqual(l.shards.map((s) => [s.tasks, s.copies, s.bytes]), [[[0, 1], [], 10], [[2], [0, 1], 56]]);
-      assert.equal(l.index!.weight_map.position_ids, 'model-00002-of-00002.safetensors');
-      assert.equal(l.index!.weight_map.mask, 'model-00002-of-00002.safetensors');
+      const l = outputShards({ ...tasks([7, 3, 11]), copies }, 30);
+      assert.deepEqual(l.shards.map((s) => [s.tasks, s.copies, s.bytes]), [[[0, 1, 2], [], 21], [[], [0], 40], [[], [1], 5]]);
+      assert.equal(l.index!.weight_map.position_ids, 'model-00002-of-00003.safetensors');
+      assert.equal(l.index!.weight_map.mask, 'model-00003-of-00003.safetensors');
+      assert.deepEqual(outputShards({ ...tasks([7, 3]), copies: copies.slice(1) }, 30).shards.map((s) => [s.tasks, s.copies]), [[[0, 1], [0]]], 'a small copy shares the shard');
       assert.equal(l.index!.metadata.total_size, 7 + 3 + 11 + 45);
     });
   });

@@ -17,10 +17,10 @@ interface DataContext {
 
 type Factories = { [N in DataConfig['type']]: (d: Extract<DataConfig, { type: N }>, ctx: DataContext) => Promise<Dataset> };
 
-/** The model's vocabulary when it reads tokens (ids past the data's own vocabulary stay unused). */
 /** XORed into a synthetic source's data seed for its test sequences (a seed no run draws its training data from by `seed + k`). */
 export const TEST_SEED_MIX = 0x7e57ab1e;
 
+/** The model's vocabulary when it reads tokens (ids past the data's own vocabulary stay unused). */
 const modelVocab = (config: TrainConfig, fallback: number) => (config.model.type === 'transformer' ? config.model.vocab : fallback);
 
 const FACTORIES: Factories = {

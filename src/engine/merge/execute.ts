@@ -287,24 +287,23 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     if (!o.outDir) throw new Error('executeMerge: outDir is required');
     madeOutDir = !fs.existsSync(o.outDir);
     await fs.promises.mkdir(o.outDir, { recursive: true });
-    await removeAbandonedWork(o.outDir);
+    await claimOutDir(o.outDir);
     const existing = (await fs.promises.readdir(o.outDir)).filter((f) => MODEL_FILE_RE.test(f));
     for (const f of [MERGE_REPORT_FILE, 'model.safetensors', 'model.safetensors.index.json', ...layout.shards.map((s) => s.file), ...existing]) {
       const p = path.join(o.outDir, f);
       if (!o.force && fs.existsSync(p)) {
-        if (madeOutDir) await fs.promises.rmdir(o.outDir).catch(() => undefined);
         throw new MergeOutputExistsError(o.outDir, p);
       }
     }
     outputFile = path.join(o.outDir, layout.index ? 'model.safetensors.index.json' : layout.shards[0].file);
-    work = await fs.promises.mkdtemp(path.join(o.outDir, `${WORK_PREFIX}${process.pid}-`));
+    work = await fs.promises.mkdtemp(path.join(o.outDir, `${WORK_PREFIX}${workHost()}-${process.pid}-`));
   }
   try {
     return await executeInto(o, work, outputFile, layout, preview, t0);
   } catch (e) {
     // A failed or cancelled merge leaves outDir as it found it: no partial shards (which would also stop a rerun
     // without --force), and a model it was to replace still whole.
-    if (work) await fs.promises.rm(work, { recursive: true, force: true });
+    if (work) await fs.promises.rm(work, { recursive: true, force: true }).catch(() => undefined); // the merge's own error matters
     if (madeOutDir) await fs.promises.rmdir(o.outDir!).catch(() => undefined); // only if empty
     throw e;
   }
@@ -328,16 +327,37 @@ async function readRange(file: string, offset: number, length: number): Promise<
 }
 
 /**
- * The folder a merge writes into before its output is complete: `.basin-merge-<pid>-<random>` inside outDir (the
- * same file system, so each file's final move is a rename).
+ * The folder a merge writes into before its output is complete: `.basin-merge-<host>-<pid>-<random>` inside outDir
+ * (the same file system, so each file's final move is a rename). Host and pid say whose it is.
  */
 const WORK_PREFIX = '.basin-merge-';
+const WORK_RE = /^\.basin-merge-(.+)-(\d+)-[A-Za-z0-9]{6}$/;
 
-/** Work folders left in outDir by merges whose process is gone (killed): removed before a new merge writes there. */
-async function removeAbandonedWork(outDir: string): Promise<void> {
+/** This machine's name as a work folder carries it (no characters a file name cannot hold). */
+function workHost(): string {
+  return os.hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
+}
+
+/** Another merge is writing into the output folder. */
+export class MergeBusyError extends Error {
+  constructor(readonly dir: string, readonly workDir: string, readonly owner: string) {
+    super(`${dir} is being written by another merge (${owner}; its work folder ${workDir}): wait for it to end, or remove that folder if the merge is gone`);
+    this.name = 'MergeBusyError';
+  }
+}
+
+/**
+ * Before a merge writes into outDir: work folders of merges whose process is gone (killed) on this machine are
+ * removed; one of a live merge, or of another machine's (whose process cannot be checked from here), stops this
+ * merge, since two merges renaming files into one folder would leave a mix of both.
+ */
+async function claimOutDir(outDir: string): Promise<void> {
   for (const f of await fs.promises.readdir(outDir)) {
-    const pid = f.startsWith(WORK_PREFIX) ? Number(/^\.basin-merge-(\d+)-/.exec(f)?.[1]) : NaN;
-    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const m = WORK_RE.exec(f);
+    if (!m) continue;
+    const [, host, pidText] = m;
+    const pid = Number(pidText);
+    if (host !== workHost()) throw new MergeBusyError(outDir, path.join(outDir, f), `process ${pid} on ${host}`);
     let alive = pid === process.pid;
     if (!alive) {
       try {
@@ -347,7 +367,8 @@ async function removeAbandonedWork(outDir: string): Promise<void> {
         alive = (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's live process
       }
     }
-    if (!alive) await fs.promises.rm(path.join(outDir, f), { recursive: true, force: true });
+    if (alive) throw new MergeBusyError(outDir, path.join(outDir, f), `process ${pid}`);
+    await fs.promises.rm(path.join(outDir, f), { recursive: true, force: true });
   }
 }
 
@@ -844,10 +865,13 @@ async function executeInto(
     // Every file is complete: each moves into outDir by a rename, shards first, then the index (a reader finds a
     // sharded model by it), the report last; then the files of a model replaced (--force) that this one does not
     // write go.
+    // The report moves last, after the replaced model's leftover files are gone: a report beside the files says
+    // they are this merge's, whole.
     const files = layout.shards.map((s) => s.file).concat(layout.index ? ['model.safetensors.index.json'] : []);
     await writeFileAtomic(path.join(work!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
-    for (const f of [...files, MERGE_REPORT_FILE]) await fs.promises.rename(path.join(work!, f), path.join(o.outDir!, f));
+    for (const f of files) await fs.promises.rename(path.join(work!, f), path.join(o.outDir!, f));
     await removeStaleModelFiles(o.outDir!, files);
+    await fs.promises.rename(path.join(work!, MERGE_REPORT_FILE), path.join(o.outDir!, MERGE_REPORT_FILE));
     await fs.promises.rm(work!, { recursive: true, force: true });
   }
   return report;

@@ -83,6 +83,8 @@ export interface MergeSliceConfig {
   parameters: ParamSettings;
   /** A slice's own base model (mergekit allows one per slice), else null: the config's base_model applies. */
   baseModel: ModelRef | null;
+  /** The slice writes a base_model (null above when it was refused: a hub id, a missing path). */
+  baseModelWritten?: boolean;
   /** 1-based line of the slice (of `models:` for the models form). */
   line: number;
 }
@@ -536,21 +538,27 @@ class Parser {
 
     // What the method needs.
     // (A base_model written but refused, a hub id say, has its own error already.)
-    if (entry?.needs?.base && !baseModel && !(bp && !(isScalar(bp.value) && bp.value.value === null)) && slices.some((s) => !s.baseModel)) {
+    if (entry?.needs?.base && !baseModel && !(bp && !(isScalar(bp.value) && bp.value.value === null)) && slices.some((s) => !s.baseModel && !s.baseModelWritten)) {
       // Basin fine-tunes record their base (run.json lineage): when every model names the same one, use it.
       const models = slices.flatMap((s) => s.sources.map((x) => x.model));
       let found = commonLineageBase(models);
+      let unreadable: string | null = null;
       try {
         if (found) resolveModelRef(this.dir, found);
-      } catch {
-        found = null; // the recorded base is not a model file Basin reads (moved, renamed): ask for base_model
+      } catch (e) {
+        unreadable = `${found}: ${(e as Error).message}`;
+        found = null; // the recorded base is not a model Basin reads: ask for base_model
       }
       const at = this.where(modelsP?.key ?? slicesP?.key ?? root);
       if (found) {
         baseModel = { ...resolveModelRef(this.dir, path.relative(this.dir, found) || found), ...at };
         this.report(modelsP?.key ?? slicesP?.key ?? root, 'base_model', `not given: using ${baseModel.written}, the checkpoint every model was fine-tuned from (run.json lineage)`, 'warning');
       } else {
-        const why = models.length && models.every((m) => fineTuneBaseOf(m)) ? ' (their runs were fine-tuned from different bases)' : '';
+        const why = unreadable
+          ? ` (their runs' common base is not a model Basin reads: ${unreadable})`
+          : models.length && models.every((m) => fineTuneBaseOf(m))
+            ? ' (their runs were fine-tuned from different bases)'
+            : '';
         this.report(mp?.value ?? root, 'base_model', `merge_method ${entry.name} needs a base model (its task vectors are θ_t − θ₀): add base_model${why}`);
       }
     }
@@ -636,8 +644,9 @@ class Parser {
     }
     const parameters = keys.has('parameters') ? this.parameters(keys.get('parameters')!.value, `${field}.parameters`, method, 'slice') : {};
     const bp = keys.get('base_model');
-    const baseModel = bp && !(isScalar(bp.value) && bp.value.value === null) ? this.modelRef(bp.value, `${field}.base_model`) : null;
-    return { sources, parameters, baseModel, line: this.where(n).line };
+    const written = !!bp && !(isScalar(bp.value) && bp.value.value === null);
+    const baseModel = written ? this.modelRef(bp.value, `${field}.base_model`) : null;
+    return { sources, parameters, baseModel, baseModelWritten: written, line: this.where(n).line };
   }
 }
 

@@ -21,7 +21,10 @@ function runDirOf(m: LineageModel): string | null {
   return null;
 }
 
-/** The fine-tune base checkpoint a model's run records, resolved and existing; null when there is none. */
+/**
+ * The fine-tune base a model's run records (a checkpoint or model file, or a sharded model's folder), resolved and
+ * existing; null when there is none.
+ */
 export function fineTuneBaseOf(m: LineageModel): string | null {
   const runDir = runDirOf(m);
   if (!runDir) return null;
@@ -33,7 +36,9 @@ export function fineTuneBaseOf(m: LineageModel): string | null {
   }
   const lineage = (rec as { lineage?: { relation?: unknown; parentCheckpoint?: unknown } } | null)?.lineage;
   if (!lineage || lineage.relation !== 'fine-tune' || typeof lineage.parentCheckpoint !== 'string' || !lineage.parentCheckpoint) return null;
-  const abs = path.resolve(runDir, lineage.parentCheckpoint);
+  // A fine-tune of a sharded model (a merged one, say) records its index: the model is the index's folder.
+  const recorded = path.resolve(runDir, lineage.parentCheckpoint);
+  const abs = path.basename(recorded) === 'model.safetensors.index.json' ? path.dirname(recorded) : recorded;
   try {
     return fs.realpathSync(abs);
   } catch {

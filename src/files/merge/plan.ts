@@ -335,6 +335,7 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
         if (outNames.has(task.output)) problems.push(`two output tensors are named "${task.output}"`);
         outNames.add(task.output);
       }
+      if (tasks.length === 0 && problems.length === 0) problems.push(`nothing to merge: ${where(refModel)} has no float tensor (F32, F16, BF16) in what the config selects`);
     }
 
     if (problems.length) {
@@ -354,14 +355,28 @@ export async function planMerge(config: MergeConfig): Promise<MergePlan> {
         if (!task.release.some((r) => r.model === i.model && r.tensor === i.tensor.name)) task.release.push({ model: i.model, tensor: i.tensor.name });
       }
     }
-    // Non-float tensors are not merged: the output takes the reference model's (the base, or the first model) as
-    // they are, as mergekit does, unless a merged tensor has the name.
+    // Non-float tensors are not merged: the output takes them as they are, as mergekit does, from the reference
+    // model (the base, or the first model) — per-layer ones (GPT-J's BOOL attn.bias) layer by layer like the merged
+    // tensors, from each slice's own reference source at its source layer, renamed to the output layer.
     const outputs = new Set(tasks.map((t) => t.output));
     const copies: CopiedTensor[] = [];
-    for (const o of files[refModel].other) {
-      if (outputs.has(o.name)) continue;
-      const h = files[refModel].headers.get(o.file)!.tensors[o.name];
-      copies.push({ model: refModel, name: o.name, dtype: o.dtype, shape: o.shape.slice(), file: o.file, byteOffset: h.byteOffset, byteLength: h.byteLength });
+    const copy = (m: number, from: string, to: string) => {
+      const o = files[m].other.find((x) => x.name === from);
+      if (!o || outputs.has(to) || copies.some((c) => c.name === to)) return;
+      const h = files[m].headers.get(o.file)!.tensors[o.name];
+      copies.push({ model: m, name: to, dtype: o.dtype, shape: o.shape.slice(), file: o.file, byteOffset: h.byteOffset, byteLength: h.byteLength });
+    };
+    const refOther = files[refModel].other;
+    for (const o of refOther) if (!tensorLayer(o.name)) copy(refModel, o.name, o.name);
+    const otherTemplates = [...new Set(refOther.filter((o) => tensorLayer(o.name)).map((o) => renameLayer(o.name, 0)))];
+    if (otherTemplates.length) {
+      let outLayer = 0;
+      for (const sl of slices) {
+        const src = sl.sources.find((s) => s.model === (sl.base ?? refModel)) ?? sl.sources[0];
+        for (let off = 0; off < sl.count; off++, outLayer++) {
+          for (const tpl of otherTemplates) copy(src.model, renameLayer(tpl, src.first + off), renameLayer(tpl, outLayer));
+        }
+      }
     }
     if (copies.length) warnings.push(`not merged, copied from model "${models[refModel].ref.written}" as they are (not float tensors): ${copies.map((c) => `${c.name} (${c.dtype})`).join(', ')}`);
     return { configFile: config.file, method: config.method, needs, models, tasks, copies, outputBytes: tasks.reduce((a, t) => a + t.outBytes, 0) + copies.reduce((a, c) => a + c.byteLength, 0), warnings };
@@ -377,7 +392,7 @@ export interface OutputShard {
   file: string;
   /** Indices into plan.tasks, in writing order. */
   tasks: number[];
-  /** Indices into plan.copies, written after the tasks (the last shard holds them all). */
+  /** Indices into plan.copies, written after the shard's tasks (copies come after every task, in shards alike). */
   copies: number[];
   /** Tensor bytes (headers excluded). */
   bytes: number;
@@ -391,33 +406,33 @@ export interface OutputLayout {
 
 /**
  * Groups the output tensors into shards of at most `maxShardBytes` tensor bytes, in task order (a tensor larger
- * than the limit gets a shard of its own), named like transformers' sharded checkpoints. Copied tensors (small:
- * ids, masks) go at the end of the last shard.
+ * than the limit gets a shard of its own), named like transformers' sharded checkpoints. Copied tensors (ids,
+ * masks) follow the merged ones, under the same limit.
  */
 export function outputShards(plan: Pick<MergePlan, 'tasks'> & Partial<Pick<MergePlan, 'copies'>>, maxShardBytes: number): OutputLayout {
   if (!(Number.isFinite(maxShardBytes) && maxShardBytes >= 1)) throw new RangeError(`maxShardBytes must be a positive number, got ${maxShardBytes}`);
-  const groups: { tasks: number[]; bytes: number }[] = [];
-  let cur: { tasks: number[]; bytes: number } | null = null;
-  for (const t of plan.tasks) {
-    if (!cur || (cur.tasks.length > 0 && cur.bytes + t.outBytes > maxShardBytes)) {
-      cur = { tasks: [], bytes: 0 };
+  const copies = plan.copies ?? [];
+  const groups: { tasks: number[]; copies: number[]; bytes: number }[] = [];
+  let cur: (typeof groups)[number] | null = null;
+  const place = (bytes: number): (typeof groups)[number] => {
+    if (!cur || (cur.tasks.length + cur.copies.length > 0 && cur.bytes + bytes > maxShardBytes)) {
+      cur = { tasks: [], copies: [], bytes: 0 };
       groups.push(cur);
     }
-    cur.tasks.push(t.index);
-    cur.bytes += t.outBytes;
-  }
-  const copies = plan.copies ?? [];
-  const copyBytes = copies.reduce((a, c) => a + c.byteLength, 0);
-  if (groups.length <= 1) return { shards: [{ file: 'model.safetensors', tasks: groups[0]?.tasks ?? [], copies: copies.map((_, i) => i), bytes: (groups[0]?.bytes ?? 0) + copyBytes }], index: null };
+    cur.bytes += bytes;
+    return cur;
+  };
+  for (const t of plan.tasks) place(t.outBytes).tasks.push(t.index);
+  copies.forEach((c, i) => place(c.byteLength).copies.push(i));
+  if (groups.length <= 1) return { shards: [{ file: 'model.safetensors', tasks: groups[0]?.tasks ?? [], copies: groups[0]?.copies ?? [], bytes: groups[0]?.bytes ?? 0 }], index: null };
   const n = groups.length;
   const w = Math.max(5, String(n).length);
-  const shards = groups.map((g, i) => ({ file: `model-${String(i + 1).padStart(w, '0')}-of-${String(n).padStart(w, '0')}.safetensors`, ...g, copies: [] as number[] }));
-  const last = shards[shards.length - 1];
-  last.copies = copies.map((_, i) => i);
-  last.bytes += copyBytes;
+  const shards = groups.map((g, i) => ({ file: `model-${String(i + 1).padStart(w, '0')}-of-${String(n).padStart(w, '0')}.safetensors`, ...g }));
   const weightMap: Record<string, string> = {};
-  for (const s of shards) for (const i of s.tasks) weightMap[plan.tasks[i].output] = s.file;
-  for (const c of copies) weightMap[c.name] = last.file;
+  for (const s of shards) {
+    for (const i of s.tasks) weightMap[plan.tasks[i].output] = s.file;
+    for (const i of s.copies) weightMap[copies[i].name] = s.file;
+  }
   return { shards, index: { metadata: { total_size: shards.reduce((a, s) => a + s.bytes, 0) }, weight_map: weightMap } };
 }
 
