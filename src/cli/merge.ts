@@ -1,6 +1,7 @@
 // `basin merge <config>`: a mergekit-style *.merge.yaml → a merged model (safetensors, sharded when large) and
 // merge-report.json in the output folder. Warnings (keys Basin does not use) go to stderr first; the plan is
 // checked whole before any tensor is read; progress on stderr; the output path on stdout.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { loadMergeConfig, formatDiagnostic } from '../files/merge/config';
@@ -49,6 +50,13 @@ export async function mergeCommand(configFile: string, opts: MergeCommandOptions
   const plan = await planMerge(config);
   for (const w of plan.warnings) err.write(`basin: warning: ${w}\n`);
   const outDir = opts.preview ? undefined : mergeOutputDir(config.file, config.output, opts.out);
+  // Replacing one of the merge's own inputs is allowed with --force (its files are read before any is replaced),
+  // but rarely meant: said before the work.
+  if (outDir && opts.force && fs.existsSync(outDir)) {
+    const out = fs.realpathSync(outDir);
+    const inside = plan.models.filter((m) => (m.ref.kind === 'folder' || m.ref.kind === 'sharded' ? m.ref.path : path.dirname(m.ref.path)) === out);
+    for (const m of inside) err.write(`basin: warning: the output folder ${outDir} holds the input model "${m.ref.written}": --force replaces it with the merge once the merge is done\n`);
+  }
   const gpu = await GpuDevice.create();
   const rt = new Runtime(gpu);
   const bar = new SingleBar(

@@ -96,6 +96,23 @@ describe('basin merge and basin eval (CLI)', function () {
     assert.deepEqual(score(path.join(dir, 'merged/sharded')), score(path.join(dir, 'merged/lineage')));
   });
 
+  it('warns when --force writes the output over one of its own inputs, and the merge is still right', () => {
+    const into = path.join(dir, 'merged/self');
+    fs.mkdirSync(into, { recursive: true });
+    fs.copyFileSync(path.join(dir, 'merged/lineage/model.safetensors'), path.join(into, 'model.safetensors'));
+    const cfg = path.join(dir, 'self.merge.yaml');
+    fs.writeFileSync(cfg, `merge_method: linear\nmodels:\n  - model: ./merged/self\n  - model: ./merged/self\nbasin: { output: ./merged/self }\n`);
+    const before = fs.readFileSync(path.join(into, 'model.safetensors'));
+    const r = basin(dir, 'merge', cfg, '--force');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: the output folder .*merged\/self holds the input model "\.\/merged\/self": --force replaces it with the merge once the merge is done/);
+    // The mean of a model with itself is that model (its values, as the output's dtype keeps them).
+    const after = fs.readFileSync(path.join(into, 'model.safetensors'));
+    const tensorBytes = (b: Buffer) => b.subarray(8 + Number(b.readBigUInt64LE(0)));
+    assert.ok(tensorBytes(after).equals(tensorBytes(before)), 'linear of a model with itself is the model');
+    assert.equal(basin(dir, 'merge', cfg).status, 1, 'without --force: refused, no warning needed');
+  });
+
   it("scores interactions data on its test split, equal to the training run's own test row", () => {
     // 17 users walking noisy cycles over 23 items: every user has ≥ 3 interactions (train, valid, test).
     const lines: string[] = [];
