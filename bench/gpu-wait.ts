@@ -13,7 +13,7 @@
 // short, and the ratios should stay near 1.
 import { GpuDevice } from '../src/engine/gpu/device';
 import { Runtime } from '../src/engine/gpu/runtime';
-import { dawnPolls, paceDawnPolling, setDawnPollPacing, SPIN_MS } from '../src/engine/gpu/dawn-polling';
+import { dawnPollCount, paceDawnPolling, setDawnPollPacing, SPIN_MS } from '../src/engine/gpu/dawn-polling';
 import { matmul } from '../src/engine/ops/matmul';
 import { fromArray, type Tensor } from '../src/engine/tensor/tensor';
 import { Rng } from '../src/engine/data/rng';
@@ -69,7 +69,7 @@ function randomMatrix(rt: Runtime, n: number, seed: number): Tensor {
 /** One round: `iterations` × (record the products, read one value back). Wall and CPU ms per iteration, polls. */
 async function round(rt: Runtime, a: Tensor, b: Tensor, products: number, iterations: number, paced: boolean): Promise<{ wall: number; cpu: number; polls: number }> {
   setDawnPollPacing(paced);
-  const polls0 = dawnPolls.immediate + dawnPolls.paced + dawnPolls.spin;
+  const polls0 = dawnPollCount();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < iterations; i++) {
@@ -84,7 +84,7 @@ async function round(rt: Runtime, a: Tensor, b: Tensor, products: number, iterat
   }
   const wall = (performance.now() - t0) / iterations;
   const c = process.cpuUsage(cpu0);
-  return { wall, cpu: (c.user + c.system) / 1000 / iterations, polls: (dawnPolls.immediate + dawnPolls.paced + dawnPolls.spin - polls0) / iterations };
+  return { wall, cpu: (c.user + c.system) / 1000 / iterations, polls: (dawnPollCount() - polls0) / iterations };
 }
 
 export async function runGpuWaitBench(o: GpuWaitBenchOptions): Promise<object> {

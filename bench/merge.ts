@@ -31,7 +31,7 @@ import { Runtime } from '../src/engine/gpu/runtime';
 import { MERGE_PREVIEW_ROWS } from '../src/protocol/panels/merge';
 import { executeMerge, type MergeTiming } from '../src/engine/merge/execute';
 import { decodeFloatBytes } from '../src/engine/ops/convert';
-import { dawnPolls } from '../src/engine/gpu/dawn-polling';
+import { dawnPollCount } from '../src/engine/gpu/dawn-polling';
 import { gitCommit, median } from './report';
 
 export interface MergeBenchOptions {
@@ -229,7 +229,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         const t0 = performance.now();
         const cpu0 = process.cpuUsage();
         const main0 = mainThreadCpuSeconds();
-        const polls0 = dawnPolls.immediate + dawnPolls.paced + dawnPolls.spin;
+        const polls0 = dawnPollCount();
         let gcMs = 0;
         const gcObserver = new PerformanceObserver((list) => {
           for (const e of list.getEntries()) gcMs += e.duration;
@@ -241,7 +241,7 @@ export async function runMergeBench(o: MergeBenchOptions): Promise<object> {
         const cpuSeconds = (cpu.user + cpu.system) / 1e6;
         const main1 = mainThreadCpuSeconds();
         const mainCpuSeconds = main0 === null || main1 === null ? null : main1 - main0;
-        const polls = dawnPolls.immediate + dawnPolls.paced + dawnPolls.spin - polls0;
+        const polls = dawnPollCount() - polls0;
         await new Promise((r) => setImmediate(r)); // the observer's last entries
         gcObserver.disconnect();
         clearInterval(timer);

@@ -113,6 +113,30 @@ describe('basin merge and basin eval (CLI)', function () {
     assert.equal(basin(dir, 'merge', cfg).status, 1, 'without --force: refused, no warning needed');
   });
 
+  /**
+   * Trains `<name>.basin.yaml` with the CLI, then `basin eval`s its run on that task: both splits are scored, and
+   * each of `keys` equals what the run wrote at its end (val_* and test_*).
+   */
+  const trainThenEvalBothSplits = (name: string, keys: string[]) => {
+    const t = basin(dir, 'train', `${name}.basin.yaml`);
+    assert.equal(t.status, 0, t.stderr);
+    const run = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs')).filter((f) => f.startsWith(`${name}-`)).pop()!);
+    const rec = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')) as { lastMetrics: Record<string, number> };
+    const r = basin(dir, 'eval', run, '--task', `${name}.basin.yaml`, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { split: string; metrics: Record<string, number> }[]; withoutTestSplit: string[] };
+    assert.deepEqual(out.results.map((x) => x.split), ['validation', 'test']);
+    assert.deepEqual(out.withoutTestSplit, []);
+    for (const [split, prefix] of [['validation', 'val_'], ['test', 'test_']] as const) {
+      const m = out.results.find((x) => x.split === split)!.metrics;
+      for (const k of keys) {
+        assert.ok(Number.isFinite(m[k]), `${split} ${k}`);
+        assert.ok(Math.abs(m[k] - rec.lastMetrics[prefix + k]) < 1e-6, `${split} ${k}: eval ${m[k]}, the run wrote ${rec.lastMetrics[prefix + k]}`);
+      }
+    }
+    return { run, rec, out };
+  };
+
   it("scores interactions data on its test split, equal to the training run's own test row", () => {
     // 17 users walking noisy cycles over 23 items: every user has ≥ 3 interactions (train, valid, test).
     const lines: string[] = [];
@@ -130,22 +154,7 @@ describe('basin merge and basin eval (CLI)', function () {
       path.join(dir, 'loo.basin.yaml'),
       'name: loo\nseed: 3\nmodel: { type: sasrec, items: 25, hidden: 8, blocks: 1, heads: 1, maxLen: 5, dropout: 0.1 }\ndata: { type: interactions, path: log.txt }\ntrain: { steps: 6, batchSize: 4, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 6, checkpointEvery: 0, statsEvery: 0, logEvery: 3 }\noutput: runs\n',
     );
-    const t = basin(dir, 'train', 'loo.basin.yaml');
-    assert.equal(t.status, 0, t.stderr);
-    const run = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs')).filter((f) => f.startsWith('loo-')).pop()!);
-    const rec = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')) as { lastMetrics: Record<string, number> };
-    const r = basin(dir, 'eval', run, '--task', 'loo.basin.yaml', '--json');
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { split: string; metrics: Record<string, number> }[]; withoutTestSplit: string[] };
-    assert.deepEqual(out.results.map((x) => x.split), ['validation', 'test']);
-    assert.deepEqual(out.withoutTestSplit, []);
-    for (const [split, prefix] of [['validation', 'val_'], ['test', 'test_']] as const) {
-      const m = out.results.find((x) => x.split === split)!.metrics;
-      for (const k of ['ndcg10', 'hr10Full', 'mrr']) {
-        assert.ok(Number.isFinite(m[k]), `${split} ${k}`);
-        assert.ok(Math.abs(m[k] - rec.lastMetrics[prefix + k]) < 1e-6, `${split} ${k}: eval ${m[k]}, the run wrote ${rec.lastMetrics[prefix + k]}`);
-      }
-    }
+    const { run } = trainThenEvalBothSplits('loo', ['ndcg10', 'hr10Full', 'mrr']);
     const text = basin(dir, 'eval', run, '--task', 'loo.basin.yaml', '--metric', 'ndcg10', '--split', 'test');
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /^ndcg10 on each task's test split\n/);
@@ -159,20 +168,8 @@ describe('basin merge and basin eval (CLI)', function () {
         'data: { type: synthetic-tasks, tasks: 2, task: 1, sequences: 120, branching: 2, noise: 0.05, seed: 1, validFraction: 0.2 }\n' +
         'train: { steps: 8, batchSize: 8, optimizer: { type: adamw, lr: 0.01 }, evalEvery: 8, checkpointEvery: 0, statsEvery: 0, logEvery: 4 }\noutput: runs\n',
     );
-    const t = basin(dir, 'train', 'seq.basin.yaml');
-    assert.equal(t.status, 0, t.stderr);
-    const run = path.join(dir, 'runs', fs.readdirSync(path.join(dir, 'runs')).filter((f) => f.startsWith('seq-')).pop()!);
-    const rec = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')) as { lastMetrics: Record<string, number> };
+    const { rec, out } = trainThenEvalBothSplits('seq', ['accuracy', 'loss']);
     assert.ok(Number.isFinite(rec.lastMetrics.test_accuracy), 'the run scored its test split once, at the end');
-    const r = basin(dir, 'eval', run, '--task', 'seq.basin.yaml', '--json');
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { split: string; metrics: Record<string, number> }[]; withoutTestSplit: string[] };
-    assert.deepEqual(out.results.map((x) => x.split), ['validation', 'test']);
-    assert.deepEqual(out.withoutTestSplit, []);
-    for (const [split, prefix] of [['validation', 'val_'], ['test', 'test_']] as const) {
-      const m = out.results.find((x) => x.split === split)!.metrics;
-      for (const k of ['accuracy', 'loss']) assert.ok(Math.abs(m[k] - rec.lastMetrics[prefix + k]) < 1e-6, `${split} ${k}: eval ${m[k]}, the run wrote ${rec.lastMetrics[prefix + k]}`);
-    }
     // Another split than validation: fresh sequences score differently (not a copy of the validation figures).
     assert.notEqual(out.results[0].metrics.loss, out.results[1].metrics.loss);
   });

@@ -210,6 +210,16 @@ describe('merge config (src/files/merge/config.ts)', () => {
     const fromSharded = parseMergeConfig('merge_method: ties\nmodels:\n  - model: runs/ft-s1\n  - model: runs/ft-s2\n', file);
     assert.equal(fromSharded.baseModel?.path, fs.realpathSync(sharded));
     assert.equal(fromSharded.baseModel?.kind, 'sharded');
+    // A common base that is not a model Basin reads (a file of another kind): said, not "different bases".
+    fs.writeFileSync(path.join(dir, 'base-notes.txt'), 'not a model');
+    for (const name of ['ft-t1', 'ft-t2']) {
+      const run = path.join(dir, 'runs', name);
+      await model(path.join(run, 'checkpoints', 'step-20.safetensors'));
+      fs.writeFileSync(path.join(run, 'run.json'), JSON.stringify({ lineage: { relation: 'fine-tune', parentCheckpoint: path.join(dir, 'base-notes.txt') } }));
+    }
+    const unreadable = errors('merge_method: ties\nmodels:\n  - model: runs/ft-t1\n  - model: runs/ft-t2\n');
+    assert.equal(unreadable.length, 1, unreadable.join('\n'));
+    assert.match(unreadable[0], /add base_model \(their runs' common base is not a model Basin reads: .*base-notes\.txt: .*is not a \.safetensors file/);
     // A base given explicitly wins over the lineage, with no warning.
     const given = parseMergeConfig('merge_method: ties\nbase_model: models/base\nmodels:\n  - model: runs/ft-a\n  - model: runs/ft-b\n', file);
     assert.equal(given.baseModel?.path, path.join(dir, 'models/base'));

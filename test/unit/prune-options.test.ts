@@ -234,6 +234,11 @@ describe('prune options and their errors', () => {
     await planPrune(src, opts, [pruneScoreConfig('magnitude')]);
     assert.equal(opts.base, path.join(runDir, 'checkpoints', 'step-5.safetensors'), 'resolved in the options the sweep reads');
     await assert.rejects(planPrune(src, { ...opts, base: dir }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .* is a folder without run\.json, model\.safetensors or model\.safetensors\.index\.json: give a Basin run folder, a model folder or a checkpoint \.safetensors file$/);
+    // A sharded model folder (a merged model) is not read as a base: said, before any work.
+    const sharded = path.join(dir, 'sharded-base');
+    fs.mkdirSync(sharded, { recursive: true });
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
+    await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json: a sharded model is not read as a base here; give its run folder or a single \.safetensors file$/);
   });
 
   it('inputs that are not a run, a checkpoint in one, or a config', async () => {

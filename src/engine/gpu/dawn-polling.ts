@@ -27,6 +27,11 @@ const NATIVE_SOURCE = 'function () { [native code] }';
 /** Dawn polls since install: run on the next turn (a wait's first SPIN_MS), paced (after it), and unpaced (spin). */
 export const dawnPolls = { immediate: 0, paced: 0, spin: 0 };
 
+/** Every Dawn poll since install, of any kind (a benchmark's count is the difference of two). */
+export function dawnPollCount(): number {
+  return dawnPolls.immediate + dawnPolls.paced + dawnPolls.spin;
+}
+
 let installed = false;
 let pacing = true;
 

@@ -309,23 +309,6 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   }
 }
 
-/** `length` bytes of `file` from `offset` (a copied tensor: small). */
-async function readRange(file: string, offset: number, length: number): Promise<Uint8Array> {
-  const h = await fs.promises.open(file, 'r');
-  try {
-    const out = new Uint8Array(length);
-    let at = 0;
-    while (at < length) {
-      const { bytesRead } = await h.read(out, at, length - at, offset + at);
-      if (bytesRead === 0) throw new Error(`${file}: ended ${length - at} bytes before the end of a tensor (at byte ${offset + at})`);
-      at += bytesRead;
-    }
-    return out;
-  } finally {
-    await h.close();
-  }
-}
-
 /**
  * The folder a merge writes into before its output is complete: `.basin-merge-<host>-<pid>-<random>` inside outDir
  * (the same file system, so each file's final move is a rename). Host and pid say whose it is.
@@ -816,7 +799,7 @@ async function executeInto(
             // The reference model's non-float tensors, byte for byte (plan.copies).
             ...shard.copies.map((i) => {
               const c = plan.copies[i];
-              return { name: c.name, dtype: c.dtype, shape: c.shape, raw: () => readRange(c.file, c.byteOffset, c.byteLength) };
+              return { name: c.name, dtype: c.dtype, shape: c.shape, raw: () => reader.readBytes(c) };
             }),
           ],
           { format: 'pt', merged_by: 'basin', merge_method: plan.method },

@@ -5,6 +5,7 @@
 //
 // checkScoreNeeds() runs before any work: curvature without statistics names the missing file (or tensors)
 // and how to get them; Wanda/SparseGPT without calibration data say what the config must name.
+import { rowSumsAllZero, zeroStatisticsProblem } from '../../files/merge/model-files';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
@@ -60,20 +61,9 @@ export async function checkScoreNeeds(score: PruneScoreConfig, source: PruneSour
     const h = await readSafetensorsHeader(source.statsFile);
     const lacking = targets.filter((t) => !h.tensors[`${t.name}.v_row`] || !h.tensors[`${t.name}.v_col`]).map((t) => t.name);
     if (lacking.length) throw new MissingNeedError(score.type, `${source.statsFile} has no v_row/v_col for ${lacking.join(', ')} (statistics of the second moment: train with AdamW, Adafactor or another optimizer that keeps one)`);
-    // An optimizer without a second moment (SGD) writes them as zeros: every score would be 0 and the pruning
-    // order arbitrary. The row sums are small; read until one is not zero.
-    let anyNonZero = false;
-    for (const t of targets) {
-      const r = (await readTensor(source.statsFile, `${t.name}.v_row`, h)).data as ArrayLike<number>;
-      for (let i = 0; i < r.length && !anyNonZero; i++) anyNonZero = r[i] !== 0;
-      if (anyNonZero) break;
-    }
-    if (!anyNonZero && targets.length) {
-      const opt = (source.config.train as { optimizer?: { type?: string } } | undefined)?.optimizer?.type;
-      throw new MissingNeedError(
-        score.type,
-        `${source.statsFile}: every second-moment statistic (v_row / v_col) of the pruned weights is zero${opt ? ` (the run was trained with ${opt}, which keeps no second moment)` : ''}, so they rank no weight above another: train with AdamW, Adafactor or mao, or prune with magnitude or wanda`,
-      );
+    // Zeros everywhere (an SGD run): every score would be 0 and the pruning order arbitrary.
+    if (targets.length && (await rowSumsAllZero(targets.map((t) => t.name), async (n) => (await readTensor(source.statsFile, n, h)).data as ArrayLike<number>))) {
+      throw new MissingNeedError(score.type, `${zeroStatisticsProblem(source.statsFile, source.config, ' of the pruned weights')}, so they rank no weight above another: train with AdamW, Adafactor or mao, or prune with magnitude or wanda`);
     }
   }
   if (entry.needs?.data) {

@@ -475,7 +475,8 @@ class Parser {
     // base_model
     let baseModel: ModelRef | null = null;
     const bp = keys.get('base_model');
-    if (bp && !(isScalar(bp.value) && bp.value.value === null)) baseModel = this.modelRef(bp.value, 'base_model');
+    const baseModelWritten = isGiven(bp);
+    if (baseModelWritten) baseModel = this.modelRef(bp!.value, 'base_model');
 
     // parameters
     const parameters = keys.has('parameters') ? this.parameters(keys.get('parameters')!.value, 'parameters', method, 'global') : {};
@@ -538,7 +539,7 @@ class Parser {
 
     // What the method needs.
     // (A base_model written but refused, a hub id say, has its own error already.)
-    if (entry?.needs?.base && !baseModel && !(bp && !(isScalar(bp.value) && bp.value.value === null)) && slices.some((s) => !s.baseModel && !s.baseModelWritten)) {
+    if (entry?.needs?.base && !baseModel && !baseModelWritten && slices.some((s) => !s.baseModel && !s.baseModelWritten)) {
       // Basin fine-tunes record their base (run.json lineage): when every model names the same one, use it.
       const models = slices.flatMap((s) => s.sources.map((x) => x.model));
       let found = commonLineageBase(models);
@@ -644,10 +645,15 @@ class Parser {
     }
     const parameters = keys.has('parameters') ? this.parameters(keys.get('parameters')!.value, `${field}.parameters`, method, 'slice') : {};
     const bp = keys.get('base_model');
-    const written = !!bp && !(isScalar(bp.value) && bp.value.value === null);
-    const baseModel = written ? this.modelRef(bp.value, `${field}.base_model`) : null;
+    const written = isGiven(bp);
+    const baseModel = written ? this.modelRef(bp!.value, `${field}.base_model`) : null;
     return { sources, parameters, baseModel, baseModelWritten: written, line: this.where(n).line };
   }
+}
+
+/** A key written with a value other than null (`base_model: ~` means none, as in mergekit). */
+function isGiven(p: { value: unknown } | undefined): boolean {
+  return !!p && !(isScalar(p.value) && p.value.value === null);
 }
 
 function typeWord(spec: ParamSpec): string {

@@ -404,7 +404,7 @@ export class TensorFileReader {
    * The tensor's bytes, read at their offset. `into` (at least byteLength long) is filled instead of a fresh array
    * and its prefix returned: a merge reuses its read buffers rather than making garbage of every tensor.
    */
-  async readBytes(ref: TensorRef, into?: Uint8Array): Promise<Uint8Array> {
+  async readBytes(ref: Pick<TensorRef, 'name' | 'file' | 'byteOffset' | 'byteLength' | 'pieces'>, into?: Uint8Array): Promise<Uint8Array> {
     const h = await this.handle(ref.file);
     if (into && into.byteLength < ref.byteLength) throw new RangeError(`readBytes: a ${into.byteLength}-byte buffer for ${ref.byteLength} bytes of "${ref.name}"`);
     const out = into ? into.subarray(0, ref.byteLength) : new Uint8Array(ref.byteLength);
@@ -457,16 +457,30 @@ export type StatisticsLookup = { stats: ModelStatistics; message?: undefined } |
 const HOW_TO_GET_STATS = 'train with train.statsEvery > 0 so that each checkpoint is saved with statistics (stats/step-<n>.safetensors)';
 
 /**
- * Where a model's training statistics are: for a Basin run or checkpoint at step n, the run's
- * stats/step-<n>.safetensors holding `<weight>.v_row` / `<weight>.v_col`. `{stats: null, message}` says why there
- * are none and how to get them. Reads only the stats file's header.
+ * Whether every `<weight>.v_row` of `names` is zero. An optimizer without a second moment (SGD) leaves its statistics
+ * at zero: F̂ is then 0 everywhere, and a curvature merge or prune would rank nothing, silently. Row sums are small
+ * (one float per row), so they are read until one is not zero.
  */
-/** The optimizer a training run's config names (`train.optimizer.type`), or null. */
-function optimizerOf(config: unknown): string | null {
-  const type = (config as { train?: { optimizer?: { type?: unknown } } } | null)?.train?.optimizer?.type;
-  return typeof type === 'string' ? type : null;
+export async function rowSumsAllZero(names: Iterable<string>, read: (vRowName: string) => Promise<ArrayLike<number>>): Promise<boolean> {
+  for (const name of names) {
+    const sums = await read(`${name}.v_row`);
+    for (let i = 0; i < sums.length; i++) if (sums[i] !== 0) return false;
+  }
+  return true;
 }
 
+/** "<file>: every second-moment statistic (v_row / v_col)<of> is zero (the run was trained with sgd, …)": the start of the refusal. */
+export function zeroStatisticsProblem(file: string, runConfig: unknown, of = ''): string {
+  const type = (runConfig as { train?: { optimizer?: { type?: unknown } } } | null)?.train?.optimizer?.type;
+  const why = typeof type === 'string' ? ` (the run was trained with ${type}, which keeps no second moment)` : '';
+  return `${file}: every second-moment statistic (v_row / v_col)${of} is zero${why}`;
+}
+
+/**
+ * Where a model's training statistics are: for a Basin run or checkpoint at step n, the run's
+ * stats/step-<n>.safetensors holding `<weight>.v_row` / `<weight>.v_col`. `{stats: null, message}` says why there
+ * are none and how to get them. Reads the stats file's header, and its row sums until one is not zero.
+ */
 export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 'kind'>): Promise<StatisticsLookup> {
   const m = model instanceof ModelFiles ? model : await ModelFiles.open(model);
   try {
@@ -498,7 +512,7 @@ export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 
     }
     let header: SafetensorsHeader;
     const weights = Object.create(null) as Record<string, WeightStatistics>;
-    let anyNonZero = false;
+    let allZero = false;
     try {
       const r = await SafetensorsReader.open(file);
       try {
@@ -510,14 +524,8 @@ export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 
           if (!col || !isFloatDType(t.dtype) || !isFloatDType(col.dtype)) continue;
           const ref = (x: typeof t): TensorRef => ({ name: x.name, dtype: x.dtype as FloatDType, shape: x.shape.slice(), numel: x.numel, file, byteOffset: x.byteOffset, byteLength: x.byteLength });
           weights[mm[1]] = { vRow: ref(t), vCol: ref(col) };
-          // An optimizer without a second moment (SGD) leaves v_row / v_col at zero: F̂ is then 0 everywhere and a
-          // curvature merge would keep nothing of the expert, silently. The row sums are small (one float per
-          // row), so they are read until one is not zero.
-          if (!anyNonZero) {
-            const rowSums = (await r.read(t.name)).data as ArrayLike<number>;
-            for (let i = 0; i < rowSums.length && !anyNonZero; i++) anyNonZero = rowSums[i] !== 0;
-          }
         }
+        allZero = await rowSumsAllZero(Object.keys(weights), async (n) => (await r.read(n)).data as ArrayLike<number>);
       } finally {
         await r.close();
       }
@@ -528,12 +536,10 @@ export async function statisticsFor(model: ModelFiles | Pick<ModelRef, 'path' | 
     if (Object.keys(weights).length === 0) {
       return { stats: null, message: `${file} holds no <weight>.v_row / <weight>.v_col tensors (the optimizer kept no second moment?); ${HOW_TO_GET_STATS} using AdamW, Adafactor or mao` };
     }
-    if (!anyNonZero) {
-      const optimizer = optimizerOf(run.record.config);
-      const why = optimizer ? ` (the run was trained with ${optimizer}, which keeps no second moment)` : '';
+    if (allZero) {
       return {
         stats: null,
-        message: `${file}: every second-moment statistic (v_row / v_col) is zero${why}, so the statistics rank no parameter above another; train or fine-tune the model with AdamW, Adafactor or mao (train.statsEvery > 0) to merge it by curvature, or use a method without statistics (ties, task_arithmetic, …)`,
+        message: `${zeroStatisticsProblem(file, run.record.config)}, so the statistics rank no parameter above another; train or fine-tune the model with AdamW, Adafactor or mao (train.statsEvery > 0) to merge it by curvature, or use a method without statistics (ties, task_arithmetic, …)`,
       };
     }
     return { stats: { file, step: cp.step, weights } };
