@@ -101,11 +101,14 @@ export const tests = [
       const to = await t.wb.boxOf(frame.locator('td.cell[data-cell="3,1"]'));
       // The webview's frames are offset inside the page: playwright's boundingBox is in page coordinates already.
       await t.page.keyboard.down('Shift');
-      await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-      await t.page.mouse.down();
-      await t.page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 4 });
-      await t.page.mouse.up();
-      await t.page.keyboard.up('Shift');
+      try {
+        await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+        await t.page.mouse.down();
+        await t.page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 4 });
+      } finally {
+        await t.page.mouse.up();
+        await t.page.keyboard.up('Shift');
+      }
       await frame.locator('.selbar').waitFor({ state: 'visible', timeout: 5000 });
       assert.match(await frame.locator('.selbar strong').textContent(), /4 selected/);
       const input = frame.locator('.selbar input[aria-label="density of the selected cells"]');
@@ -211,10 +214,10 @@ export const tests = [
       // Scroll to layer 550: its header and cells are in view, and so are the experts' names (sticky column).
       const scroller = frame.locator('.grid-scroll');
       await frame.locator('button.colhdr[data-col="550"]').scrollIntoViewIfNeeded();
-      const box = await scroller.boundingBox();
-      const hdr = await frame.locator('button.colhdr[data-col="550"]').boundingBox();
+      const box = await t.wb.boxOf(scroller);
+      const hdr = await t.wb.boxOf(frame.locator('button.colhdr[data-col="550"]'));
       assert.ok(hdr.x >= box.x && hdr.x + hdr.width <= box.x + box.width + 1, `layer 550's header in view: ${JSON.stringify({ hdr, box })}`);
-      const name = await frame.locator('button.rowhdr[data-row="0"]').boundingBox();
+      const name = await t.wb.boxOf(frame.locator('button.rowhdr[data-row="0"]'));
       assert.ok(name.x >= box.x - 1 && name.x < box.x + 40, `the expert's name stays at the left edge while scrolled: ${JSON.stringify({ name, box })}`);
       const left = await scroller.evaluate((e) => e.scrollLeft);
       assert.ok(left > 1000, `scrolled: scrollLeft ${left}`);
@@ -247,27 +250,30 @@ export const tests = [
       const scroller = frame.locator('.grid-scroll');
       await scroller.evaluate((e) => (e.scrollLeft = 0));
       await t.page.waitForTimeout(200); // the "in view" line updates on the next frame (it must not move the grid)
-      const box = await scroller.boundingBox();
+      const box = await t.wb.boxOf(scroller);
       // Which columns are in view now.
       const visible = await frame.locator('button.colhdr').evaluateAll((bs, b) => bs.filter((x) => { const r = x.getBoundingClientRect(); return r.right > 0 && r.left < b; }).length, await scroller.evaluate((e) => e.getBoundingClientRect().right));
-      const from = await frame.locator('td.cell[data-cell="0,1"]').boundingBox();
+      const from = await t.wb.boxOf(frame.locator('td.cell[data-cell="0,1"]'));
       // Shift-drag from (0, 1) to the grid's right edge and hold there: the grid scrolls along under the pointer.
       await t.page.keyboard.down('Shift');
-      await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
-      await t.page.mouse.down();
-      const edgeX = box.x + box.width - 6;
-      const y = from.y + from.height * 1.5; // the second expert's row: a two-row block
-      await t.page.mouse.move(edgeX, y, { steps: 6 });
-      const t0 = Date.now();
-      for (;;) {
-        const l = await scroller.evaluate((e) => e.scrollLeft);
-        if (l > 1500) break;
-        if (Date.now() - t0 > 8000) throw new Error(`the grid did not scroll along a drag held at its edge (scrollLeft ${l})`);
-        await t.page.mouse.move(edgeX + ((Date.now() / 100) % 2), y);
-        await t.page.waitForTimeout(100);
+      try {
+        await t.page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+        await t.page.mouse.down();
+        const edgeX = box.x + box.width - 6;
+        const y = from.y + from.height * 1.5; // the second expert's row: a two-row block
+        await t.page.mouse.move(edgeX, y, { steps: 6 });
+        const t0 = Date.now();
+        for (;;) {
+          const l = await scroller.evaluate((e) => e.scrollLeft);
+          if (l > 1500) break;
+          if (Date.now() - t0 > 8000) throw new Error(`the grid did not scroll along a drag held at its edge (scrollLeft ${l})`);
+          await t.page.mouse.move(edgeX + ((Date.now() / 100) % 2), y);
+          await t.page.waitForTimeout(100);
+        }
+      } finally {
+        await t.page.mouse.up();
+        await t.page.keyboard.up('Shift');
       }
-      await t.page.mouse.up();
-      await t.page.keyboard.up('Shift');
       await frame.locator('.selbar').waitFor({ state: 'visible', timeout: 5000 });
       const n = Number((await frame.locator('.selbar strong').textContent()).match(/(\d+) selected/)[1]);
       const cells = await frame.locator('td.cell[aria-selected="true"]').evaluateAll((tds) => tds.map((td) => td.dataset.cell.split(',').map(Number)));

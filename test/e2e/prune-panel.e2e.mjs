@@ -107,13 +107,16 @@ export const tests = [
     async fn(t) {
       let frame = await pruneFrame(t, '[data-points="6"]');
       // Drag the thumb from 50 % to about 65 % sparsity (the range is 0–99).
-      const box = await frame.locator('#sparsity').boundingBox();
+      const box = await t.wb.boxOf(frame.locator('#sparsity'));
       const at = (v) => box.x + 8 + ((box.width - 16) * v) / 99;
       await t.page.mouse.move(at(50), box.y + box.height / 2);
       await t.page.mouse.down();
-      await t.page.mouse.move(at(58), box.y + box.height / 2, { steps: 4 });
-      await t.page.mouse.move(at(65), box.y + box.height / 2, { steps: 4 });
-      await t.page.mouse.up();
+      try {
+        await t.page.mouse.move(at(58), box.y + box.height / 2, { steps: 4 });
+        await t.page.mouse.move(at(65), box.y + box.height / 2, { steps: 4 });
+      } finally {
+        await t.page.mouse.up();
+      }
       const d = await t.wb.webviewData(frame);
       const density = Number(d.density);
       assert.ok(density > 0.2 && density < 0.5, `the slider moved to density ${density}`);

@@ -131,7 +131,12 @@ export async function waitForWebview(page, selector, { timeout = 30_000 } = {}) 
     const n = await page.locator('iframe.webview.ready').count();
     for (let i = 0; i < n; i++) {
       const frame = webviewFrame(page, i);
-      if ((await frame.locator(selector).count().catch(() => 0)) > 0) return frame;
+      if ((await frame.locator(selector).count().catch(() => 0)) > 0) {
+        // Pin the frame to its iframe's name (the webview's id): by index it would follow whichever webview
+        // comes i-th later, and the workbench adds and reorders them as panels open, close and move.
+        const name = await page.locator('iframe.webview.ready').nth(i).getAttribute('name').catch(() => null);
+        return name ? page.frameLocator(`iframe.webview.ready[name="${name}"]`).frameLocator('#active-frame') : frame;
+      }
     }
     if (Date.now() - t0 > timeout) throw new Error(`no webview showed ${selector} within ${timeout} ms`);
     await page.waitForTimeout(150);
