@@ -246,6 +246,8 @@ export const tests = [
     name: WIDE_NAMES[1],
     async fn(t) {
       const cols = WIDE_LAYERS + 1;
+      // Its tab in front: a webview behind another tab is in the DOM but has no layout (no boxes to drag between).
+      await t.wb.editorTab(t.page, 'Merge: wide').click();
       let frame = await t.wb.waitForWebview(t.page, `body[data-cols="${cols}"]`);
       const scroller = frame.locator('.grid-scroll');
       await scroller.evaluate((e) => (e.scrollLeft = 0));
