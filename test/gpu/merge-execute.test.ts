@@ -276,6 +276,16 @@ tokenizer_source: base
     await executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true });
     assert.ok(!fs.existsSync(dead), 'the dead merge’s work folder is gone');
     assert.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('.basin-merge-')), [], 'no work folder left');
+    // A merge killed after its commit record, while moving its files in: the next merge there finishes it first
+    // (merge-commit.ts), so the folder holds that model whole, and then will not write over it without --force.
+    const killed = path.join(out, `.basin-merge-${host}-999999999-Ef56gh`);
+    fs.mkdirSync(killed);
+    fs.writeFileSync(path.join(killed, 'model.safetensors'), 'the killed merge’s model');
+    fs.writeFileSync(path.join(killed, 'merge-report.json'), '{}');
+    fs.writeFileSync(path.join(killed, 'commit.json'), JSON.stringify({ format: 'basin-merge-commit-1', files: ['model.safetensors'] }));
+    await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200 }), MergeOutputExistsError);
+    assert.deepEqual(fs.readdirSync(out).sort(), ['merge-report.json', 'model.safetensors'], 'the killed merge’s files, the replaced shards gone');
+    assert.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'the killed merge’s model');
   });
 
   it("copies the base's non-float tensors byte for byte (as mergekit), one file or the last shard", async () => {

@@ -25,6 +25,7 @@
 // A report (merge-report.json) lands beside the output: per tensor the kept fraction per expert, the sign-conflict
 // fraction and the norm of the merged delta; per expert its saliency mass in total and per layer.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../files/atomic';
 import { TensorFileReader, type FloatDType, type TensorRef } from '../../files/merge/model-files';
@@ -37,9 +38,9 @@ import type { Tensor } from '../tensor/tensor';
 import { chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
-import * as os from 'node:os';
+import { MERGE_REPORT_FILE, MODEL_FILE_RE, WORK_PREFIX, commitMergeOutput, finishCommit, workFolders, workHost } from '../../files/merge/merge-commit';
 
-export const MERGE_REPORT_FILE = 'merge-report.json';
+export { MERGE_REPORT_FILE };
 
 export class MergeOutputExistsError extends Error {
   constructor(readonly dir: string, readonly file: string) {
@@ -255,21 +256,6 @@ class Readback {
   }
 }
 
-/** Weights files of a merged model: the single file, the index and mergekit/transformers-style shards. */
-const MODEL_FILE_RE = /^model(-\d+-of-\d+)?\.safetensors$|^model\.safetensors\.index\.json$/;
-
-/**
- * After a --force merge has written its files: the weights files of the model it replaced that the new layout
- * does not write (a single file where there were shards, or fewer shards). Left there, a reader would load them:
- * a folder holding model.safetensors is read as that file even beside a new index.
- */
-export async function removeStaleModelFiles(outDir: string, written: string[]): Promise<string[]> {
-  const keep = new Set(written);
-  const stale = (await fs.promises.readdir(outDir)).filter((f) => MODEL_FILE_RE.test(f) && !keep.has(f));
-  for (const f of stale) await fs.promises.rm(path.join(outDir, f), { force: true });
-  return stale;
-}
-
 /**
  * Runs a merge plan; writes the merged model and its report into outDir (or, with `preview`, only reports). The
  * files appear in outDir only once the whole merge has succeeded; a failure or a cancel leaves outDir as it was.
@@ -309,18 +295,6 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
   }
 }
 
-/**
- * The folder a merge writes into before its output is complete: `.basin-merge-<host>-<pid>-<random>` inside outDir
- * (the same file system, so each file's final move is a rename). Host and pid say whose it is.
- */
-const WORK_PREFIX = '.basin-merge-';
-const WORK_RE = /^\.basin-merge-(.+)-(\d+)-[A-Za-z0-9]{6}$/;
-
-/** This machine's name as a work folder carries it (no characters a file name cannot hold). */
-function workHost(): string {
-  return os.hostname().replace(/[^A-Za-z0-9_.]/g, '_') || 'host';
-}
-
 /** Another merge is writing into the output folder. */
 export class MergeBusyError extends Error {
   constructor(readonly dir: string, readonly workDir: string, readonly owner: string) {
@@ -331,27 +305,16 @@ export class MergeBusyError extends Error {
 
 /**
  * Before a merge writes into outDir: work folders of merges whose process is gone (killed) on this machine are
- * removed; one of a live merge, or of another machine's (whose process cannot be checked from here), stops this
+ * finished if they had committed, else removed; one of a live merge, or of another machine's (whose process cannot be checked from here), stops this
  * merge, since two merges renaming files into one folder would leave a mix of both.
  */
 async function claimOutDir(outDir: string): Promise<void> {
-  for (const f of await fs.promises.readdir(outDir)) {
-    const m = WORK_RE.exec(f);
-    if (!m) continue;
-    const [, host, pidText] = m;
-    const pid = Number(pidText);
-    if (host !== workHost()) throw new MergeBusyError(outDir, path.join(outDir, f), `process ${pid} on ${host}`);
-    let alive = pid === process.pid;
-    if (!alive) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's live process
-      }
-    }
-    if (alive) throw new MergeBusyError(outDir, path.join(outDir, f), `process ${pid}`);
-    await fs.promises.rm(path.join(outDir, f), { recursive: true, force: true });
+  for (const w of workFolders(outDir)) {
+    if (w.live) throw new MergeBusyError(outDir, w.dir, w.foreign ? `process ${w.pid} on ${w.host}` : `process ${w.pid}`);
+    // A killed merge that had committed is finished (its model is whole, in a work folder); one that had not is
+    // removed. The commit record itself is finishCommit's to read.
+    if (w.committed) finishCommit(outDir, w.dir);
+    else await fs.promises.rm(w.dir, { recursive: true, force: true });
   }
 }
 
@@ -845,17 +808,11 @@ async function executeInto(
     timing: { ...timing, readbackBytes: readback.total, dispatches: rt.counters.dispatches - counters0.dispatches, submits: rt.counters.submits - counters0.submits },
   };
   if (!preview) {
-    // Every file is complete: each moves into outDir by a rename, shards first, then the index (a reader finds a
-    // sharded model by it), the report last; then the files of a model replaced (--force) that this one does not
-    // write go.
-    // The report moves last, after the replaced model's leftover files are gone: a report beside the files says
-    // they are this merge's, whole.
+    // Every file is complete: the report joins them, then the commit record, after which the merge is done even
+    // if this process is killed while the files move into place (merge-commit.ts: the next open finishes it).
     const files = layout.shards.map((s) => s.file).concat(layout.index ? ['model.safetensors.index.json'] : []);
     await writeFileAtomic(path.join(work!, MERGE_REPORT_FILE), JSON.stringify(report, null, 2) + '\n');
-    for (const f of files) await fs.promises.rename(path.join(work!, f), path.join(o.outDir!, f));
-    await removeStaleModelFiles(o.outDir!, files);
-    await fs.promises.rename(path.join(work!, MERGE_REPORT_FILE), path.join(o.outDir!, MERGE_REPORT_FILE));
-    await fs.promises.rm(work!, { recursive: true, force: true });
+    commitMergeOutput(o.outDir!, work!, files);
   }
   return report;
 }

@@ -28,6 +28,7 @@ import type { ParamSpec, RegistryEntry } from '../registry/entry';
 import { mergeMethodRegistry, type MergeMethodName, MERGE_METHOD_ENTRIES } from '../registry/merge-methods';
 import { CHECKPOINTS_DIR, RUN_FILE } from '../run-record';
 import { commonLineageBase, fineTuneBaseOf } from './lineage-base';
+import { MergeCommitError, settleMergeFolder } from './merge-commit';
 import type { ConditionalParam, ParamScalar, ParamSetting, ParamSettings } from './params';
 
 export { ConfigError, formatDiagnostic, type ConfigDiagnostic } from '../config/load';
@@ -150,6 +151,13 @@ export function resolveModelRef(dir: string, written: string): Omit<ModelRef, 'l
   }
   if (st.isDirectory()) {
     if (fs.existsSync(path.join(real, RUN_FILE))) return { written, path: real, kind: 'run' };
+    // Which files make the model is read below: a merge killed while moving its files in is finished first.
+    try {
+      settleMergeFolder(real);
+    } catch (e) {
+      if (e instanceof MergeCommitError) throw new ModelRefError(`"${written}": ${e.message}`);
+      throw e;
+    }
     // transformers prefers the single file when both are there; so does Basin.
     if (fs.existsSync(path.join(real, 'model.safetensors'))) return { written, path: real, kind: 'folder' };
     if (fs.existsSync(path.join(real, 'model.safetensors.index.json'))) return { written, path: real, kind: 'sharded' };

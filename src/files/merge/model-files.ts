@@ -17,6 +17,7 @@ import { decodeBf16, decodeF16 } from '../f16';
 import { RunFolder, RunRecordError, modelWeightsFile } from '../run-record';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsReader, type SafetensorsDType, type SafetensorsHeader } from '../safetensors';
 import { resolveModelRef, type ModelRef, type ModelRefKind } from './config';
+import { settleMergeFolder } from './merge-commit';
 
 /** The float dtypes a merge reads and writes. */
 export type FloatDType = 'F32' | 'F16' | 'BF16';
@@ -349,6 +350,7 @@ export interface WeightsFile {
 
 /** Opens a .safetensors file or a model.safetensors.index.json (its shards) for reading whole tensors by name. */
 export async function openWeightsFile(file: string): Promise<WeightsFile> {
+  if (path.basename(file) === SHARD_INDEX_FILE || path.basename(file) === MODEL_FILE) settleMergeFolder(path.dirname(file));
   const m = await ModelFiles.open(path.basename(file) === SHARD_INDEX_FILE ? { path: path.dirname(file), kind: 'sharded' } : { path: file, kind: 'safetensors' });
   const tensors = Object.create(null) as Record<string, { dtype: string; shape: number[] }>;
   for (const t of m.list) tensors[t.name] = { dtype: t.dtype, shape: t.shape };
