@@ -89,7 +89,7 @@ export function buildProgram(): Command {
     .option('--pattern <N:M>', 'semi-structured: keep N of every M inputs per row (2:4, 4:8)')
     .option('--granularity <g>', 'where the threshold is taken: row | tensor | global (default: row for wanda alone, as its paper; else tensor)')
     .option('--targets <globs>', 'name globs of the tensors to prune (default: 2-D weights of the blocks / layers, not the head)')
-    .option('--base <checkpoint>', 'prune the task vector θ − θ_base: pruned entries are reset to the base')
+    .option('--base <model>', 'prune the task vector θ − θ_base (a checkpoint, a run folder or config, or a model folder: one file or shards): pruned entries are reset to the base')
     .option('--step <n>', 'the checkpoint step of a run folder (default: the latest)', positiveInt)
     .option('--out <dir>', 'apply: folder for model.safetensors and prune-report.json')
     .option('--seed <n>', 'random score: seed')

@@ -333,6 +333,28 @@ describe('prune: sweep and apply on a tiny trained model', function () {
       assert.ok(Math.abs(keptFt / got.length - 0.2) < 0.03, `${name}: ${keptFt / got.length} of τ kept`);
     }
     assert.ok(fs.existsSync(path.join(out, 'prune-report.json')));
+    // The same base as a sharded model folder (as basin merge writes a large one): the same weights, bit for bit.
+    const shardedBase = path.join(dir, 'sharded-base');
+    fs.mkdirSync(shardedBase, { recursive: true });
+    const bh = await readSafetensorsHeader(baseFile);
+    const names = Object.keys(bh.tensors);
+    const shards = [names.filter((_, i) => i % 2 === 0), names.filter((_, i) => i % 2 === 1)];
+    const weightMap: Record<string, string> = {};
+    for (const [k, part] of shards.entries()) {
+      const file = `model-0000${k + 1}-of-00002.safetensors`;
+      const tensors = [];
+      for (const n of part) {
+        tensors.push({ name: n, dtype: 'F32' as const, shape: bh.tensors[n].shape, data: (await readTensor(baseFile, n, bh)).data as Float32Array });
+        weightMap[n] = file;
+      }
+      await writeSafetensors(path.join(shardedBase, file), tensors);
+    }
+    fs.writeFileSync(path.join(shardedBase, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const out2 = path.join(dir, 'tv-sharded-base');
+    const again = await pruneToCheckpoint(rt, src, { ...base, base: shardedBase, score: pruneScoreConfig('curvature'), density: 0.2, out: out2 });
+    for (const name of names) {
+      assert.deepEqual((await readTensor(again.weights, name)).data, (await readTensor(weights, name)).data, `${name}: the same with the base in shards`);
+    }
   });
 
   it('the kept fractions a point reports are those of the weights it writes (row and global, ties counted)', async () => {

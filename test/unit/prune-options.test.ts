@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfig } from '../../src/files/config/load';
 import { RunFolder } from '../../src/files/run-record';
-import { writeSafetensors } from '../../src/files/safetensors';
+import { readSafetensorsHeader, writeSafetensors } from '../../src/files/safetensors';
 import {
   DEFAULT_TARGETS,
   PruneOptionError,
@@ -234,11 +234,16 @@ describe('prune options and their errors', () => {
     await planPrune(src, opts, [pruneScoreConfig('magnitude')]);
     assert.equal(opts.base, path.join(runDir, 'checkpoints', 'step-5.safetensors'), 'resolved in the options the sweep reads');
     await assert.rejects(planPrune(src, { ...opts, base: dir }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .* is a folder without run\.json, model\.safetensors or model\.safetensors\.index\.json: give a Basin run folder, a model folder or a checkpoint \.safetensors file$/);
-    // A sharded model folder (a merged model) is not read as a base: said, before any work.
+    // A sharded model folder (a merged model) is read through its index: its tensors are checked like a file's.
     const sharded = path.join(dir, 'sharded-base');
     fs.mkdirSync(sharded, { recursive: true });
-    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
-    await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json: a sharded model is not read as a base here; give its run folder or a single \.safetensors file$/);
+    fs.copyFileSync(path.join(dir, 'base.safetensors'), path.join(sharded, 'model-00001-of-00001.safetensors'));
+    const h = await readSafetensorsHeader(path.join(dir, 'base.safetensors'));
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: Object.fromEntries(Object.keys(h.tensors).map((n) => [n, 'model-00001-of-00001.safetensors'])) }));
+    await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json has no tensor layers\.1\.weight/);
+    // A damaged index is the base's error, with the file.
+    fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), '{"weight_map": ');
+    await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json/);
   });
 
   it('inputs that are not a run, a checkpoint in one, or a config', async () => {

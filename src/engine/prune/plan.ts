@@ -4,6 +4,7 @@
 // safetensors headers and builds the model's module tree on the CPU to tell which weight is the output head.
 import * as fs from 'node:fs';
 import { readSafetensorsHeader } from '../../files/safetensors';
+import { ModelFilesError, openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
 import { DEFAULT_TARGETS, PruneOptionError, selectTargets, type NamedShape, type PruneOptions } from '../../files/prune/options';
 import type { PruneScoreConfig } from '../../files/registry/prune-scores';
 import { buildModel } from '../nn/registry';
@@ -43,17 +44,29 @@ export async function planPrune(source: PruneSource, options: PruneOptions, scor
       } catch (e) {
         throw new PruneOptionError('base', (e as Error).message);
       }
-      if (options.base.endsWith('.index.json')) {
-        throw new PruneOptionError('base', `${options.base}: a sharded model is not read as a base here; give its run folder or a single .safetensors file`);
-      }
     }
-    const bh = await readSafetensorsHeader(options.base);
-    for (const t of targets) {
-      const b = bh.tensors[t.name];
-      if (!b) throw new PruneOptionError('base', `${options.base} has no tensor ${t.name} (a task vector needs the base's value of every target)`);
-      if (b.shape.join() !== t.shape.join()) throw new PruneOptionError('base', `${t.name} is [${b.shape.join(', ')}] in ${options.base} but [${t.shape.join(', ')}] in ${source.checkpoint}`);
+    // One file or a sharded model's index (a merged model's folder resolves to it): only headers are read here.
+    const bw = await openBase(options.base);
+    try {
+      for (const t of targets) {
+        const b = bw.tensors[t.name];
+        if (!b) throw new PruneOptionError('base', `${options.base} has no tensor ${t.name} (a task vector needs the base's value of every target)`);
+        if (b.shape.join() !== t.shape.join()) throw new PruneOptionError('base', `${t.name} is [${b.shape.join(', ')}] in ${options.base} but [${t.shape.join(', ')}] in ${source.checkpoint}`);
+      }
+    } finally {
+      await bw.close();
     }
   }
   for (const s of scores) await checkScoreNeeds(s, source, targets, options.base);
   return { targets, head };
+}
+
+/** The base of a task vector for reading: a .safetensors file or a sharded model's index; a bad file is the base's error. */
+export async function openBase(file: string): Promise<WeightsFile> {
+  try {
+    return await openWeightsFile(file);
+  } catch (e) {
+    if (e instanceof ModelFilesError || (e as Error).name === 'SafetensorsError') throw new PruneOptionError('base', (e as Error).message);
+    throw e;
+  }
 }

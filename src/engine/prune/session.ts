@@ -4,7 +4,7 @@
 // per target, never a model copy; restore() writes the dense values back exactly. In task-vector mode the base's
 // values of the targets are loaded too (pruned entries are reset to them).
 import type { Runtime } from '../gpu/runtime';
-import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
+import { openBase } from './plan';
 import { DEFAULT_TARGETS, PruneOptionError, selectTargets, type PruneOptions } from '../../files/prune/options';
 import { makeLoss } from '../loss/registry';
 import { Linear } from '../nn/layers';
@@ -54,20 +54,29 @@ export class PruneModel {
       const chosen = selectTargets(store.entries, { targets: options.targets.length ? options.targets : [...DEFAULT_TARGETS], pattern: options.pattern }, headName ? [headName] : []);
       const layers = new Map<Tensor, Linear>();
       for (const m of model.modules()) if (m instanceof Linear) layers.set(m.weight.t, m);
-      let baseHeader: Awaited<ReturnType<typeof readSafetensorsHeader>> | null = null;
-      if (options.base) baseHeader = await readSafetensorsHeader(options.base);
+      // The base of a task vector: one file, or a sharded (merged) model's index.
+      const baseFile = options.base ? await openBase(options.base) : null;
       const targets: PruneTarget[] = [];
-      for (const c of chosen) {
-        const live = store.get(c.name);
-        let base: Tensor | null = null;
-        if (baseHeader) {
-          const info = baseHeader.tensors[c.name];
-          if (!info) throw new PruneOptionError('base', `${options.base} has no tensor ${c.name} (a task vector needs the base's value of every target)`);
-          if (info.shape.join() !== c.shape.join()) throw new PruneOptionError('base', `${c.name} is [${info.shape.join(', ')}] in ${options.base} but [${c.shape.join(', ')}] in ${source.checkpoint}`);
-          const data = (await readTensor(options.base!, c.name, baseHeader)).data;
-          base = keep(fromArray(rt, Float32Array.from(data as ArrayLike<number>), c.shape));
+      try {
+        for (const c of chosen) {
+          const live = store.get(c.name);
+          let base: Tensor | null = null;
+          if (baseFile) {
+            const info = baseFile.tensors[c.name];
+            if (!info) throw new PruneOptionError('base', `${options.base} has no tensor ${c.name} (a task vector needs the base's value of every target)`);
+            if (info.shape.join() !== c.shape.join()) throw new PruneOptionError('base', `${c.name} is [${info.shape.join(', ')}] in ${options.base} but [${c.shape.join(', ')}] in ${source.checkpoint}`);
+            base = keep(fromArray(rt, await baseFile.read(c.name), c.shape));
+          }
+          targets.push({ name: c.name, rows: c.shape[0], cols: c.shape[1], size: c.shape[0] * c.shape[1], live, dense: keep(clone(live)), base, layer: layers.get(live) ?? null });
         }
-        targets.push({ name: c.name, rows: c.shape[0], cols: c.shape[1], size: c.shape[0] * c.shape[1], live, dense: keep(clone(live)), base, layer: layers.get(live) ?? null });
+      } catch (e) {
+        for (const t of targets) {
+          t.dense.dispose();
+          t.base?.dispose();
+        }
+        throw e;
+      } finally {
+        await baseFile?.close();
       }
       return new PruneModel(rt, source, model, store, targets, options);
     } catch (e) {
