@@ -89,6 +89,12 @@ async function recover(t, error) {
     new Promise((r) => setTimeout(() => r(false), 10_000)),
   ]));
   try {
+    // A test that failed mid-drag leaves a button or a modifier held (in playwright's input state too, which a reload
+    // keeps): a Shift left down turns the next test's Ctrl+P into the command palette, so one failure failed the rest.
+    if (answers) {
+      await t.page.mouse.up().catch(() => undefined);
+      for (const k of ['Shift', 'Control', 'Alt', 'Meta']) await t.page.keyboard.up(k).catch(() => undefined);
+    }
     if (!answers) {
       log(`recover: the workbench page ${pageCrashed ? 'crashed' : t.page.isClosed() ? 'is closed' : 'does not answer'}; opening a new one`);
       await t.page.close().catch(() => undefined);
@@ -98,10 +104,6 @@ async function recover(t, error) {
       await t.page.reload({ waitUntil: 'domcontentloaded' });
       await wb.waitForWorkbench(t.page);
     } else {
-      // A test that failed mid-drag leaves a button or a modifier held: a Shift left down turns the next test's
-      // Ctrl+P into the command palette, and so one failure would fail every test after it.
-      await t.page.mouse.up().catch(() => undefined);
-      for (const k of ['Shift', 'Control', 'Alt', 'Meta']) await t.page.keyboard.up(k).catch(() => undefined);
       for (let i = 0; i < 3; i++) await t.page.keyboard.press('Escape').catch(() => undefined);
     }
   } catch (e) {

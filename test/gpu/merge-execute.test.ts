@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadMergeConfig } from '../../src/files/merge/config';
+import { loadMergeConfig, resolveModelRef } from '../../src/files/merge/config';
 import { planMerge } from '../../src/files/merge/plan';
 import { readSafetensorsHeader, readTensor, readTensorBytes, writeSafetensors } from '../../src/files/safetensors';
 import { executeMerge, MergeBusyError, MergeCancelledError, MergeOutputExistsError, rowSample } from '../../src/engine/merge/execute';
@@ -266,7 +266,7 @@ tokenizer_source: base
       return d;
     };
     const dead = work(`${host}-999999999`);
-    const live = work(`${host}-${process.pid}`);
+    const live = work(`${host}-${process.ppid}`); // a live process (this one's parent); this process's own folders are its merges'
     await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200, force: true }), (e: unknown) => e instanceof MergeBusyError && e.workDir === live && /being written by another merge \(process \d+; .*remove that folder if the merge is gone/.test((e as Error).message));
     assert.ok(fs.existsSync(live), 'a live merge’s work folder is left alone');
     fs.rmSync(live, { recursive: true });
@@ -286,6 +286,21 @@ tokenizer_source: base
     await assert.rejects(executeMerge({ rt, plan, outDir: out, maxShardBytes: 200 }), MergeOutputExistsError);
     assert.deepEqual(fs.readdirSync(out).sort(), ['merge-report.json', 'model.safetensors'], 'the killed merge’s files, the replaced shards gone');
     assert.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'the killed merge’s model');
+    // A merge that fails while moving its files in (here a folder where its file goes: the rename is refused) is
+    // complete in its work folder, and says so; once the obstacle is gone, the next read finishes it, in this
+    // very process (its folder is no longer a running merge's).
+    const one = await planMerge(cfg('one-file', `merge_method: linear\nmodels:\n  - model: ./e1\n  - model: ./e2.safetensors\n`));
+    fs.rmSync(path.join(out, 'model.safetensors'));
+    fs.mkdirSync(path.join(out, 'model.safetensors'));
+    fs.writeFileSync(path.join(out, 'model.safetensors', 'in the way'), '');
+    await assert.rejects(executeMerge({ rt, plan: one, outDir: out, force: true }), /the merge is complete in .*\.basin-merge-.*; the next merge or read of .* moves its files into place/);
+    const pending = fs.readdirSync(out).filter((f) => f.startsWith('.basin-merge-'));
+    assert.equal(pending.length, 1, 'the committed work folder is kept');
+    assert.ok(fs.existsSync(path.join(out, pending[0], 'commit.json')));
+    fs.rmSync(path.join(out, 'model.safetensors'), { recursive: true });
+    assert.equal(resolveModelRef(dir, out).kind, 'folder');
+    assert.deepEqual(fs.readdirSync(out).sort(), ['merge-report.json', 'model.safetensors']);
+    assert.equal((await readSafetensorsHeader(path.join(out, 'model.safetensors'))).list.length, one.tasks.length);
   });
 
   it("copies the base's non-float tensors byte for byte (as mergekit), one file or the last shard", async () => {

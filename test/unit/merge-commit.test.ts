@@ -1,10 +1,10 @@
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModelRefError, resolveModelRef } from '../../src/files/merge/config';
-import { COMMIT_FILE, MERGE_REPORT_FILE, commitMergeOutput, settleMergeFolder, workFolders, workHost } from '../../src/files/merge/merge-commit';
+import { COMMIT_FILE, MERGE_REPORT_FILE, commitMergeOutput, finishCommit, holdWorkFolder, settleMergeFolder, workFolders, workHost } from '../../src/files/merge/merge-commit';
 import { openWeightsFile } from '../../src/files/merge/model-files';
 import { writeSafetensors } from '../../src/files/safetensors';
 
@@ -86,22 +86,115 @@ describe('merge output commit (src/files/merge/merge-commit.ts)', () => {
     assert.equal(fs.readFileSync(path.join(out, MERGE_REPORT_FILE), 'utf8'), 'new report');
   });
 
-  it('leaves alone a merge that had not committed, a live merge’s folder and another machine’s', () => {
+  it('leaves alone merges that had not committed: a killed one’s, a live one’s, another machine’s', () => {
     const unfinished = work(deadPid, { committed: false });
-    killedAfterFirstMove(unfinished); // cannot happen without a record; shows the record alone decides
-    fs.rmSync(path.join(out, SHARDS[0]));
-    const live = path.join(out, `.basin-merge-${workHost()}-${process.pid}-Cd34ef`);
-    fs.mkdirSync(live);
-    fs.writeFileSync(path.join(live, COMMIT_FILE), JSON.stringify({ format: 'basin-merge-commit-1', files: [INDEX] }));
-    const foreign = work(deadPid, { host: 'other-machine' });
+    const live = work(process.ppid, { committed: false }); // a live process: this one's parent
+    const foreign = work(deadPid, { committed: false, host: 'other-machine' });
     assert.deepEqual(settleMergeFolder(out), []);
     assert.equal(resolveModelRef(dir, 'merged').kind, 'folder', 'the old model, untouched');
     assert.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'old model');
     for (const d of [unfinished, live, foreign]) assert.ok(fs.existsSync(d), `${path.basename(d)} left`);
-    const seen = Object.fromEntries(workFolders(out).map((x) => [path.basename(x.dir), { live: x.live, foreign: x.foreign, committed: x.committed }]));
-    assert.deepEqual(seen[path.basename(unfinished)], { live: false, foreign: false, committed: false });
-    assert.deepEqual(seen[path.basename(live)], { live: true, foreign: false, committed: true });
-    assert.deepEqual(seen[path.basename(foreign)], { live: true, foreign: true, committed: true });
+    const seen = Object.fromEntries(workFolders(out).map((x) => [path.basename(x.dir), { live: x.live, foreign: x.foreign, finishable: x.finishable }]));
+    assert.deepEqual(seen[path.basename(unfinished)], { live: false, foreign: false, finishable: false });
+    assert.deepEqual(seen[path.basename(live)], { live: true, foreign: false, finishable: false });
+    assert.deepEqual(seen[path.basename(foreign)], { live: true, foreign: true, finishable: false });
+  });
+
+  it('a committed merge still moving its files in is waited for; if it stays, the reader is told the folder is not whole yet', () => {
+    const live = work(process.ppid);
+    const t0 = Date.now();
+    assert.throws(() => resolveModelRef(dir, 'merged'), (e: unknown) => e instanceof ModelRefError && /a merge \(process \d+\) is moving its files into .*read the folder again once it has ended/.test((e as Error).message));
+    assert.ok(Date.now() - t0 >= 1900, 'waited about 2 s first');
+    assert.ok(fs.existsSync(live) && fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8') === 'old model', 'nothing moved under a live merge');
+    fs.rmSync(live, { recursive: true });
+  });
+
+  it('a reader waiting on a merge that is moving its files in goes on once it has ended', () => {
+    // The "merge": a process that owns a committed work folder and ends its moves 300 ms later (here: removes it).
+    const script = `const [out, host] = process.argv.slice(1); const w = require('path').join(out, '.basin-merge-' + host + '-' + process.pid + '-Wa1t00');
+      require('fs').mkdirSync(w); require('fs').writeFileSync(w + '/${COMMIT_FILE}', '{}'); console.log('ready');
+      setTimeout(() => require('fs').rmSync(w, { recursive: true }), 300);`;
+    const child = spawn(process.execPath, ['-e', script, out, workHost()], { stdio: ['ignore', 'pipe', 'inherit'] });
+    return new Promise<void>((resolve, reject) => {
+      child.stdout.once('data', () => {
+        try {
+          assert.equal(workFolders(out).filter((w) => w.committed && w.live).length, 1, 'a live committed merge');
+          const t0 = Date.now();
+          assert.equal(resolveModelRef(dir, 'merged').kind, 'folder');
+          assert.ok(Date.now() - t0 >= 200 && Date.now() - t0 < 1900, `waited for it: ${Date.now() - t0} ms`);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  });
+
+  it('this process’s own folder is live only while its merge runs (holdWorkFolder): a merge that failed after committing is finished by the next read', () => {
+    const w = work(process.pid);
+    const release = holdWorkFolder(w);
+    assert.equal(workFolders(out)[0].live, true);
+    release();
+    assert.equal(workFolders(out)[0].finishable, true);
+    assert.equal(resolveModelRef(dir, 'merged').kind, 'sharded');
+  });
+
+  it('another machine’s committed merge counts as gone a minute after its record, and is then finished', () => {
+    const w = work(deadPid, { host: 'other-machine' });
+    assert.equal(workFolders(out)[0].finishable, false, 'a fresh record: that merge may be moving its files');
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(path.join(w, COMMIT_FILE), old, old);
+    assert.equal(resolveModelRef(dir, 'merged').kind, 'sharded');
+    assert.ok(!fs.existsSync(w));
+  });
+
+  it('a commit finished by another process first is no error: the record gone, or the folder gone mid-way', () => {
+    const w = work(deadPid);
+    killedAfterFirstMove(w);
+    fs.rmSync(path.join(w, COMMIT_FILE)); // the other finisher got as far as removing the folder...
+    finishCommit(out, w); // ...after this one listed it: nothing to do
+    fs.rmSync(w, { recursive: true });
+    finishCommit(out, w);
+    assert.ok(fs.existsSync(path.join(out, 'model.safetensors')), 'this finisher moved and removed nothing');
+  });
+
+  it('a work folder that is a link, or a record naming a link, moves nothing', () => {
+    // A link named like a work folder, pointing at another model with a record: read as that folder, it would move
+    // the other model's file in and delete this one's as stale.
+    const other = path.join(dir, 'other-model');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'model.safetensors'), 'other model');
+    fs.writeFileSync(path.join(other, COMMIT_FILE), JSON.stringify({ format: 'basin-merge-commit-1', files: ['model.safetensors'] }));
+    fs.symlinkSync(other, path.join(out, `.basin-merge-${workHost()}-${deadPid}-Ln1234`));
+    assert.deepEqual(workFolders(out), []);
+    assert.deepEqual(settleMergeFolder(out), []);
+    assert.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'old model');
+    assert.ok(fs.existsSync(path.join(other, 'model.safetensors')));
+    // A real work folder whose "shard" is a link to a file elsewhere.
+    const w = work(deadPid);
+    fs.rmSync(path.join(w, SHARDS[0]));
+    fs.symlinkSync(path.join(other, 'model.safetensors'), path.join(w, SHARDS[0]));
+    assert.throws(() => resolveModelRef(dir, 'merged'), /model-00001-of-00002\.safetensors there is not a plain file/);
+    assert.equal(fs.readFileSync(path.join(out, 'model.safetensors'), 'utf8'), 'old model');
+  });
+
+  it('openWeightsFile of the one file a killed merge replaced by shards reads the shards', async () => {
+    const w = path.join(out, `.basin-merge-${workHost()}-${deadPid}-Sh4rd5`);
+    fs.mkdirSync(w);
+    const weightMap: Record<string, string> = {};
+    for (const [k, f] of SHARDS.entries()) {
+      await writeSafetensors(path.join(w, f), [{ name: `w${k}`, dtype: 'F32', shape: [1], data: new Float32Array([k + 1]) }]);
+      weightMap[`w${k}`] = f;
+    }
+    fs.writeFileSync(path.join(w, INDEX), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    fs.writeFileSync(path.join(w, COMMIT_FILE), JSON.stringify({ format: 'basin-merge-commit-1', files: [...SHARDS, INDEX] }));
+    const m = await openWeightsFile(path.join(out, 'model.safetensors')); // chosen before the folder was settled
+    try {
+      assert.deepEqual([...(await m.read('w1'))], [2]);
+    } finally {
+      await m.close();
+    }
+    assert.ok(!fs.existsSync(path.join(out, 'model.safetensors')));
   });
 
   for (const [what, files, message] of [

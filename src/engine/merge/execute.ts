@@ -38,7 +38,7 @@ import type { Tensor } from '../tensor/tensor';
 import { chunkRowsFor, defaultChunkBytes, mergeTensor, mergeTensorChunked, type ChunkLoader, type TensorMergeStats } from './tensor-merge';
 import { MergeDataError, runMergeDataPass } from './data-pass';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
-import { MERGE_REPORT_FILE, MODEL_FILE_RE, WORK_PREFIX, commitMergeOutput, finishCommit, workFolders, workHost } from '../../files/merge/merge-commit';
+import { COMMIT_FILE, MERGE_REPORT_FILE, MODEL_FILE_RE, WORK_PREFIX, commitMergeOutput, finishCommit, holdWorkFolder, workFolders, workHost } from '../../files/merge/merge-commit';
 
 export { MERGE_REPORT_FILE };
 
@@ -284,21 +284,33 @@ export async function executeMerge(o: ExecuteOptions): Promise<MergeReport> {
     outputFile = path.join(o.outDir, layout.index ? 'model.safetensors.index.json' : layout.shards[0].file);
     work = await fs.promises.mkdtemp(path.join(o.outDir, `${WORK_PREFIX}${workHost()}-${process.pid}-`));
   }
+  const release = work ? holdWorkFolder(work) : () => undefined;
   try {
     return await executeInto(o, work, outputFile, layout, preview, t0);
   } catch (e) {
+    if (work && fs.existsSync(path.join(work, COMMIT_FILE))) {
+      // Failed while moving its files in (a rename refused): the merge itself is done, and its record says what is
+      // left. Released below, the work folder is finished by the next merge or read of the folder, even in this process.
+      throw new Error(`${(e as Error).message} (the merge is complete in ${work}; the next merge or read of ${o.outDir} moves its files into place)`, { cause: e });
+    }
     // A failed or cancelled merge leaves outDir as it found it: no partial shards (which would also stop a rerun
     // without --force), and a model it was to replace still whole.
     if (work) await fs.promises.rm(work, { recursive: true, force: true }).catch(() => undefined); // the merge's own error matters
     if (madeOutDir) await fs.promises.rmdir(o.outDir!).catch(() => undefined); // only if empty
     throw e;
+  } finally {
+    release();
   }
 }
 
 /** Another merge is writing into the output folder. */
 export class MergeBusyError extends Error {
-  constructor(readonly dir: string, readonly workDir: string, readonly owner: string) {
-    super(`${dir} is being written by another merge (${owner}; its work folder ${workDir}): wait for it to end, or remove that folder if the merge is gone`);
+  constructor(readonly dir: string, readonly workDir: string, readonly owner: string, committed = false) {
+    super(
+      committed
+        ? `${dir} is being written by another merge (${owner}; its work folder ${workDir}), which has finished and is moving its files in: wait for it to end (another machine's counts as gone a minute after its commit record, and is then finished by the next merge or read here)`
+        : `${dir} is being written by another merge (${owner}; its work folder ${workDir}): wait for it to end, or remove that folder if the merge is gone`,
+    );
     this.name = 'MergeBusyError';
   }
 }
@@ -310,10 +322,10 @@ export class MergeBusyError extends Error {
  */
 async function claimOutDir(outDir: string): Promise<void> {
   for (const w of workFolders(outDir)) {
-    if (w.live) throw new MergeBusyError(outDir, w.dir, w.foreign ? `process ${w.pid} on ${w.host}` : `process ${w.pid}`);
     // A killed merge that had committed is finished (its model is whole, in a work folder); one that had not is
     // removed. The commit record itself is finishCommit's to read.
-    if (w.committed) finishCommit(outDir, w.dir);
+    if (w.finishable) finishCommit(outDir, w.dir);
+    else if (w.live) throw new MergeBusyError(outDir, w.dir, w.foreign ? `process ${w.pid} on ${w.host}` : `process ${w.pid}`, w.committed);
     else await fs.promises.rm(w.dir, { recursive: true, force: true });
   }
 }

@@ -60,14 +60,24 @@ export class PruneModel {
       try {
         for (const c of chosen) {
           const live = store.get(c.name);
-          let base: Tensor | null = null;
+          let baseValues: Float32Array | null = null;
           if (baseFile) {
             const info = baseFile.tensors[c.name];
             if (!info) throw new PruneOptionError('base', `${options.base} has no tensor ${c.name} (a task vector needs the base's value of every target)`);
             if (info.shape.join() !== c.shape.join()) throw new PruneOptionError('base', `${c.name} is [${info.shape.join(', ')}] in ${options.base} but [${c.shape.join(', ')}] in ${source.checkpoint}`);
-            base = keep(fromArray(rt, await baseFile.read(c.name), c.shape));
+            baseValues = await baseFile.read(c.name).catch((e: unknown) => {
+              throw new PruneOptionError('base', (e as Error).message); // a damaged shard is the base's error
+            });
           }
-          targets.push({ name: c.name, rows: c.shape[0], cols: c.shape[1], size: c.shape[0] * c.shape[1], live, dense: keep(clone(live)), base, layer: layers.get(live) ?? null });
+          const dense = keep(clone(live));
+          let base: Tensor | null = null;
+          try {
+            if (baseValues) base = keep(fromArray(rt, baseValues, c.shape));
+          } catch (e) {
+            dense.dispose();
+            throw e;
+          }
+          targets.push({ name: c.name, rows: c.shape[0], cols: c.shape[1], size: c.shape[0] * c.shape[1], live, dense, base, layer: layers.get(live) ?? null });
         }
       } catch (e) {
         for (const t of targets) {

@@ -28,7 +28,7 @@ import type { ParamSpec, RegistryEntry } from '../registry/entry';
 import { mergeMethodRegistry, type MergeMethodName, MERGE_METHOD_ENTRIES } from '../registry/merge-methods';
 import { CHECKPOINTS_DIR, RUN_FILE } from '../run-record';
 import { commonLineageBase, fineTuneBaseOf } from './lineage-base';
-import { MergeCommitError, settleMergeFolder } from './merge-commit';
+import { settleMergeFolder } from './merge-commit';
 import type { ConditionalParam, ParamScalar, ParamSetting, ParamSettings } from './params';
 
 export { ConfigError, formatDiagnostic, type ConfigDiagnostic } from '../config/load';
@@ -155,8 +155,7 @@ export function resolveModelRef(dir: string, written: string): Omit<ModelRef, 'l
     try {
       settleMergeFolder(real);
     } catch (e) {
-      if (e instanceof MergeCommitError) throw new ModelRefError(`"${written}": ${e.message}`);
-      throw e;
+      throw new ModelRefError(`"${written}": ${(e as Error).message}`);
     }
     // transformers prefers the single file when both are there; so does Basin.
     if (fs.existsSync(path.join(real, 'model.safetensors'))) return { written, path: real, kind: 'folder' };

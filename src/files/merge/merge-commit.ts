@@ -41,10 +41,39 @@ export interface WorkFolder {
   /** Another machine's: its process cannot be checked from here. */
   foreign: boolean;
   committed: boolean;
+  /**
+   * Committed, and no process can still be moving its files: its own is gone, or (another machine's, which cannot be
+   * checked) the record is older than a minute, where the moves take milliseconds.
+   */
+  finishable: boolean;
 }
 
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** How old another machine's commit record must be before its merge counts as gone. */
+const FOREIGN_COMMIT_STALE_MS = 60_000;
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Work folders of merges running in this process (executeMerge registers its own). Another folder with this pid is
+ * one whose merge failed after committing (say a rename refused on Windows): finishable, like a killed one's.
+ */
+const ownWork = new Set<string>();
+
+/** Marks a work folder as this process's running merge (until the returned function is called). */
+export function holdWorkFolder(dir: string): () => void {
+  const key = path.resolve(dir);
+  ownWork.add(key);
+  return () => void ownWork.delete(key);
+}
+
+function processAlive(pid: number, dir: string): boolean {
+  if (pid === process.pid) return ownWork.has(path.resolve(dir));
   try {
     process.kill(pid, 0);
     return true;
@@ -66,28 +95,52 @@ export function workFolders(outDir: string): WorkFolder[] {
     const m = WORK_RE.exec(f);
     if (!m) continue;
     const dir = path.join(outDir, f);
+    // Only a real folder: a link by that name could point the moves (and the stale-file removal) at another model.
+    if (!isRealDir(dir)) continue;
     const host = m[1];
     const pid = Number(m[2]);
     const foreign = host !== workHost();
-    found.push({ dir, host, pid, foreign, live: foreign || processAlive(pid), committed: fs.existsSync(path.join(dir, COMMIT_FILE)) });
+    const live = foreign || processAlive(pid, dir);
+    const committed = fs.existsSync(path.join(dir, COMMIT_FILE));
+    const finishable = committed && (!live || (foreign && ageMs(path.join(dir, COMMIT_FILE)) > FOREIGN_COMMIT_STALE_MS));
+    found.push({ dir, host, pid, foreign, live, committed, finishable });
   }
   return found;
 }
 
-/** A commit record that cannot be followed: damaged, or naming a file outside the rules. */
+function isRealDir(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function code(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+/**
+ * A commit record that cannot be followed (damaged, naming a file outside the rules), or a committed merge whose
+ * files cannot be moved in from here (no write access).
+ */
 export class MergeCommitError extends Error {
-  constructor(readonly workDir: string, detail: string) {
-    super(`${path.join(workDir, COMMIT_FILE)}: ${detail}; the merge that wrote it was interrupted while moving its files into place: remove that folder and run the merge again`);
+  constructor(readonly workDir: string, detail: string, advice = 'remove that folder and run the merge again (with --force)') {
+    super(`${path.join(workDir, COMMIT_FILE)}: ${detail}; the merge that wrote it was interrupted while moving its files into place: ${advice}`);
     this.name = 'MergeCommitError';
   }
 }
 
-/** The files a commit record moves, checked: bare model file names only (a record is read from disk, so never trusted). */
-function readCommit(work: string): string[] {
+/**
+ * The files a commit record moves, checked: bare model file names only (a record is read from disk, so never
+ * trusted). Null when the record is gone: another process finished the commit first.
+ */
+function readCommit(work: string): string[] | null {
   let record: unknown;
   try {
     record = JSON.parse(fs.readFileSync(path.join(work, COMMIT_FILE), 'utf8'));
   } catch (e) {
+    if (code(e) === 'ENOENT') return null;
     throw new MergeCommitError(work, `unreadable (${(e as Error).message})`);
   }
   const r = record as { format?: unknown; files?: unknown };
@@ -118,15 +171,50 @@ export function removeStaleModelFiles(outDir: string, written: readonly string[]
  */
 export function finishCommit(outDir: string, work: string): void {
   const files = readCommit(work);
+  if (!files) return; // finished by another process
   for (const f of files) {
     const from = path.join(work, f);
-    if (fs.existsSync(from)) fs.renameSync(from, path.join(outDir, f));
-    else if (!fs.existsSync(path.join(outDir, f))) throw new MergeCommitError(work, `names ${f}, which is in neither folder`);
+    const to = path.join(outDir, f);
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.lstatSync(from);
+    } catch (e) {
+      if (code(e) !== 'ENOENT') throw e;
+    }
+    if (st) {
+      if (!st.isFile()) throw new MergeCommitError(work, `${f} there is not a plain file`);
+      try {
+        renameRetrying(from, to);
+      } catch (e) {
+        // Two processes finishing one commit: the other moved it first.
+        if (!(code(e) === 'ENOENT' && fs.existsSync(to))) throw e;
+      }
+    } else if (!fs.existsSync(to)) {
+      if (!fs.existsSync(work)) return; // finished by another process, which removed the folder
+      throw new MergeCommitError(work, `names ${f}, which is in neither folder`);
+    }
   }
   removeStaleModelFiles(outDir, files);
-  const report = path.join(work, MERGE_REPORT_FILE);
-  if (fs.existsSync(report)) fs.renameSync(report, path.join(outDir, MERGE_REPORT_FILE));
+  try {
+    renameRetrying(path.join(work, MERGE_REPORT_FILE), path.join(outDir, MERGE_REPORT_FILE));
+  } catch (e) {
+    if (code(e) !== 'ENOENT') throw e; // moved already (by this finish's first try, or by another process)
+  }
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** renameSync, retried a moment on Windows, where a file another program holds open refuses to be replaced. */
+function renameRetrying(from: string, to: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.renameSync(from, to);
+      return;
+    } catch (e) {
+      const c = code(e);
+      if (process.platform !== 'win32' || attempt >= 10 || !(c === 'EPERM' || c === 'EACCES' || c === 'EBUSY')) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 * (attempt + 1));
+    }
+  }
 }
 
 /**
@@ -139,16 +227,37 @@ export function commitMergeOutput(outDir: string, work: string, files: readonly 
 }
 
 /**
- * Before a folder is read as a model: a merge into it that was killed after its commit record (its process gone,
- * on this machine) is finished, so the folder holds the merged model, never a mix of it and the one it replaced.
- * Returns the work folders it finished. Others are left alone: a live merge's has not replaced anything yet.
+ * Before a folder is read as a model: a merge into it that was killed after its commit record is finished, so the
+ * folder holds the merged model, never a mix of it and the one it replaced. Returns the work folders it finished.
+ * A merge still writing has committed nothing and replaced nothing: left alone. One that has committed and is
+ * moving its files in right now (milliseconds) is waited for a moment; if it is still moving (another machine's
+ * merge, a stopped process), a MergeCommitError says the folder is not whole yet. Finishing needs write access:
+ * without it, a MergeCommitError says so.
  */
 export function settleMergeFolder(dir: string): string[] {
   const finished: string[] = [];
-  for (const w of workFolders(dir)) {
-    if (w.live || !w.committed) continue;
-    finishCommit(dir, w.dir);
-    finished.push(w.dir);
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const moving = workFolders(dir).filter((w) => w.committed && !w.finishable);
+    for (const w of workFolders(dir)) {
+      if (!w.finishable) continue;
+      try {
+        finishCommit(dir, w.dir);
+      } catch (e) {
+        const c = code(e);
+        if (c === 'EACCES' || c === 'EPERM' || c === 'EROFS') {
+          throw new MergeCommitError(w.dir, `its files could not be moved into place from here (${(e as Error).message})`, 'open the folder once with write access (a read or a merge there finishes it)');
+        }
+        throw e;
+      }
+      finished.push(w.dir);
+    }
+    if (!moving.length) return finished;
+    if (Date.now() > deadline) {
+      const w = moving[0];
+      const who = w.foreign ? `a merge on ${w.host} (process ${w.pid})` : `a merge (process ${w.pid})`;
+      throw new MergeCommitError(w.dir, `${who} is moving its files into ${dir}`, 'read the folder again once it has ended (a minute after its record, another machine\'s merge counts as gone and is finished here)');
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
   }
-  return finished;
 }

@@ -350,7 +350,19 @@ export interface WeightsFile {
 
 /** Opens a .safetensors file or a model.safetensors.index.json (its shards) for reading whole tensors by name. */
 export async function openWeightsFile(file: string): Promise<WeightsFile> {
-  if (path.basename(file) === SHARD_INDEX_FILE || path.basename(file) === MODEL_FILE) settleMergeFolder(path.dirname(file));
+  if (path.basename(file) === SHARD_INDEX_FILE || path.basename(file) === MODEL_FILE) {
+    // A merge killed while moving its files in is finished first. If it replaced this one file by shards, the
+    // model is now read through their index (the caller chose the file before the folder was settled).
+    const dir = path.dirname(file);
+    if (settleMergeFolder(dir).length && !fs.existsSync(file)) {
+      for (const f of [MODEL_FILE, SHARD_INDEX_FILE]) {
+        if (fs.existsSync(path.join(dir, f))) {
+          file = path.join(dir, f);
+          break;
+        }
+      }
+    }
+  }
   const m = await ModelFiles.open(path.basename(file) === SHARD_INDEX_FILE ? { path: path.dirname(file), kind: 'sharded' } : { path: file, kind: 'safetensors' });
   const tensors = Object.create(null) as Record<string, { dtype: string; shape: number[] }>;
   for (const t of m.list) tensors[t.name] = { dtype: t.dtype, shape: t.shape };

@@ -10,6 +10,7 @@ import { RUN_FILE, openRun } from '../../files/run-record';
 import { runConfig } from '../../engine/train/eval-checkpoint';
 import { WeightsEvaluator } from '../../engine/train/eval-weights';
 import { resolveInitSource } from '../../engine/train/fine-tune';
+import { settleMergeFolder } from '../../files/merge/merge-commit';
 import type { TrainConfig } from '../../files/config/schema';
 import { InvalidJobParamsError, JobCancelledError, type JobHandler } from './context';
 import { withGpu } from './gpu';
@@ -21,6 +22,7 @@ async function taskConfig(p: string): Promise<{ config: TrainConfig; configPath?
 }
 
 async function weightsOf(p: string): Promise<string> {
+  settleMergeFolder(p); // which file is the model is read next: a merge killed while moving its files in is finished first
   if (fs.existsSync(path.join(p, 'model.safetensors'))) return path.join(p, 'model.safetensors');
   return (await resolveInitSource(p)).file;
 }
