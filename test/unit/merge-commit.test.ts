@@ -142,6 +142,9 @@ describe('merge output commit (src/files/merge/merge-commit.ts)', () => {
   it('another machine’s committed merge counts as gone a minute after its record, and is then finished', () => {
     const w = work(deadPid, { host: 'other-machine' });
     assert.equal(workFolders(out)[0].finishable, false, 'a fresh record: that merge may be moving its files');
+    const t0 = Date.now();
+    assert.throws(() => resolveModelRef(dir, 'merged'), /a merge on other-machine \(process \d+\) is moving its files into .*a minute after its record, another machine's merge counts as gone/);
+    assert.ok(Date.now() - t0 < 1000, 'not waited for: a read must not stall for the minute');
     const old = new Date(Date.now() - 120_000);
     fs.utimesSync(path.join(w, COMMIT_FILE), old, old);
     assert.equal(resolveModelRef(dir, 'merged').kind, 'sharded');

@@ -230,8 +230,8 @@ export function commitMergeOutput(outDir: string, work: string, files: readonly 
  * Before a folder is read as a model: a merge into it that was killed after its commit record is finished, so the
  * folder holds the merged model, never a mix of it and the one it replaced. Returns the work folders it finished.
  * A merge still writing has committed nothing and replaced nothing: left alone. One that has committed and is
- * moving its files in right now (milliseconds) is waited for a moment; if it is still moving (another machine's
- * merge, a stopped process), a MergeCommitError says the folder is not whole yet. Finishing needs write access:
+ * moving its files in right now (milliseconds) is waited for a moment; if it is still moving (a stopped process), or
+ * is another machine's (not waited for), a MergeCommitError says the folder is not whole yet. Finishing needs write access:
  * without it, a MergeCommitError says so.
  */
 export function settleMergeFolder(dir: string): string[] {
@@ -253,8 +253,10 @@ export function settleMergeFolder(dir: string): string[] {
       finished.push(w.dir);
     }
     if (!moving.length) return finished;
-    if (Date.now() > deadline) {
-      const w = moving[0];
+    // Only a merge of this machine is waited for: its moves take milliseconds. Another machine's may be gone (its
+    // process cannot be checked), and a wait on each read for the minute until it counts as gone would stall them.
+    if (Date.now() > deadline || moving.some((w) => w.foreign)) {
+      const w = moving.find((x) => x.foreign) ?? moving[0];
       const who = w.foreign ? `a merge on ${w.host} (process ${w.pid})` : `a merge (process ${w.pid})`;
       throw new MergeCommitError(w.dir, `${who} is moving its files into ${dir}`, 'read the folder again once it has ended (a minute after its record, another machine\'s merge counts as gone and is finished here)');
     }
