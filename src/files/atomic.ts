@@ -65,19 +65,45 @@ function fsyncDirSync(dir: string): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Blocks this thread for `ms` (for sync code that must wait a moment: it holds the event loop meanwhile). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
- * rename(), retried briefly on Windows, where replacing a file that another process (an editor, a virus scanner)
- * has open fails with EPERM/EACCES/EBUSY for a moment.
+ * Whether a failed rename is worth another try, and after how long: on Windows, replacing a file that another
+ * process (an editor, a virus scanner) has open fails with EPERM/EACCES/EBUSY for a moment.
  */
+function renameRetryDelay(e: unknown, attempt: number): number | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (process.platform !== 'win32' || attempt >= 10 || !(code === 'EPERM' || code === 'EACCES' || code === 'EBUSY')) return null;
+  return 10 * (attempt + 1);
+}
+
+/** rename(), retried briefly on Windows (renameRetryDelay). */
 async function renameWithRetry(from: string, to: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await fs.promises.rename(from, to);
       return;
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (process.platform !== 'win32' || attempt >= 10 || !(code === 'EPERM' || code === 'EACCES' || code === 'EBUSY')) throw e;
-      await sleep(10 * (attempt + 1));
+      const delay = renameRetryDelay(e, attempt);
+      if (delay === null) throw e;
+      await sleep(delay);
+    }
+  }
+}
+
+/** renameSync(), retried briefly on Windows (renameRetryDelay). */
+export function renameWithRetrySync(from: string, to: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.renameSync(from, to);
+      return;
+    } catch (e) {
+      const delay = renameRetryDelay(e, attempt);
+      if (delay === null) throw e;
+      sleepSync(delay);
     }
   }
 }
@@ -252,7 +278,8 @@ export async function removeStaleTempFiles(dir: string): Promise<string[]> {
   return removed;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of this machine runs (EPERM: it does, as another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

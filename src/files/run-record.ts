@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic';
+import { pidAlive, writeFileAtomic, writeFileAtomicSync } from './atomic';
 import { AdapterModelError, checkpointAdapters } from './adapter-checkpoint';
 
 export const RUN_RECORD_VERSION = 1;
@@ -575,13 +575,7 @@ export function writerState(proc: unknown): 'alive' | 'dead' | 'unknown' {
   if (!proc || typeof proc !== 'object') return 'unknown';
   const { pid, host } = proc as { pid?: unknown; host?: unknown };
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || host !== os.hostname()) return 'unknown';
-  try {
-    process.kill(pid, 0);
-    return 'alive';
-  } catch (e) {
-    // EPERM: the process exists but belongs to another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : 'dead';
-  }
+  return pidAlive(pid) ? 'alive' : 'dead';
 }
 
 export function openRun(dir: string): Promise<RunFolder> {

@@ -40,7 +40,6 @@ import { MergeDataError, runMergeDataPass } from './data-pass';
 import { readSafetensorsHeader, type SafetensorsHeader } from '../../files/safetensors';
 import { COMMIT_FILE, MERGE_REPORT_FILE, MODEL_FILE_RE, WORK_PREFIX, commitMergeOutput, finishCommit, holdWorkFolder, workFolders, workHost } from '../../files/merge/merge-commit';
 
-export { MERGE_REPORT_FILE };
 
 export class MergeOutputExistsError extends Error {
   constructor(readonly dir: string, readonly file: string) {

@@ -3,7 +3,7 @@
 // vector (missing tensors, other shapes), and each score's needs (statistics, calibration data). Reads only
 // safetensors headers and builds the model's module tree on the CPU to tell which weight is the output head.
 import * as fs from 'node:fs';
-import { readSafetensorsHeader } from '../../files/safetensors';
+import { SafetensorsError, readSafetensorsHeader } from '../../files/safetensors';
 import { ModelFilesError, openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
 import { DEFAULT_TARGETS, PruneOptionError, selectTargets, type NamedShape, type PruneOptions } from '../../files/prune/options';
 import type { PruneScoreConfig } from '../../files/registry/prune-scores';
@@ -48,11 +48,7 @@ export async function planPrune(source: PruneSource, options: PruneOptions, scor
     // One file or a sharded model's index (a merged model's folder resolves to it): only headers are read here.
     const bw = await openBase(options.base);
     try {
-      for (const t of targets) {
-        const b = bw.tensors[t.name];
-        if (!b) throw new PruneOptionError('base', `${options.base} has no tensor ${t.name} (a task vector needs the base's value of every target)`);
-        if (b.shape.join() !== t.shape.join()) throw new PruneOptionError('base', `${t.name} is [${b.shape.join(', ')}] in ${options.base} but [${t.shape.join(', ')}] in ${source.checkpoint}`);
-      }
+      for (const t of targets) checkBaseTensor(bw, options.base, t, source.checkpoint);
     } finally {
       await bw.close();
     }
@@ -66,7 +62,14 @@ export async function openBase(file: string): Promise<WeightsFile> {
   try {
     return await openWeightsFile(file);
   } catch (e) {
-    if (e instanceof ModelFilesError || (e as Error).name === 'SafetensorsError') throw new PruneOptionError('base', (e as Error).message);
+    if (e instanceof ModelFilesError || e instanceof SafetensorsError) throw new PruneOptionError('base', e.message);
     throw e;
   }
+}
+
+/** A task vector needs the base's value of every target, in the target's shape. */
+export function checkBaseTensor(base: WeightsFile, baseFile: string, t: NamedShape, checkpoint: string): void {
+  const b = base.tensors[t.name];
+  if (!b) throw new PruneOptionError('base', `${baseFile} has no tensor ${t.name} (a task vector needs the base's value of every target)`);
+  if (b.shape.join() !== t.shape.join()) throw new PruneOptionError('base', `${t.name} is [${b.shape.join(', ')}] in ${baseFile} but [${t.shape.join(', ')}] in ${checkpoint}`);
 }

@@ -4,7 +4,7 @@
 // per target, never a model copy; restore() writes the dense values back exactly. In task-vector mode the base's
 // values of the targets are loaded too (pruned entries are reset to them).
 import type { Runtime } from '../gpu/runtime';
-import { openBase } from './plan';
+import { checkBaseTensor, openBase } from './plan';
 import { DEFAULT_TARGETS, PruneOptionError, selectTargets, type PruneOptions } from '../../files/prune/options';
 import { makeLoss } from '../loss/registry';
 import { Linear } from '../nn/layers';
@@ -62,9 +62,7 @@ export class PruneModel {
           const live = store.get(c.name);
           let baseValues: Float32Array | null = null;
           if (baseFile) {
-            const info = baseFile.tensors[c.name];
-            if (!info) throw new PruneOptionError('base', `${options.base} has no tensor ${c.name} (a task vector needs the base's value of every target)`);
-            if (info.shape.join() !== c.shape.join()) throw new PruneOptionError('base', `${c.name} is [${info.shape.join(', ')}] in ${options.base} but [${c.shape.join(', ')}] in ${source.checkpoint}`);
+            checkBaseTensor(baseFile, options.base!, c, source.checkpoint);
             baseValues = await baseFile.read(c.name).catch((e: unknown) => {
               throw new PruneOptionError('base', (e as Error).message); // a damaged shard is the base's error
             });

@@ -12,7 +12,7 @@ import { isConfigFile } from '../../files/config/config-files';
 import { loadConfig, resolveConfigPath } from '../../files/config/load';
 import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
 import { MODEL_FILE, SHARD_INDEX_FILE, openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
-import { settleMergeFolder } from '../../files/merge/merge-commit';
+import { modelFileIn } from '../../files/merge/merge-commit';
 import type { ParameterStore } from '../optim/params';
 import { CheckpointMismatchError } from './checkpoint';
 
@@ -49,10 +49,9 @@ export async function resolveInitSource(from: string): Promise<InitSource> {
   }
   if (st.isDirectory()) {
     if (!fs.existsSync(path.join(from, RUN_FILE))) {
-      // A merged model (basin merge --out) or any transformers-style folder; the single file first, as transformers.
-      // A merge killed while moving its files in is finished first, so the choice sees its files, not a mix.
-      settleMergeFolder(from);
-      for (const f of [MODEL_FILE, SHARD_INDEX_FILE]) if (fs.existsSync(path.join(from, f))) return { file: path.resolve(from, f), runDir: null };
+      // A merged model (basin merge --out) or any transformers-style folder.
+      const file = modelFileIn(from);
+      if (file) return { file: path.resolve(file), runDir: null };
       throw new Error(`${from} is a folder without ${RUN_FILE}, ${MODEL_FILE} or ${SHARD_INDEX_FILE}: give a Basin run folder, a model folder or a checkpoint .safetensors file`);
     }
     const run = await openRun(from);

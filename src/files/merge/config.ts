@@ -28,7 +28,7 @@ import type { ParamSpec, RegistryEntry } from '../registry/entry';
 import { mergeMethodRegistry, type MergeMethodName, MERGE_METHOD_ENTRIES } from '../registry/merge-methods';
 import { CHECKPOINTS_DIR, RUN_FILE } from '../run-record';
 import { commonLineageBase, fineTuneBaseOf } from './lineage-base';
-import { settleMergeFolder } from './merge-commit';
+import { MODEL_FILE, modelFileIn } from './merge-commit';
 import type { ConditionalParam, ParamScalar, ParamSetting, ParamSettings } from './params';
 
 export { ConfigError, formatDiagnostic, type ConfigDiagnostic } from '../config/load';
@@ -151,15 +151,13 @@ export function resolveModelRef(dir: string, written: string): Omit<ModelRef, 'l
   }
   if (st.isDirectory()) {
     if (fs.existsSync(path.join(real, RUN_FILE))) return { written, path: real, kind: 'run' };
-    // Which files make the model is read below: a merge killed while moving its files in is finished first.
+    let file: string | null;
     try {
-      settleMergeFolder(real);
+      file = modelFileIn(real); // a merge killed while moving its files in is finished first
     } catch (e) {
       throw new ModelRefError(`"${written}": ${(e as Error).message}`);
     }
-    // transformers prefers the single file when both are there; so does Basin.
-    if (fs.existsSync(path.join(real, 'model.safetensors'))) return { written, path: real, kind: 'folder' };
-    if (fs.existsSync(path.join(real, 'model.safetensors.index.json'))) return { written, path: real, kind: 'sharded' };
+    if (file) return { written, path: real, kind: path.basename(file) === MODEL_FILE ? 'folder' : 'sharded' };
     throw new ModelRefError(`folder "${written}" holds no ${RUN_FILE} (a Basin run), model.safetensors or model.safetensors.index.json`);
   }
   throw new ModelRefError(`"${written}" is neither a file nor a folder`);

@@ -14,8 +14,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeFileAtomicSync } from '../atomic';
+import { pidAlive, renameWithRetrySync, sleepSync, writeFileAtomicSync } from '../atomic';
 
+/** A model folder's single weights file, and the index of a sharded one (transformers' names). */
+export const MODEL_FILE = 'model.safetensors';
+export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
 /** The merge report beside a merged model. */
 export const MERGE_REPORT_FILE = 'merge-report.json';
 /** Weights files of a merged model: the single file, the index and mergekit/transformers-style shards. */
@@ -73,13 +76,7 @@ export function holdWorkFolder(dir: string): () => void {
 }
 
 function processAlive(pid: number, dir: string): boolean {
-  if (pid === process.pid) return ownWork.has(path.resolve(dir));
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // someone else's live process
-  }
+  return pid === process.pid ? ownWork.has(path.resolve(dir)) : pidAlive(pid);
 }
 
 /** The merge work folders inside `outDir` (none when it cannot be listed). */
@@ -184,7 +181,7 @@ export function finishCommit(outDir: string, work: string): void {
     if (st) {
       if (!st.isFile()) throw new MergeCommitError(work, `${f} there is not a plain file`);
       try {
-        renameRetrying(from, to);
+        renameWithRetrySync(from, to);
       } catch (e) {
         // Two processes finishing one commit: the other moved it first.
         if (!(code(e) === 'ENOENT' && fs.existsSync(to))) throw e;
@@ -196,25 +193,11 @@ export function finishCommit(outDir: string, work: string): void {
   }
   removeStaleModelFiles(outDir, files);
   try {
-    renameRetrying(path.join(work, MERGE_REPORT_FILE), path.join(outDir, MERGE_REPORT_FILE));
+    renameWithRetrySync(path.join(work, MERGE_REPORT_FILE), path.join(outDir, MERGE_REPORT_FILE));
   } catch (e) {
     if (code(e) !== 'ENOENT') throw e; // moved already (by this finish's first try, or by another process)
   }
   fs.rmSync(work, { recursive: true, force: true });
-}
-
-/** renameSync, retried a moment on Windows, where a file another program holds open refuses to be replaced. */
-function renameRetrying(from: string, to: string): void {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      fs.renameSync(from, to);
-      return;
-    } catch (e) {
-      const c = code(e);
-      if (process.platform !== 'win32' || attempt >= 10 || !(c === 'EPERM' || c === 'EACCES' || c === 'EBUSY')) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 * (attempt + 1));
-    }
-  }
 }
 
 /**
@@ -238,8 +221,9 @@ export function settleMergeFolder(dir: string): string[] {
   const finished: string[] = [];
   const deadline = Date.now() + 2000;
   for (;;) {
-    const moving = workFolders(dir).filter((w) => w.committed && !w.finishable);
-    for (const w of workFolders(dir)) {
+    const folders = workFolders(dir);
+    const moving = folders.filter((w) => w.committed && !w.finishable);
+    for (const w of folders) {
       if (!w.finishable) continue;
       try {
         finishCommit(dir, w.dir);
@@ -260,6 +244,16 @@ export function settleMergeFolder(dir: string): string[] {
       const who = w.foreign ? `a merge on ${w.host} (process ${w.pid})` : `a merge (process ${w.pid})`;
       throw new MergeCommitError(w.dir, `${who} is moving its files into ${dir}`, 'read the folder again once it has ended (a minute after its record, another machine\'s merge counts as gone and is finished here)');
     }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    sleepSync(50);
   }
+}
+
+/**
+ * The weights file a model folder holds: the single file first (as transformers), else a sharded model's index;
+ * null for neither. Settles the folder first (settleMergeFolder), so the choice sees a killed merge's files, not a mix.
+ */
+export function modelFileIn(dir: string): string | null {
+  settleMergeFolder(dir);
+  for (const f of [MODEL_FILE, SHARD_INDEX_FILE]) if (fs.existsSync(path.join(dir, f))) return path.join(dir, f);
+  return null;
 }

@@ -17,7 +17,7 @@ import { decodeBf16, decodeF16 } from '../f16';
 import { RunFolder, RunRecordError, modelWeightsFile } from '../run-record';
 import { MAX_HEADER_BYTES, SafetensorsError, SafetensorsReader, type SafetensorsDType, type SafetensorsHeader } from '../safetensors';
 import { resolveModelRef, type ModelRef, type ModelRefKind } from './config';
-import { settleMergeFolder } from './merge-commit';
+import { MODEL_FILE, SHARD_INDEX_FILE, modelFileIn, settleMergeFolder } from './merge-commit';
 
 /** The float dtypes a merge reads and writes. */
 export type FloatDType = 'F32' | 'F16' | 'BF16';
@@ -336,8 +336,7 @@ export class ModelFiles {
 }
 
 /** A model folder's single weights file, and a sharded model's index (transformers' names). */
-export const MODEL_FILE = 'model.safetensors';
-export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
+export { MODEL_FILE, SHARD_INDEX_FILE };
 
 /** One weights file, or a sharded model through its index: each tensor's dtype and shape, and a read as f32. */
 export interface WeightsFile {
@@ -354,14 +353,7 @@ export async function openWeightsFile(file: string): Promise<WeightsFile> {
     // A merge killed while moving its files in is finished first. If it replaced this one file by shards, the
     // model is now read through their index (the caller chose the file before the folder was settled).
     const dir = path.dirname(file);
-    if (settleMergeFolder(dir).length && !fs.existsSync(file)) {
-      for (const f of [MODEL_FILE, SHARD_INDEX_FILE]) {
-        if (fs.existsSync(path.join(dir, f))) {
-          file = path.join(dir, f);
-          break;
-        }
-      }
-    }
+    if (settleMergeFolder(dir).length && !fs.existsSync(file)) file = modelFileIn(dir) ?? file;
   }
   const m = await ModelFiles.open(path.basename(file) === SHARD_INDEX_FILE ? { path: path.dirname(file), kind: 'sharded' } : { path: file, kind: 'safetensors' });
   const tensors = Object.create(null) as Record<string, { dtype: string; shape: number[] }>;
