@@ -241,6 +241,12 @@ describe('prune options and their errors', () => {
     const h = await readSafetensorsHeader(path.join(dir, 'base.safetensors'));
     fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: Object.fromEntries(Object.keys(h.tensors).map((n) => [n, 'model-00001-of-00001.safetensors'])) }));
     await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json has no tensor layers\.1\.weight/);
+    // A truncated shard is the base's error, naming the shard, before any work; the base's files stay as they were.
+    const shard = path.join(sharded, 'model-00001-of-00001.safetensors');
+    const whole = fs.readFileSync(shard);
+    fs.writeFileSync(shard, whole.subarray(0, whole.length - 3));
+    await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model-00001-of-00001\.safetensors/);
+    assert.equal(fs.statSync(shard).size, whole.length - 3);
     // A damaged index is the base's error, with the file.
     fs.writeFileSync(path.join(sharded, 'model.safetensors.index.json'), '{"weight_map": ');
     await assert.rejects(planPrune(src, { ...opts, base: sharded }, [pruneScoreConfig('magnitude')]), /^PruneOptionError: base: .*sharded-base\/model\.safetensors\.index\.json/);
