@@ -10,7 +10,6 @@ import * as path from 'node:path';
 import { RUN_FILE, listRuns, modelWeightsFile, openRun } from '../../files/run-record';
 import { isConfigFile } from '../../files/config/config-files';
 import { loadConfig, resolveConfigPath } from '../../files/config/load';
-import { readSafetensorsHeader, readTensor } from '../../files/safetensors';
 import { MODEL_FILE, SHARD_INDEX_FILE, openWeightsFile, type WeightsFile } from '../../files/merge/model-files';
 import { modelFileIn } from '../../files/merge/merge-commit';
 import type { ParameterStore } from '../optim/params';
@@ -78,7 +77,6 @@ export interface InitReport {
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-
 /**
  * Loads the weights of `file` (a .safetensors file or a sharded model's index) into the store, matched by name
  * and shape. Without `partial`, any model tensor missing from the file or of another shape is an error listing the
@@ -94,12 +92,11 @@ export async function initFromCheckpoint(file: string, store: ParameterStore, op
 }
 
 async function initFrom(file: string, weights: WeightsFile, store: ParameterStore, opts: { partial: boolean }): Promise<InitReport> {
-  const header = weights;
   const loaded: string[] = [];
   const fresh: string[] = [];
   const problems: string[] = [];
   for (const e of store.entries) {
-    const t = header.tensors[e.name];
+    const t = weights.tensors[e.name];
     if (!t) {
       problems.push(`no tensor ${e.name} ${fmt(e.shape)}`);
       fresh.push(`${e.name} (not in the checkpoint)`);
@@ -112,7 +109,7 @@ async function initFrom(file: string, weights: WeightsFile, store: ParameterStor
     } else loaded.push(e.name);
   }
   const known = new Set(store.entries.map((e) => e.name));
-  const unused = Object.keys(header.tensors).filter((n) => !known.has(n));
+  const unused = Object.keys(weights.tensors).filter((n) => !known.has(n));
   if (problems.length && !opts.partial) {
     throw new CheckpointMismatchError(file, problems, { init: true, mismatches: true });
   }
